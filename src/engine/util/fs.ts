@@ -1,0 +1,62 @@
+import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join, basename } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
+
+/** A sibling temp name that readers never mistake for the real file (same dir = same filesystem = atomic rename). */
+export function tempNameFor(path: string): string {
+  return join(dirname(path), `.tmp-${basename(path)}-${process.pid}-${randomBytes(4).toString("hex")}`);
+}
+
+/** Writes a file so that readers see either the old content or the complete new one, never a torn write. */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode?: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempNameFor(path);
+  try {
+    await writeFile(tmp, data, mode === undefined ? {} : { mode });
+    await fsyncFile(tmp);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Streams into a temp file; `commit` decides (after the stream ended) whether it is renamed into place. */
+export async function writeStreamAtomic(
+  path: string,
+  source: Readable,
+  commit: () => void | Promise<void> = () => undefined,
+): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempNameFor(path);
+  try {
+    await pipeline(source, createWriteStream(tmp));
+    await commit();
+    await fsyncFile(tmp);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await (await import("node:fs/promises")).access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
