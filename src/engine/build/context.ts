@@ -1,0 +1,161 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { glob, lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
+import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
+import type { LayerEntry } from "./layer-writer";
+
+/** A build input error in the user's terms: the Kubefile line and what is wrong. */
+export class BuildInputError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    message: string,
+  ) {
+    super(`${file}:${line}: ${message}`);
+    this.name = "BuildInputError";
+  }
+}
+
+export interface Where {
+  file: string;
+  line: number;
+  instruction: string;
+}
+
+/**
+ * Resolves COPY/ADD/APP sources against the build context. A source is always relative to the
+ * context (a leading / too, as in Docker); one that escapes it, directly or through a
+ * symlink, is refused — a build must not read arbitrary files of the build machine.
+ */
+export async function resolveSources(context: string, sources: string[], where: Where): Promise<string[]> {
+  const root = await realpath(context);
+  const out: string[] = [];
+  for (const src of sources) {
+    const rel = src.replace(/^\/+/, "");
+    const candidate = resolve(root, rel);
+    if (!isInside(root, candidate)) {
+      throw new BuildInputError(where.file, where.line, `${where.instruction} source "${src}" is outside the build context ${context}`);
+    }
+    const matches = /[*?[]/.test(rel) ? await expandGlob(root, rel) : [candidate];
+    if (matches.length === 0) {
+      throw new BuildInputError(where.file, where.line, `${where.instruction} source "${src}" matches no file in the build context ${context}`);
+    }
+    for (const m of matches) {
+      let real: string;
+      try {
+        real = await realpath(m);
+      } catch {
+        throw new BuildInputError(where.file, where.line, `${where.instruction} source "${src}" does not exist in the build context ${context}`);
+      }
+      if (!isInside(root, real)) {
+        throw new BuildInputError(where.file, where.line, `${where.instruction} source "${src}" resolves to ${real}, outside the build context ${context}`);
+      }
+      out.push(m);
+    }
+  }
+  return out;
+}
+
+async function expandGlob(root: string, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const m of glob(pattern, { cwd: root })) found.push(join(root, m));
+  return found.sort();
+}
+
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+}
+
+/**
+ * The layer entries that copying `sources` to `dest` produces, Docker's rules: a directory
+ * source copies its contents; several sources or a dest ending in / (or an existing directory
+ * in the image) make dest a directory; a single file source otherwise names the target file.
+ */
+export async function copyEntries(sources: string[], dest: string, destIsDirectory: boolean): Promise<LayerEntry[]> {
+  const destPath = normaliseDest(dest);
+  const entries: LayerEntry[] = [];
+  const intoDir = destIsDirectory || sources.length > 1 || dest.endsWith("/") || dest === "." || dest === "/";
+  for (const src of sources) {
+    const st = await stat(src);
+    if (st.isDirectory()) {
+      if (destPath !== "") entries.push({ type: "directory", path: destPath, mode: st.mode & 0o7777 });
+      await walkInto(src, destPath, entries);
+    } else {
+      const target = intoDir ? joinLayerPath(destPath, basename(src)) : destPath;
+      entries.push({ type: "file", path: target, mode: st.mode & 0o7777, size: st.size, source: src });
+    }
+  }
+  return dedupeLastWins(entries);
+}
+
+async function walkInto(dir: string, prefix: string, out: LayerEntry[]): Promise<void> {
+  const names = (await readdir(dir)).sort();
+  for (const name of names) {
+    const path = join(dir, name);
+    const layerPath = joinLayerPath(prefix, name);
+    const st = await lstat(path);
+    if (st.isSymbolicLink()) out.push({ type: "symlink", path: layerPath, mode: 0o777, target: await readlink(path) });
+    else if (st.isDirectory()) {
+      out.push({ type: "directory", path: layerPath, mode: st.mode & 0o7777 });
+      await walkInto(path, layerPath, out);
+    } else if (st.isFile()) out.push({ type: "file", path: layerPath, mode: st.mode & 0o7777, size: st.size, source: path });
+  }
+}
+
+export function normaliseDest(dest: string): string {
+  return dest
+    .split("/")
+    .filter((p) => p !== "" && p !== ".")
+    .join("/");
+}
+
+export function joinLayerPath(a: string, b: string): string {
+  return a === "" ? b : `${a}/${b}`;
+}
+
+function dedupeLastWins(entries: LayerEntry[]): LayerEntry[] {
+  const byPath = new Map<string, LayerEntry>();
+  for (const e of entries) byPath.set(e.path, e);
+  return [...byPath.values()];
+}
+
+/**
+ * A digest of what a set of entries would put in a layer: paths, types, modes, link targets
+ * and file contents. Equal digests mean an identical layer, so the cache can reuse it.
+ * File hashes are memoised by (path, size, mtime, inode) within one process.
+ */
+export async function entriesDigest(entries: LayerEntry[]): Promise<string> {
+  const h = createHash("sha256");
+  for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    switch (e.type) {
+      case "file":
+        h.update(`f ${e.path} ${e.mode} ${e.size} ${await fileDigest(e.source)}\n`);
+        break;
+      case "directory":
+        h.update(`d ${e.path} ${e.mode}\n`);
+        break;
+      case "symlink":
+        h.update(`l ${e.path} ${e.target}\n`);
+        break;
+      case "whiteout":
+        h.update(`w ${e.path}\n`);
+        break;
+    }
+  }
+  return h.digest("hex");
+}
+
+const fileDigests = new Map<string, string>();
+
+export async function fileDigest(path: string): Promise<string> {
+  const st = await stat(path, { bigint: true });
+  const key = `${path}\0${st.size}\0${st.mtimeNs}\0${st.ino}`;
+  const known = fileDigests.get(key);
+  if (known) return known;
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  const digest = h.digest("hex");
+  fileDigests.set(key, digest);
+  return digest;
+}

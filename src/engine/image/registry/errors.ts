@@ -1,0 +1,140 @@
+/** One entry of a registry's JSON error body: `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"...","detail":...}]}`. */
+export interface RegistryErrorEntry {
+  code: string;
+  message?: string;
+  detail?: unknown;
+}
+
+export interface RegistryErrorInit {
+  /** User-facing registry name (host[:port], docker.io for Docker Hub). */
+  registry: string;
+  method: string;
+  /** host + path of the request, without the query string, e.g. `127.0.0.1:5000/v2/foo/manifests/1.0`. */
+  path: string;
+  /** HTTP status; undefined when no response arrived (connection error, timeout). */
+  status?: number;
+  errors?: RegistryErrorEntry[];
+  /** Text after the status and codes, when the body had no JSON errors or a hint applies. */
+  message?: string;
+  /** Network error code (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...) when no response arrived. */
+  code?: string;
+  /** From a Retry-After header, in milliseconds. */
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
+/**
+ * A failed registry request, e.g.
+ * `GET 127.0.0.1:5000/v2/foo/manifests/1.0: 404 MANIFEST_UNKNOWN: manifest unknown`.
+ * Never carries credentials or tokens.
+ */
+export class RegistryError extends Error {
+  readonly registry: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number | undefined;
+  readonly errors: RegistryErrorEntry[];
+  readonly code: string | undefined;
+  readonly retryAfterMs: number | undefined;
+  /** How many attempts were made before giving up (set by the retry loop). */
+  attempts = 1;
+
+  constructor(init: RegistryErrorInit) {
+    super(formatMessage(init), init.cause !== undefined ? { cause: init.cause } : undefined);
+    this.name = "RegistryError";
+    this.registry = init.registry;
+    this.method = init.method;
+    this.path = init.path;
+    this.status = init.status;
+    this.errors = init.errors ?? [];
+    this.code = init.code;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+
+  /** The registry's error codes, e.g. `["MANIFEST_UNKNOWN"]`. */
+  get codes(): string[] {
+    return this.errors.map((e) => e.code);
+  }
+
+  /** 404, or a *_UNKNOWN code. */
+  get notFound(): boolean {
+    return this.status === 404 || this.codes.some((c) => c.endsWith("_UNKNOWN"));
+  }
+
+  get unauthorized(): boolean {
+    return this.status === 401 || this.status === 403;
+  }
+
+  /** Marks the error as final after `attempts` tries; the message says so when there was more than one. */
+  gaveUp(attempts: number): this {
+    this.attempts = attempts;
+    if (attempts > 1) this.message += ` (gave up after ${attempts} attempts)`;
+    return this;
+  }
+}
+
+function formatMessage(init: RegistryErrorInit): string {
+  let s = `${init.method} ${init.path}: `;
+  if (init.status === undefined) {
+    s += init.message ?? "request failed";
+    return s;
+  }
+  s += String(init.status);
+  const errors = init.errors ?? [];
+  if (errors.length > 0) {
+    s += " " + errors.map((e) => (e.message ? `${e.code}: ${e.message}` : e.code)).join("; ");
+    if (init.message) s += `; ${init.message}`;
+  } else {
+    const text = init.message ?? STATUS_TEXT[init.status];
+    if (text) s += ` ${text}`;
+  }
+  return s;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Payload Too Large",
+  416: "Range Not Satisfiable",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** Parses a registry error body; tolerant of non-JSON bodies (returns []). */
+export function parseErrorBody(body: Buffer): RegistryErrorEntry[] {
+  if (body.length === 0) return [];
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { errors?: unknown };
+    if (!parsed || !Array.isArray(parsed.errors)) return [];
+    const out: RegistryErrorEntry[] = [];
+    for (const e of parsed.errors) {
+      if (!e || typeof e !== "object") continue;
+      const { code, message, detail } = e as { code?: unknown; message?: unknown; detail?: unknown };
+      const entry: RegistryErrorEntry = { code: typeof code === "string" && code ? code : "UNKNOWN" };
+      if (typeof message === "string" && message) entry.message = truncate(message, 300);
+      if (detail !== undefined) entry.detail = detail;
+      out.push(entry);
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+/** A short, single-line excerpt of a non-JSON error body (HTML error pages, proxies). */
+export function bodyExcerpt(body: Buffer): string | undefined {
+  const text = body.toString("utf8").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+  return text ? truncate(text, 200) : undefined;
+}
+
+function truncate(s: string, max: number): string {
+  return s.length > max ? s.slice(0, max) + "…" : s;
+}

@@ -1,0 +1,7 @@
+export { RegistryClient } from "./client";
+export type { ManifestResponse, OpenBlobOptions, PushBlobOptions, PushBlobResult, RegistryClientOptions } from "./client";
+export { RegistryError, parseErrorBody } from "./errors";
+export type { RegistryErrorEntry } from "./errors";
+export { parseChallenges, repositoryScope } from "./auth";
+export type { Challenge } from "./auth";
+export { SizeMismatchError, VerifyingStream } from "./streams";

@@ -1,0 +1,159 @@
+import * as http from "node:http";
+import * as https from "node:https";
+import type { Readable } from "node:stream";
+import * as tls from "node:tls";
+
+export interface TransportOptions {
+  /** Skip TLS verification (https). */
+  insecure: boolean;
+  /** Extra CA certificates (PEM), trusted in addition to the system ones. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Connections per origin; further requests queue. */
+  maxSockets: number;
+  /** Socket idle timeout: no bytes for this long fails the request with ETIMEDOUT. */
+  timeoutMs: number;
+  userAgent: string;
+}
+
+export type RequestBody = Buffer | Readable;
+
+export interface SendOptions {
+  method: string;
+  url: URL;
+  headers?: Record<string, string | number>;
+  body?: RequestBody;
+  signal?: AbortSignal;
+}
+
+/**
+ * One HTTP exchange at a time, over keep-alive agents (one for http, one for https) so
+ * requests reuse connections. No retries, no auth, no redirects: the client layers those.
+ * The caller must consume or destroy every response body it gets.
+ */
+export class HttpTransport {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+
+  constructor(private readonly opts: TransportOptions) {
+    const common = { keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, scheduling: "lifo" as const };
+    this.httpAgent = new http.Agent(common);
+    let ca: Array<string | Buffer> | undefined;
+    if (opts.ca !== undefined) ca = [...tls.rootCertificates, ...(Array.isArray(opts.ca) ? opts.ca : [opts.ca])];
+    this.httpsAgent = new https.Agent({ ...common, rejectUnauthorized: !opts.insecure, ...(ca ? { ca } : {}) });
+  }
+
+  send(req: SendOptions): Promise<http.IncomingMessage> {
+    const { url, method, body, signal } = req;
+    const isHttps = url.protocol === "https:";
+    if (!isHttps && url.protocol !== "http:") return Promise.reject(new Error(`unsupported URL scheme in ${url.protocol}//${url.host}`));
+    const headers: Record<string, string | number> = { "User-Agent": this.opts.userAgent, ...req.headers };
+    if (Buffer.isBuffer(body) && !hasHeader(headers, "content-length")) headers["Content-Length"] = body.length;
+    if (body === undefined && (method === "PUT" || method === "POST" || method === "PATCH") && !hasHeader(headers, "content-length")) {
+      headers["Content-Length"] = 0;
+    }
+    return new Promise<http.IncomingMessage>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const options: http.RequestOptions = {
+        method,
+        headers,
+        agent: isHttps ? this.httpsAgent : this.httpAgent,
+        timeout: this.opts.timeoutMs,
+      };
+      if (signal) options.signal = signal;
+      const request = (isHttps ? https : http).request(url, options);
+      let settled = false;
+      request.on("timeout", () => {
+        request.destroy(Object.assign(new Error(`no data for ${this.opts.timeoutMs} ms`), { code: "ETIMEDOUT" }));
+      });
+      request.on("error", (err) => {
+        if (settled) return;
+        settled = true;
+        if (body && !Buffer.isBuffer(body)) body.destroy();
+        reject(signal?.aborted ? abortError(signal) : err);
+      });
+      request.on("response", (res) => {
+        settled = true;
+        resolve(res);
+      });
+      if (body === undefined) {
+        request.end();
+      } else if (Buffer.isBuffer(body)) {
+        request.end(body);
+      } else {
+        body.on("error", (err) => request.destroy(err));
+        body.pipe(request);
+      }
+    });
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
+
+function hasHeader(headers: Record<string, unknown>, name: string): boolean {
+  return Object.keys(headers).some((k) => k.toLowerCase() === name);
+}
+
+export function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  const err = new Error(reason !== undefined ? String(reason) : "the operation was aborted");
+  err.name = "AbortError";
+  return err;
+}
+
+/** Reads a whole response body, failing when it exceeds `limit` bytes. */
+export async function readBody(res: http.IncomingMessage, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) {
+    res.destroy();
+    throw new Error(`${what}: ${declared} bytes is more than the limit of ${limit}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      res.destroy();
+      throw new Error(`${what}: more than the limit of ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Reads at most `limit` bytes of an error body and discards the rest; never throws. */
+export async function readErrorBody(res: http.IncomingMessage, limit = 64 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (size < limit) {
+        chunks.push(chunk);
+        size += chunk.length;
+      }
+    }
+  } catch {
+    // A broken error body still leaves us the status.
+  }
+  return Buffer.concat(chunks).subarray(0, limit);
+}
+
+/** Discards a response body so the connection can be reused. */
+export function discard(res: http.IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.complete || res.readableEnded) {
+      resolve();
+      return;
+    }
+    res.on("end", resolve);
+    res.on("error", () => resolve());
+    res.on("close", resolve);
+    res.resume();
+  });
+}
