@@ -174,15 +174,19 @@ declare module "vitest" {
   }
 }
 
-/** Inside a test: the shared registries started by test/support/global-setup.ts. */
+/**
+ * Inside a test (or any process started under the test run): the shared registries started by
+ * test/support/global-setup.ts. Read from SEALANT_TEST_REGISTRIES (JSON, set by the global setup
+ * and inherited by workers), so this module does not need vitest; `inject("sealantRegistries")`
+ * gives the same value.
+ */
 export function sharedRegistries(): SharedRegistries {
-  // Required lazily so this module also loads outside vitest (benchmarks, scripts).
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { inject } = require("vitest") as typeof import("vitest");
-  const value = inject("sealantRegistries");
-  if (!value) throw new Error("shared registries are not available: is test/support/global-setup.ts the vitest globalSetup?");
-  return value;
+  const raw = process.env[SHARED_ENV];
+  if (!raw) throw new Error(`${SHARED_ENV} is not set: is test/support/global-setup.ts the vitest globalSetup?`);
+  return JSON.parse(raw) as SharedRegistries;
 }
+
+export const SHARED_ENV = "SEALANT_TEST_REGISTRIES";
 
 // ------------------------------------------------------------------ flaky proxy
 

@@ -1,0 +1,81 @@
+import { resolve } from "node:path";
+import { build as buildWith } from "../../engine/build";
+import { parsePlatform } from "../../engine/image/types";
+import { Session } from "../../engine/session";
+import { keyValues, parse } from "../args";
+import { UsageError } from "../errors";
+import { formatBytes, printJson, shortDigest } from "../format";
+import { Progress } from "../progress";
+import type { Command } from "./index";
+
+const usage = `Usage: sealant build -t REF [-f Kubefile] [OPTIONS] CONTEXT
+
+Build a cluster image from a Kubefile and the files of CONTEXT.
+
+  -f, --file FILE              the Kubefile (default: CONTEXT/Kubefile)
+  -t, --tag REF                the name of the image (required)
+      --build-arg K=V          a value for an ARG (repeatable)
+      --platform OS/ARCH       a platform to build (repeatable; several make an index)
+      --no-cache               rebuild every layer
+      --image-list FILE        extra container images to cache, one per line
+      --ignored-image-list F   container images not to cache, one per line
+      --insecure               allow plain HTTP / unverified TLS to non-loopback registries
+      --json                   print the result as JSON
+  -q, --quiet                  no progress`;
+
+export const build: Command = {
+  usage,
+  async run(args, signal) {
+    const { values, positionals } = parse(
+      args,
+      {
+        file: { type: "string", short: "f" },
+        tag: { type: "string", short: "t" },
+        "build-arg": { type: "string", multiple: true },
+        platform: { type: "string", multiple: true },
+        "no-cache": { type: "boolean", default: false },
+        "image-list": { type: "string", multiple: true },
+        "ignored-image-list": { type: "string", multiple: true },
+        insecure: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        quiet: { type: "boolean", short: "q", default: false },
+      },
+      usage,
+    );
+    if (!values.tag) throw new UsageError(`build needs -t REF\n\n${usage}`);
+    if (positionals.length !== 1) throw new UsageError(`build needs exactly one CONTEXT directory, got ${positionals.length}\n\n${usage}`);
+    const context = resolve(positionals[0]!);
+    const progress = new Progress(values.quiet || values.json);
+    const session = await Session.open({ insecure: values.insecure });
+    const started = Date.now();
+    try {
+      const result = await buildWith(session, {
+        context,
+        ...(values.file ? { kubefile: resolve(values.file) } : {}),
+        tag: values.tag,
+        buildArgs: keyValues(values["build-arg"], "--build-arg"),
+        platforms: (values.platform ?? []).flatMap((p) => p.split(",")).map(parsePlatform),
+        noCache: values["no-cache"],
+        ...(values["image-list"] ? { imageListFiles: values["image-list"].map((f) => resolve(f)) } : {}),
+        ...(values["ignored-image-list"] ? { ignoredImageListFiles: values["ignored-image-list"].map((f) => resolve(f)) } : {}),
+        signal,
+        onEvent: (e) => {
+          if (e.type === "step") progress.line(`[${e.platform}] ${e.index}/${e.total} ${e.text}${e.cached ? "  (cached)" : ""}`);
+          else if (e.type === "images") progress.line(`[${e.platform}] ${e.images.length} container image(s)${e.cached ? " (cached)" : ""}${e.images.length ? `: ${e.images.join(", ")}` : ""}`);
+          else if (e.type === "output") progress.status(e.text.trimEnd().split("\n").pop() ?? "");
+        },
+      });
+      if (values.json) {
+        printJson(result);
+      } else {
+        const layers = result.platforms.flatMap((p) => p.layers);
+        const reused = layers.filter((l) => l.cached).length;
+        process.stdout.write(
+          `built ${result.ref} ${shortDigest(result.digest)} (${layers.length} layers, ${reused} reused, ${formatBytes(layers.reduce((n, l) => n + l.size, 0))}) in ${((Date.now() - started) / 1000).toFixed(2)} s\n`,
+        );
+      }
+    } finally {
+      session.close();
+    }
+  },
+};

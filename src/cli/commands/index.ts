@@ -1,0 +1,13 @@
+import { build } from "./build";
+import { images, inspect, rmi, tag } from "./store";
+import { pull, push } from "./transfer";
+import { load, save } from "./archive";
+import { login, logout } from "./login";
+import { merge } from "./merge";
+
+export interface Command {
+  usage: string;
+  run(args: string[], signal: AbortSignal): Promise<number | void>;
+}
+
+export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, pull, push, save, load, login, logout, merge };

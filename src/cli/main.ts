@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+import { commands } from "./commands";
+import { UsageError, formatError } from "./errors";
+
+const HELP = `sealant — build, share and run cluster images
+
+Usage: sealant COMMAND [OPTIONS]
+
+Images:
+  build      Build a cluster image from a Kubefile
+  images     List images in the local store
+  inspect    Show an image's digest, layers, metadata and container images
+  tag        Give an image another name
+  rmi        Remove image names (and blobs nothing else uses)
+  merge      Combine cluster images into one
+Registries and archives:
+  pull       Pull an image from a registry
+  push       Push an image to a registry
+  save       Write images to an OCI archive (tar)
+  load       Read images from an OCI archive
+  login      Store credentials for a registry
+  logout     Remove stored credentials
+
+Environment: SEALANT_HOME (default ~/.sealant) holds the store and credentials.
+Run 'sealant COMMAND --help' for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${HELP}\n`);
+    return name ? 0 : 2;
+  }
+  if (name === "--version" || name === "version") {
+    process.stdout.write(`sealant ${require("../../package.json").version}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command "${name}" (run 'sealant --help' for the list)`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`${command.usage}\n`);
+    return 0;
+  }
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return (await command.run(rest, controller.signal)) ?? 0;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`sealant: ${formatError(err)}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

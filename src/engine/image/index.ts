@@ -1,0 +1,17 @@
+export * from "./digest";
+export * from "./media-types";
+export * from "./types";
+export * from "./reference";
+export * from "./source";
+export * from "./metadata";
+export { ImageStore, ImageNotFoundError, REF_NAME_ANNOTATION, sealantHome, pickPlatform } from "./store";
+export type { StoredImage } from "./store";
+export { CredentialStore, staticCredentials, credentialMap, registryKey } from "./credentials";
+export type { Credentials, CredentialSource } from "./credentials";
+export * from "./registry";
+export { pullImage, pushImage } from "./transfer";
+export type { ClientFactory, TransferEvent, TransferOptions, TransferResult } from "./transfer";
+export { saveArchive, loadArchive, ArchiveError } from "./archive";
+export { mergeImages } from "./merge";
+export { inspectImage, listImages } from "./inspect";
+export type { ImageInspection, ImageSummary } from "./inspect";

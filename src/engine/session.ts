@@ -1,0 +1,58 @@
+import { CredentialStore } from "./image/credentials";
+import { isLoopbackRegistry } from "./image/reference";
+import { RegistryClient, type RegistryClientOptions } from "./image/registry";
+import type { ImageSource } from "./image/source";
+import { ImageStore, sealantHome } from "./image/store";
+
+export interface SessionOptions {
+  /** $SEALANT_HOME by default. */
+  home?: string;
+  /** Plain HTTP / unverified TLS for these registries (true: all). Loopback registries are always plain HTTP. */
+  insecure?: boolean | string[];
+  /** Extra registry client options (retries, timeouts) for every registry. */
+  client?: Omit<RegistryClientOptions, "insecure" | "credentials">;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * What every engine operation needs: the local store, credentials, and one registry client
+ * per registry (reused, so connections are kept alive across an operation's requests).
+ */
+export class Session {
+  private readonly clients = new Map<string, RegistryClient>();
+
+  private constructor(
+    readonly home: string,
+    readonly store: ImageStore,
+    readonly credentials: CredentialStore,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  static async open(opts: SessionOptions = {}): Promise<Session> {
+    const home = opts.home ?? sealantHome(opts.env);
+    return new Session(home, await ImageStore.open(home), new CredentialStore(home, opts.env ?? process.env), opts);
+  }
+
+  clientFor = (registry: string): RegistryClient => {
+    let client = this.clients.get(registry);
+    if (!client) {
+      const insecure = this.opts.insecure === true || (Array.isArray(this.opts.insecure) && this.opts.insecure.includes(registry));
+      client = new RegistryClient(registry, { ...this.opts.client, insecure: insecure && !isLoopbackRegistry(registry), credentials: this.credentials });
+      this.clients.set(registry, client);
+    }
+    return client;
+  };
+
+  sourceFor = (registry: string): ImageSource => {
+    const client = this.clientFor(registry);
+    return {
+      getManifest: (repo, ref) => client.getManifest(repo, ref),
+      openBlob: (repo, digest, o) => client.openBlob(repo, digest, o?.size !== undefined ? { size: o.size } : {}),
+    };
+  };
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
