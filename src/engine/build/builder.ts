@@ -43,7 +43,8 @@ export interface BuildOptions {
 }
 
 export type BuildEvent =
-  | { type: "step"; platform: string; index: number; total: number; text: string; cached: boolean }
+  /** `cached` is null for steps that only set metadata and make no layer. */
+  | { type: "step"; platform: string; index: number; total: number; text: string; cached: boolean | null }
   | { type: "output"; platform: string; text: string }
   | { type: "images"; platform: string; images: string[]; cached: boolean }
   | { type: "image-progress"; platform: string; image: string; bytes: number; done: boolean };
@@ -279,7 +280,7 @@ async function loadBase(opts: BuildOptions, kubefile: Kubefile, platform: Platfo
   };
 }
 
-/** Runs one instruction; returns whether its result came from the cache. */
+/** Runs one instruction; returns whether its layer came from the cache (null: no layer). */
 async function applyInstruction(
   build: PlatformBuild,
   context: string,
@@ -288,7 +289,7 @@ async function applyInstruction(
   meta: ClusterImageMetadata,
   env: Record<string, string>,
   labels: Record<string, string>,
-): Promise<boolean> {
+): Promise<boolean | null> {
   switch (ins.kind) {
     case "COPY":
     case "ADD": {
@@ -318,15 +319,15 @@ async function applyInstruction(
     case "ENV":
       Object.assign(env, ins.pairs);
       build.addEmpty(`ENV ${JSON.stringify(ins.pairs)}`, `ENV ${Object.entries(ins.pairs).map(([k, v]) => `${k}=${v}`).join(" ")}`);
-      return true;
+      return null;
     case "LABEL":
       Object.assign(labels, ins.pairs);
       build.addEmpty(`LABEL ${JSON.stringify(ins.pairs)}`, `LABEL ${Object.keys(ins.pairs).join(" ")}`);
-      return true;
+      return null;
     default:
       // MAINTAINER, APPCMDS, APPENV, LAUNCH, CMDS, CMD, KUBEVERSION: metadata only.
       build.addEmpty(`${ins.kind} ${describe(ins)}`, describe(ins));
-      return true;
+      return null;
   }
 }
 
@@ -480,8 +481,9 @@ function describe(ins: Instruction): string {
       return `${ins.kind} ${ins.name} ${ins.sources.map((s) => (s.type === "local" ? `local://${s.path}` : s.url)).join(" ")}`;
     case "ENV":
     case "LABEL":
-    case "APPENV":
       return `${ins.kind} ${Object.entries(ins.pairs).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+    case "APPENV":
+      return `APPENV ${ins.app} ${Object.entries(ins.pairs).map(([k, v]) => `${k}=${v}`).join(" ")}`;
     case "APPCMDS":
       return `APPCMDS ${ins.app} ${JSON.stringify(ins.commands)}`;
     case "LAUNCH":

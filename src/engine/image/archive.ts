@@ -35,7 +35,7 @@ import { pipeline } from "node:stream/promises";
 import { pipeline as pipelineCb } from "node:stream";
 import { createGunzip } from "node:zlib";
 import * as tar from "tar-stream";
-import { isDigest, parseDigest, type Digest } from "./digest";
+import { DigestMismatchError, isDigest, parseDigest, type Digest } from "./digest";
 import { isIndexMediaType, isManifestMediaType, MediaType } from "./media-types";
 import { formatReference, parseReference } from "./reference";
 import { REF_NAME_ANNOTATION, type ImageStore } from "./store";
@@ -159,26 +159,27 @@ export async function saveArchive(
   const blobs = new Map<Digest, Descriptor>();
   for (const ref of refs) {
     const found = await store.resolve(ref);
-    if (seenRefs.has(found.ref)) continue;
-    seenRefs.add(found.ref);
-    images.push({ ref: found.ref, descriptor: found.descriptor });
+    const name = archiveName(found.ref);
+    if (seenRefs.has(name)) continue;
+    seenRefs.add(name);
+    images.push({ ref: name, descriptor: found.descriptor });
     let reachable: Descriptor[];
     try {
       reachable = await store.reachable(found.descriptor);
     } catch (err) {
-      throw new Error(`saving ${found.ref}: reading its manifests: ${(err as Error).message}`);
+      throw new Error(`saving ${name}: reading its manifests: ${(err as Error).message}`);
     }
     for (const d of reachable) {
-      const digest = parseDigest(d.digest, `digest in image ${found.ref}`);
+      const digest = parseDigest(d.digest, `digest in image ${name}`);
       const known = blobs.get(digest);
       if (known && known.size !== d.size) {
-        throw new Error(`saving ${found.ref}: blob ${digest} is described with sizes ${known.size} and ${d.size}`);
+        throw new Error(`saving ${name}: blob ${digest} is described with sizes ${known.size} and ${d.size}`);
       }
       if (known) continue;
       const size = await store.blobSize(digest);
-      if (size === undefined) throw new Error(`saving ${found.ref}: blob ${digest} is missing from the local store`);
+      if (size === undefined) throw new Error(`saving ${name}: blob ${digest} is missing from the local store`);
       if (size !== d.size) {
-        throw new Error(`saving ${found.ref}: blob ${digest} is ${size} bytes in the local store, but its descriptor says ${d.size}`);
+        throw new Error(`saving ${name}: blob ${digest} is ${size} bytes in the local store, but its descriptor says ${d.size}`);
       }
       blobs.set(digest, d);
     }
@@ -250,6 +251,13 @@ export async function saveArchive(
   return { images, blobs: blobs.size, bytes: totalBytes };
 }
 
+/** The name written to ref.name: `repo:tag@digest` (a pinned spelling) is saved as `repo:tag`. */
+function archiveName(ref: string): string {
+  const parsed = parseReference(ref);
+  if (parsed.digest === undefined || parsed.tag === undefined) return ref;
+  return formatReference({ registry: parsed.registry, repository: parsed.repository, tag: parsed.tag });
+}
+
 /**
  * Adds one entry to the pack and resolves when the pack has taken all of it, honouring
  * backpressure; rejects if the pack is destroyed meanwhile.
@@ -262,10 +270,11 @@ async function writeEntry(
   beforeEnd?: () => void,
 ): Promise<void> {
   if (Buffer.isBuffer(body)) header.size = body.length;
-  let sink!: ReturnType<tar.Pack["entry"]>;
+  let settle!: (err?: Error | null) => void;
   const done = new Promise<void>((resolve, reject) => {
-    sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    settle = (err) => (err ? reject(err) : resolve());
   });
+  const sink = pack.entry(header, (err) => settle(err));
   sink.on("error", () => undefined); // reported through `done`
   done.catch(() => undefined); // observed below; never unhandled
   if (header.type === "directory") return done;
@@ -440,7 +449,7 @@ async function* gunzipErrors(gunzip: AsyncIterable<Buffer>, label: string): Asyn
   try {
     yield* gunzip;
   } catch (err) {
-    throw new ArchiveError(label, undefined, `is not a valid gzip stream: ${(err as Error).message}`);
+    throw new ArchiveError(label, undefined, `is gzip-compressed, but the gzip stream is corrupt or truncated (${(err as Error).message})`);
   }
 }
 
@@ -488,7 +497,7 @@ async function readEntry(
     if (previous) {
       // Same name again: its content must be the same (i.e. match the name once more).
       const content = await hashEntry(entry);
-      if (content !== previous.content) fail(`duplicate entry with different content (sha256 ${content})`);
+      if (content !== previous.content) fail(`duplicate entry with different content (hashes to ${content})`);
       return;
     }
     await storeBlob(store, entry, digest, state, opts);
@@ -582,8 +591,8 @@ async function storeBlob(store: ImageStore, entry: TarEntry, digest: Digest, sta
     await storing;
   } catch (err) {
     if (readError !== undefined) throw readError;
-    if (err instanceof Error && /digest mismatch/.test(err.message)) {
-      throw new ArchiveError(state.label, entry.header.name, `content does not match its name: ${err.message}`);
+    if (err instanceof DigestMismatchError) {
+      throw new ArchiveError(state.label, entry.header.name, `content does not match its name (digest mismatch: it hashes to ${err.actual})`);
     }
     if (err instanceof Error && /size mismatch/.test(err.message)) {
       throw new ArchiveError(state.label, entry.header.name, err.message);
@@ -737,7 +746,7 @@ function nameImages(index: Index, label: string, opts: LoadArchiveOptions): Plan
   for (const desc of index.manifests) {
     const archiveName = desc.annotations?.[REF_NAME_ANNOTATION];
     const containerdName = desc.annotations?.[CONTAINERD_IMAGE_NAME_ANNOTATION];
-    const mapped = (archiveName !== undefined ? opts.names?.[archiveName] : undefined) ?? opts.names?.[desc.digest];
+    const mapped = lookupName(opts.names, archiveName, desc.digest);
     let ref: string;
     if (mapped !== undefined) {
       ref = normaliseGiven(mapped, "name mapping", fail);
@@ -766,6 +775,26 @@ function nameImages(index: Index, label: string, opts: LoadArchiveOptions): Plan
     planned.push(p);
   }
   return planned;
+}
+
+/** `names` by exact archive name, by digest, or by another spelling of the same reference (`app:1`). */
+function lookupName(names: Record<string, string> | undefined, archiveName: string | undefined, digest: Digest): string | undefined {
+  if (!names) return undefined;
+  if (archiveName !== undefined && Object.hasOwn(names, archiveName)) return names[archiveName];
+  if (Object.hasOwn(names, digest)) return names[digest];
+  if (archiveName === undefined || !/[/:@]/.test(archiveName)) return undefined;
+  const wanted = tryNormalise(archiveName);
+  if (wanted === undefined) return undefined;
+  for (const [key, value] of Object.entries(names)) if (/[/:@]/.test(key) && tryNormalise(key) === wanted) return value;
+  return undefined;
+}
+
+function tryNormalise(ref: string): string | undefined {
+  try {
+    return formatReference(parseReference(ref));
+  } catch {
+    return undefined;
+  }
 }
 
 function describeEntry(d: Descriptor): string {

@@ -365,7 +365,18 @@ class Parser {
     const words = this.listArgs(kind, rest, "glob");
     const usage = `${kind} requires at least two arguments: ${kind} <src>... <dest>`;
     if (words.length < 2) throw new LineError(words.length === 0 ? usage : `${usage} (got only "${words[0].text}")`);
-    const expanded = words.map((w) => this.x(w.text, w.quotes));
+    const expanded = words.map((w) => {
+      try {
+        return this.x(w.text, w.quotes);
+      } catch (e) {
+        if (e instanceof LineError && /matching (single|double)-quote/.test(e.message)) {
+          throw new LineError(
+            `${e.message}; ${kind} splits its arguments at blanks even inside quotes: use the JSON form ${kind} ["a b", "dest/"] for paths with blanks`,
+          );
+        }
+        throw e;
+      }
+    });
     for (let i = 0; i < expanded.length; i++) {
       if (expanded[i] === "") throw new LineError(`${kind} argument "${words[i].text}" expands to an empty string`);
     }

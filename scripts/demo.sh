@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: set up (idempotent), then build the example cluster image and show it.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+source "$root/scripts/env.sh"
+exec bash "$root/examples/demo.sh"

