@@ -52,9 +52,23 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// If the event loop empties while a command is still pending, something never settled: that
+// must not look like success.
+let finished = false;
+process.on("beforeExit", () => {
+  if (!finished) {
+    process.stderr.write("sealant: internal error: the operation stopped without finishing (please report this)\n");
+    process.exit(70);
+  }
+});
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => {
+    finished = true;
+    process.exit(code);
+  },
   (err: unknown) => {
+    finished = true;
     process.stderr.write(`sealant: ${formatError(err)}\n`);
     process.exit(err instanceof UsageError ? 2 : 1);
   },

@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -6,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import * as tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,22 +13,15 @@ import { sha256 } from "../../src/engine/image/digest";
 import { MediaType } from "../../src/engine/image/media-types";
 import { ImageStore } from "../../src/engine/image/store";
 import type { Descriptor, ImageConfig, Index, Manifest } from "../../src/engine/image/types";
+import * as tools from "../support/tools";
 
-const run = promisify(execFile);
-
-// ---- helpers (kept in this file: test/support has no shared tools yet) ----
+// ---- helpers ----
 
 let work: string;
-let policy: string;
 
-async function skopeo(...args: string[]): Promise<string> {
-  try {
-    const { stdout } = await run("skopeo", ["--policy", policy, ...args], { maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`skopeo ${args.join(" ")} failed: ${e.stderr ?? e.message}`);
-  }
+/** skopeo with a permissive temp policy (test/support/tools.ts), as the independent judge. */
+function skopeo(...args: string[]): Promise<string> {
+  return tools.skopeo(args);
 }
 
 let counter = 0;
@@ -122,8 +113,6 @@ async function allBlobsPresent(store: ImageStore, desc: Descriptor): Promise<voi
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "sealant-archive-"));
-  policy = join(work, "policy.json");
-  await writeFile(policy, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
 });
 
 afterAll(async () => {

@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheImages, ImageCacheError, type CacheProgressEvent } from "../../src/engine/build/image-cache";
 import { DistributionLayout, listRepositories, listTags } from "../../src/engine/image/distribution-layout";
 import { RegistryClient } from "../../src/engine/image/registry";
+import type { ImageSource } from "../../src/engine/image/source";
 import { hostPlatform, type Platform } from "../../src/engine/image/types";
 import { blobDataPath, startRegistry, type TestRegistry } from "../support/registry";
 import { blobInfo, randomLayer, skopeo, skopeoCopy, skopeoInspect, tempDir, type BlobInfo } from "../support/tools";
@@ -318,6 +320,60 @@ describe("cacheImages failures", () => {
       expect(await new DistributionLayout(dest.path).hasBlob(layer.digest)).toBe(false);
       expect(await listTags(dest.path, `${enc(upA.host)}/bad/image`)).toEqual([]);
     } finally {
+      await dest.cleanup();
+    }
+  });
+
+  it("retries a blob stream that breaks mid-way and a source's 503, then succeeds", async () => {
+    const dest = await tempDir("sealant-cache-flaky-");
+    // GIVEN the real registry client wrapped so that the first two blob streams break after some bytes
+    // and the first manifest request answers 503 (as a source without its own retries would)
+    const inner = new RegistryClient(upA.host, { retries: 0, connectRetries: 0 });
+    let brokenStreams = 0;
+    let failedManifests = 0;
+    const flaky: ImageSource = {
+      async getManifest(repo, ref) {
+        if (failedManifests++ < 1) throw Object.assign(new Error("Service Unavailable"), { status: 503 });
+        return inner.getManifest(repo, ref);
+      },
+      async openBlob(repo, digest, opts) {
+        const body = await inner.openBlob(repo, digest, opts);
+        if (brokenStreams >= 2) return body;
+        brokenStreams++;
+        const cut = new PassThrough();
+        let sent = 0;
+        body.on("data", (chunk: Buffer) => {
+          if (sent > 0) return;
+          sent += chunk.length;
+          cut.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)));
+          body.destroy();
+          cut.destroy(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+        });
+        return cut;
+      },
+    };
+    try {
+      const events: CacheProgressEvent[] = [];
+      // WHEN an image is cached from it
+      const [result] = await cacheImages([`${upA.host}/library/web:1.0`], dest.path, {
+        sourceFor: () => flaky,
+        platform: host,
+        retries: 3,
+        retryDelayMs: 5,
+        concurrency: 1,
+        onProgress: (e) => events.push(e),
+      });
+      // THEN it is cached, complete and verified, after three retries
+      expect(result!.digest).toBe(web.manifest.digest);
+      expect(events.filter((e) => e.type === "retry").map((e) => (e.type === "retry" ? e.error : ""))).toEqual([
+        "Service Unavailable",
+        "socket hang up",
+        "socket hang up",
+      ]);
+      const layout = new DistributionLayout(dest.path);
+      for (const l of [web.config, ...web.layers]) expect(sha(await layout.readBlob(l.digest))).toBe(l.digest);
+    } finally {
+      inner.close();
       await dest.cleanup();
     }
   });

@@ -69,7 +69,6 @@ interface CacheRecord {
   digests: Digest[];
   layer: Descriptor;
   diffId: Digest;
-  containerImages?: string[];
 }
 
 const IMAGES_STEP = "cache container images";
@@ -87,6 +86,13 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const workRoot = join(sealantHome(), "tmp");
   await mkdir(workRoot, { recursive: true });
   const built: Array<{ platform: Platform; manifest: Descriptor; layers: BuiltLayer[]; metadata: ClusterImageMetadata }> = [];
+  const release = await opts.store.lease();
+  try {
+    return await buildAll();
+  } finally {
+    await release();
+  }
+  async function buildAll(): Promise<BuildResult> {
   for (const platform of platforms) {
     const kubefile = parseKubefileOrThrow(text, { file, buildArgs: opts.buildArgs ?? {}, arch: platform.architecture });
     const work = await mkdtemp(join(workRoot, "build-"));
@@ -115,6 +121,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     platforms: built.map((b) => ({ platform: platformString(b.platform), manifest: b.manifest.digest, layers: b.layers })),
     metadata: built[0]!.metadata,
   };
+  }
 }
 
 async function readKubefile(context: string, kubefile: BuildOptions["kubefile"]): Promise<{ text: string; file: string }> {
@@ -398,11 +405,12 @@ async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf
   const lists = [];
   for (const f of [...(opts.imageListFiles ?? []), ...(opts.ignoredImageListFiles ?? [])]) lists.push(`${f}\n${await readFile(f, "utf8")}`);
   const key = build.nextKey(`${IMAGES_STEP}\n${JSON.stringify(lists)}`);
-  const hit = await build.cached(key);
-  if (hit) {
-    build.addLayer(key, hit.layer, hit.diffId, IMAGES_STEP, true, false);
-    opts.onEvent?.({ type: "images", platform: pf, images: hit.containerImages ?? [], cached: true });
-    return hit.containerImages ?? [];
+  const hit = opts.noCache ? undefined : await opts.store.readPin<ImagesRecord>(`build:${key}`);
+  if (hit && (!hit.layer || (await opts.store.hasBlob(hit.layer.digest)))) {
+    if (hit.layer && hit.diffId) build.addLayer(key, hit.layer, hit.diffId, IMAGES_STEP, true, false);
+    else build.addEmpty(IMAGES_STEP, IMAGES_STEP);
+    opts.onEvent?.({ type: "images", platform: pf, images: hit.containerImages, cached: true });
+    return hit.containerImages;
   }
   const rootfs = await build.rootfsReady();
   const found = await discoverImages(rootfs, {
@@ -411,20 +419,31 @@ async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf
   });
   const images = found.images.map((i) => i.image).sort();
   opts.onEvent?.({ type: "images", platform: pf, images, cached: false });
-  const before = await takeSnapshot(rootfs);
-  if (images.length > 0) {
-    await cacheImages(images, join(rootfs, "registry"), {
-      sourceFor: opts.sourceFor,
-      platform: build.platform,
-      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+  if (images.length === 0) {
+    // Nothing to cache: no layer, but remember that so a rebuild need not look again.
+    await opts.store.pin(`build:${key}`, { digests: [], containerImages: [] });
+    build.addEmpty(IMAGES_STEP, IMAGES_STEP);
+    return [];
   }
+  const before = await takeSnapshot(rootfs);
+  await cacheImages(images, join(rootfs, "registry"), {
+    sourceFor: opts.sourceFor,
+    platform: build.platform,
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   const entries = diffSnapshots(rootfs, before, await takeSnapshot(rootfs));
   const written = await writeLayer(opts.store, entries);
   await opts.store.pin(`build:${key}`, { digests: [written.descriptor.digest], layer: written.descriptor, diffId: written.diffId, containerImages: images });
   build.addLayer(key, written.descriptor, written.diffId, IMAGES_STEP, false, true);
   return images;
+}
+
+interface ImagesRecord {
+  digests: Digest[];
+  layer?: Descriptor;
+  diffId?: Digest;
+  containerImages: string[];
 }
 
 async function destIsDirectory(build: PlatformBuild, dest: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { Transform, addAbortSignal, type Readable, type TransformCallback } from "node:stream";
+import { Transform, addAbortSignal, pipeline, type Readable, type TransformCallback } from "node:stream";
 import { DigestMismatchError, sha256, type Digest } from "../image/digest";
 import { DistributionLayout, repositoryFor } from "../image/distribution-layout";
 import { isIndexMediaType, isManifestMediaType, MediaType } from "../image/media-types";
@@ -33,7 +33,10 @@ export interface CacheImagesOptions {
   platform: Platform;
   /** Parallel manifest resolutions and parallel blob downloads. @default 6 */
   concurrency?: number;
-  /** Retries of a transient failure (5xx, 429, network errors, a broken or corrupted stream). @default 3 */
+  /**
+   * Retries of a transient failure: a blob stream that breaks or fails verification, and 5xx,
+   * 429 or network errors of sources that do not retry themselves (RegistryClient does). @default 3
+   */
   retries?: number;
   /** First backoff delay; doubled per retry, with jitter, at most 10 s. @default 250 */
   retryDelayMs?: number;
@@ -394,21 +397,21 @@ const TRANSIENT_CODES = new Set([
 ]);
 
 /**
- * Worth another try: a server error or throttling, a network error, or a body that broke
- * or did not match its digest on the way. Not: 4xx answers (unknown manifest, denied), bad
- * input, aborts, or an error the registry client already retried (it says so in `attempts`).
+ * Worth another try: a body that broke or did not match its digest on the way (no source can
+ * retry that: it already handed the stream over), and, from sources that do not retry
+ * themselves, server errors, throttling and network errors. Not: 4xx answers (unknown
+ * manifest, denied), bad input, aborts, and RegistryErrors: the RegistryClient already
+ * retried those requests as configured, and retrying again would multiply its attempts.
  */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (isAbort(err)) return false;
-  if (err instanceof DigestMismatchError || err.name === "DigestMismatchError" || /size mismatch|premature close|aborted by the server/i.test(err.message)) {
-    return true;
-  }
-  const e = err as { status?: unknown; code?: unknown; attempts?: unknown };
-  if (typeof e.attempts === "number" && e.attempts > 1) return false;
+  if (err instanceof DigestMismatchError || err.name === "DigestMismatchError" || err.name === "SizeMismatchError") return true;
+  if (err.name === "RegistryError") return false;
+  const e = err as { status?: unknown; code?: unknown };
   if (typeof e.status === "number") return e.status === 408 || e.status === 429 || e.status >= 500;
   if (typeof e.code === "string") return TRANSIENT_CODES.has(e.code);
-  return false;
+  return /premature close|socket hang up|aborted/i.test(err.message);
 }
 
 function abortError(message: string): Error {
@@ -467,7 +470,7 @@ function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
     });
 }
 
-/** Passes a stream through, reporting chunk sizes; errors of the source are forwarded. */
+/** Passes a stream through, reporting chunk sizes; an error of the source fails the result, and destroying the result destroys the source. */
 function countBytes(source: Readable, onBytes: (n: number) => void): Readable {
   const counter = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
@@ -475,11 +478,8 @@ function countBytes(source: Readable, onBytes: (n: number) => void): Readable {
       done(null, chunk);
     },
   });
-  source.once("error", (err) => counter.destroy(err));
-  counter.once("close", () => {
-    if (!source.destroyed) source.destroy();
-  });
-  return source.pipe(counter);
+  pipeline(source, counter, () => undefined);
+  return counter;
 }
 
 function parseJson<T>(bytes: Buffer, what: string): T {

@@ -60,7 +60,10 @@ function addEntry(pack: tar.Pack, entry: LayerEntry): Promise<void> {
     case "whiteout": {
       const slash = entry.path.lastIndexOf("/");
       const name = slash < 0 ? `.wh.${entry.path}` : `${entry.path.slice(0, slash)}/.wh.${entry.path.slice(slash + 1)}`;
-      return writeHeaderOnly(pack, { ...base, name, type: "file", mode: 0o644, size: 0 });
+      // An empty buffer, not just a header: a file entry without one waits for data forever.
+      return new Promise((resolve, reject) => {
+        pack.entry({ ...base, name, type: "file", mode: 0o644, size: 0 }, "", (err) => (err ? reject(err) : resolve()));
+      });
     }
     case "file":
       return new Promise((resolve, reject) => {

@@ -343,6 +343,16 @@ interface LoadState {
  * malformed or oversize index.json; references to blobs the archive lacks.
  */
 export async function loadArchive(store: ImageStore, input: string | Readable, opts: LoadArchiveOptions = {}): Promise<LoadedImage[]> {
+  // Blobs land before the names: a lease keeps a concurrent gc away from them meanwhile.
+  const release = await store.lease();
+  try {
+    return await loadLeased(store, input, opts);
+  } finally {
+    await release();
+  }
+}
+
+async function loadLeased(store: ImageStore, input: string | Readable, opts: LoadArchiveOptions): Promise<LoadedImage[]> {
   const label = typeof input === "string" ? input : opts.label ?? "archive stream";
   const maxIndexBytes = opts.maxIndexBytes ?? DEFAULT_MAX_INDEX_BYTES;
   opts.signal?.throwIfAborted();

@@ -1,9 +1,11 @@
-import { readdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { createWriteStream } from "node:fs";
+import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { DigestingStream, DigestMismatchError, digestHex, isDigest, parseDigest, sha256, type Digest } from "./digest";
 import type { Reference } from "./reference";
-import { exists, writeFileAtomic, writeStreamAtomic } from "../util/fs";
+import { exists, tempNameFor, writeFileAtomic } from "../util/fs";
 
 /**
  * The on-disk storage layout of the CNCF distribution registry (v2, filesystem driver), as
@@ -89,19 +91,22 @@ export class DistributionLayout {
     }
     const hasher = new DigestingStream();
     const what = expected.what ?? `blob ${expected.digest}`;
-    // pipe() does not forward errors: a failing source must fail the write, not stall it.
-    source.once("error", (err) => hasher.destroy(err));
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = tempNameFor(path);
     try {
-      await writeStreamAtomic(path, source.pipe(hasher), () => {
-        const actual = hasher.digest();
-        if (actual !== expected.digest) throw new DigestMismatchError(what, expected.digest, actual);
-        if (expected.size !== undefined && hasher.size !== expected.size) {
-          throw new Error(`${what}: size mismatch: expected ${expected.size} bytes, got ${hasher.size}`);
-        }
-      });
-    } finally {
-      // A failed write leaves the source unpiped; release its connection.
-      if (!source.destroyed && !source.readableEnded) source.destroy();
+      // pipeline, not pipe(): a source that fails (even before we got here) fails the write and
+      // is destroyed with it, instead of stalling it.
+      await pipeline(source, hasher, createWriteStream(tmp));
+      const actual = hasher.digest();
+      if (actual !== expected.digest) throw new DigestMismatchError(what, expected.digest, actual);
+      if (expected.size !== undefined && hasher.size !== expected.size) {
+        throw Object.assign(new Error(`${what}: size mismatch: expected ${expected.size} bytes, got ${hasher.size}`), { name: "SizeMismatchError" });
+      }
+      await fsyncFile(tmp);
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
     }
     return { digest: expected.digest, size: hasher.size, written: true };
   }
@@ -254,6 +259,15 @@ function checkRepositoryName(name: string): string {
 function checkTag(tag: string): string {
   if (!TAG.test(tag)) throw new Error(`invalid tag "${tag}": must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
   return tag;
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 async function writeLink(path: string, digest: Digest): Promise<void> {

@@ -17,6 +17,15 @@ export interface MergeResult {
  * united, launch lists concatenated. Only platforms every input has are merged.
  */
 export async function mergeImages(store: ImageStore, refs: string[], target: string): Promise<MergeResult> {
+  const release = await store.lease();
+  try {
+    return await mergeLeased(store, refs, target);
+  } finally {
+    await release();
+  }
+}
+
+async function mergeLeased(store: ImageStore, refs: string[], target: string): Promise<MergeResult> {
   if (refs.length < 2) throw new Error(`merge needs at least two images, got ${refs.length}`);
   const images = await Promise.all(refs.map((r) => store.resolve(r)));
   const platformSets = await Promise.all(images.map((i) => platformsOf(store, i)));

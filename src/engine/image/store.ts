@@ -13,6 +13,7 @@ import { withLock } from "../util/lock";
 
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 
+
 export interface StoredImage {
   /** Fully qualified reference, e.g. docker.io/library/app:1.0 */
   ref: string;
@@ -109,6 +110,8 @@ export class ImageStore {
     const what = expected.what ?? "blob";
     let result: { digest: Digest; size: number } | undefined;
     const target = expected.digest ? this.blobPath(expected.digest) : join(this.root, "blobs", "sha256", ".incoming");
+    // pipe() does not forward errors; without this a failed source would leave the write hanging.
+    source.once("error", (err) => hasher.destroy(err));
     await writeStreamAtomic(target, source.pipe(hasher), async () => {
       const digest = hasher.digest();
       if (expected.digest !== undefined && digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, digest);
@@ -249,6 +252,7 @@ export class ImageStore {
   /** Deletes blobs no name and no pin reaches. */
   async gc(): Promise<{ removed: number; bytes: number }> {
     return withLock(this.root, async () => {
+      const cutoff = (await this.oldestLiveLease()) ?? Infinity;
       const keep = new Set<string>();
       for (const img of await this.list()) {
         for (const d of await this.reachable(img.descriptor).catch(() => [img.descriptor])) keep.add(d.digest);
@@ -271,14 +275,48 @@ export class ImageStore {
         const path = join(dir, name);
         const st = await stat(path).catch(() => undefined);
         if (!st) continue;
-        // Temp files of a writer still running are young; leave them alone.
-        if (!isDigest(digest) && Date.now() - st.mtimeMs < 60 * 60 * 1000) continue;
+        // Blobs of a pull, load or build still running are not named yet: spare whatever was
+        // written since the oldest of them started.
+        if (st.mtimeMs >= cutoff) continue;
         await rm(path, { force: true, recursive: true });
         removed++;
         bytes += st.size;
       }
       return { removed, bytes };
     });
+  }
+
+  // ---- leases: writers in flight, so gc spares their not-yet-named blobs ----
+
+  /** Marks an operation that writes blobs before naming them; call the result when done. */
+  async lease(): Promise<() => Promise<void>> {
+    const dir = join(this.root, "leases");
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, `${process.pid}-${Math.random().toString(16).slice(2)}.json`);
+    // A second of slack: file systems with coarse mtimes must not make a fresh blob look older.
+    await writeFileAtomic(file, JSON.stringify({ pid: process.pid, started: Date.now() - 1000 }));
+    return () => rm(file, { force: true });
+  }
+
+  private async oldestLiveLease(): Promise<number | undefined> {
+    const dir = join(this.root, "leases");
+    let oldest: number | undefined;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!name.endsWith(".json")) continue;
+      const path = join(dir, name);
+      try {
+        const lease = JSON.parse(await readFile(path, "utf8")) as { pid: number; started: number };
+        if (!processAlive(lease.pid)) {
+          await rm(path, { force: true });
+          continue;
+        }
+        oldest = oldest === undefined ? lease.started : Math.min(oldest, lease.started);
+      } catch {
+        // being written right now: treat as starting now
+        oldest = oldest === undefined ? Date.now() - 1000 : oldest;
+      }
+    }
+    return oldest;
   }
 
   // ---- index.json ----
@@ -298,6 +336,15 @@ export class ImageStore {
       change(index);
       await writeFileAtomic(join(this.root, "index.json"), JSON.stringify(index, null, 2));
     });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
   }
 }
 

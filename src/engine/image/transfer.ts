@@ -37,6 +37,15 @@ export interface TransferResult {
  * interrupted pull leaves nothing that looks like an image.
  */
 export async function pullImage(store: ImageStore, refText: string, opts: TransferOptions): Promise<TransferResult> {
+  const release = await store.lease();
+  try {
+    return await pullLeased(store, refText, opts);
+  } finally {
+    await release();
+  }
+}
+
+async function pullLeased(store: ImageStore, refText: string, opts: TransferOptions): Promise<TransferResult> {
   const ref = parseReference(refText);
   const client = opts.clientFor(ref.registry);
   const top = await client.getManifest(ref.repository, referenceSelector(ref), undefined, opts.signal);

@@ -107,7 +107,6 @@ class Parser {
   private from: FromInstruction | undefined;
   /** The first instruction other than ARG before FROM (reported only if the file has a FROM). */
   private beforeFrom: Recorded | undefined;
-  private readonly scratchOrKnownBase: readonly string[] | undefined;
 
   // variables
   private readonly globalArgs = new Map<string, string | undefined>();
@@ -135,9 +134,7 @@ class Parser {
   constructor(
     private readonly file: string,
     private readonly opts: ParseKubefileOptions,
-  ) {
-    this.scratchOrKnownBase = opts.baseApps;
-  }
+  ) {}
 
   // ---- diagnostics ----------------------------------------------------------------------
 
@@ -519,7 +516,8 @@ class Parser {
     if (this.appNamesSoFar.has(name)) return;
     const ref: BaseAppRef = { name, line, instruction };
     const fromScratch = this.from?.image === "scratch";
-    const known = fromScratch ? (this.scratchOrKnownBase ?? []) : this.scratchOrKnownBase;
+    // FROM scratch has no apps; otherwise the caller may tell us which apps the base image holds.
+    const known = fromScratch ? (this.opts.baseApps ?? []) : this.opts.baseApps;
     if (known === undefined) {
       this.baseAppRefs.push(ref);
       return;
