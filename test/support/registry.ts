@@ -123,13 +123,18 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       const configPath = path.join(dir, "config.yml");
       await fs.writeFile(configPath, config);
       const logPath = path.join(dir, "registry.log");
-      const child = await spawnLogged(REGISTRY_BIN, ["serve", configPath], logPath);
+      const child = await spawnLogged(REGISTRY_BIN, ["serve", configPath], logPath, dir);
       try {
         await waitUntilServing(host, child, logPath);
       } catch (err) {
         lastError = err as Error;
+        const inUse = /address already in use/.test(await tail(logPath, 20));
+        // Keep the dir (htpasswd, certs) for the next port: the watchdog removes it otherwise.
+        const keep = path.join(dir, ".keep");
+        await fs.writeFile(keep, "");
         await killChild(child);
-        if (/address already in use/.test(await tail(logPath, 20))) continue;
+        await fs.rm(keep, { force: true });
+        if (inUse) continue;
         throw err;
       }
       const stopIssuer = issuer;
@@ -143,13 +148,11 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         tokenRequests: () => stopIssuer?.requests ?? 0,
         logTail: (lines = 30) => tail(logPath, lines),
         stop: async () => {
-          unregister(child);
           await killChild(child);
           await stopIssuer?.close();
           await fs.rm(dir, { recursive: true, force: true });
         },
       };
-      register(child);
       return info;
     }
     throw lastError ?? new Error("could not start docker-registry");
@@ -357,33 +360,31 @@ function b64url(s: string): string {
 
 // ------------------------------------------------------------------ process plumbing
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
+/**
+ * The registry runs under a small sh watchdog that holds a pipe from this process on its stdin:
+ * when the pipe closes (stop(), or this process dying in any way, even SIGKILL) the watchdog
+ * terminates the registry and removes its temp dir. So no registry outlives the test run.
+ */
+const WATCHDOG =
+  '"$0" "$@" </dev/null & pid=$!\ncat >/dev/null\nkill $pid 2>/dev/null\nwait $pid\n' +
+  'if [ -n "$SEALANT_REGISTRY_DIR" ] && [ ! -e "$SEALANT_REGISTRY_DIR/.keep" ]; then rm -rf "$SEALANT_REGISTRY_DIR"; fi';
 
-function register(child: ChildProcess): void {
-  live.add(child);
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Safety net: a crashed test run must not leave registries behind.
-    process.on("exit", () => {
-      for (const c of live) c.kill("SIGKILL");
-    });
-  }
-}
-
-function unregister(child: ChildProcess): void {
-  live.delete(child);
-}
-
-async function spawnLogged(cmd: string, args: string[], logPath: string): Promise<ChildProcess> {
+async function spawnLogged(cmd: string, args: string[], logPath: string, dir: string): Promise<ChildProcess> {
   const log = createWriteStream(logPath, { flags: "a" });
   await new Promise<void>((resolve, reject) => {
     log.once("open", () => resolve());
     log.once("error", reject);
   });
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("/bin/sh", ["-c", WATCHDOG, cmd, ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: true,
+    env: { ...process.env, SEALANT_REGISTRY_DIR: dir },
+  });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
+  // Do not keep the test process alive for the watchdog's sake.
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", () => resolve());
     child.once("error", reject);
@@ -411,11 +412,18 @@ async function waitUntilServing(host: string, child: ChildProcess, logPath: stri
   throw new Error(`docker-registry did not answer on ${host} within 15 s:\n${await tail(logPath, 20)}`);
 }
 
+/** Closes the watchdog's stdin (it then stops the registry and waits for it); SIGKILLs the group after 5 s. */
 async function killChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  child.stdin?.end();
+  const timer = setTimeout(() => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, 5000);
   await exited;
   clearTimeout(timer);
 }

@@ -1,19 +1,19 @@
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Digest } from "../image/digest";
 import { MediaType } from "../image/media-types";
 import { emptyMetadata, metadataAnnotations, readMetadata, type Application, type ClusterImageMetadata } from "../image/metadata";
 import { normaliseReference } from "../image/reference";
 import type { ImageSourceFactory } from "../image/source";
-import { sealantHome, type ImageStore } from "../image/store";
+import type { ImageStore } from "../image/store";
 import { hostPlatform, platformString, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from "../image/types";
 import { detectAppType } from "./app-type";
 import { BuildInputError, copyEntries, entriesDigest, joinLayerPath, normaliseDest, resolveSources, type Where } from "./context";
 import { archiveEntries, isArchive } from "./add-archive";
 import { cacheImages } from "./image-cache";
 import { discoverImages } from "./discovery";
-import { parseKubefileOrThrow, type AppSource, type Instruction, type Kubefile } from "./kubefile";
+import { checkBaseAppRefs, KubefileSyntaxError, parseKubefileOrThrow, type AppSource, type Instruction, type Kubefile } from "./kubefile";
 import { extractLayer } from "./layer-extract";
 import { writeLayer, parentDirectories, type LayerEntry } from "./layer-writer";
 import { runBuildCommand } from "./run-command";
@@ -83,45 +83,37 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const context = resolve(opts.context);
   const { text, file } = await readKubefile(context, opts.kubefile);
   const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [hostPlatform()];
-  const workRoot = join(sealantHome(), "tmp");
+  // Every platform's Kubefile is checked before any work starts (${ARCH} differs per platform).
+  const kubefiles = platforms.map((p) => parseKubefileOrThrow(text, { file, buildArgs: opts.buildArgs ?? {}, arch: p.architecture }));
+  const workRoot = join(dirname(opts.store.root), "tmp");
   await mkdir(workRoot, { recursive: true });
-  const built: Array<{ platform: Platform; manifest: Descriptor; layers: BuiltLayer[]; metadata: ClusterImageMetadata }> = [];
   const release = await opts.store.lease();
   try {
-    return await buildAll();
+    const built: Array<{ platform: Platform; manifest: Descriptor; layers: BuiltLayer[]; metadata: ClusterImageMetadata }> = [];
+    for (const [i, platform] of platforms.entries()) {
+      const work = await mkdtemp(join(workRoot, "build-"));
+      try {
+        built.push({ platform, ...(await buildPlatform(opts, context, kubefiles[i]!, platform, work)) });
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    }
+    const descriptor = built.length === 1 ? built[0]!.manifest : await opts.store.putJson(indexOf(built), MediaType.ociIndex);
+    const ref = await opts.store.setTag(opts.tag, descriptor);
+    return {
+      ref,
+      digest: descriptor.digest,
+      descriptor,
+      platforms: built.map((b) => ({ platform: platformString(b.platform), manifest: b.manifest.digest, layers: b.layers })),
+      metadata: built[0]!.metadata,
+    };
   } finally {
     await release();
   }
-  async function buildAll(): Promise<BuildResult> {
-  for (const platform of platforms) {
-    const kubefile = parseKubefileOrThrow(text, { file, buildArgs: opts.buildArgs ?? {}, arch: platform.architecture });
-    const work = await mkdtemp(join(workRoot, "build-"));
-    try {
-      built.push({ platform, ...(await buildPlatform(opts, context, kubefile, platform, work)) });
-    } finally {
-      await rm(work, { recursive: true, force: true });
-    }
-  }
-  let descriptor: Descriptor;
-  if (built.length === 1) {
-    descriptor = built[0]!.manifest;
-  } else {
-    const index: Index = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociIndex,
-      manifests: built.map((b) => ({ ...b.manifest, platform: b.platform })),
-    };
-    descriptor = await opts.store.putJson(index, MediaType.ociIndex);
-  }
-  const ref = await opts.store.setTag(opts.tag, descriptor);
-  return {
-    ref,
-    digest: descriptor.digest,
-    descriptor,
-    platforms: built.map((b) => ({ platform: platformString(b.platform), manifest: b.manifest.digest, layers: b.layers })),
-    metadata: built[0]!.metadata,
-  };
-  }
+}
+
+function indexOf(built: Array<{ platform: Platform; manifest: Descriptor }>): Index {
+  return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: built.map((b) => ({ ...b.manifest, platform: b.platform })) };
 }
 
 async function readKubefile(context: string, kubefile: BuildOptions["kubefile"]): Promise<{ text: string; file: string }> {
@@ -196,6 +188,8 @@ async function buildPlatform(
 ): Promise<{ manifest: Descriptor; layers: BuiltLayer[]; metadata: ClusterImageMetadata }> {
   const pf = platformString(platform);
   const base = await loadBase(opts, kubefile, platform);
+  const unknownApps = kubefile.from.image === "scratch" ? [] : checkBaseAppRefs(kubefile, base.metadata.applications.map((a) => a.name));
+  if (unknownApps.length > 0) throw new KubefileSyntaxError(unknownApps);
   const build = new PlatformBuild(opts, join(work, "rootfs"), platform, base.key);
   for (const l of base.layers) build.addLayer(build.cacheKey, l.descriptor, l.diffId, "base", true, false);
   build.history.splice(0, build.history.length, ...base.history);

@@ -615,7 +615,6 @@ export class RegistryClient {
   /** Decides whether and when to retry; undefined = give up. Advances the state. */
   private retryDelay(err: unknown, state: RetryState): number | undefined {
     const attempt = state.attempt;
-    state.attempt++;
     if (!(err instanceof RegistryError)) return undefined;
     if (attempt > this.retries) return undefined;
     let retryable = false;
@@ -629,7 +628,9 @@ export class RegistryClient {
       }
     }
     if (!retryable) return undefined;
+    state.attempt++;
     if (err.retryAfterMs !== undefined) return Math.min(err.retryAfterMs, this.maxRetryAfter);
+    // Exponential backoff with jitter: half fixed, half random.
     const exp = Math.min(this.maxDelay, this.baseDelay * 2 ** (attempt - 1));
     return Math.round(exp / 2 + Math.random() * (exp / 2));
   }

@@ -147,7 +147,8 @@ export async function readErrorBody(res: http.IncomingMessage, limit = 64 * 1024
 /** Discards a response body so the connection can be reused. */
 export function discard(res: http.IncomingMessage): Promise<void> {
   return new Promise((resolve) => {
-    if (res.complete || res.readableEnded) {
+    // Even a complete response must be read to its end, or the socket never returns to the agent.
+    if (res.readableEnded || res.destroyed) {
       resolve();
       return;
     }
