@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { staticCredentials } from "../../src/engine/image/credentials";
-import { sha256 } from "../../src/engine/image/digest";
+import { sha256, type Digest } from "../../src/engine/image/digest";
 import { MediaType } from "../../src/engine/image/media-types";
 import { RegistryClient, RegistryError, parseChallenges } from "../../src/engine/image/registry";
 import { sharedRegistries, startRegistry, type TestRegistry } from "../support/registry";
@@ -13,7 +13,7 @@ const basicUser = basic.users[0]!;
 let seq = 0;
 const repoName = (p: string) => `auth/${p}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
 
-async function pushSmallImage(c: RegistryClient, repo: string, tag: string): Promise<string> {
+async function pushSmallImage(c: RegistryClient, repo: string, tag: string): Promise<Digest> {
   const layer = randomBytes(512);
   const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha256(layer)] } }));
   await c.pushBlob(repo, { digest: sha256(layer), size: layer.length }, () => Readable.from([layer]));
@@ -113,7 +113,7 @@ describe("bearer token auth (docker-registry auth.token + a test token issuer)",
 
       expect((await c.getManifest(repo, "v1")).descriptor.digest).toBe(digest);
       await c.listTags(repo);
-      await c.hasBlob(repo, digest);
+      await c.headManifest(repo, digest);
 
       // pull scope (HEAD blob) and pull,push scope (uploads); later pulls reuse the push token.
       expect(afterPush).toBeLessThanOrEqual(2);

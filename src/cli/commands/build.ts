@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { build as buildWith } from "../../engine/build";
 import { parsePlatform } from "../../engine/image/types";
-import { Session } from "../../engine/session";
+import { parseMirrors, Session } from "../../engine/session";
 import { keyValues, parse } from "../args";
 import { UsageError } from "../errors";
 import { formatBytes, printJson, shortDigest } from "../format";
@@ -20,6 +20,8 @@ Build a cluster image from a Kubefile and the files of CONTEXT.
       --image-list FILE        extra container images to cache, one per line
       --ignored-image-list F   container images not to cache, one per line
       --insecure               allow plain HTTP / unverified TLS to non-loopback registries
+      --registry-mirror R=HOST fetch images of registry R from HOST (repeatable; also
+                               SEALANT_REGISTRY_MIRRORS="docker.io=host:5000,...")
       --json                   print the result as JSON
   -q, --quiet                  no progress`;
 
@@ -37,6 +39,7 @@ export const build: Command = {
         "image-list": { type: "string", multiple: true },
         "ignored-image-list": { type: "string", multiple: true },
         insecure: { type: "boolean", default: false },
+        "registry-mirror": { type: "string", multiple: true },
         json: { type: "boolean", default: false },
         quiet: { type: "boolean", short: "q", default: false },
       },
@@ -46,7 +49,7 @@ export const build: Command = {
     if (positionals.length !== 1) throw new UsageError(`build needs exactly one CONTEXT directory, got ${positionals.length}\n\n${usage}`);
     const context = resolve(positionals[0]!);
     const progress = new Progress(values.quiet || values.json);
-    const session = await Session.open({ insecure: values.insecure });
+    const session = await Session.open({ insecure: values.insecure, mirrors: parseMirrors((values["registry-mirror"] ?? []).join(",")) });
     const started = Date.now();
     try {
       const result = await buildWith(session, {
@@ -62,6 +65,7 @@ export const build: Command = {
         onEvent: (e) => {
           if (e.type === "step") progress.line(`[${e.platform}] ${e.index}/${e.total} ${e.text}${e.cached === true ? "  (cached)" : ""}`);
           else if (e.type === "images") progress.line(`[${e.platform}] ${e.images.length} container image(s)${e.cached ? " (cached)" : ""}${e.images.length ? `: ${e.images.join(", ")}` : ""}`);
+          else if (e.type === "warning") progress.line(`[${e.platform}] warning: ${e.text}`);
           else if (e.type === "output") progress.status(e.text.trimEnd().split("\n").pop() ?? "");
         },
       });

@@ -47,6 +47,7 @@ export type BuildEvent =
   | { type: "step"; platform: string; index: number; total: number; text: string; cached: boolean | null }
   | { type: "output"; platform: string; text: string }
   | { type: "images"; platform: string; images: string[]; cached: boolean }
+  | { type: "warning"; platform: string; text: string }
   | { type: "image-progress"; platform: string; image: string; bytes: number; done: boolean };
 
 export interface BuiltLayer {
@@ -209,7 +210,7 @@ async function buildPlatform(
   }
   applyKubefileSummary(kubefile, meta, labels);
   // Container images: discovered on the final rootfs and cached into its registry/.
-  const images = await cacheContainerImages(build, opts, pf);
+  const images = await cacheContainerImages(build, opts, pf, meta.applications);
   meta.containerImages = images.map((image) => ({ image, platforms: [pf] }));
   opts.onEvent?.({ type: "step", platform: pf, index: total, total, text: IMAGES_STEP, cached: build.layers.at(-1)?.cached ?? false });
 
@@ -395,7 +396,7 @@ async function runStep(build: PlatformBuild, command: string | readonly string[]
   return false;
 }
 
-async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf: string): Promise<string[]> {
+async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf: string, apps: Application[]): Promise<string[]> {
   const lists = [];
   for (const f of [...(opts.imageListFiles ?? []), ...(opts.ignoredImageListFiles ?? [])]) lists.push(`${f}\n${await readFile(f, "utf8")}`);
   const key = build.nextKey(`${IMAGES_STEP}\n${JSON.stringify(lists)}`);
@@ -408,9 +409,12 @@ async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf
   }
   const rootfs = await build.rootfsReady();
   const found = await discoverImages(rootfs, {
+    apps: apps.map((a) => ({ name: a.name, dir: `application/apps/${a.name}` })),
     ...(opts.imageListFiles ? { imageListFiles: opts.imageListFiles } : {}),
     ...(opts.ignoredImageListFiles ? { ignoredImageListFiles: opts.ignoredImageListFiles } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  for (const w of found.warnings) opts.onEvent?.({ type: "warning", platform: pf, text: w });
   const images = found.images.map((i) => i.image).sort();
   opts.onEvent?.({ type: "images", platform: pf, images, cached: false });
   if (images.length === 0) {

@@ -1,11 +1,11 @@
 import { createWriteStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { DigestingStream, DigestMismatchError, digestHex, isDigest, parseDigest, sha256, type Digest } from "./digest";
 import type { Reference } from "./reference";
-import { exists, tempNameFor, writeFileAtomic } from "../util/fs";
+import { exists, fsyncFile, tempNameFor, writeFileAtomic } from "../util/fs";
 
 /**
  * The on-disk storage layout of the CNCF distribution registry (v2, filesystem driver), as
@@ -259,15 +259,6 @@ function checkRepositoryName(name: string): string {
 function checkTag(tag: string): string {
   if (!TAG.test(tag)) throw new Error(`invalid tag "${tag}": must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
   return tag;
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 async function writeLink(path: string, digest: Digest): Promise<void> {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, open, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
@@ -43,7 +43,7 @@ export async function writeStreamAtomic(
   }
 }
 
-async function fsyncFile(path: string): Promise<void> {
+export async function fsyncFile(path: string): Promise<void> {
   const fh = await open(path, "r");
   try {
     await fh.sync();
@@ -54,7 +54,7 @@ async function fsyncFile(path: string): Promise<void> {
 
 export async function exists(path: string): Promise<boolean> {
   try {
-    await (await import("node:fs/promises")).access(path);
+    await access(path);
     return true;
   } catch {
     return false;
