@@ -222,3 +222,36 @@ describe("multi-platform", () => {
     s.close();
   });
 });
+
+describe("ADD", () => {
+  it("unpacks a local tar.gz archive and adds a file downloaded from a URL as is", async () => {
+    // GIVEN a tar.gz in the context and a file served over http on loopback
+    const { createServer } = await import("node:http");
+    const { execFileSync } = await import("node:child_process");
+    const server = createServer((req, res) => {
+      if (req.url === "/files/tool.tar.gz") res.end("served-bytes");
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const ctx = await context({ "src/bin/hello": "#!/bin/sh\necho hi\n" });
+      execFileSync("tar", ["-czf", join(ctx, "tools.tar.gz"), "-C", join(ctx, "src"), "bin"]);
+      await writeFile(join(ctx, "Kubefile"), `FROM scratch\nADD tools.tar.gz opt/\nADD http://127.0.0.1:${port}/files/tool.tar.gz downloads/\n`);
+      const s = await session();
+      const r = await build(s, { context: ctx, tag: "add:1" });
+      const { manifest } = await s.store.manifestFor(r.descriptor);
+      const root = await temp("sealant-rootfs-");
+      for (const l of manifest.layers) await extractLayer(s.store, l.digest, root);
+      // THEN the archive is unpacked and the download kept whole under its URL name
+      expect(await readFile(join(root, "opt/bin/hello"), "utf8")).toBe("#!/bin/sh\necho hi\n");
+      expect(await readFile(join(root, "downloads/tool.tar.gz"), "utf8")).toBe("served-bytes");
+      // AND a URL that answers 404 fails with the line and the status
+      await writeFile(join(ctx, "Kubefile"), `FROM scratch\nADD http://127.0.0.1:${port}/missing.bin x\n`);
+      await expect(build(s, { context: ctx, tag: "add:2" })).rejects.toThrow(/Kubefile:2: ADD http:\/\/127\.0\.0\.1:\d+\/missing\.bin: download failed: HTTP 404/);
+      s.close();
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { sha256, type Digest } from "../../src/engine/image/digest";
 import { MediaType } from "../../src/engine/image/media-types";
 import { RegistryClient, RegistryError } from "../../src/engine/image/registry";
 import type { Manifest } from "../../src/engine/image/types";
-import { sharedRegistries } from "../support/registry";
+import { sharedRegistries, startFlakyProxy } from "../support/registry";
 
 const { upstream } = sharedRegistries();
 const client = new RegistryClient(upstream.host);
@@ -220,20 +220,28 @@ describe("RegistryClient against a real docker-registry", () => {
     expect(await client.listTags(repoName("never-pushed"))).toEqual([]);
   });
 
-  it("GIVEN many blobs WHEN pushed and pulled in parallel THEN all arrive over a bounded set of connections", async () => {
-    const bounded = new RegistryClient(upstream.host, { maxConnections: 3 });
+  it("GIVEN many blobs WHEN pushed and pulled in parallel THEN all arrive over a bounded set of reused connections", async () => {
+    const counter = await startFlakyProxy(upstream.host, { failFirst: 0 });
+    const bounded = new RegistryClient(counter.host, { maxConnections: 3 });
     try {
       const repo = repoName("parallel");
       const blobs = Array.from({ length: 12 }, () => blob(20_000));
       await Promise.all(blobs.map((b) => bounded.pushBlob(repo, b, () => streamOf(b.bytes))));
       const back = await Promise.all(blobs.map((b) => bounded.getBlob(repo, b.digest)));
       back.forEach((buf, i) => expect(buf.equals(blobs[i]!.bytes)).toBe(true));
+      // 12 x (HEAD, POST, PUT) + 12 GETs over at most 3 connections at a time, kept alive.
+      expect(counter.seen.length).toBe(48);
+      expect(counter.maxOpenConnections()).toBeLessThanOrEqual(3);
+      expect(counter.connections()).toBeLessThanOrEqual(6);
     } finally {
       bounded.close();
+      await counter.close();
     }
   });
 
   it("GIVEN invalid names WHEN used THEN the client refuses before any request", async () => {
+    expect(() => new RegistryClient("user:secret@r.example")).toThrow("invalid registry name: credentials do not belong in it (use sealant login)");
+    expect(() => new RegistryClient("r.example/path")).toThrow('invalid registry "r.example/path": expected host[:port]');
     await expect(client.getManifest("Upper/Case", "x")).rejects.toThrow(/invalid repository name "Upper\/Case"/);
     await expect(client.getManifest("ok", "bad tag")).rejects.toThrow(/invalid tag "bad tag"/);
     await expect(client.hasBlob("ok", "sha256:xyz" as Digest)).rejects.toThrow(/invalid digest/);

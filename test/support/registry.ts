@@ -209,6 +209,10 @@ export interface FlakyProxy {
   /** Requests seen, in order: "METHOD /path". */
   seen: string[];
   failures(): number;
+  /** TCP connections accepted so far (to check connection reuse and bounds). */
+  connections(): number;
+  /** Most connections open at the same time. */
+  maxOpenConnections(): number;
   close(): Promise<void>;
 }
 
@@ -246,12 +250,22 @@ export async function startFlakyProxy(targetHost: string, opts: FlakyProxyOption
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
   });
+  let connections = 0;
+  let open = 0;
+  let maxOpen = 0;
+  server.on("connection", (socket: net.Socket) => {
+    connections++;
+    maxOpen = Math.max(maxOpen, ++open);
+    socket.on("close", () => open--);
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
     host: `127.0.0.1:${port}`,
     seen,
     failures: () => failed,
+    connections: () => connections,
+    maxOpenConnections: () => maxOpen,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

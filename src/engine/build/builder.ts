@@ -16,6 +16,7 @@ import { discoverImages } from "./discovery";
 import { checkBaseAppRefs, KubefileSyntaxError, parseKubefileOrThrow, type AppSource, type Instruction, type Kubefile } from "./kubefile";
 import { extractLayer } from "./layer-extract";
 import { writeLayer, parentDirectories, type LayerEntry } from "./layer-writer";
+import { downloadSource, isRemoteSource } from "./remote-source";
 import { runBuildCommand } from "./run-command";
 import { diffSnapshots, takeSnapshot } from "./snapshot";
 
@@ -295,13 +296,17 @@ async function applyInstruction(
   switch (ins.kind) {
     case "COPY":
     case "ADD": {
-      const sources = await resolveSources(context, ins.sources as string[], where);
+      const remote = ins.kind === "ADD" ? ins.sources.filter(isRemoteSource) : [];
+      const local = ins.sources.filter((src) => !remote.includes(src));
+      const sources = await resolveSources(context, local, where);
+      for (const url of remote) sources.push(await downloadSource(url, join(build.rootfs, ".."), where, build.opts.signal));
       const destIsDir = await destIsDirectory(build, ins.dest);
       let entries: LayerEntry[];
       if (ins.kind === "ADD") {
         entries = [];
         for (const src of sources) {
-          if (await isArchive(src)) entries.push(...(await archiveEntries(src, normaliseDest(ins.dest), join(build.rootfs, "..", "add"))));
+          // Docker unpacks local archives only; a downloaded file is added as it is.
+          if (!src.startsWith(join(build.rootfs, "..")) && (await isArchive(src))) entries.push(...(await archiveEntries(src, normaliseDest(ins.dest), join(build.rootfs, "..", "add"))));
           else entries.push(...(await copyEntries([src], ins.dest, destIsDir || sources.length > 1)));
         }
       } else {
@@ -312,7 +317,7 @@ async function applyInstruction(
     case "APP":
     case "CNI":
     case "CSI": {
-      const app = await appEntries(context, ins.name, ins.sources, where);
+      const app = await appEntries(context, join(build.rootfs, ".."), ins.name, ins.sources, where, build.opts.signal);
       upsertApp(meta, { name: ins.name, type: app.type, files: app.files, ...(ins.kind === "APP" ? {} : { role: ins.kind === "CNI" ? "cni" : "csi" }) });
       return layerStep(build, `${ins.kind} ${ins.name}`, withParents(app.entries));
     }
@@ -454,16 +459,15 @@ async function destIsDirectory(build: PlatformBuild, dest: string): Promise<bool
 
 async function appEntries(
   context: string,
+  scratch: string,
   name: string,
   sources: readonly AppSource[],
   where: Where,
+  signal?: AbortSignal,
 ): Promise<{ entries: LayerEntry[]; type: Application["type"]; files: string[] }> {
   const local = sources.filter((s): s is { type: "local"; path: string } => s.type === "local").map((s) => s.path);
-  const remote = sources.filter((s) => s.type === "remote");
-  if (remote.length > 0) {
-    throw new BuildInputError(where.file, where.line, `${where.instruction} ${name}: remote sources are not supported; download them into the build context and use local://`);
-  }
   const paths = await resolveSources(context, local, where);
+  for (const s of sources) if (s.type === "remote") paths.push(await downloadSource(s.url, scratch, where, signal));
   const appDir = joinLayerPath("application/apps", name);
   const entries = await copyEntries(paths, `${appDir}/`, true);
   // A single chart directory becomes the app directory itself (helm install <app dir>).

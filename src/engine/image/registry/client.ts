@@ -8,7 +8,7 @@ import { isLoopbackRegistry } from "../reference";
 import type { Descriptor } from "../types";
 import { Authenticator, basicHeader, repositoryScope, type TokenResponse } from "./auth";
 import { RegistryError, bodyExcerpt, parseErrorBody } from "./errors";
-import { ChunkReader, SizeMismatchError, VerifyingStream } from "./streams";
+import { BlobSourceError, ChunkReader, SizeMismatchError, VerifyingStream } from "./streams";
 import { HttpTransport, abortError, discard, readBody, readErrorBody, type RequestBody } from "./transport";
 
 export interface RegistryClientOptions {
@@ -93,6 +93,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 const REPOSITORY_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
+const REGISTRY_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 interface Req {
   method: string;
@@ -141,7 +142,8 @@ export class RegistryClient {
     private readonly opts: RegistryClientOptions = {},
   ) {
     const name = registry.trim().replace(/^https?:\/\//, "").replace(/\/+$/, "");
-    if (name === "" || name.includes("/")) throw new Error(`invalid registry "${registry}": expected host[:port]`);
+    if (name.includes("@")) throw new Error("invalid registry name: credentials do not belong in it (use sealant login)");
+    if (!REGISTRY_RE.test(name)) throw new Error(`invalid registry "${registry}": expected host[:port]`);
     this.registry = name === "index.docker.io" || name === "registry-1.docker.io" ? "docker.io" : name;
     this.host = this.registry === "docker.io" ? "registry-1.docker.io" : this.registry;
     this.insecure = opts.insecure ?? false;
@@ -522,7 +524,7 @@ export class RegistryClient {
     const verifier = new VerifyingStream(what, desc.digest, desc.size, opts.onProgress);
     let failed: Error | undefined;
     source.on("error", (err) => {
-      failed = new Error(`${what}: reading the blob failed: ${err.message}`, { cause: err });
+      failed = new BlobSourceError(what, err);
       verifier.destroy(failed);
     });
     source.pipe(verifier);
@@ -604,7 +606,9 @@ export class RegistryClient {
       try {
         return await this.attempt(r);
       } catch (err) {
-        const wait = r.retry === false ? undefined : this.retryDelay(err, state);
+        // A single-attempt request leaves retrying to its caller (uploads restart as a whole).
+        if (r.retry === false) throw err;
+        const wait = this.retryDelay(err, state);
         if (wait === undefined) throw err instanceof RegistryError ? err.gaveUp(state.attempt) : err;
         this.opts.log?.(`retrying ${r.method} ${errPath(err)} in ${wait} ms: ${(err as Error).message}`);
         await sleep(wait, this.signal(r.signal));
@@ -615,7 +619,7 @@ export class RegistryClient {
   /** Decides whether and when to retry; undefined = give up. Advances the state. */
   private retryDelay(err: unknown, state: RetryState): number | undefined {
     const attempt = state.attempt;
-    if (!(err instanceof RegistryError)) return undefined;
+    if (!(err instanceof RegistryError) || err.final) return undefined;
     if (attempt > this.retries) return undefined;
     let retryable = false;
     if (err.status !== undefined) {
@@ -691,10 +695,9 @@ export class RegistryClient {
 
   private networkError(method: string, url: URL, err: unknown): unknown {
     if (!(err instanceof Error)) return err;
-    if (err.name === "AbortError" || err instanceof DigestMismatchError || err instanceof RegistryError) return err;
-    if ((err as { code?: string }).code === "ABORT_ERR") return err;
+    if (err.name === "AbortError" || (err as { code?: string }).code === "ABORT_ERR") return err;
     // Errors of a request body we produce (a blob being uploaded) are not network errors.
-    if (err.message.includes("reading the blob failed")) return err;
+    if (err instanceof DigestMismatchError || err instanceof BlobSourceError || err instanceof RegistryError) return err;
     const code = (err as NodeJS.ErrnoException).code;
     let message = err.message;
     switch (code) {
@@ -779,6 +782,8 @@ export class RegistryClient {
           : `authentication required: no credentials for ${this.registry} (sealant login ${this.registry})`;
         throw new RegistryError({ registry: this.registry, method: "GET", path: err.path, status: err.status ?? 401, errors: err.errors, message: hint });
       }
+      // Already retried here: a plain Error so the registry request that needed the token does not retry again.
+      if (err instanceof RegistryError) throw new Error(`getting a token for ${this.registry}: ${err.message}`, { cause: err });
       throw err;
     }
     const body = await readBody(res.res, MAX_TOKEN_BYTES, `token from ${realm.host}`);

@@ -38,6 +38,8 @@ export class RegistryError extends Error {
   readonly retryAfterMs: number | undefined;
   /** How many attempts were made before giving up (set by the retry loop). */
   attempts = 1;
+  /** Set once a retry loop gave up on this error, so no outer loop retries it again. */
+  final = false;
 
   constructor(init: RegistryErrorInit) {
     super(formatMessage(init), init.cause !== undefined ? { cause: init.cause } : undefined);
@@ -67,6 +69,8 @@ export class RegistryError extends Error {
 
   /** Marks the error as final after `attempts` tries; the message says so when there was more than one. */
   gaveUp(attempts: number): this {
+    if (this.final) return this;
+    this.final = true;
     this.attempts = attempts;
     if (attempts > 1) this.message += ` (gave up after ${attempts} attempts)`;
     return this;

@@ -2,6 +2,14 @@ import { createHash, type Hash } from "node:crypto";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { DigestMismatchError, type Digest } from "../digest";
 
+/** Reading the local content of a blob being uploaded failed (not a registry or network problem; not retried). */
+export class BlobSourceError extends Error {
+  constructor(what: string, cause: Error) {
+    super(`${what}: reading the blob failed: ${cause.message}`, { cause });
+    this.name = "BlobSourceError";
+  }
+}
+
 /** The content had the wrong length: a digest mismatch that is known before hashing ends. */
 export class SizeMismatchError extends DigestMismatchError {
   constructor(what: string, expectedSize: number, actualSize: number, more = false) {
