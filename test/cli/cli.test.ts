@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sharedRegistries, startRegistry, type TestRegistry } from "../support/registry";
+import { sharedRegistries, type TestRegistry } from "../support/registry";
+import { startServingDirectory } from "../support/serve-registry";
 import { skopeo, skopeoInspect, srcTlsOff } from "../support/tools";
 import { EXAMPLE_APP, startExampleUpstream, type ExampleUpstream } from "../support/upstream";
 
@@ -163,17 +164,17 @@ describe("the example's registry/ tree", () => {
     await exec("umoci", ["raw", "unpack", "--image", `${dir}/layout:app`, `${dir}/rootfs`]);
     expect((await readdir(join(dir, "rootfs"))).sort()).toEqual(["application", "charts", "etc", "imageList", "manifests", "registry"]);
     // WHEN docker-registry serves rootfs/registry
-    const { startServingDirectory } = await import("../support/serve-registry");
-    served = await startServingDirectory(join(dir, "rootfs/registry"));
+    const registry = await startServingDirectory(join(dir, "rootfs/registry"));
+    served = registry;
     // THEN every image is there under <source registry>/<path>, and matches upstream
     for (const [name, source] of [
       ["docker.io/library/nginx:1.25", `${upstream.mirrors["docker.io"]}/library/nginx:1.25`],
       ["quay.io/prometheus/node-exporter:v1.7.0", `${upstream.mirrors["quay.io"]}/prometheus/node-exporter:v1.7.0`],
     ]) {
-      const mine = (await skopeoInspect(`docker://${served.host}/${name}`)) as { Digest: string };
+      const mine = (await skopeoInspect(`docker://${registry.host}/${name}`)) as { Digest: string };
       const theirs = (await skopeoInspect(`docker://${source}`)) as { Digest: string };
       expect(mine.Digest).toBe(theirs.Digest);
-      await skopeo(["copy", srcTlsOff, `docker://${served.host}/${name}`, `oci:${dir}/pulled:${name.split(":")[1]}`]);
+      await skopeo(["copy", srcTlsOff, `docker://${registry.host}/${name}`, `oci:${dir}/pulled:${name.split(":")[1]}`]);
     }
   });
 });

@@ -77,7 +77,7 @@ describe("basic auth (docker-registry with htpasswd, plain HTTP)", () => {
     try {
       const e = await failure(c.listTags("some/repo"));
       expect(e.status).toBe(401);
-      expect(e.message).toContain(`authentication required: no credentials for ${basic.host} (sealant login ${basic.host})`);
+      expect(e.message).toContain(`no credentials for ${basic.host} (sealant login ${basic.host})`);
     } finally {
       c.close();
     }
@@ -179,7 +179,8 @@ describe("bearer token auth (docker-registry auth.token + a test token issuer)",
       await pushSmallImage(writer, repo, "v1");
       expect(await anon.listTags(repo)).toEqual(["v1"]);
       const e = await failure(pushSmallImage(anon, repo, "v2"));
-      expect(e.message).toContain(`authentication required: no credentials for ${reg.host} (sealant login ${reg.host})`);
+      expect(e.message).toContain(`no credentials for ${reg.host} (sealant login ${reg.host})`);
+      expect(e.message).not.toContain("lack access");
     } finally {
       writer.close();
       anon.close();

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, inject, it } from "vitest";
 import { sha256, type Digest } from "../../src/engine/image/digest";
 import { MediaType } from "../../src/engine/image/media-types";
 import { RegistryClient, RegistryError } from "../../src/engine/image/registry";
@@ -52,6 +52,11 @@ async function pushImage(c: RegistryClient, repo: string, tag: string): Promise<
 }
 
 describe("RegistryClient against a real docker-registry", () => {
+  it("GIVEN the global setup THEN the shared registries are available through inject() and the environment alike", () => {
+    expect(inject("sealantRegistries")).toEqual(sharedRegistries());
+    expect(upstream.host).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
   it("GIVEN a small blob WHEN it is pushed monolithically THEN it can be pulled back verified", async () => {
     const repo = repoName("mono");
     const b = blob(100_000);

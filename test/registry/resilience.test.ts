@@ -1,7 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { staticCredentials } from "../../src/engine/image/credentials";
 import { DigestMismatchError, sha256 } from "../../src/engine/image/digest";
 import { MediaType } from "../../src/engine/image/media-types";
 import { RegistryClient, RegistryError, SizeMismatchError } from "../../src/engine/image/registry";
@@ -61,6 +64,74 @@ describe("content verification", () => {
     expect(err).toBeInstanceOf(SizeMismatchError);
     expect(err).toBeInstanceOf(DigestMismatchError);
     expect((err as Error).message).toMatch(/size mismatch: expected 10000 bytes, got 5000/);
+  });
+});
+
+describe("what a registry (or something in between) says is checked", () => {
+  let proxy: FlakyProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it("GIVEN a Docker-Content-Digest that does not match the manifest bytes WHEN pulled by tag THEN DigestMismatchError", async () => {
+    const repo = repoName("lying-header");
+    const digest = await pushManifest(repo, "v1");
+    const wrong = sha256("something else");
+    proxy = await startFlakyProxy(upstream.host, {
+      failFirst: 0,
+      mutateResponse: (_m, url, _s, headers) => {
+        if (url.includes("/manifests/")) headers["docker-content-digest"] = wrong;
+      },
+    });
+    const c = new RegistryClient(proxy.host);
+    try {
+      const err = (await c.getManifest(repo, "v1").catch((e: unknown) => e)) as DigestMismatchError;
+      expect(err).toBeInstanceOf(DigestMismatchError);
+      expect(err.expected).toBe(wrong);
+      expect(err.actual).toBe(digest);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("GIVEN a blob GET redirected to another origin WHEN the client follows it THEN credentials are not sent there and the content is verified", async () => {
+    const { basic } = sharedRegistries();
+    const user = basic.users[0]!;
+    const writer = new RegistryClient(basic.host, { credentials: staticCredentials(user) });
+    const repo = repoName("redirect");
+    const bytes = randomBytes(3000);
+    const digest = sha256(bytes);
+    await writer.pushBlob(repo, { digest, size: bytes.length }, () => Readable.from([bytes]));
+    writer.close();
+
+    // A "storage backend" on another port that records what it was sent.
+    const seenAuth: Array<string | undefined> = [];
+    const storage = http.createServer((req, res) => {
+      seenAuth.push(req.headers.authorization);
+      res.writeHead(200, { "Content-Length": bytes.length });
+      res.end(bytes);
+    });
+    await new Promise<void>((r) => storage.listen(0, "127.0.0.1", r));
+    const storagePort = (storage.address() as AddressInfo).port;
+    proxy = await startFlakyProxy(basic.host, {
+      failFirst: 0,
+      intercept: (req, res) => {
+        if (req.method !== "GET" || !req.url?.includes("/blobs/sha256:") || !req.headers.authorization) return false;
+        res.writeHead(307, { Location: `http://127.0.0.1:${storagePort}/blob?sig=abc` });
+        res.end();
+        return true;
+      },
+    });
+    const c = new RegistryClient(proxy.host, { credentials: staticCredentials(user) });
+    try {
+      expect((await c.getBlob(repo, digest)).equals(bytes)).toBe(true);
+      expect(seenAuth).toEqual([undefined]);
+    } finally {
+      c.close();
+      storage.closeAllConnections();
+      await new Promise((r) => storage.close(r));
+    }
   });
 });
 
@@ -167,6 +238,22 @@ describe("retries", () => {
       expect(opened).toBe(2);
       expect(proxy.failures()).toBe(1);
       expect((await client.getBlob(repo, sha256(bytes))).equals(bytes)).toBe(true);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("GIVEN upload sessions that cannot be started WHEN a blob is pushed THEN the POST is retried once per attempt budget, not again by the upload loop", async () => {
+    proxy = await startFlakyProxy(upstream.host, { failFirst: 1000, failWith: 503, match: (m) => m === "POST" });
+    const c = new RegistryClient(proxy.host, { retries: 2, retryBaseDelayMs: 5 });
+    try {
+      const bytes = randomBytes(100);
+      const err = (await c.pushBlob(repoName("no-session"), { digest: sha256(bytes), size: 100 }, () => Readable.from([bytes])).catch((e: unknown) => e)) as RegistryError;
+      expect(err).toBeInstanceOf(RegistryError);
+      expect(err.method).toBe("POST");
+      expect(err.attempts).toBe(3);
+      expect(proxy.failures()).toBe(3);
+      expect(err.message.match(/gave up/g)).toHaveLength(1);
     } finally {
       c.close();
     }

@@ -30,5 +30,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 }
 
 function info(r: TestRegistry): RegistryInfo {
-  return { host: r.host, storageDir: r.storageDir, auth: r.auth, users: r.users };
+  const out: RegistryInfo = { host: r.host, storageDir: r.storageDir, auth: r.auth, users: r.users };
+  if (r.tlsCert !== undefined) out.tlsCert = r.tlsCert;
+  return out;
 }

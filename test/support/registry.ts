@@ -16,6 +16,7 @@ import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { X509Certificate, createPrivateKey, randomBytes, randomUUID, sign, type KeyObject } from "node:crypto";
 import { createWriteStream, promises as fs } from "node:fs";
 import * as http from "node:http";
+import * as https from "node:https";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -43,6 +44,8 @@ export interface StartRegistryOptions {
   tokenExpiresIn?: number;
   /** A pull-through cache of this URL (`proxy.remoteurl`). */
   proxyRemoteUrl?: string;
+  /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (made by openssl; PEM in `tlsCert`). */
+  tls?: boolean;
 }
 
 /** What crosses from globalSetup to the test workers (plain JSON). */
@@ -53,10 +56,12 @@ export interface RegistryInfo {
   storageDir: string;
   auth: RegistryAuthKind;
   users: RegistryUser[];
+  /** TLS variant: the registry's self-signed certificate (PEM), to trust it as a CA. */
+  tlsCert?: string;
 }
 
 export interface TestRegistry extends RegistryInfo {
-  /** http://host */
+  /** http://host (https://host for the TLS variant) */
   url: string;
   /** Temp dir holding config, storage, htpasswd/certs and the log. */
   dir: string;
@@ -109,6 +114,19 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         `    issuer: ${TokenIssuer.issuer}\n    rootcertbundle: ${issuer.certPath}\n`;
     }
     const proxy = opts.proxyRemoteUrl ? `proxy:\n  remoteurl: ${opts.proxyRemoteUrl}\n` : "";
+    let tlsConfig = "";
+    let tlsCert: string | undefined;
+    if (opts.tls) {
+      const keyPath = path.join(dir, "tls.key");
+      const certPath = path.join(dir, "tls.crt");
+      await execFileP("openssl", [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", keyPath, "-out", certPath, "-days", "2", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      ]);
+      tlsCert = await fs.readFile(certPath, "utf8");
+      tlsConfig = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
+    }
     let lastError: Error | undefined;
     for (let tries = 0; tries < 5; tries++) {
       const port = await freePort();
@@ -118,6 +136,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         `storage:\n  filesystem:\n    rootdirectory: ${storageDir}\n  delete:\n    enabled: true\n` +
         `  maintenance:\n    uploadpurging:\n      enabled: false\n  redirect:\n    disable: true\n` +
         `http:\n  addr: ${host}\n  secret: ${randomBytes(16).toString("hex")}\n` +
+        tlsConfig +
         authConfig +
         proxy;
       const configPath = path.join(dir, "config.yml");
@@ -125,7 +144,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       const logPath = path.join(dir, "registry.log");
       const child = await spawnLogged(REGISTRY_BIN, ["serve", configPath], logPath, dir);
       try {
-        await waitUntilServing(host, child, logPath);
+        await waitUntilServing(host, child, logPath, opts.tls ?? false);
       } catch (err) {
         lastError = err as Error;
         const inUse = /address already in use/.test(await tail(logPath, 20));
@@ -140,7 +159,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       const stopIssuer = issuer;
       const info: TestRegistry = {
         host,
-        url: `http://${host}`,
+        url: `${opts.tls ? "https" : "http"}://${host}`,
+        ...(tlsCert !== undefined ? { tlsCert } : {}),
         dir,
         storageDir,
         auth,
@@ -194,7 +214,7 @@ export const SHARED_ENV = "SEALANT_TEST_REGISTRIES";
 // ------------------------------------------------------------------ flaky proxy
 
 export interface FlakyProxyOptions {
-  /** Fail the first N requests. */
+  /** Fail the first N requests (0: a plain forwarding proxy). */
   failFirst: number;
   /** How: an HTTP status (e.g. 503, 429) or "reset" (destroy the socket). @default 503 */
   failWith?: number | "reset";
@@ -202,6 +222,10 @@ export interface FlakyProxyOptions {
   retryAfter?: string;
   /** Only requests whose method+path match count as failure candidates. @default every request */
   match?: (method: string, url: string) => boolean;
+  /** Answers a request itself instead of forwarding it when it returns true (after failure injection). */
+  intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** Edits the registry's response headers before they are passed on. */
+  mutateResponse?: (method: string, url: string, status: number, headers: http.IncomingHttpHeaders) => void;
 }
 
 export interface FlakyProxy {
@@ -240,9 +264,11 @@ export async function startFlakyProxy(targetHost: string, opts: FlakyProxyOption
       res.end(JSON.stringify({ errors: [{ code: "UNAVAILABLE", message: "injected failure" }] }));
       return;
     }
+    if (opts.intercept?.(req, res)) return;
     const upstream = http.request(
       { host: targetName, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers },
       (up) => {
+        opts.mutateResponse?.(req.method ?? "", req.url ?? "", up.statusCode ?? 502, up.headers);
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
       },
@@ -279,13 +305,17 @@ export async function startFlakyProxy(targetHost: string, opts: FlakyProxyOption
 class TokenIssuer {
   static readonly service = "sealant-test-registry";
   static readonly issuer = "sealant-test-issuer";
-  requests = 0;
-
   private constructor(
     private readonly server: http.Server,
     readonly realm: string,
     readonly certPath: string,
+    private readonly counter: { requests: number },
   ) {}
+
+  /** Token requests answered so far. */
+  get requests(): number {
+    return this.counter.requests;
+  }
 
   static async start(dir: string, users: RegistryUser[], anonymousPull: boolean, expiresIn: number): Promise<TokenIssuer> {
     const keyPath = path.join(dir, "token.key");
@@ -296,15 +326,14 @@ class TokenIssuer {
     ]);
     const key = createPrivateKey(await fs.readFile(keyPath));
     const certDer = new X509Certificate(await fs.readFile(certPath)).raw.toString("base64");
-    let issuer: TokenIssuer | undefined;
+    const counter = { requests: 0 };
     const server = http.createServer((req, res) => {
-      if (issuer) issuer.requests++;
+      counter.requests++;
       handleTokenRequest(req, res, { key, certDer, users, anonymousPull, expiresIn });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as net.AddressInfo).port;
-    issuer = new TokenIssuer(server, `http://127.0.0.1:${port}/token`, certPath);
-    return issuer;
+    return new TokenIssuer(server, `http://127.0.0.1:${port}/token`, certPath, counter);
   }
 
   close(): Promise<void> {
@@ -406,14 +435,15 @@ async function spawnLogged(cmd: string, args: string[], logPath: string, dir: st
   return child;
 }
 
-async function waitUntilServing(host: string, child: ChildProcess, logPath: string): Promise<void> {
+async function waitUntilServing(host: string, child: ChildProcess, logPath: string, tls: boolean): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}) before serving ${host}:\n${await tail(logPath, 20)}`);
     }
     const status = await new Promise<number | undefined>((resolve) => {
-      const req = http.get(`http://${host}/v2/`, { agent: false, timeout: 1000 }, (res) => {
+      const get = tls ? https.get : http.get;
+      const req = get(`${tls ? "https" : "http"}://${host}/v2/`, { agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => {
         res.resume();
         resolve(res.statusCode);
       });

@@ -4,7 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { promises as fs, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { gzipSync } from "node:zlib";
@@ -44,11 +44,7 @@ export function skopeoPolicy(): Promise<string> {
       const file = path.join(dir, "policy.json");
       await fs.writeFile(file, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
       process.on("exit", () => {
-        try {
-          require("node:fs").rmSync(dir, { recursive: true, force: true });
-        } catch {
-          // best effort
-        }
+        rmSync(dir, { recursive: true, force: true });
       });
       return file;
     })();

@@ -757,9 +757,9 @@ export class RegistryClient {
     const hasCreds = await this.auth.hasCredentials().catch(() => false);
     let hint = hasCreds
       ? `unauthorized: check credentials for ${this.registry} (sealant login ${this.registry})`
-      : `authentication required: no credentials for ${this.registry} (sealant login ${this.registry})`;
+      : `no credentials for ${this.registry} (sealant login ${this.registry})`;
     const why = Authenticator.challengeError(challenge);
-    if (why === "insufficient_scope" || status === 403) hint += `; the credentials may lack access to this repository`;
+    if (hasCreds && (why === "insufficient_scope" || status === 403)) hint += `; the credentials may lack access to this repository`;
     const errors = parseErrorBody(body);
     return new RegistryError({ registry: this.registry, method, path: `${url.host}${url.pathname}`, status, errors, message: hint });
   }
@@ -779,7 +779,7 @@ export class RegistryClient {
       if (err instanceof RegistryError && err.unauthorized) {
         const hint = creds
           ? `unauthorized: check credentials for ${this.registry} (sealant login ${this.registry})`
-          : `authentication required: no credentials for ${this.registry} (sealant login ${this.registry})`;
+          : `no credentials for ${this.registry} (sealant login ${this.registry})`;
         throw new RegistryError({ registry: this.registry, method: "GET", path: err.path, status: err.status ?? 401, errors: err.errors, message: hint });
       }
       // Already retried here: a plain Error so the registry request that needed the token does not retry again.

@@ -4,4 +4,4 @@ export { RegistryError, parseErrorBody } from "./errors";
 export type { RegistryErrorEntry } from "./errors";
 export { parseChallenges, repositoryScope } from "./auth";
 export type { Challenge } from "./auth";
-export { SizeMismatchError, VerifyingStream } from "./streams";
+export { BlobSourceError, SizeMismatchError, VerifyingStream } from "./streams";
