@@ -49,7 +49,9 @@ export type BuildEvent =
   | { type: "output"; platform: string; text: string }
   | { type: "images"; platform: string; images: string[]; cached: boolean }
   | { type: "warning"; platform: string; text: string }
-  | { type: "image-progress"; platform: string; image: string; bytes: number; done: boolean };
+  /** Caching one container image: its bytes so far, and whether it is complete. */
+  | { type: "image-progress"; platform: string; image: string; bytes: number; done: boolean }
+  | { type: "image-retry"; platform: string; image: string; text: string };
 
 export interface BuiltLayer {
   digest: Digest;
@@ -211,9 +213,9 @@ async function buildPlatform(
   }
   applyKubefileSummary(kubefile, meta, labels);
   // Container images: discovered on the final rootfs and cached into its registry/.
-  const images = await cacheContainerImages(build, opts, pf, meta.applications);
+  const { images, cached } = await cacheContainerImages(build, opts, pf, meta.applications);
   meta.containerImages = images.map((image) => ({ image, platforms: [pf] }));
-  opts.onEvent?.({ type: "step", platform: pf, index: total, total, text: IMAGES_STEP, cached: build.layers.at(-1)?.cached ?? false });
+  opts.onEvent?.({ type: "step", platform: pf, index: total, total, text: IMAGES_STEP, cached });
 
   const config: ImageConfig = {
     architecture: platform.architecture,
@@ -401,7 +403,12 @@ async function runStep(build: PlatformBuild, command: string | readonly string[]
   return false;
 }
 
-async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf: string, apps: Application[]): Promise<string[]> {
+async function cacheContainerImages(
+  build: PlatformBuild,
+  opts: BuildOptions,
+  pf: string,
+  apps: Application[],
+): Promise<{ images: string[]; cached: boolean | null }> {
   const lists = [];
   for (const f of [...(opts.imageListFiles ?? []), ...(opts.ignoredImageListFiles ?? [])]) lists.push(`${f}\n${await readFile(f, "utf8")}`);
   const key = build.nextKey(`${IMAGES_STEP}\n${JSON.stringify(lists)}`);
@@ -410,7 +417,7 @@ async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf
     if (hit.layer && hit.diffId) build.addLayer(key, hit.layer, hit.diffId, IMAGES_STEP, true, false);
     else build.addEmpty(IMAGES_STEP, IMAGES_STEP);
     opts.onEvent?.({ type: "images", platform: pf, images: hit.containerImages, cached: true });
-    return hit.containerImages;
+    return { images: hit.containerImages, cached: hit.layer ? true : null };
   }
   const rootfs = await build.rootfsReady();
   const found = await discoverImages(rootfs, {
@@ -426,7 +433,7 @@ async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf
     // Nothing to cache: no layer, but remember that so a rebuild need not look again.
     await opts.store.pin(`build:${key}`, { digests: [], containerImages: [] });
     build.addEmpty(IMAGES_STEP, IMAGES_STEP);
-    return [];
+    return { images: [], cached: null };
   }
   const before = await takeSnapshot(rootfs);
   await cacheImages(images, join(rootfs, "registry"), {
@@ -434,12 +441,18 @@ async function cacheContainerImages(build: PlatformBuild, opts: BuildOptions, pf
     platform: build.platform,
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    onProgress: (e) => {
+      if (e.type === "bytes") opts.onEvent?.({ type: "image-progress", platform: pf, image: e.image, bytes: e.imageBytes, done: false });
+      else if (e.type === "done") opts.onEvent?.({ type: "image-progress", platform: pf, image: e.image, bytes: e.downloadedBytes, done: true });
+      else if (e.type === "retry") opts.onEvent?.({ type: "image-retry", platform: pf, image: e.image, text: `${e.what}: ${e.error} (retry ${e.attempt} in ${e.delayMs} ms)` });
+      else if (e.type === "warning") opts.onEvent?.({ type: "warning", platform: pf, text: `${e.image}: ${e.message}` });
+    },
   });
   const entries = diffSnapshots(rootfs, before, await takeSnapshot(rootfs));
   const written = await writeLayer(opts.store, entries);
   await opts.store.pin(`build:${key}`, { digests: [written.descriptor.digest], layer: written.descriptor, diffId: written.diffId, containerImages: images });
   build.addLayer(key, written.descriptor, written.diffId, IMAGES_STEP, false, true);
-  return images;
+  return { images, cached: false };
 }
 
 interface ImagesRecord {
