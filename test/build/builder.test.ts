@@ -255,3 +255,27 @@ describe("ADD", () => {
     }
   });
 });
+
+describe("COPY flags", () => {
+  it("applies --chmod and a numeric --chown to the layer's entries, and refuses names", async () => {
+    const s = await session();
+    const ctx = await context({ Kubefile: "FROM scratch\nCOPY --chmod=0750 --chown=1000:2000 tool bin/tool\n", tool: "#!/bin/sh\n" });
+    const r = await build(s, { context: ctx, tag: "flags:1" });
+    const { manifest } = await s.store.manifestFor(r.descriptor);
+    const tar = await import("tar-stream");
+    const { createGunzip } = await import("node:zlib");
+    const ex = tar.extract();
+    s.store.openBlob(manifest.layers[0]!.digest).pipe(createGunzip()).pipe(ex);
+    const headers: Record<string, { mode: number; uid: number; gid: number }> = {};
+    for await (const e of ex) {
+      headers[e.header.name] = { mode: e.header.mode, uid: e.header.uid, gid: e.header.gid };
+      e.resume();
+    }
+    expect(headers["bin/tool"]).toEqual({ mode: 0o750, uid: 1000, gid: 2000 });
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nCOPY --chown=nginx tool bin/tool\n");
+    await expect(build(s, { context: ctx, tag: "flags:2" })).rejects.toThrow(/Kubefile:2: COPY --chown=nginx: expected a numeric uid\[:gid\]/);
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nRUN --network=none true\n");
+    await expect(build(s, { context: ctx, tag: "flags:3" })).rejects.toThrow(/Kubefile:2: RUN --network=none: RUN takes no flags/);
+    s.close();
+  });
+});

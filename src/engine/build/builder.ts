@@ -9,7 +9,7 @@ import type { ImageSourceFactory } from "../image/source";
 import type { ImageStore } from "../image/store";
 import { hostPlatform, platformString, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from "../image/types";
 import { detectAppType } from "./app-type";
-import { BuildInputError, copyEntries, entriesDigest, joinLayerPath, normaliseDest, resolveSources, type Where } from "./context";
+import { applyCopyFlags, BuildInputError, copyEntries, entriesDigest, joinLayerPath, normaliseDest, resolveSources, type Where } from "./context";
 import { archiveEntries, isArchive } from "./add-archive";
 import { cacheImages } from "./image-cache";
 import { discoverImages } from "./discovery";
@@ -314,7 +314,8 @@ async function applyInstruction(
       } else {
         entries = await copyEntries(sources, ins.dest, destIsDir);
       }
-      return layerStep(build, `${ins.kind} ${ins.sources.join(" ")} ${ins.dest}`, withParents(entries));
+      const flags = { ...(ins.chmod !== undefined ? { chmod: ins.chmod } : {}), ...(ins.chown !== undefined ? { chown: ins.chown } : {}) };
+      return layerStep(build, `${ins.kind} ${ins.sources.join(" ")} ${ins.dest}`, withParents(applyCopyFlags(entries, flags, where)));
     }
     case "APP":
     case "CNI":
@@ -324,6 +325,11 @@ async function applyInstruction(
       return layerStep(build, `${ins.kind} ${ins.name}`, withParents(app.entries));
     }
     case "RUN":
+      if (ins.flags.length > 0) {
+        // Build-machine isolation flags (--network, --mount, --security) have no meaning here:
+        // RUN already uses the build machine's shell. Refuse rather than silently ignore.
+        throw new BuildInputError(where.file, where.line, `RUN ${ins.flags.join(" ")}: RUN takes no flags in a Kubefile (it runs with the build machine's shell)`);
+      }
       return runStep(build, ins.command, { ...env, ...ins.env }, where);
     case "ENV":
       Object.assign(env, ins.pairs);

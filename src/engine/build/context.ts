@@ -130,13 +130,13 @@ export async function entriesDigest(entries: LayerEntry[]): Promise<string> {
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     switch (e.type) {
       case "file":
-        h.update(`f ${e.path} ${e.mode} ${e.size} ${await fileDigest(e.source)}\n`);
+        h.update(`f ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0} ${e.size} ${await fileDigest(e.source)}\n`);
         break;
       case "directory":
-        h.update(`d ${e.path} ${e.mode}\n`);
+        h.update(`d ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0}\n`);
         break;
       case "symlink":
-        h.update(`l ${e.path} ${e.target}\n`);
+        h.update(`l ${e.path} ${e.uid ?? 0}:${e.gid ?? 0} ${e.target}\n`);
         break;
       case "whiteout":
         h.update(`w ${e.path}\n`);
@@ -158,4 +158,30 @@ export async function fileDigest(path: string): Promise<string> {
   const digest = h.digest("hex");
   fileDigests.set(key, digest);
   return digest;
+}
+
+/**
+ * COPY/ADD --chmod and --chown, applied to every entry the instruction adds. Owners must be
+ * numeric (uid[:gid]) or root: a cluster image has no user database to resolve names from.
+ */
+export function applyCopyFlags(entries: LayerEntry[], flags: { chmod?: string; chown?: string }, where: Where): LayerEntry[] {
+  let mode: number | undefined;
+  if (flags.chmod !== undefined) {
+    if (!/^[0-7]{3,4}$/.test(flags.chmod)) {
+      throw new BuildInputError(where.file, where.line, `${where.instruction} --chmod=${flags.chmod}: expected an octal mode such as 644 or 0755`);
+    }
+    mode = parseInt(flags.chmod, 8);
+  }
+  let owner: { uid: number; gid: number } | undefined;
+  if (flags.chown !== undefined) {
+    const m = /^(\d+|root)(?::(\d+|root))?$/.exec(flags.chown);
+    if (!m) {
+      throw new BuildInputError(where.file, where.line, `${where.instruction} --chown=${flags.chown}: expected a numeric uid[:gid] (or root); names cannot be resolved in a cluster image`);
+    }
+    const uid = m[1] === "root" ? 0 : Number(m[1]);
+    const gid = m[2] === undefined ? uid : m[2] === "root" ? 0 : Number(m[2]);
+    owner = { uid, gid };
+  }
+  if (mode === undefined && owner === undefined) return entries;
+  return entries.map((e) => (e.type === "whiteout" ? e : { ...e, ...(mode !== undefined && e.type !== "symlink" ? { mode } : {}), ...owner }));
 }

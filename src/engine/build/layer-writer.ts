@@ -10,11 +10,17 @@ import type { Descriptor } from "../image/types";
 
 /** One entry of a layer, described independently of where its bytes live. */
 export type LayerEntry =
-  | { type: "file"; path: string; mode: number; size: number; source: string }
-  | { type: "directory"; path: string; mode: number }
-  | { type: "symlink"; path: string; mode: number; target: string }
+  | ({ type: "file"; path: string; mode: number; size: number; source: string } & Owner)
+  | ({ type: "directory"; path: string; mode: number } & Owner)
+  | ({ type: "symlink"; path: string; mode: number; target: string } & Owner)
   /** OCI whiteout: `path` was deleted by this layer. */
   | { type: "whiteout"; path: string };
+
+/** Numeric owner of an entry; root (0) when absent. */
+export interface Owner {
+  uid?: number;
+  gid?: number;
+}
 
 export interface WrittenLayer {
   descriptor: Descriptor;
@@ -51,7 +57,8 @@ export async function writeLayer(store: ImageStore, entries: LayerEntry[]): Prom
 }
 
 function addEntry(pack: tar.Pack, entry: LayerEntry): Promise<void> {
-  const base = { mtime: FIXED_MTIME, uid: 0, gid: 0, uname: "", gname: "" };
+  const owner: Owner = entry.type === "whiteout" ? {} : entry;
+  const base = { mtime: FIXED_MTIME, uid: owner.uid ?? 0, gid: owner.gid ?? 0, uname: "", gname: "" };
   switch (entry.type) {
     case "directory":
       return writeHeaderOnly(pack, { ...base, name: `${entry.path}/`, type: "directory", mode: entry.mode });
