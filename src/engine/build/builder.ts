@@ -85,6 +85,8 @@ const IMAGES_STEP = "cache container images";
  */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const context = resolve(opts.context);
+  const st = await stat(context).catch(() => undefined);
+  if (!st?.isDirectory()) throw new Error(`build context ${context} ${st ? "is not a directory" : "does not exist"}`);
   const { text, file } = await readKubefile(context, opts.kubefile);
   const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [hostPlatform()];
   // Every platform's Kubefile is checked before any work starts (${ARCH} differs per platform).
