@@ -213,6 +213,7 @@ async function benchCache() {
     return {
       images: images.length,
       layers: set.layers,
+      uniqueLayers: set.uniqueLayers,
       uniqueMiB: round(set.uniqueBytes / MiB, 1),
       referencedMiB: round(set.referencedBytes / MiB, 1),
       sealant: { ...sealant, concurrency: 6 },
@@ -420,7 +421,7 @@ function report(res) {
   }
   if (res.cache) {
     const c = res.cache;
-    const note = `${c.images} images, ${c.layers} layers, ${c.uniqueMiB} MiB unique`;
+    const note = `${c.images} images, ${c.layers} layers (${c.uniqueLayers} distinct), ${c.uniqueMiB} MiB distinct`;
     rows.push(["cache 10 images: sealant cacheImages", secs(c.sealant.medianMs), runsS(c.sealant), cpu(c.sealant), note]);
     rows.push(["cache 10 images: skopeo -> registry", secs(c.skopeoRegistry.medianMs), runsS(c.skopeoRegistry), cpu(c.skopeoRegistry), `sealant ${c.speedupVsRegistry}x faster`]);
     rows.push(["cache 10 images: skopeo -> oci:", secs(c.skopeoOci.medianMs), runsS(c.skopeoOci), cpu(c.skopeoOci), `sealant ${c.speedupVsOci}x faster`]);

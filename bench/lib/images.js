@@ -152,7 +152,8 @@ async function makeCacheSetLayout(layoutDir) {
     tagged.push({ tag: img.name, manifest: writeImage(blobs, layers, img.name), layers: layers.length });
   }
   writeLayoutIndex(layoutDir, tagged);
-  return { images: tagged, uniqueBytes, referencedBytes, layers: tagged.reduce((s, t) => s + t.layers, 0) };
+  const ownLayers = CACHE_SET.reduce((s, i) => s + i.own.length, 0);
+  return { images: tagged, uniqueBytes, referencedBytes, layers: tagged.reduce((s, t) => s + t.layers, 0), uniqueLayers: ownLayers + Object.keys(BASES).length };
 }
 
 module.exports = { MiB, writeRandomLayer, writeImage, writeLayoutIndex, makeCacheSetLayout, CACHE_SET, OCI_MANIFEST };

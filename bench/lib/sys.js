@@ -175,9 +175,12 @@ function selfCpuMs() {
 
 /**
  * Times `fn` (wall ms) and the CPU used meanwhile by this process, by finished children and
- * by the given live processes (registries).
+ * by the given live processes (registries). Not timed: a `sync` first.
  */
 async function measure(fn, watchPids = []) {
+  // Start from a clean page cache state: dirty pages left by the previous contender would
+  // otherwise be flushed by this one's fsyncs and billed to it.
+  execFileSync("sync");
   const c0 = { self: selfCpuMs(), children: childrenCpuMs(), others: watchPids.map(procCpuMs) };
   const t0 = process.hrtime.bigint();
   const value = await fn();

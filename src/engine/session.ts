@@ -68,7 +68,7 @@ export class Session {
     const client = this.clientFor(registry);
     return {
       getManifest: (repo, ref) => client.getManifest(repo, ref),
-      openBlob: (repo, digest, o) => client.openBlob(repo, digest, o?.size !== undefined ? { size: o.size } : {}),
+      openBlob: (repo, digest, o) => client.openBlob(repo, digest, { ...(o?.size !== undefined ? { size: o.size } : {}), ...(o?.verify !== undefined ? { verify: o.verify } : {}) }),
     };
   };
 

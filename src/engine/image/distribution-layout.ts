@@ -96,7 +96,7 @@ export class DistributionLayout {
     try {
       // pipeline, not pipe(): a source that fails (even before we got here) fails the write and
       // is destroyed with it, instead of stalling it.
-      await pipeline(source, hasher, createWriteStream(tmp));
+      await pipeline(source, hasher, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
       const actual = hasher.digest();
       if (actual !== expected.digest) throw new DigestMismatchError(what, expected.digest, actual);
       if (expected.size !== undefined && hasher.size !== expected.size) {

@@ -14,7 +14,11 @@ export interface FetchedManifest {
  */
 export interface ImageSource {
   getManifest(repository: string, reference: string): Promise<FetchedManifest>;
-  openBlob(repository: string, digest: Digest, opts?: { size?: number }): Promise<Readable>;
+  /**
+   * `verify: false` is for callers that hash what they write anyway (both stores do); the
+   * stream then checks only the size.
+   */
+  openBlob(repository: string, digest: Digest, opts?: { size?: number; verify?: boolean }): Promise<Readable>;
 }
 
 /** Gives the ImageSource for a registry host (`docker.io`, `quay.io`, `127.0.0.1:5000`). */

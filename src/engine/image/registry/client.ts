@@ -58,6 +58,12 @@ export interface ManifestResponse {
 export interface OpenBlobOptions {
   /** Expected size; a different length fails the stream. */
   size?: number;
+  /**
+   * false: the caller verifies the digest itself while writing (the store and the registry
+   * layout both do), so the stream only checks the size and hashing is not done twice.
+   * @default true
+   */
+  verify?: boolean;
   signal?: AbortSignal;
 }
 
@@ -291,7 +297,7 @@ export class RegistryClient {
       res.res.destroy();
       throw new SizeMismatchError(what, opts.size, declared);
     }
-    const verifier = new VerifyingStream(what, digest, size);
+    const verifier = new VerifyingStream(what, digest, size, undefined, opts.verify ?? true);
     const body = res.res;
     body.on("error", (err) => verifier.destroy(new Error(`${what}: reading failed after ${verifier.bytes} bytes: ${err.message}`, { cause: err })));
     body.on("close", () => {
