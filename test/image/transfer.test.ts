@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -5,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { build } from "../../src/engine/build";
 import { pullImage, pushImage } from "../../src/engine/image/transfer";
 import { Session } from "../../src/engine/session";
+import type { Digest } from "../../src/engine/image/digest";
 import { blobDataPath, sharedRegistries } from "../support/registry";
 
 const temps: string[] = [];
@@ -17,10 +19,12 @@ afterAll(async () => {
   await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-async function builtImage(session: Session, tag: string, platforms?: string[]): Promise<string> {
+async function builtImage(session: Session, tag: string, platforms?: string[], randomBytesPerFile = 0): Promise<Digest> {
   const ctx = await temp("sealant-transfer-ctx-");
   await writeFile(join(ctx, "Kubefile"), "FROM scratch\nCOPY data-${ARCH}.bin data.bin\n");
-  for (const arch of ["amd64", "arm64"]) await writeFile(join(ctx, `data-${arch}.bin`), `${tag} ${arch} ${Math.random()}\n`.repeat(1000));
+  for (const arch of ["amd64", "arm64"]) {
+    await writeFile(join(ctx, `data-${arch}.bin`), Buffer.concat([Buffer.from(`${tag} ${arch} ${Math.random()}\n`.repeat(1000)), randomBytes(randomBytesPerFile)]));
+  }
   const r = await build(session, {
     context: ctx,
     tag,
@@ -30,11 +34,12 @@ async function builtImage(session: Session, tag: string, platforms?: string[]): 
 }
 
 describe("pull", () => {
-  it("refuses a blob whose content does not match its digest and leaves no image behind", async () => {
+  // Small blobs are hashed while streaming, large ones (> 4 MiB) on a worker thread after writing.
+  it.each([["small", 0], ["large", 6 << 20]])("refuses a %s blob whose content does not match its digest and leaves no image behind", async (_label, extra) => {
     // GIVEN an image pushed to a real registry, then one of its layers corrupted on the registry's disk
     const reg = sharedRegistries().upstream;
     const src = await Session.open({ home: await temp("sealant-src-") });
-    await builtImage(src, "corrupt/app:1");
+    await builtImage(src, "corrupt/app:1", undefined, extra);
     await pushImage(src.store, "corrupt/app:1", { clientFor: src.clientFor, destination: `${reg.host}/corrupt/app:1` });
     const { manifest } = await src.store.manifestFor((await src.store.resolve("corrupt/app:1")).descriptor);
     const layer = manifest.layers[0]!;

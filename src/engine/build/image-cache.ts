@@ -1,10 +1,11 @@
-import { Transform, addAbortSignal, pipeline, type Readable, type TransformCallback } from "node:stream";
+import { addAbortSignal } from "node:stream";
 import { DigestMismatchError, sha256, type Digest } from "../image/digest";
 import { DistributionLayout, repositoryFor } from "../image/distribution-layout";
 import { isIndexMediaType, isManifestMediaType, MediaType } from "../image/media-types";
 import { formatReference, parseReference, referenceSelector, type Reference } from "../image/reference";
 import type { ImageSource, ImageSourceFactory } from "../image/source";
 import { platformString, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from "../image/types";
+import { countBytes } from "../util/streams";
 
 /**
  * Copies container images into a cluster image's `registry/` directory, in the on-disk layout
@@ -472,17 +473,6 @@ function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
 }
 
 /** Passes a stream through, reporting chunk sizes; an error of the source fails the result, and destroying the result destroys the source. */
-function countBytes(source: Readable, onBytes: (n: number) => void): Readable {
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
-      onBytes(chunk.length);
-      done(null, chunk);
-    },
-  });
-  pipeline(source, counter, () => undefined);
-  return counter;
-}
-
 function parseJson<T>(bytes: Buffer, what: string): T {
   try {
     const v = JSON.parse(bytes.toString("utf8")) as unknown;

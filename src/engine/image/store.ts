@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -10,6 +10,7 @@ import { formatReference, parseReference } from "./reference";
 import { hostPlatform, platformString, type Descriptor, type Index, type Manifest, type Platform } from "./types";
 import { exists, writeFileAtomic, writeStreamAtomic } from "../util/fs";
 import { withLock } from "../util/lock";
+import { hashFile } from "../util/hash-file";
 
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 
@@ -26,6 +27,9 @@ export class ImageNotFoundError extends Error {
     this.name = "ImageNotFoundError";
   }
 }
+
+/** Blobs above this size are verified on a worker thread after writing (see putBlobStream). */
+const OFF_THREAD_HASH_MIN = 4 << 20;
 
 /** Where sealant keeps its state: $SEALANT_HOME, default ~/.sealant. */
 export function sealantHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -106,24 +110,30 @@ export class ImageStore {
     source: Readable,
     expected: { digest?: Digest; size?: number; what?: string } = {},
   ): Promise<{ digest: Digest; size: number }> {
-    const hasher = new DigestingStream();
     const what = expected.what ?? "blob";
     let result: { digest: Digest; size: number } | undefined;
     const target = expected.digest ? this.blobPath(expected.digest) : join(this.root, "blobs", "sha256", ".incoming");
-    // pipe() does not forward errors; without this a failed source would leave the write hanging.
-    source.once("error", (err) => hasher.destroy(err));
-    await writeStreamAtomic(target, source.pipe(hasher), async () => {
-      const digest = hasher.digest();
+    const check = (digest: Digest, size: number): void => {
       if (expected.digest !== undefined && digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, digest);
-      if (expected.size !== undefined && hasher.size !== expected.size) {
-        throw new Error(`${what}: size mismatch: expected ${expected.size} bytes, got ${hasher.size}`);
-      }
-      result = { digest, size: hasher.size };
-    });
+      if (expected.size !== undefined && size !== expected.size) throw new Error(`${what}: size mismatch: expected ${expected.size} bytes, got ${size}`);
+      result = { digest, size };
+    };
+    if (expected.digest !== undefined && expected.size !== undefined && expected.size > OFF_THREAD_HASH_MIN) {
+      // Large blob of known digest: write first, then verify on a worker thread, so the main
+      // thread keeps receiving other blobs meanwhile. Still renamed only after the check.
+      await writeStreamAtomic(target, source, async (tmp) => {
+        const { digest, size } = await hashFile(tmp);
+        check(digest, size);
+      });
+    } else {
+      const hasher = new DigestingStream();
+      // pipe() does not forward errors; without this a failed source would leave the write hanging.
+      source.once("error", (err) => hasher.destroy(err));
+      await writeStreamAtomic(target, source.pipe(hasher), () => check(hasher.digest(), hasher.size));
+    }
     if (!result) throw new Error("internal: blob stream ended without a digest");
     if (!expected.digest) {
       // The digest was unknown up front: move the verified file to its content address.
-      const { rename } = await import("node:fs/promises");
       await rename(target, this.blobPath(result.digest));
     }
     return result;

@@ -5,6 +5,7 @@ import type { RegistryClient } from "./registry";
 import type { ImageStore } from "./store";
 import { platformString, type Descriptor, type Index, type Manifest, type Platform } from "./types";
 import { mapLimit } from "../util/concurrency";
+import { countBytes } from "../util/streams";
 
 export type ClientFactory = (registry: string) => RegistryClient;
 
@@ -85,12 +86,8 @@ async function pullLeased(store: ImageStore, refText: string, opts: TransferOpti
     opts.onEvent?.({ type: "blob", digest: desc.digest, size: desc.size, state: "start" });
     // The store hashes while writing and renames only on a match: no second hash here.
     const stream = await client.openBlob(ref.repository, desc.digest, { size: desc.size, verify: false, ...(opts.signal ? { signal: opts.signal } : {}) });
-    let seen = 0;
-    stream.on("data", (chunk: Buffer) => {
-      seen += chunk.length;
-      opts.onEvent?.({ type: "blob-progress", digest: desc.digest, bytes: seen, size: desc.size });
-    });
-    await store.putBlobStream(stream, { digest: desc.digest, size: desc.size, what: `${refText} blob ${desc.digest}` });
+    const counted = countBytes(stream, (_n, seen) => opts.onEvent?.({ type: "blob-progress", digest: desc.digest, bytes: seen, size: desc.size }));
+    await store.putBlobStream(counted, { digest: desc.digest, size: desc.size, what: `${refText} blob ${desc.digest}` });
     bytes += desc.size;
     transferred++;
     opts.onEvent?.({ type: "blob", digest: desc.digest, size: desc.size, state: "done" });
@@ -157,3 +154,4 @@ function collectBlobs(manifest: Manifest, into: Map<Digest, Descriptor>): void {
 function platformMatches(have: Platform, want: Platform): boolean {
   return have.os === want.os && have.architecture === want.architecture && (!want.variant || have.variant === want.variant);
 }
+

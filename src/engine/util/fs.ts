@@ -24,18 +24,21 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode?
   }
 }
 
-/** Streams into a temp file; `commit` decides (after the stream ended) whether it is renamed into place. */
+/**
+ * Streams into a temp file; `commit` (given the temp file's path, after the stream ended)
+ * decides by returning or throwing whether it is renamed into place.
+ */
 export async function writeStreamAtomic(
   path: string,
   source: Readable,
-  commit: () => void | Promise<void> = () => undefined,
+  commit: (tmp: string) => void | Promise<void> = () => undefined,
 ): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempNameFor(path);
   try {
     // 1 MiB writes: with the default 16 KiB, receiving and writing take turns instead of overlapping.
     await pipeline(source, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
-    await commit();
+    await commit(tmp);
     await fsyncFile(tmp);
     await rename(tmp, path);
   } catch (err) {

@@ -1,0 +1,21 @@
+import { Transform, type Readable } from "node:stream";
+import { pipeline } from "node:stream";
+
+/**
+ * Counts the bytes flowing from `source` for progress reports. A pass-through stream rather
+ * than a 'data' listener: a listener would start the flow before the consumer is attached and
+ * those bytes would be lost. Errors of `source` fail the returned stream.
+ */
+export function countBytes(source: Readable, onBytes: (chunk: number, total: number) => void): Readable {
+  let total = 0;
+  const counter = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, done) {
+      total += chunk.length;
+      onBytes(chunk.length, total);
+      done(null, chunk);
+    },
+  });
+  pipeline(source, counter, () => undefined);
+  return counter;
+}
