@@ -10,7 +10,7 @@ import { formatReference, parseReference } from "./reference";
 import { hostPlatform, platformString, type Descriptor, type Index, type Manifest, type Platform } from "./types";
 import { exists, writeFileAtomic, writeStreamAtomic } from "../util/fs";
 import { withLock } from "../util/lock";
-import { hashFile } from "../util/hash-file";
+import { WorkerHashingStream } from "../util/worker-hash";
 
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 
@@ -28,7 +28,7 @@ export class ImageNotFoundError extends Error {
   }
 }
 
-/** Blobs above this size are verified on a worker thread after writing (see putBlobStream). */
+/** Blobs above this size are hashed on a worker thread (see putBlobStream). */
 const OFF_THREAD_HASH_MIN = 4 << 20;
 
 /** Where sealant keeps its state: $SEALANT_HOME, default ~/.sealant. */
@@ -119,10 +119,12 @@ export class ImageStore {
       result = { digest, size };
     };
     if (expected.digest !== undefined && expected.size !== undefined && expected.size > OFF_THREAD_HASH_MIN) {
-      // Large blob of known digest: write first, then verify on a worker thread, so the main
+      // Large blob of known digest: hashed on a worker thread as it streams, so the main
       // thread keeps receiving other blobs meanwhile. Still renamed only after the check.
-      await writeStreamAtomic(target, source, async (tmp) => {
-        const { digest, size } = await hashFile(tmp);
+      const hasher = new WorkerHashingStream();
+      source.once("error", (err) => hasher.destroy(err));
+      await writeStreamAtomic(target, source.pipe(hasher), async () => {
+        const { digest, size } = await hasher.result();
         check(digest, size);
       });
     } else {

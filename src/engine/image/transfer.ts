@@ -86,7 +86,8 @@ async function pullLeased(store: ImageStore, refText: string, opts: TransferOpti
     opts.onEvent?.({ type: "blob", digest: desc.digest, size: desc.size, state: "start" });
     // The store hashes while writing and renames only on a match: no second hash here.
     const stream = await client.openBlob(ref.repository, desc.digest, { size: desc.size, verify: false, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const counted = countBytes(stream, (_n, seen) => opts.onEvent?.({ type: "blob-progress", digest: desc.digest, bytes: seen, size: desc.size }));
+    const onEvent = opts.onEvent;
+    const counted = onEvent ? countBytes(stream, (_n, seen) => onEvent({ type: "blob-progress", digest: desc.digest, bytes: seen, size: desc.size })) : stream;
     await store.putBlobStream(counted, { digest: desc.digest, size: desc.size, what: `${refText} blob ${desc.digest}` });
     bytes += desc.size;
     transferred++;
