@@ -34,3 +34,14 @@ export class KubefileSyntaxError extends Error {
     this.warnings = warnings;
   }
 }
+
+/**
+ * An error about the instruction being parsed, thrown by the instruction parsers; the parse loop
+ * catches it and attaches file and line. Internal: callers see `KubefileError`s.
+ */
+export class LineError extends Error {}
+
+/** `"a", "b"`: names as they appear in messages. */
+export function quoteList(xs: readonly string[]): string {
+  return xs.map((x) => `"${x}"`).join(", ");
+}

@@ -4,6 +4,8 @@
  * whitespace lists and JSON arrays.
  */
 
+import { LineError } from "./errors";
+
 const WHITESPACE = /[\t\v\f\r ]+/;
 
 export interface SplitCommand {
@@ -166,4 +168,25 @@ export function parseJsonArray(rest: string): JsonArrayResult {
 /** Text that starts like a JSON array of strings (`["`), so a parse failure is a mistake, not shell. */
 export function looksLikeJson(rest: string): boolean {
   return /^\[\s*"/.test(rest.trimStart());
+}
+
+/** One argument as written, and whether expanding it should process quotes (not in JSON form). */
+export interface ArgWord {
+  readonly text: string;
+  readonly quotes: boolean;
+}
+
+/**
+ * Arguments in JSON form or whitespace-separated (sealer's parseMaybeJSONToList). Text that
+ * starts with `[` but is not a JSON array is an error, except in `glob` mode (COPY/ADD) where
+ * `[ab]*.yaml` is a pattern unless it starts like `["`.
+ */
+export function listArgs(kind: string, rest: string, mode: "strict" | "glob"): ArgWord[] {
+  const json = parseJsonArray(rest);
+  if (json.kind === "array") return json.values.map((text) => ({ text, quotes: false }));
+  if (json.kind === "not-strings") throw new LineError(`${kind}: ${NOT_STRINGS_MESSAGE}`);
+  if (json.kind === "invalid" && (mode === "strict" || looksLikeJson(rest))) {
+    throw new LineError(`${kind}: malformed JSON array (${json.reason})`);
+  }
+  return splitWhitespace(rest).map((text) => ({ text, quotes: true }));
 }

@@ -1,0 +1,100 @@
+import { LineError, type KubefileError, type KubefileWarning } from "./errors";
+import type { BaseAppRef, FromInstruction, Instruction, KubefileApp } from "./instructions";
+import type { EscapeToken } from "./lexer";
+import type { ParseKubefileOptions } from "./options";
+import { expand as expandWord, SubstitutionError, type Lookup } from "./substitute";
+
+/** An instruction as written (known or not), for the whole-file ordering rules. */
+export interface Recorded {
+  readonly kind: string;
+  readonly line: number;
+}
+
+/**
+ * What one parse knows while it reads a Kubefile top to bottom: its diagnostics, the variables in
+ * scope, and the summary the typed `Kubefile` is built from. The instruction parsers
+ * (from-arg.ts, copy-add.ts, ...) read and update it; nothing outlives the parse.
+ */
+export class ParseState {
+  readonly errors: KubefileError[] = [];
+  readonly warnings: KubefileWarning[] = [];
+  readonly instructions: Instruction[] = [];
+  /** Every instruction seen (valid or not), for ordering rules. */
+  readonly seen: Recorded[] = [];
+
+  escape: EscapeToken = "\\";
+  from: FromInstruction | undefined;
+  /** The first instruction other than ARG before FROM (reported only if the file has a FROM). */
+  beforeFrom: Recorded | undefined;
+
+  // variables
+  readonly globalArgs = new Map<string, string | undefined>();
+  readonly stageArgs = new Map<string, string | undefined>();
+  readonly env = new Map<string, string>();
+  readonly declaredArgs = new Set<string>();
+
+  // summary
+  readonly labels: Record<string, string> = {};
+  maintainer: string | undefined;
+  kubeVersion: string | undefined;
+  readonly apps = new Map<string, KubefileApp>();
+  /** Names of APP/CNI/CSI lines so far, even unparsable ones (avoids follow-on errors). */
+  readonly appNamesSoFar = new Set<string>();
+  readonly appCmds: Record<string, readonly string[]> = {};
+  readonly appEnv: Record<string, Record<string, string>> = {};
+  launch: string[] | undefined;
+  readonly cmds: string[] = [];
+  readonly baseAppRefs: BaseAppRef[] = [];
+  /** References to apps that are known to be missing; reported once the whole file is read. */
+  readonly badRefs: BaseAppRef[] = [];
+  cmdWarned = false;
+
+  constructor(
+    readonly file: string,
+    readonly opts: ParseKubefileOptions,
+  ) {}
+
+  // ---- diagnostics ----------------------------------------------------------------------
+
+  error(line: number, message: string): void {
+    this.errors.push({ file: this.file, line, message });
+  }
+
+  warn(line: number | undefined, message: string): void {
+    this.warnings.push(line === undefined ? { file: this.file, message } : { file: this.file, line, message });
+  }
+
+  // ---- variables ------------------------------------------------------------------------
+
+  private lookup: Lookup = (name) => {
+    if (this.from !== undefined) {
+      const e = this.env.get(name);
+      if (e !== undefined) return e;
+      const a = this.stageArgs.get(name);
+      if (a !== undefined) return a;
+    } else {
+      const g = this.globalArgs.get(name);
+      if (g !== undefined) return g;
+    }
+    if (name === "ARCH") return this.opts.arch;
+    return undefined;
+  };
+
+  /** Expand a word; errors become LineErrors. `quotes` false for JSON-form strings. */
+  expand(word: string, quotes = true): string {
+    try {
+      return expandWord(word, this.lookup, {
+        escape: this.escape,
+        quotes,
+        onUnset: (name) => {
+          if (name === "ARCH") {
+            throw new LineError("uses $ARCH, but no target architecture was given to the parser (opts.arch) and no ARG or ENV sets ARCH");
+          }
+        },
+      });
+    } catch (e) {
+      if (e instanceof SubstitutionError) throw new LineError(`cannot expand "${word}": ${e.message}`);
+      throw e;
+    }
+  }
+}
