@@ -158,7 +158,7 @@ async function benchCache() {
       const session = await openSession(path.join(dir, `run${r}`, "sealant-home"), mirrors);
       try {
         return await measure(
-          () => profiled(`cache-sealant-${r}`, async () => cacheImages(images, registryDir, { sourceFor: session.sourceFor, platform })),
+          () => profiled(`cache-sealant-${r}`, async () => cacheImages(images, registryDir, { sourceFor: session.sourceFor, platform, durable: false })),
           [upstream.pid],
         );
       } finally {

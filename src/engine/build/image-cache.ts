@@ -28,6 +28,11 @@ import { countBytes } from "../util/streams";
  * points at incomplete content. The first failure in this phase stops the call.
  */
 export interface CacheImagesOptions {
+  /**
+   * fsync what is written. The builder caches into its scratch rootfs, which a crash discards
+   * whole, and turns this off. @default true
+   */
+  durable?: boolean;
   /** Where to fetch from, per source registry. */
   sourceFor: ImageSourceFactory;
   /** The platform of the cluster; picked from multi-platform indexes. */
@@ -99,7 +104,7 @@ interface Plan {
 
 export async function cacheImages(images: string[], registryDir: string, opts: CacheImagesOptions): Promise<CachedImage[]> {
   const concurrency = Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY);
-  const layout = new DistributionLayout(registryDir);
+  const layout = new DistributionLayout(registryDir, opts.durable ?? true);
   const emit = (e: CacheProgressEvent): void => opts.onProgress?.(e);
 
   // Normalise and de-duplicate, keeping the first spelling's position.

@@ -29,7 +29,14 @@ import { exists, fsyncFile, tempNameFor, writeFileAtomic } from "../util/fs";
 export class DistributionLayout {
   readonly v2: string;
 
-  constructor(readonly root: string) {
+  /**
+   * `durable: false` skips fsyncs: right for a tree inside a build's scratch rootfs, which a
+   * crash throws away whole (the layer made from it is what gets written durably).
+   */
+  constructor(
+    readonly root: string,
+    private readonly durable = true,
+  ) {
     this.v2 = join(root, "docker", "registry", "v2");
   }
 
@@ -71,7 +78,7 @@ export class DistributionLayout {
     const digest = sha256(data);
     if (expected !== undefined && expected !== digest) throw new DigestMismatchError("blob", expected, digest);
     if (await this.hasBlob(digest)) return { digest, size: data.length, written: false };
-    await writeFileAtomic(this.blobDataPath(digest), data);
+    await writeFileAtomic(this.blobDataPath(digest), data, undefined, this.durable);
     return { digest, size: data.length, written: true };
   }
 
@@ -102,7 +109,7 @@ export class DistributionLayout {
       if (expected.size !== undefined && hasher.size !== expected.size) {
         throw Object.assign(new Error(`${what}: size mismatch: expected ${expected.size} bytes, got ${hasher.size}`), { name: "SizeMismatchError" });
       }
-      await fsyncFile(tmp);
+      if (this.durable) await fsyncFile(tmp);
       await rename(tmp, path);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -119,18 +126,18 @@ export class DistributionLayout {
 
   /** Makes a config or layer blob (already stored) visible in `repository`. */
   async linkBlob(repository: string, digest: Digest): Promise<void> {
-    await writeLink(this.layerLinkPath(repository, digest), digest);
+    await writeLink(this.layerLinkPath(repository, digest), digest, this.durable);
   }
 
   /** Makes a manifest or index blob (already stored) fetchable by digest in `repository`. */
   async linkManifest(repository: string, digest: Digest): Promise<void> {
-    await writeLink(this.manifestRevisionLinkPath(repository, digest), digest);
+    await writeLink(this.manifestRevisionLinkPath(repository, digest), digest, this.durable);
   }
 
   /** Points `repository:tag` at a manifest or index already linked with `linkManifest`. */
   async tag(repository: string, tag: string, digest: Digest): Promise<void> {
-    await writeLink(this.tagIndexLinkPath(repository, tag, digest), digest);
-    await writeLink(this.tagCurrentLinkPath(repository, tag), digest);
+    await writeLink(this.tagIndexLinkPath(repository, tag, digest), digest, this.durable);
+    await writeLink(this.tagCurrentLinkPath(repository, tag), digest, this.durable);
   }
 
   // ---- reading ----
@@ -261,9 +268,9 @@ function checkTag(tag: string): string {
   return tag;
 }
 
-async function writeLink(path: string, digest: Digest): Promise<void> {
+async function writeLink(path: string, digest: Digest, durable: boolean): Promise<void> {
   if ((await readLink(path)) === digest) return;
-  await writeFileAtomic(path, digest);
+  await writeFileAtomic(path, digest, undefined, durable);
 }
 
 async function readLink(path: string): Promise<Digest | undefined> {

@@ -10,13 +10,16 @@ export function tempNameFor(path: string): string {
   return join(dirname(path), `.tmp-${basename(path)}-${process.pid}-${randomBytes(4).toString("hex")}`);
 }
 
-/** Writes a file so that readers see either the old content or the complete new one, never a torn write. */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode?: number): Promise<void> {
+/**
+ * Writes a file so that readers see either the old content or the complete new one, never a
+ * torn write. `sync: false` skips the fsync, for scratch trees that a crash discards anyway.
+ */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode?: number, sync = true): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempNameFor(path);
   try {
     await writeFile(tmp, data, mode === undefined ? {} : { mode });
-    await fsyncFile(tmp);
+    if (sync) await fsyncFile(tmp);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });

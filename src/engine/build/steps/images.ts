@@ -53,6 +53,8 @@ export async function cacheContainerImages(
   await cacheImages(images, join(rootfs, "registry"), {
     sourceFor: opts.sourceFor,
     platform: build.platform,
+    // The scratch rootfs is thrown away on a crash; the layer made from it is written durably.
+    durable: false,
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
     onProgress: (e) => {
