@@ -1,0 +1,53 @@
+import { LineError } from "./errors";
+import type { Instruction } from "./instructions";
+import type { ParseState } from "./state";
+import { listArgs } from "./words";
+
+/** COPY/ADD [--chown=<user>] [--chmod=<mode>] <src>... <dest>, or the JSON form. */
+export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[], rest: string, line: number): Instruction {
+  let chown: string | undefined;
+  let chmod: string | undefined;
+  for (const f of flags) {
+    const eq = f.indexOf("=");
+    const name = (eq < 0 ? f : f.slice(0, eq)).replace(/^-+/, "");
+    if (name === "from") {
+      throw new LineError(`${kind} --from is not supported: Kubefiles have a single stage (no multi-stage builds or copying from images)`);
+    }
+    if (name !== "chown" && name !== "chmod") throw new LineError(`unknown flag --${name} for ${kind} (expected --chown=<user> or --chmod=<mode>)`);
+    if (eq < 0) throw new LineError(`--${name} needs a value: --${name}=<value>`);
+    const value = st.expand(f.slice(eq + 1));
+    if (name === "chown") chown = value;
+    else chmod = value;
+  }
+  const words = listArgs(kind, rest, "glob");
+  const usage = `${kind} requires at least two arguments: ${kind} <src>... <dest>`;
+  if (words.length < 2) throw new LineError(words.length === 0 ? usage : `${usage} (got only "${words[0].text}")`);
+  const expanded = words.map((w) => {
+    try {
+      return st.expand(w.text, w.quotes);
+    } catch (e) {
+      if (e instanceof LineError && /matching (single|double)-quote/.test(e.message)) {
+        throw new LineError(
+          `${e.message}; ${kind} splits its arguments at blanks even inside quotes: use the JSON form ${kind} ["a b", "dest/"] for paths with blanks`,
+        );
+      }
+      throw e;
+    }
+  });
+  for (let i = 0; i < expanded.length; i++) {
+    if (expanded[i] === "") throw new LineError(`${kind} argument "${words[i].text}" expands to an empty string`);
+  }
+  const sources = expanded.slice(0, -1);
+  const dest = expanded[expanded.length - 1];
+  if (sources.length > 1 && !dest.endsWith("/")) {
+    throw new LineError(`when ${kind} has more than one source, the destination must be a directory ending with "/" (got "${dest}")`);
+  }
+  return {
+    kind,
+    line,
+    sources,
+    dest,
+    ...(chown !== undefined ? { chown } : {}),
+    ...(chmod !== undefined ? { chmod } : {}),
+  };
+}
