@@ -1,3 +1,6 @@
+import { DigestMismatchError } from "../digest";
+import { BlobSourceError } from "./streams";
+
 /** One entry of a registry's JSON error body: `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"...","detail":...}]}`. */
 export interface RegistryErrorEntry {
   code: string;
@@ -111,6 +114,50 @@ const STATUS_TEXT: Record<number, string> = {
   503: "Service Unavailable",
   504: "Gateway Timeout",
 };
+
+/**
+ * A request that got no response, as a RegistryError that names the host and says what to check;
+ * aborts and errors of the request body pass through unchanged.
+ */
+export function networkError(registry: string, method: string, url: URL, err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  if (err.name === "AbortError" || (err as { code?: string }).code === "ABORT_ERR") return err;
+  // Errors of a request body we produce (a blob being uploaded) are not network errors.
+  if (err instanceof DigestMismatchError || err instanceof BlobSourceError || err instanceof RegistryError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  let message = err.message;
+  switch (code) {
+    case "ECONNREFUSED":
+      message = `connection refused: is a registry listening at ${url.host}? (${err.message})`;
+      break;
+    case "ENOTFOUND":
+      message = `unknown host ${url.hostname}`;
+      break;
+    case "ECONNRESET":
+      message = `connection reset by ${url.host} (${err.message})`;
+      break;
+    case "ETIMEDOUT":
+      message = `timed out talking to ${url.host} (${err.message})`;
+      break;
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+    case "CERT_HAS_EXPIRED":
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      message = `TLS certificate of ${url.host} not trusted: ${err.message} (trust its CA, or mark the registry insecure)`;
+      break;
+    case "EPROTO":
+    case "ERR_SSL_WRONG_VERSION_NUMBER":
+      message = `TLS handshake with ${url.host} failed: ${err.message} (a plain-HTTP registry must be marked insecure)`;
+      break;
+    default:
+      break;
+  }
+  const init: RegistryErrorInit = { registry, method, path: `${url.host}${url.pathname}`, message, cause: err };
+  if (code !== undefined) init.code = code;
+  return new RegistryError(init);
+}
 
 /** Parses a registry error body; tolerant of non-JSON bodies (returns []). */
 export function parseErrorBody(body: Buffer): RegistryErrorEntry[] {

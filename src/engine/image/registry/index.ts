@@ -1,5 +1,5 @@
 export { RegistryClient } from "./client";
-export type { ManifestResponse, OpenBlobOptions, PushBlobOptions, PushBlobResult, RegistryClientOptions } from "./client";
+export type { ManifestResponse, OpenBlobOptions, PushBlobOptions, PushBlobResult, RegistryClientOptions } from "./options";
 export { RegistryError, parseErrorBody } from "./errors";
 export type { RegistryErrorEntry } from "./errors";
 export { parseChallenges, repositoryScope } from "./auth";

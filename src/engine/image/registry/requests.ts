@@ -1,0 +1,271 @@
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { Credentials } from "../credentials";
+import { isLoopbackRegistry } from "../reference";
+import { Authenticator, basicHeader, type TokenResponse } from "./auth";
+import { RegistryError, bodyExcerpt, networkError, parseErrorBody } from "./errors";
+import type { RegistryClientOptions } from "./options";
+import { RetryPolicy, parseRetryAfter } from "./retry";
+import { HttpTransport, discard, readBody, readErrorBody, type RequestBody } from "./transport";
+import type { RegistryName } from "./validate";
+
+const MAX_TOKEN_BYTES = 1024 * 1024;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+export interface Req {
+  method: string;
+  /** A path under the registry ("/v2/...") or an absolute URL (upload locations, token realms). */
+  url: string | URL;
+  /** Token scopes the request needs. */
+  scopes: string[];
+  /** Statuses that are answers; any other status is an error. */
+  ok: number[];
+  headers?: Record<string, string | number>;
+  /** A Buffer can be replayed (auth challenge, retries); a stream cannot. */
+  body?: RequestBody;
+  /** false: one attempt only. */
+  retry?: boolean;
+  /** Do not run the registry's auth flow (token realm requests). */
+  noAuth?: boolean;
+  /** An explicit Authorization header (token realm requests). */
+  authorization?: string;
+  signal?: AbortSignal | undefined;
+}
+
+/** A response together with the request that got it (after redirects). */
+export class Reply {
+  constructor(
+    readonly method: string,
+    readonly res: IncomingMessage,
+    readonly url: URL,
+  ) {}
+
+  get status(): number {
+    return this.res.statusCode ?? 0;
+  }
+
+  /** host + path, no query: what error messages show. */
+  get path(): string {
+    return `${this.url.host}${this.url.pathname}`;
+  }
+
+  header(name: string): string | undefined {
+    return headerOf(this.res.headers, name);
+  }
+}
+
+/**
+ * HTTP to one registry: picks the scheme, answers auth challenges (basic, bearer tokens),
+ * retries, follows redirects, and turns failures into RegistryErrors that say what to do.
+ */
+export class RegistryHttp {
+  readonly registry: string;
+  readonly host: string;
+  private readonly transport: HttpTransport;
+  private readonly auth: Authenticator;
+  private readonly retries: RetryPolicy;
+  private readonly insecure: boolean;
+  private basePromise: Promise<URL> | undefined;
+
+  constructor(
+    name: RegistryName,
+    private readonly opts: RegistryClientOptions,
+  ) {
+    this.registry = name.registry;
+    this.host = name.host;
+    this.insecure = opts.insecure ?? false;
+    this.retries = new RetryPolicy(opts);
+    const transportOpts: ConstructorParameters<typeof HttpTransport>[0] = {
+      insecure: this.insecure,
+      maxSockets: opts.maxConnections ?? 8,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      userAgent: opts.userAgent ?? "sealant/0.1",
+    };
+    if (opts.ca !== undefined) transportOpts.ca = opts.ca;
+    this.transport = new HttpTransport(transportOpts);
+    this.auth = new Authenticator(this.registry, opts.credentials, (realm, creds) => this.fetchToken(realm, creds));
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+
+  /** The registry's origin, scheme included; detected once (again after a failure). */
+  base(): Promise<URL> {
+    if (!this.basePromise) {
+      const promise = this.detectBase();
+      this.basePromise = promise;
+      promise.catch(() => {
+        if (this.basePromise === promise) this.basePromise = undefined;
+      });
+    }
+    return this.basePromise;
+  }
+
+  async request(r: Req): Promise<Reply> {
+    // A single-attempt request leaves retrying to its caller (uploads restart as a whole).
+    if (r.retry === false) return this.attempt(r);
+    return this.retrying(
+      () => this.attempt(r),
+      (err) => `${r.method} ${err instanceof RegistryError ? err.path : ""}`,
+      r.signal,
+    );
+  }
+
+  /** Runs `run` again under the retry policy: for an operation made of single-attempt requests. */
+  retrying<T>(run: () => Promise<T>, describe: (err: unknown) => string, signal: AbortSignal | undefined): Promise<T> {
+    return this.retries.run(run, describe, this.signal(signal));
+  }
+
+  private signal(extra: AbortSignal | undefined): AbortSignal | undefined {
+    const own = this.opts.signal;
+    if (own && extra) return AbortSignal.any([own, extra]);
+    return own ?? extra;
+  }
+
+  private async detectBase(): Promise<URL> {
+    if (this.opts.scheme) return new URL(`${this.opts.scheme}://${this.host}`);
+    if (isLoopbackRegistry(this.host)) return new URL(`http://${this.host}`);
+    if (!this.insecure) return new URL(`https://${this.host}`);
+    // Insecure: HTTPS without verification if the registry speaks TLS, else plain HTTP.
+    const https = new URL(`https://${this.host}/v2/`);
+    try {
+      const probe: Parameters<HttpTransport["send"]>[0] = { method: "GET", url: https };
+      const signal = this.signal(undefined);
+      if (signal) probe.signal = signal;
+      await discard(await this.transport.send(probe));
+      return new URL(`https://${this.host}`);
+    } catch (err) {
+      if ((err as Error).name === "AbortError") throw err;
+      this.opts.log?.(`${this.host}: no TLS (${(err as Error).message}); using plain HTTP because the registry is marked insecure`);
+      return new URL(`http://${this.host}`);
+    }
+  }
+
+  private async attempt(r: Req): Promise<Reply> {
+    const base = await this.base();
+    const url = typeof r.url === "string" ? new URL(r.url, base) : r.url;
+    const ours = !r.noAuth && url.origin === base.origin;
+    const sent = r.authorization ?? (ours ? await this.auth.authorization(r.scopes) : undefined);
+    let res = await this.exchange(r, url, sent);
+    if (res.status === 401 && ours) {
+      const challenge = res.header("www-authenticate");
+      const body = await readErrorBody(res.res);
+      const replayable = r.body === undefined || Buffer.isBuffer(r.body);
+      const retryWith = challenge && replayable ? await this.auth.respond(challenge, r.scopes, sent) : undefined;
+      if (retryWith === undefined) throw await this.unauthorized(r.method, url, 401, body, challenge);
+      res = await this.exchange(r, url, retryWith);
+      if (res.status === 401) {
+        const again = res.header("www-authenticate");
+        throw await this.unauthorized(r.method, url, 401, await readErrorBody(res.res), again);
+      }
+    }
+    if (!r.ok.includes(res.status)) {
+      if (res.status === 403 && ours) throw await this.unauthorized(r.method, url, 403, await readErrorBody(res.res), undefined);
+      throw await this.statusError(res);
+    }
+    return res;
+  }
+
+  /** One request, following redirects for GET/HEAD; credentials never follow a redirect to another origin. */
+  private async exchange(r: Req, url: URL, authorization: string | undefined): Promise<Reply> {
+    let current = url;
+    let auth = authorization;
+    const signal = this.signal(r.signal);
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string | number> = { ...r.headers };
+      if (auth) headers["Authorization"] = auth;
+      let res: IncomingMessage;
+      try {
+        const req: Parameters<HttpTransport["send"]>[0] = { method: r.method, url: current, headers };
+        if (r.body !== undefined) req.body = r.body;
+        if (signal) req.signal = signal;
+        res = await this.transport.send(req);
+      } catch (err) {
+        throw networkError(this.registry, r.method, current, err);
+      }
+      const loc = headerOf(res.headers, "location");
+      if ((r.method === "GET" || r.method === "HEAD") && REDIRECTS.has(res.statusCode ?? 0) && loc && hop < 5) {
+        await discard(res);
+        const next = new URL(loc, current);
+        if (next.origin !== current.origin) auth = undefined;
+        current = next;
+        continue;
+      }
+      return new Reply(r.method, res, current);
+    }
+  }
+
+  private async statusError(res: Reply): Promise<RegistryError> {
+    const body = res.method === "HEAD" ? Buffer.alloc(0) : await readErrorBody(res.res);
+    if (res.method === "HEAD") await discard(res.res);
+    const errors = parseErrorBody(body);
+    const init: ConstructorParameters<typeof RegistryError>[0] = {
+      registry: this.registry,
+      method: res.method,
+      path: res.path,
+      status: res.status,
+      errors,
+    };
+    if (errors.length === 0) {
+      const excerpt = bodyExcerpt(body);
+      if (excerpt && !excerpt.startsWith("{")) init.message = excerpt;
+    }
+    const retryAfter = parseRetryAfter(res.header("retry-after"));
+    if (retryAfter !== undefined) init.retryAfterMs = retryAfter;
+    return new RegistryError(init);
+  }
+
+  private async unauthorized(method: string, url: URL, status: number, body: Buffer, challenge: string | undefined): Promise<RegistryError> {
+    const hasCreds = await this.auth.hasCredentials().catch(() => false);
+    let hint = this.credentialsHint(hasCreds);
+    const why = Authenticator.challengeError(challenge);
+    if (hasCreds && (why === "insufficient_scope" || status === 403)) hint += `; the credentials may lack access to this repository`;
+    const errors = parseErrorBody(body);
+    return new RegistryError({ registry: this.registry, method, path: `${url.host}${url.pathname}`, status, errors, message: hint });
+  }
+
+  private credentialsHint(hasCreds: boolean): string {
+    return hasCreds
+      ? `unauthorized: check credentials for ${this.registry} (sealant login ${this.registry})`
+      : `no credentials for ${this.registry} (sealant login ${this.registry})`;
+  }
+
+  private async fetchToken(realm: URL, creds: Credentials | undefined): Promise<TokenResponse> {
+    if (creds && realm.protocol === "http:" && !isLoopbackRegistry(realm.host) && !this.insecure && realm.host !== this.host) {
+      throw new Error(
+        `${this.registry} asks for a token from ${realm.host} over plain HTTP; refusing to send credentials there (mark the registry insecure to allow it)`,
+      );
+    }
+    const req: Req = { method: "GET", url: realm, scopes: [], ok: [200], noAuth: true, headers: { Accept: "application/json" } };
+    if (creds) req.authorization = basicHeader(creds);
+    let res: Reply;
+    try {
+      res = await this.request(req);
+    } catch (err) {
+      if (err instanceof RegistryError && err.unauthorized) {
+        const hint = this.credentialsHint(creds !== undefined);
+        throw new RegistryError({ registry: this.registry, method: "GET", path: err.path, status: err.status ?? 401, errors: err.errors, message: hint });
+      }
+      // Already retried here: a plain Error so the registry request that needed the token does not retry again.
+      if (err instanceof RegistryError) throw new Error(`getting a token for ${this.registry}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const body = await readBody(res.res, MAX_TOKEN_BYTES, `token from ${realm.host}`);
+    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      parsed = JSON.parse(body.toString("utf8")) as typeof parsed;
+    } catch {
+      throw new Error(`token from ${realm.host}${realm.pathname} for ${this.registry}: not JSON`);
+    }
+    const token = typeof parsed.token === "string" && parsed.token ? parsed.token : parsed.access_token;
+    if (typeof token !== "string" || token === "") throw new Error(`token from ${realm.host}${realm.pathname} for ${this.registry}: no token in the answer`);
+    const expiresIn = typeof parsed.expires_in === "number" && parsed.expires_in > 0 ? parsed.expires_in : 60;
+    return { token, expiresIn };
+  }
+}
+
+function headerOf(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  if (Array.isArray(v)) return v.join(", ");
+  return v;
+}

@@ -1,0 +1,108 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { RegistryError } from "./errors";
+import type { RegistryClientOptions } from "./options";
+import { abortError } from "./transport";
+
+const RETRYABLE_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "UND_ERR_SOCKET",
+]);
+
+export type RetrySettings = Pick<RegistryClientOptions, "retries" | "connectRetries" | "retryBaseDelayMs" | "maxRetryDelayMs" | "maxRetryAfterMs" | "log">;
+
+/**
+ * Which failures are worth another attempt, and how long to wait first: 429, 408 and most 5xx,
+ * and connection errors (ECONNREFUSED only a few times), with exponential backoff and jitter,
+ * or as long as Retry-After asks (capped).
+ */
+export class RetryPolicy {
+  private readonly retries: number;
+  private readonly connectRetries: number;
+  private readonly baseDelay: number;
+  private readonly maxDelay: number;
+  private readonly maxRetryAfter: number;
+  private readonly log: ((message: string) => void) | undefined;
+
+  constructor(opts: RetrySettings) {
+    this.retries = Math.max(0, opts.retries ?? 4);
+    this.connectRetries = Math.max(0, Math.min(opts.connectRetries ?? 2, this.retries));
+    this.baseDelay = opts.retryBaseDelayMs ?? 250;
+    this.maxDelay = opts.maxRetryDelayMs ?? 10_000;
+    this.maxRetryAfter = opts.maxRetryAfterMs ?? 60_000;
+    this.log = opts.log;
+  }
+
+  /**
+   * Runs `attempt` until it succeeds or the policy gives up; a RegistryError it gives up on is
+   * marked final with the number of attempts. `describe` names what is retried in the log.
+   */
+  async run<T>(attempt: () => Promise<T>, describe: (err: unknown) => string, signal: AbortSignal | undefined): Promise<T> {
+    const state = new RetryState();
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (err) {
+        const wait = this.delay(err, state);
+        if (wait === undefined) throw err instanceof RegistryError ? err.gaveUp(state.attempt) : err;
+        this.log?.(`retrying ${describe(err)} in ${wait} ms: ${(err as Error).message}`);
+        await sleep(wait, signal);
+      }
+    }
+  }
+
+  /** Decides whether and when to retry; undefined = give up. Advances the state. */
+  private delay(err: unknown, state: RetryState): number | undefined {
+    const attempt = state.attempt;
+    if (!(err instanceof RegistryError) || err.final) return undefined;
+    if (attempt > this.retries) return undefined;
+    let retryable = false;
+    if (err.status !== undefined) {
+      retryable = err.status === 429 || err.status === 408 || (err.status >= 500 && err.status !== 501 && err.status !== 505);
+    } else if (err.code !== undefined && RETRYABLE_CODES.has(err.code)) {
+      retryable = true;
+      if (err.code === "ECONNREFUSED") {
+        state.refused++;
+        if (state.refused > this.connectRetries) return undefined;
+      }
+    }
+    if (!retryable) return undefined;
+    state.attempt++;
+    if (err.retryAfterMs !== undefined) return Math.min(err.retryAfterMs, this.maxRetryAfter);
+    // Exponential backoff with jitter: half fixed, half random.
+    const exp = Math.min(this.maxDelay, this.baseDelay * 2 ** (attempt - 1));
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+}
+
+class RetryState {
+  attempt = 1;
+  refused = 0;
+}
+
+/** A Retry-After header (seconds or an HTTP date) in milliseconds. */
+export function parseRetryAfter(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - Date.now());
+}
+
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) throw abortError(signal);
+  try {
+    await delay(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) throw abortError(signal);
+    throw err;
+  }
+}
