@@ -12,6 +12,7 @@ Images:
   inspect    Show an image's digest, layers, metadata and container images
   tag        Give an image another name
   rmi        Remove image names (and blobs nothing else uses)
+  prune      Drop the build cache and blobs no image uses
   merge      Combine cluster images into one
 Registries and archives:
   pull       Pull an image from a registry

@@ -76,6 +76,9 @@ describe("sealant images / inspect / tag / rmi", () => {
     const r = await sealant(["inspect", "x/two:1"], { home: h });
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe('sealant: image "x/two:1" not found in the local store (see: sealant images)');
+    // prune drops the build cache: only oci-layout-level files are left, no blob
+    expect(await ok(["prune"], { home: h })).toMatch(/dropped \d+ build cache record\(s\); deleted [1-9]\d* blob/);
+    expect(await readdir(join(h, "images/blobs/sha256"))).toEqual([]);
   });
 });
 

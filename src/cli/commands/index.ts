@@ -1,5 +1,5 @@
 import { build } from "./build";
-import { images, inspect, rmi, tag } from "./store";
+import { images, inspect, prune, rmi, tag } from "./store";
 import { pull, push } from "./transfer";
 import { load, save } from "./archive";
 import { login, logout } from "./login";
@@ -10,4 +10,4 @@ export interface Command {
   run(args: string[], signal: AbortSignal): Promise<number | void>;
 }
 
-export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, pull, push, save, load, login, logout, merge };
+export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, prune, pull, push, save, load, login, logout, merge };

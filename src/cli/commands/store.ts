@@ -91,3 +91,20 @@ export const rmi: Command = {
     if (gc.removed) process.stdout.write(`deleted ${gc.removed} blob(s), ${formatBytes(gc.bytes)}\n`);
   },
 };
+
+const pruneUsage = `Usage: sealant prune
+
+Drop the build cache and delete every blob no image name uses. The next build of any image
+rebuilds its layers (and gets the same digests).`;
+
+export const prune: Command = {
+  usage: pruneUsage,
+  async run(args) {
+    const { positionals } = parse(args, {}, pruneUsage);
+    if (positionals.length) throw new UsageError(`prune takes no arguments\n\n${pruneUsage}`);
+    const session = await Session.open();
+    const pins = await session.store.clearPins();
+    const gc = await session.store.gc();
+    process.stdout.write(`dropped ${pins} build cache record(s); deleted ${gc.removed} blob(s), ${formatBytes(gc.bytes)}\n`);
+  },
+};

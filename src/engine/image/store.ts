@@ -227,6 +227,14 @@ export class ImageStore {
     }
   }
 
+  /** Forgets every pin (the whole build cache); `gc` then frees what only pins kept. */
+  async clearPins(): Promise<number> {
+    const dir = join(this.root, "pins");
+    const names = (await readdir(dir)).filter((n) => n.endsWith(".json"));
+    await Promise.all(names.map((n) => rm(join(dir, n), { force: true })));
+    return names.length;
+  }
+
   // ---- graph ----
 
   async readIndexBlob(digest: Digest): Promise<Index> {
