@@ -135,9 +135,16 @@ export class WorkerHashingStream extends Transform {
 
   private post(): void {
     if (this.batchBytes === 0) return;
-    const chunk = this.batch.length === 1 ? Buffer.from(this.batch[0]!) : Buffer.concat(this.batch, this.batchBytes);
-    // Transfer, not copy: the batch buffer is ours alone.
-    this.job.worker.postMessage({ type: "data", id: this.job.id, chunk }, [chunk.buffer as ArrayBuffer]);
+    // A fresh ArrayBuffer of our own: Buffer.concat/Buffer.from may hand out a slice of Node's
+    // shared pool, which cannot be transferred (and must not be detached).
+    const own = new ArrayBuffer(this.batchBytes);
+    const view = new Uint8Array(own);
+    let offset = 0;
+    for (const b of this.batch) {
+      view.set(b, offset);
+      offset += b.length;
+    }
+    this.job.worker.postMessage({ type: "data", id: this.job.id, chunk: view }, [own]);
     this.batch = [];
     this.batchBytes = 0;
   }
