@@ -139,8 +139,8 @@ export async function discoverImages(rootfs: string, opts: DiscoveryOptions = {}
     if (!rendered) for (const c of imagesFromRawTemplates(chart)) add(c.value, c.file, appName);
   };
 
-  // Walks manifests/ and application/: charts where there is a Chart.yaml, manifests elsewhere.
-  const walkManifests = async (dir: string): Promise<void> => {
+  // A directory with a Chart.yaml is a chart wherever it is; other files go to `onFile`.
+  const walk = async (dir: string, onFile: (path: string, name: string) => Promise<void>): Promise<void> => {
     opts.signal?.throwIfAborted();
     if (await isChartDir(dir)) {
       await scanChart(await loadChartDir(dir, rel(dir)), appFor(dir));
@@ -148,28 +148,22 @@ export async function discoverImages(rootfs: string, opts: DiscoveryOptions = {}
     }
     for (const e of await readDirSorted(dir)) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) await walkManifests(p);
-      else if (e.isFile() && MANIFEST_FILE.test(e.name)) await scanManifestFile(p);
+      if (e.isDirectory()) await walk(p, onFile);
+      else if (e.isFile()) await onFile(p, e.name);
     }
   };
-
-  // Walks charts/: only charts (directories with a Chart.yaml, packaged .tgz) count there.
-  const walkCharts = async (dir: string): Promise<void> => {
-    opts.signal?.throwIfAborted();
-    if (await isChartDir(dir)) {
-      await scanChart(await loadChartDir(dir, rel(dir)), appFor(dir));
-      return;
-    }
-    for (const e of await readDirSorted(dir)) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) await walkCharts(p);
-      else if (e.isFile() && /\.tgz$/i.test(e.name)) await scanChart(await loadChartArchive(p, rel(p)), appFor(p));
-    }
+  // manifests/ and application/: YAML and JSON manifests.
+  const manifestFile = async (p: string, name: string): Promise<void> => {
+    if (MANIFEST_FILE.test(name)) await scanManifestFile(p);
+  };
+  // charts/: only charts count there, packaged ones (.tgz) too.
+  const chartArchive = async (p: string, name: string): Promise<void> => {
+    if (/\.tgz$/i.test(name)) await scanChart(await loadChartArchive(p, rel(p)), appFor(p));
   };
 
-  await walkManifests(join(root, "manifests"));
-  await walkManifests(join(root, "application"));
-  await walkCharts(join(root, "charts"));
+  await walk(join(root, "manifests"), manifestFile);
+  await walk(join(root, "application"), manifestFile);
+  await walk(join(root, "charts"), chartArchive);
 
   // Image lists: sealer's in the rootfs, then the extra ones.
   for (const p of [join(root, "imageList"), join(root, "manifests", "imageList")]) {
