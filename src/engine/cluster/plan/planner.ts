@@ -1,0 +1,175 @@
+import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
+
+/** A change the planner refuses, in the user's terms. */
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PlanError";
+  }
+}
+
+const MASTER = "master";
+
+/**
+ * Desired vs current → the ordered phases that make the cluster so. Pure and deterministic:
+ * the same inputs give the same plan, which is what `sealant plan` prints, `pulumi preview`
+ * shows and `apply` executes. Steps a host has already completed (per the cluster's state
+ * record) are left out, which is how an interrupted apply resumes.
+ */
+export function planCluster(desired: DesiredCluster, current: CurrentCluster | undefined): Plan {
+  checkDesired(desired);
+  if (current && current.name !== desired.name) {
+    throw new PlanError(`the cluster on these hosts is "${current.name}", not "${desired.name}": renaming a cluster replaces it (reset it first)`);
+  }
+  const recorded = new Map((current?.hosts ?? []).map((h) => [h.ip, h]));
+  const members = (current?.hosts ?? []).filter((h) => h.member);
+  const memberIps = new Set(members.map((h) => h.ip));
+  const desiredIps = new Set(desired.hosts.map((h) => h.ip));
+
+  for (const h of desired.hosts) {
+    const was = recorded.get(h.ip);
+    if (was?.member && !sameRoles(was.roles, h.roles)) {
+      throw new PlanError(
+        `${h.ip} is a ${was.roles.join("+")} and would become a ${h.roles.join("+")}: changing a host's roles in place is not supported; remove it, apply, then add it back`,
+      );
+    }
+  }
+
+  const creating = members.length === 0;
+  const added = desired.hosts.filter((h) => !memberIps.has(h.ip));
+  const kept = desired.hosts.filter((h) => memberIps.has(h.ip));
+  const removed = members.filter((h) => !desiredIps.has(h.ip));
+  if (!creating && removed.length > 0 && !desired.hosts.some((h) => h.roles.includes(MASTER) && memberIps.has(h.ip))) {
+    throw new PlanError(`removing ${removed.map((h) => h.ip).join(", ")} would leave no master of the running cluster; keep at least one`);
+  }
+  const imageChanged = !creating && current!.imageDigest !== desired.imageDigest;
+  const configChanged = !creating && current!.configDigest !== desired.configDigest;
+
+  const img = shortDigest(desired.imageDigest);
+  const cfg = shortDigest(desired.configDigest);
+  const done = (ip: string): Set<string> => {
+    const r = recorded.get(ip);
+    // Steps done for another image do not count (their ids carry the digest anyway).
+    return new Set(r ? r.done : []);
+  };
+  const phases: PlanPhase[] = [];
+  const summary: string[] = [];
+  const actions: Action[] = [];
+  const phase = (name: string, title: string, mode: PlanPhase["mode"], steps: PlanStep[]): void => {
+    const todo = steps.filter((s) => !done(s.host).has(s.id));
+    if (todo.length > 0) phases.push({ name, title, mode, steps: todo });
+  };
+  const step = (host: PlannedHost, kind: StepKind, description: string, version?: string): PlanStep => ({
+    id: version ? `${kind}@${version}` : kind,
+    kind,
+    host: host.ip,
+    description,
+  });
+
+  // Scale-down first: removed members leave while the cluster still has them to hand over.
+  if (removed.length > 0) {
+    actions.push("scale-down");
+    summary.push(`remove ${describeHosts(removed)}`);
+    phase("runtime:leave", "Leave the cluster", "serial", removed.map((h) => step(h, "hook:leave", `${h.ip} leaves the cluster`)));
+    phase("runtime:reset", "Reset removed hosts", "parallel", removed.map((h) => step(h, "hook:reset", `reset ${h.ip}`)));
+    phase("cleanup", "Remove sealant's files from removed hosts", "parallel", removed.map((h) => step(h, "cleanup", `delete the data root on ${h.ip}`)));
+  }
+
+  // Everything a host needs before its runtime steps, for new hosts and (new image) all.
+  const refresh = imageChanged || configChanged ? desired.hosts : added;
+  if (refresh.length > 0) {
+    phase("distribute", "Distribute the image", "parallel", refresh.map((h) => step(h, "distribute", `send image ${img} to ${h.ip}`, img)));
+    phase("render", "Render configuration", "parallel", refresh.map((h) => step(h, "render", `render templates and configs on ${h.ip}`, `${img}.${cfg}`)));
+  }
+  if (added.length > 0) {
+    phase("runtime:init-host", "Prepare hosts", "parallel", added.map((h) => step(h, "hook:init-host", `prepare ${h.ip}`)));
+  }
+
+  if (creating) {
+    actions.push("create");
+    summary.push(`create cluster ${desired.name} on ${describeHosts(desired.hosts)} with image ${img}`);
+    phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, "hook:bootstrap", `bootstrap ${h.ip}`)));
+  } else if (added.length > 0) {
+    actions.push("scale-up");
+    summary.push(`join ${describeHosts(added)}`);
+    const newMasters = added.filter((h) => h.roles.includes(MASTER));
+    const newOthers = added.filter((h) => !h.roles.includes(MASTER));
+    // Masters change membership: one at a time. Other hosts join in parallel.
+    phase("runtime:join-masters", "Join masters", "serial", newMasters.map((h) => step(h, "hook:join", `${h.ip} joins as master`)));
+    phase("runtime:join", "Join hosts", "parallel", newOthers.map((h) => step(h, "hook:join", `${h.ip} joins as ${h.roles.join("+") || "worker"}`)));
+  }
+  if (added.length > 0) {
+    phase("runtime:check", "Check new hosts", "parallel", added.map((h) => step(h, "hook:check", `check ${h.ip}`)));
+  }
+
+  if (kept.length > 0 && (imageChanged || configChanged)) {
+    const what = imageChanged ? `upgrade image ${shortDigest(current!.imageDigest)} -> ${img}` : `apply changed configuration ${cfg}`;
+    actions.push(imageChanged ? "upgrade" : "reconfigure");
+    const batches = rollingBatches(kept, desired.upgrade.maxUnavailable);
+    summary.push(`${what} on ${kept.length} host${kept.length === 1 ? "" : "s"} (${batches.length} batch${batches.length === 1 ? "" : "es"})`);
+    batches.forEach((batch, i) => {
+      const version = `${img}.${cfg}`;
+      const steps = batch.flatMap((h) => [step(h, "hook:upgrade", `upgrade ${h.ip}`, version), step(h, "hook:check", `check ${h.ip}`, version)]);
+      phase(`runtime:upgrade`, `Rolling upgrade, batch ${i + 1}/${batches.length}: ${batch.map((h) => h.ip).join(", ")}`, "serial", steps);
+    });
+  }
+
+  if (phases.length === 0) summary.push(`no changes to cluster ${desired.name}`);
+  else if (summary.length === 0) summary.push(`resume cluster ${desired.name}: ${phases.length} unfinished phase${phases.length === 1 ? "" : "s"}`);
+  return { cluster: desired.name, actions, phases, summary };
+}
+
+/** Everything a reset does: each host's reset hook, then sealant's files. */
+export function planReset(current: CurrentCluster): Plan {
+  const hosts = current.hosts;
+  const step = (h: RecordedHost, kind: StepKind, description: string): PlanStep => ({ id: kind, kind, host: h.ip, description });
+  return {
+    cluster: current.name,
+    actions: ["reset"],
+    phases: [
+      { name: "runtime:reset", title: "Reset hosts", mode: "parallel", steps: hosts.map((h) => step(h, "hook:reset", `reset ${h.ip}`)) },
+      { name: "cleanup", title: "Remove sealant's files", mode: "parallel", steps: hosts.map((h) => step(h, "cleanup", `delete the data root on ${h.ip}`)) },
+    ],
+    summary: [`reset cluster ${current.name} on ${describeHosts(hosts)}`],
+  };
+}
+
+/**
+ * Upgrade order: masters one at a time (quorum), then the other hosts in batches of
+ * `maxUnavailable`, each batch finished and checked before the next starts.
+ */
+export function rollingBatches<H extends PlannedHost>(hosts: H[], maxUnavailable: number): H[][] {
+  const size = Math.max(1, Math.floor(maxUnavailable));
+  const masters = hosts.filter((h) => h.roles.includes(MASTER));
+  const others = hosts.filter((h) => !h.roles.includes(MASTER));
+  const batches: H[][] = masters.map((m) => [m]);
+  for (let i = 0; i < others.length; i += size) batches.push(others.slice(i, i + size));
+  return batches;
+}
+
+function checkDesired(desired: DesiredCluster): void {
+  const seen = new Set<string>();
+  for (const h of desired.hosts) {
+    if (seen.has(h.ip)) throw new PlanError(`host ${h.ip} is listed twice`);
+    seen.add(h.ip);
+  }
+  if (!desired.hosts.some((h) => h.roles.includes(MASTER))) throw new PlanError(`cluster ${desired.name} has no host with role "master"`);
+}
+
+function sameRoles(a: string[], b: string[]): boolean {
+  return [...a].sort().join(",") === [...b].sort().join(",");
+}
+
+function shortDigest(digest: string): string {
+  return digest.replace(/^sha256:/, "").slice(0, 12);
+}
+
+/** `127.0.10.4, 127.0.10.5 (master)`, roles grouped so a 1,000-host change stays one line each. */
+export function describeHosts(hosts: PlannedHost[]): string {
+  const byRole = new Map<string, string[]>();
+  for (const h of hosts) {
+    const role = h.roles.join("+") || "worker";
+    byRole.set(role, [...(byRole.get(role) ?? []), h.ip]);
+  }
+  return [...byRole].map(([role, ips]) => `${ips.length > 6 ? `${ips.slice(0, 5).join(", ")} and ${ips.length - 5} more` : ips.join(", ")} (${role})`).join("; ");
+}

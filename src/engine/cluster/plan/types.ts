@@ -1,0 +1,85 @@
+/**
+ * What the planner works on: the cluster as desired, the cluster as it is (read from the
+ * cluster's own state record), and the plan between them. Plain data, no I/O: the planner is
+ * a pure function and the same plan is printed, previewed and executed.
+ */
+
+export type Role = string;
+
+export interface PlannedHost {
+  ip: string;
+  roles: Role[];
+}
+
+export interface UpgradePolicy {
+  /** Hosts upgraded at once; masters are always one at a time to keep quorum. @default 1 */
+  maxUnavailable: number;
+}
+
+/** The desired cluster, reduced to what decides the plan. */
+export interface DesiredCluster {
+  name: string;
+  /** ref@digest of the cluster image. */
+  image: string;
+  imageDigest: string;
+  /** Host order as given: the first master is the cluster's anchor (state record, joins). */
+  hosts: PlannedHost[];
+  upgrade: UpgradePolicy;
+  /**
+   * Digest of what is rendered onto hosts (env, configs, plugins; not the host list, not
+   * secrets): a change re-renders and rolls through the hosts like an upgrade.
+   */
+  configDigest: string;
+}
+
+/** One host as the cluster's state record knows it. */
+export interface RecordedHost extends PlannedHost {
+  /** Joined (or created with) the cluster. A host whose join failed is recorded, not a member. */
+  member: boolean;
+  /** Image digest whose files and runtime steps this host has completed. */
+  imageDigest: string;
+  /** Completed step ids for that image (see stepId): what makes a re-run resume. */
+  done: string[];
+}
+
+/** The cluster's own record (state.json on every master), or undefined for a new cluster. */
+export interface CurrentCluster {
+  name: string;
+  imageDigest: string;
+  configDigest: string;
+  hosts: RecordedHost[];
+}
+
+export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfigure" | "reset";
+
+/** What a step does; `hook:<name>` runs that lifecycle command of the image's runtime. */
+export type StepKind = "distribute" | "render" | "cleanup" | `hook:${string}`;
+
+export interface PlanStep {
+  /**
+   * Stable id, recorded per host when done: the kind, plus `@<digest prefix>` for steps that
+   * must run again for a new image or configuration (distribute, render, upgrade).
+   */
+  id: string;
+  kind: StepKind;
+  host: string;
+  /** What the step does, in words, for the plan shown to people. */
+  description: string;
+}
+
+export interface PlanPhase {
+  /** Matches a phase implementation, e.g. "distribute", "runtime:join". */
+  name: string;
+  title: string;
+  /** parallel: all steps at once (bounded); serial: one after another, stopping at the first failure. */
+  mode: "parallel" | "serial";
+  steps: PlanStep[];
+}
+
+export interface Plan {
+  cluster: string;
+  actions: Action[];
+  phases: PlanPhase[];
+  /** One line per thing that changes, e.g. `join 127.0.10.4, 127.0.10.5 (master)`. */
+  summary: string[];
+}
