@@ -21,6 +21,8 @@ Registries and archives:
   load       Read images from an OCI archive
   login      Store credentials for a registry
   logout     Remove stored credentials
+Hosts:
+  sandbox    Local test hosts (namespaces + sshd on 127.0.10.N; needs root)
 
 Environment: SEALANT_HOME (default ~/.sealant) holds the store and credentials.
 Run 'sealant COMMAND --help' for a command's options.`;

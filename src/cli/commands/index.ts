@@ -4,10 +4,11 @@ import { pull, push } from "./transfer";
 import { load, save } from "./archive";
 import { login, logout } from "./login";
 import { merge } from "./merge";
+import { sandbox } from "./sandbox";
 
 export interface Command {
   usage: string;
   run(args: string[], signal: AbortSignal): Promise<number | void>;
 }
 
-export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, prune, pull, push, save, load, login, logout, merge };
+export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, prune, pull, push, save, load, login, logout, merge, sandbox };

@@ -1,0 +1,101 @@
+/** Helpers for the sandbox tests: the system ssh client against sandbox hosts, and process/mount scans. */
+import { spawn } from "node:child_process";
+import { readdir, readFile, readlink } from "node:fs/promises";
+import { sshArgs, type Sandbox, type SandboxHost } from "../../src/engine/sandbox";
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `command` on a host with `ssh -i key`, verifying its host key (StrictHostKeyChecking=yes). */
+export function sshRun(sb: Sandbox, host: SandboxHost | string, command: string, opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("ssh", sshArgs(sb, host, command), { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`ssh ${typeof host === "string" ? host : host.hostname} ${command}: no answer within ${opts.timeoutMs ?? 15_000} ms`));
+    }, opts.timeoutMs ?? 15_000);
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.stdin.end(opts.input ?? "");
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Like sshRun, but throws unless the command exits 0; returns trimmed stdout. */
+export async function ssh(sb: Sandbox, host: SandboxHost | string, command: string, opts: { input?: string } = {}): Promise<string> {
+  const r = await sshRun(sb, host, command, opts);
+  if (r.code !== 0) throw new Error(`ssh ${typeof host === "string" ? host : host.hostname} ${command}: exit ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+async function pids(): Promise<number[]> {
+  return (await readdir("/proc")).filter((e) => /^\d+$/.test(e)).map(Number);
+}
+
+/** The PID namespace of a process ("pid:[4026532...]"), or undefined if it is gone. */
+export async function pidNamespace(pid: number): Promise<string | undefined> {
+  return readlink(`/proc/${pid}/ns/pid`).catch(() => undefined);
+}
+
+/** Live (non-zombie) processes in any of these PID namespaces. */
+export async function processesIn(namespaces: string[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const pid of await pids()) {
+    const ns = await pidNamespace(pid);
+    if (!ns || !namespaces.includes(ns)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (stat && state !== "Z") out.push(pid);
+  }
+  return out;
+}
+
+/** PIDs of processes whose command line contains `marker`. */
+export async function processesMatching(marker: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const pid of await pids()) {
+    if (pid === process.pid) continue;
+    const cmd = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replace(/\0/g, " ");
+    if (cmd.includes(marker)) out.push(pid);
+  }
+  return out;
+}
+
+/** Processes (any namespace) that have a mount mentioning `path` (as mount point or in its options, e.g. upperdir=). */
+export async function mountsMentioning(path: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const pid of await pids()) {
+    const info = await readFile(`/proc/${pid}/mountinfo`, "utf8").catch(() => "");
+    if (info.includes(path)) out.push(pid);
+  }
+  return out;
+}
+
+/** GET http://host:port/ from this machine; undefined when nothing answers. */
+export async function httpGet(url: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return await res.text();
+  } catch {
+    return undefined;
+  }
+}
+
+export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
