@@ -1,0 +1,115 @@
+import { canonicalIp, ipFamily, ipProblem, roleProblem, normaliseRole, suggest } from "./validators";
+
+/**
+ * sealer's plugin phases (`Plugin.spec.action`, current sealer): host phases run on the hosts
+ * of the plugin's scope, cluster phases on the first master only. Several are joined with "|".
+ */
+export const HOST_PLUGIN_ACTIONS = ["pre-init-host", "post-init-host", "pre-clean-host", "post-clean-host", "upgrade-host"] as const;
+export const CLUSTER_PLUGIN_ACTIONS = [
+  "pre-install",
+  "post-install",
+  "pre-uninstall",
+  "post-uninstall",
+  "pre-scaleup",
+  "post-scaleup",
+  "upgrade",
+  "rollback",
+] as const;
+export const PLUGIN_ACTIONS = [...HOST_PLUGIN_ACTIONS, ...CLUSTER_PLUGIN_ACTIONS] as const;
+export type PluginAction = (typeof PLUGIN_ACTIONS)[number];
+
+/**
+ * sealer v0.8 action names (`PreInit`, `PostInstall`, ...) as the phase that took their place.
+ * `Originally` (run at load, no phase) has no equivalent and is rejected.
+ */
+export const LEGACY_PLUGIN_ACTIONS: Readonly<Record<string, PluginAction>> = {
+  PreInit: "pre-init-host",
+  PreInstall: "pre-install",
+  PostInstall: "post-install",
+  PreJoin: "pre-scaleup",
+  PostJoin: "post-scaleup",
+  PreGuest: "post-install",
+  PreClean: "pre-clean-host",
+  PostClean: "post-clean-host",
+};
+
+/** sealer's plugin types: SHELL is the one current sealer runs; the others are v0.8 built-ins. */
+export const PLUGIN_TYPES = ["SHELL", "HOSTNAME", "LABEL", "TAINT", "ETCD", "CLUSTERCHECK"] as const;
+export type PluginType = (typeof PLUGIN_TYPES)[number];
+
+export function isClusterAction(a: PluginAction): boolean {
+  return (CLUSTER_PLUGIN_ACTIONS as readonly string[]).includes(a);
+}
+
+function splitList(v: string | readonly string[], separators: RegExp): string[] {
+  const parts = typeof v === "string" ? v.split(separators) : v.flatMap((x) => x.split(separators));
+  return parts.map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** `post-install|PreInit` (or a list) → phases, deduplicated; the problems name the bad words. */
+export function parsePluginActions(v: string | readonly string[]): { actions: PluginAction[]; problems: string[] } {
+  const actions: PluginAction[] = [];
+  const problems: string[] = [];
+  const words = splitList(v, /\|/);
+  if (words.length === 0) problems.push(`no action: expected one or more of ${PLUGIN_ACTIONS.join(", ")} joined with "|"`);
+  for (const w of words) {
+    const a = (PLUGIN_ACTIONS as readonly string[]).includes(w) ? (w as PluginAction) : LEGACY_PLUGIN_ACTIONS[w];
+    if (a !== undefined) {
+      if (!actions.includes(a)) actions.push(a);
+      continue;
+    }
+    const hint = suggest(w, [...PLUGIN_ACTIONS, ...Object.keys(LEGACY_PLUGIN_ACTIONS)]);
+    problems.push(
+      w === "Originally"
+        ? `"Originally" (run when loaded, outside any phase) is not supported: choose a phase such as pre-init-host or post-install`
+        : `"${w}" is not a plugin action (expected ${PLUGIN_ACTIONS.join(", ")})${hint !== undefined ? `; did you mean "${hint}"?` : ""}`,
+    );
+  }
+  return { actions, problems };
+}
+
+const MAX_RANGE = 1024;
+
+function expandIpv4Range(from: string, to: string): string[] | string {
+  const n = (ip: string): number => ip.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+  const a = n(from);
+  const b = n(to);
+  if (b < a) return `range ${from}-${to} ends before it starts`;
+  if (b - a >= MAX_RANGE) return `range ${from}-${to} has more than ${MAX_RANGE} addresses`;
+  const out: string[] = [];
+  for (let x = a; x <= b; x++) out.push([x >>> 24, (x >>> 16) & 255, (x >>> 8) & 255, x & 255].join("."));
+  return out;
+}
+
+/**
+ * Where a host phase runs: roles (`master | node`, current sealer's `scope`) or, from sealer
+ * v0.8's `on`, `role=master`, IP lists (`a,b`) and IPv4 ranges (`a-b`). Label selectors
+ * (`on: node-role.kubernetes.io/master=`) are not supported: use a role.
+ */
+export function parsePluginScope(v: string | readonly string[]): { scope: string[]; problems: string[] } {
+  const scope: string[] = [];
+  const problems: string[] = [];
+  const add = (s: string): void => {
+    if (!scope.includes(s)) scope.push(s);
+  };
+  for (const raw of splitList(v, /[|,]/)) {
+    const word = raw.startsWith("role=") ? raw.slice(5) : raw;
+    const dash = word.indexOf("-");
+    if (dash > 0 && ipFamily(word.slice(0, dash)) === "IPv4" && ipFamily(word.slice(dash + 1)) === "IPv4") {
+      const r = expandIpv4Range(word.slice(0, dash), word.slice(dash + 1));
+      if (typeof r === "string") problems.push(r);
+      else r.forEach(add);
+    } else if (ipFamily(word) !== undefined) {
+      const p = ipProblem(word);
+      if (p !== undefined) problems.push(p);
+      else add(canonicalIp(word));
+    } else if (word.includes("=")) {
+      problems.push(`"${raw}" is a label selector: scope by role (e.g. master, node) or by IP instead`);
+    } else {
+      const p = roleProblem(word);
+      if (p !== undefined) problems.push(p);
+      else add(normaliseRole(word));
+    }
+  }
+  return { scope, problems };
+}

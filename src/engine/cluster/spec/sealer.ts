@@ -1,0 +1,295 @@
+import { z } from "zod";
+import { dumpYamlDocuments, isMapping } from "./yaml";
+
+/*
+ * sealer's Clusterfile documents, field for field (sealer's types/api/v2 Cluster and
+ * Application, types/api/v1 Config and Plugin). These schemas only describe the shape: they
+ * let YAML scalars land as the right type (`passwd: 123456` is the string "123456") and catch
+ * unknown fields in sealer's own spelling. The values are then checked by sealant's schema,
+ * after `sealerClusterToInput` & co. rename them, and problems are reported back at sealer's
+ * field names by the matching `...Path` function.
+ */
+
+const str = z.string().optional();
+const strList = z.array(z.string()).optional();
+const num = z.union([z.number(), z.string()]).optional();
+const strMap = z.record(z.string(), z.string()).optional();
+
+/** metav1.ObjectMeta as Clusterfiles carry it (sealer writes `creationTimestamp: null`). */
+export const objectMetaSchema = z.strictObject({
+  name: z.string().optional(),
+  namespace: str,
+  labels: strMap,
+  annotations: strMap,
+  creationTimestamp: z.union([z.string(), z.null()]).optional(),
+  uid: str,
+  resourceVersion: str,
+  generation: z.number().optional(),
+});
+
+/** sealer v1.SSH. `pk` is a key file path, `passwd` a password, `pkPasswd` the key's passphrase. */
+const sealerSshSchema = z.strictObject({
+  encrypted: z.boolean().optional(),
+  user: str,
+  passwd: str,
+  pk: str,
+  pkPasswd: str,
+  port: num,
+});
+
+const sealerHostSchema = z.strictObject({
+  ips: strList,
+  roles: strList,
+  ssh: sealerSshSchema.optional(),
+  env: strList,
+  labels: strMap,
+  taints: strList,
+});
+
+const registryConfigFields = { domain: str, port: num, username: str, password: str };
+
+const sealerClusterSpecSchema = z.strictObject({
+  image: str,
+  env: strList,
+  cmd_args: strList,
+  cmd: strList,
+  appNames: strList,
+  hosts: z.array(sealerHostSchema).optional(),
+  ssh: sealerSshSchema.optional(),
+  containerRuntime: z.strictObject({ type: str }).optional(),
+  hostAliases: z.array(z.strictObject({ ip: str, hostnames: strList })).optional(),
+  registry: z
+    .strictObject({
+      localRegistry: z
+        .strictObject({
+          ...registryConfigFields,
+          ha: z.boolean().optional(),
+          insecure: z.boolean().optional(),
+          cert: z.strictObject({ subjectAltName: z.strictObject({ dnsNames: strList, ips: strList }).optional() }).optional(),
+        })
+        .optional(),
+      externalRegistry: z.strictObject(registryConfigFields).optional(),
+    })
+    .optional(),
+  dataRoot: str,
+});
+
+function docSchema<S extends z.ZodType>(spec: S) {
+  return z.strictObject({
+    apiVersion: z.string(),
+    kind: z.string(),
+    metadata: objectMetaSchema.optional(),
+    spec: spec.optional(),
+    status: z.unknown().optional(),
+  });
+}
+
+export const sealerClusterDocSchema = docSchema(sealerClusterSpecSchema);
+
+/** sealer v1 Config. `data` is a string in sealer's type; its docs also show a mapping, which is accepted. */
+export const sealerConfigDocSchema = docSchema(
+  z.strictObject({
+    strategy: str,
+    process: str,
+    // z.any(): kept as loaded, so numbers keep their text when the mapping is written out.
+    data: z.union([z.string(), z.record(z.string(), z.any())]).optional(),
+    path: str,
+    appName: str,
+  }),
+);
+
+/** sealer v1 Plugin: `scope` in current sealer, `on` in v0.8. */
+export const sealerPluginDocSchema = docSchema(
+  z.strictObject({ type: str, data: str, action: str, scope: str, on: str }),
+);
+
+/** sealer v2 Application. */
+export const sealerApplicationDocSchema = docSchema(
+  z.strictObject({
+    cmds: z.union([z.array(z.string()), z.null()]).optional(),
+    launchApps: strList,
+    configs: z
+      .array(
+        z.strictObject({
+          name: str,
+          env: strList,
+          launch: z.strictObject({ cmds: strList }).optional(),
+          files: z.array(z.strictObject({ path: str, strategy: str, data: str })).optional(),
+        }),
+      )
+      .optional(),
+  }),
+);
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown): Obj {
+  return isMapping(v) ? v : {};
+}
+
+/** Copies the fields that are present (sealer's empty strings count as absent). */
+function pick(source: Obj, rename: Record<string, string>): Obj {
+  const out: Obj = {};
+  for (const [from, to] of Object.entries(rename)) {
+    const v = source[from];
+    if (v !== undefined && v !== null && v !== "") out[to] = v;
+  }
+  return out;
+}
+
+/** sealer ssh field → sealant's. */
+const SSH_RENAME: Record<string, string> = { user: "user", passwd: "password", pk: "privateKeyPath", pkPasswd: "passphrase", port: "port" };
+const SSH_BACK: Record<string, string> = Object.fromEntries(Object.entries(SSH_RENAME).map(([a, b]) => [b, a]));
+
+function sshToInput(v: unknown): Obj | undefined {
+  const ssh = pick(obj(v), SSH_RENAME);
+  return Object.keys(ssh).length > 0 ? ssh : undefined;
+}
+
+function joinRoot(dataRoot: string, name: string): string {
+  return `${dataRoot.replace(/\/+$/, "")}/${name}/`;
+}
+
+/**
+ * A sealer Cluster document as sealant inputs (without plugins, configs and the Application,
+ * which are separate documents). `dataRoot` is sealer's parent directory: the cluster's files
+ * are in `<dataRoot>/<name>/`, which is sealant's `dataRoot`.
+ */
+export function sealerClusterToInput(doc: unknown): Obj {
+  const d = obj(doc);
+  const spec = obj(d["spec"]);
+  const name = obj(d["metadata"])["name"];
+  const input: Obj = { name, image: spec["image"] };
+  if (Array.isArray(spec["hosts"])) {
+    input["hosts"] = spec["hosts"].map((h: unknown) => {
+      const host = obj(h);
+      const out = pick(host, { ips: "ips", roles: "roles", env: "env", labels: "labels", taints: "taints" });
+      const ssh = sshToInput(host["ssh"]);
+      if (ssh !== undefined) out["ssh"] = ssh;
+      return out;
+    });
+  } else if (spec["hosts"] !== undefined) {
+    input["hosts"] = spec["hosts"];
+  }
+  const ssh = sshToInput(spec["ssh"]);
+  if (ssh !== undefined) input["ssh"] = ssh;
+  if (spec["env"] !== undefined) input["env"] = spec["env"];
+  const apps = pick(spec, { appNames: "launch", cmd: "cmds", cmd_args: "args" });
+  if (Object.keys(apps).length > 0) input["apps"] = apps;
+  const registry = obj(spec["registry"]);
+  const external = registry["externalRegistry"];
+  const local = obj(registry["localRegistry"]);
+  if (isMapping(external)) {
+    input["registry"] = { ...pick(external, { domain: "domain", port: "port", username: "username", password: "password" }), external: true };
+  } else if (Object.keys(local).length > 0) {
+    const r = pick(local, { domain: "domain", port: "port", username: "username", password: "password", ha: "ha", insecure: "insecure" });
+    const san = obj(obj(local["cert"])["subjectAltName"]);
+    const names = [...(Array.isArray(san["dnsNames"]) ? san["dnsNames"] : []), ...(Array.isArray(san["ips"]) ? san["ips"] : [])];
+    if (names.length > 0) r["subjectAltNames"] = names;
+    input["registry"] = r;
+  }
+  const runtimeType = obj(spec["containerRuntime"])["type"];
+  if (typeof runtimeType === "string" && runtimeType !== "") input["runtime"] = { containerRuntime: { type: runtimeType } };
+  if (spec["hostAliases"] !== undefined) input["hostAliases"] = spec["hostAliases"];
+  if (typeof spec["dataRoot"] === "string" && spec["dataRoot"] !== "" && typeof name === "string") {
+    input["dataRoot"] = spec["dataRoot"].startsWith("/") ? joinRoot(spec["dataRoot"], name) : spec["dataRoot"];
+  }
+  return input;
+}
+
+function sshPath(rest: readonly PropertyKey[]): PropertyKey[] {
+  const [field, ...tail] = rest;
+  return typeof field === "string" && SSH_BACK[field] !== undefined ? [SSH_BACK[field], ...tail] : [...rest];
+}
+
+/** Where a problem at a path of `sealerClusterToInput`'s result is in the sealer document. */
+export function sealerClusterPath(doc: unknown): (path: readonly PropertyKey[]) => PropertyKey[] {
+  const registry = obj(obj(obj(doc)["spec"])["registry"]);
+  const which = isMapping(registry["externalRegistry"]) ? "externalRegistry" : "localRegistry";
+  return (path) => {
+    const [head, ...rest] = path;
+    switch (head) {
+      case "name":
+        return ["metadata", "name"];
+      case "ssh":
+        return ["spec", "ssh", ...sshPath(rest)];
+      case "hosts":
+        if (rest[1] === "ssh") return ["spec", "hosts", rest[0] as PropertyKey, "ssh", ...sshPath(rest.slice(2))];
+        return ["spec", "hosts", ...rest];
+      case "apps": {
+        const [field, ...tail] = rest;
+        const back: Record<string, string> = { launch: "appNames", cmds: "cmd", args: "cmd_args" };
+        return ["spec", back[String(field)] ?? "apps", ...tail];
+      }
+      case "registry": {
+        if (rest[0] === "subjectAltNames") return ["spec", "registry", which, "cert", "subjectAltName"];
+        return ["spec", "registry", which, ...rest];
+      }
+      case "runtime":
+        return ["spec", "containerRuntime", "type"];
+      default:
+        return ["spec", ...path];
+    }
+  };
+}
+
+/** A sealer Config document as a sealant config entry; a mapping `data` becomes its YAML text. */
+export function sealerConfigToInput(doc: unknown): Obj {
+  const d = obj(doc);
+  const out: Obj = { name: obj(d["metadata"])["name"], ...pick(obj(d["spec"]), { path: "path", data: "data", strategy: "strategy", process: "process", appName: "appName" }) };
+  if (isMapping(out["data"])) out["data"] = dumpYamlDocuments([out["data"]]);
+  return out;
+}
+
+/** A sealer Plugin document as a sealant plugin entry (`on` read as the scope when `scope` is not set). */
+export function sealerPluginToInput(doc: unknown): Obj {
+  const d = obj(doc);
+  const spec = obj(d["spec"]);
+  const out: Obj = { name: obj(d["metadata"])["name"], ...pick(spec, { type: "type", action: "action", data: "data" }) };
+  const scope = spec["scope"] ?? spec["on"];
+  if (scope !== undefined && scope !== null && scope !== "") out["scope"] = scope;
+  if (out["data"] === undefined) out["data"] = "";
+  return out;
+}
+
+export function sealerPluginPath(doc: unknown): (path: readonly PropertyKey[]) => PropertyKey[] {
+  const spec = obj(obj(doc)["spec"]);
+  return (path) => {
+    if (path[0] === "name") return ["metadata", "name"];
+    if (path[0] === "scope" && (spec["scope"] === undefined || spec["scope"] === null || spec["scope"] === "")) return ["spec", "on", ...path.slice(1)];
+    return ["spec", ...path];
+  };
+}
+
+/** `metadata.name` for `name`, `spec.<field>` for everything else (Config). */
+export function specPath(path: readonly PropertyKey[]): PropertyKey[] {
+  return path[0] === "name" ? ["metadata", "name"] : ["spec", ...path];
+}
+
+/** A sealer Application document as sealant `apps`. */
+export function sealerApplicationToInput(doc: unknown): Obj {
+  return pick(obj(obj(doc)["spec"]), { launchApps: "launch", cmds: "cmds", configs: "configs" });
+}
+
+export function sealerApplicationPath(path: readonly PropertyKey[]): PropertyKey[] {
+  const back: Record<string, string> = { launch: "launchApps", cmds: "cmds", configs: "configs" };
+  return ["spec", back[String(path[0])] ?? String(path[0]), ...path.slice(1)];
+}
+
+/** What sealer accepts but sealant cannot honour, at sealer paths. */
+export function sealerClusterProblems(doc: unknown): { path: PropertyKey[]; message: string }[] {
+  const spec = obj(obj(doc)["spec"]);
+  const out: { path: PropertyKey[]; message: string }[] = [];
+  const encrypted = (ssh: unknown, path: PropertyKey[]): void => {
+    if (obj(ssh)["encrypted"] === true) {
+      out.push({ path: [...path, "encrypted"], message: "sealer-encrypted credentials are not supported: give the password itself (sealant keeps it secret)" });
+    }
+  };
+  encrypted(spec["ssh"], ["spec", "ssh"]);
+  if (Array.isArray(spec["hosts"])) spec["hosts"].forEach((h: unknown, i) => encrypted(obj(h)["ssh"], ["spec", "hosts", i, "ssh"]));
+  const registry = obj(spec["registry"]);
+  if (isMapping(registry["localRegistry"]) && isMapping(registry["externalRegistry"])) {
+    out.push({ path: ["spec", "registry"], message: "give localRegistry or externalRegistry, not both" });
+  }
+  return out;
+}
