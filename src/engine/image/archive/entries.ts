@@ -12,7 +12,7 @@ import { ArchiveError } from "./errors";
 import { parseIndexJson } from "./graph";
 import { nameImages } from "./naming";
 import type { ArchiveProgress, LoadArchiveOptions } from "./options";
-import { drained } from "./streams";
+import { drained } from "../../util/streams";
 
 const MAX_OCI_LAYOUT_BYTES = 64 * 1024;
 const BLOB_PATH = /^blobs\/sha256\/([a-f0-9]{64})$/;

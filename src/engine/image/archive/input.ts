@@ -4,7 +4,7 @@ import { pipeline as pipelineCb } from "node:stream";
 import { createGunzip } from "node:zlib";
 import type * as tar from "tar-stream";
 import { ArchiveError, asError } from "./errors";
-import { drained } from "./streams";
+import { drained } from "../../util/streams";
 
 /**
  * Pushes the input into the tar parser, gunzipping it first when it starts with the gzip

@@ -12,7 +12,7 @@ import { writeStreamAtomic } from "../../util/fs";
 import { asError } from "./errors";
 import { CONTAINERD_IMAGE_NAME_ANNOTATION } from "./naming";
 import type { ArchiveProgress, SaveArchiveOptions, SaveArchiveResult, SavedImage } from "./options";
-import { drained } from "./streams";
+import { drained } from "../../util/streams";
 
 const OCI_LAYOUT = JSON.stringify({ imageLayoutVersion: "1.0.0" });
 /** Fixed entry time so the same images always give a byte-identical archive. */

@@ -1,0 +1,16 @@
+/** Secret values never leave the engine in an error message or a log line. */
+
+export const REDACTED = "***";
+
+/**
+ * Replaces every occurrence of each known secret value in `text` with `***` (longest first,
+ * so a secret that contains another is hidden whole). Empty values are ignored.
+ */
+export function redact(text: string, secrets: Iterable<string | undefined>): string {
+  const values = [...new Set([...secrets].filter((s): s is string => typeof s === "string" && s.length > 0))];
+  if (values.length === 0) return text;
+  values.sort((a, b) => b.length - a.length);
+  let out = text;
+  for (const v of values) out = out.split(v).join(REDACTED);
+  return out;
+}
