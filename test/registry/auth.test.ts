@@ -3,8 +3,8 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { staticCredentials } from "../../src/engine/image/credentials";
 import { sha256, type Digest } from "../../src/engine/image/digest";
-import { MediaType } from "../../src/engine/image/media-types";
 import { RegistryClient, RegistryError, parseChallenges } from "../../src/engine/image/registry";
+import { pushOneLayerImage } from "../support/push";
 import { sharedRegistries, startRegistry, type TestRegistry } from "../support/registry";
 
 const { basic } = sharedRegistries();
@@ -15,18 +15,8 @@ const repoName = (p: string) => `auth/${p}-${process.pid}-${Date.now().toString(
 
 async function pushSmallImage(c: RegistryClient, repo: string, tag: string): Promise<Digest> {
   const layer = randomBytes(512);
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha256(layer)] } }));
-  await c.pushBlob(repo, { digest: sha256(layer), size: layer.length }, () => Readable.from([layer]));
-  await c.pushBlob(repo, { digest: sha256(config), size: config.length }, () => Readable.from([config]));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MediaType.ociManifest,
-      config: { mediaType: MediaType.ociConfig, digest: sha256(config), size: config.length },
-      layers: [{ mediaType: MediaType.ociLayerGzip, digest: sha256(layer), size: layer.length }],
-    }),
-  );
-  return c.putManifest(repo, tag, manifest, MediaType.ociManifest);
+  const digest = sha256(layer);
+  return (await pushOneLayerImage(c, repo, tag, { digest, size: layer.length, diffId: digest, open: () => Readable.from([layer]) })).digest;
 }
 
 async function failure(p: Promise<unknown>): Promise<RegistryError> {

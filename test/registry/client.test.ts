@@ -4,7 +4,7 @@ import { afterAll, describe, expect, inject, it } from "vitest";
 import { sha256, type Digest } from "../../src/engine/image/digest";
 import { MediaType } from "../../src/engine/image/media-types";
 import { RegistryClient, RegistryError } from "../../src/engine/image/registry";
-import type { Manifest } from "../../src/engine/image/types";
+import { pushOneLayerImage } from "../support/push";
 import { sharedRegistries, startFlakyProxy } from "../support/registry";
 
 const { upstream } = sharedRegistries();
@@ -37,17 +37,7 @@ async function readAll(stream: Readable): Promise<Buffer> {
 /** Pushes a config and one layer, then an OCI manifest referencing them. */
 async function pushImage(c: RegistryClient, repo: string, tag: string): Promise<{ manifest: Buffer; digest: Digest; layer: ReturnType<typeof blob>; config: Buffer }> {
   const layer = blob(3000);
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [layer.digest] } }));
-  await c.pushBlob(repo, layer, () => streamOf(layer.bytes));
-  await c.pushBlob(repo, { digest: sha256(config), size: config.length }, () => Readable.from([config]));
-  const doc: Manifest = {
-    schemaVersion: 2,
-    mediaType: MediaType.ociManifest,
-    config: { mediaType: MediaType.ociConfig, digest: sha256(config), size: config.length },
-    layers: [{ mediaType: MediaType.ociLayerGzip, digest: layer.digest, size: layer.size }],
-  };
-  const manifest = Buffer.from(JSON.stringify(doc));
-  const digest = await c.putManifest(repo, tag, manifest, MediaType.ociManifest);
+  const { manifest, digest, config } = await pushOneLayerImage(c, repo, tag, { ...layer, diffId: layer.digest, open: () => streamOf(layer.bytes) });
   return { manifest, digest, layer, config };
 }
 
