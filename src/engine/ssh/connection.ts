@@ -51,6 +51,8 @@ export type UploadEntry =
 export interface UploadTar {
   tar: Readable;
   gzip?: boolean;
+  /** Top-level paths in the tar not to extract (e.g. `registry` on hosts that serve no registry). */
+  exclude?: readonly string[];
 }
 
 export type UploadSource = readonly UploadEntry[] | UploadTar;

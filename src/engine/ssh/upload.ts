@@ -61,7 +61,8 @@ export async function uploadWith(exec: Exec, host: string, targetDir: string, so
   };
 
   const q = shellQuote(tmp);
-  const extract = `rm -rf ${q} && mkdir -p ${q} && tar -x${gzip ? "z" : ""}f - -C ${q}`;
+  const excludes = (isTarSource(source) ? (source.exclude ?? []) : []).flatMap((p) => [`--exclude=${shellQuote(p)}`, `--exclude=${shellQuote(`./${p}`)}`]);
+  const extract = `rm -rf ${q} && mkdir -p ${q} && tar -x${gzip ? "z" : ""}f - -C ${q}${excludes.length ? ` --anchored ${excludes.join(" ")}` : ""}`;
   try {
     const r = await exec(extract, { ...base, stdin: counted, ...(opts.signal ? { signal: opts.signal } : {}) });
     const failure = failureOf(host, extract, r, []);

@@ -1,3 +1,3 @@
-export { planCluster, planReset, rollingBatches, describeHosts, PlanError } from "./planner";
+export { planCluster, planReset, rollingBatches, describeHosts, shortDigest, PlanError } from "./planner";
 export { formatPlan } from "./format";
 export type * from "./types";

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
 /** A change the planner refuses, in the user's terms. */
@@ -38,20 +39,20 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   const creating = members.length === 0;
   const added = desired.hosts.filter((h) => !memberIps.has(h.ip));
   const kept = desired.hosts.filter((h) => memberIps.has(h.ip));
-  const removed = members.filter((h) => !desiredIps.has(h.ip));
-  if (!creating && removed.length > 0 && !desired.hosts.some((h) => h.roles.includes(MASTER) && memberIps.has(h.ip))) {
-    throw new PlanError(`removing ${removed.map((h) => h.ip).join(", ")} would leave no master of the running cluster; keep at least one`);
+  // Recorded hosts no longer wanted: members leave first; a host whose join never finished only needs its files removed.
+  const removed = (current?.hosts ?? []).filter((h) => !desiredIps.has(h.ip));
+  const removedMembers = removed.filter((h) => h.member);
+  if (!creating && removedMembers.length > 0 && !desired.hosts.some((h) => h.roles.includes(MASTER) && memberIps.has(h.ip))) {
+    throw new PlanError(`removing ${removedMembers.map((h) => h.ip).join(", ")} would leave no master of the running cluster; keep at least one`);
   }
   const imageChanged = !creating && current!.imageDigest !== desired.imageDigest;
   const configChanged = !creating && current!.configDigest !== desired.configDigest;
+  const firstMaster = desired.hosts.find((h) => h.roles.includes(MASTER))!;
 
   const img = shortDigest(desired.imageDigest);
   const cfg = shortDigest(desired.configDigest);
-  const done = (ip: string): Set<string> => {
-    const r = recorded.get(ip);
-    // Steps done for another image do not count (their ids carry the digest anyway).
-    return new Set(r ? r.done : []);
-  };
+  const version = `${img}.${cfg}`;
+  const done = (ip: string): Set<string> => new Set(recorded.get(ip)?.done ?? []);
   const phases: PlanPhase[] = [];
   const summary: string[] = [];
   const actions: Action[] = [];
@@ -59,19 +60,30 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     const todo = steps.filter((s) => !done(s.host).has(s.id));
     if (todo.length > 0) phases.push({ name, title, mode, steps: todo });
   };
-  const step = (host: PlannedHost, kind: StepKind, description: string, version?: string): PlanStep => ({
-    id: version ? `${kind}@${version}` : kind,
+  const step = (host: PlannedHost, kind: StepKind, description: string, stepVersion?: string): PlanStep => ({
+    id: stepVersion ? `${kind}@${stepVersion}` : kind,
     kind,
     host: host.ip,
     description,
   });
+  /** A plugin's phase: `hosts` are where the phase happens; a cluster phase defaults to the first master. */
+  const plugins = (action: string, hosts: PlannedHost[], stepVersion?: string): void => {
+    for (const p of desired.plugins ?? []) {
+      if (p.action !== action) continue;
+      const on = p.scope ? hosts.filter((h) => p.scope!.includes(h.ip)) : hosts;
+      phase(`plugin:${action}`, `Plugin ${p.name} (${action})`, "parallel", on.map((h) => step(h, `plugin:${p.name}:${action}`, `run plugin ${p.name} on ${h.ip}`, stepVersion)));
+    }
+  };
+  const clusterHosts = (action: string): PlannedHost[] => ((desired.plugins ?? []).some((p) => p.action === action && p.scope) ? desired.hosts : [firstMaster]);
 
   // Scale-down first: removed members leave while the cluster still has them to hand over.
   if (removed.length > 0) {
     actions.push("scale-down");
     summary.push(`remove ${describeHosts(removed)}`);
-    phase("runtime:leave", "Leave the cluster", "serial", removed.map((h) => step(h, "hook:leave", `${h.ip} leaves the cluster`)));
+    phase("runtime:leave", "Leave the cluster", "serial", removedMembers.map((h) => step(h, "hook:leave", `${h.ip} leaves the cluster`)));
+    plugins("pre-clean-host", removed);
     phase("runtime:reset", "Reset removed hosts", "parallel", removed.map((h) => step(h, "hook:reset", `reset ${h.ip}`)));
+    plugins("post-clean-host", removed);
     phase("cleanup", "Remove sealant's files from removed hosts", "parallel", removed.map((h) => step(h, "cleanup", `delete the data root on ${h.ip}`)));
   }
 
@@ -79,19 +91,33 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   const refresh = imageChanged || configChanged ? desired.hosts : added;
   if (refresh.length > 0) {
     phase("distribute", "Distribute the image", "parallel", refresh.map((h) => step(h, "distribute", `send image ${img} to ${h.ip}`, img)));
-    phase("render", "Render configuration", "parallel", refresh.map((h) => step(h, "render", `render templates and configs on ${h.ip}`, `${img}.${cfg}`)));
+    phase("render", "Render configuration", "parallel", refresh.map((h) => step(h, "render", `render templates and configs on ${h.ip}`, version)));
+  }
+  if (desired.registry) {
+    // Versioned by the server list too: a changed set of servers re-points every host.
+    const regVersion = `${version}.${shortHash(desired.registry.servers.join(","))}`;
+    const servers = desired.hosts.filter((h) => desired.registry!.servers.includes(h.ip));
+    phase("registry", "Serve the cluster's registry", "parallel", [
+      ...servers.map((h) => step(h, "registry", `serve the image's registry on ${h.ip}`, regVersion)),
+      ...desired.hosts.map((h) => step(h, "mirrors", `point ${h.ip}'s container runtime at the cluster's registry`, regVersion)),
+    ]);
   }
   if (added.length > 0) {
+    plugins("pre-init-host", added);
     phase("runtime:init-host", "Prepare hosts", "parallel", added.map((h) => step(h, "hook:init-host", `prepare ${h.ip}`)));
+    plugins("post-init-host", added);
   }
 
   if (creating) {
     actions.push("create");
     summary.push(`create cluster ${desired.name} on ${describeHosts(desired.hosts)} with image ${img}`);
+    plugins("pre-install", clusterHosts("pre-install"));
     phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, "hook:bootstrap", `bootstrap ${h.ip}`)));
   } else if (added.length > 0) {
     actions.push("scale-up");
     summary.push(`join ${describeHosts(added)}`);
+    const joinVersion = shortHash(added.map((h) => h.ip).join(","));
+    plugins("pre-scaleup", clusterHosts("pre-scaleup"), joinVersion);
     const newMasters = added.filter((h) => h.roles.includes(MASTER));
     const newOthers = added.filter((h) => !h.roles.includes(MASTER));
     // Masters change membership: one at a time. Other hosts join in parallel.
@@ -101,17 +127,28 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (added.length > 0) {
     phase("runtime:check", "Check new hosts", "parallel", added.map((h) => step(h, "hook:check", `check ${h.ip}`)));
   }
+  if (creating) plugins("post-install", clusterHosts("post-install"));
+  else if (added.length > 0) plugins("post-scaleup", clusterHosts("post-scaleup"), shortHash(added.map((h) => h.ip).join(",")));
 
   if (kept.length > 0 && (imageChanged || configChanged)) {
     const what = imageChanged ? `upgrade image ${shortDigest(current!.imageDigest)} -> ${img}` : `apply changed configuration ${cfg}`;
     actions.push(imageChanged ? "upgrade" : "reconfigure");
     const batches = rollingBatches(kept, desired.upgrade.maxUnavailable);
     summary.push(`${what} on ${kept.length} host${kept.length === 1 ? "" : "s"} (${batches.length} batch${batches.length === 1 ? "" : "es"})`);
+    const hostPlugins = (desired.plugins ?? []).filter((p) => p.action === "upgrade-host");
     batches.forEach((batch, i) => {
-      const version = `${img}.${cfg}`;
-      const steps = batch.flatMap((h) => [step(h, "hook:upgrade", `upgrade ${h.ip}`, version), step(h, "hook:check", `check ${h.ip}`, version)]);
+      const steps = batch.flatMap((h) => [
+        ...hostPlugins.filter((p) => !p.scope || p.scope.includes(h.ip)).map((p) => step(h, `plugin:${p.name}:upgrade-host`, `run plugin ${p.name} on ${h.ip}`, version)),
+        step(h, "hook:upgrade", `upgrade ${h.ip}`, version),
+        step(h, "hook:check", `check ${h.ip}`, version),
+      ]);
       phase(`runtime:upgrade`, `Rolling upgrade, batch ${i + 1}/${batches.length}: ${batch.map((h) => h.ip).join(", ")}`, "serial", steps);
     });
+    plugins("upgrade", clusterHosts("upgrade"), version);
+  }
+
+  if (desired.launch && (creating || added.length > 0 || imageChanged || configChanged)) {
+    phase("launch", "Launch apps", "serial", [step(firstMaster, "launch", `launch the image's apps from ${firstMaster.ip}`, version)]);
   }
 
   if (phases.length === 0) summary.push(`no changes to cluster ${desired.name}`);
@@ -119,19 +156,28 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   return { cluster: desired.name, actions, phases, summary };
 }
 
-/** Everything a reset does: each host's reset hook, then sealant's files. */
-export function planReset(current: CurrentCluster): Plan {
+/** Everything a reset does: each host's reset hook, then sealant's files (plugins at their phases). */
+export function planReset(current: CurrentCluster, plugins: DesiredCluster["plugins"] = []): Plan {
   const hosts = current.hosts;
+  const firstMaster = hosts.find((h) => h.roles.includes(MASTER)) ?? hosts[0];
   const step = (h: RecordedHost, kind: StepKind, description: string): PlanStep => ({ id: kind, kind, host: h.ip, description });
-  return {
-    cluster: current.name,
-    actions: ["reset"],
-    phases: [
-      { name: "runtime:reset", title: "Reset hosts", mode: "parallel", steps: hosts.map((h) => step(h, "hook:reset", `reset ${h.ip}`)) },
-      { name: "cleanup", title: "Remove sealant's files", mode: "parallel", steps: hosts.map((h) => step(h, "cleanup", `delete the data root on ${h.ip}`)) },
-    ],
-    summary: [`reset cluster ${current.name} on ${describeHosts(hosts)}`],
+  const phases: PlanPhase[] = [];
+  const pluginPhase = (action: string, on: RecordedHost[]): void => {
+    for (const p of plugins ?? []) {
+      if (p.action !== action) continue;
+      const targets = p.scope ? hosts.filter((h) => p.scope!.includes(h.ip)) : on;
+      if (targets.length > 0) {
+        phases.push({ name: `plugin:${action}`, title: `Plugin ${p.name} (${action})`, mode: "parallel", steps: targets.map((h) => step(h, `plugin:${p.name}:${action}`, `run plugin ${p.name} on ${h.ip}`)) });
+      }
+    }
   };
+  pluginPhase("pre-uninstall", firstMaster ? [firstMaster] : []);
+  pluginPhase("pre-clean-host", hosts);
+  phases.push({ name: "runtime:reset", title: "Reset hosts", mode: "parallel", steps: hosts.map((h) => step(h, "hook:reset", `reset ${h.ip}`)) });
+  pluginPhase("post-clean-host", hosts);
+  pluginPhase("post-uninstall", firstMaster ? [firstMaster] : []);
+  phases.push({ name: "cleanup", title: "Remove sealant's files", mode: "parallel", steps: hosts.map((h) => step(h, "cleanup", `delete the data root on ${h.ip}`)) });
+  return { cluster: current.name, actions: ["reset"], phases, summary: [`reset cluster ${current.name} on ${describeHosts(hosts)}`] };
 }
 
 /**
@@ -160,8 +206,12 @@ function sameRoles(a: string[], b: string[]): boolean {
   return [...a].sort().join(",") === [...b].sort().join(",");
 }
 
-function shortDigest(digest: string): string {
+export function shortDigest(digest: string): string {
   return digest.replace(/^sha256:/, "").slice(0, 12);
+}
+
+function shortHash(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, 8);
 }
 
 /** `127.0.10.4, 127.0.10.5 (master)`, roles grouped so a 1,000-host change stays one line each. */

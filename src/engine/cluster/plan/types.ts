@@ -30,6 +30,20 @@ export interface DesiredCluster {
    * secrets): a change re-renders and rolls through the hosts like an upgrade.
    */
   configDigest: string;
+  /** The cluster's registry: the hosts that serve the image's registry/ (absent: the image carries no container images). */
+  registry?: { servers: string[] };
+  /** Plugins at their phases, scope already resolved to IPs (undefined scope: the phase's default hosts). */
+  plugins?: PlannedPlugin[];
+  /** Whether the image or spec has apps / CMDS to launch on the first master once the cluster is up. */
+  launch?: boolean;
+}
+
+/** One plugin at one of its phases (sealer's Plugin `action`). */
+export interface PlannedPlugin {
+  name: string;
+  action: string;
+  /** IPs the plugin is limited to (its scope); undefined: every host of the phase (host phases) or the first master (cluster phases). */
+  scope?: string[];
 }
 
 /** One host as the cluster's state record knows it. */
@@ -40,6 +54,8 @@ export interface RecordedHost extends PlannedHost {
   imageDigest: string;
   /** Completed step ids for that image (see stepId): what makes a re-run resume. */
   done: string[];
+  /** The host's name as it reported it (checked unique across the cluster). */
+  hostname?: string;
 }
 
 /** The cluster's own record (state.json on every master), or undefined for a new cluster. */
@@ -53,7 +69,7 @@ export interface CurrentCluster {
 export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfigure" | "reset";
 
 /** What a step does; `hook:<name>` runs that lifecycle command of the image's runtime. */
-export type StepKind = "distribute" | "render" | "cleanup" | `hook:${string}`;
+export type StepKind = "distribute" | "render" | "registry" | "mirrors" | "launch" | "cleanup" | `hook:${string}` | `plugin:${string}`;
 
 export interface PlanStep {
   /**

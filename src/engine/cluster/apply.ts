@@ -1,0 +1,247 @@
+import type { Session } from "../session";
+import { Hosts, HostsError, type HostFailure } from "../ssh";
+import { clusterHost, clusterPool, defaultKnownHosts, removedHost, type ClusterHost } from "./connect";
+import type { ClusterContext, ClusterEvent, HostFacts } from "./context";
+import { desiredCluster } from "./desired";
+import { executePlan } from "./executor";
+import { resolveClusterImage } from "./image";
+import { HostLayout } from "./layout";
+import { planCluster, shortDigest, type DesiredCluster, type Plan, type PlanStep, type RecordedHost } from "./plan";
+import { gatherFacts } from "./phases/facts";
+import { registryDomains, type RegistrySetup } from "./phases/registry";
+import { selectRuntime } from "./runtime";
+import { resolveHosts, specDigest, type ClusterSpec } from "./spec";
+import { acquireLock, lockOwner } from "./state/lock";
+import { newestRecord, writeRecord, type ClusterRecord } from "./state/record";
+import { stepRunner } from "./steps";
+import { validateHosts } from "./validate";
+
+export interface ClusterOptions {
+  session: Session;
+  spec: ClusterSpec;
+  onEvent?(e: ClusterEvent): void;
+  signal?: AbortSignal;
+  /** sealant's known_hosts. @default $SEALANT_HOME/known_hosts */
+  knownHostsFile?: string;
+  /** What the lock says is running. @default "sealant apply" */
+  command?: string;
+}
+
+export interface ApplyOptions extends ClusterOptions {
+  /** Connect, read, validate and plan; change nothing. */
+  dryRun?: boolean;
+}
+
+export interface ApplyResult {
+  plan: Plan;
+  /** The cluster's record after the apply (before it, for a dry run). */
+  record: ClusterRecord | undefined;
+  /** Bytes of image data sent, per host. */
+  sent: Record<string, number>;
+  dryRun: boolean;
+}
+
+/** An open cluster: image, runtime, hosts and one SSH connection per host, opened on use. */
+export interface OpenCluster extends ClusterContext {
+  firstMaster: ClusterHost;
+  masters: ClusterHost[];
+  desired: DesiredCluster;
+  registry: RegistrySetup | undefined;
+  close(): Promise<void>;
+}
+
+export async function openCluster(opts: ClusterOptions): Promise<OpenCluster> {
+  const { spec, session } = opts;
+  const image = await resolveClusterImage(session, spec.image, opts.signal);
+  const runtime = selectRuntime(image.metadata, image.ref);
+  const resolved = resolveHosts(spec, image.metadata.env);
+  const hosts = new Map(resolved.map((h) => [h.ip, clusterHost(h)]));
+  const masters = [...hosts.values()].filter((h) => h.roles.includes("master"));
+  const desired = desiredCluster(spec, image, resolved);
+  const pool = clusterPool({ knownHostsFile: opts.knownHostsFile ?? defaultKnownHosts(session.home), connectTimeoutS: spec.timeouts.connect });
+  const registry: RegistrySetup | undefined = desired.registry
+    ? {
+        domain: spec.registry.domain,
+        port: spec.registry.port,
+        servers: desired.registry.servers,
+        domains: registryDomains(image.metadata.containerImages.map((c) => c.image)),
+        ...(spec.registry.username !== undefined ? { username: spec.registry.username } : {}),
+        ...(spec.registry.password !== undefined ? { password: spec.registry.password } : {}),
+        tls: !spec.registry.insecure,
+        ...(spec.registry.subjectAltNames ? { subjectAltNames: spec.registry.subjectAltNames } : {}),
+        dataRoot: new HostLayout(spec.dataRoot).root,
+      }
+    : undefined;
+  const emit = opts.onEvent ?? (() => undefined);
+  return {
+    spec,
+    session,
+    image,
+    runtime,
+    hosts,
+    layout: new HostLayout(spec.dataRoot),
+    pool,
+    facts: new Map(),
+    emit,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    firstMaster: masters[0]!,
+    masters,
+    desired,
+    registry,
+    close: () => pool.closeAll(),
+  };
+}
+
+/** Gathers facts on hosts not asked yet, in parallel; one HostsError names every host that failed. */
+export async function factsOf(ctx: OpenCluster, hosts: ClusterHost[]): Promise<void> {
+  const todo = hosts.filter((h) => !ctx.facts.has(h.ip));
+  await new Hosts(todo).parallelEach(
+    async (h, signal) => {
+      const conn = await ctx.pool.get(h, signal);
+      ctx.facts.set(h.ip, await gatherFacts(conn, ctx.layout, signal));
+    },
+    { limit: ctx.spec.parallelism, ...(ctx.signal ? { signal: ctx.signal } : {}) },
+  );
+}
+
+/**
+ * The cluster's record as its masters keep it (the newest of those reachable). The first
+ * master must answer; another master that does not is reported and skipped.
+ */
+export async function readRecord(ctx: OpenCluster): Promise<ClusterRecord | undefined> {
+  await factsOf(ctx, [ctx.firstMaster]);
+  try {
+    await factsOf(ctx, ctx.masters);
+  } catch (err) {
+    if (!(err instanceof HostsError)) throw err;
+    for (const f of err.failures) ctx.emit({ type: "warning", host: f.host, text: `cannot read the cluster record here: ${String((f.error as Error).message ?? f.error)}` });
+  }
+  return newestRecord(ctx.masters.map((m) => ctx.facts.get(m.ip)?.record));
+}
+
+function newRecord(ctx: OpenCluster): ClusterRecord {
+  return {
+    version: 1,
+    generation: 0,
+    name: ctx.spec.name,
+    image: ctx.image.ref,
+    imageDigest: ctx.image.digest,
+    configDigest: ctx.desired.configDigest,
+    specDigest: specDigest(ctx.spec),
+    runtime: ctx.runtime.kind,
+    updatedAt: new Date().toISOString(),
+    hosts: [],
+  };
+}
+
+/** Hosts the record knows that the spec dropped: reached with the cluster's SSH settings. */
+export function addRecordedHostsFor(ctx: OpenCluster, record: ClusterRecord | undefined): void {
+  for (const h of record?.hosts ?? []) if (!ctx.hosts.has(h.ip)) ctx.hosts.set(h.ip, removedHost(ctx.spec, h.ip, h.roles));
+}
+
+/** Writes the record to the first master (must succeed) and, `everywhere`, to every other master (best effort). */
+function recordWriter(ctx: OpenCluster): (record: ClusterRecord, everywhere: boolean) => Promise<void> {
+  return async (record, everywhere) => {
+    record.updatedAt = new Date().toISOString();
+    const write = async (h: ClusterHost): Promise<void> => writeRecord(await ctx.pool.get(h), ctx.layout, record, ctx.signal);
+    if (!everywhere) return write(ctx.firstMaster);
+    const others = ctx.masters.filter((m) => m !== ctx.firstMaster);
+    const results = await Promise.allSettled([write(ctx.firstMaster), ...others.map(write)]);
+    results.slice(1).forEach((r, i) => {
+      if (r.status === "rejected") ctx.emit({ type: "warning", host: others[i]!.ip, text: `could not update the cluster record here: ${(r.reason as Error).message}` });
+    });
+    if (results[0]!.status === "rejected") throw results[0].reason;
+  };
+}
+
+/** Membership as steps finish: a joined host is a member, a host that left is not, a cleaned one is gone. */
+function membership(imageDigest: string) {
+  return (step: PlanStep, host: RecordedHost, record: ClusterRecord): void => {
+    if (step.kind === "hook:join") {
+      host.member = true;
+      host.imageDigest = imageDigest;
+    } else if (step.kind === "hook:upgrade") host.imageDigest = imageDigest;
+    else if (step.kind === "hook:leave") host.member = false;
+    else if (step.kind === "cleanup") record.hosts = record.hosts.filter((h) => h !== host);
+  };
+}
+
+/**
+ * Makes the cluster match the spec: reads the cluster's record from its masters, plans,
+ * validates the hosts the plan touches, then executes phase by phase, recording every step —
+ * an interrupted apply re-run resumes where it stopped. Refused while another apply holds the
+ * cluster's lock.
+ */
+export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
+  const ctx = await openCluster(opts);
+  let release: (() => Promise<void>) | undefined;
+  try {
+    await factsOf(ctx, [ctx.firstMaster]);
+    if (!opts.dryRun) {
+      release = await acquireLock(await ctx.pool.get(ctx.firstMaster), ctx.layout, ctx.spec.name, lockOwner(opts.command ?? "sealant apply"), ctx.signal);
+    }
+    const current = await readRecord(ctx);
+    addRecordedHostsFor(ctx, current);
+    const plan = planCluster(ctx.desired, current);
+    const involved = new Set(plan.phases.flatMap((p) => p.steps.map((s) => s.host)));
+    const touched = [...ctx.hosts.values()].filter((h) => involved.has(h.ip));
+    await factsOf(ctx, touched);
+    await validateHosts(ctx, plan, current);
+    if (opts.dryRun) return { plan, record: current, sent: {}, dryRun: true };
+
+    const record = current ? structuredClone(current) : newRecord(ctx);
+    for (const h of ctx.desired.hosts) {
+      if (!record.hosts.some((r) => r.ip === h.ip)) record.hosts.push({ ip: h.ip, roles: h.roles, member: false, imageDigest: "", done: [] });
+    }
+    for (const r of record.hosts) {
+      const hostname = ctx.facts.get(r.ip)?.hostname;
+      if (hostname) r.hostname = hostname;
+    }
+    const desiredIps = new Set(ctx.desired.hosts.map((h) => h.ip));
+    const memberIps = new Set((current?.hosts ?? []).filter((h) => h.member).map((h) => h.ip));
+    const sent = new Map<string, number>();
+    const write = recordWriter(ctx);
+    await executePlan({
+      plan,
+      record,
+      runStep: stepRunner(ctx, {
+        plan,
+        added: ctx.desired.hosts.filter((h) => !memberIps.has(h.ip)).map((h) => h.ip),
+        removed: (current?.hosts ?? []).filter((h) => !desiredIps.has(h.ip)).map((h) => h.ip),
+        ...(ctx.registry ? { registry: ctx.registry } : {}),
+        sent,
+      }),
+      persist: write,
+      afterStep: membership(ctx.image.digest),
+      parallelism: ctx.spec.parallelism,
+      emit: ctx.emit,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    finish(ctx, record);
+    record.generation++;
+    await write(record, true);
+    return { plan, record, sent: Object.fromEntries(sent), dryRun: false };
+  } finally {
+    await release?.().catch((err: unknown) => ctx.emit({ type: "warning", host: ctx.firstMaster.ip, text: `could not release the cluster lock: ${(err as Error).message}` }));
+    await ctx.close();
+  }
+}
+
+/** A completed apply: every desired host is a member on the new image and config; old versions' step ids are dropped. */
+function finish(ctx: OpenCluster, record: ClusterRecord): void {
+  const img = shortDigest(ctx.image.digest);
+  record.image = ctx.image.ref;
+  record.imageDigest = ctx.image.digest;
+  record.configDigest = ctx.desired.configDigest;
+  record.specDigest = specDigest(ctx.spec);
+  record.runtime = ctx.runtime.kind;
+  const desired = new Set(ctx.desired.hosts.map((h) => h.ip));
+  for (const h of record.hosts) {
+    if (!desired.has(h.ip)) continue;
+    h.member = true;
+    h.imageDigest = ctx.image.digest;
+    h.done = h.done.filter((id) => !id.includes("@") || id.includes(`@${img}`));
+  }
+}
+
+export type { HostFacts, HostFailure };

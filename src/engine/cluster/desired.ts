@@ -1,0 +1,34 @@
+import type { DesiredCluster } from "./plan";
+import type { ClusterImage } from "./image";
+import { hasLaunch } from "./phases/launch";
+import { plannedPlugins } from "./phases/plugins";
+import { configDigest, type ClusterSpec, type ResolvedHost } from "./spec";
+
+/** The hosts that serve the cluster's registry: every master with `ha`, else the first; `registry` role hosts when any. */
+export function registryServers(spec: ClusterSpec, hosts: readonly ResolvedHost[]): string[] {
+  const byRole = hosts.filter((h) => h.roles.includes("registry"));
+  if (byRole.length > 0) return byRole.map((h) => h.ip);
+  const masters = hosts.filter((h) => h.roles.includes("master"));
+  return (spec.registry.ha ? masters : masters.slice(0, 1)).map((h) => h.ip);
+}
+
+/** Whether the image carries container images for the cluster's registry. */
+export function imageHasRegistry(image: ClusterImage): boolean {
+  return [...image.platforms.values()].some((p) => p.layers.some((l) => l.registryOnly)) || image.metadata.containerImages.length > 0;
+}
+
+/** The spec and image, reduced to what the planner decides on. */
+export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: readonly ResolvedHost[]): DesiredCluster {
+  const registry = imageHasRegistry(image) && !spec.registry.external ? { servers: registryServers(spec, hosts) } : undefined;
+  return {
+    name: spec.name,
+    image: image.ref,
+    imageDigest: image.digest,
+    hosts: hosts.map((h) => ({ ip: h.ip, roles: h.roles })),
+    upgrade: { maxUnavailable: spec.upgrade.strategy === "all-at-once" ? hosts.length : spec.upgrade.maxUnavailable },
+    configDigest: configDigest(spec),
+    ...(registry ? { registry } : {}),
+    plugins: plannedPlugins(spec.plugins, hosts),
+    launch: hasLaunch(image.metadata, spec.apps),
+  };
+}

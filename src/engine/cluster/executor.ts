@@ -1,0 +1,95 @@
+import { HostsError, type HostFailure } from "../ssh";
+import { mapLimit } from "../util/concurrency";
+import type { ClusterEvent } from "./context";
+import type { Plan, PlanPhase, PlanStep, RecordedHost } from "./plan";
+import type { ClusterRecord } from "./state/record";
+
+/** A phase of the plan failed: which phase, and every host that failed in it. */
+export class ApplyError extends Error {
+  constructor(
+    readonly phase: PlanPhase,
+    readonly failure: HostsError,
+  ) {
+    super(`${phase.title} failed on ${failure.failures.length === 1 ? "" : `${failure.failures.length} hosts: `}${failure.message.replace(/^\d+ hosts? failed( \(of \d+\))?:\n/, "\n")}`);
+    this.name = "ApplyError";
+  }
+
+  get hosts(): string[] {
+    return this.failure.hosts;
+  }
+}
+
+export interface ExecutorOptions {
+  plan: Plan;
+  /** The record being brought up to date; changed in place as steps finish. */
+  record: ClusterRecord;
+  runStep(step: PlanStep, signal?: AbortSignal): Promise<void>;
+  /** Writes the record: `everywhere` after each phase (every master), else to the first master only. */
+  persist(record: ClusterRecord, everywhere: boolean): Promise<void>;
+  /** What finishing a step means for the host's membership (join → member, leave → not, cleanup → gone). */
+  afterStep?(step: PlanStep, host: RecordedHost, record: ClusterRecord): void;
+  parallelism: number;
+  emit(e: ClusterEvent): void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs the plan's phases in order. Each finished step is recorded on its host in the cluster
+ * record and persisted (the first master after each step, every master after each phase), so a
+ * re-run plans only what is left. Parallel phases try every step and then fail with one error
+ * naming every failed host; serial phases stop at the first failure.
+ */
+export async function executePlan(opts: ExecutorOptions): Promise<void> {
+  const { record } = opts;
+  let writing: Promise<void> = Promise.resolve();
+  let writeError: unknown;
+  // Writes are chained so they land in order; each captures the record as it is then.
+  const persistSoon = (): void => {
+    const snapshot = structuredClone(record);
+    writing = writing.then(() => opts.persist(snapshot, false)).catch((err: unknown) => {
+      writeError ??= err;
+    });
+  };
+  for (const phase of opts.plan.phases) {
+    opts.signal?.throwIfAborted();
+    opts.emit({ type: "phase", name: phase.name, title: phase.title, steps: phase.steps.length });
+    const failures: HostFailure[] = [];
+    const run = async (step: PlanStep): Promise<boolean> => {
+      const started = Date.now();
+      opts.emit({ type: "step", host: step.host, id: step.id, description: step.description, status: "start" });
+      try {
+        await opts.runStep(step, opts.signal);
+      } catch (error) {
+        failures.push({ host: step.host, error });
+        opts.emit({ type: "step", host: step.host, id: step.id, description: step.description, status: "failed", error: error instanceof Error ? error.message : String(error), ms: Date.now() - started });
+        return false;
+      }
+      const host = record.hosts.find((h) => h.ip === step.host);
+      if (host) {
+        if (!host.done.includes(step.id)) host.done.push(step.id);
+        opts.afterStep?.(step, host, record);
+      }
+      record.generation++;
+      persistSoon();
+      opts.emit({ type: "step", host: step.host, id: step.id, description: step.description, status: "done", ms: Date.now() - started });
+      return true;
+    };
+    if (phase.mode === "serial") {
+      for (const step of phase.steps) if (!(await run(step))) break;
+    } else {
+      await mapLimit(phase.steps, opts.parallelism, run);
+    }
+    await writing;
+    if (failures.length > 0) {
+      // Keep what did finish, on every master still reachable, then report the failed hosts.
+      record.generation++;
+      await opts.persist(record, true).catch(() => undefined);
+      const order = new Map(phase.steps.map((s, i) => [s.host, i]));
+      failures.sort((a, b) => (order.get(a.host) ?? 0) - (order.get(b.host) ?? 0));
+      throw new ApplyError(phase, new HostsError(failures, new Set(phase.steps.map((s) => s.host)).size));
+    }
+    if (writeError !== undefined) throw writeError;
+    record.generation++;
+    await opts.persist(record, true);
+  }
+}

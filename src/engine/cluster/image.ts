@@ -1,0 +1,89 @@
+import type { Digest } from "../image/digest";
+import { isIndexMediaType } from "../image/media-types";
+import { readMetadata, type ClusterImageMetadata } from "../image/metadata";
+import { ImageNotFoundError } from "../image/store";
+import { pullImage } from "../image/transfer";
+import type { Descriptor, ImageConfig, Manifest, Platform } from "../image/types";
+import type { Session } from "../session";
+
+/** The history entry the builder writes for its container-image layer (see build/steps/images.ts). */
+const REGISTRY_LAYER_HISTORY = "cache container images";
+
+export interface ClusterImageLayer {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  /** Holds only registry/ (the cached container images): sent to registry hosts only. */
+  registryOnly: boolean;
+}
+
+/** One platform's manifest of the cluster image, as distribution needs it. */
+export interface PlatformImage {
+  platform: Platform;
+  manifestDigest: Digest;
+  layers: ClusterImageLayer[];
+  config: ImageConfig;
+}
+
+export interface ClusterImage {
+  /** The reference as resolved in the local store. */
+  ref: string;
+  /** The digest hosts record: the index for a multi-platform image, else the manifest. */
+  digest: Digest;
+  metadata: ClusterImageMetadata;
+  /** By `os/arch`, e.g. `linux/amd64`. */
+  platforms: Map<string, PlatformImage>;
+}
+
+/**
+ * The cluster image from the local store, pulled first if it is not there. Every platform it
+ * has is read, so hosts of different architectures each get theirs.
+ */
+export async function resolveClusterImage(session: Session, ref: string, signal?: AbortSignal): Promise<ClusterImage> {
+  let stored;
+  try {
+    stored = await session.store.resolve(ref);
+  } catch (err) {
+    if (!(err instanceof ImageNotFoundError)) throw err;
+    const pulled = await pullImage(session.store, ref, { clientFor: session.clientFor, ...(signal ? { signal } : {}) });
+    stored = await session.store.resolve(pulled.ref);
+  }
+  const manifests: Descriptor[] = isIndexMediaType(stored.descriptor.mediaType)
+    ? (await session.store.readIndexBlob(stored.descriptor.digest)).manifests
+    : [stored.descriptor];
+  const platforms = new Map<string, PlatformImage>();
+  let metadata: ClusterImageMetadata | undefined;
+  for (const desc of manifests) {
+    const manifest = await session.store.readManifest(desc.digest);
+    const config = await session.store.readJson<ImageConfig>(manifest.config.digest);
+    const platform: Platform = desc.platform ?? { os: config.os ?? "linux", architecture: config.architecture ?? "amd64" };
+    metadata ??= readMetadata(manifest, config);
+    platforms.set(`${platform.os}/${platform.architecture}`, { platform, manifestDigest: desc.digest, layers: layersOf(manifest, config), config });
+  }
+  if (!metadata) throw new Error(`image ${ref} has no manifests`);
+  return { ref: stored.ref, digest: stored.descriptor.digest, metadata, platforms };
+}
+
+/** Pairs layers with their non-empty history entries to find the registry-only layer. */
+function layersOf(manifest: Manifest, config: ImageConfig): ClusterImageLayer[] {
+  const history = (config.history ?? []).filter((h) => !h.empty_layer);
+  const aligned = history.length === manifest.layers.length;
+  return manifest.layers.map((l, i) => ({
+    digest: l.digest,
+    size: l.size,
+    mediaType: l.mediaType,
+    registryOnly: aligned && history[i]?.created_by === REGISTRY_LAYER_HISTORY,
+  }));
+}
+
+/** `uname -m` → the OCI architecture name. */
+export function ociArchitecture(machine: string): string {
+  const m = machine.trim();
+  const map: Record<string, string> = { x86_64: "amd64", amd64: "amd64", aarch64: "arm64", arm64: "arm64", armv7l: "arm", ppc64le: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
+  return map[m] ?? m;
+}
+
+/** The platform image for a host's architecture, or undefined (validate names what exists). */
+export function platformFor(image: ClusterImage, arch: string): PlatformImage | undefined {
+  return image.platforms.get(`linux/${arch}`);
+}

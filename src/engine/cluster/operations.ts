@@ -1,0 +1,148 @@
+import { Hosts, HostsError, shellQuote, type ExecResult } from "../ssh";
+import { addRecordedHostsFor, factsOf, openCluster, readRecord, type ClusterOptions } from "./apply";
+import type { ClusterHost } from "./connect";
+import { executePlan } from "./executor";
+import { planReset, type Plan } from "./plan";
+import { runStreamed } from "./phases/commands";
+import { breakLock, acquireLock, lockOwner, type LockOwner } from "./state/lock";
+import type { ClusterRecord } from "./state/record";
+import { stepRunner } from "./steps";
+
+export interface ResetOptions extends ClusterOptions {
+  /** Hosts that cannot be reached are left out (their files stay) instead of failing the reset. */
+  force?: boolean;
+}
+
+/**
+ * Resets the cluster: every host the record or the spec names runs the runtime's reset, then
+ * sealant removes its data root (registry, state and lock included). Safe to re-run: a host
+ * with nothing left has nothing to do.
+ */
+export async function resetCluster(opts: ResetOptions): Promise<{ plan: Plan; skipped: string[] }> {
+  const ctx = await openCluster(opts);
+  let release: (() => Promise<void>) | undefined;
+  try {
+    await factsOf(ctx, [ctx.firstMaster]);
+    release = await acquireLock(await ctx.pool.get(ctx.firstMaster), ctx.layout, ctx.spec.name, lockOwner(opts.command ?? "sealant reset"), ctx.signal);
+    const record = (await readRecord(ctx)) ?? emptyRecord(ctx.spec.name);
+    addRecordedHostsFor(ctx, record);
+    for (const h of ctx.desired.hosts) if (!record.hosts.some((r) => r.ip === h.ip)) record.hosts.push({ ip: h.ip, roles: h.roles, member: false, imageDigest: "", done: [] });
+    const skipped: string[] = [];
+    try {
+      await factsOf(ctx, record.hosts.map((h) => ctx.hosts.get(h.ip)!));
+    } catch (err) {
+      if (!(err instanceof HostsError) || !opts.force) throw err;
+      skipped.push(...err.hosts);
+      for (const ip of skipped) ctx.emit({ type: "warning", host: ip, text: "unreachable: left out of the reset (--force); its files stay" });
+      record.hosts = record.hosts.filter((h) => !skipped.includes(h.ip));
+    }
+    const plan = planReset(record, ctx.desired.plugins);
+    await executePlan({
+      plan,
+      record,
+      runStep: stepRunner(ctx, { plan, added: [], removed: record.hosts.map((h) => h.ip), ...(ctx.registry ? { registry: ctx.registry } : {}), sent: new Map() }),
+      // The data roots go away with the reset (record and lock with them): nothing to write.
+      persist: async () => undefined,
+      parallelism: ctx.spec.parallelism,
+      emit: ctx.emit,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    return { plan, skipped };
+  } finally {
+    // Gone with the data root after a complete reset; released explicitly when it stopped halfway.
+    await release?.().catch(() => undefined);
+    await ctx.close();
+  }
+}
+
+function emptyRecord(name: string): ClusterRecord {
+  return { version: 1, generation: 0, name, image: "", imageDigest: "", configDigest: "", specDigest: "", runtime: "", updatedAt: "", hosts: [] };
+}
+
+export interface HostCheck {
+  ip: string;
+  ok: boolean;
+  /** Why not: unreachable, not a member, another image, or the runtime's check failed. */
+  problem?: string;
+}
+
+export interface CheckResult {
+  healthy: boolean;
+  record: ClusterRecord | undefined;
+  hosts: HostCheck[];
+}
+
+/** Checks every host of the spec: reachable, a member on the cluster's image, and the runtime's own check passing. */
+export async function checkCluster(opts: ClusterOptions): Promise<CheckResult> {
+  const ctx = await openCluster(opts);
+  try {
+    const record = await readRecord(ctx);
+    const hosts = [...ctx.hosts.values()];
+    const results = await Promise.all(
+      hosts.map(async (h): Promise<HostCheck> => {
+        const recorded = record?.hosts.find((r) => r.ip === h.ip);
+        if (!recorded?.member) return { ip: h.ip, ok: false, problem: record ? "not a member of the cluster (apply to join it)" : "the cluster does not exist (no record on its masters)" };
+        try {
+          const conn = await ctx.pool.get(h, ctx.signal);
+          const cmd = ctx.runtime.command("check", { ip: h.ip, roles: h.roles, env: h.env }, {
+            cluster: ctx.spec.name,
+            action: "create",
+            hosts: ctx.desired.hosts,
+            added: [],
+            removed: [],
+            env: { ...ctx.image.metadata.env, ...ctx.spec.env },
+            rootfs: ctx.layout.current,
+            dataRoot: ctx.layout.root,
+          });
+          await runStreamed(conn, { command: `[ -d ${shellQuote(ctx.layout.current)} ] || { echo "no image installed" >&2; exit 1; }; ${cmd.command}`, env: cmd.env, step: "check", timeoutMs: ctx.spec.timeouts.command * 1000, emit: ctx.emit, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          return { ip: h.ip, ok: true };
+        } catch (err) {
+          return { ip: h.ip, ok: false, problem: (err as Error).message };
+        }
+      }),
+    );
+    return { healthy: results.every((r) => r.ok), record, hosts: results };
+  } finally {
+    await ctx.close();
+  }
+}
+
+export interface ExecOnHostsOptions extends ClusterOptions {
+  command: string;
+  /** Only hosts with one of these roles. @default every host */
+  roles?: string[];
+  /** Only these IPs. */
+  ips?: string[];
+}
+
+/** Runs a command on the cluster's hosts in parallel (as root); every host's result, then one error naming the hosts where it failed. */
+export async function execOnCluster(opts: ExecOnHostsOptions): Promise<{ host: string; result: ExecResult }[]> {
+  const ctx = await openCluster(opts);
+  try {
+    let hosts: ClusterHost[] = [...ctx.hosts.values()];
+    const roles = opts.roles?.map((r) => (r === "worker" ? "node" : r));
+    if (roles?.length) hosts = hosts.filter((h) => h.roles.some((r) => roles.includes(r)));
+    if (opts.ips?.length) hosts = hosts.filter((h) => opts.ips!.includes(h.ip));
+    if (hosts.length === 0) throw new Error(`no host of cluster ${ctx.spec.name} has ${opts.roles?.length ? `role ${opts.roles.join(" or ")}` : "the given IPs"}`);
+    const results = await new Hosts(hosts).parallelMap(
+      async (h, signal) => {
+        const conn = await ctx.pool.get(h, signal);
+        return { host: h.ip, result: await runStreamed(conn, { command: opts.command, env: {}, step: "exec", timeoutMs: ctx.spec.timeouts.command * 1000, emit: ctx.emit, signal }) };
+      },
+      { limit: ctx.spec.parallelism, ...(ctx.signal ? { signal: ctx.signal } : {}) },
+    );
+    return results;
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** Breaks the cluster's lock on its first master (the user judged it stale); returns who held it. */
+export async function unlockCluster(opts: ClusterOptions): Promise<LockOwner | undefined> {
+  const ctx = await openCluster(opts);
+  try {
+    return await breakLock(await ctx.pool.get(ctx.firstMaster, ctx.signal), ctx.layout);
+  } finally {
+    await ctx.close();
+  }
+}

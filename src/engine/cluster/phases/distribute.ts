@@ -1,0 +1,129 @@
+import { createGunzip } from "node:zlib";
+import { pipeline } from "node:stream/promises";
+import { Writable } from "node:stream";
+import type { Digest } from "../../image/digest";
+import type { ImageStore } from "../../image/store";
+import { shellQuote, type Connection } from "../../ssh";
+import type { ClusterEvent, HostFacts } from "../context";
+import type { ClusterImageLayer, PlatformImage } from "../image";
+import { layerDirName, type HostLayout } from "../layout";
+
+/** A layer as one host gets it: whole (registry hosts) or without registry/. */
+export interface HostLayer extends ClusterImageLayer {
+  withRegistry: boolean;
+  dir: string;
+}
+
+/** The layers a host needs: registry-only layers go to registry hosts only. */
+export function layersFor(image: PlatformImage, servesRegistry: boolean): HostLayer[] {
+  return image.layers
+    .filter((l) => servesRegistry || !l.registryOnly)
+    .map((l) => ({ ...l, withRegistry: servesRegistry, dir: layerDirName(l.digest, servesRegistry) }));
+}
+
+/** The layers a host does not hold yet: only these are sent (re-applying an image sends nothing). */
+export function missingLayers(layers: HostLayer[], facts: Pick<HostFacts, "layers">): HostLayer[] {
+  return layers.filter((l) => !facts.layers.has(l.dir));
+}
+
+export interface DistributeOptions {
+  store: ImageStore;
+  layout: HostLayout;
+  /** The image's manifest (or index) digest: names its rootfs directory. */
+  imageDigest: Digest;
+  layers: HostLayer[];
+  facts: HostFacts;
+  emit(e: ClusterEvent): void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Sends the layers the host lacks, each as one tar stream into `tar -x` (extracted to a temp
+ * directory, renamed into place when complete), then assembles the image's rootfs from hard
+ * links to its layers. Returns the bytes sent.
+ */
+export async function distributeTo(conn: Connection, opts: DistributeOptions): Promise<number> {
+  const { layout, facts } = opts;
+  const missing = missingLayers(opts.layers, facts);
+  const total = missing.reduce((n, l) => n + l.size, 0);
+  let sentBefore = 0;
+  const started = Date.now();
+  for (const layer of missing) {
+    const result = await conn.upload(
+      layout.layer(layer.digest, layer.withRegistry),
+      { tar: opts.store.openBlob(layer.digest), gzip: /gzip/.test(layer.mediaType), ...(layer.withRegistry ? {} : { exclude: ["registry"] }) },
+      {
+        sudo: true,
+        onProgress: (p) => {
+          const bytes = sentBefore + p.bytes;
+          const secs = (Date.now() - started) / 1000;
+          opts.emit({ type: "progress", host: conn.host, what: "image", bytes, total, mibPerSec: secs > 0 ? bytes / (1 << 20) / secs : 0 });
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+    );
+    sentBefore += result.bytes;
+    facts.layers.add(layer.dir);
+  }
+  const hex = opts.imageDigest.replace(/^sha256:/, "");
+  if (!facts.images.has(hex)) {
+    await conn.run(assembleScript(layout, opts.imageDigest, opts.layers.map((l) => l.dir)), { sudo: true, timeoutMs: 30 * 60_000, ...(opts.signal ? { signal: opts.signal } : {}) });
+    facts.images.add(hex);
+  }
+  return sentBefore;
+}
+
+/**
+ * Builds images/<hex>/rootfs from the layers in order, applying OCI whiteouts, with hard
+ * links (no data copied). Files in it are never changed in place (rendering replaces them),
+ * so the layers stay intact for the next image that shares them. Built in a temp directory
+ * and renamed, so a rootfs that exists is complete.
+ */
+export function assembleScript(layout: HostLayout, imageDigest: Digest, layerDirs: string[]): string {
+  const img = layout.image(imageDigest);
+  const tmp = `${img}.assemble`;
+  return [
+    "set -e",
+    `tmp=${shellQuote(tmp)}; img=${shellQuote(img)}; layers=${shellQuote(layout.layers)}`,
+    'rm -rf "$tmp"; mkdir -p "$tmp/rootfs"',
+    `for l in ${layerDirs.map(shellQuote).join(" ")}; do`,
+    '  (cd "$layers/$l" && find . -name ".wh.*") > "$tmp/whiteouts"',
+    '  while IFS= read -r w; do',
+    '    d=$(dirname "$w"); b=$(basename "$w")',
+    '    if [ "$b" = ".wh..wh..opq" ]; then find "$tmp/rootfs/$d" -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null || true',
+    '    else rm -rf "$tmp/rootfs/$d/${b#.wh.}"; fi',
+    '  done < "$tmp/whiteouts"',
+    '  cp -al --remove-destination "$layers/$l/." "$tmp/rootfs/"',
+    '  while IFS= read -r w; do rm -f "$tmp/rootfs/$w"; done < "$tmp/whiteouts"',
+    "done",
+    'rm -f "$tmp/whiteouts"; rm -rf "$img"; mv -T "$tmp" "$img"',
+  ].join("\n");
+}
+
+const sizeCache = new Map<string, number>();
+
+/**
+ * Bytes a layer takes once extracted (its uncompressed tar size: a close upper bound), for
+ * the free-disk check before anything is sent. Measured once and remembered in the store.
+ */
+export async function extractedSize(store: ImageStore, layer: ClusterImageLayer): Promise<number> {
+  const cached = sizeCache.get(layer.digest);
+  if (cached !== undefined) return cached;
+  const pin = await store.readPin<{ digests: Digest[]; size: number }>(`layer-size:${layer.digest}`);
+  if (pin) {
+    sizeCache.set(layer.digest, pin.size);
+    return pin.size;
+  }
+  let size = 0;
+  const counter = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      cb();
+    },
+  });
+  if (/gzip/.test(layer.mediaType)) await pipeline(store.openBlob(layer.digest), createGunzip(), counter);
+  else size = layer.size;
+  sizeCache.set(layer.digest, size);
+  await store.pin(`layer-size:${layer.digest}`, { digests: [layer.digest], size });
+  return size;
+}

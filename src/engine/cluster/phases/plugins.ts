@@ -1,0 +1,45 @@
+import type { PlannedPlugin } from "../plan";
+import { shellQuote } from "../../ssh";
+import type { PluginSpec, ResolvedHost } from "../spec";
+
+/** Plugin types that need a Kubernetes API (sealer v0.8's built-ins); the hooks runtime has none. */
+const KUBERNETES_PLUGINS = new Set(["LABEL", "TAINT", "ETCD", "CLUSTERCHECK"]);
+
+/**
+ * The plugins of the spec at each of their phases, their scope (roles and IPs) resolved to
+ * the cluster's IPs, as the planner takes them.
+ */
+export function plannedPlugins(plugins: readonly PluginSpec[], hosts: readonly ResolvedHost[]): PlannedPlugin[] {
+  return plugins.flatMap((p) =>
+    p.action.map((action) => {
+      const scope = p.scope?.length ? hosts.filter((h) => p.scope!.some((s) => s === h.ip || h.roles.includes(s))).map((h) => h.ip) : undefined;
+      return { name: p.name, action, ...(scope ? { scope } : {}) };
+    }),
+  );
+}
+
+/** Problems with plugins this runtime cannot run, in the user's terms. */
+export function pluginProblems(plugins: readonly PluginSpec[], runtime: string): string[] {
+  return plugins
+    .filter((p) => KUBERNETES_PLUGINS.has(p.type) && runtime !== "kubernetes")
+    .map((p) => `plugin ${p.name}: type ${p.type} needs the kubernetes runtime; this image uses the ${runtime} runtime (use a SHELL plugin)`);
+}
+
+/**
+ * The command a plugin runs on one host: a SHELL plugin's script with `sh -c` (the caller cds to the rootfs);
+ * HOSTNAME sets the host's name from its `IP hostname` lines.
+ */
+export function pluginCommand(plugin: PluginSpec, host: ResolvedHost): string | undefined {
+  if (plugin.type === "SHELL") return `sh -c ${shellQuote(plugin.data)}`;
+  if (plugin.type === "HOSTNAME") {
+    for (const line of plugin.data.split("\n")) {
+      const [ip, name] = line.trim().split(/\s+/);
+      if (ip === host.ip && name) {
+        const n = shellQuote(name);
+        return `hostname ${n} && echo ${n} > /etc/hostname.sealant && mv -f /etc/hostname.sealant /etc/hostname`;
+      }
+    }
+    return undefined;
+  }
+  throw new Error(`plugin ${plugin.name}: type ${plugin.type} is not supported by this runtime`);
+}

@@ -1,0 +1,142 @@
+import type { Digest } from "../image/digest";
+import { shellQuote } from "../ssh";
+import type { ClusterContext } from "./context";
+import type { ClusterHost } from "./connect";
+import { platformFor, type PlatformImage } from "./image";
+import type { Action, Plan, PlanStep } from "./plan";
+import { runStreamed } from "./phases/commands";
+import { distributeTo, layersFor } from "./phases/distribute";
+import { launchCommands } from "./phases/launch";
+import { pluginCommand } from "./phases/plugins";
+import { configureRegistryClients, removeRegistry, startRegistry, prepareRegistryTls, type RegistrySetup, type RegistryTls } from "./phases/registry";
+import { isTemplatePath, configPath, readImageFiles, renderFiles, writeRendered, type ImageFiles } from "./phases/render";
+import { LIFECYCLE, type LifecycleStep, type RuntimeContext } from "./runtime";
+
+/** What the step runner needs beyond the shared context. */
+export interface StepRunnerOptions {
+  plan: Plan;
+  /** IPs joining / leaving in this apply (the hooks' SEALANT_ADDED / SEALANT_REMOVED). */
+  added: string[];
+  removed: string[];
+  /** Registry settings, when the cluster runs one. */
+  registry?: RegistrySetup;
+  /** Bytes sent per host by distribute. */
+  sent: Map<string, number>;
+}
+
+/**
+ * Runs one plan step on its host: the dispatch from step kinds to the phase implementations.
+ * Everything here is idempotent: a step re-run after a failure converges.
+ */
+export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step: PlanStep, signal?: AbortSignal) => Promise<void> {
+  const { spec, layout } = ctx;
+  const commandMs = spec.timeouts.command * 1000;
+  const imageFiles = new Map<string, Promise<ImageFiles>>();
+  let tls: Promise<RegistryTls | undefined> | undefined;
+  const desiredHosts = spec.hosts.flatMap((g) => g.ips.map((ip) => ctx.hosts.get(ip)!)).filter(Boolean);
+
+  const platformOf = (host: ClusterHost): PlatformImage => {
+    const facts = ctx.facts.get(host.ip);
+    const pf = facts && platformFor(ctx.image, facts.arch);
+    if (!pf) throw new Error(`no image for this host's architecture ${facts?.arch ?? "(unknown)"}`);
+    return pf;
+  };
+  const filesFor = (pf: PlatformImage): Promise<ImageFiles> => {
+    let p = imageFiles.get(pf.manifestDigest);
+    if (!p) {
+      const targets = new Set(spec.configs.map(configPath));
+      p = readImageFiles(ctx.session.store, pf, (path) => isTemplatePath(path) || targets.has(path));
+      imageFiles.set(pf.manifestDigest, p);
+    }
+    return p;
+  };
+  const actionOf = (kind: string): Action => {
+    const a = opts.plan.actions;
+    if (kind === "hook:bootstrap" || kind.endsWith(":pre-install") || kind.endsWith(":post-install")) return "create";
+    if (kind === "hook:join" || kind.includes("scaleup")) return "scale-up";
+    if (kind === "hook:leave" || kind === "hook:reset" || kind === "cleanup") return a.includes("reset") ? "reset" : "scale-down";
+    if (kind === "hook:upgrade") return a.includes("upgrade") ? "upgrade" : "reconfigure";
+    return a.find((x) => x !== "scale-down") ?? a[0] ?? "create";
+  };
+  const runtimeContext = (action: Action, rootfs: string): RuntimeContext => ({
+    cluster: spec.name,
+    action,
+    hosts: desiredHosts.map((h) => ({ ip: h.ip, roles: h.roles })),
+    added: opts.added,
+    removed: opts.removed,
+    env: { ...ctx.image.metadata.env, ...spec.env },
+    rootfs,
+    dataRoot: layout.root,
+  });
+  /** The rootfs a host runs its steps in: the new image's, made current first; leaving hosts keep theirs. */
+  const useImage = (digest: Digest): string =>
+    `ln -sfn ${shellQuote(`images/${digest.replace(/^sha256:/, "")}/rootfs`)} ${shellQuote(`${layout.current}.new`)} && mv -T ${shellQuote(`${layout.current}.new`)} ${shellQuote(layout.current)} && `;
+
+  return async (step, signal) => {
+    const host = ctx.hosts.get(step.host);
+    if (!host) throw new Error(`step ${step.id} is for ${step.host}, which is not a host of this cluster`);
+    const conn = await ctx.pool.get(host, signal);
+    const sig = signal ? { signal } : {};
+    const kind = step.kind;
+
+    if (kind === "distribute") {
+      const facts = ctx.facts.get(host.ip)!;
+      const servesRegistry = opts.registry?.servers.includes(host.ip) ?? false;
+      const bytes = await distributeTo(conn, { store: ctx.session.store, layout, imageDigest: ctx.image.digest, layers: layersFor(platformOf(host), servesRegistry), facts, emit: ctx.emit, ...sig });
+      opts.sent.set(host.ip, (opts.sent.get(host.ip) ?? 0) + bytes);
+      return;
+    }
+    if (kind === "render") {
+      const rendered = renderFiles(await filesFor(platformOf(host)), spec.configs, host.env);
+      await writeRendered(conn, layout, ctx.image.digest, rendered, signal);
+      return;
+    }
+    if (kind === "registry" || kind === "mirrors") {
+      const reg = opts.registry!;
+      if (reg.tls) {
+        tls ??= (async () => prepareRegistryTls(await ctx.pool.get(ctx.hosts.get(reg.servers[0]!)!, signal), reg, signal))();
+      }
+      const t = reg.tls ? await tls : undefined;
+      if (kind === "registry") await startRegistry(conn, host.ip, layout.rootfs(ctx.image.digest), reg, t, signal);
+      else await configureRegistryClients(conn, host.ip, reg, t, sig);
+      return;
+    }
+    if (kind === "cleanup") {
+      if (opts.registry) await removeRegistry(conn, opts.registry, sig);
+      await conn.run(`rm -rf ${shellQuote(layout.root)}`, { sudo: true, timeoutMs: commandMs, ...sig });
+      return;
+    }
+    if (kind === "launch") {
+      const rootfs = layout.rootfs(ctx.image.digest);
+      for (const command of launchCommands(ctx.image.metadata, spec.apps)) {
+        await runStreamed(conn, { command: `cd ${shellQuote(rootfs)} && ${command}`, env: host.env, step: step.id, timeoutMs: commandMs, emit: ctx.emit, ...sig });
+      }
+      return;
+    }
+    if (kind.startsWith("plugin:")) {
+      const [, name] = kind.split(":");
+      const plugin = spec.plugins.find((p) => p.name === name);
+      if (!plugin) throw new Error(`plugin ${name} is not in the spec`);
+      const action = kind.split(":")[2] ?? "";
+      // Clean-up phases run where the host's image is; the others after distribute, in the new image.
+      const rootfs = /clean|uninstall/.test(action) ? layout.current : layout.rootfs(ctx.image.digest);
+      const command = pluginCommand(plugin, host);
+      if (command === undefined) return;
+      const env = { ...host.env, SEALANT_CLUSTER: spec.name, SEALANT_HOST_IP: host.ip, SEALANT_ROLES: host.roles.join(","), SEALANT_PLUGIN_ACTION: action };
+      await runStreamed(conn, { command: `cd ${shellQuote(rootfs)} 2>/dev/null || cd /; ${command}`, env, step: step.id, timeoutMs: commandMs, emit: ctx.emit, ...sig });
+      return;
+    }
+    if (kind.startsWith("hook:")) {
+      const name = kind.slice("hook:".length) as LifecycleStep;
+      if (!(LIFECYCLE as readonly string[]).includes(name)) throw new Error(`unknown lifecycle step ${name}`);
+      const leaving = name === "leave" || name === "reset";
+      const rootfs = leaving ? layout.current : layout.rootfs(ctx.image.digest);
+      const cmd = ctx.runtime.command(name, { ip: host.ip, roles: host.roles, env: host.env }, runtimeContext(actionOf(kind), rootfs));
+      // A reset of a host that never got the image has nothing to run.
+      const command = leaving ? `if [ -d ${shellQuote(layout.current)} ]; then ${cmd.command}; fi` : `${useImage(ctx.image.digest)}${cmd.command}`;
+      await runStreamed(conn, { command, env: cmd.env, step: step.id, timeoutMs: commandMs, emit: ctx.emit, ...sig });
+      return;
+    }
+    throw new Error(`unknown step kind ${kind}`);
+  };
+}

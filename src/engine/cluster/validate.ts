@@ -1,0 +1,69 @@
+import type { OpenCluster } from "./apply";
+import { platformFor } from "./image";
+import type { CurrentCluster, Plan } from "./plan";
+import { extractedSize, layersFor, missingLayers } from "./phases/distribute";
+import { pluginProblems } from "./phases/plugins";
+
+/** Hosts that cannot take the plan, each with every reason: found before anything is changed. */
+export class ValidationError extends Error {
+  constructor(readonly problems: { host?: string; problem: string }[]) {
+    super(`the cluster cannot be applied as specified:\n${problems.map((p) => `  ${p.host ? `${p.host}: ` : ""}${p.problem}`).join("\n")}`);
+    this.name = "ValidationError";
+  }
+}
+
+const MiB = 1 << 20;
+/** Room kept free beyond the image itself (logs, rendered files, the runtime's own data). */
+const DISK_MARGIN = 64 * MiB;
+const MAX_CLOCK_SKEW_MS = 30_000;
+
+/**
+ * Validate: the architecture of every host the plan touches has an image, host names are
+ * unique across the cluster, the data root has room for what will be sent, and the plugins
+ * fit the runtime. Clock skew is a warning (certificates and leases care; sealant does not).
+ */
+export async function validateHosts(ctx: OpenCluster, plan: Plan, current: CurrentCluster | undefined): Promise<void> {
+  const problems: { host?: string; problem: string }[] = pluginProblems(ctx.spec.plugins, ctx.runtime.kind).map((problem) => ({ problem }));
+  const distributing = new Set(plan.phases.filter((p) => p.name === "distribute").flatMap((p) => p.steps.map((s) => s.host)));
+  const available = [...ctx.image.platforms.keys()].join(", ");
+
+  for (const ip of distributing) {
+    const facts = ctx.facts.get(ip)!;
+    const pf = platformFor(ctx.image, facts.arch);
+    if (!pf) {
+      problems.push({ host: ip, problem: `architecture ${facts.arch} has no image in ${ctx.image.ref} (it has: ${available})` });
+      continue;
+    }
+    const missing = missingLayers(layersFor(pf, ctx.registry?.servers.includes(ip) ?? false), facts);
+    let need = 0;
+    for (const l of missing) need += await extractedSize(ctx.session.store, l);
+    if (need > 0 && facts.freeBytes < need + DISK_MARGIN) {
+      problems.push({
+        host: ip,
+        problem: `not enough free disk for the image under ${ctx.layout.root}: needs ${mib(need + DISK_MARGIN)} MiB (${mib(need)} MiB of layers + ${mib(DISK_MARGIN)} MiB headroom), ${mib(facts.freeBytes)} MiB free`,
+      });
+    }
+  }
+
+  // Host names: the hosts asked now, and the names the record keeps for the others.
+  const names = new Map<string, string[]>();
+  const desired = new Set(ctx.desired.hosts.map((h) => h.ip));
+  for (const h of ctx.desired.hosts) {
+    const name = ctx.facts.get(h.ip)?.hostname ?? current?.hosts.find((r) => r.ip === h.ip)?.hostname;
+    if (name) names.set(name, [...(names.get(name) ?? []), h.ip]);
+  }
+  for (const [name, ips] of names) {
+    if (ips.length > 1 && ips.some((ip) => desired.has(ip))) {
+      problems.push({ problem: `hosts ${ips.join(", ")} all have the host name "${name}": every host needs its own name (set one with a HOSTNAME plugin or on the hosts)` });
+    }
+  }
+
+  for (const [ip, f] of ctx.facts) {
+    if (Math.abs(f.clockSkewMs) > MAX_CLOCK_SKEW_MS) ctx.emit({ type: "warning", host: ip, text: `clock is ${Math.round(f.clockSkewMs / 1000)} s off this machine's` });
+  }
+  if (problems.length > 0) throw new ValidationError(problems);
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / MiB);
+}
