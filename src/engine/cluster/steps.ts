@@ -5,6 +5,7 @@ import type { ClusterHost } from "./connect";
 import { platformFor, type PlatformImage } from "./image";
 import type { Action, Plan, PlanStep } from "./plan";
 import { runStreamed } from "./phases/commands";
+import { aliasesBlock, setHostsBlock } from "./phases/etc-hosts";
 import { distributeTo, layersFor } from "./phases/distribute";
 import { launchCommands } from "./phases/launch";
 import { pluginCommand } from "./phases/plugins";
@@ -89,6 +90,7 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
     if (kind === "render") {
       const rendered = renderFiles(await filesFor(platformOf(host)), spec.configs, host.env);
       await writeRendered(conn, layout, ctx.image.digest, rendered, signal);
+      await setHostsBlock(conn, aliasesBlock(layout.root), spec.hostAliases.map((a) => `${a.ip} ${a.hostnames.join(" ")}`), signal);
       return;
     }
     if (kind === "registry" || kind === "mirrors") {
@@ -103,6 +105,7 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
     }
     if (kind === "cleanup") {
       if (opts.registry) await removeRegistry(conn, opts.registry, sig);
+      await setHostsBlock(conn, aliasesBlock(layout.root), [], signal);
       await conn.run(`rm -rf ${shellQuote(layout.root)}`, { sudo: true, timeoutMs: commandMs, ...sig });
       return;
     }

@@ -151,3 +151,76 @@ describe("planning a cluster", () => {
     expect(rollingBatches(d.hosts, 100)).toHaveLength(3 + 10);
   });
 });
+
+describe("planning registry, plugins and launch", () => {
+  const withExtras = (h: PlannedHost[], extra: Partial<DesiredCluster>): DesiredCluster => ({ ...desired(h), ...extra });
+
+  it("serves the registry on its servers and points every host at it; a new server set re-points all", () => {
+    const d = withExtras([...hosts(1), ...hosts(2, ["node"], 2)], { registry: { servers: ["127.0.10.1"] } });
+    const plan = planCluster(d, undefined);
+    const reg = plan.phases.find((p) => p.name === "registry")!;
+    expect(reg.steps.filter((s) => s.kind === "registry").map((s) => s.host)).toEqual(["127.0.10.1"]);
+    expect(reg.steps.filter((s) => s.kind === "mirrors").map((s) => s.host)).toEqual(["127.0.10.1", "127.0.10.2", "127.0.10.3"]);
+    expect(plan.phases.map((p) => p.name).indexOf("registry")).toBeLessThan(plan.phases.map((p) => p.name).indexOf("runtime:init-host"));
+    const now = applied(d, plan);
+    expect(planCluster(d, now).phases).toEqual([]);
+    const moved = planCluster(withExtras(d.hosts, { registry: { servers: ["127.0.10.2"] } }), now);
+    expect(moved.phases.map((p) => p.name)).toEqual(["registry"]);
+    expect(moved.phases[0]!.steps).toHaveLength(4);
+  });
+
+  it("runs plugins at their phase and scope; cluster phases default to the first master", () => {
+    const d = withExtras([...hosts(2), ...hosts(1, ["node"], 3)], {
+      plugins: [
+        { name: "marker", action: "post-install", scope: ["127.0.10.1", "127.0.10.2"] },
+        { name: "prep", action: "pre-init-host" },
+        { name: "once", action: "post-install" },
+      ],
+    });
+    const plan = planCluster(d, undefined);
+    const names = plan.phases.map((p) => p.name);
+    expect(names.indexOf("plugin:pre-init-host")).toBe(names.indexOf("runtime:init-host") - 1);
+    expect(names.slice(-2)).toEqual(["plugin:post-install", "plugin:post-install"]);
+    expect(stepsOf(plan, "plugin:post-install")).toEqual(["127.0.10.1", "127.0.10.2", "127.0.10.1"]);
+    expect(stepsOf(plan, "plugin:pre-init-host")).toEqual(["127.0.10.1", "127.0.10.2", "127.0.10.3"]);
+    // Done once: the next apply of the same spec runs none of them again.
+    expect(planCluster(d, applied(d, plan)).phases).toEqual([]);
+  });
+
+  it("runs scale-up plugins for each new set of hosts; apps launch at create, not for a join", () => {
+    const d = withExtras(hosts(1), { plugins: [{ name: "announce", action: "post-scaleup" }], launch: true });
+    const created = planCluster(d, undefined);
+    expect(created.phases.at(-1)!.name).toBe("launch");
+    const one = applied(d, created);
+    const bigger = withExtras(hosts(2), { plugins: d.plugins!, launch: true });
+    const join = planCluster(bigger, one);
+    expect(join.phases.map((p) => p.name).slice(-2)).toEqual(["runtime:check", "plugin:post-scaleup"]);
+    expect(stepsOf(join, "plugin:post-scaleup")).toEqual(["127.0.10.1"]);
+    const two = applied(bigger, join, one);
+    const third = withExtras(hosts(3), { plugins: d.plugins!, launch: true });
+    expect(stepsOf(planCluster(third, two), "plugin:post-scaleup")).toEqual(["127.0.10.1"]);
+  });
+
+  it("cleans up a recorded host whose join never finished without asking it to leave", () => {
+    const d = desired(hosts(1));
+    const now = applied(d, planCluster(d, undefined));
+    now.hosts.push({ ip: "127.0.10.9", roles: ["master"], member: false, imageDigest: "", done: ["distribute@aaaaaaaaaaaa"] });
+    const plan = planCluster(d, now);
+    expect(plan.phases.map((p) => p.name)).toEqual(["runtime:reset", "cleanup"]);
+  });
+
+  it("resets with the uninstall and clean-host plugins around the reset", () => {
+    const d = desired(hosts(2));
+    const now = applied(d, planCluster(d, undefined));
+    const plan = planReset(now, [
+      { name: "bye", action: "pre-uninstall" },
+      { name: "wipe", action: "post-clean-host", scope: ["127.0.10.2"] },
+    ]);
+    expect(plan.phases.map((p) => `${p.name} ${p.steps.map((s) => s.host).join(",")}`)).toEqual([
+      "plugin:pre-uninstall 127.0.10.1",
+      "runtime:reset 127.0.10.1,127.0.10.2",
+      "plugin:post-clean-host 127.0.10.2",
+      "cleanup 127.0.10.1,127.0.10.2",
+    ]);
+  });
+});

@@ -66,15 +66,18 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     host: host.ip,
     description,
   });
-  /** A plugin's phase: `hosts` are where the phase happens; a cluster phase defaults to the first master. */
-  const plugins = (action: string, hosts: PlannedHost[], stepVersion?: string): void => {
+  /**
+   * A plugin's phase. Host phases run on the phase's hosts (within the plugin's scope);
+   * cluster phases on the hosts of the scope, or the first master when it has none.
+   */
+  const plugins = (action: string, phaseHosts: PlannedHost[] | "cluster", stepVersion?: string): void => {
     for (const p of desired.plugins ?? []) {
       if (p.action !== action) continue;
-      const on = p.scope ? hosts.filter((h) => p.scope!.includes(h.ip)) : hosts;
+      const base = phaseHosts === "cluster" ? (p.scope ? desired.hosts : [firstMaster]) : phaseHosts;
+      const on = p.scope ? base.filter((h) => p.scope!.includes(h.ip)) : base;
       phase(`plugin:${action}`, `Plugin ${p.name} (${action})`, "parallel", on.map((h) => step(h, `plugin:${p.name}:${action}`, `run plugin ${p.name} on ${h.ip}`, stepVersion)));
     }
   };
-  const clusterHosts = (action: string): PlannedHost[] => ((desired.plugins ?? []).some((p) => p.action === action && p.scope) ? desired.hosts : [firstMaster]);
 
   // Scale-down first: removed members leave while the cluster still has them to hand over.
   if (removed.length > 0) {
@@ -111,13 +114,13 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (creating) {
     actions.push("create");
     summary.push(`create cluster ${desired.name} on ${describeHosts(desired.hosts)} with image ${img}`);
-    plugins("pre-install", clusterHosts("pre-install"));
+    plugins("pre-install", "cluster");
     phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, "hook:bootstrap", `bootstrap ${h.ip}`)));
   } else if (added.length > 0) {
     actions.push("scale-up");
     summary.push(`join ${describeHosts(added)}`);
     const joinVersion = shortHash(added.map((h) => h.ip).join(","));
-    plugins("pre-scaleup", clusterHosts("pre-scaleup"), joinVersion);
+    plugins("pre-scaleup", "cluster", joinVersion);
     const newMasters = added.filter((h) => h.roles.includes(MASTER));
     const newOthers = added.filter((h) => !h.roles.includes(MASTER));
     // Masters change membership: one at a time. Other hosts join in parallel.
@@ -127,8 +130,8 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (added.length > 0) {
     phase("runtime:check", "Check new hosts", "parallel", added.map((h) => step(h, "hook:check", `check ${h.ip}`)));
   }
-  if (creating) plugins("post-install", clusterHosts("post-install"));
-  else if (added.length > 0) plugins("post-scaleup", clusterHosts("post-scaleup"), shortHash(added.map((h) => h.ip).join(",")));
+  if (creating) plugins("post-install", "cluster");
+  else if (added.length > 0) plugins("post-scaleup", "cluster", shortHash(added.map((h) => h.ip).join(",")));
 
   if (kept.length > 0 && (imageChanged || configChanged)) {
     const what = imageChanged ? `upgrade image ${shortDigest(current!.imageDigest)} -> ${img}` : `apply changed configuration ${cfg}`;
@@ -144,10 +147,11 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       ]);
       phase(`runtime:upgrade`, `Rolling upgrade, batch ${i + 1}/${batches.length}: ${batch.map((h) => h.ip).join(", ")}`, "serial", steps);
     });
-    plugins("upgrade", clusterHosts("upgrade"), version);
+    plugins("upgrade", "cluster", version);
   }
 
-  if (desired.launch && (creating || added.length > 0 || imageChanged || configChanged)) {
+  // Apps are the cluster's, not a host's: launched at create and again for a new image or config.
+  if (desired.launch && (creating || imageChanged || configChanged)) {
     phase("launch", "Launch apps", "serial", [step(firstMaster, "launch", `launch the image's apps from ${firstMaster.ip}`, version)]);
   }
 
