@@ -51,7 +51,7 @@ describe("assembling an image's rootfs from its layers on a host", () => {
     const image = {
       platform: { os: "linux", architecture: "amd64" },
       manifestDigest: D("m"),
-      config: {},
+      config: { architecture: "amd64", os: "linux", rootfs: { type: "layers" as const, diff_ids: [] } },
       layers: [
         { digest: D("a"), size: 10, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", registryOnly: false },
         { digest: D("b"), size: 20, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", registryOnly: true },
