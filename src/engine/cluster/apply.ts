@@ -1,12 +1,13 @@
 import type { Session } from "../session";
-import { Hosts, HostsError, type HostFailure } from "../ssh";
+import { Hosts, HostsError, shellQuote, type HostFailure } from "../ssh";
 import { clusterHost, clusterPool, defaultKnownHosts, removedHost, type ClusterHost } from "./connect";
 import type { ClusterContext, ClusterEvent, HostFacts } from "./context";
 import { desiredCluster } from "./desired";
 import { executePlan } from "./executor";
-import { resolveClusterImage } from "./image";
+import { platformFor, resolveClusterImage } from "./image";
 import { HostLayout } from "./layout";
 import { planCluster, shortDigest, type DesiredCluster, type Plan, type PlanStep, type RecordedHost } from "./plan";
+import { layersFor } from "./phases/distribute";
 import { gatherFacts } from "./phases/facts";
 import { registryDomains, type RegistrySetup } from "./phases/registry";
 import { selectRuntime } from "./runtime";
@@ -110,6 +111,10 @@ export async function factsOf(ctx: OpenCluster, hosts: ClusterHost[]): Promise<v
  */
 export async function readRecord(ctx: OpenCluster): Promise<ClusterRecord | undefined> {
   await factsOf(ctx, [ctx.firstMaster]);
+  // Every apply writes the first master's copy or fails, so it is the newest; the others
+  // matter when it has none (a new first master, or one rebuilt).
+  const own = ctx.facts.get(ctx.firstMaster.ip)?.record;
+  if (own) return own;
   try {
     await factsOf(ctx, ctx.masters);
   } catch (err) {
@@ -217,14 +222,45 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
       emit: ctx.emit,
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
-    finish(ctx, record);
-    record.generation++;
-    await write(record, true);
+    const distributed = plan.phases.filter((p) => p.name === "distribute").flatMap((p) => p.steps.map((s) => s.host));
+    await pruneOldImages(ctx, distributed);
+    const unchanged = plan.phases.length === 0 && current !== undefined && current.imageDigest === ctx.image.digest && current.configDigest === ctx.desired.configDigest;
+    if (!unchanged) {
+      finish(ctx, record);
+      record.generation++;
+      await write(record, true);
+    }
     return { plan, record, sent: Object.fromEntries(sent), dryRun: false };
   } finally {
     await release?.().catch((err: unknown) => ctx.emit({ type: "warning", host: ctx.firstMaster.ip, text: `could not release the cluster lock: ${(err as Error).message}` }));
     await ctx.close();
   }
+}
+
+/**
+ * After a host got a new image: the previous images' rootfs and the layers only they used
+ * are deleted (best effort: a failure leaves disk used, nothing broken).
+ */
+async function pruneOldImages(ctx: OpenCluster, ips: string[]): Promise<void> {
+  const hex = ctx.image.digest.replace(/^sha256:/, "");
+  await Promise.all(
+    ips.map(async (ip) => {
+      const host = ctx.hosts.get(ip)!;
+      const pf = platformFor(ctx.image, ctx.facts.get(ip)?.arch ?? "");
+      if (!pf) return;
+      const keep = layersFor(pf, ctx.registry?.servers.includes(ip) ?? false).map((l) => l.dir);
+      const script = [
+        `cd ${shellQuote(ctx.layout.images)} 2>/dev/null && for d in *; do [ "$d" = ${hex} ] || rm -rf "./$d"; done`,
+        `cd ${shellQuote(ctx.layout.layers)} 2>/dev/null && for d in *; do case " ${keep.join(" ")} " in *" $d "*) ;; *) rm -rf "./$d" ;; esac; done`,
+        "true",
+      ].join("\n");
+      try {
+        await (await ctx.pool.get(host)).run(script, { sudo: true, timeoutMs: 600_000 });
+      } catch (err) {
+        ctx.emit({ type: "warning", host: ip, text: `could not delete old images: ${(err as Error).message}` });
+      }
+    }),
+  );
 }
 
 /** A completed apply: every desired host is a member on the new image and config; old versions' step ids are dropped. */

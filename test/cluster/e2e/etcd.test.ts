@@ -72,6 +72,9 @@ describe("an etcd cluster on sandbox hosts", () => {
     expect(upgrades.map((e) => `${e.host} ${e.status}`)).toEqual(ips.flatMap((ip) => [`${ip} start`, `${ip} done`]));
     expect(await etcdHealthy(ips)).toBe(true);
     expect(r.record?.imageDigest).toBe(v2.split("@")[1]);
+    // The old image's rootfs is gone; the host keeps only what the new one uses.
+    const images = await execP("ssh", [...sshTo(bed, ips[0]!), "ls /var/lib/sealant/etcd-e2e/images"]);
+    expect(images.stdout.trim()).toBe(v2.split("@sha256:")[1]);
   }, 180_000);
 
   it("resets: nothing of sealant or etcd is left on any host", async () => {
