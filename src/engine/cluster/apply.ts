@@ -1,5 +1,5 @@
 import type { Session } from "../session";
-import { Hosts, HostsError, shellQuote, type HostFailure } from "../ssh";
+import { HostKeyError, Hosts, HostsError, shellQuote, type HostFailure } from "../ssh";
 import { clusterHost, clusterPool, defaultKnownHosts, removedHost, type ClusterHost } from "./connect";
 import type { ClusterContext, ClusterEvent, HostFacts } from "./context";
 import { desiredCluster } from "./desired";
@@ -98,10 +98,32 @@ export async function factsOf(ctx: OpenCluster, hosts: ClusterHost[]): Promise<v
   const todo = hosts.filter((h) => !ctx.facts.has(h.ip));
   await new Hosts(todo).parallelEach(
     async (h, signal) => {
-      const conn = await ctx.pool.get(h, signal);
+      let conn;
+      try {
+        conn = await ctx.pool.get(h, signal);
+      } catch (err) {
+        throw inSpecTerms(err, h, ctx.session.home);
+      }
       ctx.facts.set(h.ip, await gatherFacts(conn, ctx.layout, signal));
     },
     { limit: ctx.spec.parallelism, ...(ctx.signal ? { signal: ctx.signal } : {}) },
+  );
+}
+
+/** An unknown host key, with what to do in the Clusterfile's terms rather than the SSH layer's. */
+function inSpecTerms(err: unknown, h: ClusterHost, home: string): unknown {
+  if (!(err instanceof HostKeyError) || err.problem !== "unknown") return err;
+  const fp = err.presented.fingerprint;
+  const scan = h.ssh.port === 22 ? h.ip : `-p ${h.ssh.port} ${h.ip}`;
+  return new HostKeyError(
+    err.host,
+    err.presented,
+    "unknown",
+    `host key not trusted: the host presents ${err.presented.keyType} ${fp}, which is neither pinned nor in a known_hosts file. ` +
+      `If this is the right host: pin it in the Clusterfile (ssh.fingerprints: {"${h.ip}": "${fp}"}), ` +
+      `or add it to ssh.knownHosts or to sealant's own ${defaultKnownHosts(home)} (ssh-keyscan ${scan} >> FILE, then compare ssh-keygen -lf FILE with the host's), ` +
+      `or set ssh.hostKeyPolicy: accept-new to record keys on first use`,
+    err.expected,
   );
 }
 

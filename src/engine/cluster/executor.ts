@@ -10,7 +10,8 @@ export class ApplyError extends Error {
     readonly phase: PlanPhase,
     readonly failure: HostsError,
   ) {
-    super(`${phase.title} failed on ${failure.failures.length === 1 ? "" : `${failure.failures.length} hosts: `}${failure.message.replace(/^\d+ hosts? failed( \(of \d+\))?:\n/, "\n")}`);
+    const n = failure.failures.length;
+    super(`${phase.title} failed on ${n === 1 ? "1 host" : `${n} hosts`}:\n${failure.message.replace(/^\d+ hosts? failed( \(of \d+\))?:\n/, "")}`);
     this.name = "ApplyError";
   }
 

@@ -132,6 +132,8 @@ describe("faults while applying", () => {
     const unknownKey = parseClusterSpec({ name: "keys", image, hosts: [{ ips: [bed.ips[0]!], roles: ["master"] }], ssh: { privateKeyPath: bed.sandbox.ssh.pk } });
     const e2 = await applyCluster({ session: bed.session, spec: unknownKey }).catch((e: unknown) => e);
     expect((e2 as Error).message).toMatch(/127\.0\.10\.191: .*SHA256:[A-Za-z0-9+/]{43}/);
+    expect((e2 as Error).message).toMatch(/ssh\.fingerprints: \{"127\.0\.10\.191": "SHA256:/);
+    expect((e2 as Error).message).toContain("ssh.hostKeyPolicy: accept-new");
 
     const unreachable = etcdSpec(bed, "gone", image, [bed.ips[0]!, "127.0.10.199"], { timeouts: { connect: 2 }, ssh: ssh(bed) });
     const e3 = await applyCluster({ session: bed.session, spec: unreachable }).catch((e: unknown) => e);
