@@ -21,6 +21,7 @@ import { posix } from "node:path";
 import { registryComponent } from "../../image/distribution-layout";
 import { parseReference } from "../../image/reference";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
+import { setHostsBlock } from "./etc-hosts";
 
 export interface RegistrySetup {
   /** The registry's name on the hosts (spec.registry.domain), e.g. `sea.hub`. */
@@ -166,7 +167,7 @@ export async function configureRegistryClients(conn: Connection, hostIp: string,
   if (setup.tls && !tls) throw new Error("registry TLS is on but no CA certificate was given: call prepareRegistryTls first");
   const certsDir = o.certsDir ?? DEFAULT_CERTS_DIR;
   const mapped = setup.servers.includes(hostIp) ? hostIp : setup.servers[0]!;
-  await setHostsBlock(conn, setup.dataRoot, [`${mapped} ${setup.domain}`], o.signal);
+  await setHostsBlock(conn, `sealant registry ${setup.dataRoot}`, [`${mapped} ${setup.domain}`], o.signal);
 
   const scheme = setup.tls ? "https" : "http";
   const caCert = setup.tls ? tls?.caCert : undefined;
@@ -196,7 +197,7 @@ export async function removeRegistry(conn: Connection, setup: Pick<RegistrySetup
   checkDataRoot(setup.dataRoot);
   const p = paths(setup.dataRoot);
   await conn.run(stopCommand(p), opts(o.signal));
-  await setHostsBlock(conn, setup.dataRoot, [], o.signal);
+  await setHostsBlock(conn, `sealant registry ${setup.dataRoot}`, [], o.signal);
   await removeDirs(conn, await markedDirs(conn, o.certsDir ?? DEFAULT_CERTS_DIR, setup.dataRoot, o.signal), o.signal);
   await conn.run(`rm -rf ${q(p.dir)} && rm -f ${q(p.log)}`, opts(o.signal));
 }
@@ -306,23 +307,6 @@ function stopCommand(p: Paths): string {
     "fi",
     `rm -f ${q(p.pid)}`,
   ].join("\n");
-}
-
-/** Puts `lines` between this cluster's markers in /etc/hosts (in place if the block exists; none: removes it). */
-async function setHostsBlock(conn: Connection, dataRoot: string, lines: string[], signal?: AbortSignal): Promise<void> {
-  const begin = `# BEGIN sealant registry ${dataRoot}`;
-  const end = `# END sealant registry ${dataRoot}`;
-  const current = (await conn.run("cat /etc/hosts 2>/dev/null || true", opts(signal))).stdout;
-  const all = current.split("\n");
-  if (all[all.length - 1] === "") all.pop();
-  const block = lines.length ? [begin, ...lines, end] : [];
-  const start = all.indexOf(begin);
-  const stop = start < 0 ? -1 : all.indexOf(end, start);
-  const next = start >= 0 && stop >= 0 ? [...all.slice(0, start), ...block, ...all.slice(stop + 1)] : [...all, ...block];
-  const text = next.length ? `${next.join("\n")}\n` : "";
-  if (text === current) return;
-  // Atomic rename; a bind-mounted /etc/hosts (containers) refuses it, so then write in place.
-  await conn.run(`set -e; t=/etc/.hosts.sealant-tmp; cat > "$t"; chmod 644 "$t"; mv -f "$t" /etc/hosts 2>/dev/null || { cat "$t" > /etc/hosts; rm -f "$t"; }`, opts(signal, { stdin: text }));
 }
 
 /** certs.d dirs whose hosts.toml this cluster wrote. */
