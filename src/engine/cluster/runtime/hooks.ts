@@ -1,3 +1,4 @@
+import { shellQuote } from "../../ssh/shell";
 import type { PlannedHost } from "../plan/types";
 import type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext } from "./types";
 
@@ -42,8 +43,4 @@ export function hookEnv(step: LifecycleStep, host: PlannedHost & { env?: Record<
     SEALANT_ROOTFS: ctx.rootfs,
     SEALANT_DATA_ROOT: ctx.dataRoot,
   };
-}
-
-export function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

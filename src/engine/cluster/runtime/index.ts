@@ -1,4 +1,4 @@
-export { hooksRuntime, hookEnv, shellQuote } from "./hooks";
+export { hooksRuntime, hookEnv } from "./hooks";
 export { selectRuntime } from "./select";
 export { LIFECYCLE } from "./types";
-export type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext } from "./types";
+export type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeOutputs } from "./types";

@@ -33,6 +33,19 @@ export interface Runtime {
   readonly kind: string;
   /** The command for step `hook:<name>` on `host` (hosts without anything to do still run it: the command decides). */
   command(step: LifecycleStep, host: PlannedHost & { env?: Record<string, string> }, ctx: RuntimeContext): RuntimeCommand;
+  /**
+   * What the cluster offers its users once it is up, read from the first master through
+   * `readFile` (e.g. Kubernetes: the admin kubeconfig — a secret — and the API endpoint).
+   * Runtimes with nothing to offer leave it out.
+   */
+  outputs?(readFile: (path: string) => Promise<string>, ctx: RuntimeContext): Promise<RuntimeOutputs>;
+}
+
+export interface RuntimeOutputs {
+  /** Secret: never logged, a Pulumi secret output. */
+  kubeconfig?: string;
+  endpoint?: string;
+  caCertificate?: string;
 }
 
 /** The lifecycle every runtime implements, in the order a cluster meets it. */
