@@ -21,10 +21,18 @@ Registries and archives:
   load       Read images from an OCI archive
   login      Store credentials for a registry
   logout     Remove stored credentials
+Clusters (from a Clusterfile, -f; sealant's or sealer's v2):
+  plan       Show what apply would do, host by host; change nothing
+  apply      Create the cluster or make it match the Clusterfile (join, remove, upgrade)
+  delete     Remove hosts from the cluster (--nodes IP,...)
+  reset      Tear the cluster down on every host
+  check      Check every host: reachable, a member, the runtime's check passing
+  exec       Run a command on the cluster's hosts (-- COMMAND)
+  unlock     Break a stale cluster lock
 Hosts:
   sandbox    Local test hosts (namespaces + sshd on 127.0.10.N; needs root)
 
-Environment: SEALANT_HOME (default ~/.sealant) holds the store and credentials.
+Environment: SEALANT_HOME (default ~/.sealant) holds the store, credentials and known_hosts.
 Run 'sealant COMMAND --help' for a command's options.`;
 
 async function main(argv: string[]): Promise<number> {

@@ -5,10 +5,11 @@ import { load, save } from "./archive";
 import { login, logout } from "./login";
 import { merge } from "./merge";
 import { sandbox } from "./sandbox";
+import { apply, check, del, exec, plan, reset, unlock } from "./cluster";
 
 export interface Command {
   usage: string;
   run(args: string[], signal: AbortSignal): Promise<number | void>;
 }
 
-export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, prune, pull, push, save, load, login, logout, merge, sandbox };
+export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, prune, pull, push, save, load, login, logout, merge, sandbox, apply, plan, delete: del, reset, check, exec, unlock };
