@@ -40,10 +40,12 @@ start_etcd() {
   echo "etcd did not start; log:" >&2; tail -20 "$RUN/etcd.log" >&2; return 1
 }
 
+# stop_etcd [KILL]: SIGTERM and wait (a removed member may already be exiting by itself);
+# reset passes KILL since the data goes anyway and a member without quorum is slow to stop.
 stop_etcd() {
   running || { rm -f "$PIDFILE"; return 0; }
   pid="$(cat "$PIDFILE")"
-  kill "$pid"
+  kill -s "${1:-TERM}" "$pid" 2> /dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2> /dev/null || { rm -f "$PIDFILE"; return 0; }; sleep 0.1; done
   kill -9 "$pid" 2> /dev/null || true
   rm -f "$PIDFILE"

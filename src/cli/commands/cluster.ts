@@ -476,7 +476,7 @@ export const exec: Command = {
       };
       let results;
       try {
-        results = await execOnCluster({ session, spec, onEvent, signal, command, ...(roles.length ? { roles } : {}), ...(ips.length ? { ips } : {}) });
+        results = await execOnCluster({ session, spec, onEvent, signal, script: command, ...(roles.length ? { roles } : {}), ...(ips.length ? { ips } : {}) });
       } catch (err) {
         if (!(err instanceof HostsError)) throw err;
         const lines = err.message.split("\n").slice(1).join("\n");

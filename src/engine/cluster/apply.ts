@@ -182,12 +182,16 @@ function recordWriter(ctx: OpenCluster): (record: ClusterRecord, everywhere: boo
 }
 
 /** Membership as steps finish: a joined host is a member, a host that left is not, a cleaned one is gone. */
-function membership(imageDigest: string) {
+function membership(imageDigest: string, configDigest: string) {
   return (step: PlanStep, host: RecordedHost, record: ClusterRecord): void => {
     if (step.kind === "hook:join") {
       host.member = true;
       host.imageDigest = imageDigest;
-    } else if (step.kind === "hook:upgrade") host.imageDigest = imageDigest;
+      host.configDigest = configDigest;
+    } else if (step.kind === "hook:upgrade") {
+      host.imageDigest = imageDigest;
+      host.configDigest = configDigest;
+    }
     else if (step.kind === "hook:leave") host.member = false;
     else if (step.kind === "cleanup") record.hosts = record.hosts.filter((h) => h !== host);
   };
@@ -239,7 +243,7 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
         sent,
       }),
       persist: write,
-      afterStep: membership(ctx.image.digest),
+      afterStep: membership(ctx.image.digest, ctx.desired.configDigest),
       parallelism: ctx.spec.parallelism,
       emit: ctx.emit,
       ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -298,6 +302,7 @@ function finish(ctx: OpenCluster, record: ClusterRecord): void {
     if (!desired.has(h.ip)) continue;
     h.member = true;
     h.imageDigest = ctx.image.digest;
+    h.configDigest = ctx.desired.configDigest;
     h.done = h.done.filter((id) => !id.includes("@") || id.includes(`@${img}`));
   }
 }

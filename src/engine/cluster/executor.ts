@@ -67,6 +67,9 @@ export async function executePlan(opts: ExecutorOptions): Promise<void> {
       }
       const host = record.hosts.find((h) => h.ip === step.host);
       if (host) {
+        // A version of a step replaces the host's other versions of it: done is what is there now.
+        const kind = step.id.split("@")[0]!;
+        if (step.id.includes("@")) host.done = host.done.filter((id) => !id.startsWith(`${kind}@`));
         if (!host.done.includes(step.id)) host.done.push(step.id);
         opts.afterStep?.(step, host, record);
       }

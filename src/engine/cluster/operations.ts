@@ -107,8 +107,9 @@ export async function checkCluster(opts: ClusterOptions): Promise<CheckResult> {
   }
 }
 
-export interface ExecOnHostsOptions extends ClusterOptions {
-  command: string;
+export interface ExecOnHostsOptions extends Omit<ClusterOptions, "command"> {
+  /** The shell command to run on every chosen host. */
+  script: string;
   /** Only hosts with one of these roles. @default every host */
   roles?: string[];
   /** Only these IPs. */
@@ -127,7 +128,7 @@ export async function execOnCluster(opts: ExecOnHostsOptions): Promise<{ host: s
     const results = await new Hosts(hosts).parallelMap(
       async (h, signal) => {
         const conn = await ctx.pool.get(h, signal);
-        return { host: h.ip, result: await runStreamed(conn, { command: opts.command, env: {}, step: "exec", timeoutMs: ctx.spec.timeouts.command * 1000, emit: ctx.emit, signal }) };
+        return { host: h.ip, result: await runStreamed(conn, { command: opts.script, env: {}, step: "exec", timeoutMs: ctx.spec.timeouts.command * 1000, emit: ctx.emit, signal }) };
       },
       { limit: ctx.spec.parallelism, ...(ctx.signal ? { signal: ctx.signal } : {}) },
     );

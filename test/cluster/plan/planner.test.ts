@@ -224,3 +224,40 @@ describe("planning registry, plugins and launch", () => {
     ]);
   });
 });
+
+describe("hosts that drifted from the cluster", () => {
+  it("brings back a host left on the new image when a failed upgrade is reverted", () => {
+    const d = desired(hosts(3));
+    const now = applied(d, planCluster(d, undefined));
+    // The upgrade to B finished on the first host only, then failed; the user goes back to A.
+    now.hosts[0]!.imageDigest = IMG_B;
+    now.hosts[0]!.done.push("hook:upgrade@bbbbbbbbbbbb.cccccccccccc");
+    const plan = planCluster(d, now);
+    expect(plan.actions).toEqual(["upgrade"]);
+    expect(plan.summary).toEqual(["bring hosts left on another image back to aaaaaaaaaaaa on 1 host (1 batch)"]);
+    expect(stepsOf(plan, "runtime:upgrade")).toEqual(["127.0.10.1", "127.0.10.1"]);
+  });
+
+  it("re-renders a host whose configuration differs from the cluster's", () => {
+    const d = desired(hosts(2));
+    const now = applied(d, planCluster(d, undefined));
+    // As a reconfigure that failed after rendering this host with other settings leaves it.
+    now.hosts[1]!.configDigest = `sha256:${"d".repeat(64)}`;
+    now.hosts[1]!.done = now.hosts[1]!.done.filter((id) => !id.startsWith("render@"));
+    const plan = planCluster(d, now);
+    expect(plan.actions).toEqual(["reconfigure"]);
+    expect(plan.phases.flatMap((p) => p.steps.map((s) => s.host))).toEqual(["127.0.10.2", "127.0.10.2", "127.0.10.2"]);
+  });
+});
+
+describe("a reconfigure that stopped halfway, then reverted", () => {
+  it("re-renders the hosts whose files were rendered with the abandoned settings", () => {
+    const d = desired(hosts(2));
+    const now = applied(d, planCluster(d, undefined));
+    // Render of another config finished on both hosts (the executor keeps one render@ per host); no restart happened yet.
+    for (const h of now.hosts) h.done = [...h.done.filter((id) => !id.startsWith("render@")), "render@aaaaaaaaaaaa.dddddddddddd"];
+    const plan = planCluster(d, now);
+    expect(plan.actions).toEqual(["reconfigure"]);
+    expect(stepsOf(plan, "render")).toEqual(["127.0.10.1", "127.0.10.2"]);
+  });
+});

@@ -16,20 +16,34 @@ export interface StreamedCommand {
 export async function runStreamed(conn: Connection, c: StreamedCommand): Promise<ExecResult> {
   const lines = (stream: "stdout" | "stderr") => {
     let rest = "";
-    return (chunk: Buffer): void => {
-      const text = rest + chunk.toString("utf8");
-      const parts = text.split("\n");
-      rest = parts.pop() ?? "";
-      for (const line of parts) c.emit({ type: "output", host: conn.host, step: c.step, stream, line });
+    const emit = (line: string): void => c.emit({ type: "output", host: conn.host, step: c.step, stream, line });
+    return {
+      add(chunk: Buffer): void {
+        const parts = (rest + chunk.toString("utf8")).split("\n");
+        rest = parts.pop() ?? "";
+        parts.forEach(emit);
+      },
+      /** The last line, when the command ended without a newline. */
+      flush(): void {
+        if (rest !== "") emit(rest);
+        rest = "";
+      },
     };
   };
-  return conn.run(c.command, {
-    sudo: true,
-    env: c.env,
-    timeoutMs: c.timeoutMs,
-    onStdout: lines("stdout"),
-    onStderr: lines("stderr"),
-    ...(c.signal ? { signal: c.signal } : {}),
-    ...(c.secrets ? { secrets: c.secrets } : {}),
-  });
+  const out = lines("stdout");
+  const err = lines("stderr");
+  try {
+    return await conn.run(c.command, {
+      sudo: true,
+      env: c.env,
+      timeoutMs: c.timeoutMs,
+      onStdout: (b) => out.add(b),
+      onStderr: (b) => err.add(b),
+      ...(c.signal ? { signal: c.signal } : {}),
+      ...(c.secrets ? { secrets: c.secrets } : {}),
+    });
+  } finally {
+    out.flush();
+    err.flush();
+  }
 }

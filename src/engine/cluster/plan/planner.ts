@@ -45,13 +45,28 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (!creating && removedMembers.length > 0 && !desired.hosts.some((h) => h.roles.includes(MASTER) && memberIps.has(h.ip))) {
     throw new PlanError(`removing ${removedMembers.map((h) => h.ip).join(", ")} would leave no master of the running cluster; keep at least one`);
   }
-  const imageChanged = !creating && current!.imageDigest !== desired.imageDigest;
-  const configChanged = !creating && current!.configDigest !== desired.configDigest;
-  const firstMaster = desired.hosts.find((h) => h.roles.includes(MASTER))!;
-
   const img = shortDigest(desired.imageDigest);
   const cfg = shortDigest(desired.configDigest);
   const version = `${img}.${cfg}`;
+  // A host can differ from the cluster: an upgrade that failed halfway, then reverted.
+  const hostImageDiffers = (h: PlannedHost): boolean => {
+    const r = recorded.get(h.ip);
+    return r !== undefined && r.imageDigest !== "" && r.imageDigest !== desired.imageDigest;
+  };
+  const hostConfigDiffers = (h: PlannedHost): boolean => {
+    const r = recorded.get(h.ip);
+    if (r?.configDigest !== undefined && r.configDigest !== desired.configDigest) return true;
+    // Files rendered for another version (a reconfigure that stopped before this host's restart).
+    return (r?.done ?? []).some((id) => id.startsWith("render@") && id !== `render@${version}`);
+  };
+  const clusterImageChanged = !creating && current!.imageDigest !== desired.imageDigest;
+  const clusterConfigChanged = !creating && current!.configDigest !== desired.configDigest;
+  // The kept hosts to roll: all of them for a new image or config, else those that drifted.
+  const stale = clusterImageChanged || clusterConfigChanged ? kept : kept.filter((h) => hostImageDiffers(h) || hostConfigDiffers(h));
+  const imageChanged = clusterImageChanged || stale.some(hostImageDiffers);
+  const configChanged = stale.length > 0 && !imageChanged;
+  const firstMaster = desired.hosts.find((h) => h.roles.includes(MASTER))!;
+
   const done = (ip: string): Set<string> => new Set(recorded.get(ip)?.done ?? []);
   const phases: PlanPhase[] = [];
   const summary: string[] = [];
@@ -91,7 +106,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   }
 
   // Everything a host needs before its runtime steps, for new hosts and (new image) all.
-  const refresh = imageChanged || configChanged ? desired.hosts : added;
+  const refresh = [...added, ...stale];
   if (refresh.length > 0) {
     phase("distribute", "Distribute the image", "parallel", refresh.map((h) => step(h, "distribute", `send image ${img} to ${h.ip}`, img)));
     phase("render", "Render configuration", "parallel", refresh.map((h) => step(h, "render", `render templates and configs on ${h.ip}`, version)));
@@ -133,11 +148,15 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (creating) plugins("post-install", "cluster");
   else if (added.length > 0) plugins("post-scaleup", "cluster", shortHash(added.map((h) => h.ip).join(",")));
 
-  if (kept.length > 0 && (imageChanged || configChanged)) {
-    const what = imageChanged ? `upgrade image ${shortDigest(current!.imageDigest)} -> ${img}` : `apply changed configuration ${cfg}`;
+  if (stale.length > 0) {
+    const what = !imageChanged
+      ? `apply changed configuration ${cfg}`
+      : clusterImageChanged
+        ? `upgrade image ${shortDigest(current!.imageDigest)} -> ${img}`
+        : `bring hosts left on another image back to ${img}`;
     actions.push(imageChanged ? "upgrade" : "reconfigure");
-    const batches = rollingBatches(kept, desired.upgrade.maxUnavailable);
-    summary.push(`${what} on ${kept.length} host${kept.length === 1 ? "" : "s"} (${batches.length} batch${batches.length === 1 ? "" : "es"})`);
+    const batches = rollingBatches(stale, desired.upgrade.maxUnavailable);
+    summary.push(`${what} on ${stale.length} host${stale.length === 1 ? "" : "s"} (${batches.length} batch${batches.length === 1 ? "" : "es"})`);
     const hostPlugins = (desired.plugins ?? []).filter((p) => p.action === "upgrade-host");
     batches.forEach((batch, i) => {
       const steps = batch.flatMap((h) => [

@@ -52,6 +52,8 @@ export interface RecordedHost extends PlannedHost {
   member: boolean;
   /** Image digest whose files and runtime steps this host has completed. */
   imageDigest: string;
+  /** Configuration digest the host runs with (set with imageDigest). */
+  configDigest?: string;
   /** Completed step ids for that image (see stepId): what makes a re-run resume. */
   done: string[];
   /** The host's name as it reported it (checked unique across the cluster). */
