@@ -1,39 +1,88 @@
 #!/usr/bin/env bash
-# The main job, for now: build the example cluster image with every container image it
-# needs inside, inspect it, then serve its registry/ tree with a stock docker-registry and
-# pull an image back with skopeo — proof that a cluster can run from the image alone.
+# The main job: build cluster images, then run one onto sandbox hosts (sshd in namespaces on
+# 127.0.10.N) — create a 3-member etcd cluster, scale it to 5, remove a host, upgrade it
+# rolling, reset it — with etcd itself as the judge at every step.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${DEMO_WORK:-$root/.demo}"
 export SEALANT_HOME="$work/home"
 sealant() { node "$root/dist/cli/main.js" "$@"; }
-cleanup() { "$root/examples/upstream.sh" down "$work/upstream" || true; [ -f "$work/serve.pid" ] && kill "$(cat "$work/serve.pid")" 2>/dev/null || true; }
+members() { ETCDCTL_API=3 etcdctl --endpoints "http://$1:2379" member list -w table; }
+cleanup() {
+  sealant sandbox down --name demo > /dev/null 2>&1 || true
+  "$root/examples/upstream.sh" down "$work/upstream" || true
+}
 trap cleanup EXIT
+sealant sandbox down --name demo > /dev/null 2>&1 || true
 rm -rf "$work"; mkdir -p "$work"
 
-echo "== upstream registries (stand-ins for docker.io and quay.io on loopback)"
+echo "== an application cluster image: manifests, a chart and every container image they pull"
 SEALANT_REGISTRY_MIRRORS="$("$root/examples/upstream.sh" up "$work/upstream" | tail -1)"
-export SEALANT_REGISTRY_MIRRORS
+export SEALANT_REGISTRY_MIRRORS   # loopback stand-ins for docker.io and quay.io
+sealant build -q -t example/app:1.0 "$root/examples/app"
+sealant inspect example/app:1.0 | head -20
 
-echo "== sealant build"
-sealant build -t example/app:1.0 "$root/examples/app"
-echo "== sealant build again (everything cached)"
-sealant build -t example/app:1.0 "$root/examples/app"
-echo "== sealant images"
+echo; echo "== the etcd cluster image (hooks runtime: examples/etcd/hooks)"
+sealant build -q -t example/etcd:1 "$root/examples/etcd"
 sealant images
-echo "== sealant inspect"
-sealant inspect example/app:1.0
 
-echo "== serving the image's registry/ with a stock docker-registry"
-mkdir -p "$work/rootfs"
-# The store is an OCI layout: skopeo reads it as is; umoci unpacks the rootfs a host would get.
-skopeo --policy "$work/upstream/policy.json" copy -q "oci:$SEALANT_HOME/images:docker.io/example/app:1.0" "oci:$work/layout:app"
-umoci raw unpack --image "$work/layout:app" "$work/rootfs/app" > /dev/null
-ls "$work/rootfs/app"
-port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-printf 'version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: %s }, maintenance: { readonly: { enabled: true } } }\nhttp: { addr: 127.0.0.1:%s }\n' "$work/rootfs/app/registry" "$port" > "$work/serve.yml"
-setsid docker-registry serve "$work/serve.yml" > "$work/serve.log" 2>&1 < /dev/null & echo $! > "$work/serve.pid"
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v2/" > /dev/null 2>&1 && break; sleep 0.05; done
-curl -fsS "http://127.0.0.1:$port/v2/_catalog"; echo
-skopeo --policy "$work/upstream/policy.json" inspect --tls-verify=false "docker://127.0.0.1:$port/docker.io/library/nginx:1.25" | head -5
-echo "== done: the cluster image carries its own registry"
+echo; echo "== five sandbox hosts"
+sealant sandbox up 5 --name demo --json > "$work/sandbox.json"
+sealant sandbox ls
+ip() { node -e 'const s=require(process.argv[1]);console.log(s.hosts[+process.argv[2]].ip)' "$work/sandbox.json" "$1"; }
+ssh_field() { node -e 'const s=require(process.argv[1]);console.log(s.ssh[process.argv[2]])' "$work/sandbox.json" "$1"; }
+h=(); for i in 0 1 2 3 4; do h+=("$(ip $i)"); done
+
+pinned() { echo "$1@$(sealant inspect "$1" --json | node -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>console.log(JSON.parse(t).digest))')"; }
+clusterfile() { # clusterfile IMAGE IP...
+  local image="$1"; shift
+  cat <<YAML
+apiVersion: sealant.io/v1
+kind: Cluster
+metadata: {name: demo}
+spec:
+  image: $image
+  hosts:
+    - ips: [$(IFS=,; echo "$*")]
+      roles: [master]
+  ssh:
+    privateKeyPath: $(ssh_field pk)
+    knownHosts: $(ssh_field knownHosts)
+YAML
+}
+
+v1="$(pinned example/etcd:1)"
+clusterfile "$v1" "${h[@]:0:3}" > "$work/Clusterfile"
+echo; echo "== sealant plan (nothing changes yet)"
+sealant plan -f "$work/Clusterfile"
+echo; echo "== sealant apply: a 3-member etcd cluster"
+sealant apply -f "$work/Clusterfile"
+members "${h[0]}"
+sealant check -f "$work/Clusterfile"
+echo; echo "== apply again: nothing to do, nothing sent"
+sealant apply -f "$work/Clusterfile"
+
+clusterfile "$v1" "${h[@]}" > "$work/Clusterfile"
+echo; echo "== scale to 5: the plan names exactly the two new hosts"
+sealant plan -f "$work/Clusterfile"
+sealant apply -q -f "$work/Clusterfile"
+members "${h[0]}"
+
+echo; echo "== remove ${h[3]}"
+sealant delete -y -q -f "$work/Clusterfile" --nodes "${h[3]}"
+clusterfile "$v1" "${h[0]}" "${h[1]}" "${h[2]}" "${h[4]}" > "$work/Clusterfile"
+members "${h[0]}"
+
+echo; echo "== a new image version: a rolling upgrade, one member at a time"
+mkdir -p "$work/etcd-v2"; cp -r "$root/examples/etcd/." "$work/etcd-v2/"
+echo "ETCD_HEARTBEAT_INTERVAL=150" >> "$work/etcd-v2/etc/etcd.env"
+sealant build -q -t example/etcd:2 "$work/etcd-v2"
+clusterfile "$(pinned example/etcd:2)" "${h[0]}" "${h[1]}" "${h[2]}" "${h[4]}" > "$work/Clusterfile"
+sealant plan -f "$work/Clusterfile"
+sealant apply -q -f "$work/Clusterfile"
+sealant exec -f "$work/Clusterfile" -- 'cat /proc/$(cat /var/lib/sealant/demo/run/etcd.pid)/environ | tr "\0" "\n" | grep HEARTBEAT'
+
+echo; echo "== sealant reset: nothing of the cluster left on any host"
+sealant reset -y -f "$work/Clusterfile"
+sealant exec -f "$work/Clusterfile" -- 'ls -A /var/lib/sealant; pgrep -x etcd || echo "no etcd"'
+echo; echo "== done"

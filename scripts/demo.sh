@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up (idempotent), then build the example cluster image and show it.
+# The main job: set up (idempotent), then build cluster images and run one onto sandbox hosts.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup.sh"
