@@ -5,8 +5,8 @@ import { build } from "../../../src/engine/build";
 import { applyCluster, resetCluster, resolveClusterImage } from "../../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../../src/engine/cluster/spec";
 import { startExampleUpstream, type ExampleUpstream } from "../../support/upstream";
-import type { Bed } from "./support";
-import { openBedWith, sh, shOn, startContainerd, type TestContainerd } from "./support-extra";
+import { openBed, type Bed } from "./support";
+import { sh, shOn, startContainerd, type TestContainerd } from "./support-extra";
 
 /**
  * A cluster image that carries container images, run onto sandbox hosts 127.0.10.184-186 (one
@@ -58,7 +58,7 @@ describe("a cluster image with container images, served by the cluster's registr
 
   beforeAll(async () => {
     upstream = await startExampleUpstream();
-    bed = await openBedWith(3, FIRST, { mirrors: upstream.mirrors, env: {} });
+    bed = await openBed(3, FIRST, { mirrors: upstream.mirrors, env: {} });
     master = bed.ips[0]!;
     nodes = bed.ips.slice(1);
     const context = await mkdtemp(join(bed.home, "ctx-"));

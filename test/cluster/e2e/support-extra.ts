@@ -1,31 +1,7 @@
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
-import { sandboxDown, sandboxUp, sshArgs } from "../../../src/engine/sandbox";
-import { Session, type SessionOptions } from "../../../src/engine/session";
+import { sshArgs } from "../../../src/engine/sandbox";
 import { execP, type Bed } from "./support";
-
-/**
- * Like support.ts's openBed, with session options (e.g. registry mirrors for builds that cache
- * docker.io images from a loopback stand-in).
- */
-export async function openBedWith(count: number, firstIndex: number, options: Omit<SessionOptions, "home"> = {}): Promise<Bed> {
-  const home = await mkdtemp(join(tmpdir(), "sealant-e2e-"));
-  const session = await Session.open({ ...options, home });
-  const sandbox = await sandboxUp(count, { name: `e2e${firstIndex}`, dir: join(home, "sandbox"), firstIndex });
-  return {
-    home,
-    session,
-    sandbox,
-    ips: sandbox.hosts.map((h) => h.ip),
-    events: [],
-    close: async () => {
-      session.close();
-      await sandboxDown(sandbox).catch(() => undefined);
-      await rm(home, { recursive: true, force: true });
-    },
-  };
-}
 
 /**
  * What a user does once for hosts whose Clusterfile cannot name a known_hosts file (sealer's

@@ -7,7 +7,7 @@ import { build } from "../../../src/engine/build";
 import type { ClusterEvent } from "../../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../../src/engine/cluster/spec";
 import { sandboxDown, sandboxUp, type Sandbox } from "../../../src/engine/sandbox";
-import { Session } from "../../../src/engine/session";
+import { Session, type SessionOptions } from "../../../src/engine/session";
 
 export const execP = promisify(execFile);
 export const ETCD_EXAMPLE = resolve(__dirname, "../../../examples/etcd");
@@ -22,9 +22,10 @@ export interface Bed {
   close(): Promise<void>;
 }
 
-export async function openBed(count: number, firstIndex: number): Promise<Bed> {
+/** `options`: session options, e.g. registry mirrors for builds that cache docker.io images from a loopback stand-in. */
+export async function openBed(count: number, firstIndex: number, options: Omit<SessionOptions, "home"> = {}): Promise<Bed> {
   const home = await mkdtemp(join(tmpdir(), "sealant-e2e-"));
-  const session = await Session.open({ home });
+  const session = await Session.open({ ...options, home });
   const sandbox = await sandboxUp(count, { name: `e2e${firstIndex}`, dir: join(home, "sandbox"), firstIndex });
   return {
     home,
