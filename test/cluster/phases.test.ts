@@ -125,3 +125,32 @@ describe("plugins and launch commands", () => {
     expect(() => launchCommands(meta, { launch: ["nope"] })).toThrow(/the image has no app "nope" \(it has: web, job\)/);
   });
 });
+
+describe("reading an image's templates", () => {
+  it("finds templates and Config targets through the layers, whiteouts applied, and remembers them per layer", async () => {
+    const { Session } = await import("../../src/engine/session");
+    const { build } = await import("../../src/engine/build");
+    const { resolveClusterImage } = await import("../../src/engine/cluster/image");
+    const { readImageFiles } = await import("../../src/engine/cluster/phases/render");
+    const home = await mkdtemp(join(tmpdir(), "sealant-render-"));
+    temps.push(home);
+    const ctx = join(home, "ctx");
+    await mkdir(join(ctx, "etc"), { recursive: true });
+    await writeFile(join(ctx, "etc/a.conf.tmpl"), "a={{ .A }}");
+    await writeFile(join(ctx, "etc/b.conf.tmpl"), "b");
+    await writeFile(join(ctx, "values.yaml"), "x: 1\n");
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nLABEL io.sealant.runtime=hooks\nCOPY etc etc\nCOPY values.yaml .\nRUN rm etc/b.conf.tmpl\n");
+    const session = await Session.open({ home });
+    try {
+      await build(session, { context: ctx, tag: "example/render:1" });
+      const image = await resolveClusterImage(session, "example/render:1");
+      const pf = [...image.platforms.values()][0]!;
+      const files = await readImageFiles(session.store, pf, new Set(["values.yaml"]));
+      expect([...files.keys()].sort()).toEqual(["etc/a.conf.tmpl", "values.yaml"]);
+      expect(files.get("etc/a.conf.tmpl")).toBe("a={{ .A }}");
+      for (const l of pf.layers) expect(await session.store.readPin(`render-files:${l.digest}`), l.digest).toBeDefined();
+    } finally {
+      session.close();
+    }
+  });
+});

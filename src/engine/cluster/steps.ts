@@ -10,7 +10,7 @@ import { distributeTo, layersFor } from "./phases/distribute";
 import { launchCommands } from "./phases/launch";
 import { pluginCommand } from "./phases/plugins";
 import { configureRegistryClients, removeRegistry, startRegistry, prepareRegistryTls, type RegistrySetup, type RegistryTls } from "./phases/registry";
-import { isTemplatePath, configPath, readImageFiles, renderFiles, writeRendered, type ImageFiles } from "./phases/render";
+import { configPath, readImageFiles, renderFiles, writeRendered, type ImageFiles } from "./phases/render";
 import { LIFECYCLE, type LifecycleStep, type RuntimeContext } from "./runtime";
 
 /** What the step runner needs beyond the shared context. */
@@ -45,8 +45,7 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
   const filesFor = (pf: PlatformImage): Promise<ImageFiles> => {
     let p = imageFiles.get(pf.manifestDigest);
     if (!p) {
-      const targets = new Set(spec.configs.map(configPath));
-      p = readImageFiles(ctx.session.store, pf, (path) => isTemplatePath(path) || targets.has(path));
+      p = readImageFiles(ctx.session.store, pf, new Set(spec.configs.map(configPath)));
       imageFiles.set(pf.manifestDigest, p);
     }
     return p;

@@ -17,38 +17,60 @@ const MAX_FILE = 4 << 20;
 /** The image files rendering needs: templates, and the files Configs change (path → text). */
 export type ImageFiles = Map<string, string>;
 
+/** What one layer holds for rendering: wanted files, and the whiteouts it applies to the layers under it. */
+type LayerFiles = {
+  digests: Digest[];
+  files: Record<string, string>;
+  whiteouts: string[];
+};
+
 /**
  * Reads the templates and Config targets out of the image's layers (in order, whiteouts
- * applied), without extracting anything: registry-only layers are skipped.
+ * applied), without extracting anything: registry-only layers are skipped. Each layer's
+ * templates are remembered in the store, so rendering an image again reads no layer; Config
+ * targets outside the template directories are read from the layers each time.
  */
-export async function readImageFiles(store: ImageStore, image: PlatformImage, wanted: (path: string) => boolean): Promise<ImageFiles> {
+export async function readImageFiles(store: ImageStore, image: PlatformImage, configTargets: ReadonlySet<string>): Promise<ImageFiles> {
   const files: ImageFiles = new Map();
+  const others = [...configTargets].filter((p) => !isTemplatePath(p));
   for (const layer of image.layers) {
     if (layer.registryOnly) continue;
-    const raw = store.openBlob(layer.digest);
-    const input: Readable = /gzip/.test(layer.mediaType) ? raw.pipe(createGunzip()) : raw;
-    raw.on("error", (err) => input.destroy(err));
-    const extract = tar.extract();
-    input.pipe(extract);
-    for await (const entry of extract) {
-      const name = posix.normalize(entry.header.name).replace(/^\.\//, "").replace(/\/$/, "");
-      const base = posix.basename(name);
-      if (base === ".wh..wh..opq") {
-        const dir = `${posix.dirname(name)}/`;
-        for (const k of [...files.keys()]) if (k.startsWith(dir)) files.delete(k);
-      } else if (base.startsWith(".wh.")) {
-        const gone = posix.join(posix.dirname(name), base.slice(4));
-        for (const k of [...files.keys()]) if (k === gone || k.startsWith(`${gone}/`)) files.delete(k);
-      } else if (entry.header.type === "file" && wanted(name) && (entry.header.size ?? 0) <= MAX_FILE) {
-        const chunks: Buffer[] = [];
-        for await (const c of entry) chunks.push(c as Buffer);
-        files.set(name, Buffer.concat(chunks).toString("utf8"));
-        continue;
-      }
-      entry.resume();
+    const key = `render-files:${layer.digest}`;
+    let found = await store.readPin<LayerFiles>(key);
+    if (!found) {
+      found = await scanLayer(store, layer, isTemplatePath);
+      await store.pin(key, found);
     }
+    const extra = others.length > 0 ? await scanLayer(store, layer, (p) => others.includes(p)) : undefined;
+    for (const w of found.whiteouts) {
+      const base = posix.basename(w);
+      const gone = base === ".wh..wh..opq" ? `${posix.dirname(w)}/` : posix.join(posix.dirname(w), base.slice(4));
+      for (const k of [...files.keys()]) if (k === gone || k.startsWith(gone.endsWith("/") ? gone : `${gone}/`)) files.delete(k);
+    }
+    for (const [path, text] of [...Object.entries(found.files), ...Object.entries(extra?.files ?? {})]) files.set(path, text);
   }
   return files;
+}
+
+async function scanLayer(store: ImageStore, layer: PlatformImage["layers"][number], wanted: (path: string) => boolean): Promise<LayerFiles> {
+  const out: LayerFiles = { digests: [layer.digest], files: {}, whiteouts: [] };
+  const raw = store.openBlob(layer.digest);
+  const input: Readable = /gzip/.test(layer.mediaType) ? raw.pipe(createGunzip({ chunkSize: 1 << 20 })) : raw;
+  raw.on("error", (err) => input.destroy(err));
+  const extract = tar.extract();
+  input.pipe(extract);
+  for await (const entry of extract) {
+    const name = posix.normalize(entry.header.name).replace(/^\.\//, "").replace(/\/$/, "");
+    if (posix.basename(name).startsWith(".wh.")) out.whiteouts.push(name);
+    else if (entry.header.type === "file" && wanted(name) && (entry.header.size ?? 0) <= MAX_FILE) {
+      const chunks: Buffer[] = [];
+      for await (const c of entry) chunks.push(c as Buffer);
+      out.files[name] = Buffer.concat(chunks).toString("utf8");
+      continue;
+    }
+    entry.resume();
+  }
+  return out;
 }
 
 export function isTemplatePath(path: string): boolean {
