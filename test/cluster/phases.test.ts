@@ -8,7 +8,10 @@ import { HostLayout } from "../../src/engine/cluster/layout";
 import { assembleScript, layersFor, missingLayers } from "../../src/engine/cluster/phases/distribute";
 import { launchCommands } from "../../src/engine/cluster/phases/launch";
 import { pluginCommand, plannedPlugins, pluginProblems } from "../../src/engine/cluster/phases/plugins";
-import { renderFiles } from "../../src/engine/cluster/phases/render";
+import { readImageFiles, renderFiles } from "../../src/engine/cluster/phases/render";
+import { resolveClusterImage } from "../../src/engine/cluster/image";
+import { build } from "../../src/engine/build";
+import { Session } from "../../src/engine/session";
 import { emptyMetadata } from "../../src/engine/image/metadata";
 import { parseClusterSpec, resolveHosts } from "../../src/engine/cluster/spec";
 
@@ -128,10 +131,6 @@ describe("plugins and launch commands", () => {
 
 describe("reading an image's templates", () => {
   it("finds templates and Config targets through the layers, whiteouts applied, and remembers them per layer", async () => {
-    const { Session } = await import("../../src/engine/session");
-    const { build } = await import("../../src/engine/build");
-    const { resolveClusterImage } = await import("../../src/engine/cluster/image");
-    const { readImageFiles } = await import("../../src/engine/cluster/phases/render");
     const home = await mkdtemp(join(tmpdir(), "sealant-render-"));
     temps.push(home);
     const ctx = join(home, "ctx");
