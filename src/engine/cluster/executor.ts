@@ -25,7 +25,7 @@ export interface ExecutorOptions {
   /** The record being brought up to date; changed in place as steps finish. */
   record: ClusterRecord;
   runStep(step: PlanStep, signal?: AbortSignal): Promise<void>;
-  /** Writes the record: `everywhere` after each phase (every master), else to the first master only. */
+  /** Writes the record: to the first master after each step; `everywhere` (every master) when a phase fails. The caller writes everywhere at the end. */
   persist(record: ClusterRecord, everywhere: boolean): Promise<void>;
   /** What finishing a step means for the host's membership (join → member, leave → not, cleanup → gone). */
   afterStep?(step: PlanStep, host: RecordedHost, record: ClusterRecord): void;
@@ -36,7 +36,7 @@ export interface ExecutorOptions {
 
 /**
  * Runs the plan's phases in order. Each finished step is recorded on its host in the cluster
- * record and persisted (the first master after each step, every master after each phase), so a
+ * record and persisted (on the first master after each step; on every master when a phase fails), so a
  * re-run plans only what is left. Parallel phases try every step and then fail with one error
  * naming every failed host; serial phases stop at the first failure.
  */
@@ -93,7 +93,5 @@ export async function executePlan(opts: ExecutorOptions): Promise<void> {
       throw new ApplyError(phase, new HostsError(failures, new Set(phase.steps.map((s) => s.host)).size));
     }
     if (writeError !== undefined) throw writeError;
-    record.generation++;
-    await opts.persist(record, true);
   }
 }
