@@ -474,21 +474,13 @@ export const exec: Command = {
         if (e.type === "output") out(e.stream, e.host, e.line);
         else if (e.type === "warning") progress.line(`warning: ${e.host ? `${e.host}: ` : ""}${e.text}`);
       };
-      let results;
       try {
-        results = await execOnCluster({ session, spec, onEvent, signal, script: command, ...(roles.length ? { roles } : {}), ...(ips.length ? { ips } : {}) });
+        // Output arrives as events, line by line (a last line without a newline included).
+        await execOnCluster({ session, spec, onEvent, signal, script: command, ...(roles.length ? { roles } : {}), ...(ips.length ? { ips } : {}) });
       } catch (err) {
         if (!(err instanceof HostsError)) throw err;
         const lines = err.message.split("\n").slice(1).join("\n");
         throw new Error(`the command failed on ${err.failures.length} of ${err.total} host${err.total === 1 ? "" : "s"}:\n${lines}`);
-      }
-      // Output events carry whole lines; a last line without a newline comes only with the result.
-      for (const { host, result } of results) {
-        for (const stream of ["stdout", "stderr"] as const) {
-          const text = result[stream];
-          const tail = text.slice(text.lastIndexOf("\n") + 1);
-          if (tail !== "") out(stream, host, tail);
-        }
       }
     });
   },
