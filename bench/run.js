@@ -4,15 +4,19 @@
 //   1. unchanged rebuild of examples/app (and a rebuild with one file changed)
 //   2. caching 10 container images into a cluster image's registry/ vs. skopeo, one image after another
 //   3. push and pull of a ~500 MiB image vs. skopeo copy
+//   4. cluster (only with BENCH_ONLY=...,cluster; needs root): running a ~500 MiB image onto
+//      sandbox hosts vs. ssh tar / sftp, re-apply, join, planning 1,000 hosts (bench/cluster*.js)
 //
 // Everything runs on loopback against stock docker-registry processes started here, under
 // bench/.work/ (deleted at the end, also on failure). Each timed measurement is repeated
 // BENCH_REPEAT times (default 3) with fresh destinations; the median is reported.
-// Output: a table on stdout, bench/results.json, and the figures block of bench/README.md.
+// Output: a table on stdout, bench/results.json, and the figures block of bench/README.md
+// (cluster: bench/cluster-results.json and its own block, so either can run alone).
 //
 // Environment: BENCH_REPEAT=N, BENCH_BIG_MIB=N (size of the transfer image, default 500),
 // BENCH_PROFILE=1 (CPU profiles of the sealant side into bench/.profiles/; slower, do not
-// quote its figures), BENCH_KEEP=1 (keep bench/.work), BENCH_NO_README=1.
+// quote its figures), BENCH_KEEP=1 (keep bench/.work), BENCH_NO_README=1, BENCH_CLUSTER_MIB=N,
+// BENCH_CLUSTER_HOSTS=1,3,10.
 const { execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
@@ -439,11 +443,11 @@ function report(res) {
   return `${table(rows)}\n\n${table(goalRows)}\n`;
 }
 
-function updateReadme(res, text) {
+function updateReadme(res, text, marker = "figures") {
   const file = path.join(__dirname, "README.md");
   if (process.env.BENCH_NO_README === "1" || profilingEnabled || !fs.existsSync(file)) return;
-  const start = "<!-- figures:start -->";
-  const end = "<!-- figures:end -->";
+  const start = `<!-- ${marker}:start -->`;
+  const end = `<!-- ${marker}:end -->`;
   const readme = fs.readFileSync(file, "utf8");
   const a = readme.indexOf(start);
   const b = readme.indexOf(end);
@@ -451,7 +455,7 @@ function updateReadme(res, text) {
   const m = res.machine;
   const block = [
     start,
-    `Run of ${res.date} (\`npm run bench\`, ${res.repeat} repetitions, medians): ${m.nproc} cores (${m.cpu}), ${m.memGiB} GiB RAM, Node ${m.node}, ${m.skopeo}, ${m.registry}; 1-minute load average ${m.loadAverage.atStart} at the start, ${m.loadAverage.atEnd} at the end.`,
+    `Run of ${res.date} (\`${res.command}\`, ${res.repeat} repetitions, medians): ${m.nproc} cores (${m.cpu}), ${m.memGiB} GiB RAM, Node ${m.node}, ${m.skopeo}, ${m.registry}; 1-minute load average ${m.loadAverage.atStart} at the start, ${m.loadAverage.atEnd} at the end.`,
     "",
     "```",
     text.trimEnd(),
@@ -475,18 +479,35 @@ async function main() {
   if (process.env.BENCH_KEEP !== "1") onExit(() => rmrf(WORK));
   fs.writeFileSync(skopeoPolicy(), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
   const loadAtStart = os.loadavg()[0];
-  const res = { date: new Date().toISOString(), command: "npm run bench", repeat: REPEAT, machine: machine() };
+  const res = { date: new Date().toISOString(), command: process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} npm run bench` : "npm run bench", repeat: REPEAT, machine: machine() };
   if (profilingEnabled) log("BENCH_PROFILE=1: profiles go to bench/.profiles/ (figures of this run are slowed down by profiling)");
   if (only.includes("rebuild")) res.rebuild = await benchRebuild();
   if (only.includes("cache")) res.cache = await benchCache();
   if (only.includes("transfer")) res.transfer = await benchTransfer();
+  let cluster;
+  if (only.includes("cluster")) {
+    // Required only here: it brings up sandbox hosts (root, sshd) that the other benchmarks do not need.
+    const { benchCluster, report: clusterReport } = require("./cluster");
+    const c = await benchCluster(WORK, { repeat: REPEAT, log, median, round });
+    cluster = { res: { date: res.date, command: res.command, repeat: REPEAT, machine: res.machine, ...c }, report: clusterReport };
+  }
   res.machine.loadAverage = { atStart: round(loadAtStart, 2), atEnd: round(os.loadavg()[0], 2) };
-  res.goals = goals(res);
-  const text = report(res);
-  process.stdout.write(`\n${text}`);
-  if (!profilingEnabled) {
-    fs.writeFileSync(path.join(__dirname, "results.json"), JSON.stringify(res, null, 2) + "\n");
-    updateReadme(res, text);
+  if (["rebuild", "cache", "transfer"].some((b) => only.includes(b))) {
+    res.goals = goals(res);
+    const text = report(res);
+    process.stdout.write(`\n${text}`);
+    if (!profilingEnabled) {
+      fs.writeFileSync(path.join(__dirname, "results.json"), JSON.stringify(res, null, 2) + "\n");
+      updateReadme(res, text);
+    }
+  }
+  if (cluster) {
+    const text = cluster.report(cluster.res, table);
+    process.stdout.write(`\n${text}`);
+    if (!profilingEnabled) {
+      fs.writeFileSync(path.join(__dirname, "cluster-results.json"), JSON.stringify(cluster.res, null, 2) + "\n");
+      updateReadme(cluster.res, text, "cluster-figures");
+    }
   }
   clearTimeout(watchdog);
 }

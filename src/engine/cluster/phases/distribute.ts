@@ -1,3 +1,4 @@
+import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { pipeline } from "node:stream/promises";
 import { pipeline as pipe, Writable, type Readable } from "node:stream";
@@ -110,6 +111,7 @@ export function assembleScript(layout: HostLayout, imageDigest: Digest, layerDir
 const INCOMPRESSIBLE = 1.05;
 /** zlib's default 16 KiB output chunks make gunzip ~2.5x slower in Node; 1 MiB chunks run near zlib's speed. */
 const GUNZIP_CHUNK = 1 << 20;
+const READ_CHUNK = 1 << 20;
 
 /** How a layer travels: gzip as stored, or plain tar (and how many bytes that is). */
 async function wireForm(store: ImageStore, layer: ClusterImageLayer): Promise<{ gzip: boolean; bytes: number }> {
@@ -119,7 +121,8 @@ async function wireForm(store: ImageStore, layer: ClusterImageLayer): Promise<{ 
 }
 
 function openForWire(store: ImageStore, layer: ClusterImageLayer, gzip: boolean): { tar: Readable; gzip: boolean } {
-  const blob = store.openBlob(layer.digest);
+  // 1 MiB reads, not the store's default 64 KiB: ~40 % less CPU per byte on the way to ssh2.
+  const blob = createReadStream(store.blobPath(layer.digest), { highWaterMark: READ_CHUNK });
   if (gzip || !/gzip/.test(layer.mediaType)) return { tar: blob, gzip };
   // An error of either stream destroys the gunzip with it, which fails the upload.
   return { tar: pipe(blob, createGunzip({ chunkSize: GUNZIP_CHUNK }), () => undefined), gzip: false };
@@ -146,7 +149,7 @@ export async function extractedSize(store: ImageStore, layer: ClusterImageLayer)
       cb();
     },
   });
-  if (/gzip/.test(layer.mediaType)) await pipeline(store.openBlob(layer.digest), createGunzip({ chunkSize: GUNZIP_CHUNK }), counter);
+  if (/gzip/.test(layer.mediaType)) await pipeline(createReadStream(store.blobPath(layer.digest), { highWaterMark: READ_CHUNK }), createGunzip({ chunkSize: GUNZIP_CHUNK }), counter);
   else size = layer.size;
   sizeCache.set(layer.digest, size);
   await store.pin(`layer-size:${layer.digest}`, { digests: [layer.digest], size });
