@@ -36,15 +36,15 @@ export interface ClusterImage {
 }
 
 /**
- * The cluster image from the local store, pulled first if it is not there. Every platform it
+ * The cluster image from the local store, pulled first if it is not there (unless `pull: false`). Every platform it
  * has is read, so hosts of different architectures each get theirs.
  */
-export async function resolveClusterImage(session: Session, ref: string, signal?: AbortSignal): Promise<ClusterImage> {
+export async function resolveClusterImage(session: Session, ref: string, signal?: AbortSignal, opts: { pull?: boolean } = {}): Promise<ClusterImage> {
   let stored;
   try {
     stored = await session.store.resolve(ref);
   } catch (err) {
-    if (!(err instanceof ImageNotFoundError)) throw err;
+    if (!(err instanceof ImageNotFoundError) || opts.pull === false) throw err;
     const pulled = await pullImage(session.store, ref, { clientFor: session.clientFor, ...(signal ? { signal } : {}) });
     stored = await session.store.resolve(pulled.ref);
   }

@@ -1,0 +1,58 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterHostInputs, ClusterInputs } from "./impl/cluster-inputs";
+
+/*
+ * The provider object is serialised into the stack's state as a closure: it captures nothing
+ * but `require`, and every method loads the compiled implementation at run time.
+ */
+const clusterProvider: pulumi.dynamic.ResourceProvider = {
+  async check(olds, news) {
+    return require("sealant/provider/impl/cluster").check(olds, news);
+  },
+  async diff(id, olds, news) {
+    return require("sealant/provider/impl/cluster").diff(id, olds, news);
+  },
+  async create(inputs) {
+    return require("sealant/provider/impl/cluster").create(inputs);
+  },
+  async update(id, olds, news) {
+    return require("sealant/provider/impl/cluster").update(id, olds, news);
+  },
+  async read(id, props) {
+    return require("sealant/provider/impl/cluster").read(id, props);
+  },
+  async delete(id, props) {
+    return require("sealant/provider/impl/cluster").remove(id, props);
+  },
+};
+
+type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
+
+/** The `Cluster` resource's arguments: the cluster spec, hosts keyed by IP. */
+export type ClusterArgs = Inputs<Omit<ClusterInputs, "plan" | "hosts">> & {
+  hosts: pulumi.Input<Record<string, pulumi.Input<ClusterHostInputs>>>;
+};
+
+/**
+ * A cluster image running on hosts over SSH. Adding or removing hosts and a new image are
+ * updates (join, remove, rolling upgrade); the name and data root replace the cluster.
+ * `pulumi preview --diff` shows the `plan` the update will run.
+ */
+export class Cluster extends pulumi.dynamic.Resource {
+  /** The plan of the last check: what `pulumi up` runs. */
+  declare readonly plan: pulumi.Output<string>;
+  /** The plan's summary as last executed. */
+  declare readonly lastPlan: pulumi.Output<string[]>;
+  declare readonly imageDigest: pulumi.Output<string>;
+  /** Hosts as the cluster records them: ip, roles, member, hostname. */
+  declare readonly nodes: pulumi.Output<{ ip: string; roles: string[]; member: boolean; hostname: string }[]>;
+
+  constructor(name: string, args: ClusterArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      clusterProvider,
+      name,
+      { ...args, ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh), registry: args.registry === undefined ? undefined : pulumi.secret(args.registry), plan: undefined, lastPlan: undefined, imageDigest: undefined, nodes: undefined },
+      { ...opts, additionalSecretOutputs: ["ssh", "registry", "hosts", ...(opts?.additionalSecretOutputs ?? [])] },
+    );
+  }
+}

@@ -1,0 +1,61 @@
+import type { ClusterSpecInput } from "../../engine/cluster/spec";
+
+/**
+ * The `Cluster` resource's inputs: the cluster spec with hosts keyed by IP (a host is its
+ * address, never a position in a list), as plain data. Shared by the resource class (types)
+ * and the provider implementation.
+ */
+export interface ClusterHostInputs {
+  /** master, node (or worker), registry, or custom roles. */
+  roles: string[];
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+  taints?: string[];
+  /** Over the cluster's ssh settings for this host (password, privateKey: secrets). */
+  ssh?: Record<string, unknown>;
+}
+
+export interface ClusterInputs extends Omit<ClusterSpecInput, "hosts"> {
+  hosts: Record<string, ClusterHostInputs>;
+  /**
+   * What `delete` does with hosts it cannot reach: "skip" them (the cloud host is gone), or
+   * "fail". @default "skip"
+   */
+  unreachableOnDelete?: "skip" | "fail";
+  /** Computed by check: the plan `update` will run, for `pulumi preview --diff`. */
+  plan?: string;
+}
+
+/** IPv4 dotted quads in numeric order, anything else after, by text. */
+export function compareIps(a: string, b: string): number {
+  const n = (ip: string) => (/^\d+\.\d+\.\d+\.\d+$/.test(ip) ? ip.split(".").reduce((x, o) => x * 256 + Number(o), 0) : Number.NaN);
+  const [x, y] = [n(a), n(b)];
+  if (!Number.isNaN(x) && !Number.isNaN(y)) return x - y;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The spec input the engine reads: one host group per IP, masters first, each in address
+ * order — so the first master (the cluster's anchor) does not depend on the order of a map,
+ * which Pulumi does not keep.
+ */
+export function specInputOf(inputs: ClusterInputs): ClusterSpecInput {
+  const { hosts, unreachableOnDelete: _u, plan: _p, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
+  const ips = Object.keys(hosts ?? {}).sort((a, b) => {
+    const am = hosts[a]!.roles?.includes("master") ? 0 : 1;
+    const bm = hosts[b]!.roles?.includes("master") ? 0 : 1;
+    return am - bm || compareIps(a, b);
+  });
+  const groups = ips.map((ip) => {
+    const h = hosts[ip]!;
+    return {
+      ips: [ip],
+      roles: h.roles,
+      ...(h.env ? { env: h.env } : {}),
+      ...(h.labels ? { labels: h.labels } : {}),
+      ...(h.taints ? { taints: h.taints } : {}),
+      ...(h.ssh ? { ssh: h.ssh } : {}),
+    };
+  });
+  return { ...(rest as Omit<ClusterSpecInput, "hosts">), hosts: groups as ClusterSpecInput["hosts"] };
+}

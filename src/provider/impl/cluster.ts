@@ -1,0 +1,198 @@
+/**
+ * The `Cluster` dynamic provider's implementation: plain functions over the engine (no
+ * Pulumi import). The provider object in ../cluster.ts only `require`s this module, so
+ * nothing here is ever serialised into Pulumi state.
+ *
+ * Preview opens no SSH connection: `check` plans from the old and new inputs alone (the old
+ * inputs as if applied), which is the plan `update` then runs unless the cluster drifted — and
+ * `update` plans again from the cluster's own record, so it never acts on a stale view.
+ */
+import { applyCluster, ApplyError, openCluster, readRecord, resetCluster, type ClusterEvent, type ClusterRecord } from "../../engine/cluster";
+import { desiredCluster } from "../../engine/cluster/desired";
+import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/image";
+import { planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
+import { resolveHosts, validateClusterSpec, type ClusterSpec, formatProblem } from "../../engine/cluster/spec";
+import { ImageNotFoundError } from "../../engine/image/store";
+import { parseReference } from "../../engine/image/reference";
+import { Session } from "../../engine/session";
+import { specInputOf, type ClusterInputs } from "./cluster-inputs";
+
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+function hasUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(hasUnknown);
+  // Hosts are keyed by IP, so an IP not known yet is an unknown key.
+  if (v && typeof v === "object") return Object.keys(v).includes(UNKNOWN) || Object.values(v).some(hasUnknown);
+  return false;
+}
+
+/** Input properties that replace the cluster when changed (its identity on the hosts). */
+const REPLACE_ON = ["name", "dataRoot"] as const;
+
+export interface CheckFailure {
+  property: string;
+  reason: string;
+}
+
+function parseInputs(inputs: ClusterInputs): { spec?: ClusterSpec; failures: CheckFailure[] } {
+  const r = validateClusterSpec(specInputOf(inputs), { source: "Cluster inputs" });
+  if (r.spec) return { spec: r.spec, failures: [] };
+  return { failures: r.problems.map((p) => ({ property: String(p.path || "hosts").split(/[.[]/)[0] ?? "", reason: formatProblem(p) })) };
+}
+
+/** The image as far as preview knows it without pulling: from the local store, else only its digest. */
+async function previewImage(spec: ClusterSpec): Promise<ClusterImage | undefined> {
+  const session = await Session.open();
+  try {
+    return await resolveClusterImage(session, spec.image, undefined, { pull: false });
+  } catch (err) {
+    if (err instanceof ImageNotFoundError) return undefined;
+    throw err;
+  } finally {
+    session.close();
+  }
+}
+
+async function previewDesired(spec: ClusterSpec): Promise<DesiredCluster> {
+  const image = await previewImage(spec);
+  if (image) return desiredCluster(spec, image, resolveHosts(spec, image.metadata.env));
+  const digest = parseReference(spec.image).digest ?? `sha256:${"0".repeat(64)}`;
+  const empty: ClusterImage = { ref: spec.image, digest: digest as ClusterImage["digest"], metadata: { schemaVersion: "v1", kind: "kube-installer", applications: [], launch: {}, env: {}, labels: {}, containerImages: [] }, platforms: new Map() };
+  return desiredCluster(spec, empty, resolveHosts(spec));
+}
+
+/** A cluster as a completed apply of `desired` leaves it: every planned step done. */
+function asApplied(desired: DesiredCluster): CurrentCluster {
+  const plan = planCluster(desired, undefined);
+  const done = new Map<string, string[]>();
+  for (const p of plan.phases) for (const s of p.steps) done.set(s.host, [...(done.get(s.host) ?? []), s.id]);
+  return {
+    name: desired.name,
+    imageDigest: desired.imageDigest,
+    configDigest: desired.configDigest,
+    hosts: desired.hosts.map((h) => ({ ...h, member: true, imageDigest: desired.imageDigest, done: done.get(h.ip) ?? [] })),
+  };
+}
+
+function describePlan(plan: Plan): string {
+  return plan.summary.join("\n");
+}
+
+export async function check(olds: ClusterInputs | undefined, news: ClusterInputs): Promise<{ inputs: ClusterInputs; failures?: CheckFailure[] }> {
+  if (hasUnknown(news)) return { inputs: { ...news, plan: "(known after apply: some inputs are not known yet)" } };
+  const { spec, failures } = parseInputs(news);
+  if (!spec) return { inputs: news, failures };
+  const desired = await previewDesired(spec);
+  let current: CurrentCluster | undefined;
+  if (olds && olds.name !== undefined && !hasUnknown(olds)) {
+    const old = parseInputs(olds).spec;
+    if (old && old.name === spec.name) current = asApplied(await previewDesired(old));
+  }
+  try {
+    return { inputs: { ...news, plan: describePlan(planCluster(desired, current)) } };
+  } catch (err) {
+    return { inputs: news, failures: [{ property: "hosts", reason: (err as Error).message }] };
+  }
+}
+
+/** The inputs a state holds, without what the provider adds. */
+function inputsOf(props: Record<string, unknown>): Record<string, unknown> {
+  const { __provider: _p, record: _r, nodes: _n, imageDigest: _i, lastPlan: _l, endpoint: _e, kubeconfig: _k, ...rest } = props;
+  return rest;
+}
+
+function stable(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stable).join(",")}]`;
+  if (v && typeof v === "object") return `{${Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(",")}}`;
+  return JSON.stringify(v);
+}
+
+export async function diff(_id: string, olds: Record<string, unknown>, news: ClusterInputs): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
+  const before = inputsOf(olds);
+  const after = news as unknown as Record<string, unknown>;
+  const replaces = REPLACE_ON.filter((k) => stable(before[k]) !== stable(after[k]));
+  const changes = stable(before) !== stable(after);
+  return { changes, replaces: [...replaces], deleteBeforeReplace: true };
+}
+
+/** What progress the engine reports goes to the provider's log (pulumi shows it while running). */
+function logger(): (e: ClusterEvent) => void {
+  return (e) => {
+    if (e.type === "phase") console.log(`${e.title} (${e.steps} step${e.steps === 1 ? "" : "s"})`);
+    else if (e.type === "step" && e.status === "failed") console.log(`  ${e.host}: ${e.description} failed: ${e.error ?? ""}`);
+    else if (e.type === "warning") console.log(`warning: ${e.host ? `${e.host}: ` : ""}${e.text}`);
+  };
+}
+
+/** Outputs: the inputs (secrets among them are made secret by the resource), the cluster as recorded, the plan run. */
+function outputsOf(inputs: ClusterInputs, record: ClusterRecord | undefined, plan: Plan | undefined): Record<string, unknown> {
+  const { plan: _plan, ...rest } = inputs;
+  return {
+    ...JSON.parse(JSON.stringify(rest)),
+    imageDigest: record?.imageDigest ?? "",
+    nodes: (record?.hosts ?? []).map((h) => ({ ip: h.ip, roles: h.roles, member: h.member, hostname: h.hostname ?? "" })),
+    record: record ? JSON.parse(JSON.stringify(record)) : {},
+    lastPlan: plan ? plan.summary : [],
+  };
+}
+
+async function run(inputs: ClusterInputs, id: string | undefined): Promise<{ id: string; outs: Record<string, unknown> }> {
+  const { spec, failures } = parseInputs(inputs);
+  if (!spec) throw new Error(failures.map((f) => f.reason).join("\n"));
+  const session = await Session.open();
+  try {
+    const result = await applyCluster({ session, spec, onEvent: logger(), command: "pulumi up (sealant Cluster)" });
+    return { id: spec.name, outs: outputsOf(inputs, result.record, result.plan) };
+  } catch (err) {
+    if (!(err instanceof ApplyError)) throw err;
+    // Partly applied: the resource exists with what was reached; the next `pulumi up` resumes.
+    const record = await currentRecord(spec).catch(() => undefined);
+    const properties = { ...outputsOf(inputs, record, undefined), __provider: (inputs as unknown as Record<string, unknown>)["__provider"] };
+    throw Object.assign(new Error(err.message), { id: id ?? spec.name, properties, reasons: [err.message] });
+  } finally {
+    session.close();
+  }
+}
+
+async function currentRecord(spec: ClusterSpec): Promise<ClusterRecord | undefined> {
+  const session = await Session.open();
+  const ctx = await openCluster({ session, spec });
+  try {
+    return await readRecord(ctx);
+  } finally {
+    await ctx.close();
+    session.close();
+  }
+}
+
+export function create(inputs: ClusterInputs): Promise<{ id: string; outs: Record<string, unknown> }> {
+  return run(inputs, undefined);
+}
+
+export function update(id: string, _olds: Record<string, unknown>, news: ClusterInputs): Promise<{ outs: Record<string, unknown> }> {
+  return run(news, id);
+}
+
+/** Refresh: the cluster as its own record says (hosts gone, image drift). */
+export async function read(id: string, props: Record<string, unknown>): Promise<{ id: string; props: Record<string, unknown> }> {
+  const inputs = inputsOf(props) as unknown as ClusterInputs;
+  const { spec } = parseInputs(inputs);
+  if (!spec) return { id, props };
+  const record = await currentRecord(spec);
+  if (!record) return { id: "", props: {} };
+  return { id, props: { ...props, ...outputsOf(inputs, record, undefined), lastPlan: props["lastPlan"] ?? [] } };
+}
+
+/** Destroy: every host reset; hosts that no longer exist are skipped unless `unreachableOnDelete: "fail"`. */
+export async function remove(_id: string, props: Record<string, unknown>): Promise<void> {
+  const inputs = inputsOf(props) as unknown as ClusterInputs;
+  const { spec, failures } = parseInputs(inputs);
+  if (!spec) throw new Error(failures.map((f) => f.reason).join("\n"));
+  const session = await Session.open();
+  try {
+    await resetCluster({ session, spec, force: inputs.unreachableOnDelete !== "fail", onEvent: logger(), command: "pulumi destroy (sealant Cluster)" });
+  } finally {
+    session.close();
+  }
+}

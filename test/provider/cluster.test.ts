@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as impl from "../../src/provider/impl/cluster";
+import type { ClusterInputs } from "../../src/provider/impl/cluster-inputs";
+import { buildEtcd, etcdHealthy, etcdMembers, execP, openBed, type Bed } from "../cluster/e2e/support";
+
+/**
+ * The Cluster provider's methods called directly (as the Pulumi engine would), with the real
+ * engine on sandbox hosts 127.0.10.201-203. The real Pulumi CLI runs them in the e2e tests.
+ */
+describe("the Cluster provider", () => {
+  let bed: Bed;
+  let image: string;
+  const saved = process.env.SEALANT_HOME;
+  beforeAll(async () => {
+    bed = await openBed(3, 201);
+    process.env.SEALANT_HOME = bed.home;
+    image = await buildEtcd(bed, "example/etcd:provider");
+  }, 120_000);
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.SEALANT_HOME;
+    else process.env.SEALANT_HOME = saved;
+    await bed?.close();
+  });
+
+  const inputs = (ips: string[], extra: Partial<ClusterInputs> = {}): ClusterInputs => ({
+    name: "prov",
+    image,
+    hosts: Object.fromEntries(ips.map((ip) => [ip, { roles: ["master"] }])),
+    ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts },
+    ...extra,
+  });
+
+  it("check plans from the inputs alone: the create, then exactly the join of a new host", async () => {
+    const [a, b, c] = bed.ips as [string, string, string];
+    const first = await impl.check(undefined, inputs([b, a]));
+    expect(first.failures).toBeUndefined();
+    expect(first.inputs.plan).toBe(`create cluster prov on ${a}, ${b} (master) with image ${image.split("@sha256:")[1]!.slice(0, 12)}`);
+    const grow = await impl.check(inputs([a, b]), inputs([a, b, c]));
+    expect(grow.inputs.plan).toBe(`join ${c} (master)`);
+    const unknown = await impl.check(inputs([a]), { ...inputs([a]), hosts: { "04da6b54-80e4-46f7-96ec-b56ff0331ba9": { roles: ["master"] } } });
+    expect(unknown.inputs.plan).toMatch(/known after apply/);
+  });
+
+  it("check names bad inputs by property, without secrets", async () => {
+    const r = await impl.check(undefined, { ...inputs([bed.ips[0]!]), ssh: { password: "s3cret-pw", usr: "root" } as never });
+    expect(r.failures?.map((f) => f.property)).toContain("ssh");
+    expect(JSON.stringify(r.failures)).toMatch(/usr/);
+    expect(JSON.stringify(r.failures)).not.toContain("s3cret-pw");
+  });
+
+  it("diff: hosts and image are updates; the name and data root replace the cluster", async () => {
+    const olds = { ...inputs([bed.ips[0]!]), imageDigest: "x", nodes: [], record: {}, lastPlan: [] };
+    expect(await impl.diff("prov", olds, inputs([bed.ips[0]!]))).toMatchObject({ changes: false, replaces: [] });
+    expect(await impl.diff("prov", olds, inputs([bed.ips[0]!, bed.ips[1]!]))).toMatchObject({ changes: true, replaces: [] });
+    expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), name: "other" })).toMatchObject({ changes: true, replaces: ["name"], deleteBeforeReplace: true });
+  });
+
+  it("create, update (join), read and delete act on the hosts", async () => {
+    const [a, b] = bed.ips as [string, string];
+    const created = await impl.create(inputs([a]));
+    expect(created.id).toBe("prov");
+    expect(created.outs["nodes"]).toEqual([{ ip: a, roles: ["master"], member: true, hostname: "host201" }]);
+    const updated = await impl.update("prov", created.outs, inputs([a, b]));
+    expect(updated.outs["lastPlan"]).toEqual([`join ${b} (master)`]);
+    expect(await etcdMembers(a)).toHaveLength(2);
+    expect(await etcdHealthy([a, b])).toBe(true);
+    const read = await impl.read("prov", updated.outs);
+    expect((read.props["nodes"] as { ip: string }[]).map((n) => n.ip)).toEqual([a, b]);
+    await impl.remove("prov", updated.outs);
+    const left = await execP("ssh", ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, `root@${a}`, "ls -A /var/lib/sealant 2>/dev/null; true"]);
+    expect(left.stdout.trim()).toBe("");
+    expect((await impl.read("prov", updated.outs)).id).toBe("");
+  }, 180_000);
+});
