@@ -72,3 +72,38 @@ describe("the Cluster provider", () => {
     expect((await impl.read("prov", updated.outs)).id).toBe("");
   }, 180_000);
 });
+
+describe("the Cluster provider after a host was reset out of band", () => {
+  let bed: Bed;
+  let image: string;
+  const saved = process.env.SEALANT_HOME;
+  beforeAll(async () => {
+    bed = await openBed(3, 204);
+    process.env.SEALANT_HOME = bed.home;
+    image = await buildEtcd(bed, "example/etcd:drift");
+  }, 120_000);
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.SEALANT_HOME;
+    else process.env.SEALANT_HOME = saved;
+    await bed?.close();
+  });
+
+  it("update sets the host up and joins it again", async () => {
+    // Three members, so the two left keep quorum to remove and re-add the wiped one.
+    const [a, b, c] = bed.ips as [string, string, string];
+    const args: ClusterInputs = {
+      name: "drift",
+      image,
+      hosts: { [a]: { roles: ["master"] }, [c]: { roles: ["master"] }, [b]: { roles: ["master"] } },
+      ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts },
+    };
+    const created = await impl.create(args);
+    // Someone wipes the second host: etcd killed, sealant's files deleted.
+    await execP("ssh", ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, `root@${b}`, "pkill -9 -x etcd; rm -rf /var/lib/sealant"]);
+    const updated = await impl.update("drift", created.outs, args);
+    expect(updated.outs["lastPlan"]).toEqual([`join ${b} (master)`]);
+    expect(await etcdMembers(a)).toEqual(["etcd-127-0-10-204", "etcd-127-0-10-205", "etcd-127-0-10-206"]);
+    expect(await etcdHealthy([a, b, c])).toBe(true);
+    await impl.remove("drift", updated.outs);
+  }, 180_000);
+});

@@ -31,6 +31,12 @@ export interface ClusterOptions {
 export interface ApplyOptions extends ClusterOptions {
   /** Connect, read, validate and plan; change nothing. */
   dryRun?: boolean;
+  /**
+   * Ask every member whether it still holds what the record says (one command per host):
+   * a host reset or rebuilt out of band is then set up and joined again. Off, apply trusts
+   * the record and touches only the hosts its plan names.
+   */
+  verifyHosts?: boolean;
 }
 
 export interface ApplyResult {
@@ -161,6 +167,25 @@ function newRecord(ctx: OpenCluster): ClusterRecord {
   };
 }
 
+/**
+ * The record with reality checked: a desired member that no longer holds its image (reset
+ * or rebuilt out of band) is no member any more, with no step done, so the plan sets it up
+ * and joins it again.
+ */
+async function verifiedRecord(ctx: OpenCluster, record: ClusterRecord): Promise<ClusterRecord> {
+  const members = record.hosts.filter((h) => h.member && ctx.hosts.has(h.ip));
+  await factsOf(ctx, members.map((h) => ctx.hosts.get(h.ip)!));
+  const out = structuredClone(record);
+  for (const h of out.hosts) {
+    const facts = ctx.facts.get(h.ip);
+    if (!h.member || !facts || facts.images.has(h.imageDigest.replace(/^sha256:/, ""))) continue;
+    ctx.emit({ type: "warning", host: h.ip, text: "no longer holds the cluster's files (reset out of band?): it will be set up and joined again" });
+    h.member = false;
+    h.done = [];
+  }
+  return out;
+}
+
 /** Hosts the record knows that the spec dropped: reached with the cluster's SSH settings. */
 export function addRecordedHostsFor(ctx: OpenCluster, record: ClusterRecord | undefined): void {
   for (const h of record?.hosts ?? []) if (!ctx.hosts.has(h.ip)) ctx.hosts.set(h.ip, removedHost(ctx.spec, h.ip, h.roles));
@@ -211,7 +236,8 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
     if (!opts.dryRun) {
       release = await acquireLock(await ctx.pool.get(ctx.firstMaster), ctx.layout, ctx.spec.name, lockOwner(opts.command ?? "sealant apply"), ctx.signal);
     }
-    const current = await readRecord(ctx);
+    const found = await readRecord(ctx);
+    const current = opts.verifyHosts && found ? await verifiedRecord(ctx, found) : found;
     addRecordedHostsFor(ctx, current);
     const plan = planCluster(ctx.desired, current);
     const involved = new Set(plan.phases.flatMap((p) => p.steps.map((s) => s.host)));

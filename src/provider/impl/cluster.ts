@@ -142,7 +142,8 @@ async function run(inputs: ClusterInputs, id: string | undefined): Promise<{ id:
   if (!spec) throw new Error(failures.map((f) => f.reason).join("\n"));
   const session = await Session.open();
   try {
-    const result = await applyCluster({ session, spec, onEvent: logger(), command: "pulumi up (sealant Cluster)" });
+    // Pulumi users expect `up` to converge on reality: every member is asked whether it still holds its files.
+    const result = await applyCluster({ session, spec, verifyHosts: true, onEvent: logger(), command: "pulumi up (sealant Cluster)" });
     return { id: spec.name, outs: outputsOf(inputs, result.record, result.plan) };
   } catch (err) {
     if (!(err instanceof ApplyError)) throw err;
