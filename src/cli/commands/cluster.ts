@@ -128,7 +128,7 @@ function noPositionals(positionals: string[], name: string, usage: string): void
 
 // --- apply -----------------------------------------------------------------------------------
 
-const applyUsage = `Usage: sealant apply [-f Clusterfile] [--dry-run] [--json] [OPTIONS]
+const applyUsage = `Usage: sealant apply [-f Clusterfile] [--dry-run] [--verify] [--json] [OPTIONS]
 
 Make the cluster match the Clusterfile: create it, join and remove hosts, roll a new image or
 configuration through the hosts. sealant reads the cluster's record from its masters, plans,
@@ -137,6 +137,8 @@ re-run resumes where it stopped. One apply at a time per cluster (see sealant un
 
 ${CLUSTERFILE_HELP}
       --dry-run                print the plan and change nothing (same as sealant plan)
+      --verify                 ask every member whether it still holds its files; a host reset
+                               out of band is set up and joined again
       --json                   print {plan, record, sent, dryRun} as JSON on stdout
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
@@ -144,18 +146,20 @@ ${OUTPUT_HELP}`;
 export const apply: Command = {
   usage: applyUsage,
   async run(args, signal) {
-    const { values, positionals } = parse(args, { ...withVerbose, "dry-run": { type: "boolean", default: false }, json: { type: "boolean", default: false } }, applyUsage);
+    const flags = { ...withVerbose, "dry-run": { type: "boolean", default: false }, verify: { type: "boolean", default: false }, json: { type: "boolean", default: false } } as const;
+    const { values, positionals } = parse(args, flags, applyUsage);
     noPositionals(positionals, "apply", applyUsage);
     await withCluster(values, async ({ spec, session, events }) => {
-      if (values["dry-run"]) return printPlan(await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true }), values.json);
-      await runApply(spec, session, events, signal, values.json, "sealant apply", "applied");
+      const verifyHosts = values.verify;
+      if (values["dry-run"]) return printPlan(await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true, verifyHosts }), values.json);
+      await runApply(spec, session, events, signal, values.json, "sealant apply", "applied", verifyHosts);
     });
   },
 };
 
-async function runApply(spec: ClusterSpec, session: Session, events: ClusterPrinter, signal: AbortSignal, json: boolean, command: string, verb: string): Promise<ApplyResult> {
+async function runApply(spec: ClusterSpec, session: Session, events: ClusterPrinter, signal: AbortSignal, json: boolean, command: string, verb: string, verifyHosts = false): Promise<ApplyResult> {
   const started = Date.now();
-  const result = await withDeadline(signal, spec, "the apply", (s) => applyCluster(clusterOptions(session, spec, events, s, command)));
+  const result = await withDeadline(signal, spec, "the apply", (s) => applyCluster({ ...clusterOptions(session, spec, events, s, command), verifyHosts }));
   if (json) printJson(result);
   else process.stdout.write(applySummary(result, Date.now() - started, verb));
   return result;
