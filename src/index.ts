@@ -1,7 +1,13 @@
 /**
- * sealant: cluster images as code. The engine (no Pulumi) is exported here; the Pulumi
- * resources and constructs arrive with their own modules.
+ * sealant: cluster images as code. The Pulumi resources, and the engine (no Pulumi) for
+ * programs that drive it directly.
  */
+export { ImageBuild } from "./provider/image-build";
+export type { ImageBuildArgs, ImageBuildLayer, RegistryAuthArgs } from "./provider/image-build";
+export { ClusterImage } from "./provider/cluster-image";
+export type { ClusterImageArgs } from "./provider/cluster-image";
+export { Cluster } from "./provider/cluster";
+export type { ClusterArgs } from "./provider/cluster";
 export * as image from "./engine/image";
 export { build, buildImage, BuildInputError, parseKubefile, parseKubefileOrThrow, KubefileSyntaxError } from "./engine/build";
 export type { BuildRequest, BuildResult, BuildEvent } from "./engine/build";

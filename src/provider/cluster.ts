@@ -52,7 +52,9 @@ export class Cluster extends pulumi.dynamic.Resource {
       clusterProvider,
       name,
       { ...args, ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh), registry: args.registry === undefined ? undefined : pulumi.secret(args.registry), plan: undefined, lastPlan: undefined, imageDigest: undefined, nodes: undefined },
-      { ...opts, additionalSecretOutputs: ["ssh", "registry", "hosts", ...(opts?.additionalSecretOutputs ?? [])] },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts"] }),
+      "sealant",
+      "Cluster",
     );
   }
 }

@@ -16,16 +16,7 @@ import { ImageNotFoundError } from "../../engine/image/store";
 import { parseReference } from "../../engine/image/reference";
 import { Session } from "../../engine/session";
 import { specInputOf, type ClusterInputs } from "./cluster-inputs";
-
-const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-function hasUnknown(v: unknown): boolean {
-  if (v === UNKNOWN) return true;
-  if (Array.isArray(v)) return v.some(hasUnknown);
-  // Hosts are keyed by IP, so an IP not known yet is an unknown key.
-  if (v && typeof v === "object") return Object.keys(v).includes(UNKNOWN) || Object.values(v).some(hasUnknown);
-  return false;
-}
+import { containsUnknown } from "./unknown";
 
 /** Input properties that replace the cluster when changed (its identity on the hosts). */
 const REPLACE_ON = ["name", "dataRoot"] as const;
@@ -80,12 +71,12 @@ function describePlan(plan: Plan): string {
 }
 
 export async function check(olds: ClusterInputs | undefined, news: ClusterInputs): Promise<{ inputs: ClusterInputs; failures?: CheckFailure[] }> {
-  if (hasUnknown(news)) return { inputs: { ...news, plan: "(known after apply: some inputs are not known yet)" } };
+  if (containsUnknown(news)) return { inputs: { ...news, plan: "(known after apply: some inputs are not known yet)" } };
   const { spec, failures } = parseInputs(news);
   if (!spec) return { inputs: news, failures };
   const desired = await previewDesired(spec);
   let current: CurrentCluster | undefined;
-  if (olds && olds.name !== undefined && !hasUnknown(olds)) {
+  if (olds && olds.name !== undefined && !containsUnknown(olds)) {
     const old = parseInputs(olds).spec;
     if (old && old.name === spec.name) current = asApplied(await previewDesired(old));
   }
