@@ -8,6 +8,8 @@ export { ClusterImage } from "./provider/cluster-image";
 export type { ClusterImageArgs } from "./provider/cluster-image";
 export { Cluster } from "./provider/cluster";
 export type { ClusterArgs } from "./provider/cluster";
+export { KubernetesCluster, AlicloudCluster, InvalidPropsError } from "./constructs";
+export type { KubernetesClusterProps, KubernetesClusterImage, HostSettings, AlicloudClusterProps, AlicloudAccess, AlicloudHostKeyPolicy } from "./constructs";
 export * as image from "./engine/image";
 export { build, buildImage, BuildInputError, parseKubefile, parseKubefileOrThrow, KubefileSyntaxError } from "./engine/build";
 export type { BuildRequest, BuildResult, BuildEvent } from "./engine/build";

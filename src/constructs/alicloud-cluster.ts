@@ -1,0 +1,454 @@
+import * as alicloud from "@pulumi/alicloud";
+import * as pulumi from "@pulumi/pulumi";
+import type { Cluster } from "../provider/cluster";
+import { clusterNameProblem, imageProblem, InvalidPropsError, KubernetesCluster, type KubernetesClusterProps, KUBERNETES_API_PORT } from "./kubernetes-cluster";
+
+/**
+ * How the hosts are reached over SSH (and so which of their IPs the cluster is keyed by).
+ * - `bastion`: only a bastion instance gets a public IP; the cluster's hosts are keyed by
+ *   their private IPs and reached through the bastion (`ssh.bastion`).
+ * - `public`: every host gets a public IP and the cluster is keyed by the public IPs. ECS
+ *   public IPs are NAT addresses, not on the host's interface: only for images whose services
+ *   do not bind the host's IP (the etcd example does, so it needs `bastion` or `private`).
+ * - `private`: no public IPs; keyed by private IPs — for running `pulumi up` inside the VPC
+ *   (a VPN, Express Connect, or an ECS instance in it).
+ */
+export type AlicloudAccess = "bastion" | "public" | "private";
+export const ALICLOUD_ACCESS: readonly AlicloudAccess[] = ["bastion", "public", "private"];
+
+/** Host-key policies for cloud hosts; see the `Cluster` ssh settings. */
+export type AlicloudHostKeyPolicy = "accept-new" | "strict" | "insecure";
+
+export interface AlicloudClusterProps
+  extends Pick<
+    KubernetesClusterProps,
+    "image" | "clusterName" | "env" | "registry" | "plugins" | "configs" | "apps" | "runtime" | "hostAliases" | "upgrade" | "timeouts" | "dataRoot" | "parallelism" | "masterSettings" | "workerSettings"
+  > {
+  /** Control-plane instances (`${name}-master-0..N-1`), 1 to 10; an odd number keeps etcd's quorum. @default 3 */
+  readonly masterCount?: number;
+  /**
+   * Worker instances (`${name}-worker-0..N-1`). Instances are named by index, so raising the
+   * count adds instances at the end and the cluster joins exactly those; lowering it removes
+   * the highest indices (the cluster removes the hosts before the instances are deleted).
+   * @default 0
+   */
+  readonly workerCount?: number;
+  /** ECS instance type of the masters. @default "ecs.g7.large" (2 vCPU, 8 GiB) */
+  readonly masterInstanceType?: string;
+  /** ECS instance type of the workers. @default masterInstanceType */
+  readonly workerInstanceType?: string;
+  /** ECS instance type of the bastion (access "bastion"). @default masterInstanceType */
+  readonly bastionInstanceType?: string;
+  /**
+   * The zone of the VSwitch and instances.
+   * @default the first zone of the region (`alicloud.getZones`) that can create a VSwitch and
+   * offers the master (and worker, bastion) instance types, chosen once (a later change of the
+   * region's zones does not move the cluster)
+   */
+  readonly zoneId?: pulumi.Input<string>;
+  /**
+   * The ECS image of every instance. Changing it re-initialises the instances' system disks.
+   * @default the most recent public image matching `imageNameRegex` when each instance is
+   * created (a newer image later goes to new instances only)
+   */
+  readonly imageId?: pulumi.Input<string>;
+  /** Name regex of the public ECS image (`alicloud.ecs.getImages`, owners "system"). @default "^ubuntu_22_04_x64" */
+  readonly imageNameRegex?: string;
+  /** System disk size of every host, GiB (20-500). @default 40 */
+  readonly systemDiskSize?: number;
+  /** System disk category: cloud_essd, cloud_ssd, cloud_efficiency, ... @default "cloud_essd" */
+  readonly systemDiskCategory?: string;
+  /** The VPC's IPv4 CIDR (mask /8 to /28). @default "10.0.0.0/16" */
+  readonly vpcCidr?: string;
+  /**
+   * The VSwitch's IPv4 CIDR, inside `vpcCidr` (mask /16 to /27). Every instance gets a fixed
+   * private address in it, by role and index, counted from the network address: the bastion
+   * +5, masters +10 to +19, workers from +20 (`10.0.1.20`, `10.0.1.21`, ... by default). So a
+   * host's address is known before it exists — `pulumi preview --diff` names the hosts a
+   * scale-up joins — and never changes while the host lives.
+   * @default "10.0.1.0/24" (room for 233 workers)
+   */
+  readonly vswitchCidr?: string;
+  /** How the hosts are reached; see {@link AlicloudAccess}. @default "bastion" */
+  readonly access?: AlicloudAccess;
+  /**
+   * Outbound internet bandwidth, Mbit/s, of each instance with a public IP (every host for
+   * access "public", the bastion for "bastion"); 1-100.
+   * @default 10
+   */
+  readonly internetMaxBandwidthOut?: number;
+  /** "PayByTraffic" or "PayByBandwidth". @default "PayByTraffic" */
+  readonly internetChargeType?: string;
+  /** "PostPaid" (pay-as-you-go) or "PrePaid" (subscription). @default "PostPaid" */
+  readonly instanceChargeType?: string;
+  /** Who may reach SSH (port 22): an IPv4 CIDR. Narrow it to your own address. @default "0.0.0.0/0" */
+  readonly allowedSshCidr?: string;
+  /** Who may reach the Kubernetes API (port 6443): an IPv4 CIDR. @default "0.0.0.0/0" */
+  readonly allowedApiCidr?: string;
+  /**
+   * The root password of every instance, and the SSH login (secret). Alibaba Cloud asks for
+   * 8-30 characters with three of: upper case, lower case, digits, special characters.
+   * Give `password` or `publicKey`, not both.
+   */
+  readonly password?: pulumi.Input<string>;
+  /** An OpenSSH public key for an `ecs.EcsKeyPair` that every instance gets. Needs `privateKey` or `privateKeyPath`. */
+  readonly publicKey?: string;
+  /** The private key of `publicKey` (secret), for the SSH login. */
+  readonly privateKey?: pulumi.Input<string>;
+  /** A file holding the private key of `publicKey`, for the SSH login. */
+  readonly privateKeyPath?: string;
+  /**
+   * Host keys of new cloud instances are not known beforehand: "accept-new" records each
+   * host's first key (sealant's known_hosts) and refuses a changed one. "strict" needs
+   * `knownHosts`/`fingerprints` given through `masterSettings`/`workerSettings` ssh.
+   * @default "accept-new"
+   */
+  readonly hostKeyPolicy?: AlicloudHostKeyPolicy;
+  /** Tags on every resource that takes them (with `sealant.io/cluster`). @default {} */
+  readonly tags?: Record<string, string>;
+  /** What `pulumi destroy` does with hosts it cannot reach. @default "skip" (an instance already gone) */
+  readonly unreachableOnDelete?: KubernetesClusterProps["unreachableOnDelete"];
+}
+
+/** Private address layout in the VSwitch: offsets from its network address. */
+const OFFSET = { bastion: 5, master: 10, worker: 20 } as const;
+const MAX_MASTERS = OFFSET.worker - OFFSET.master;
+/** Alibaba Cloud reserves the last three addresses of a VSwitch (and the first). */
+const RESERVED_AT_END = 3;
+
+const DEFAULTS = {
+  masterCount: 3,
+  workerCount: 0,
+  masterInstanceType: "ecs.g7.large",
+  imageNameRegex: "^ubuntu_22_04_x64",
+  systemDiskSize: 40,
+  systemDiskCategory: "cloud_essd",
+  vpcCidr: "10.0.0.0/16",
+  vswitchCidr: "10.0.1.0/24",
+  access: "bastion" as AlicloudAccess,
+  internetMaxBandwidthOut: 10,
+  internetChargeType: "PayByTraffic",
+  instanceChargeType: "PostPaid",
+  allowedSshCidr: "0.0.0.0/0",
+  allowedApiCidr: "0.0.0.0/0",
+  hostKeyPolicy: "accept-new" as AlicloudHostKeyPolicy,
+};
+
+/**
+ * A cluster image run on Alibaba Cloud: a VPC, a VSwitch, a security group (SSH from
+ * `allowedSshCidr`, everything inside the VPC, the API port from `allowedApiCidr`), a key pair
+ * or password, ECS instances for masters and workers (and a bastion), and a
+ * `KubernetesCluster` on the instances' IPs.
+ *
+ * ```ts
+ * const cfg = new pulumi.Config();
+ * const prod = new AlicloudCluster("prod", {
+ *   image: "registry.example.com/prod/etcd:3.4@sha256:...",
+ *   masterCount: 3,
+ *   workerCount: cfg.getNumber("workers") ?? 0,
+ *   publicKey: fs.readFileSync("id_ed25519.pub", "utf8"),
+ *   privateKey: cfg.requireSecret("sshKey"),
+ *   allowedSshCidr: "203.0.113.7/32",
+ * });
+ * export const endpoint = prod.endpoint;
+ * ```
+ */
+export class AlicloudCluster extends pulumi.ComponentResource {
+  readonly vpc: alicloud.vpc.Network;
+  readonly vswitch: alicloud.vpc.Switch;
+  readonly securityGroup: alicloud.ecs.SecurityGroup;
+  /** The security group's ingress rules: ssh, internal (the VPC CIDR), api. */
+  readonly securityGroupRules: alicloud.ecs.SecurityGroupRule[];
+  /** The key pair, when `publicKey` is given. */
+  readonly keyPair: alicloud.ecs.EcsKeyPair | undefined;
+  /** The bastion instance, for access "bastion". */
+  readonly bastion: alicloud.ecs.Instance | undefined;
+  /** Master instances, by index. */
+  readonly masterInstances: alicloud.ecs.Instance[];
+  /** Worker instances, by index. */
+  readonly workerInstances: alicloud.ecs.Instance[];
+  /** The cluster on the instances (with its `Cluster` child as `kubernetes.cluster`). */
+  readonly kubernetes: KubernetesCluster;
+  /** The `Cluster` resource (hosts keyed by the instances' IPs). */
+  readonly cluster: Cluster;
+  /** The zone the hosts are in. */
+  readonly zoneId: pulumi.Output<string>;
+  /** The ECS image the hosts run. */
+  readonly imageId: pulumi.Output<string>;
+  /** The masters' IPs the cluster uses (public or private, by `access`), by index. */
+  readonly masterIps: pulumi.Output<string[]>;
+  /** The workers' IPs the cluster uses, by index. */
+  readonly workerIps: pulumi.Output<string[]>;
+  /** The bastion's public IP ("" without a bastion). */
+  readonly bastionIp: pulumi.Output<string>;
+  /** The API endpoint (`https://<first master>:6443`; a private address unless access is "public"). */
+  readonly endpoint: pulumi.Output<string>;
+  /** The admin kubeconfig (secret); empty until the cluster's runtime writes one (see KubernetesCluster). */
+  readonly kubeconfig: pulumi.Output<string>;
+  /** Hosts as the cluster records them. */
+  readonly nodes: Cluster["nodes"];
+
+  constructor(name: string, props: AlicloudClusterProps, opts?: pulumi.ComponentResourceOptions) {
+    // Validated before anything is registered: bad props leave no resource behind.
+    const where = `AlicloudCluster "${name}"`;
+    const p = withDefaults(props);
+    const clusterName = props?.clusterName ?? name;
+    validate(where, props, p, clusterName);
+    super("sealant:index:AlicloudCluster", name, {}, opts);
+    if (p.masterCount % 2 === 0) {
+      void pulumi.log.warn(`${where}: masterCount ${p.masterCount} is even; an odd count (1, 3, 5) tolerates as many failures with one host fewer`, this);
+    }
+    const parent = { parent: this };
+    const tags = { "sealant.io/cluster": clusterName, ...props.tags };
+
+    this.vpc = new alicloud.vpc.Network(`${name}-vpc`, { vpcName: clusterName, cidrBlock: p.vpcCidr, description: `sealant cluster ${clusterName}`, tags }, parent);
+
+    const bastioned = p.access === "bastion";
+    const workerType = props.workerInstanceType ?? p.masterInstanceType;
+    const bastionType = props.bastionInstanceType ?? p.masterInstanceType;
+    const neededTypes = [...new Set([p.masterInstanceType, ...(p.workerCount > 0 ? [workerType] : []), ...(bastioned ? [bastionType] : [])])];
+    this.zoneId = props.zoneId !== undefined ? pulumi.output(props.zoneId) : this.pickZone(where, neededTypes);
+
+    // A looked-up zone is chosen once: a region's zone list changing later must not replace
+    // the VSwitch (and every host with it). A zoneId given explicitly is followed.
+    this.vswitch = new alicloud.vpc.Switch(
+      `${name}-vswitch`,
+      { vpcId: this.vpc.id, cidrBlock: p.vswitchCidr, zoneId: this.zoneId, vswitchName: clusterName, tags },
+      { parent: this, ...(props.zoneId === undefined ? { ignoreChanges: ["zoneId"] } : {}) },
+    );
+
+    this.securityGroup = new alicloud.ecs.SecurityGroup(`${name}-sg`, { vpcId: this.vpc.id, securityGroupName: clusterName, description: `sealant cluster ${clusterName}`, tags }, parent);
+    const rule = (suffix: string, args: Omit<alicloud.ecs.SecurityGroupRuleArgs, "securityGroupId" | "type" | "policy" | "nicType">) =>
+      new alicloud.ecs.SecurityGroupRule(`${name}-${suffix}`, { securityGroupId: this.securityGroup.id, type: "ingress", policy: "accept", nicType: "intranet", ...args }, parent);
+    this.securityGroupRules = [
+      rule("ssh", { ipProtocol: "tcp", portRange: "22/22", cidrIp: p.allowedSshCidr, description: "SSH" }),
+      rule("internal", { ipProtocol: "all", portRange: "-1/-1", cidrIp: p.vpcCidr, description: "all traffic inside the cluster's VPC" }),
+      rule("api", { ipProtocol: "tcp", portRange: `${KUBERNETES_API_PORT}/${KUBERNETES_API_PORT}`, cidrIp: p.allowedApiCidr, description: "Kubernetes API" }),
+    ];
+
+    this.keyPair =
+      props.publicKey !== undefined
+        ? new alicloud.ecs.EcsKeyPair(`${name}-key`, { keyPairName: keyPairName(clusterName), publicKey: props.publicKey.trim(), tags }, parent)
+        : undefined;
+    const login: alicloud.ecs.InstanceArgs = this.keyPair ? { keyName: this.keyPair.keyPairName } : { password: pulumi.secret(props.password!) };
+
+    this.imageId = props.imageId !== undefined ? pulumi.output(props.imageId) : this.pickImage(where, p.imageNameRegex, p.masterInstanceType);
+
+    const network = (parseCidr(p.vswitchCidr) as [number, number])[0];
+    const address = (offset: number) => ipv4(network + offset);
+    const instance = (resourceName: string, hostName: string, instanceType: string, privateIp: string, publicIp: boolean) =>
+      new alicloud.ecs.Instance(
+        resourceName,
+        {
+          instanceName: hostName,
+          hostName,
+          instanceType,
+          imageId: this.imageId,
+          vswitchId: this.vswitch.id,
+          privateIp,
+          securityGroups: [this.securityGroup.id],
+          systemDiskCategory: p.systemDiskCategory,
+          systemDiskSize: p.systemDiskSize,
+          instanceChargeType: p.instanceChargeType,
+          internetChargeType: p.internetChargeType,
+          internetMaxBandwidthOut: publicIp ? p.internetMaxBandwidthOut : 0,
+          ...login,
+          tags,
+        },
+        // A looked-up image is chosen when the instance is created: a newer image published
+        // later goes to new instances only — changing an instance's image re-initialises its
+        // system disk, wiping the host. An imageId given explicitly is followed.
+        { parent: this, ...(props.imageId === undefined ? { ignoreChanges: ["imageId"] } : {}) },
+      );
+
+    this.bastion = bastioned ? instance(`${name}-bastion`, `${clusterName}-bastion`, bastionType, address(OFFSET.bastion), true) : undefined;
+    const hostsPublic = p.access === "public";
+    const masterAddresses = range(p.masterCount).map((i) => address(OFFSET.master + i));
+    const workerAddresses = range(p.workerCount).map((i) => address(OFFSET.worker + i));
+    this.masterInstances = masterAddresses.map((ip, i) => instance(`${name}-master-${i}`, `${clusterName}-master-${i}`, p.masterInstanceType, ip, hostsPublic));
+    this.workerInstances = workerAddresses.map((ip, i) => instance(`${name}-worker-${i}`, `${clusterName}-worker-${i}`, workerType, ip, hostsPublic));
+
+    // The cluster's host IPs: the public ones (known once the instances exist), or the planned
+    // private ones, known now — so preview plans with them. Either way they carry the instances
+    // and the rules as dependencies (URNs resolve once those are created), so the cluster is
+    // set up only when the hosts exist and SSH is let in.
+    const ready = pulumi.all(this.securityGroupRules.map((r) => r.urn));
+    const ipsOf = (instances: alicloud.ecs.Instance[], planned: string[]): pulumi.Output<string[]> =>
+      hostsPublic
+        ? pulumi.all([pulumi.all(instances.map((i) => i.publicIp)), ready]).apply(([ips]) => ips)
+        : pulumi.all([pulumi.all(instances.map((i) => i.urn)), ready]).apply(() => planned);
+    this.masterIps = ipsOf(this.masterInstances, masterAddresses);
+    this.workerIps = ipsOf(this.workerInstances, workerAddresses);
+    this.bastionIp = this.bastion ? this.bastion.publicIp : pulumi.output("");
+
+    const credentials = props.password !== undefined ? { password: pulumi.secret(props.password) } : props.privateKey !== undefined ? { privateKey: pulumi.secret(props.privateKey) } : { privateKeyPath: props.privateKeyPath! };
+    const ssh = pulumi.output({
+      user: "root",
+      port: 22,
+      hostKeyPolicy: p.hostKeyPolicy,
+      ...credentials,
+      ...(this.bastion ? { bastion: { host: this.bastion.publicIp, port: 22, user: "root", ...credentials } } : {}),
+    });
+
+    const passed = ["image", "env", "registry", "plugins", "configs", "apps", "runtime", "hostAliases", "upgrade", "timeouts", "dataRoot", "parallelism", "masterSettings", "workerSettings", "unreachableOnDelete"] as const;
+    const kprops: Record<string, unknown> = { clusterName, masters: this.masterIps, workers: this.workerIps, ssh };
+    for (const key of passed) if (props[key] !== undefined) kprops[key] = props[key];
+    this.kubernetes = new KubernetesCluster(name, kprops as unknown as KubernetesClusterProps, parent);
+    this.cluster = this.kubernetes.cluster;
+    this.endpoint = this.kubernetes.endpoint;
+    this.kubeconfig = this.kubernetes.kubeconfig;
+    this.nodes = this.kubernetes.nodes;
+
+    this.registerOutputs({
+      zoneId: this.zoneId,
+      imageId: this.imageId,
+      vpcId: this.vpc.id,
+      vswitchId: this.vswitch.id,
+      securityGroupId: this.securityGroup.id,
+      masterIps: this.masterIps,
+      workerIps: this.workerIps,
+      bastionIp: this.bastionIp,
+      endpoint: this.endpoint,
+      kubeconfig: this.kubeconfig,
+      nodes: this.nodes,
+    });
+  }
+
+  /** The first zone that can create a VSwitch and offers every instance type needed. */
+  private pickZone(where: string, instanceTypes: string[]): pulumi.Output<string> {
+    const lookups = instanceTypes.map((t) => alicloud.getZonesOutput({ availableResourceCreation: "VSwitch", availableInstanceType: t }, { parent: this }));
+    return pulumi.all(lookups).apply((results) => {
+      const [first, ...rest] = results.map((r) => (r.zones ?? []).map((z) => z.id));
+      const zone = (first ?? []).find((z) => rest.every((ids) => ids.includes(z)));
+      if (zone === undefined) {
+        throw new InvalidPropsError(where, [`no zone of this region can create a VSwitch with instance type${instanceTypes.length > 1 ? "s" : ""} ${instanceTypes.join(", ")}; choose other instance types or set zoneId`]);
+      }
+      return zone;
+    });
+  }
+
+  /** The most recent public image whose name matches. */
+  private pickImage(where: string, nameRegex: string, instanceType: string): pulumi.Output<string> {
+    return alicloud.ecs.getImagesOutput({ nameRegex, owners: "system", mostRecent: true, instanceType }, { parent: this }).apply((r) => {
+      const image = r.images?.[0];
+      if (image === undefined) throw new InvalidPropsError(where, [`no public ECS image matches imageNameRegex ${JSON.stringify(nameRegex)} for ${instanceType}; change imageNameRegex or set imageId`]);
+      return image.id;
+    });
+  }
+}
+
+type Resolved = typeof DEFAULTS & { masterInstanceType: string };
+
+function withDefaults(props: AlicloudClusterProps | undefined): Resolved {
+  const out = { ...DEFAULTS } as Resolved;
+  for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
+    const v = props?.[key];
+    if (v !== undefined) (out as Record<string, unknown>)[key] = v;
+  }
+  return out;
+}
+
+function ipv4(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** A key pair name unique per cluster and stack (key pair names are per region and account). */
+function keyPairName(clusterName: string): string {
+  return `sealant-${clusterName}-${pulumi.getStack()}`.replace(/[^A-Za-z0-9._:-]/g, "-").slice(0, 128);
+}
+
+/** An IPv4 CIDR: [network as a number, mask bits], or a problem in words. */
+export function parseCidr(cidr: unknown): [number, number] | string {
+  if (typeof cidr !== "string") return `${JSON.stringify(cidr)} is not an IPv4 CIDR (expected a.b.c.d/n)`;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  if (!m) return `"${cidr}" is not an IPv4 CIDR (expected a.b.c.d/n, e.g. 10.0.0.0/16)`;
+  const octets = m.slice(1, 5).map(Number);
+  const bits = Number(m[5]);
+  if (octets.some((o) => o > 255)) return `"${cidr}" has an octet above 255`;
+  if (bits > 32) return `"${cidr}" has a mask above /32`;
+  const addr = octets.reduce((a, o) => a * 256 + o, 0);
+  const size = 2 ** (32 - bits);
+  if (addr % size !== 0) {
+    const net = Math.floor(addr / size) * size;
+    return `"${cidr}" has host bits set (the network is ${ipv4(net)}/${bits})`;
+  }
+  return [addr, bits];
+}
+
+function validate(where: string, props: AlicloudClusterProps | undefined, p: Resolved, clusterName: string): void {
+  if (props === undefined || props === null) throw new InvalidPropsError(where, ["props are required: at least image and a login (password, or publicKey with privateKey/privateKeyPath)"]);
+  const problems: string[] = [];
+  for (const problem of [clusterNameProblem(clusterName, props.clusterName === undefined), imageProblem(props.image)]) {
+    if (problem !== undefined) problems.push(problem);
+  }
+  const count = (prop: "masterCount" | "workerCount", min: number, max: number) => {
+    const v = p[prop];
+    if (!Number.isInteger(v) || v < min || v > max) problems.push(`${prop} must be a whole number from ${min} to ${max} (got ${JSON.stringify(v)})`);
+  };
+  count("masterCount", 1, MAX_MASTERS);
+  count("workerCount", 0, 999);
+  if (!ALICLOUD_ACCESS.includes(p.access)) problems.push(`access must be one of ${ALICLOUD_ACCESS.map((a) => `"${a}"`).join(", ")} (got ${JSON.stringify(p.access)})`);
+  if (!["accept-new", "strict", "insecure"].includes(p.hostKeyPolicy)) problems.push(`hostKeyPolicy must be "accept-new", "strict" or "insecure" (got ${JSON.stringify(p.hostKeyPolicy)})`);
+
+  const vpc = parseCidr(p.vpcCidr);
+  const vsw = parseCidr(p.vswitchCidr);
+  if (typeof vpc === "string") problems.push(`vpcCidr: ${vpc}`);
+  else if (vpc[1] < 8 || vpc[1] > 28) problems.push(`vpcCidr "${p.vpcCidr}" must have a mask from /8 to /28`);
+  if (typeof vsw === "string") problems.push(`vswitchCidr: ${vsw}`);
+  else if (vsw[1] < 16 || vsw[1] > 27) problems.push(`vswitchCidr "${p.vswitchCidr}" must have a mask from /16 to /27`);
+  if (typeof vpc !== "string" && typeof vsw !== "string") {
+    if (vsw[1] < vpc[1] || Math.floor(vsw[0] / 2 ** (32 - vpc[1])) !== vpc[0] / 2 ** (32 - vpc[1])) {
+      problems.push(`vswitchCidr "${p.vswitchCidr}" is not inside vpcCidr "${p.vpcCidr}"`);
+    } else if (vsw[1] <= 27 && Number.isInteger(p.workerCount)) {
+      const room = 2 ** (32 - vsw[1]) - RESERVED_AT_END - OFFSET.worker;
+      if (p.workerCount > room) problems.push(`vswitchCidr "${p.vswitchCidr}" has addresses for ${room} workers (workers start at +${OFFSET.worker}), fewer than workerCount ${p.workerCount}`);
+    }
+  }
+  for (const prop of ["allowedSshCidr", "allowedApiCidr"] as const) {
+    const c = parseCidr(p[prop]);
+    if (typeof c === "string") problems.push(`${prop}: ${c}`);
+  }
+
+  const bw = p.internetMaxBandwidthOut;
+  if (p.access !== "private" && (!Number.isInteger(bw) || bw < 1 || bw > 100)) {
+    problems.push(`internetMaxBandwidthOut must be a whole number of Mbit/s from 1 to 100 for access "${p.access}" (the public IP needs bandwidth) (got ${JSON.stringify(bw)})`);
+  }
+  if (!Number.isInteger(p.systemDiskSize) || p.systemDiskSize < 20 || p.systemDiskSize > 500) problems.push(`systemDiskSize must be a whole number of GiB from 20 to 500 (got ${JSON.stringify(p.systemDiskSize)})`);
+  for (const prop of ["masterInstanceType", "workerInstanceType", "bastionInstanceType"] as const) {
+    const t = props[prop];
+    if (t !== undefined && (typeof t !== "string" || !/^ecs\.[a-z0-9-]+\.[a-z0-9]+$/.test(t))) problems.push(`${prop} ${JSON.stringify(t)} is not an ECS instance type (e.g. "ecs.g7.large")`);
+  }
+  if (typeof p.imageNameRegex === "string") {
+    try {
+      new RegExp(p.imageNameRegex);
+    } catch (err) {
+      problems.push(`imageNameRegex ${JSON.stringify(p.imageNameRegex)} is not a regular expression: ${(err as Error).message}`);
+    }
+  }
+
+  const hasPassword = props.password !== undefined;
+  const hasKey = props.publicKey !== undefined;
+  if (hasPassword && hasKey) problems.push("give password or publicKey (with privateKey or privateKeyPath), not both");
+  else if (!hasPassword && !hasKey) problems.push("a login is required: password, or publicKey with privateKey or privateKeyPath");
+  if (hasKey) {
+    if (typeof props.publicKey !== "string" || !/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+/.test(props.publicKey.trim())) {
+      problems.push("publicKey is not an OpenSSH public key (expected e.g. \"ssh-ed25519 AAAA... comment\", as in id_ed25519.pub)");
+    }
+    if (props.privateKey === undefined && props.privateKeyPath === undefined) problems.push("publicKey needs privateKey or privateKeyPath: the SSH login of the cluster");
+    if (props.privateKey !== undefined && props.privateKeyPath !== undefined) problems.push("give privateKey (the key) or privateKeyPath (a file), not both");
+  } else if (props.privateKey !== undefined || props.privateKeyPath !== undefined) {
+    problems.push("privateKey/privateKeyPath need publicKey: the key pair the instances get");
+  }
+  if (typeof props.password === "string") {
+    const pw = props.password;
+    const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((r) => r.test(pw)).length;
+    if (pw.length < 8 || pw.length > 30 || classes < 3) {
+      problems.push(`password must have 8-30 characters with three of: upper case, lower case, digits, special characters (got ${pw.length} characters, ${classes} kind${classes === 1 ? "" : "s"})`);
+    }
+  }
+  if (problems.length > 0) throw new InvalidPropsError(where, problems);
+}

@@ -1,0 +1,182 @@
+import * as pulumi from "@pulumi/pulumi";
+import { beforeEach, describe, expect, it } from "vitest";
+import { InvalidPropsError, KubernetesCluster } from "../../src/constructs";
+import { hostProblems } from "../../src/constructs/kubernetes-cluster";
+
+/*
+ * KubernetesCluster under Pulumi's mocks: no engine, no provider runs; the mocks record every
+ * resource registered (type, name, inputs) and the mock monitor gives each its URN, whose type
+ * chain names the parent's type. Resources are only created when a constructor is called, so
+ * setting the mocks here, before any test, is early enough.
+ */
+interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+const registered: Registered[] = [];
+const REPO_DIGEST = `registry.example.com/team/etcd:3.4@sha256:${"ab".repeat(32)}`;
+
+void pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state: Record<string, unknown> = { ...args.inputs };
+      if (args.type.endsWith(":ImageBuild")) Object.assign(state, { ref: "registry.example.com/team/etcd:3.4", digest: `sha256:${"ab".repeat(32)}`, repoDigest: REPO_DIGEST });
+      if ("hosts" in args.inputs) Object.assign(state, { imageDigest: `sha256:${"ab".repeat(32)}`, nodes: [], plan: "create", lastPlan: [] });
+      return { id: `${args.name}-id`, state };
+    },
+    call() {
+      return {};
+    },
+  },
+  "sealant-test",
+  "test",
+  false,
+);
+
+const monitor = () => pulumi.runtime.getMonitor() as unknown as { resources: Map<string, { urn: string }> };
+
+/** The mocks see secrets in their wire form: `{ <secret sig>: ..., value }`. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+function isSecretValue(v: unknown): v is { value: unknown } {
+  return typeof v === "object" && v !== null && SECRET_SIG in v;
+}
+function reveal(v: unknown): unknown {
+  if (isSecretValue(v)) return reveal(v.value);
+  if (Array.isArray(v)) return v.map(reveal);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, reveal(x)]));
+  return v;
+}
+
+function value<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply(resolve));
+}
+
+/** The parent's type of each registered resource, by `type::name` (from the URN's type chain). */
+function parents(): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>();
+  for (const urn of monitor().resources.keys()) {
+    const [, , chain, name] = urn.split("::");
+    const types = chain!.split("$");
+    out.set(`${types.at(-1)}::${name}`, types.length > 1 ? types.at(-2) : undefined);
+  }
+  return out;
+}
+
+const clusterOf = () => registered.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic") && "hosts" in r.inputs);
+
+beforeEach(() => {
+  registered.length = 0;
+});
+
+describe("KubernetesCluster", () => {
+  it("GIVEN an image ref and host IPs WHEN created THEN one Cluster child keyed by IP with master/node roles", async () => {
+    const ref = `registry.example.com/team/etcd:3.4@sha256:${"cd".repeat(32)}`;
+    const k = new KubernetesCluster("kc", { image: ref, masters: ["10.0.0.3", "10.0.0.2"], workers: ["10.0.0.10"], ssh: { user: "root", privateKeyPath: "/keys/id" } });
+    await value(k.cluster.urn);
+
+    const clusters = clusterOf();
+    expect(clusters).toHaveLength(1);
+    expect(registered.filter((r) => r.type.endsWith(":ImageBuild"))).toHaveLength(0);
+    const c = clusters[0]!;
+    expect(c.name).toBe("kc");
+    expect(c.inputs["name"]).toBe("kc");
+    expect(c.inputs["image"]).toBe(ref);
+    expect(c.inputs["hosts"]).toEqual({ "10.0.0.2": { roles: ["master"] }, "10.0.0.3": { roles: ["master"] }, "10.0.0.10": { roles: ["node"] } });
+    // The Cluster makes its ssh settings secret.
+    expect(isSecretValue(c.inputs["ssh"])).toBe(true);
+    expect(reveal(c.inputs["ssh"])).toEqual({ user: "root", privateKeyPath: "/keys/id" });
+
+    // The Cluster's parent is the component; the component has none.
+    const p = parents();
+    expect(p.get(`${c.type}::kc`)).toBe("sealant:index:KubernetesCluster");
+    expect(p.get("sealant:index:KubernetesCluster::kc")).toBeUndefined();
+
+    expect(await value(k.masters)).toEqual(["10.0.0.2", "10.0.0.3"]);
+    expect(await value(k.workers)).toEqual(["10.0.0.10"]);
+    // The first master in address order anchors the cluster.
+    expect(await value(k.endpoint)).toBe("https://10.0.0.2:6443");
+    expect(await value(k.kubeconfig)).toBe("");
+    expect(await pulumi.isSecret(k.kubeconfig)).toBe(true);
+    expect(await value(k.image)).toBe(ref);
+  });
+
+  it("GIVEN { build } WHEN created THEN an ImageBuild child and the Cluster runs its repoDigest", async () => {
+    const k = new KubernetesCluster("built", { image: { build: { context: "./examples/etcd", tag: "registry.example.com/team/etcd:3.4" } }, masters: ["10.0.0.2"], clusterName: "etcd" });
+    await value(k.cluster.urn);
+
+    const builds = registered.filter((r) => r.type.endsWith(":ImageBuild"));
+    expect(builds.map((b) => b.name)).toEqual(["built-image"]);
+    expect(builds[0]!.inputs).toMatchObject({ context: "./examples/etcd", tag: "registry.example.com/team/etcd:3.4" });
+    expect(k.imageBuild).toBeDefined();
+    const c = clusterOf()[0]!;
+    expect(c.inputs["image"]).toBe(REPO_DIGEST);
+    expect(c.inputs["name"]).toBe("etcd");
+    const p = parents();
+    expect(p.get(`${builds[0]!.type}::built-image`)).toBe("sealant:index:KubernetesCluster");
+    expect(p.get(`${c.type}::built`)).toBe("sealant:index:KubernetesCluster");
+  });
+
+  it("GIVEN settings per group and per host WHEN created THEN each host carries them over the group's", async () => {
+    const k = new KubernetesCluster("set", {
+      image: "example/etcd:3.4",
+      masters: ["10.0.0.2"],
+      workers: ["10.0.0.10", "10.0.0.11"],
+      workerSettings: { labels: { tier: "worker" }, taints: ["dedicated=db:NoSchedule"] },
+      hostSettings: { "10.0.0.11": { labels: { disk: "ssd" }, taints: [] } },
+    });
+    await value(k.cluster.urn);
+    expect(clusterOf()[0]!.inputs["hosts"]).toEqual({
+      "10.0.0.2": { roles: ["master"] },
+      "10.0.0.10": { roles: ["node"], labels: { tier: "worker" }, taints: ["dedicated=db:NoSchedule"] },
+      "10.0.0.11": { roles: ["node"], labels: { tier: "worker", disk: "ssd" }, taints: [] },
+    });
+  });
+
+  it("GIVEN host IPs as outputs WHEN they resolve THEN the hosts are keyed by them", async () => {
+    const k = new KubernetesCluster("late", { image: "example/etcd:3.4", masters: pulumi.output(["10.0.0.5"]), workers: [pulumi.output("10.0.0.6")] });
+    await value(k.cluster.urn);
+    expect(clusterOf()[0]!.inputs["hosts"]).toEqual({ "10.0.0.5": { roles: ["master"] }, "10.0.0.6": { roles: ["node"] } });
+  });
+
+  describe("validation at construction, in the props' terms", () => {
+    const base = { image: "example/etcd:3.4", masters: ["10.0.0.2"] };
+    const fails = (props: object, message: RegExp) => {
+      let err: unknown;
+      try {
+        new KubernetesCluster("bad", props as never);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(InvalidPropsError);
+      expect((err as Error).message).toMatch(/^KubernetesCluster "bad"/);
+      expect((err as Error).message).toMatch(message);
+      // Nothing was registered for a construct that failed validation.
+      expect(registered.filter((r) => r.name.startsWith("bad"))).toEqual([]);
+    };
+
+    it("no masters", () => fails({ ...base, masters: [] }, /masters must list at least one host IP \(got \[\]\)/));
+    it("masters missing", () => fails({ image: "example/etcd:3.4" }, /masters is required/));
+    it("an IP in masters and workers", () => fails({ ...base, workers: ["10.0.0.2"] }, /workers\[0\]: 10\.0\.0\.2 is already masters\[0\]/));
+    it("an IP twice in workers", () => fails({ ...base, workers: ["10.0.0.7", "10.0.0.7"] }, /workers\[1\]: 10\.0\.0\.7 is already workers\[0\]/));
+    it("not an IP", () => fails({ ...base, workers: ["node-1"] }, /workers\[0\]: .*node-1/));
+    it("mixed families", () => fails({ ...base, workers: ["fd00::7"] }, /mix IPv4 and IPv6/));
+    it("a bad image ref", () => fails({ ...base, image: "Bad Ref" }, /image: invalid image reference "Bad Ref"/));
+    it("no image", () => fails({ masters: ["10.0.0.2"] }, /image is required/));
+    it("a construct name that is no DNS label, without clusterName", () => {
+      expect(() => new KubernetesCluster("Prod_1", base)).toThrow(/clusterName "Prod_1" is not a valid DNS label.*\(it defaults to the construct's name; set clusterName\)/);
+    });
+    it("a clusterName that is no DNS label", () => fails({ ...base, clusterName: "Prod_1" }, /clusterName "Prod_1" is not a valid DNS label/));
+    it("every problem at once", () => fails({ image: "Bad Ref", masters: [], workers: ["x"] }, /invalid props:\n {2}- .*image[\s\S]*masters must list[\s\S]*workers\[0\]/));
+  });
+
+  it("host IPs known only later (outputs) are checked by the same rules when they resolve", () => {
+    // The construct runs hostProblems inside the apply that builds the Cluster's hosts; a
+    // problem there fails `pulumi up` with the same message (not run here: under mocks it is
+    // an unhandled rejection of the registration).
+    expect(hostProblems(["10.0.0.5"], ["10.0.0.5"])).toEqual(["workers[0]: 10.0.0.5 is already masters[0]; a host is a master or a worker, once"]);
+    expect(hostProblems(["fd00::1", "FD00:0::1"], [])).toEqual(["masters[1]: FD00:0::1 is already masters[0]; a host is a master or a worker, once"]);
+    expect(hostProblems([], ["10.0.0.6"], false)).toEqual([]);
+  });
+});
