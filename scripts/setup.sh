@@ -38,3 +38,6 @@ if [ ! -e "$stamp" ]; then
   touch "$stamp"
 fi
 npm run --silent build
+# Pulumi loads a dynamic provider with no file of its own, so its `require("sealant/...")`
+# resolves from node_modules: the programs in this repo find the package through this link.
+ln -sfn .. "$root/node_modules/sealant"

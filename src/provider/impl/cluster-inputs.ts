@@ -40,7 +40,8 @@ export function compareIps(a: string, b: string): number {
  * which Pulumi does not keep.
  */
 export function specInputOf(inputs: ClusterInputs): ClusterSpecInput {
-  const { hosts, unreachableOnDelete: _u, plan: _p, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
+  // `__provider` is the serialised provider the Pulumi engine adds to every dynamic resource's inputs.
+  const { hosts, unreachableOnDelete: _u, plan: _p, __provider: _s, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
   const ips = Object.keys(hosts ?? {}).sort((a, b) => {
     const am = hosts[a]!.roles?.includes("master") ? 0 : 1;
     const bm = hosts[b]!.roles?.includes("master") ? 0 : 1;
