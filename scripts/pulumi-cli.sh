@@ -11,12 +11,14 @@
 # The module proxy this project reaches does not serve every version of
 # github.com/pulumi/pulumi/pkg/v3 (it answers 403 "not available"); then the newest version known
 # to be served here, $fallback below, is built instead (the engine protocol is backward compatible:
-# a newer nodejs SDK runs on an older engine). The Go language host module
-# (github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3) is tried at the pseudo-version
-# of the pkg tag's commit; when the proxy refuses it (it does here), a small stand-in language host
-# written in Node is installed instead: it implements the LanguageRuntime gRPC service with the
-# SDK's own generated stubs and runs programs through the SDK's own `@pulumi/pulumi/cmd/run`, which
-# is what the Go host does.
+# a newer nodejs SDK runs on an older engine).
+#
+# The nodejs language host is Pulumi's Go `pulumi-language-nodejs`. Since v3.69 it is its own
+# untagged module (github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3), tried at the
+# pseudo-version of the pkg tag's commit; the proxy here refuses every version of it (403), so the
+# newest language host the proxy does serve is built instead: the one inside
+# github.com/pulumi/pulumi/sdk/v3 up to $langhost_fallback (same gRPC LanguageRuntime protocol; it runs the
+# program with the installed @pulumi/pulumi's own `cmd/run`, so the SDK version is the npm one).
 #
 # After this, `source scripts/env.sh` puts $SEALANT_CACHE/pulumi-current/bin (pulumi, the language
 # host and pulumi-resource-pulumi-nodejs, the dynamic-provider launcher) and, after it,
@@ -26,7 +28,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=scripts/env.sh
 source "$root/scripts/env.sh"
 cache="${SEALANT_CACHE:-$HOME/.cache/sealant}"
-fallback="v3.259.0" # newest pkg/v3 whose module zip this project's module proxy serves (checked 2026-11)
+fallback="v3.259.0"          # newest pkg/v3 whose module zip this project's module proxy serves (checked 2026-11)
+langhost_fallback="v3.68.0"  # newest sdk/v3 that still contains nodejs/cmd/pulumi-language-nodejs
 
 log() { echo "pulumi-cli: $*" >&2; }
 die() { echo "pulumi-cli: ERROR: $*" >&2; exit 1; }
@@ -46,190 +49,12 @@ want="v${PULUMI_CLI_VERSION:-$sdk_version}"
 want="v${want#v}"
 
 complete() { [ -f "$cache/pulumi-$1/.complete" ] && [ -x "$cache/pulumi-$1/bin/pulumi" ] && [ -x "$cache/pulumi-$1/bin/pulumi-language-nodejs" ] \
+  && grep -q '^language_host=go ' "$cache/pulumi-$1/BUILD-INFO" \
   && [ -x "$cache/pulumi-$1/bin/pulumi-resource-pulumi-nodejs" ]; }
 
 point_current() { # atomically repoint $cache/pulumi-current at pulumi-$1
   ln -sfn "pulumi-$1" "$cache/.pulumi-current.$$"
   mv -T "$cache/.pulumi-current.$$" "$cache/pulumi-current"
-}
-
-# Writes the Node stand-in for pulumi-language-nodejs into directory $1.
-write_node_langhost() {
-  local bin="$1"
-  cat > "$bin/pulumi-language-nodejs.js" << 'EOF'
-// Stand-in for Pulumi's Go `pulumi-language-nodejs`, installed by sealant's scripts/pulumi-cli.sh
-// because the Go module proxy reachable here does not serve that module. It implements the
-// LanguageRuntime gRPC service with the @pulumi/pulumi SDK's own generated stubs and runs the
-// program through the SDK's own `cmd/run` entry point, passing what the Go host passes.
-// Not implemented (answers UNIMPLEMENTED): About, GetProgramDependencies, InstallDependencies,
-// RunPlugin, codegen (GenerateProject/Program/Package), Pack, Link, Template, RuntimeOptionsPrompts.
-"use strict";
-const { spawn } = require("child_process");
-const fs = require("fs");
-const path = require("path");
-
-const positional = process.argv.slice(2).filter((a) => !a.startsWith("-"));
-let engineAddress = positional.length > 0 ? positional[positional.length - 1] : "";
-
-function sdkDirFrom(dir) {
-  return path.dirname(require.resolve("@pulumi/pulumi/package.json", { paths: [dir] }));
-}
-let sdkDir;
-try {
-  sdkDir = sdkDirFrom(process.cwd());
-} catch (err) {
-  console.error(`pulumi-language-nodejs: cannot find @pulumi/pulumi from ${process.cwd()}: run npm install`);
-  process.exit(1);
-}
-const grpc = require(require.resolve("@grpc/grpc-js", { paths: [sdkDir] }));
-const langpb = require(path.join(sdkDir, "proto", "language_pb.js"));
-const langrpc = require(path.join(sdkDir, "proto", "language_grpc_pb.js"));
-const pluginpb = require(path.join(sdkDir, "proto", "plugin_pb.js"));
-const emptypb = require(require.resolve("google-protobuf/google/protobuf/empty_pb.js", { paths: [sdkDir] }));
-const version = require(path.join(sdkDir, "package.json")).version;
-
-function unary(fn) {
-  return (call, callback) => {
-    Promise.resolve()
-      .then(() => fn(call.request))
-      .then(
-        (res) => callback(null, res),
-        (err) => callback({ code: grpc.status.UNKNOWN, details: String((err && err.stack) || err) }),
-      );
-  };
-}
-
-// Resource plugins named by packages under the nearest node_modules (package.json "pulumi.resource").
-function requiredPackages(programDir) {
-  let dir = path.resolve(programDir);
-  while (!fs.existsSync(path.join(dir, "node_modules")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  const nm = path.join(dir, "node_modules");
-  const pkgDirs = [];
-  let entries = [];
-  try {
-    entries = fs.readdirSync(nm);
-  } catch {
-    return [];
-  }
-  for (const e of entries) {
-    if (e.startsWith(".")) continue;
-    if (e.startsWith("@")) {
-      try {
-        for (const s of fs.readdirSync(path.join(nm, e))) pkgDirs.push(path.join(nm, e, s));
-      } catch {}
-    } else pkgDirs.push(path.join(nm, e));
-  }
-  const deps = [];
-  for (const d of pkgDirs) {
-    let pj;
-    try {
-      pj = JSON.parse(fs.readFileSync(path.join(d, "package.json"), "utf8"));
-    } catch {
-      continue;
-    }
-    const p = pj.pulumi;
-    if (!p || !p.resource) continue;
-    const name = p.name || String(pj.name).replace(/^@pulumi\//, "").replace(/^@/, "");
-    let v = p.version || pj.version || "";
-    if (v && !v.startsWith("v")) v = "v" + v;
-    const dep = new pluginpb.PackageDependency();
-    dep.setKind("resource");
-    dep.setName(name);
-    dep.setVersion(v);
-    if (p.server) dep.setServer(p.server);
-    deps.push(dep);
-  }
-  return deps;
-}
-
-function run(req) {
-  const info = req.getInfo();
-  const opts = info && info.getOptions() ? info.getOptions().toJavaScript() : {};
-  const programDir = (info && info.getProgramDirectory()) || req.getPwd() || process.cwd();
-  const sdk = sdkDirFrom(programDir);
-  const args = [];
-  if (opts.nodeargs) args.push(...String(opts.nodeargs).split(/\s+/).filter(Boolean));
-  args.push(path.join(sdk, "cmd", "run"));
-  const add = (k, v) => {
-    if (v !== undefined && v !== null && v !== "") args.push(`--${k}=${v}`);
-  };
-  add("monitor", req.getMonitorAddress());
-  add("engine", engineAddress);
-  add("organization", req.getOrganization());
-  add("project", req.getProject());
-  add("root-directory", info ? info.getRootDirectory() : "");
-  add("stack", req.getStack());
-  add("pwd", req.getPwd());
-  if (req.getDryrun()) args.push("--dry-run");
-  add("parallel", String(req.getParallel()));
-  const entry = (info && info.getEntryPoint()) || req.getProgram();
-  args.push(!entry || entry === "." ? "." : path.resolve(programDir, entry));
-  args.push(...req.getArgsList());
-
-  const config = {};
-  req.getConfigMap().forEach((v, k) => {
-    config[k] = v;
-  });
-  const env = { ...process.env };
-  env.PULUMI_CONFIG = JSON.stringify(config);
-  env.PULUMI_CONFIG_SECRET_KEYS = JSON.stringify(req.getConfigsecretkeysList());
-  const ts = opts.typescript === undefined ? true : opts.typescript !== false && opts.typescript !== "false";
-  env.PULUMI_NODEJS_TYPESCRIPT = String(ts);
-  if (opts.tsconfig) env.PULUMI_NODEJS_TSCONFIG_PATH = String(opts.tsconfig);
-
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, {
-      cwd: req.getPwd() || programDir,
-      env,
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    const res = new langpb.RunResponse();
-    child.on("error", (err) => {
-      res.setError(`Problem executing program (could not run language executor): ${err.message}`);
-      resolve(res);
-    });
-    child.on("close", (code, signal) => {
-      if (code === 32) res.setBail(true); // the program already reported a user-actionable error
-      else if (code !== 0) res.setError(signal ? `Program exited due to signal ${signal}` : `Program exited with non-zero exit code: ${code}`);
-      resolve(res);
-    });
-  });
-}
-
-const server = new grpc.Server({ "grpc.max_receive_message_length": 400 * 1024 * 1024 });
-server.addService(langrpc.LanguageRuntimeService, {
-  handshake: unary((req) => {
-    if (req.getEngineAddress()) engineAddress = req.getEngineAddress();
-    return new langpb.LanguageHandshakeResponse();
-  }),
-  getPluginInfo: unary(() => {
-    const info = new pluginpb.PluginInfo();
-    info.setVersion(version);
-    return info;
-  }),
-  getRequiredPackages: unary((req) => {
-    const info = req.getInfo();
-    const res = new langpb.GetRequiredPackagesResponse();
-    res.setPackagesList(requiredPackages((info && info.getProgramDirectory()) || process.cwd()));
-    return res;
-  }),
-  run: unary(run),
-  cancel: unary(() => new emptypb.Empty()),
-});
-server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => {
-  if (err) {
-    console.error(`pulumi-language-nodejs: could not start the gRPC server: ${err.message}`);
-    process.exit(1);
-  }
-  process.stdout.write(`${port}\n`);
-});
-EOF
-  cat > "$bin/pulumi-language-nodejs" << 'EOF'
-#!/bin/sh
-# Stand-in nodejs language host (see pulumi-language-nodejs.js beside this file).
-exec node "$(dirname "$0")/pulumi-language-nodejs.js" "$@"
-EOF
-  chmod 755 "$bin/pulumi-language-nodejs"
 }
 
 # Writes the dynamic-provider plugin launcher into directory $1. Pulumi's release archives ship this
@@ -245,13 +70,48 @@ EOF
   chmod 755 "$1/pulumi-resource-pulumi-nodejs"
 }
 
+use_go() {
+  if ! command -v go > /dev/null 2>&1; then export PATH="/usr/local/go/bin:$PATH"; fi
+  command -v go > /dev/null 2>&1 || die "go not found (looked on PATH and in /usr/local/go/bin)"
+  export GOWORK=off GOFLAGS="${GOFLAGS:--buildvcs=false}"
+}
+
+# A cached build from before the Go language host was built here (it had a stand-in written in
+# Node): only the language host is built and swapped in, not the whole CLI again.
+replace_langhost() {
+  local dir="$cache/pulumi-$1"
+  [ -f "$dir/.complete" ] && [ -x "$dir/bin/pulumi" ] || return 1
+  use_go
+  rm -rf "$dir/bin.langhost"
+  mkdir -p "$dir/bin.langhost"
+  build_sdk_langhost "$dir/bin.langhost"
+  mv -f "$dir/bin.langhost/pulumi-language-nodejs" "$dir/bin/pulumi-language-nodejs"
+  rm -rf "$dir/bin.langhost" "$dir/bin/pulumi-language-nodejs.js"
+  sed -i "s|^language_host=.*|language_host=go github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs@$langhost_fallback|" "$dir/BUILD-INFO"
+}
+
+# Builds Pulumi's Go nodejs language host from github.com/pulumi/pulumi/sdk/v3@$langhost_fallback (the
+# newest sdk/v3 that contains it; later versions moved it into a module this proxy refuses) into
+# directory $1. Its own wrapper module: the CLI's needs sdk/v3 at the CLI's version.
+build_sdk_langhost() {
+  local bin="$1" work="$cache/pulumi-build/langhost-$langhost_fallback"
+  local pkg="github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs"
+  mkdir -p "$work"
+  printf '%s\n' "// Generated by sealant scripts/pulumi-cli.sh: builds pulumi-language-nodejs $langhost_fallback." \
+    "module sealant.local/pulumi-langhost" "" "go 1.20" "" "require github.com/pulumi/pulumi/sdk/v3 $langhost_fallback" > "$work/go.mod"
+  printf '%s\n' "//go:build tools" "" "package tools" "" "import _ \"$pkg\"" > "$work/tools.go"
+  rm -f "$work/go.sum"
+  log "building pulumi-language-nodejs from $pkg@$langhost_fallback (~30 s)"
+  (cd "$work" && go mod tidy && CGO_ENABLED=0 go build -trimpath -tags osusergo,grpcnotrace \
+    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$langhost_fallback" -o "$bin/pulumi-language-nodejs" "$pkg") \
+    || die "go build of $pkg@$langhost_fallback failed (see the error above)"
+}
+
 # Builds pulumi at version $1 into $cache/pulumi-$1. Returns 3 when the proxy does not serve pkg/v3@$1.
 build() {
   local v="$1" start end
   start=$(date +%s)
-  if ! command -v go > /dev/null 2>&1; then export PATH="/usr/local/go/bin:$PATH"; fi
-  command -v go > /dev/null 2>&1 || die "go not found (looked on PATH and in /usr/local/go/bin)"
-  export GOWORK=off GOFLAGS="${GOFLAGS:--buildvcs=false}"
+  use_go
   local work="$cache/pulumi-build/$v"
   mkdir -p "$work"
   local modcache
@@ -300,7 +160,7 @@ build() {
     local ldl
     ldl="$(cd "$work" && go mod download -json "$langhost_mod@$pseudo" 2>&1)" || true
     if printf '%s' "$ldl" | grep -q '"Error"'; then
-      log "the Go language host is not available ($(printf '%s' "$ldl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).Error.split("\n")[0])}catch{console.log(s)}})')); a Node stand-in will be installed"
+      log "the Go language host is not available ($(printf '%s' "$ldl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).Error.split("\n")[0])}catch{console.log(s)}})')); building the one in github.com/pulumi/pulumi/sdk/v3@$langhost_fallback instead"
     else
       langhost_go=1
     fi
@@ -350,7 +210,7 @@ build() {
     (cd "$work" && CGO_ENABLED=0 go build -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" \
       -o "$out/bin/pulumi-language-nodejs" "$langhost_mod") || die "go build of pulumi-language-nodejs failed (see the error above)"
   else
-    write_node_langhost "$out/bin"
+    build_sdk_langhost "$out/bin"
   fi
   write_dynamic_provider "$out/bin"
   local got
@@ -359,7 +219,7 @@ build() {
   end=$(date +%s)
   {
     echo "pulumi=$v"
-    echo "language_host=$([ "$langhost_go" = 1 ] && echo "go $langhost_mod@$pseudo" || echo "node stand-in (scripts/pulumi-cli.sh)")"
+    echo "language_host=go $([ "$langhost_go" = 1 ] && echo "$langhost_mod@$pseudo" || echo "github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs@$langhost_fallback")"
     echo "npm_sdk=@pulumi/pulumi@$sdk_version"
     echo "go=$(go env GOVERSION)"
     echo "build_seconds=$((end - start))"
@@ -388,6 +248,9 @@ ensure() {
   flock 9
   for v in "$want" "$fallback"; do # another run may have built it while we waited
     if complete "$v"; then point_current "$v"; echo "$v"; return; fi
+  done
+  for v in "$want" "$fallback"; do
+    if replace_langhost "$v" >&2; then point_current "$v"; echo "$v"; return; fi
   done
   local rc=0
   build "$want" >&2 || rc=$? # stdout carries only the version to the caller

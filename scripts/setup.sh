@@ -41,3 +41,5 @@ npm run --silent build
 # Pulumi loads a dynamic provider with no file of its own, so its `require("sealant/...")`
 # resolves from node_modules: the programs in this repo find the package through this link.
 ln -sfn .. "$root/node_modules/sealant"
+# The Pulumi CLI and its nodejs language host, built from the Go module proxy and cached (first time: minutes).
+bash "$root/scripts/pulumi-cli.sh"
