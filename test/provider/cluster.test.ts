@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import * as impl from "../../src/provider/impl/cluster";
 import type { ClusterInputs } from "../../src/provider/impl/cluster-inputs";
+import { startHost, stopHost } from "../../src/engine/sandbox";
 import { buildEtcd, etcdHealthy, etcdMembers, execP, openBed, type Bed } from "../cluster/e2e/support";
 
 /**
@@ -40,6 +41,13 @@ describe("the Cluster provider", () => {
     expect(grow.inputs.plan).toBe(`join ${c} (master)`);
     const unknown = await impl.check(inputs([a]), { ...inputs([a]), hosts: { "04da6b54-80e4-46f7-96ec-b56ff0331ba9": { roles: ["master"] } } });
     expect(unknown.inputs.plan).toMatch(/known after apply/);
+    // An image still being built (unknown in preview) is planned as a new image, hosts as they are.
+    const pending = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+    const upgrade = await impl.check(inputs([a, b]), { ...inputs([a, b, c]), image: pending });
+    expect(upgrade.inputs.plan).toBe(`join ${c} (master)\nupgrade image ${image.split("@sha256:")[1]!.slice(0, 12)} -> (known after apply) on 2 hosts (2 batches)`);
+    expect(upgrade.inputs.image).toBe(pending);
+    const fresh = await impl.check(undefined, { ...inputs([a]), image: pending });
+    expect(fresh.inputs.plan).toBe(`create cluster prov on ${a} (master) with image (known after apply)`);
   });
 
   it("check names bad inputs by property, without secrets", async () => {
@@ -52,6 +60,8 @@ describe("the Cluster provider", () => {
   it("diff: hosts and image are updates; the name and data root replace the cluster", async () => {
     const olds = { ...inputs([bed.ips[0]!]), imageDigest: "x", nodes: [], record: {}, lastPlan: [] };
     expect(await impl.diff("prov", olds, inputs([bed.ips[0]!]))).toMatchObject({ changes: false, replaces: [] });
+    // check adds the plan to the new inputs; the old outputs have none: no change by itself.
+    expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), plan: "no changes to cluster prov" })).toMatchObject({ changes: false });
     expect(await impl.diff("prov", olds, inputs([bed.ips[0]!, bed.ips[1]!]))).toMatchObject({ changes: true, replaces: [] });
     expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), name: "other" })).toMatchObject({ changes: true, replaces: ["name"], deleteBeforeReplace: true });
   });
@@ -107,4 +117,64 @@ describe("the Cluster provider after a host was reset out of band", () => {
     expect(await etcdHealthy([a, b, c])).toBe(true);
     await impl.remove("drift", updated.outs);
   }, 180_000);
+
+  const argsFor = (name: string, ips: string[]): ClusterInputs => ({
+    name,
+    image,
+    hosts: Object.fromEntries(ips.map((ip) => [ip, { roles: ["master"] }])),
+    ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts },
+  });
+  type Node = { ip: string; member: boolean };
+
+  it("read (refresh) leaves the reset host out of the inputs: check plans its join, diff shows it, update rejoins it", async () => {
+    const [a, b, c] = bed.ips as [string, string, string];
+    const args = argsFor("refresh", [a, b, c]);
+    const created = await impl.create(args);
+    await execP("ssh", ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, `root@${b}`, "pkill -9 -x etcd; rm -rf /var/lib/sealant"]);
+    // As the Pulumi engine passes them: the state's outputs with the serialised provider.
+    const read = await impl.read("refresh", { ...created.outs, __provider: "function __f0() {}" });
+    expect(read.id).toBe("refresh");
+    const inputs = read.inputs!;
+    expect(Object.keys(inputs["hosts"] as object)).toEqual([a, c]);
+    expect(Object.keys(read.props["hosts"] as object)).toEqual([a, c]);
+    expect(inputs["__provider"]).toBe("function __f0() {}");
+    for (const k of ["nodes", "record", "imageDigest", "lastPlan"]) expect(inputs).not.toHaveProperty(k);
+    expect((read.props["nodes"] as Node[]).map((n) => [n.ip, n.member])).toEqual([[a, true], [b, false], [c, true]]);
+    expect(((read.props["record"] as { hosts: Node[] }).hosts.find((h) => h.ip === b))?.member).toBe(false);
+    expect(read.props["imageDigest"]).toBe(created.outs["imageDigest"]);
+
+    // What preview then does: check with the refreshed inputs as olds, diff against the refreshed outputs.
+    const checked = await impl.check(inputs as unknown as ClusterInputs, args);
+    expect(checked.inputs.plan).toBe(`join ${b} (master)`);
+    expect(await impl.diff("refresh", read.props, args)).toMatchObject({ changes: true, replaces: [] });
+
+    const updated = await impl.update("refresh", read.props, checked.inputs);
+    expect(updated.outs["lastPlan"]).toEqual([`join ${b} (master)`]);
+    expect(await etcdMembers(a)).toEqual(["etcd-127-0-10-204", "etcd-127-0-10-205", "etcd-127-0-10-206"]);
+    expect(await etcdHealthy([a, b, c])).toBe(true);
+    const again = await impl.read("refresh", updated.outs);
+    expect(Object.keys(again.inputs!["hosts"] as object)).toEqual([a, b, c]);
+    expect((again.props["nodes"] as Node[]).every((n) => n.member)).toBe(true);
+    expect(await impl.diff("refresh", again.props, args)).toMatchObject({ changes: false });
+    await impl.remove("refresh", updated.outs);
+  }, 240_000);
+
+  it("read keeps a member it cannot reach as recorded, with a warning, and does not fail", async () => {
+    const [a, , c] = bed.ips as [string, string, string];
+    const created = await impl.create(argsFor("blip", [a, c]));
+    await stopHost(bed.sandbox, c);
+    const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+    try {
+      const read = await impl.read("blip", created.outs);
+      expect(read.id).toBe("blip");
+      expect(Object.keys(read.inputs!["hosts"] as object)).toEqual([a, c]);
+      expect(Object.keys(read.props["hosts"] as object)).toEqual([a, c]);
+      expect((read.props["nodes"] as Node[]).map((n) => [n.ip, n.member])).toEqual([[a, true], [c, true]]);
+      expect(log.mock.calls.some((call) => String(call[0]).startsWith(`warning: ${c}: cannot be reached, kept as recorded`))).toBe(true);
+    } finally {
+      log.mockRestore();
+      await startHost(bed.sandbox, c);
+    }
+    await impl.remove("blip", created.outs);
+  }, 240_000);
 });

@@ -168,13 +168,20 @@ function newRecord(ctx: OpenCluster): ClusterRecord {
 }
 
 /**
- * The record with reality checked: a desired member that no longer holds its image (reset
- * or rebuilt out of band) is no member any more, with no step done, so the plan sets it up
- * and joins it again.
+ * The record with reality checked (one command per member the spec names): a member that no
+ * longer holds its image (reset or rebuilt out of band) is no member any more, with no step
+ * done, so the plan sets it up and joins it again. A member that cannot be reached fails
+ * with the HostsError naming it, or with `unreachable: "keep"` is reported as a warning and
+ * kept as recorded (a network blip is no reset).
  */
-async function verifiedRecord(ctx: OpenCluster, record: ClusterRecord): Promise<ClusterRecord> {
+export async function verifiedRecord(ctx: OpenCluster, record: ClusterRecord, opts: { unreachable?: "fail" | "keep" } = {}): Promise<ClusterRecord> {
   const members = record.hosts.filter((h) => h.member && ctx.hosts.has(h.ip));
-  await factsOf(ctx, members.map((h) => ctx.hosts.get(h.ip)!));
+  try {
+    await factsOf(ctx, members.map((h) => ctx.hosts.get(h.ip)!));
+  } catch (err) {
+    if (!(err instanceof HostsError) || opts.unreachable !== "keep") throw err;
+    for (const f of err.failures) ctx.emit({ type: "warning", host: f.host, text: `cannot be reached, kept as recorded: ${String((f.error as Error).message ?? f.error)}` });
+  }
   const out = structuredClone(record);
   for (const h of out.hosts) {
     const facts = ctx.facts.get(h.ip);

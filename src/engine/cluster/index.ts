@@ -3,7 +3,7 @@
  * from its masters, plan, validate, execute phase by phase with every step recorded.
  */
 export { applyCluster, openCluster, readRecord, type ApplyOptions, type ApplyResult, type ClusterOptions, type OpenCluster } from "./apply";
-export { resetCluster, checkCluster, execOnCluster, unlockCluster, type ResetOptions, type CheckResult, type HostCheck, type ExecOnHostsOptions } from "./operations";
+export { resetCluster, checkCluster, observeCluster, execOnCluster, unlockCluster, type ResetOptions, type CheckResult, type HostCheck, type ExecOnHostsOptions } from "./operations";
 export { ApplyError } from "./executor";
 export { ValidationError } from "./validate";
 export { ClusterLockedError, type LockOwner } from "./state/lock";

@@ -1,5 +1,5 @@
 import { Hosts, HostsError, shellQuote, type ExecResult } from "../ssh";
-import { addRecordedHostsFor, factsOf, openCluster, readRecord, type ClusterOptions } from "./apply";
+import { addRecordedHostsFor, factsOf, openCluster, readRecord, verifiedRecord, type ClusterOptions } from "./apply";
 import type { ClusterHost } from "./connect";
 import { executePlan } from "./executor";
 import { planReset, type Plan } from "./plan";
@@ -57,6 +57,23 @@ export async function resetCluster(opts: ResetOptions): Promise<{ plan: Plan; sk
 
 function emptyRecord(name: string): ClusterRecord {
   return { version: 1, generation: 0, name, image: "", imageDigest: "", configDigest: "", specDigest: "", runtime: "", updatedAt: "", hosts: [] };
+}
+
+/**
+ * The cluster as it is, changing nothing (no lock): its record from its masters, with every
+ * member the spec names asked whether it still holds the cluster's image — one that does not
+ * (reset out of band) is reported as no member, with no step done. A member that cannot be
+ * reached is reported as a warning and kept as recorded; the first master must answer.
+ * Undefined when the cluster has no record (never created, or reset).
+ */
+export async function observeCluster(opts: ClusterOptions): Promise<ClusterRecord | undefined> {
+  const ctx = await openCluster(opts);
+  try {
+    const record = await readRecord(ctx);
+    return record && (await verifiedRecord(ctx, record, { unreachable: "keep" }));
+  } finally {
+    await ctx.close();
+  }
 }
 
 export interface HostCheck {

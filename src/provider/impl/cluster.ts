@@ -6,8 +6,12 @@
  * Preview opens no SSH connection: `check` plans from the old and new inputs alone (the old
  * inputs as if applied), which is the plan `update` then runs unless the cluster drifted — and
  * `update` plans again from the cluster's own record, so it never acts on a stale view.
+ *
+ * Refresh (`read`) observes the hosts (one command per member) and returns the inputs as they
+ * hold: a host reset out of band leaves the inputs' hosts, so the next preview plans its join
+ * from the refreshed inputs and shows the change, and `up` performs it.
  */
-import { applyCluster, ApplyError, openCluster, readRecord, resetCluster, type ClusterEvent, type ClusterRecord } from "../../engine/cluster";
+import { applyCluster, ApplyError, observeCluster, openCluster, readRecord, resetCluster, type ClusterEvent, type ClusterRecord } from "../../engine/cluster";
 import { desiredCluster } from "../../engine/cluster/desired";
 import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/image";
 import { planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
@@ -70,9 +74,18 @@ function describePlan(plan: Plan): string {
   return plan.summary.join("\n");
 }
 
+/**
+ * Stands in for an image only known after apply (typically an ImageBuild's digest): planned as
+ * another image than the old one, and named so in the plan.
+ */
+const PENDING_HEX = "f".repeat(64);
+const PENDING_IMAGE = `image.known-after-apply.invalid/pending@sha256:${PENDING_HEX}`;
+
 export async function check(olds: ClusterInputs | undefined, news: ClusterInputs): Promise<{ inputs: ClusterInputs; failures?: CheckFailure[] }> {
-  if (containsUnknown(news)) return { inputs: { ...news, plan: "(known after apply: some inputs are not known yet)" } };
-  const { spec, failures } = parseInputs(news);
+  const { image, ...rest } = news;
+  const pendingImage = containsUnknown(image) && !containsUnknown(rest);
+  if (containsUnknown(news) && !pendingImage) return { inputs: { ...news, plan: "(known after apply: some inputs are not known yet)" } };
+  const { spec, failures } = parseInputs(pendingImage ? { ...news, image: PENDING_IMAGE } : news);
   if (!spec) return { inputs: news, failures };
   const desired = await previewDesired(spec);
   let current: CurrentCluster | undefined;
@@ -81,7 +94,8 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
     if (old && old.name === spec.name) current = asApplied(await previewDesired(old));
   }
   try {
-    return { inputs: { ...news, plan: describePlan(planCluster(desired, current)) } };
+    const plan = describePlan(planCluster(desired, current)).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
+    return { inputs: { ...news, plan } };
   } catch (err) {
     return { inputs: news, failures: [{ property: "hosts", reason: (err as Error).message }] };
   }
@@ -100,8 +114,9 @@ function stable(v: unknown): string {
 }
 
 export async function diff(_id: string, olds: Record<string, unknown>, news: ClusterInputs): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
-  const before = inputsOf(olds);
-  const after = news as unknown as Record<string, unknown>;
+  // `plan` is derived from the other inputs (check adds it; outputs do not keep it).
+  const { plan: _before, ...before } = inputsOf(olds);
+  const { plan: _after, ...after } = news as unknown as Record<string, unknown>;
   const replaces = REPLACE_ON.filter((k) => stable(before[k]) !== stable(after[k]));
   const changes = stable(before) !== stable(after);
   return { changes, replaces: [...replaces], deleteBeforeReplace: true };
@@ -166,14 +181,37 @@ export function update(id: string, _olds: Record<string, unknown>, news: Cluster
   return run(news, id);
 }
 
-/** Refresh: the cluster as its own record says (hosts gone, image drift). */
-export async function read(id: string, props: Record<string, unknown>): Promise<{ id: string; props: Record<string, unknown> }> {
+/**
+ * Refresh: the cluster as its hosts say — its record, with every member asked whether it still
+ * holds the cluster's image (a member that cannot be reached is logged and kept as recorded).
+ * `inputs` (which Pulumi diffs the program against afterwards) and `props` keep only the hosts
+ * that really are members: a host reset out of band drops out, so preview plans its join and
+ * `up` performs it. `nodes`, `record` and `imageDigest` are the observed record. A cluster with
+ * no record is gone (id "").
+ */
+export async function read(id: string, props: Record<string, unknown>): Promise<{ id: string; props: Record<string, unknown>; inputs?: Record<string, unknown> }> {
   const inputs = inputsOf(props) as unknown as ClusterInputs;
   const { spec } = parseInputs(inputs);
   if (!spec) return { id, props };
-  const record = await currentRecord(spec);
+  const record = await observedRecord(spec);
   if (!record) return { id: "", props: {} };
-  return { id, props: { ...props, ...outputsOf(inputs, record, undefined), lastPlan: props["lastPlan"] ?? [] } };
+  const members = new Set(record.hosts.filter((h) => h.member).map((h) => h.ip));
+  const observed: ClusterInputs = { ...inputs, hosts: Object.fromEntries(Object.entries(inputs.hosts).filter(([ip]) => members.has(ip))) };
+  return {
+    id,
+    props: { ...props, ...outputsOf(observed, record, undefined), lastPlan: props["lastPlan"] ?? [] },
+    // The SDK adds `__provider` to returned inputs anyway; kept so they are whole on their own.
+    inputs: { ...(observed as unknown as Record<string, unknown>), ...(props["__provider"] !== undefined ? { __provider: props["__provider"] } : {}) },
+  };
+}
+
+async function observedRecord(spec: ClusterSpec): Promise<ClusterRecord | undefined> {
+  const session = await Session.open();
+  try {
+    return await observeCluster({ session, spec, onEvent: logger() });
+  } finally {
+    session.close();
+  }
 }
 
 /** Destroy: every host reset; hosts that no longer exist are skipped unless `unreachableOnDelete: "fail"`. */
