@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up (idempotent), then build cluster images and run one onto sandbox hosts.
+# The main job: set up (idempotent), then the Pulumi program at the repo root (Pulumi.yaml) run
+# with the real Pulumi CLI onto sandbox hosts: create an etcd cluster, scale it, destroy it.
+# The same cluster through the sealant CLI instead: bash examples/cli-demo.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup.sh"

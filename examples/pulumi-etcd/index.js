@@ -60,4 +60,5 @@ function optionalSecret(key, value) {
 exports.image = image.repoDigest;
 exports.nodes = cluster.nodes;
 exports.endpoints = ips.map((ip) => `http://${ip}:2379`);
+exports.endpoint = cluster.endpoint;
 exports.lastPlan = cluster.lastPlan;

@@ -92,9 +92,6 @@ export interface KubernetesClusterProps {
 /** The port of the Kubernetes API server on the masters. */
 export const KUBERNETES_API_PORT = 6443;
 
-/** A `Cluster` output this construct reads when the resource has it (a runtime that writes a kubeconfig). */
-type WithRuntimeOutputs = Cluster & { readonly kubeconfig?: pulumi.Output<string>; readonly endpoint?: pulumi.Output<string> };
-
 /**
  * A cluster image run onto hosts given by IP: an optional `ImageBuild` and a `Cluster`, as one
  * component. Adding an IP to `workers` joins that host; removing one drains and removes it;
@@ -130,9 +127,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
    */
   readonly endpoint: pulumi.Output<string>;
   /**
-   * The admin kubeconfig (secret). Empty until the cluster's runtime writes one: the
-   * `Cluster` resource has no kubeconfig output yet (the hooks runtime has none; the
-   * kubernetes runtime will), and this output picks it up once it does.
+   * The admin kubeconfig (secret): the `Cluster`'s, empty when its runtime writes none (the
+   * hooks runtime offers what the image's hooks write; the kubernetes runtime writes one).
    */
   readonly kubeconfig: pulumi.Output<string>;
   /** Hosts as the cluster records them: ip, roles, member, hostname. */
@@ -188,12 +184,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     }
     this.cluster = new Cluster(name, args, { parent: this });
 
-    const withRuntime = this.cluster as WithRuntimeOutputs;
     const fallbackEndpoint = groups.apply((g) => apiEndpoint(g.masters[0]!));
-    this.endpoint = withRuntime.endpoint
-      ? pulumi.all([withRuntime.endpoint, fallbackEndpoint]).apply(([own, fallback]) => (own ? own : fallback))
-      : fallbackEndpoint;
-    this.kubeconfig = pulumi.secret(withRuntime.kubeconfig ?? pulumi.output(""));
+    this.endpoint = pulumi.all([this.cluster.endpoint, fallbackEndpoint]).apply(([own, fallback]) => (own ? own : fallback));
+    this.kubeconfig = pulumi.secret(this.cluster.kubeconfig.apply((k) => k ?? ""));
     this.image = pulumi.output(image);
     this.imageDigest = this.cluster.imageDigest;
     this.nodes = this.cluster.nodes;

@@ -46,13 +46,21 @@ export class Cluster extends pulumi.dynamic.Resource {
   declare readonly imageDigest: pulumi.Output<string>;
   /** Hosts as the cluster records them: ip, roles, member, hostname. */
   declare readonly nodes: pulumi.Output<{ ip: string; roles: string[]; member: boolean; hostname: string }[]>;
+  /** Where users reach the cluster, as its runtime reports it ("" when it reports none). */
+  declare readonly endpoint: pulumi.Output<string>;
+  /** The admin kubeconfig (secret) when the runtime writes one, else "". */
+  declare readonly kubeconfig: pulumi.Output<string>;
+  /** The cluster's CA certificate (PEM) when the runtime has one, else "". */
+  declare readonly caCertificate: pulumi.Output<string>;
+  /** Set when the last update failed part way: why. The next `pulumi up` resumes it. */
+  declare readonly unfinished: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.CustomResourceOptions) {
     super(
       clusterProvider,
       name,
-      { ...args, ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh), registry: args.registry === undefined ? undefined : pulumi.secret(args.registry), plan: undefined, lastPlan: undefined, imageDigest: undefined, nodes: undefined },
-      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts"] }),
+      { ...args, ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh), registry: args.registry === undefined ? undefined : pulumi.secret(args.registry), plan: undefined, lastPlan: undefined, imageDigest: undefined, nodes: undefined, unfinished: undefined, endpoint: undefined, kubeconfig: undefined, caCertificate: undefined },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts", "kubeconfig"] }),
       "sealant",
       "Cluster",
     );

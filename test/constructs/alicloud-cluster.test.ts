@@ -47,7 +47,7 @@ const mocks: pulumi.runtime.Mocks = {
     if (args.type === "alicloud:ecs/instance:Instance") {
       state["publicIp"] = Number(args.inputs["internetMaxBandwidthOut"] ?? 0) > 0 ? publicIpOf(args.name) : "";
     }
-    if ("hosts" in args.inputs) Object.assign(state, { imageDigest: "", nodes: [], plan: "create", lastPlan: [] });
+    if ("hosts" in args.inputs) Object.assign(state, { imageDigest: "", nodes: [], plan: "create", lastPlan: [], endpoint: "", kubeconfig: "", caCertificate: "" });
     return { id: `${args.name}-id`, state };
   },
   call(args) {

@@ -23,7 +23,7 @@ void pulumi.runtime.setMocks(
       registered.push({ type: args.type, name: args.name, inputs: args.inputs });
       const state: Record<string, unknown> = { ...args.inputs };
       if (args.type.endsWith(":ImageBuild")) Object.assign(state, { ref: "registry.example.com/team/etcd:3.4", digest: `sha256:${"ab".repeat(32)}`, repoDigest: REPO_DIGEST });
-      if ("hosts" in args.inputs) Object.assign(state, { imageDigest: `sha256:${"ab".repeat(32)}`, nodes: [], plan: "create", lastPlan: [] });
+      if ("hosts" in args.inputs) Object.assign(state, { imageDigest: `sha256:${"ab".repeat(32)}`, nodes: [], plan: "create", lastPlan: [], endpoint: "", kubeconfig: "", caCertificate: "" });
       return { id: `${args.name}-id`, state };
     },
     call() {

@@ -10,7 +10,8 @@ import { planCluster, shortDigest, type DesiredCluster, type Plan, type PlanStep
 import { layersFor } from "./phases/distribute";
 import { gatherFacts } from "./phases/facts";
 import { registryDomains, type RegistrySetup } from "./phases/registry";
-import { selectRuntime } from "./runtime";
+import { runtimeOutputs } from "./outputs";
+import { selectRuntime, type RuntimeOutputs } from "./runtime";
 import { resolveHosts, specDigest, type ClusterSpec } from "./spec";
 import { acquireLock, lockOwner } from "./state/lock";
 import { newestRecord, writeRecord, type ClusterRecord } from "./state/record";
@@ -45,6 +46,8 @@ export interface ApplyResult {
   record: ClusterRecord | undefined;
   /** Bytes of image data sent, per host. */
   sent: Record<string, number>;
+  /** What the runtime offers users (endpoint, kubeconfig: a secret); empty for a dry run. */
+  outputs: RuntimeOutputs;
   dryRun: boolean;
 }
 
@@ -251,7 +254,7 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
     const touched = [...ctx.hosts.values()].filter((h) => involved.has(h.ip));
     await factsOf(ctx, touched);
     await validateHosts(ctx, plan, current);
-    if (opts.dryRun) return { plan, record: current, sent: {}, dryRun: true };
+    if (opts.dryRun) return { plan, record: current, sent: {}, outputs: {}, dryRun: true };
 
     const record = current ? structuredClone(current) : newRecord(ctx);
     for (const h of ctx.desired.hosts) {
@@ -289,7 +292,7 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
       record.generation++;
       await write(record, true);
     }
-    return { plan, record, sent: Object.fromEntries(sent), dryRun: false };
+    return { plan, record, sent: Object.fromEntries(sent), outputs: await runtimeOutputs(ctx), dryRun: false };
   } finally {
     await release?.().catch((err: unknown) => ctx.emit({ type: "warning", host: ctx.firstMaster.ip, text: `could not release the cluster lock: ${(err as Error).message}` }));
     await ctx.close();

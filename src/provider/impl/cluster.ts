@@ -15,6 +15,7 @@ import { applyCluster, ApplyError, observeCluster, openCluster, readRecord, rese
 import { desiredCluster } from "../../engine/cluster/desired";
 import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/image";
 import { planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
+import type { RuntimeOutputs } from "../../engine/cluster/runtime";
 import { resolveHosts, validateClusterSpec, type ClusterSpec, formatProblem } from "../../engine/cluster/spec";
 import { ImageNotFoundError } from "../../engine/image/store";
 import { parseReference } from "../../engine/image/reference";
@@ -103,7 +104,7 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
 
 /** The inputs a state holds, without what the provider adds. */
 function inputsOf(props: Record<string, unknown>): Record<string, unknown> {
-  const { __provider: _p, record: _r, nodes: _n, imageDigest: _i, lastPlan: _l, endpoint: _e, kubeconfig: _k, ...rest } = props;
+  const { __provider: _p, record: _r, nodes: _n, imageDigest: _i, lastPlan: _l, endpoint: _e, kubeconfig: _k, caCertificate: _c, unfinished: _u, ...rest } = props;
   return rest;
 }
 
@@ -116,9 +117,10 @@ function stable(v: unknown): string {
 export async function diff(_id: string, olds: Record<string, unknown>, news: ClusterInputs): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
   // `plan` is derived from the other inputs (check adds it; outputs do not keep it).
   const { plan: _before, ...before } = inputsOf(olds);
-  const { plan: _after, ...after } = news as unknown as Record<string, unknown>;
+  const { plan: _after, ...after } = inputsOf(news as unknown as Record<string, unknown>);
   const replaces = REPLACE_ON.filter((k) => stable(before[k]) !== stable(after[k]));
-  const changes = stable(before) !== stable(after);
+  // An update that failed part way left the same inputs but not their cluster: run it again (it resumes).
+  const changes = stable(before) !== stable(after) || Boolean(olds["unfinished"]);
   return { changes, replaces: [...replaces], deleteBeforeReplace: true };
 }
 
@@ -131,11 +133,20 @@ function logger(): (e: ClusterEvent) => void {
   };
 }
 
+function previousRuntimeOutputs(props: Record<string, unknown>): RuntimeOutputs {
+  const out: RuntimeOutputs = {};
+  for (const k of ["endpoint", "kubeconfig", "caCertificate"] as const) if (typeof props[k] === "string" && props[k] !== "") out[k] = props[k];
+  return out;
+}
+
 /** Outputs: the inputs (secrets among them are made secret by the resource), the cluster as recorded, the plan run. */
-function outputsOf(inputs: ClusterInputs, record: ClusterRecord | undefined, plan: Plan | undefined): Record<string, unknown> {
+function outputsOf(inputs: ClusterInputs, record: ClusterRecord | undefined, plan: Plan | undefined, runtime: RuntimeOutputs = {}): Record<string, unknown> {
   const { plan: _plan, ...rest } = inputs;
   return {
     ...JSON.parse(JSON.stringify(rest)),
+    endpoint: runtime.endpoint ?? "",
+    kubeconfig: runtime.kubeconfig ?? "",
+    caCertificate: runtime.caCertificate ?? "",
     imageDigest: record?.imageDigest ?? "",
     nodes: (record?.hosts ?? []).map((h) => ({ ip: h.ip, roles: h.roles, member: h.member, hostname: h.hostname ?? "" })),
     record: record ? JSON.parse(JSON.stringify(record)) : {},
@@ -150,12 +161,12 @@ async function run(inputs: ClusterInputs, id: string | undefined): Promise<{ id:
   try {
     // Pulumi users expect `up` to converge on reality: every member is asked whether it still holds its files.
     const result = await applyCluster({ session, spec, verifyHosts: true, onEvent: logger(), command: "pulumi up (sealant Cluster)" });
-    return { id: spec.name, outs: outputsOf(inputs, result.record, result.plan) };
+    return { id: spec.name, outs: outputsOf(inputs, result.record, result.plan, result.outputs) };
   } catch (err) {
     if (!(err instanceof ApplyError)) throw err;
     // Partly applied: the resource exists with what was reached; the next `pulumi up` resumes.
     const record = await currentRecord(spec).catch(() => undefined);
-    const properties = { ...outputsOf(inputs, record, undefined), __provider: (inputs as unknown as Record<string, unknown>)["__provider"] };
+    const properties = { ...outputsOf(inputs, record, undefined), unfinished: err.message, __provider: (inputs as unknown as Record<string, unknown>)["__provider"] };
     throw Object.assign(new Error(err.message), { id: id ?? spec.name, properties, reasons: [err.message] });
   } finally {
     session.close();
@@ -199,7 +210,8 @@ export async function read(id: string, props: Record<string, unknown>): Promise<
   const observed: ClusterInputs = { ...inputs, hosts: Object.fromEntries(Object.entries(inputs.hosts).filter(([ip]) => members.has(ip))) };
   return {
     id,
-    props: { ...props, ...outputsOf(observed, record, undefined), lastPlan: props["lastPlan"] ?? [] },
+    // What the runtime offered at the last apply stays (refresh reads no files on the hosts).
+    props: { ...props, ...outputsOf(observed, record, undefined, previousRuntimeOutputs(props)), lastPlan: props["lastPlan"] ?? [] },
     // The SDK adds `__provider` to returned inputs anyway; kept so they are whole on their own.
     inputs: { ...(observed as unknown as Record<string, unknown>), ...(props["__provider"] !== undefined ? { __provider: props["__provider"] } : {}) },
   };

@@ -51,6 +51,23 @@ describe("the hooks runtime contract", () => {
     });
   });
 
+  it("offers what the hooks wrote to $SEALANT_DATA_ROOT/outputs.json; none when they wrote nothing; bad files named without their values", async () => {
+    const files: Record<string, string> = {};
+    const readFile = (path: string) => Promise.resolve(files[path]);
+    expect(await hooksRuntime.outputs!(readFile, ctx([]))).toEqual({});
+    const path = "/var/lib/sealant/demo/outputs.json";
+    files[path] = JSON.stringify({ endpoint: "http://127.0.10.1:2379", kubeconfig: "apiVersion: v1 # token-xyz" });
+    expect(await hooksRuntime.outputs!(readFile, ctx([]))).toEqual({ endpoint: "http://127.0.10.1:2379", kubeconfig: "apiVersion: v1 # token-xyz" });
+    files[path] = "{ not json";
+    await expect(hooksRuntime.outputs!(readFile, ctx([]))).rejects.toThrow(/outputs.json, written by the image's hooks, is not JSON/);
+    files[path] = JSON.stringify({ endpoint: "x", kubeconfig: 42 });
+    await expect(hooksRuntime.outputs!(readFile, ctx([]))).rejects.toThrow(/"kubeconfig" must be a string/);
+    files[path] = JSON.stringify({ url: "token-xyz" });
+    const err = await hooksRuntime.outputs!(readFile, ctx([])).catch((e: unknown) => e as Error);
+    expect(err.message).toMatch(/unknown field "url" \(allowed: endpoint, kubeconfig, caCertificate\)/);
+    expect(err.message).not.toContain("token-xyz");
+  });
+
   it("is chosen by the image's runtime label, with a clear error otherwise", () => {
     expect(selectRuntime({ runtime: { type: "hooks" } }, "x").kind).toBe("hooks");
     expect(() => selectRuntime({}, "example/app:1")).toThrow(/example\/app:1 declares no runtime: label it io.sealant.runtime=hooks/);

@@ -1,6 +1,6 @@
 import { shellQuote } from "../../ssh/shell";
 import type { PlannedHost } from "../plan/types";
-import type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext } from "./types";
+import type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeOutputs } from "./types";
 
 /**
  * The hooks runtime: the image carries one executable per lifecycle step under `hooks/`
@@ -17,7 +17,36 @@ export const hooksRuntime: Runtime = {
       env: hookEnv(step, host, ctx),
     };
   },
+  async outputs(readFile, ctx) {
+    const path = `${ctx.dataRoot}/outputs.json`;
+    const text = await readFile(path);
+    return text === undefined ? {} : parseHookOutputs(text, path);
+  },
 };
+
+const OUTPUT_FIELDS = ["endpoint", "kubeconfig", "caCertificate"] as const;
+
+/**
+ * A hook (typically bootstrap) may write `$SEALANT_DATA_ROOT/outputs.json` on the first master:
+ * a JSON object with string fields endpoint, kubeconfig (a secret), caCertificate.
+ */
+export function parseHookOutputs(text: string, path: string): RuntimeOutputs {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path}, written by the image's hooks, is not JSON: ${(err as Error).message}`);
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error(`${path}, written by the image's hooks, must hold a JSON object with ${OUTPUT_FIELDS.join(", ")}`);
+  const out: RuntimeOutputs = {};
+  for (const [k, v] of Object.entries(doc)) {
+    if (!(OUTPUT_FIELDS as readonly string[]).includes(k)) throw new Error(`${path}, written by the image's hooks: unknown field "${k}" (allowed: ${OUTPUT_FIELDS.join(", ")})`);
+    // Never the value in the message: the kubeconfig is a secret.
+    if (typeof v !== "string") throw new Error(`${path}, written by the image's hooks: "${k}" must be a string`);
+    out[k as (typeof OUTPUT_FIELDS)[number]] = v;
+  }
+  return out;
+}
 
 /**
  * SEALANT_* variables (documented in the README) plus the cluster's env with the host's on

@@ -35,10 +35,10 @@ export interface Runtime {
   command(step: LifecycleStep, host: PlannedHost & { env?: Record<string, string> }, ctx: RuntimeContext): RuntimeCommand;
   /**
    * What the cluster offers its users once it is up, read from the first master through
-   * `readFile` (e.g. Kubernetes: the admin kubeconfig — a secret — and the API endpoint).
-   * Runtimes with nothing to offer leave it out.
+   * `readFile` (undefined: no such file) — e.g. Kubernetes: the admin kubeconfig, a secret, and
+   * the API endpoint. Runtimes with nothing to offer leave it out.
    */
-  outputs?(readFile: (path: string) => Promise<string>, ctx: RuntimeContext): Promise<RuntimeOutputs>;
+  outputs?(readFile: (path: string) => Promise<string | undefined>, ctx: RuntimeContext): Promise<RuntimeOutputs>;
 }
 
 export interface RuntimeOutputs {

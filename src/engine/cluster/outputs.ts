@@ -1,0 +1,29 @@
+import { shellQuote } from "../ssh";
+import type { OpenCluster } from "./apply";
+import type { RuntimeOutputs } from "./runtime";
+
+/**
+ * What the runtime offers the cluster's users (a Kubernetes API endpoint and kubeconfig, an
+ * etcd endpoint), read from the first master after an apply. The kubeconfig is a secret: it is
+ * returned, never logged.
+ */
+export async function runtimeOutputs(ctx: OpenCluster): Promise<RuntimeOutputs> {
+  if (!ctx.runtime.outputs) return {};
+  const conn = await ctx.pool.get(ctx.firstMaster, ctx.signal);
+  const readFile = async (path: string): Promise<string | undefined> => {
+    // The first line says whether the file exists (the runtime decides whether it must); a failed read throws.
+    const q = shellQuote(path);
+    const r = await conn.run(`if [ -f ${q} ]; then echo file; cat ${q}; else echo none; fi`, { sudo: true, timeoutMs: 60_000, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    return r.stdout.startsWith("file\n") ? r.stdout.slice("file\n".length) : undefined;
+  };
+  return ctx.runtime.outputs(readFile, {
+    cluster: ctx.spec.name,
+    action: "create",
+    hosts: ctx.desired.hosts.map((h) => ({ ip: h.ip, roles: h.roles })),
+    added: [],
+    removed: [],
+    env: { ...ctx.image.metadata.env, ...ctx.spec.env },
+    rootfs: ctx.layout.current,
+    dataRoot: ctx.layout.root,
+  });
+}

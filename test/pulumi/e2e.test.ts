@@ -1,0 +1,160 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHost, stopHost } from "../../src/engine/sandbox";
+import { etcdHealthy, etcdMembers, openBed, type Bed } from "../cluster/e2e/support";
+import { shOn } from "../cluster/e2e/support-extra";
+import { PulumiProject } from "./support";
+
+/**
+ * The real Pulumi CLI (built from source by scripts/pulumi-cli.sh, file:// backend) running the
+ * example program examples/pulumi-etcd on sandbox hosts 127.0.10.211-219: ImageBuild of the
+ * etcd example + Cluster. etcd itself judges every step.
+ */
+describe("the Pulumi program examples/pulumi-etcd with the real CLI", () => {
+  let bed: Bed;
+  let project: PulumiProject;
+  let ips: string[];
+  let privateKey: string;
+  const registryPassword = "e2e-registry-Pw-9d1f";
+  const member = (ip: string) => `etcd-${ip.replaceAll(".", "-")}`;
+  const heartbeatOn = async (ip: string, cluster: string) =>
+    (await shOn(bed, ip, `tr '\\0' '\\n' < /proc/$(cat /var/lib/sealant/${cluster}/run/etcd.pid)/environ | sed -n 's/^ETCD_HEARTBEAT_INTERVAL=//p'`)).stdout.trim();
+  const holdsNothing = async (ip: string, cluster: string) =>
+    (await shOn(bed, ip, `ls -A /var/lib/sealant/${cluster} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
+
+  /** A stack of the program on `count` hosts from `first`, with the sandbox's credentials as secrets. */
+  async function initStack(stack: string, first: string, count: number): Promise<void> {
+    await project.ok(["stack", "init", stack]);
+    await project.writeStackConfig(stack, { firstHost: first, hosts: count, knownHosts: bed.sandbox.ssh.knownHosts, etcdContext: join(__dirname, "../../examples/etcd") });
+    await project.setSecret(stack, "sshPassword", bed.sandbox.ssh.passwd!);
+    await project.setSecret(stack, "sshPrivateKey", privateKey);
+    await project.setSecret(stack, "registryPassword", registryPassword);
+  }
+
+  beforeAll(async () => {
+    bed = await openBed(9, 211);
+    ips = bed.ips;
+    privateKey = await readFile(bed.sandbox.ssh.pk, "utf8");
+    project = await PulumiProject.create(join(bed.home, "pulumi"), bed.home);
+  }, 120_000);
+  afterAll(async () => {
+    for (const stack of ["main", "dev", "prod"]) await project?.run(["destroy", "--yes"], { stack }).catch(() => undefined);
+    await bed?.close();
+  });
+
+  it("up builds the image and creates a 3-member cluster; preview of 5 hosts shows the join of exactly the two new ones; up joins them", async () => {
+    await initStack("main", ips[0]!, 3);
+    const created = await project.ok(["up", "--yes"], { stack: "main" });
+    expect(created).toMatch(/ImageBuild example\/etcd-pulumi:main: built/);
+    expect(created).toMatch(/Bootstrap the cluster/);
+    expect(await etcdMembers(ips[0]!)).toEqual(ips.slice(0, 3).map(member));
+    expect(await etcdHealthy(ips.slice(0, 3))).toBe(true);
+    const out = await project.outputs("main");
+    expect((out["nodes"] as { ip: string; member: boolean }[]).map((n) => [n.ip, n.member])).toEqual(ips.slice(0, 3).map((ip) => [ip, true]));
+    // The runtime's offer (the etcd example's bootstrap hook writes it on the first master).
+    expect(out["endpoint"]).toBe(`http://${ips[0]}:2379`);
+
+    await project.ok(["config", "set", "hosts", "5"], { stack: "main" });
+    const preview = await project.ok(["preview", "--diff"], { stack: "main" });
+    expect(preview).toContain(`"join ${ips[3]}, ${ips[4]} (master)"`);
+    expect(preview).not.toMatch(/upgrade|remove 127/);
+    await project.ok(["up", "--yes"], { stack: "main" });
+    expect(await etcdMembers(ips[0]!)).toEqual(ips.slice(0, 5).map(member));
+    expect((await project.outputs("main"))["lastPlan"]).toEqual([`join ${ips[3]}, ${ips[4]} (master)`]);
+    // Nothing changed: nothing to do.
+    const again = await project.ok(["preview"], { stack: "main" });
+    expect(again).toMatch(/3 unchanged/);
+  }, 300_000);
+
+  it("a changed image shows as an upgrade in preview and rolls out one member at a time", async () => {
+    await project.ok(["config", "set", "heartbeat", "150"], { stack: "main" });
+    const preview = await project.ok(["preview", "--diff"], { stack: "main" });
+    expect(preview).toMatch(/upgrade image [0-9a-f]{12} -> \(known after apply\) on 5 hosts \(5 batches\)/);
+    const up = await project.ok(["up", "--yes"], { stack: "main" });
+    expect(up).toMatch(/Rolling upgrade, batch 5\/5/);
+    for (const ip of ips.slice(0, 5)) expect(await heartbeatOn(ip, "etcd-main")).toBe("150");
+    expect(await etcdMembers(ips[0]!)).toEqual(ips.slice(0, 5).map(member));
+    expect(await etcdHealthy(ips.slice(0, 5))).toBe(true);
+  }, 300_000);
+
+  it("removing a host removes it from the cluster and cleans it", async () => {
+    await project.ok(["config", "set", "hosts", "4"], { stack: "main" });
+    const preview = await project.ok(["preview", "--diff"], { stack: "main" });
+    expect(preview).toContain(`"remove ${ips[4]} (master)"`);
+    await project.ok(["up", "--yes"], { stack: "main" });
+    expect(await etcdMembers(ips[0]!)).toEqual(ips.slice(0, 4).map(member));
+    expect(await holdsNothing(ips[4]!, "etcd-main")).toBe(true);
+  }, 300_000);
+
+  it("refresh notices a host reset out of band; preview shows its join and up performs it", async () => {
+    const victim = ips[3]!;
+    await shOn(bed, victim, "kill $(cat /var/lib/sealant/etcd-main/run/etcd.pid); rm -rf /var/lib/sealant/etcd-main");
+    const refreshed = await project.ok(["refresh", "--yes"], { stack: "main" });
+    expect(refreshed).toMatch(/no longer holds the cluster's files/);
+    const nodes = (await project.resourceOutputs("main", "pulumi-nodejs:dynamic/sealant:Cluster"))["nodes"] as { ip: string; member: boolean }[];
+    expect(nodes.find((n) => n.ip === victim)?.member).toBe(false);
+    const preview = await project.ok(["preview", "--diff"], { stack: "main" });
+    expect(preview).toContain(`"join ${victim} (master)"`);
+    await project.ok(["up", "--yes"], { stack: "main" });
+    expect(await etcdMembers(ips[0]!)).toEqual(ips.slice(0, 4).map(member));
+    expect(await etcdHealthy(ips.slice(0, 4))).toBe(true);
+  }, 300_000);
+
+  it("the stack's state holds the SSH password, key and registry password only encrypted", async () => {
+    const exported = await project.ok(["stack", "export"], { stack: "main" });
+    const keyBody = privateKey.split("\n")[2]!; // a line of the key's base64 body
+    expect(keyBody.length).toBeGreaterThan(20);
+    for (const secret of [bed.sandbox.ssh.passwd!, keyBody, registryPassword]) expect(exported).not.toContain(secret);
+    // They are in the state, as ciphertext: the same export with --show-secrets has them.
+    const shown = await project.ok(["stack", "export", "--show-secrets"], { stack: "main" });
+    for (const secret of [bed.sandbox.ssh.passwd!, keyBody, registryPassword]) expect(shown).toContain(secret);
+  }, 120_000);
+
+  it("destroy resets every host", async () => {
+    const out = await project.ok(["destroy", "--yes"], { stack: "main" });
+    expect(out).toMatch(/Remove sealant's files/);
+    for (const ip of ips.slice(0, 5)) expect(await holdsNothing(ip, "etcd-main")).toBe(true);
+  }, 300_000);
+
+  it("two stacks of one program (dev: 1 host, prod: 3 hosts, Pulumi.<stack>.yaml) keep independent state", async () => {
+    const [devHost, ...prodHosts] = ips.slice(5, 9) as [string, ...string[]];
+    await initStack("dev", devHost, 1);
+    await initStack("prod", prodHosts[0]!, 3);
+    await project.ok(["up", "--yes"], { stack: "dev" });
+    await project.ok(["up", "--yes"], { stack: "prod" });
+    expect(await etcdMembers(devHost)).toEqual([member(devHost)]);
+    expect(await etcdMembers(prodHosts[0]!)).toEqual(prodHosts.map(member));
+    expect(((await project.outputs("dev"))["nodes"] as unknown[]).length).toBe(1);
+    expect(((await project.outputs("prod"))["nodes"] as unknown[]).length).toBe(3);
+    await project.ok(["destroy", "--yes"], { stack: "dev" });
+    expect(await holdsNothing(devHost, "etcd-dev")).toBe(true);
+    expect(await etcdHealthy(prodHosts)).toBe(true);
+    expect(await project.ok(["preview"], { stack: "prod" })).toMatch(/3 unchanged/);
+  }, 400_000);
+
+  it("sshd killed on a host during an update fails naming the host; the next up converges", async () => {
+    const prodHosts = ips.slice(6, 9);
+    const victim = prodHosts[2]!;
+    await project.ok(["config", "set", "heartbeat", "200"], { stack: "prod" });
+    let stopped: Promise<unknown> | undefined;
+    const failed = await project.run(["up", "--yes"], {
+      stack: "prod",
+      onOutput: (text) => {
+        if (!stopped && text.includes("Rolling upgrade, batch 1/3")) stopped = stopHost(bed.sandbox, victim);
+      },
+    });
+    await stopped;
+    expect(failed.code).not.toBe(0);
+    expect(failed.output).toContain(victim);
+    expect(failed.output).not.toContain(bed.sandbox.ssh.passwd!);
+
+    await startHost(bed.sandbox, victim);
+    await project.ok(["up", "--yes"], { stack: "prod" });
+    for (const ip of prodHosts) expect(await heartbeatOn(ip, "etcd-prod")).toBe("200");
+    expect(await etcdMembers(prodHosts[0]!)).toEqual(prodHosts.map(member));
+    expect(await etcdHealthy(prodHosts)).toBe(true);
+    await project.ok(["destroy", "--yes"], { stack: "prod" });
+    for (const ip of prodHosts) expect(await holdsNothing(ip, "etcd-prod")).toBe(true);
+  }, 400_000);
+});
