@@ -65,6 +65,11 @@ describe("the Cluster provider", () => {
     expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), plan: "no changes to cluster prov", __provider: "function __f0() {}" } as ClusterInputs)).toMatchObject({ changes: false });
     expect(await impl.diff("prov", olds, inputs([bed.ips[0]!, bed.ips[1]!]))).toMatchObject({ changes: true, replaces: [] });
     expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), name: "other" })).toMatchObject({ changes: true, replaces: ["name"], deleteBeforeReplace: true });
+    // The cluster's network ranges (kubeadm's ClusterConfiguration) replace it; other kubeadm settings update it.
+    const kubeadm = (networking: Record<string, string>, extra: Record<string, unknown> = {}) => ({ runtime: { kubeadm: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking, ...extra }] } });
+    const withNet = { ...olds, ...kubeadm({ podSubnet: "100.64.0.0/10" }) };
+    expect(await impl.diff("prov", withNet, { ...inputs([bed.ips[0]!]), ...kubeadm({ podSubnet: "10.244.0.0/16" }) })).toMatchObject({ changes: true, replaces: ["runtime"] });
+    expect(await impl.diff("prov", withNet, { ...inputs([bed.ips[0]!]), ...kubeadm({ podSubnet: "100.64.0.0/10" }, { apiServer: { certSANs: ["x"] } }) })).toMatchObject({ changes: true, replaces: [] });
   });
 
   it("create, update (join), read and delete act on the hosts", async () => {

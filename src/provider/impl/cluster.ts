@@ -118,10 +118,20 @@ export async function diff(_id: string, olds: Record<string, unknown>, news: Clu
   // `plan` is derived from the other inputs (check adds it; outputs do not keep it).
   const { plan: _before, ...before } = inputsOf(olds);
   const { plan: _after, ...after } = inputsOf(news as unknown as Record<string, unknown>);
-  const replaces = REPLACE_ON.filter((k) => stable(before[k]) !== stable(after[k]));
+  const replaces: string[] = REPLACE_ON.filter((k) => stable(before[k]) !== stable(after[k]));
+  // A cluster's pod and service ranges are fixed when it is created: changing them means a new cluster.
+  if (stable(networkRanges(before)) !== stable(networkRanges(after))) replaces.push("runtime");
   // An update that failed part way left the same inputs but not their cluster: run it again (it resumes).
   const changes = stable(before) !== stable(after) || Boolean(olds["unfinished"]);
-  return { changes, replaces: [...replaces], deleteBeforeReplace: true };
+  return { changes, replaces, deleteBeforeReplace: true };
+}
+
+/** podSubnet, serviceSubnet and dnsDomain of the kubeadm ClusterConfiguration among `runtime.kubeadm`, if any. */
+export function networkRanges(inputs: Record<string, unknown>): Record<string, unknown> {
+  const docs = (inputs["runtime"] as { kubeadm?: unknown } | undefined)?.kubeadm;
+  const cc = Array.isArray(docs) ? (docs as Record<string, unknown>[]).find((d) => d?.["kind"] === "ClusterConfiguration") : undefined;
+  const net = (cc?.["networking"] ?? {}) as Record<string, unknown>;
+  return { podSubnet: net["podSubnet"], serviceSubnet: net["serviceSubnet"], dnsDomain: net["dnsDomain"] };
 }
 
 /** What progress the engine reports goes to the provider's log (pulumi shows it while running). */

@@ -63,7 +63,7 @@ describe("the hooks runtime contract", () => {
     files[path] = JSON.stringify({ endpoint: "x", kubeconfig: 42 });
     await expect(hooksRuntime.outputs!(readFile, ctx([]))).rejects.toThrow(/"kubeconfig" must be a string/);
     files[path] = JSON.stringify({ url: "token-xyz" });
-    const err = await hooksRuntime.outputs!(readFile, ctx([])).catch((e: unknown) => e as Error);
+    const err = (await hooksRuntime.outputs!(readFile, ctx([])).then(() => undefined, (e: unknown) => e)) as Error;
     expect(err.message).toMatch(/unknown field "url" \(allowed: endpoint, kubeconfig, caCertificate\)/);
     expect(err.message).not.toContain("token-xyz");
   });
