@@ -298,4 +298,4 @@ function sftpConnect(bed, ip) {
   });
 }
 
-module.exports = { MiB, HOSTS, DATA_ROOT, CIPHER, openBed, buildBigImage, clusterSpec, openssh, wipeHosts, hostsCpuMs, acceptedLogins, instrument, phaseTimer, sftpConnect };
+module.exports = { MiB, HOSTS, DATA_ROOT, CIPHER, openBed, buildBigImage, clusterSpec, openssh, wipeHosts, hostsCpuMs, acceptedLogins, instrument, phaseTimer, commandKind, sftpConnect };

@@ -6,12 +6,17 @@
 //   3. push and pull of a ~500 MiB image vs. skopeo copy
 //   4. cluster (only with BENCH_ONLY=...,cluster; needs root): running a ~500 MiB image onto
 //      sandbox hosts vs. ssh tar / sftp, re-apply, join, planning 1,000 hosts (bench/cluster*.js)
+//   5. pulumi (only with BENCH_ONLY=...,pulumi; needs root and the Pulumi CLI on PATH): the
+//      Cluster resource of examples/pulumi-etcd on 10 sandbox hosts through the real CLI:
+//      SSH connections and provider time of `pulumi preview`, host work of a no-op
+//      `pulumi up`, against a trivial stack and `sealant plan` (bench/pulumi.js)
 //
 // Everything runs on loopback against stock docker-registry processes started here, under
 // bench/.work/ (deleted at the end, also on failure). Each timed measurement is repeated
 // BENCH_REPEAT times (default 3) with fresh destinations; the median is reported.
 // Output: a table on stdout, bench/results.json, and the figures block of bench/README.md
-// (cluster: bench/cluster-results.json and its own block, so either can run alone).
+// (cluster, pulumi: bench/cluster-results.json, bench/pulumi-results.json and their own
+// blocks, so each can run alone).
 //
 // Environment: BENCH_REPEAT=N, BENCH_BIG_MIB=N (size of the transfer image, default 500),
 // BENCH_PROFILE=1 (CPU profiles of the sealant side into bench/.profiles/; slower, do not
@@ -455,7 +460,7 @@ function updateReadme(res, text, marker = "figures") {
   const m = res.machine;
   const block = [
     start,
-    `Run of ${res.date} (\`${res.command}\`, ${res.repeat} repetitions, medians): ${m.nproc} cores (${m.cpu}), ${m.memGiB} GiB RAM, Node ${m.node}, ${m.skopeo}, ${m.registry}; 1-minute load average ${m.loadAverage.atStart} at the start, ${m.loadAverage.atEnd} at the end.`,
+    `Run of ${res.date} (\`${res.command}\`, ${res.repeat} repetitions, medians): ${m.nproc} cores (${m.cpu}), ${m.memGiB} GiB RAM, Node ${m.node}, ${(m.tools ?? [m.skopeo, m.registry]).join(", ")}; 1-minute load average ${m.loadAverage.atStart} at the start, ${m.loadAverage.atEnd} at the end.`,
     "",
     "```",
     text.trimEnd(),
@@ -479,7 +484,9 @@ async function main() {
   if (process.env.BENCH_KEEP !== "1") onExit(() => rmrf(WORK));
   fs.writeFileSync(skopeoPolicy(), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
   const loadAtStart = os.loadavg()[0];
-  const res = { date: new Date().toISOString(), command: process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} npm run bench` : "npm run bench", repeat: REPEAT, machine: machine() };
+  // `npm run bench` builds first; `node bench/run.js` runs against dist/ as it is.
+  const runner = process.env.npm_lifecycle_event === "bench" ? "npm run bench" : "node bench/run.js";
+  const res = { date: new Date().toISOString(), command: process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} ${runner}` : runner, repeat: REPEAT, machine: machine() };
   if (profilingEnabled) log("BENCH_PROFILE=1: profiles go to bench/.profiles/ (figures of this run are slowed down by profiling)");
   if (only.includes("rebuild")) res.rebuild = await benchRebuild();
   if (only.includes("cache")) res.cache = await benchCache();
@@ -491,7 +498,15 @@ async function main() {
     const c = await benchCluster(WORK, { repeat: REPEAT, log, median, round });
     cluster = { res: { date: res.date, command: res.command, repeat: REPEAT, machine: res.machine, ...c }, report: clusterReport };
   }
+  let pulumi;
+  if (only.includes("pulumi")) {
+    // Required only here: sandbox hosts (root), nftables counters and the Pulumi CLI.
+    const { benchPulumi, report: pulumiReport } = require("./pulumi");
+    const p = await benchPulumi(WORK, { repeat: REPEAT, log, median, round });
+    pulumi = { res: { date: res.date, command: res.command, repeat: REPEAT, machine: { ...res.machine, tools: [`Pulumi CLI ${p.pulumi}`, p.openssh] }, ...p }, report: pulumiReport };
+  }
   res.machine.loadAverage = { atStart: round(loadAtStart, 2), atEnd: round(os.loadavg()[0], 2) };
+  if (pulumi) pulumi.res.machine.loadAverage = res.machine.loadAverage;
   if (["rebuild", "cache", "transfer"].some((b) => only.includes(b))) {
     res.goals = goals(res);
     const text = report(res);
@@ -507,6 +522,14 @@ async function main() {
     if (!profilingEnabled) {
       fs.writeFileSync(path.join(__dirname, "cluster-results.json"), JSON.stringify(cluster.res, null, 2) + "\n");
       updateReadme(cluster.res, text, "cluster-figures");
+    }
+  }
+  if (pulumi) {
+    const text = pulumi.report(pulumi.res, table);
+    process.stdout.write(`\n${text}`);
+    if (!profilingEnabled) {
+      fs.writeFileSync(path.join(__dirname, "pulumi-results.json"), JSON.stringify(pulumi.res, null, 2) + "\n");
+      updateReadme(pulumi.res, text, "pulumi-figures");
     }
   }
   clearTimeout(watchdog);
