@@ -333,6 +333,8 @@ function finish(ctx: OpenCluster, record: ClusterRecord): void {
   record.configDigest = ctx.desired.configDigest;
   record.specDigest = specDigest(ctx.spec);
   record.runtime = ctx.runtime.kind;
+  if (ctx.image.metadata.runtime?.version) record.runtimeVersion = ctx.image.metadata.runtime.version;
+  else delete record.runtimeVersion;
   const desired = new Set(ctx.desired.hosts.map((h) => h.ip));
   for (const h of record.hosts) {
     if (!desired.has(h.ip)) continue;

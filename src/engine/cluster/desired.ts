@@ -2,6 +2,7 @@ import type { DesiredCluster } from "./plan";
 import type { ClusterImage } from "./image";
 import { hasLaunch } from "./phases/launch";
 import { plannedPlugins } from "./phases/plugins";
+import { findRuntime } from "./runtime";
 import { configDigest, type ClusterSpec, type ResolvedHost } from "./spec";
 
 /** The hosts that serve the cluster's registry: every master with `ha`, else the first; `registry` role hosts when any. */
@@ -30,5 +31,6 @@ export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: re
     ...(registry ? { registry } : {}),
     plugins: plannedPlugins(spec.plugins, hosts),
     launch: hasLaunch(image.metadata, spec.apps),
+    bootstrap: findRuntime(image.metadata)?.bootstrap ?? "every-host",
   };
 }

@@ -2,6 +2,7 @@ import { Hosts, HostsError, shellQuote, type ExecResult } from "../ssh";
 import { addRecordedHostsFor, factsOf, openCluster, readRecord, verifiedRecord, type ClusterOptions } from "./apply";
 import type { ClusterHost } from "./connect";
 import { executePlan } from "./executor";
+import { runRuntimeCommand, runtimeContextOf } from "./steps";
 import { planReset, type Plan } from "./plan";
 import { runStreamed } from "./phases/commands";
 import { breakLock, acquireLock, lockOwner, type LockOwner } from "./state/lock";
@@ -101,17 +102,8 @@ export async function checkCluster(opts: ClusterOptions): Promise<CheckResult> {
         if (!recorded?.member) return { ip: h.ip, ok: false, problem: record ? "not a member of the cluster (apply to join it)" : "the cluster does not exist (no record on its masters)" };
         try {
           const conn = await ctx.pool.get(h, ctx.signal);
-          const cmd = ctx.runtime.command("check", { ip: h.ip, roles: h.roles, env: h.env }, {
-            cluster: ctx.spec.name,
-            action: "create",
-            hosts: ctx.desired.hosts,
-            added: [],
-            removed: [],
-            env: { ...ctx.image.metadata.env, ...ctx.spec.env },
-            rootfs: ctx.layout.current,
-            dataRoot: ctx.layout.root,
-          });
-          await runStreamed(conn, { command: `[ -d ${shellQuote(ctx.layout.current)} ] || { echo "no image installed" >&2; exit 1; }; ${cmd.command}`, env: cmd.env, step: "check", timeoutMs: ctx.spec.timeouts.command * 1000, emit: ctx.emit, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          const cmd = ctx.runtime.command("check", { ip: h.ip, roles: h.roles, env: h.env, labels: h.labels, taints: h.taints }, { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current });
+          await runRuntimeCommand(ctx, conn, { ...cmd, command: `[ -d ${shellQuote(ctx.layout.current)} ] || { echo "no image installed" >&2; exit 1; }; ${cmd.command}` }, "check", ctx.signal);
           return { ip: h.ip, ok: true };
         } catch (err) {
           return { ip: h.ip, ok: false, problem: (err as Error).message };

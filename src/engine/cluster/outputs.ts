@@ -1,6 +1,7 @@
 import { shellQuote } from "../ssh";
 import type { OpenCluster } from "./apply";
 import type { RuntimeOutputs } from "./runtime";
+import { runtimeContextOf } from "./steps";
 
 /**
  * What the runtime offers the cluster's users (a Kubernetes API endpoint and kubeconfig, an
@@ -16,14 +17,5 @@ export async function runtimeOutputs(ctx: OpenCluster): Promise<RuntimeOutputs> 
     const r = await conn.run(`if [ -f ${q} ]; then echo file; cat ${q}; else echo none; fi`, { sudo: true, timeoutMs: 60_000, ...(ctx.signal ? { signal: ctx.signal } : {}) });
     return r.stdout.startsWith("file\n") ? r.stdout.slice("file\n".length) : undefined;
   };
-  return ctx.runtime.outputs(readFile, {
-    cluster: ctx.spec.name,
-    action: "create",
-    hosts: ctx.desired.hosts.map((h) => ({ ip: h.ip, roles: h.roles })),
-    added: [],
-    removed: [],
-    env: { ...ctx.image.metadata.env, ...ctx.spec.env },
-    rootfs: ctx.layout.current,
-    dataRoot: ctx.layout.root,
-  });
+  return ctx.runtime.outputs(readFile, { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current });
 }

@@ -1,5 +1,5 @@
 import type { Digest } from "../image/digest";
-import { shellQuote } from "../ssh";
+import { shellQuote, type Connection } from "../ssh";
 import type { ClusterContext } from "./context";
 import type { ClusterHost } from "./connect";
 import { platformFor, type PlatformImage } from "./image";
@@ -11,7 +11,7 @@ import { launchCommands } from "./phases/launch";
 import { pluginCommand } from "./phases/plugins";
 import { configureRegistryClients, removeRegistry, startRegistry, prepareRegistryTls, type RegistrySetup, type RegistryTls } from "./phases/registry";
 import { configPath, readImageFiles, renderFiles, writeRendered, type ImageFiles } from "./phases/render";
-import { LIFECYCLE, type LifecycleStep, type RuntimeContext } from "./runtime";
+import { LIFECYCLE, type FirstMasterCommand, type LifecycleStep, type RuntimeCommand, type RuntimeContext } from "./runtime";
 
 /** What the step runner needs beyond the shared context. */
 export interface StepRunnerOptions {
@@ -25,6 +25,58 @@ export interface StepRunnerOptions {
   sent: Map<string, number>;
 }
 
+/** What every runtime command of this cluster is generated with (the step's own action, hosts added/removed and rootfs aside). */
+export function runtimeContextOf(ctx: ClusterContext, registry: RegistrySetup | undefined): Omit<RuntimeContext, "action" | "added" | "removed" | "rootfs"> {
+  const { spec } = ctx;
+  const desiredHosts = spec.hosts.flatMap((g) => g.ips.map((ip) => ctx.hosts.get(ip)!)).filter(Boolean);
+  const version = ctx.image.metadata.runtime?.version;
+  return {
+    cluster: spec.name,
+    hosts: desiredHosts.map((h) => ({ ip: h.ip, roles: h.roles })),
+    env: { ...ctx.image.metadata.env, ...spec.env },
+    dataRoot: ctx.layout.root,
+    ...(version ? { runtimeVersion: version } : {}),
+    ...(registry || spec.registry.external ? { registry: `${spec.registry.domain}:${spec.registry.port}` } : {}),
+    settings: spec.runtime,
+  };
+}
+
+function firstMasterOf(ctx: ClusterContext): ClusterHost {
+  const m = ctx.spec.hosts.flatMap((g) => g.ips.map((ip) => ctx.hosts.get(ip)!)).find((h) => h?.roles.includes("master"));
+  if (!m) throw new Error("the cluster has no master");
+  return m;
+}
+
+/**
+ * A runtime's preparation on the first master (a join token, a drain): not streamed (its
+ * output may hold secrets); the last line of its stdout, a JSON object of strings, is returned.
+ */
+async function beforeOnFirstMaster(ctx: ClusterContext, c: FirstMasterCommand, stepId: string, signal?: AbortSignal): Promise<Record<string, string>> {
+  const fm = firstMasterOf(ctx);
+  const r = await (await ctx.pool.get(fm, signal)).run(c.command, { sudo: true, env: c.env, timeoutMs: ctx.spec.timeouts.command * 1000, ...(signal ? { signal } : {}) });
+  const last = r.stdout.trim().split("\n").pop() ?? "";
+  if (!last.startsWith("{")) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(last);
+  } catch {
+    throw new Error(`${stepId}: the runtime's preparation on ${fm.ip} printed a line that is not JSON (its content is not shown: it may hold secrets)`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) if (typeof v === "string") out[k] = v;
+  return out;
+}
+
+/** A runtime command on `conn`'s host, with its preparation and follow-up on the first master; what the preparation gives stays secret. */
+export async function runRuntimeCommand(ctx: ClusterContext, conn: Connection, cmd: RuntimeCommand, stepId: string, signal?: AbortSignal): Promise<void> {
+  const sig = signal ? { signal } : {};
+  const timeoutMs = ctx.spec.timeouts.command * 1000;
+  const given = cmd.before ? await beforeOnFirstMaster(ctx, cmd.before, stepId, signal) : {};
+  const secrets = Object.values(given);
+  await runStreamed(conn, { command: cmd.command, env: { ...cmd.env, ...given }, step: stepId, timeoutMs, emit: ctx.emit, secrets, ...sig });
+  if (cmd.after) await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...cmd.after, step: `${stepId} (on the first master)`, timeoutMs, emit: ctx.emit, secrets, ...sig });
+}
+
 /**
  * Runs one plan step on its host: the dispatch from step kinds to the phase implementations.
  * Everything here is idempotent: a step re-run after a failure converges.
@@ -34,7 +86,6 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
   const commandMs = spec.timeouts.command * 1000;
   const imageFiles = new Map<string, Promise<ImageFiles>>();
   let tls: Promise<RegistryTls | undefined> | undefined;
-  const desiredHosts = spec.hosts.flatMap((g) => g.ips.map((ip) => ctx.hosts.get(ip)!)).filter(Boolean);
 
   const platformOf = (host: ClusterHost): PlatformImage => {
     const facts = ctx.facts.get(host.ip);
@@ -45,7 +96,7 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
   const filesFor = (pf: PlatformImage): Promise<ImageFiles> => {
     let p = imageFiles.get(pf.manifestDigest);
     if (!p) {
-      p = readImageFiles(ctx.session.store, pf, new Set(spec.configs.map(configPath)));
+      p = readImageFiles(ctx.session.store, pf, new Set([...spec.configs.map(configPath), ...(ctx.runtime.imageFiles ?? [])]));
       imageFiles.set(pf.manifestDigest, p);
     }
     return p;
@@ -58,16 +109,26 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
     if (kind === "hook:upgrade") return a.includes("upgrade") ? "upgrade" : "reconfigure";
     return a.find((x) => x !== "scale-down") ?? a[0] ?? "create";
   };
-  const runtimeContext = (action: Action, rootfs: string): RuntimeContext => ({
-    cluster: spec.name,
+  const runtimeContext = (action: Action, rootfs: string, imageFiles?: ReadonlyMap<string, string>): RuntimeContext => ({
+    ...runtimeContextOf(ctx, opts.registry),
     action,
-    hosts: desiredHosts.map((h) => ({ ip: h.ip, roles: h.roles })),
     added: opts.added,
     removed: opts.removed,
-    env: { ...ctx.image.metadata.env, ...spec.env },
     rootfs,
-    dataRoot: layout.root,
+    ...(imageFiles ? { imageFiles } : {}),
   });
+  /** The image's files the runtime generates its commands from, rendered with the spec's configs for this host. */
+  const runtimeFiles = async (host: ClusterHost): Promise<ReadonlyMap<string, string> | undefined> => {
+    const wanted = ctx.runtime.imageFiles ?? [];
+    if (wanted.length === 0) return undefined;
+    const rendered = renderFiles(await filesFor(platformOf(host)), spec.configs, host.env);
+    const files = new Map<string, string>();
+    for (const path of wanted) {
+      const text = rendered.get(path) ?? (await filesFor(platformOf(host))).get(path);
+      if (text !== undefined) files.set(path, text);
+    }
+    return files;
+  };
   /** The rootfs a host runs its steps in: the new image's, made current first; leaving hosts keep theirs. */
   const useImage = (digest: Digest): string =>
     `ln -sfn ${shellQuote(`images/${digest.replace(/^sha256:/, "")}/rootfs`)} ${shellQuote(`${layout.current}.new`)} && mv -T ${shellQuote(`${layout.current}.new`)} ${shellQuote(layout.current)} && `;
@@ -133,10 +194,11 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
       if (!(LIFECYCLE as readonly string[]).includes(name)) throw new Error(`unknown lifecycle step ${name}`);
       const leaving = name === "leave" || name === "reset";
       const rootfs = leaving ? layout.current : layout.rootfs(ctx.image.digest);
-      const cmd = ctx.runtime.command(name, { ip: host.ip, roles: host.roles, env: host.env }, runtimeContext(actionOf(kind), rootfs));
+      const files = leaving ? undefined : await runtimeFiles(host);
+      const cmd = ctx.runtime.command(name, { ip: host.ip, roles: host.roles, env: host.env, labels: host.labels, taints: host.taints }, runtimeContext(actionOf(kind), rootfs, files));
       // A reset of a host that never got the image has nothing to run.
       const command = leaving ? `if [ -d ${shellQuote(layout.current)} ]; then ${cmd.command}; fi` : `${useImage(ctx.image.digest)}${cmd.command}`;
-      await runStreamed(conn, { command, env: cmd.env, step: step.id, timeoutMs: commandMs, emit: ctx.emit, ...sig });
+      await runRuntimeCommand(ctx, conn, { ...cmd, command }, step.id, signal);
       return;
     }
     throw new Error(`unknown step kind ${kind}`);

@@ -3,6 +3,7 @@ import { platformFor } from "./image";
 import type { CurrentCluster, Plan } from "./plan";
 import { extractedSize, layersFor, missingLayers } from "./phases/distribute";
 import { pluginProblems } from "./phases/plugins";
+import type { ClusterRecord } from "./state/record";
 
 /** Hosts that cannot take the plan, each with every reason: found before anything is changed. */
 export class ValidationError extends Error {
@@ -24,6 +25,10 @@ const MAX_CLOCK_SKEW_MS = 30_000;
  */
 export async function validateHosts(ctx: OpenCluster, plan: Plan, current: CurrentCluster | undefined): Promise<void> {
   const problems: { host?: string; problem: string }[] = pluginProblems(ctx.spec.plugins, ctx.runtime.kind).map((problem) => ({ problem }));
+  // A running cluster moving to another runtime version (only then: a resumed apply is past this).
+  const runningVersion = (current as ClusterRecord | undefined)?.runtimeVersion;
+  const change = current && current.imageDigest !== ctx.image.digest ? ctx.runtime.changeProblem?.(runningVersion, ctx.image.metadata.runtime?.version) : undefined;
+  if (change) problems.push({ problem: change });
   const distributing = new Set(plan.phases.filter((p) => p.name === "distribute").flatMap((p) => p.steps.map((s) => s.host)));
   const available = [...ctx.image.platforms.keys()].join(", ");
 

@@ -38,6 +38,17 @@ describe("planning a cluster", () => {
     expect(plan.summary[0]).toBe("create cluster etcd on 127.0.10.1, 127.0.10.2, 127.0.10.3 (master) with image aaaaaaaaaaaa");
   });
 
+  it("creates kubeadm-style when the runtime says so: the first master bootstraps, other masters join one at a time, workers in parallel", () => {
+    const d = { ...desired([...hosts(3), ...hosts(2, ["node"], 10)]), bootstrap: "first-master" as const };
+    const plan = planCluster(d, undefined);
+    expect(plan.phases.map((p) => `${p.name}:${p.mode}`)).toEqual(["distribute:parallel", "render:parallel", "runtime:init-host:parallel", "runtime:bootstrap:serial", "runtime:join-masters:serial", "runtime:join:parallel", "runtime:check:parallel"]);
+    expect(stepsOf(plan, "runtime:bootstrap")).toEqual(["127.0.10.1"]);
+    expect(stepsOf(plan, "runtime:join-masters")).toEqual(["127.0.10.2", "127.0.10.3"]);
+    expect(stepsOf(plan, "runtime:join")).toEqual(["127.0.10.10", "127.0.10.11"]);
+    // Once created, it is a cluster like any other: nothing more to do.
+    expect(planCluster(d, applied(d, plan)).phases).toEqual([]);
+  });
+
   it("plans nothing when the cluster is as desired", () => {
     const d = desired(hosts(3));
     const plan = planCluster(d, applied(d, planCluster(d, undefined)));

@@ -1,4 +1,4 @@
-import type { Connection, ExecResult } from "../../ssh";
+import { redact, type Connection, type ExecResult } from "../../ssh";
 import type { ClusterEvent } from "../context";
 
 export interface StreamedCommand {
@@ -12,11 +12,11 @@ export interface StreamedCommand {
   secrets?: readonly string[];
 }
 
-/** Runs a step's command as root, its output streamed line by line as events; a non-zero exit throws with the stderr tail. */
+/** Runs a step's command as root, its output streamed line by line as events (secrets redacted); a non-zero exit throws with the stderr tail. */
 export async function runStreamed(conn: Connection, c: StreamedCommand): Promise<ExecResult> {
   const lines = (stream: "stdout" | "stderr") => {
     let rest = "";
-    const emit = (line: string): void => c.emit({ type: "output", host: conn.host, step: c.step, stream, line });
+    const emit = (line: string): void => c.emit({ type: "output", host: conn.host, step: c.step, stream, line: c.secrets ? redact(line, c.secrets) : line });
     return {
       add(chunk: Buffer): void {
         const parts = (rest + chunk.toString("utf8")).split("\n");

@@ -126,21 +126,27 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     plugins("post-init-host", added);
   }
 
+  /** Masters change membership one at a time; other hosts join in parallel. */
+  const joins = (hosts: PlannedHost[]): void => {
+    phase("runtime:join-masters", "Join masters", "serial", hosts.filter((h) => h.roles.includes(MASTER)).map((h) => step(h, "hook:join", `${h.ip} joins as master`)));
+    phase("runtime:join", "Join hosts", "parallel", hosts.filter((h) => !h.roles.includes(MASTER)).map((h) => step(h, "hook:join", `${h.ip} joins as ${h.roles.join("+") || "worker"}`)));
+  };
   if (creating) {
     actions.push("create");
     summary.push(`create cluster ${desired.name} on ${describeHosts(desired.hosts)} with image ${img}`);
     plugins("pre-install", "cluster");
-    phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, "hook:bootstrap", `bootstrap ${h.ip}`)));
+    if (desired.bootstrap === "first-master") {
+      phase("runtime:bootstrap", "Bootstrap the cluster", "serial", [step(firstMaster, "hook:bootstrap", `bootstrap ${firstMaster.ip}`)]);
+      joins(desired.hosts.filter((h) => h !== firstMaster));
+    } else {
+      phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, "hook:bootstrap", `bootstrap ${h.ip}`)));
+    }
   } else if (added.length > 0) {
     actions.push("scale-up");
     summary.push(`join ${describeHosts(added)}`);
     const joinVersion = shortHash(added.map((h) => h.ip).join(","));
     plugins("pre-scaleup", "cluster", joinVersion);
-    const newMasters = added.filter((h) => h.roles.includes(MASTER));
-    const newOthers = added.filter((h) => !h.roles.includes(MASTER));
-    // Masters change membership: one at a time. Other hosts join in parallel.
-    phase("runtime:join-masters", "Join masters", "serial", newMasters.map((h) => step(h, "hook:join", `${h.ip} joins as master`)));
-    phase("runtime:join", "Join hosts", "parallel", newOthers.map((h) => step(h, "hook:join", `${h.ip} joins as ${h.roles.join("+") || "worker"}`)));
+    joins(added);
   }
   if (added.length > 0) {
     phase("runtime:check", "Check new hosts", "parallel", added.map((h) => step(h, "hook:check", `check ${h.ip}`)));

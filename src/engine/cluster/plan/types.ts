@@ -36,6 +36,12 @@ export interface DesiredCluster {
   plugins?: PlannedPlugin[];
   /** Whether the image or spec has apps / CMDS to launch on the first master once the cluster is up. */
   launch?: boolean;
+  /**
+   * How the runtime creates a cluster: every host bootstraps at once (etcd-style, the full
+   * member list known up front), or the first master bootstraps and the others then join as on
+   * a scale-up (kubeadm: init, then joins). @default "every-host"
+   */
+  bootstrap?: "every-host" | "first-master";
 }
 
 /** One plugin at one of its phases (sealer's Plugin `action`). */

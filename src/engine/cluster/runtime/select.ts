@@ -1,8 +1,15 @@
 import type { ClusterImageMetadata } from "../../image/metadata";
 import { hooksRuntime } from "./hooks";
+import { kubernetesRuntime } from "./kubernetes/runtime";
 import type { Runtime } from "./types";
 
-const RUNTIMES: Record<string, Runtime> = { hooks: hooksRuntime };
+const RUNTIMES: Record<string, Runtime> = { hooks: hooksRuntime, kubernetes: kubernetesRuntime };
+
+/** The runtime an image asks for, when this sealant has it (plans made without the image's metadata get none). */
+export function findRuntime(meta: Pick<ClusterImageMetadata, "runtime">): Runtime | undefined {
+  const kind = meta.runtime?.type;
+  return kind ? RUNTIMES[kind] : undefined;
+}
 
 /**
  * The runtime an image asks for (sealant's `io.sealant.runtime` label, or sealer's

@@ -16,12 +16,28 @@ export interface RuntimeContext {
   rootfs: string;
   /** The cluster's data root on every host, e.g. /var/lib/sealant/<cluster>. */
   dataRoot: string;
+  /** The runtime's version the image declares (its runtime version label), e.g. v1.31.4. */
+  runtimeVersion?: string;
+  /** The cluster registry's `domain:port`, when the cluster runs or uses one. */
+  registry?: string;
+  /** The spec's `runtime` settings, free-form (e.g. `kubeadm` documents). */
+  settings?: Record<string, unknown>;
+  /** The image's files the runtime asked for (`Runtime.imageFiles`), as rendered with the spec's configs. */
+  imageFiles?: ReadonlyMap<string, string>;
 }
 
 export interface RuntimeCommand {
   /** Shell command run on the host (no secrets inside: those go through `env`). */
   command: string;
   env: Record<string, string>;
+  /**
+   * Run on the first master before `command` (e.g. a join token, a drain). Its stdout's last
+   * line, when a JSON object of strings, is added to `command`'s env; it may carry secrets, so
+   * its output is never logged and its values are redacted from errors.
+   */
+  before?: FirstMasterCommand;
+  /** Run on the first master once `command` succeeded (e.g. uncordon, label the node). */
+  after?: FirstMasterCommand;
 }
 
 /**
@@ -31,14 +47,23 @@ export interface RuntimeCommand {
  */
 export interface Runtime {
   readonly kind: string;
+  /** Files of the image (rootfs paths) its commands are generated from, e.g. etc/kubeadm.yml. */
+  readonly imageFiles?: readonly string[];
+  /** How it creates a cluster (see DesiredCluster.bootstrap). @default "every-host" */
+  readonly bootstrap?: "every-host" | "first-master";
   /** The command for step `hook:<name>` on `host` (hosts without anything to do still run it: the command decides). */
-  command(step: LifecycleStep, host: PlannedHost & { env?: Record<string, string> }, ctx: RuntimeContext): RuntimeCommand;
+  command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): RuntimeCommand;
   /**
    * What the cluster offers its users once it is up, read from the first master through
    * `readFile` (undefined: no such file) — e.g. Kubernetes: the admin kubeconfig, a secret, and
    * the API endpoint. Runtimes with nothing to offer leave it out.
    */
   outputs?(readFile: (path: string) => Promise<string | undefined>, ctx: RuntimeContext): Promise<RuntimeOutputs>;
+  /**
+   * Why a running cluster cannot move from the image's runtime version `from` to `to` (e.g.
+   * Kubernetes skips a minor version); undefined when it can. Checked before anything changes.
+   */
+  changeProblem?(from: string | undefined, to: string | undefined): string | undefined;
 }
 
 export interface RuntimeOutputs {
@@ -46,6 +71,19 @@ export interface RuntimeOutputs {
   kubeconfig?: string;
   endpoint?: string;
   caCertificate?: string;
+}
+
+/** The host a command is for, with its settings from the spec. */
+export interface RuntimeHost extends PlannedHost {
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** `key=value:Effect` */
+  taints?: string[];
+}
+
+export interface FirstMasterCommand {
+  command: string;
+  env: Record<string, string>;
 }
 
 /** The lifecycle every runtime implements, in the order a cluster meets it. */

@@ -16,6 +16,8 @@ export interface ClusterRecord extends CurrentCluster {
   specDigest: string;
   /** The runtime that manages the cluster (from the image's labels). */
   runtime: string;
+  /** The runtime's version the cluster runs (the image's label, e.g. Kubernetes v1.31.4). */
+  runtimeVersion?: string;
   updatedAt: string;
 }
 

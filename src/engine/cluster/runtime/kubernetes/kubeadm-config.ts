@@ -26,8 +26,8 @@ export const JOIN_SECRETS = { token: "${SEALANT_KUBE_TOKEN}", caCertHash: "${SEA
 
 export interface KubeNode {
   ip: string;
-  /** The node name: the host's name, lower-cased (Kubernetes node names are DNS subdomains). */
-  name: string;
+  /** The node name; none: kubeadm's default, the host's name lower-cased. */
+  name?: string;
   roles: string[];
   labels: Record<string, string>;
   /** `key=value:Effect` or `key:Effect`, as in the spec. */
@@ -88,7 +88,7 @@ function nodeRegistration(api: string, node: KubeNode, given: Doc): Doc {
   const isMaster = node.roles.includes("master");
   // A master without taints of its own keeps kubeadm's control-plane taint; given taints replace it.
   const taints = node.taints.length > 0 ? taintObjects(node.taints) : isMaster ? [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }] : [];
-  return deepMerge({ name: node.name, criSocket: CRI_SOCKET, taints, kubeletExtraArgs: args(api, { "node-ip": node.ip }) }, given);
+  return deepMerge({ ...(node.name ? { name: node.name } : {}), criSocket: CRI_SOCKET, taints, kubeletExtraArgs: args(api, { "node-ip": node.ip }) }, given);
 }
 
 function clusterConfiguration(inputs: KubeadmInputs, api: string): Doc {
@@ -112,17 +112,18 @@ function clusterConfiguration(inputs: KubeadmInputs, api: string): Doc {
   const merged = deepMerge(defaults, fromUser);
   // Every master, the VIP and the stable name stay in the certificate whatever the user adds.
   (merged["apiServer"] as Doc)["certSANs"] = sans;
-  return { ...merged, apiVersion: api, kind: "ClusterConfiguration" };
+  const { apiVersion: _a, kind: _k, ...rest } = merged;
+  return { apiVersion: api, kind: "ClusterConfiguration", ...rest };
 }
 
 function kubeletConfiguration(inputs: KubeadmInputs): Doc {
-  return { ...deepMerge({ cgroupDriver: "systemd" }, given(inputs, "KubeletConfiguration")), apiVersion: KUBELET_API, kind: "KubeletConfiguration" };
+  return { apiVersion: KUBELET_API, kind: "KubeletConfiguration", ...deepMerge({ cgroupDriver: "systemd" }, given(inputs, "KubeletConfiguration")) };
 }
 
 function kubeProxyConfiguration(inputs: KubeadmInputs): Doc {
   const vip = inputs.vip ?? DEFAULT_VIP;
   // Workers reach the masters through IPVS on the VIP: kube-proxy must leave that rule alone.
-  return { ...deepMerge({ mode: "ipvs", ipvs: { excludeCIDRs: [`${vip}/32`] } }, given(inputs, "KubeProxyConfiguration")), apiVersion: KUBE_PROXY_API, kind: "KubeProxyConfiguration" };
+  return { apiVersion: KUBE_PROXY_API, kind: "KubeProxyConfiguration", ...deepMerge({ mode: "ipvs", ipvs: { excludeCIDRs: [`${vip}/32`] } }, given(inputs, "KubeProxyConfiguration")) };
 }
 
 function withoutKey(d: Doc, key: string): Doc {

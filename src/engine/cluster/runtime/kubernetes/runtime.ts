@@ -1,0 +1,266 @@
+import { dump, load, loadAll } from "js-yaml";
+import { shellQuote } from "../../../ssh/shell";
+import type { PlannedHost } from "../../plan/types";
+import { hookEnv } from "../hooks";
+import type { FirstMasterCommand, LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeHost, RuntimeOutputs } from "../types";
+import { API_SERVER_DOMAIN, API_SERVER_PORT, DEFAULT_VIP, initConfig, joinConfig, kubeadmDocProblems, type KubeadmInputs, type KubeNode } from "./kubeadm-config";
+import { parseKubeVersion, upgradeProblem } from "./version";
+
+/**
+ * The kubernetes runtime: kubeadm on sealer-style base images — `bin/` (kubeadm, kubectl,
+ * kubelet, optionally crictl and lvscare), `scripts/` (containerd.sh or docker.sh,
+ * init-kube.sh), `etc/kubeadm.yml`. The first master runs `kubeadm init`; other masters join
+ * one at a time as control planes, workers in parallel through a local virtual IP to every
+ * master (lvscare, when the image has it). Cluster-wide steps (join tokens, drains, node
+ * deletion, readiness) run on the first master, before or after the host's own command.
+ */
+export const KUBE_IMAGE_FILES = ["etc/kubeadm.yml"] as const;
+const ADMIN_CONF = "/etc/kubernetes/admin.conf";
+const CA_CERT = "/etc/kubernetes/pki/ca.crt";
+/** Seconds a drain may take before the step fails. @default 300 (spec: runtime.drainTimeout) */
+const DEFAULT_DRAIN_TIMEOUT_S = 300;
+
+/** Shell helpers every command starts with. */
+const PRELUDE = `set -eu
+export KUBECONFIG=${ADMIN_CONF}
+# the node registered with this IP (kubectl's wide listing: NAME STATUS ROLES AGE VERSION INTERNAL-IP ...)
+node_of() { kubectl get nodes -o wide --no-headers | awk -v ip="$1" '$6 == ip { print $1; exit }'; }
+# one line of /etc/hosts, ours, replaced whole (written in place: /etc/hosts may be a bind mount)
+hosts_line() {
+  tmp=$(mktemp)
+  grep -v " $1 # sealant-kubernetes$" /etc/hosts > "$tmp" || true
+  [ -z "$2" ] || echo "$2 $1 # sealant-kubernetes" >> "$tmp"
+  cat "$tmp" > /etc/hosts; rm -f "$tmp"
+}
+`;
+
+/** The image's Kubernetes version, from its runtime label. */
+function versionOf(ctx: RuntimeContext): string {
+  const v = ctx.runtimeVersion;
+  if (!v) throw new Error("the image declares no Kubernetes version: label it cluster.alpha.sealer.io/cluster-runtime-version=vX.Y.Z (or io.sealant.runtime.version)");
+  return v;
+}
+
+function docsOf(text: string | undefined, where: string): Record<string, unknown>[] {
+  if (text === undefined) return [];
+  const docs = loadAll(text).filter((d): d is Record<string, unknown> => d !== null && typeof d === "object" && !Array.isArray(d));
+  const problems = kubeadmDocProblems(docs, where);
+  if (problems.length > 0) throw new Error(problems.join("\n"));
+  return docs;
+}
+
+/** What the kubeadm configuration is generated from. */
+function kubeadmInputs(ctx: RuntimeContext): KubeadmInputs {
+  const settings = ctx.settings ?? {};
+  const nodes = (hosts: PlannedHost[]): KubeNode[] => hosts.map((h) => ({ ip: h.ip, roles: h.roles, labels: {}, taints: [] }));
+  const overrides = settings["kubeadm"];
+  return {
+    clusterName: ctx.cluster,
+    version: parseKubeVersion(versionOf(ctx), "the image's Kubernetes version"),
+    masters: nodes(ctx.hosts.filter((h) => h.roles.includes("master"))),
+    ...(ctx.registry ? { registry: ctx.registry } : {}),
+    ...(typeof settings["vip"] === "string" ? { vip: settings["vip"] } : {}),
+    ...(Array.isArray(settings["certSANs"]) ? { extraSANs: settings["certSANs"] as string[] } : {}),
+    image: docsOf(ctx.imageFiles?.get("etc/kubeadm.yml"), "the image's etc/kubeadm.yml"),
+    overrides: Array.isArray(overrides) ? (overrides as Record<string, unknown>[]) : [],
+  };
+}
+
+/**
+ * A heredoc writing `text` to `path` with mode 600: the text's `$` and backquotes are escaped,
+ * except `${SEALANT_...}` placeholders, which the shell fills from the command's (secret) env.
+ */
+function writeFile(path: string, text: string): string {
+  const escaped = text.replace(/[\\$`]/g, "\\$&").replace(/\\\$\{(SEALANT_[A-Z0-9_]+)\}/g, "${$1}");
+  return `(umask 077; mkdir -p ${shellQuote(path.slice(0, path.lastIndexOf("/")))}; cat > ${shellQuote(`${path}.tmp`)} <<SEALANT_EOF
+${escaped}
+SEALANT_EOF
+mv -f ${shellQuote(`${path}.tmp`)} ${shellQuote(path)})\n`;
+}
+
+function firstMasterOf(ctx: RuntimeContext): PlannedHost {
+  const m = ctx.hosts.find((h) => h.roles.includes("master"));
+  if (!m) throw new Error("a Kubernetes cluster needs a master");
+  return m;
+}
+
+function drainTimeout(ctx: RuntimeContext): number {
+  const t = ctx.settings?.["drainTimeout"];
+  return typeof t === "number" && t > 0 ? t : DEFAULT_DRAIN_TIMEOUT_S;
+}
+
+/** On the first master: the node with this IP cordoned and drained (PodDisruptionBudgets respected), if registered. */
+function drain(ip: string, ctx: RuntimeContext): FirstMasterCommand {
+  return {
+    command: `${PRELUDE}n=$(node_of ${shellQuote(ip)})
+if [ -n "$n" ]; then kubectl cordon "$n"; kubectl drain "$n" --ignore-daemonsets --delete-emptydir-data --timeout=${drainTimeout(ctx)}s; fi`,
+    env: {},
+  };
+}
+
+/** On the first master, retried while the API server restarts: a kubectl command on the node with this IP. */
+function onNode(ip: string, what: string): FirstMasterCommand {
+  return {
+    command: `${PRELUDE}for i in $(seq 1 30); do
+  n=$(node_of ${shellQuote(ip)} 2>/dev/null) && [ -n "$n" ] && ${what} && exit 0
+  sleep 2
+done
+echo "node ${ip}: ${what.replace(/"\$n"/g, "<node>").replace(/["$`\\]/g, "")} did not succeed within 60 s" >&2; exit 1`,
+    env: {},
+  };
+}
+
+function command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): RuntimeCommand {
+  const env = hookEnv(step, host, ctx);
+  const dir = `${ctx.dataRoot.replace(/\/$/, "")}/kubernetes`;
+  const first = firstMasterOf(ctx);
+  const isMaster = host.roles.includes("master");
+  const vip = typeof ctx.settings?.["vip"] === "string" ? (ctx.settings["vip"] as string) : DEFAULT_VIP;
+  const masters = ctx.hosts.filter((h) => h.roles.includes("master")).map((h) => h.ip);
+  const run = (body: string, extra: Partial<RuntimeCommand> = {}): RuntimeCommand => ({ command: `cd ${shellQuote(ctx.rootfs)}\n${PRELUDE}${body}`, env, ...extra });
+
+  switch (step) {
+    case "init-host":
+      // The image's container runtime and kubelet set-up (sealer's scripts), its binaries, and
+      // the API's stable name: the first master on masters, the VIP on other hosts.
+      return run(`if [ -f scripts/containerd.sh ]; then sh scripts/containerd.sh; elif [ -f scripts/docker.sh ]; then sh scripts/docker.sh; fi
+for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then install -m 0755 bin/$b /usr/bin/$b; fi; done
+if [ -f scripts/init-kube.sh ]; then sh scripts/init-kube.sh; fi
+hosts_line ${API_SERVER_DOMAIN} ${shellQuote(isMaster ? first.ip : vip)}
+${isMaster ? "" : `if command -v lvscare > /dev/null; then lvscare care --vs ${vip}:${API_SERVER_PORT} ${masters.map((m) => `--rs ${m}:${API_SERVER_PORT}`).join(" ")} --health-path /healthz --health-schem https --run-once; fi`}`);
+
+    case "bootstrap":
+      // Only the first master bootstraps (the runtime's bootstrap policy); a re-run after a
+      // completed init (admin.conf there) does not init again.
+      return run(`${writeFile(`${dir}/init.yaml`, initConfig(kubeadmInputs(ctx)))}
+if [ ! -f ${ADMIN_CONF} ]; then kubeadm init --config ${shellQuote(`${dir}/init.yaml`)} --upload-certs; fi
+mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config`);
+
+    case "join": {
+      const inputs = kubeadmInputs(ctx);
+      const node: KubeNode = { ip: host.ip, roles: host.roles, labels: host.labels ?? {}, taints: host.taints ?? [] };
+      // A join that failed half way leaves files kubeadm refuses to join over: reset first.
+      return run(
+        `${writeFile(`${dir}/join.yaml`, joinConfig(inputs, node))}
+if [ ! -f /etc/kubernetes/kubelet.conf ]; then
+  kubeadm reset -f > /dev/null 2>&1 || true
+  kubeadm join --config ${shellQuote(`${dir}/join.yaml`)}
+fi
+rm -f ${shellQuote(`${dir}/join.yaml`)}
+${isMaster ? `mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config\nhosts_line ${API_SERVER_DOMAIN} ${shellQuote(host.ip)}` : workerVipPod(vip, masters)}`,
+        {
+          // A fresh token (and certificate key for a control plane) for every join: a later join
+          // never finds the ones from the create expired.
+          before: {
+            command: `${PRELUDE}token=$(kubeadm token create --ttl 2h)
+hash=sha256:$(openssl x509 -pubkey -in ${CA_CERT} | openssl pkey -pubin -outform der 2>/dev/null | sha256sum | cut -d' ' -f1)
+key=${isMaster ? "$(kubeadm init phase upload-certs --upload-certs | tail -n 1)" : '""'}
+printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CERT_KEY":"%s"}\\n' "$token" "$hash" "$key"`,
+            env: {},
+          },
+          after: labelCommand(host),
+        },
+      );
+    }
+
+    case "leave":
+      // Drained first; kubeadm reset also takes a control plane's etcd member away; then the Node object.
+      return run(`kubeadm reset -f`, { before: drain(host.ip, ctx), after: onNode(host.ip, `kubectl delete node "$n"`) });
+
+    case "upgrade": {
+      const version = versionOf(ctx);
+      const isFirst = host.ip === first.ip;
+      // The first master moves the control plane (`upgrade apply`); every other node follows (`upgrade node`).
+      return run(
+        `install -m 0755 bin/kubeadm /usr/bin/kubeadm
+${isFirst ? `kubeadm upgrade apply -y ${shellQuote(version)}` : "kubeadm upgrade node"}
+for b in kubelet kubectl; do install -m 0755 bin/$b /usr/bin/$b; done
+systemctl daemon-reload && systemctl restart kubelet`,
+        { before: drain(host.ip, ctx), after: onNode(host.ip, `kubectl uncordon "$n"`) },
+      );
+    }
+
+    case "check": {
+      const version = versionOf(ctx);
+      // Ready, on the image's kubelet version: asked of the API from the first master.
+      return run("true", {
+        before: {
+          command: `${PRELUDE}for i in $(seq 1 60); do
+  n=$(node_of ${shellQuote(host.ip)} 2>/dev/null || true)
+  if [ -n "$n" ]; then
+    set -- $(kubectl get node "$n" --no-headers)
+    case "$2" in Ready|Ready,*) [ "$5" = ${shellQuote(version)} ] && exit 0 ;; esac
+  fi
+  sleep 2
+done
+echo "node ${host.ip} is not Ready on ${version} after 120 s: $(kubectl get node "\${n:-?}" --no-headers 2>&1 || true)" >&2; exit 1`,
+          env: {},
+        },
+      });
+    }
+
+    case "reset":
+      return run(`kubeadm reset -f > /dev/null 2>&1 || true
+rm -rf /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /root/.kube ${shellQuote(dir)}
+hosts_line ${API_SERVER_DOMAIN} ""
+for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then rm -f /usr/bin/$b; fi; done`);
+  }
+}
+
+/** A worker's lvscare as a static pod: it keeps the VIP's IPVS rules pointed at the healthy masters. */
+function workerVipPod(vip: string, masters: string[]): string {
+  const args = ["care", "--vs", `${vip}:${API_SERVER_PORT}`, ...masters.flatMap((m) => ["--rs", `${m}:${API_SERVER_PORT}`]), "--health-path", "/healthz", "--health-schem", "https"];
+  const pod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-lvscare
+  namespace: kube-system
+spec:
+  hostNetwork: true
+  containers:
+  - name: kube-lvscare
+    image: sea.hub:5000/sealerio/lvscare:v1.1.3-beta.8
+    command: ["/usr/bin/lvscare"]
+    args: [${args.map((a) => JSON.stringify(a)).join(", ")}]
+    securityContext:
+      privileged: true
+`;
+  return `if command -v lvscare > /dev/null; then ${writeFile("/etc/kubernetes/manifests/kube-lvscare.yaml", pod)}fi`;
+}
+
+/** The host's labels, set on its Node from the first master (kubeadm cannot set node-role labels itself). */
+function labelCommand(host: RuntimeHost): FirstMasterCommand | undefined {
+  const labels = host.labels ?? {};
+  const pairs = Object.entries(labels).map(([k, v]) => shellQuote(`${k}=${v}`));
+  if (pairs.length === 0) return undefined;
+  return onNode(host.ip, `kubectl label node "$n" ${pairs.join(" ")} --overwrite`);
+}
+
+/** The admin kubeconfig with its server on the first master's address (usable from outside the cluster's hosts). */
+async function outputs(readFile: (path: string) => Promise<string | undefined>, ctx: RuntimeContext): Promise<RuntimeOutputs> {
+  const first = firstMasterOf(ctx);
+  const endpoint = `https://${first.ip}:${API_SERVER_PORT}`;
+  const admin = await readFile(ADMIN_CONF);
+  const ca = await readFile(CA_CERT);
+  const out: RuntimeOutputs = { endpoint };
+  if (admin !== undefined) {
+    const doc = load(admin) as { clusters?: { cluster?: { server?: string } }[] } | null;
+    for (const c of doc?.clusters ?? []) if (c.cluster) c.cluster.server = endpoint;
+    // Re-serialised only when it parsed; the values are never put in an error message.
+    out.kubeconfig = doc ? dump(doc, { lineWidth: -1 }) : admin;
+  }
+  if (ca !== undefined) out.caCertificate = ca;
+  return out;
+}
+
+export const kubernetesRuntime: Runtime = {
+  kind: "kubernetes",
+  bootstrap: "first-master",
+  imageFiles: KUBE_IMAGE_FILES,
+  command,
+  outputs,
+  changeProblem(from, to) {
+    if (!from || !to) return undefined;
+    return upgradeProblem(parseKubeVersion(from, "the cluster's Kubernetes version"), parseKubeVersion(to, "the image's Kubernetes version"));
+  },
+};
