@@ -37,8 +37,25 @@ function parseInputs(inputs: ClusterInputs): { spec?: ClusterSpec; failures: Che
   return { failures: r.problems.map((p) => ({ property: String(p.path || "hosts").split(/[.[]/)[0] ?? "", reason: formatProblem(p) })) };
 }
 
+/**
+ * Pinned images already looked up by this provider process (one per pulumi command): check
+ * plans the old and the new inputs, usually with the same image — read it once.
+ */
+const pinnedImages = new Map<string, Promise<ClusterImage | undefined>>();
+
 /** The image as far as preview knows it without pulling: from the local store, else only its digest. */
-async function previewImage(spec: ClusterSpec): Promise<ClusterImage | undefined> {
+function previewImage(spec: ClusterSpec): Promise<ClusterImage | undefined> {
+  if (!parseReference(spec.image).digest) return lookUpImage(spec);
+  let found = pinnedImages.get(spec.image);
+  if (!found) {
+    found = lookUpImage(spec);
+    pinnedImages.set(spec.image, found);
+    found.catch(() => pinnedImages.delete(spec.image));
+  }
+  return found;
+}
+
+async function lookUpImage(spec: ClusterSpec): Promise<ClusterImage | undefined> {
   const session = await Session.open();
   try {
     return await resolveClusterImage(session, spec.image, undefined, { pull: false });
