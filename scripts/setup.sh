@@ -43,3 +43,6 @@ npm run --silent build
 ln -sfn .. "$root/node_modules/sealant"
 # The Pulumi CLI and its nodejs language host, built from the Go module proxy and cached (first time: minutes).
 bash "$root/scripts/pulumi-cli.sh"
+# The real kubeadm, built from the Go module proxy and cached: the tests validate the kubeadm
+# configuration sealant generates with it (first time: ~5 min).
+bash "$root/scripts/kubeadm.sh" > /dev/null

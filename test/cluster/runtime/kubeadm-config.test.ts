@@ -61,6 +61,22 @@ describe("kubeadm configuration from the cluster spec", () => {
     expect(byKind(text, "KubeletConfiguration")).toMatchObject({ cgroupDriver: "systemd", maxPods: 200 });
   });
 
+  it("reads documents written for either kubeadm API: extra arguments become what the version takes, kubelet arguments add to node-ip", () => {
+    const overrides = [
+      { apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", apiServer: { extraArgs: { "audit-log-maxage": "30" } } },
+      { apiVersion: "kubeadm.k8s.io/v1beta4", kind: "InitConfiguration", nodeRegistration: { kubeletExtraArgs: [{ name: "max-pods", value: "80" }] } },
+    ];
+    const v4 = initConfig(inputs({ overrides }));
+    expect(byKind(v4, "ClusterConfiguration")["apiServer"]["extraArgs"]).toEqual([{ name: "audit-log-maxage", value: "30" }]);
+    expect(byKind(v4, "InitConfiguration")["nodeRegistration"]["kubeletExtraArgs"]).toEqual([
+      { name: "node-ip", value: "10.0.0.2" },
+      { name: "max-pods", value: "80" },
+    ]);
+    const v3 = initConfig(inputs({ overrides, version: parseKubeVersion("v1.30.8", "test") }));
+    expect(byKind(v3, "ClusterConfiguration")["apiServer"]["extraArgs"]).toEqual({ "audit-log-maxage": "30" });
+    expect(byKind(v3, "InitConfiguration")["nodeRegistration"]["kubeletExtraArgs"]).toEqual({ "node-ip": "10.0.0.2", "max-pods": "80" });
+  });
+
   it("join: masters as control planes with the certificate key, workers with their taints; secrets stay shell variables", () => {
     const master = byKind(joinConfig(inputs(), masters[1]!), "JoinConfiguration");
     expect(master["controlPlane"]).toEqual({ localAPIEndpoint: { advertiseAddress: "10.0.0.3", bindPort: 6443 }, certificateKey: "${SEALANT_KUBE_CERT_KEY}" });

@@ -57,7 +57,8 @@ type Kind = (typeof KINDS)[number];
 
 /** What the user gave (image, then spec) for one kind, merged; apiVersion as written is dropped (ours is the version's). */
 function given(inputs: KubeadmInputs, kind: Kind): Doc {
-  const pick = (docs: Doc[]) => docs.filter((d) => d["kind"] === kind).reduce<Doc>((acc, d) => deepMerge(acc, d), {});
+  const api = kubeadmApiVersion(inputs.version);
+  const pick = (docs: Doc[]) => docs.filter((d) => d["kind"] === kind).reduce<Doc>((acc, d) => deepMerge(acc, inApi(d, api) as Doc), {});
   const { apiVersion: _a, kind: _k, ...merged } = deepMerge(pick(inputs.image), pick(inputs.overrides));
   return merged;
 }
@@ -75,6 +76,24 @@ function args(api: string, map: Record<string, string>): unknown {
   return api.endsWith("v1beta4") ? Object.entries(map).map(([name, value]) => ({ name, value })) : map;
 }
 
+const ARG_KEYS = new Set(["extraArgs", "kubeletExtraArgs"]);
+
+/**
+ * Documents written for either kubeadm API (an image's kubeadm.yml is often v1beta3) in the one
+ * this version takes: extra arguments as a map (v1beta3) or a list of {name, value} (v1beta4).
+ */
+function inApi(value: unknown, api: string): unknown {
+  if (Array.isArray(value)) return value.map((v) => inApi(v, api));
+  if (value === null || typeof value !== "object") return value;
+  const out: Doc = {};
+  for (const [k, v] of Object.entries(value as Doc)) {
+    if (!ARG_KEYS.has(k)) out[k] = inApi(v, api);
+    else if (Array.isArray(v)) out[k] = api.endsWith("v1beta4") ? v : Object.fromEntries((v as { name: string; value: string }[]).map((a) => [a.name, a.value]));
+    else out[k] = v !== null && typeof v === "object" ? args(api, v as Record<string, string>) : v;
+  }
+  return out;
+}
+
 /** `key=value:Effect` / `key:Effect` as kubeadm's taint objects. */
 export function taintObjects(taints: string[]): { key: string; value?: string; effect: string }[] {
   return taints.map((t) => {
@@ -88,7 +107,10 @@ function nodeRegistration(api: string, node: KubeNode, given: Doc): Doc {
   const isMaster = node.roles.includes("master");
   // A master without taints of its own keeps kubeadm's control-plane taint; given taints replace it.
   const taints = node.taints.length > 0 ? taintObjects(node.taints) : isMaster ? [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }] : [];
-  return deepMerge({ ...(node.name ? { name: node.name } : {}), criSocket: CRI_SOCKET, taints, kubeletExtraArgs: args(api, { "node-ip": node.ip }) }, given);
+  // The user's kubelet arguments are added to node-ip, not instead of it (a list would replace it whole).
+  const userArgs = inApi({ kubeletExtraArgs: given["kubeletExtraArgs"] ?? {} }, "v1beta3") as { kubeletExtraArgs: Record<string, string> };
+  const kubeletExtraArgs = args(api, { "node-ip": node.ip, ...userArgs.kubeletExtraArgs });
+  return { ...deepMerge({ ...(node.name ? { name: node.name } : {}), criSocket: CRI_SOCKET, taints }, withoutKey(given, "kubeletExtraArgs")), kubeletExtraArgs };
 }
 
 function clusterConfiguration(inputs: KubeadmInputs, api: string): Doc {
