@@ -108,6 +108,8 @@ export interface AlicloudClusterProps
   readonly tags?: Record<string, string>;
   /** What `pulumi destroy` does with hosts it cannot reach. @default "skip" (an instance already gone) */
   readonly unreachableOnDelete?: KubernetesClusterProps["unreachableOnDelete"];
+  /** What a scale-down does with an instance it cannot reach. @default "fail" */
+  readonly unreachableOnRemove?: KubernetesClusterProps["unreachableOnRemove"];
 }
 
 /** Private address layout in the VSwitch: offsets from its network address. */
@@ -290,7 +292,7 @@ export class AlicloudCluster extends pulumi.ComponentResource {
       ...(this.bastion ? { bastion: { host: this.bastion.publicIp, port: 22, user: "root", ...credentials } } : {}),
     });
 
-    const passed = ["image", "env", "registry", "plugins", "configs", "apps", "runtime", "hostAliases", "upgrade", "timeouts", "dataRoot", "parallelism", "masterSettings", "workerSettings", "unreachableOnDelete"] as const;
+    const passed = ["image", "env", "registry", "plugins", "configs", "apps", "runtime", "hostAliases", "upgrade", "timeouts", "dataRoot", "parallelism", "masterSettings", "workerSettings", "unreachableOnDelete", "unreachableOnRemove"] as const;
     const kprops: Record<string, unknown> = { clusterName, masters: this.masterIps, workers: this.workerIps, ssh };
     for (const key of passed) if (props[key] !== undefined) kprops[key] = props[key];
     this.kubernetes = new KubernetesCluster(name, kprops as unknown as KubernetesClusterProps, parent);

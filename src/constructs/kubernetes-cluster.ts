@@ -87,6 +87,8 @@ export interface KubernetesClusterProps {
   readonly parallelism?: ClusterArgs["parallelism"];
   /** What `pulumi destroy` does with hosts it cannot reach: "skip" (the host is gone) or "fail". @default "skip" */
   readonly unreachableOnDelete?: ClusterArgs["unreachableOnDelete"];
+  /** What an update does with a removed host it cannot reach: "fail", or "force" (the cluster forgets its node). @default "fail" */
+  readonly unreachableOnRemove?: ClusterArgs["unreachableOnRemove"];
 }
 
 /** The port of the Kubernetes API server on the masters. */
@@ -178,7 +180,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       });
 
     const args: ClusterArgs = { name: clusterName, image, hosts };
-    const passed = ["ssh", "env", "registry", "plugins", "configs", "apps", "runtime", "hostAliases", "upgrade", "timeouts", "dataRoot", "parallelism", "unreachableOnDelete"] as const;
+    const passed = ["ssh", "env", "registry", "plugins", "configs", "apps", "runtime", "hostAliases", "upgrade", "timeouts", "dataRoot", "parallelism", "unreachableOnDelete", "unreachableOnRemove"] as const;
     for (const key of passed) {
       if (props[key] !== undefined) (args as Record<string, unknown>)[key] = props[key];
     }

@@ -157,9 +157,9 @@ export const apply: Command = {
   },
 };
 
-async function runApply(spec: ClusterSpec, session: Session, events: ClusterPrinter, signal: AbortSignal, json: boolean, command: string, verb: string, verifyHosts = false): Promise<ApplyResult> {
+async function runApply(spec: ClusterSpec, session: Session, events: ClusterPrinter, signal: AbortSignal, json: boolean, command: string, verb: string, verifyHosts = false, forceRemoval = false): Promise<ApplyResult> {
   const started = Date.now();
-  const result = await withDeadline(signal, spec, "the apply", (s) => applyCluster({ ...clusterOptions(session, spec, events, s, command), verifyHosts }));
+  const result = await withDeadline(signal, spec, "the apply", (s) => applyCluster({ ...clusterOptions(session, spec, events, s, command), verifyHosts, forceRemoval }));
   if (json) printJson(result);
   else process.stdout.write(applySummary(result, Date.now() - started, verb));
   return result;
@@ -197,7 +197,7 @@ export const plan: Command = {
 
 // --- delete ----------------------------------------------------------------------------------
 
-const deleteUsage = `Usage: sealant delete [-f Clusterfile] --nodes IP[,IP...] [--dry-run] [--json] [OPTIONS]
+const deleteUsage = `Usage: sealant delete [-f Clusterfile] --nodes IP[,IP...] [--force] [--dry-run] [--json] [OPTIONS]
 
 Remove hosts from the cluster: an apply of the Clusterfile without them (they leave the
 cluster, are reset, and lose sealant's files). Groups left without hosts are dropped; the last
@@ -208,6 +208,9 @@ ${CLUSTERFILE_HELP}
       --nodes IP[,IP...]       the hosts to remove, any role (repeatable; sealer's ranges
                                such as 192.168.0.2-192.168.0.5 work)
       --masters IP[,IP...]     the same (sealer's spelling for masters)
+      --force                  remove hosts that cannot be reached anyway: the cluster forgets
+                               them (e.g. their Kubernetes node and etcd member), their own
+                               files stay; without it an unreachable host fails the delete
       --dry-run                print the plan and change nothing
       --json                   print {plan, record, sent, dryRun} as JSON on stdout
   -y, --yes                    do not ask for confirmation on a terminal
@@ -223,6 +226,7 @@ export const del: Command = {
         ...withVerbose,
         nodes: { type: "string", multiple: true },
         masters: { type: "string", multiple: true },
+        force: { type: "boolean", default: false },
         "dry-run": { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         yes: { type: "boolean", short: "y", default: false },
@@ -240,11 +244,11 @@ export const del: Command = {
     await withCluster(values, async ({ spec, session, events, progress }) => {
       const smaller = removeHosts(spec, ips);
       if (values["dry-run"] || asking(values.yes)) {
-        const dry = await applyCluster({ ...clusterOptions(session, smaller, events, signal, "sealant plan"), dryRun: true });
+        const dry = await applyCluster({ ...clusterOptions(session, smaller, events, signal, "sealant plan"), dryRun: true, forceRemoval: values.force });
         if (values["dry-run"]) return printPlan(dry, values.json);
         if (!(await confirm(`${formatPlan(dry.plan)}\nRemove ${ips.join(", ")} from cluster ${spec.name}?`, values.yes))) throw new Error("not confirmed: nothing changed");
       }
-      await runApply(smaller, session, events, signal, values.json, "sealant delete", "updated");
+      await runApply(smaller, session, events, signal, values.json, "sealant delete", "updated", false, values.force);
       progress.line(`note: ${values.file} still lists ${ips.join(", ")}: remove ${ips.length === 1 ? "it" : "them"} there too, or the next 'sealant apply' joins ${ips.length === 1 ? "it" : "them"} again`);
     });
   },

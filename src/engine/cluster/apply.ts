@@ -38,6 +38,12 @@ export interface ApplyOptions extends ClusterOptions {
    * the record and touches only the hosts its plan names.
    */
   verifyHosts?: boolean;
+  /**
+   * Hosts being removed that cannot be reached are removed anyway: the cluster-side part of
+   * their leaving runs (on the first master: e.g. drain, delete the node) and their own steps
+   * are skipped, their files left where they are. Off, an unreachable host fails the apply.
+   */
+  forceRemoval?: boolean;
 }
 
 export interface ApplyResult {
@@ -196,6 +202,22 @@ export async function verifiedRecord(ctx: OpenCluster, record: ClusterRecord, op
   return out;
 }
 
+/** Of the hosts being removed, those that cannot be reached (each reported as a warning). */
+async function unreachableRemoved(ctx: OpenCluster, removed: ClusterHost[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  await Promise.all(
+    removed.map(async (h) => {
+      try {
+        await factsOf(ctx, [h]);
+      } catch (err) {
+        out.add(h.ip);
+        ctx.emit({ type: "warning", host: h.ip, text: `cannot be reached (${(err as Error).message.split("\n").pop()?.trim()}): removed from the cluster without its own steps (forced); its files stay` });
+      }
+    }),
+  );
+  return out;
+}
+
 /** Hosts the record knows that the spec dropped: reached with the cluster's SSH settings. */
 export function addRecordedHostsFor(ctx: OpenCluster, record: ClusterRecord | undefined): void {
   for (const h of record?.hosts ?? []) if (!ctx.hosts.has(h.ip)) ctx.hosts.set(h.ip, removedHost(ctx.spec, h.ip, h.roles));
@@ -252,7 +274,9 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
     const plan = planCluster(ctx.desired, current);
     const involved = new Set(plan.phases.flatMap((p) => p.steps.map((s) => s.host)));
     const touched = [...ctx.hosts.values()].filter((h) => involved.has(h.ip));
-    await factsOf(ctx, touched);
+    const desiredIps = new Set(ctx.desired.hosts.map((h) => h.ip));
+    const unreachable = opts.forceRemoval ? await unreachableRemoved(ctx, touched.filter((h) => !desiredIps.has(h.ip))) : new Set<string>();
+    await factsOf(ctx, touched.filter((h) => !unreachable.has(h.ip)));
     await validateHosts(ctx, plan, current);
     if (opts.dryRun) return { plan, record: current, sent: {}, outputs: {}, dryRun: true };
 
@@ -264,7 +288,6 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
       const hostname = ctx.facts.get(r.ip)?.hostname;
       if (hostname) r.hostname = hostname;
     }
-    const desiredIps = new Set(ctx.desired.hosts.map((h) => h.ip));
     const memberIps = new Set((current?.hosts ?? []).filter((h) => h.member).map((h) => h.ip));
     const sent = new Map<string, number>();
     const write = recordWriter(ctx);
@@ -277,6 +300,7 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
         removed: (current?.hosts ?? []).filter((h) => !desiredIps.has(h.ip)).map((h) => h.ip),
         ...(ctx.registry ? { registry: ctx.registry } : {}),
         sent,
+        unreachable,
       }),
       persist: write,
       afterStep: membership(ctx.image.digest, ctx.desired.configDigest),

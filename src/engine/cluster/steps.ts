@@ -23,6 +23,8 @@ export interface StepRunnerOptions {
   registry?: RegistrySetup;
   /** Bytes sent per host by distribute. */
   sent: Map<string, number>;
+  /** Hosts being removed that cannot be reached (forced): only the cluster-side part of their steps runs. */
+  unreachable?: ReadonlySet<string>;
 }
 
 /** What every runtime command of this cluster is generated with (the step's own action, hosts added/removed and rootfs aside). */
@@ -136,6 +138,15 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
   return async (step, signal) => {
     const host = ctx.hosts.get(step.host);
     if (!host) throw new Error(`step ${step.id} is for ${step.host}, which is not a host of this cluster`);
+    if (opts.unreachable?.has(host.ip)) {
+      // Forced removal of a host that is gone: what the cluster does about it, on the first master.
+      if (step.kind === "hook:leave") {
+        const cmd = ctx.runtime.command("leave", { ip: host.ip, roles: host.roles, env: host.env, labels: host.labels, taints: host.taints }, { ...runtimeContext(actionOf(step.kind), layout.current), hostUnreachable: true });
+        if (cmd.before) await beforeOnFirstMaster(ctx, cmd.before, step.id, signal);
+        if (cmd.after) await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...cmd.after, step: `${step.id} (on the first master)`, timeoutMs: commandMs, emit: ctx.emit, ...(signal ? { signal } : {}) });
+      }
+      return;
+    }
     const conn = await ctx.pool.get(host, signal);
     const sig = signal ? { signal } : {};
     const kind = step.kind;

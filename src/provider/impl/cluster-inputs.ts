@@ -22,6 +22,12 @@ export interface ClusterInputs extends Omit<ClusterSpecInput, "hosts"> {
    * "fail". @default "skip"
    */
   unreachableOnDelete?: "skip" | "fail";
+  /**
+   * What an update does with a host taken out of `hosts` that cannot be reached: "fail", or
+   * "force" its removal (the cluster forgets it, e.g. its Kubernetes node and etcd member; its
+   * files stay). @default "fail"
+   */
+  unreachableOnRemove?: "fail" | "force";
   /** Computed by check: the plan `update` will run, for `pulumi preview --diff`. */
   plan?: string;
 }
@@ -41,7 +47,7 @@ export function compareIps(a: string, b: string): number {
  */
 export function specInputOf(inputs: ClusterInputs): ClusterSpecInput {
   // `__provider` is the serialised provider the Pulumi engine adds to every dynamic resource's inputs.
-  const { hosts, unreachableOnDelete: _u, plan: _p, __provider: _s, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
+  const { hosts, unreachableOnDelete: _u, unreachableOnRemove: _r, plan: _p, __provider: _s, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
   const ips = Object.keys(hosts ?? {}).sort((a, b) => {
     const am = hosts[a]!.roles?.includes("master") ? 0 : 1;
     const bm = hosts[b]!.roles?.includes("master") ? 0 : 1;

@@ -187,7 +187,7 @@ async function run(inputs: ClusterInputs, id: string | undefined): Promise<{ id:
   const session = await Session.open();
   try {
     // Pulumi users expect `up` to converge on reality: every member is asked whether it still holds its files.
-    const result = await applyCluster({ session, spec, verifyHosts: true, onEvent: logger(), command: "pulumi up (sealant Cluster)" });
+    const result = await applyCluster({ session, spec, verifyHosts: true, forceRemoval: inputs.unreachableOnRemove === "force", onEvent: logger(), command: "pulumi up (sealant Cluster)" });
     return { id: spec.name, outs: outputsOf(inputs, result.record, result.plan, result.outputs) };
   } catch (err) {
     if (!(err instanceof ApplyError)) throw err;

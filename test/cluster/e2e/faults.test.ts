@@ -80,6 +80,29 @@ describe("faults while applying", () => {
     await resetCluster({ session: bed.session, spec });
   }, 180_000);
 
+  it("an unreachable host is removed only by force: the cluster forgets it, its files stay", async () => {
+    const [a, b, c] = bed.ips as [string, string, string];
+    const spec = etcdSpec(bed, "gone", image, [a, b, c]);
+    await applyCluster({ session: bed.session, spec });
+    await stopHost(bed.sandbox, c);
+    try {
+      const smaller = etcdSpec(bed, "gone", image, [a, b]);
+      const refused = await applyCluster({ session: bed.session, spec: smaller }).catch((e: unknown) => e as Error);
+      expect(refused).toBeInstanceOf(HostsError);
+      expect((refused as Error).message).toContain(c);
+      const warnings: string[] = [];
+      const r = await applyCluster({ session: bed.session, spec: smaller, forceRemoval: true, onEvent: (e) => (e.type === "warning" ? warnings.push(`${e.host}: ${e.text}`) : undefined) });
+      expect(r.record?.hosts.map((h) => h.ip)).toEqual([a, b]);
+      expect(warnings.join("\n")).toMatch(new RegExp(`${c.replaceAll(".", "\\.")}: cannot be reached .*removed from the cluster without its own steps \\(forced\\); its files stay`));
+      // The next apply is a no-op: the host is gone from the record.
+      expect((await applyCluster({ session: bed.session, spec: smaller })).plan.summary).toEqual(["no changes to cluster gone"]);
+      await resetCluster({ session: bed.session, spec: smaller });
+    } finally {
+      await startHost(bed.sandbox, c);
+      await resetCluster({ session: bed.session, spec, force: true }).catch(() => undefined);
+    }
+  }, 180_000);
+
   it("refuses a second apply while one runs, naming the holder; a stale lock is broken explicitly", async () => {
     const spec = etcdSpec(bed, "locked", image, [bed.ips[0]!]);
     let second: Promise<unknown> | undefined;

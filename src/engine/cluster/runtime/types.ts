@@ -22,6 +22,11 @@ export interface RuntimeContext {
   registry?: string;
   /** The spec's `runtime` settings, free-form (e.g. `kubeadm` documents). */
   settings?: Record<string, unknown>;
+  /**
+   * The host cannot be reached and is being removed by force: only the command's `before` and
+   * `after` (on the first master) run; the runtime should not wait on the host there.
+   */
+  hostUnreachable?: boolean;
   /** The image's files the runtime asked for (`Runtime.imageFiles`), as rendered with the spec's configs. */
   imageFiles?: ReadonlyMap<string, string>;
 }

@@ -164,6 +164,9 @@ printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CER
     }
 
     case "leave":
+      // A host that is gone cannot be drained (its pods never confirm) nor reset: its Node and,
+      // for a master, its etcd member are removed from the first master.
+      if (ctx.hostUnreachable) return run("true", { after: forgetNode(host, first) });
       // Drained first; kubeadm reset also takes a control plane's etcd member away; then the Node object.
       return run(`kubeadm reset -f`, { before: drain(host.ip, ctx), after: onNode(host.ip, `kubectl delete node "$n"`) });
 
@@ -205,6 +208,21 @@ rm -rf /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /root/.kube
 hosts_line ${API_SERVER_DOMAIN} ""
 for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then rm -f /usr/bin/$b; fi; done`);
   }
+}
+
+/**
+ * On the first master, for a host that is gone: its etcd member (a master's) removed through the
+ * first master's etcd static pod, then its Node deleted.
+ */
+function forgetNode(host: RuntimeHost, first: PlannedHost): FirstMasterCommand {
+  const etcd = `kubectl -n kube-system exec "etcd-$(node_of ${shellQuote(first.ip)})" -- etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key`;
+  const member = host.roles.includes("master")
+    ? `id=$(${etcd} member list | awk -F', ' -v url=${shellQuote(`https://${host.ip}:2380`)} '$4 == url { print $1 }')
+if [ -n "$id" ]; then ${etcd} member remove "$id"; fi
+`
+    : "";
+  return { command: `${PRELUDE}${member}n=$(node_of ${shellQuote(host.ip)})
+if [ -n "$n" ]; then kubectl delete node "$n"; fi`, env: {} };
 }
 
 /** A worker's lvscare as a static pod: it keeps the VIP's IPVS rules pointed at the healthy masters. */
