@@ -133,6 +133,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
    * hooks runtime offers what the image's hooks write; the kubernetes runtime writes one).
    */
   readonly kubeconfig: pulumi.Output<string>;
+  /** The cluster's CA certificate (PEM), "" until the runtime offers one. */
+  readonly caCertificate: pulumi.Output<string>;
   /** Hosts as the cluster records them: ip, roles, member, hostname. */
   readonly nodes: Cluster["nodes"];
   /** The plan the next `pulumi up` runs (as `pulumi preview --diff` shows it). */
@@ -189,6 +191,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const fallbackEndpoint = groups.apply((g) => apiEndpoint(g.masters[0]!));
     this.endpoint = pulumi.all([this.cluster.endpoint, fallbackEndpoint]).apply(([own, fallback]) => (own ? own : fallback));
     this.kubeconfig = pulumi.secret(this.cluster.kubeconfig.apply((k) => k ?? ""));
+    this.caCertificate = this.cluster.caCertificate.apply((c) => c ?? "");
     this.image = pulumi.output(image);
     this.imageDigest = this.cluster.imageDigest;
     this.nodes = this.cluster.nodes;
@@ -201,6 +204,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       workers: this.workers,
       endpoint: this.endpoint,
       kubeconfig: this.kubeconfig,
+      caCertificate: this.caCertificate,
       nodes: this.nodes,
     });
   }

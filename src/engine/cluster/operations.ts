@@ -102,7 +102,7 @@ export async function checkCluster(opts: ClusterOptions): Promise<CheckResult> {
         if (!recorded?.member) return { ip: h.ip, ok: false, problem: record ? "not a member of the cluster (apply to join it)" : "the cluster does not exist (no record on its masters)" };
         try {
           const conn = await ctx.pool.get(h, ctx.signal);
-          const cmd = ctx.runtime.command("check", { ip: h.ip, roles: h.roles, env: h.env, labels: h.labels, taints: h.taints }, { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current });
+          const cmd = ctx.runtime.command("check", { ip: h.ip, roles: h.roles, env: h.env, labels: h.labels, taints: h.taints }, { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current, healthCheck: true });
           await runRuntimeCommand(ctx, conn, { ...cmd, command: `[ -d ${shellQuote(ctx.layout.current)} ] || { echo "no image installed" >&2; exit 1; }; ${cmd.command}` }, "check", ctx.signal);
           return { ip: h.ip, ok: true };
         } catch (err) {

@@ -27,6 +27,11 @@ export interface RuntimeContext {
    * `after` (on the first master) run; the runtime should not wait on the host there.
    */
   hostUnreachable?: boolean;
+  /**
+   * The `check` step asked for by a health check of the running cluster (`sealant check`), not
+   * an apply: a runtime may check the whole cluster too (e.g. Kubernetes' system pods).
+   */
+  healthCheck?: boolean;
   /** The image's files the runtime asked for (`Runtime.imageFiles`), as rendered with the spec's configs. */
   imageFiles?: ReadonlyMap<string, string>;
 }

@@ -185,10 +185,18 @@ systemctl daemon-reload && systemctl restart kubelet`,
 
     case "check": {
       const version = versionOf(ctx);
+      // A health check of the whole cluster also wants kube-system's pods running (not at apply
+      // time: a network add-on the image launches afterwards is what makes some of them start).
+      const pods =
+        ctx.healthCheck && host.ip === first.ip
+          ? `bad=$(kubectl get pods -n kube-system --no-headers | awk '$3 != "Running" && $3 != "Completed" { print $1 " " $3 }')
+if [ -n "$bad" ]; then echo "kube-system pods not running: $bad" >&2; exit 1; fi
+`
+          : "";
       // Ready, on the image's kubelet version: asked of the API from the first master.
       return run("true", {
         before: {
-          command: `${PRELUDE}for i in $(seq 1 60); do
+          command: `${PRELUDE}${pods}for i in $(seq 1 60); do
   n=$(node_of ${shellQuote(host.ip)} 2>/dev/null || true)
   if [ -n "$n" ]; then
     set -- $(kubectl get node "$n" --no-headers)
