@@ -50,9 +50,14 @@ function docsOf(text: string | undefined, where: string): Record<string, unknown
 }
 
 /** What the kubeadm configuration is generated from. */
-function kubeadmInputs(ctx: RuntimeContext): KubeadmInputs {
+function kubeadmInputs(ctx: RuntimeContext, known: RuntimeHost[] = []): KubeadmInputs {
   const settings = ctx.settings ?? {};
-  const nodes = (hosts: PlannedHost[]): KubeNode[] => hosts.map((h) => ({ ip: h.ip, roles: h.roles, labels: {}, taints: [] }));
+  // The hosts' own labels and taints where the caller has them (the host a command is for).
+  const nodes = (hosts: PlannedHost[]): KubeNode[] =>
+    hosts.map((h) => {
+      const k = known.find((x) => x.ip === h.ip);
+      return { ip: h.ip, roles: h.roles, labels: k?.labels ?? {}, taints: k?.taints ?? [] };
+    });
   const overrides = settings["kubeadm"];
   return {
     clusterName: ctx.cluster,
@@ -132,9 +137,12 @@ ${isMaster ? "" : `if command -v lvscare > /dev/null; then lvscare care --vs ${v
     case "bootstrap":
       // Only the first master bootstraps (the runtime's bootstrap policy); a re-run after a
       // completed init (admin.conf there) does not init again.
-      return run(`${writeFile(`${dir}/init.yaml`, initConfig(kubeadmInputs(ctx)))}
+      return run(
+        `${writeFile(`${dir}/init.yaml`, initConfig(kubeadmInputs(ctx, [host])))}
 if [ ! -f ${ADMIN_CONF} ]; then kubeadm init --config ${shellQuote(`${dir}/init.yaml`)} --upload-certs; fi
-mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config`);
+mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config`,
+        labelCommand(host) ? { after: labelCommand(host)! } : {},
+      );
 
     case "join": {
       const inputs = kubeadmInputs(ctx);
