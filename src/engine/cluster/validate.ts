@@ -63,6 +63,18 @@ export async function validateHosts(ctx: OpenCluster, plan: Plan, current: Curre
     }
   }
 
+  // No master of the spec has the cluster's record, yet a host holds its files: the hosts
+  // belong to a running cluster whose recorded masters were left out. Creating anew there
+  // would set up a second control plane beside the first.
+  if (!current) {
+    const holding = ctx.desired.hosts.filter((h) => (ctx.facts.get(h.ip)?.images.size ?? 0) > 0).map((h) => h.ip);
+    if (holding.length > 0) {
+      problems.push({
+        problem: `${holding.join(", ")} already ${holding.length === 1 ? "holds" : "hold"} files of cluster ${ctx.spec.name} under ${ctx.layout.root}, but no master in the spec has the cluster's record: keep at least one of the cluster's current masters in the spec (a running cluster's masters cannot all be replaced at once), or reset ${holding.length === 1 ? "that host" : "those hosts"} first`,
+      });
+    }
+  }
+
   for (const [ip, f] of ctx.facts) {
     if (Math.abs(f.clockSkewMs) > MAX_CLOCK_SKEW_MS) ctx.emit({ type: "warning", host: ip, text: `clock is ${Math.round(f.clockSkewMs / 1000)} s off this machine's` });
   }
