@@ -160,6 +160,23 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     }
   }, 240_000);
 
+  it("an unreachable master removed by force: its etcd member and node go, from the first master", async () => {
+    await sh(bed, m2, "kubeadm reset -f > /dev/null 2>&1; rm -rf /var/lib/sealant/k8s");
+    await apply(spec(v131, [m1, m2], [w1]));
+    const members = () => sh(bed, m1, `kubectl -n kube-system exec "etcd-$(hostname)" -- etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key member list`);
+    expect((await members()).split("\n")).toHaveLength(2);
+    await stopHost(bed.sandbox, m2);
+    try {
+      await apply(spec(v131, [m1], [w1]), { forceRemoval: true });
+      expect((await nodes()).map((n) => n.ip)).toEqual([m1, w1]);
+      const left = await members();
+      expect(left.split("\n")).toHaveLength(1);
+      expect(left).toContain(`https://${m1}:2380`);
+    } finally {
+      await startHost(bed.sandbox, m2);
+    }
+  }, 240_000);
+
   it("reset leaves no Kubernetes on any host", async () => {
     await resetCluster({ session: bed.session, spec: spec(v131, [m1], [w1]) });
     for (const ip of [m1, w1]) {
