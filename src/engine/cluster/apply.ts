@@ -238,9 +238,14 @@ function recordWriter(ctx: OpenCluster): (record: ClusterRecord, everywhere: boo
   };
 }
 
-/** Membership as steps finish: a joined host is a member, a host that left is not, a cleaned one is gone. */
-function membership(imageDigest: string, configDigest: string) {
+/** Membership as steps finish: a joined host is a member, a host that left is not, a cleaned one is gone; labels and taints as set. */
+function membership(imageDigest: string, configDigest: string, desired: DesiredCluster) {
   return (step: PlanStep, host: RecordedHost, record: ClusterRecord): void => {
+    if (step.kind === "hook:join" || step.kind === "hook:bootstrap" || step.kind === "host-settings") {
+      const d = desired.hosts.find((h) => h.ip === host.ip);
+      if (d?.labels) host.labels = d.labels;
+      if (d?.taints) host.taints = d.taints;
+    }
     if (step.kind === "hook:join") {
       host.member = true;
       host.imageDigest = imageDigest;
@@ -301,9 +306,10 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
         ...(ctx.registry ? { registry: ctx.registry } : {}),
         sent,
         unreachable,
+        previousSettings: new Map((current?.hosts ?? []).map((h) => [h.ip, { ...(h.labels ? { labels: h.labels } : {}), ...(h.taints ? { taints: h.taints } : {}) }])),
       }),
       persist: write,
-      afterStep: membership(ctx.image.digest, ctx.desired.configDigest),
+      afterStep: membership(ctx.image.digest, ctx.desired.configDigest, ctx.desired),
       parallelism: ctx.spec.parallelism,
       emit: ctx.emit,
       ...(ctx.signal ? { signal: ctx.signal } : {}),

@@ -25,7 +25,7 @@ export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: re
     name: spec.name,
     image: image.ref,
     imageDigest: image.digest,
-    hosts: hosts.map((h) => ({ ip: h.ip, roles: h.roles })),
+    hosts: hosts.map((h) => ({ ip: h.ip, roles: h.roles, labels: h.labels, taints: h.taints })),
     upgrade: { maxUnavailable: spec.upgrade.strategy === "all-at-once" ? hosts.length : spec.upgrade.maxUnavailable },
     configDigest: configDigest(spec),
     ...(registry ? { registry } : {}),

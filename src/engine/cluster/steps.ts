@@ -23,6 +23,8 @@ export interface StepRunnerOptions {
   registry?: RegistrySetup;
   /** Bytes sent per host by distribute. */
   sent: Map<string, number>;
+  /** Labels and taints each host had applied, as the record says (what a host-settings step changes from). */
+  previousSettings?: ReadonlyMap<string, { labels?: Record<string, string>; taints?: string[] }>;
   /** Hosts being removed that cannot be reached (forced): only the cluster-side part of their steps runs. */
   unreachable?: ReadonlySet<string>;
 }
@@ -145,6 +147,11 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
         if (cmd.before) await beforeOnFirstMaster(ctx, cmd.before, step.id, signal);
         if (cmd.after) await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...cmd.after, step: `${step.id} (on the first master)`, timeoutMs: commandMs, emit: ctx.emit, ...(signal ? { signal } : {}) });
       }
+      return;
+    }
+    if (step.kind === "host-settings") {
+      const cmd = ctx.runtime.hostSettings?.({ ip: host.ip, roles: host.roles, env: host.env, labels: host.labels, taints: host.taints }, opts.previousSettings?.get(host.ip) ?? {}, runtimeContext(actionOf(step.kind), layout.current));
+      if (cmd) await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...cmd, step: `${step.id} (on the first master)`, timeoutMs: commandMs, emit: ctx.emit, ...(signal ? { signal } : {}) });
       return;
     }
     const conn = await ctx.pool.get(host, signal);

@@ -30,13 +30,13 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
   let m1: string, m2: string, w1: string, w2: string;
   const events: ClusterEvent[] = [];
 
-  const spec = (image: string, masters: string[], workers: string[], extra: Record<string, unknown> = {}): ClusterSpec =>
+  const spec = (image: string, masters: string[], workers: string[], extra: Record<string, unknown> = {}, workerSettings: Record<string, unknown> = { labels: { tier: "app" } }): ClusterSpec =>
     parseClusterSpec({
       name: "k8s",
       image,
       hosts: [
         { ips: masters, roles: ["master"] },
-        ...(workers.length > 0 ? [{ ips: workers, roles: ["node"], labels: { tier: "app" } }] : []),
+        ...(workers.length > 0 ? [{ ips: workers, roles: ["node"], ...workerSettings }] : []),
       ],
       ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts },
       runtime: { drainTimeout: 5 },
@@ -132,6 +132,18 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     const kubectl = await asked(m1, "kubectl");
     expect(kubectl.filter((a) => a.startsWith("uncordon")).length).toBeGreaterThanOrEqual(4);
   }, 300_000);
+
+  it("changed labels and taints are set on the running nodes, and dropped ones removed, with nothing else done", async () => {
+    const r = await apply(spec(v131, [m1, m2], [w1, w2], {}, { labels: { tier: "web", zone: "a" }, taints: ["dedicated=web:NoSchedule"] }));
+    expect(r.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
+    expect(r.plan.phases.map((p) => p.name)).toEqual(["host-settings"]);
+    const kubectl = await asked(m1, "kubectl");
+    expect(kubectl).toEqual(expect.arrayContaining([expect.stringMatching(/^label node \S+ tier=web zone=a --overwrite$/), expect.stringMatching(/^taint node \S+ dedicated=web:NoSchedule --overwrite$/)]));
+    const back = await apply(spec(v131, [m1, m2], [w1, w2]));
+    expect(back.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
+    expect(await asked(m1, "kubectl")).toEqual(expect.arrayContaining([expect.stringMatching(/^label node \S+ tier=app zone- --overwrite$/), expect.stringMatching(/^taint node \S+ dedicated:NoSchedule- --overwrite$/)]));
+    expect((await apply(spec(v131, [m1, m2], [w1, w2]))).plan.phases).toEqual([]);
+  }, 120_000);
 
   it("removes a worker (drained, reset, node deleted), then a master; the last master cannot go", async () => {
     await apply(spec(v131, [m1, m2], [w1]));

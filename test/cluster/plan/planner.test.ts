@@ -49,6 +49,19 @@ describe("planning a cluster", () => {
     expect(planCluster(d, applied(d, plan)).phases).toEqual([]);
   });
 
+  it("a member's changed labels or taints: one host-settings step for it, nothing else", () => {
+    const base = hosts(3).map((h) => ({ ...h, labels: { tier: "db" }, taints: [] as string[] }));
+    const d = desired(base);
+    const state = applied(d, planCluster(d, undefined));
+    for (const h of state.hosts) Object.assign(h, { labels: { tier: "db" }, taints: [] });
+    expect(planCluster(d, state).phases).toEqual([]);
+    const changed = desired(base.map((h, i) => (i === 1 ? { ...h, labels: { tier: "web" }, taints: ["dedicated=web:NoSchedule"] } : h)));
+    const plan = planCluster(changed, state);
+    expect(plan.summary).toEqual(["set labels and taints on 127.0.10.2"]);
+    expect(plan.phases.map((p) => p.name)).toEqual(["host-settings"]);
+    expect(stepsOf(plan, "host-settings")).toEqual(["127.0.10.2"]);
+  });
+
   it("plans nothing when the cluster is as desired", () => {
     const d = desired(hosts(3));
     const plan = planCluster(d, applied(d, planCluster(d, undefined)));

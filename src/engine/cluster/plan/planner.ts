@@ -175,6 +175,14 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     plugins("upgrade", "cluster", version);
   }
 
+  // Members whose labels or taints changed: applied from the cluster's side, nothing else touched.
+  const settingsOf = (h: { labels?: Record<string, string>; taints?: string[] }) => JSON.stringify([Object.entries(h.labels ?? {}).sort(), [...(h.taints ?? [])].sort()]);
+  const relabel = kept.filter((h) => (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? {}));
+  if (relabel.length > 0) {
+    summary.push(`set labels and taints on ${relabel.map((h) => h.ip).join(", ")}`);
+    phase("host-settings", "Set host labels and taints", "parallel", relabel.map((h) => step(h, "host-settings", `labels and taints of ${h.ip}`, shortHash(settingsOf(h)))));
+  }
+
   // Apps are the cluster's, not a host's: launched at create and again for a new image or config.
   if (desired.launch && (creating || imageChanged || configChanged)) {
     phase("launch", "Launch apps", "serial", [step(firstMaster, "launch", `launch the image's apps from ${firstMaster.ip}`, version)]);

@@ -9,6 +9,12 @@ export type Role = string;
 export interface PlannedHost {
   ip: string;
   roles: Role[];
+  /**
+   * The host's own settings the runtime keeps on the cluster's side (Kubernetes: node labels and
+   * taints), as given; recorded once applied, and applied again when they change.
+   */
+  labels?: Record<string, string>;
+  taints?: string[];
 }
 
 export interface UpgradePolicy {
@@ -77,7 +83,7 @@ export interface CurrentCluster {
 export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfigure" | "reset";
 
 /** What a step does; `hook:<name>` runs that lifecycle command of the image's runtime. */
-export type StepKind = "distribute" | "render" | "registry" | "mirrors" | "launch" | "cleanup" | `hook:${string}` | `plugin:${string}`;
+export type StepKind = "distribute" | "render" | "registry" | "mirrors" | "launch" | "cleanup" | "host-settings" | `hook:${string}` | `plugin:${string}`;
 
 export interface PlanStep {
   /**

@@ -70,6 +70,11 @@ export interface Runtime {
    */
   outputs?(readFile: (path: string) => Promise<string | undefined>, ctx: RuntimeContext): Promise<RuntimeOutputs>;
   /**
+   * The command (on the first master) that makes a member's labels and taints those of `host`,
+   * given what was applied before (`previous`); none when the runtime keeps no such settings.
+   */
+  hostSettings?(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }, ctx: RuntimeContext): FirstMasterCommand | undefined;
+  /**
    * Why a running cluster cannot move from the image's runtime version `from` to `to` (e.g.
    * Kubernetes skips a minor version); undefined when it can. Checked before anything changes.
    */

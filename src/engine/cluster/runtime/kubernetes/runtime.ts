@@ -287,12 +287,35 @@ async function outputs(readFile: (path: string) => Promise<string | undefined>, 
   return out;
 }
 
+/** Labels and taints brought from `previous` to the host's own: added or changed with --overwrite, dropped ones removed. */
+function hostSettings(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }): FirstMasterCommand | undefined {
+  const labels = host.labels ?? {};
+  const taints = host.taints ?? [];
+  const labelArgs = [
+    ...Object.entries(labels).filter(([k, v]) => previous.labels?.[k] !== v).map(([k, v]) => `${k}=${v}`),
+    ...Object.keys(previous.labels ?? {}).filter((k) => !(k in labels)).map((k) => `${k}-`),
+  ];
+  const taintKey = (t: string) => `${t.slice(0, t.lastIndexOf(":")).split("=")[0]}:${t.slice(t.lastIndexOf(":") + 1)}`;
+  // A taint whose value changed is overwritten, not removed (kubectl refuses both in one command).
+  const kept = new Set(taints.map(taintKey));
+  const taintArgs = [
+    ...(previous.taints ?? []).filter((t) => !taints.includes(t) && !kept.has(taintKey(t))).map((t) => `${taintKey(t)}-`),
+    ...taints.filter((t) => !(previous.taints ?? []).includes(t)),
+  ];
+  const steps = [
+    ...(labelArgs.length > 0 ? [`kubectl label node "$n" ${labelArgs.map(shellQuote).join(" ")} --overwrite`] : []),
+    ...(taintArgs.length > 0 ? [`kubectl taint node "$n" ${taintArgs.map(shellQuote).join(" ")} --overwrite`] : []),
+  ];
+  return steps.length > 0 ? onNode(host.ip, steps.join(" && ")) : undefined;
+}
+
 export const kubernetesRuntime: Runtime = {
   kind: "kubernetes",
   bootstrap: "first-master",
   imageFiles: KUBE_IMAGE_FILES,
   command,
   outputs,
+  hostSettings,
   changeProblem(from, to) {
     if (!from || !to) return undefined;
     return upgradeProblem(parseKubeVersion(from, "the cluster's Kubernetes version"), parseKubeVersion(to, "the image's Kubernetes version"));
