@@ -61,6 +61,8 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
   beforeAll(async () => {
     bed = await openBed(4, 225);
     [m1, m2, w1, w2] = bed.ips as [string, string, string, string];
+    // A host sees this machine's files under its own writes: start from an empty call log.
+    for (const ip of bed.ips) await sh(bed, ip, "rm -f /var/log/sealant-kube-doubles.jsonl");
     const image = async (version: string) => `example/k8s:${version}@${(await build(bed.session, { context: FIXTURE, tag: `example/k8s:${version}`, buildArgs: { KUBE_VERSION: version } })).digest}`;
     v130 = await image("v1.30.8");
     v131 = await image("v1.31.4");
