@@ -10,6 +10,8 @@ export interface StreamedCommand {
   signal?: AbortSignal;
   emit(e: ClusterEvent): void;
   secrets?: readonly string[];
+  /** Fed to the command's stdin. */
+  stdin?: string;
 }
 
 /** Runs a step's command as root, its output streamed line by line as events (secrets redacted); a non-zero exit throws with the stderr tail. */
@@ -41,6 +43,7 @@ export async function runStreamed(conn: Connection, c: StreamedCommand): Promise
       onStderr: (b) => err.add(b),
       ...(c.signal ? { signal: c.signal } : {}),
       ...(c.secrets ? { secrets: c.secrets } : {}),
+      ...(c.stdin !== undefined ? { stdin: c.stdin } : {}),
     });
   } finally {
     out.flush();
