@@ -245,6 +245,7 @@ function membership(imageDigest: string, configDigest: string, desired: DesiredC
       const d = desired.hosts.find((h) => h.ip === host.ip);
       if (d?.labels) host.labels = d.labels;
       if (d?.taints) host.taints = d.taints;
+      if (desired.workersFollowMasters && d && !d.roles.includes("master")) host.follows = desired.hosts.filter((h) => h.roles.includes("master")).map((h) => h.ip);
     }
     if (step.kind === "hook:join") {
       host.member = true;

@@ -32,5 +32,6 @@ export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: re
     plugins: plannedPlugins(spec.plugins, hosts),
     launch: hasLaunch(image.metadata, spec.apps),
     bootstrap: findRuntime(image.metadata)?.bootstrap ?? "every-host",
+    workersFollowMasters: findRuntime(image.metadata)?.workersFollowMasters ?? false,
   };
 }

@@ -156,7 +156,7 @@ export function stepRunner(ctx: ClusterContext, opts: StepRunnerOptions): (step:
     }
     if (step.kind === "host-settings") {
       const cmd = ctx.runtime.hostSettings?.({ ip: host.ip, roles: host.roles, env: host.env, labels: host.labels, taints: host.taints }, opts.previousSettings?.get(host.ip) ?? {}, runtimeContext(actionOf(step.kind), layout.current));
-      if (cmd) await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...cmd, step: `${step.id} (on the first master)`, timeoutMs: commandMs, emit: ctx.emit, ...(signal ? { signal } : {}) });
+      if (cmd) await runRuntimeCommand(ctx, await ctx.pool.get(host, signal), cmd, step.id, signal);
       return;
     }
     const conn = await ctx.pool.get(host, signal);

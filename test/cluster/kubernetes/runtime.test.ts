@@ -104,7 +104,10 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
 
     await sh(bed, w2, "rm /etc/sealant-kube-doubles/fail-join");
     const r = await apply(spec(v130, [m1, m2], [w1, w2]));
-    expect(r.plan.summary).toEqual([`join ${w2} (node)`]);
+    // What was left: w2's join, and pointing the existing worker's VIP at both masters.
+    expect(r.plan.summary).toEqual([`join ${w2} (node)`, `point ${w1} at masters ${m1}, ${m2}`]);
+    expect((await asked(w1, "lvscare")).pop()).toBe(`care --vs 10.103.97.2:6443 --rs ${m1}:6443 --rs ${m2}:6443 --health-path /healthz --health-schem https --run-once`);
+    expect(await sh(bed, w1, "cat /etc/kubernetes/manifests/kube-lvscare.yaml")).toContain(`"--rs", "${m1}:6443", "--rs", "${m2}:6443"`);
     expect((await nodes()).map((n) => `${n.ip} ${n.roles} ${n.status}`)).toEqual([`${m1} control-plane Ready`, `${m2} control-plane Ready`, `${w1} <none> Ready`, `${w2} <none> Ready`]);
     // kubeadm reset cleared the half-done join before the second attempt.
     expect((await asked(w2, "kubeadm")).filter((a) => a.startsWith("reset") || a.startsWith("join"))).toEqual(["reset -f", expect.stringMatching(/^join/), "reset -f", expect.stringMatching(/^join/)]);

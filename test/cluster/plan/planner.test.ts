@@ -62,6 +62,17 @@ describe("planning a cluster", () => {
     expect(stepsOf(plan, "host-settings")).toEqual(["127.0.10.2"]);
   });
 
+  it("workers that follow the masters (Kubernetes' VIP) are pointed at them again when the masters change", () => {
+    const d = { ...desired([...hosts(1), ...hosts(2, ["node"], 10)]), workersFollowMasters: true };
+    const state = applied(d, planCluster(d, undefined));
+    for (const h of state.hosts) if (!h.roles.includes("master")) h.follows = ["127.0.10.1"];
+    expect(planCluster(d, state).phases).toEqual([]);
+    const grown = { ...d, hosts: [...hosts(2), ...hosts(2, ["node"], 10)] };
+    const plan = planCluster(grown, state);
+    expect(plan.summary).toEqual(["join 127.0.10.2 (master)", "point 127.0.10.10, 127.0.10.11 at masters 127.0.10.1, 127.0.10.2"]);
+    expect(stepsOf(plan, "host-settings")).toEqual(["127.0.10.10", "127.0.10.11"]);
+  });
+
   it("plans nothing when the cluster is as desired", () => {
     const d = desired(hosts(3));
     const plan = planCluster(d, applied(d, planCluster(d, undefined)));

@@ -175,12 +175,18 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     plugins("upgrade", "cluster", version);
   }
 
-  // Members whose labels or taints changed: applied from the cluster's side, nothing else touched.
-  const settingsOf = (h: { labels?: Record<string, string>; taints?: string[] }) => JSON.stringify([Object.entries(h.labels ?? {}).sort(), [...(h.taints ?? [])].sort()]);
-  const relabel = kept.filter((h) => (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? {}));
-  if (relabel.length > 0) {
-    summary.push(`set labels and taints on ${relabel.map((h) => h.ip).join(", ")}`);
-    phase("host-settings", "Set host labels and taints", "parallel", relabel.map((h) => step(h, "host-settings", `labels and taints of ${h.ip}`, shortHash(settingsOf(h)))));
+  // Members whose labels or taints changed, and (runtimes whose workers follow the masters)
+  // workers whose masters changed: their settings applied again, nothing else touched.
+  const masterIps = desired.hosts.filter((h) => h.roles.includes(MASTER)).map((h) => h.ip);
+  const follows = (h: PlannedHost) => (desired.workersFollowMasters && !h.roles.includes(MASTER) ? masterIps : []);
+  const settingsOf = (h: PlannedHost) => JSON.stringify([Object.entries(h.labels ?? {}).sort(), [...(h.taints ?? [])].sort()]);
+  const relabel = kept.filter((h) => (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? { ip: h.ip, roles: [] }));
+  const repoint = kept.filter((h) => follows(h).join(",") !== (desired.workersFollowMasters && !h.roles.includes(MASTER) ? (recorded.get(h.ip)?.follows ?? []).join(",") : ""));
+  const resettle = kept.filter((h) => relabel.includes(h) || repoint.includes(h));
+  if (relabel.length > 0) summary.push(`set labels and taints on ${relabel.map((h) => h.ip).join(", ")}`);
+  if (repoint.length > 0) summary.push(`point ${repoint.map((h) => h.ip).join(", ")} at masters ${masterIps.join(", ")}`);
+  if (resettle.length > 0) {
+    phase("host-settings", "Set host labels, taints and masters", "parallel", resettle.map((h) => step(h, "host-settings", `settings of ${h.ip}`, shortHash(settingsOf(h) + follows(h).join(",")))));
   }
 
   // Apps are the cluster's, not a host's: launched at create and again for a new image or config.

@@ -15,6 +15,8 @@ export interface PlannedHost {
    */
   labels?: Record<string, string>;
   taints?: string[];
+  /** The masters this (non-master) host was last pointed at, for runtimes whose workers follow them (recorded). */
+  follows?: string[];
 }
 
 export interface UpgradePolicy {
@@ -48,6 +50,11 @@ export interface DesiredCluster {
    * a scale-up (kubeadm: init, then joins). @default "every-host"
    */
   bootstrap?: "every-host" | "first-master";
+  /**
+   * Whether hosts other than masters hold the list of masters (Kubernetes workers: their VIP's
+   * real servers), so a change of masters is a host-settings step on each of them.
+   */
+  workersFollowMasters?: boolean;
 }
 
 /** One plugin at one of its phases (sealer's Plugin `action`). */

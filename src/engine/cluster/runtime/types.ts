@@ -59,6 +59,8 @@ export interface Runtime {
   readonly kind: string;
   /** Files of the image (rootfs paths) its commands are generated from, e.g. etc/kubeadm.yml. */
   readonly imageFiles?: readonly string[];
+  /** Whether hosts other than masters keep the list of masters (see DesiredCluster.workersFollowMasters). */
+  readonly workersFollowMasters?: boolean;
   /** How it creates a cluster (see DesiredCluster.bootstrap). @default "every-host" */
   readonly bootstrap?: "every-host" | "first-master";
   /** The command for step `hook:<name>` on `host` (hosts without anything to do still run it: the command decides). */
@@ -70,10 +72,11 @@ export interface Runtime {
    */
   outputs?(readFile: (path: string) => Promise<string | undefined>, ctx: RuntimeContext): Promise<RuntimeOutputs>;
   /**
-   * The command (on the first master) that makes a member's labels and taints those of `host`,
-   * given what was applied before (`previous`); none when the runtime keeps no such settings.
+   * The command that makes a member's labels and taints those of `host` (given what was applied
+   * before, `previous`) and, for runtimes whose workers follow the masters, points it at the
+   * cluster's masters; none when the runtime keeps no such settings.
    */
-  hostSettings?(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }, ctx: RuntimeContext): FirstMasterCommand | undefined;
+  hostSettings?(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }, ctx: RuntimeContext): RuntimeCommand | undefined;
   /**
    * Why a running cluster cannot move from the image's runtime version `from` to `to` (e.g.
    * Kubernetes skips a minor version); undefined when it can. Checked before anything changes.

@@ -89,6 +89,10 @@ function firstMasterOf(ctx: RuntimeContext): PlannedHost {
   return m;
 }
 
+function vipOf(ctx: RuntimeContext): string {
+  return typeof ctx.settings?.["vip"] === "string" ? (ctx.settings["vip"] as string) : DEFAULT_VIP;
+}
+
 function drainTimeout(ctx: RuntimeContext): number {
   const t = ctx.settings?.["drainTimeout"];
   return typeof t === "number" && t > 0 ? t : DEFAULT_DRAIN_TIMEOUT_S;
@@ -120,7 +124,7 @@ function command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): R
   const dir = `${ctx.dataRoot.replace(/\/$/, "")}/kubernetes`;
   const first = firstMasterOf(ctx);
   const isMaster = host.roles.includes("master");
-  const vip = typeof ctx.settings?.["vip"] === "string" ? (ctx.settings["vip"] as string) : DEFAULT_VIP;
+  const vip = vipOf(ctx);
   const masters = ctx.hosts.filter((h) => h.roles.includes("master")).map((h) => h.ip);
   const run = (body: string, extra: Partial<RuntimeCommand> = {}): RuntimeCommand => ({ command: `cd ${shellQuote(ctx.rootfs)}\n${PRELUDE}${body}`, env, ...extra });
 
@@ -287,8 +291,27 @@ async function outputs(readFile: (path: string) => Promise<string | undefined>, 
   return out;
 }
 
+/**
+ * A member's settings made current: a worker's VIP pointed at today's masters (lvscare's rules
+ * once now, and its static pod), then from the first master its labels and taints.
+ */
+function hostSettings(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }, ctx: RuntimeContext): RuntimeCommand | undefined {
+  const labels = labelsAndTaints(host, previous);
+  if (host.roles.includes("master")) return labels ? { command: "true", env: {}, after: labels } : undefined;
+  const vip = vipOf(ctx);
+  const masters = ctx.hosts.filter((h) => h.roles.includes("master")).map((h) => h.ip);
+  return {
+    command: `${PRELUDE}if command -v lvscare > /dev/null; then
+  lvscare care --vs ${vip}:${API_SERVER_PORT} ${masters.map((m) => `--rs ${m}:${API_SERVER_PORT}`).join(" ")} --health-path /healthz --health-schem https --run-once
+  ${workerVipPod(vip, masters)}
+fi`,
+    env: {},
+    ...(labels ? { after: labels } : {}),
+  };
+}
+
 /** Labels and taints brought from `previous` to the host's own: added or changed with --overwrite, dropped ones removed. */
-function hostSettings(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }): FirstMasterCommand | undefined {
+function labelsAndTaints(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }): FirstMasterCommand | undefined {
   const labels = host.labels ?? {};
   const taints = host.taints ?? [];
   const labelArgs = [
@@ -312,6 +335,7 @@ function hostSettings(host: RuntimeHost, previous: { labels?: Record<string, str
 export const kubernetesRuntime: Runtime = {
   kind: "kubernetes",
   bootstrap: "first-master",
+  workersFollowMasters: true,
   imageFiles: KUBE_IMAGE_FILES,
   command,
   outputs,
