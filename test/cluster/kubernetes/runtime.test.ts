@@ -110,7 +110,7 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     expect(await sh(bed, w1, "cat /etc/kubernetes/manifests/kube-lvscare.yaml")).toContain(`"--rs", "${m1}:6443", "--rs", "${m2}:6443"`);
     expect((await nodes()).map((n) => `${n.ip} ${n.roles} ${n.status}`)).toEqual([`${m1} control-plane Ready`, `${m2} control-plane Ready`, `${w1} <none> Ready`, `${w2} <none> Ready`]);
     // kubeadm reset cleared the half-done join before the second attempt.
-    expect((await asked(w2, "kubeadm")).filter((a) => a.startsWith("reset") || a.startsWith("join"))).toEqual(["reset -f", expect.stringMatching(/^join/), "reset -f", expect.stringMatching(/^join/)]);
+    expect((await asked(w2, "kubeadm")).filter((a) => a.startsWith("reset") || a.startsWith("join"))).toEqual([expect.stringMatching(/^join/), "reset -f", expect.stringMatching(/^join/)]);
     const health = await checkCluster({ session: bed.session, spec: spec(v130, [m1, m2], [w1, w2]) });
     expect(health.hosts.filter((h) => !h.ok)).toEqual([]);
   }, 240_000);

@@ -151,11 +151,11 @@ mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config`,
     case "join": {
       const inputs = kubeadmInputs(ctx);
       const node: KubeNode = { ip: host.ip, roles: host.roles, labels: host.labels ?? {}, taints: host.taints ?? [] };
-      // A join that failed half way leaves files kubeadm refuses to join over: reset first.
+      // A join that failed half way leaves files kubeadm refuses to join over: those go first.
       return run(
         `${writeFile(`${dir}/join.yaml`, joinConfig(inputs, node))}
 if [ ! -f /etc/kubernetes/kubelet.conf ]; then
-  kubeadm reset -f > /dev/null 2>&1 || true
+  if [ -e /etc/kubernetes/pki/ca.crt ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then kubeadm reset -f > /dev/null 2>&1 || true; fi
   kubeadm join --config ${shellQuote(`${dir}/join.yaml`)}
 fi
 rm -f ${shellQuote(`${dir}/join.yaml`)}
