@@ -26,6 +26,10 @@ describe("a runtime command with a preparation on the first master", () => {
     expect(ran.stdin).toBe(`${token}\nsha256:ab\n`);
     expect(wrapCommand(ran.command, { env: ran.env! })).not.toContain(token);
     expect(first.ran(/uncordon/)).toHaveLength(1);
+    // The follow-up on the first master gets them the same way (e.g. to delete the join token).
+    const after = first.commands.find((c) => /uncordon/.test(c.command))!;
+    expect(after.stdin).toBe(`${token}\nsha256:ab\n`);
+    expect(after.command).not.toContain(token);
     // The same prefix in a real shell: the values arrive as exported variables; stdin is closed after.
     const out = await new Promise<string>((done, fail) => {
       const p = execFile("sh", ["-c", ran.command.replace('echo "$SEALANT_KUBE_TOKEN"', 'echo "$SEALANT_KUBE_TOKEN $SEALANT_KUBE_CA_HASH"; sh -c \'echo "child $SEALANT_KUBE_TOKEN"\'; cat')], (err, stdout) => (err ? fail(err) : done(stdout)));

@@ -77,13 +77,23 @@ export async function runRuntimeCommand(ctx: ClusterContext, conn: Connection, c
   const timeoutMs = ctx.spec.timeouts.command * 1000;
   const given = cmd.before ? await beforeOnFirstMaster(ctx, cmd.before, stepId, signal) : {};
   const secrets = Object.values(given);
-  // What the preparation gave reaches the command on its stdin, never on a command line (which
-  // other processes on the host could read for as long as the command runs).
+  await runStreamed(conn, { ...withGiven(cmd.command, given), env: cmd.env, step: stepId, timeoutMs, emit: ctx.emit, secrets, ...sig });
+  if (cmd.after) {
+    await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...withGiven(cmd.after.command, given), env: cmd.after.env, step: `${stepId} (on the first master)`, timeoutMs, emit: ctx.emit, secrets, ...sig });
+  }
+}
+
+/**
+ * What a preparation gave, for a command: on its stdin, read into exported variables before it
+ * runs — never on a command line, which other processes on the host could read while it runs.
+ */
+function withGiven(command: string, given: Record<string, string>): { command: string; stdin?: string } {
   const names = Object.keys(given).filter((k) => /^[A-Z_][A-Z0-9_]*$/.test(k) && !given[k]!.includes("\n"));
-  const command = names.length > 0 ? `${names.map((n) => `IFS= read -r ${n}`).join("; ")}; export ${names.join(" ")}; exec < /dev/null\n${cmd.command}` : cmd.command;
-  const stdin = names.length > 0 ? `${names.map((n) => given[n]).join("\n")}\n` : undefined;
-  await runStreamed(conn, { command, env: cmd.env, step: stepId, timeoutMs, emit: ctx.emit, secrets, ...(stdin !== undefined ? { stdin } : {}), ...sig });
-  if (cmd.after) await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...cmd.after, step: `${stepId} (on the first master)`, timeoutMs, emit: ctx.emit, secrets, ...sig });
+  if (names.length === 0) return { command };
+  return {
+    command: `${names.map((n) => `IFS= read -r ${n}`).join("; ")}; export ${names.join(" ")}; exec < /dev/null\n${command}`,
+    stdin: `${names.map((n) => given[n]).join("\n")}\n`,
+  };
 }
 
 /**

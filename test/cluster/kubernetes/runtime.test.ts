@@ -84,6 +84,8 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     // The join file held the token only while joining.
     expect((await shOn(bed, w1, "ls /var/lib/sealant/k8s/kubernetes/join.yaml")).code).not.toBe(0);
     expect(await sh(bed, w1, "grep apiserver.cluster.local /etc/hosts")).toBe("10.103.97.2 apiserver.cluster.local # sealant-kubernetes");
+    // The join token is deleted once used.
+    expect(await asked(m1, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^token delete [a-z0-9]{6}\.[a-z0-9]{16}$/)]));
     // The worker's label, set from the first master.
     expect(await asked(m1, "kubectl")).toEqual(expect.arrayContaining([expect.stringMatching(/^label node \S+ tier=app --overwrite$/)]));
     // What the cluster offers: the admin kubeconfig pointed at the first master, and the CA.

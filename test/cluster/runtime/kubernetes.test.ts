@@ -66,6 +66,7 @@ describe("the kubernetes runtime's commands", () => {
     const worker = kubernetesRuntime.command("join", { ...hosts[2]!, labels: { "node-role.kubernetes.io/worker": "" }, taints: ["dedicated=db:NoSchedule"] }, ctx());
     expect(worker.before?.command).not.toContain("upload-certs");
     expect(worker.after?.command).toContain(`kubectl label node "$n" node-role.kubernetes.io/worker= --overwrite`);
+    expect(worker.after?.command).toContain(`kubeadm token delete "$SEALANT_KUBE_TOKEN"`);
     expect(worker.command).toContain("lvscare");
     // The join file: the shell fills in the secrets from env, nothing else.
     const dir = await mkdtemp(join(tmpdir(), "sealant-k8s-"));

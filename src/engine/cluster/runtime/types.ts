@@ -46,7 +46,7 @@ export interface RuntimeCommand {
    * its output is never logged and its values are redacted from errors.
    */
   before?: FirstMasterCommand;
-  /** Run on the first master once `command` succeeded (e.g. uncordon, label the node). */
+  /** Run on the first master once `command` succeeded (e.g. uncordon, label the node), with what `before` gave. */
   after?: FirstMasterCommand;
 }
 

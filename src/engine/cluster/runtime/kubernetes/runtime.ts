@@ -170,7 +170,8 @@ key=${isMaster ? "$(kubeadm init phase upload-certs --upload-certs | tail -n 1)"
 printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CERT_KEY":"%s"}\\n' "$token" "$hash" "$key"`,
             env: {},
           },
-          after: labelCommand(host),
+          // The token has done its job: deleted rather than left valid for its TTL.
+          after: { command: `${PRELUDE}kubeadm token delete "$SEALANT_KUBE_TOKEN" > /dev/null${labelCommand(host) ? `\n${labelCommand(host)!.command.replace(PRELUDE, "")}` : ""}`, env: {} },
         },
       );
     }
