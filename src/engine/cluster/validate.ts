@@ -24,7 +24,10 @@ const MAX_CLOCK_SKEW_MS = 30_000;
  * fit the runtime. Clock skew is a warning (certificates and leases care; sealant does not).
  */
 export async function validateHosts(ctx: OpenCluster, plan: Plan, current: CurrentCluster | undefined): Promise<void> {
-  const problems: { host?: string; problem: string }[] = pluginProblems(ctx.spec.plugins, ctx.runtime.kind).map((problem) => ({ problem }));
+  const problems: { host?: string; problem: string }[] = [
+    ...pluginProblems(ctx.spec.plugins, ctx.runtime.kind),
+    ...(ctx.runtime.settingsProblems?.(ctx.spec.runtime) ?? []),
+  ].map((problem) => ({ problem }));
   // A running cluster moving to another runtime version (only then: a resumed apply is past this).
   const runningVersion = (current as ClusterRecord | undefined)?.runtimeVersion;
   const change = current && current.imageDigest !== ctx.image.digest ? ctx.runtime.changeProblem?.(runningVersion, ctx.image.metadata.runtime?.version) : undefined;

@@ -106,6 +106,17 @@ describe("the kubernetes runtime's commands", () => {
     expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ imageFiles: new Map([["etc/kubeadm.yml", "kind: ClusterConfig\n"]]) }))).toThrow(/the image's etc\/kubeadm.yml\[0\]: kind "ClusterConfig"/);
   });
 
+  it("checks the spec's runtime settings, naming each bad field and what it takes", () => {
+    expect(kubernetesRuntime.settingsProblems!({ kubeadm: [], drainTimeout: 60, vip: "10.103.97.9", certSANs: ["k8s.example.com"] })).toEqual([]);
+    expect(kubernetesRuntime.settingsProblems!({ drainTimout: 60, drainTimeout: "5m", vip: "10.103.97.300", certSANs: "x", kubeadm: [{ kind: "ClusterConfig" }] })).toEqual([
+      "runtime.drainTimout: not a setting of the kubernetes runtime (it reads kubeadm, drainTimeout, vip, certSANs)",
+      'runtime.kubeadm[0]: kind "ClusterConfig" is not a kubeadm document here (expected InitConfiguration, ClusterConfiguration, JoinConfiguration, KubeletConfiguration, KubeProxyConfiguration)',
+      'runtime.drainTimeout: "5m" is not a number of seconds (a whole number above 0, e.g. 300)',
+      'runtime.vip: "10.103.97.300" is not an IPv4 address (the workers\' virtual IP for the API, e.g. 10.103.97.2)',
+      "runtime.certSANs: must be a list of host names or IPs",
+    ]);
+  });
+
   it("offers the admin kubeconfig (pointed at the first master), the endpoint and the CA", async () => {
     const files: Record<string, string> = {
       "/etc/kubernetes/admin.conf": "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: https://apiserver.cluster.local:6443\n    certificate-authority-data: Q0E=\nusers:\n- name: admin\n  user:\n    token: secret-token\n",

@@ -77,6 +77,8 @@ export interface Runtime {
    * cluster's masters; none when the runtime keeps no such settings.
    */
   hostSettings?(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }, ctx: RuntimeContext): RuntimeCommand | undefined;
+  /** What is wrong with the spec's `runtime` settings for this runtime, each naming the field (`runtime.x`). */
+  settingsProblems?(settings: Record<string, unknown>): string[];
   /**
    * Why a running cluster cannot move from the image's runtime version `from` to `to` (e.g.
    * Kubernetes skips a minor version); undefined when it can. Checked before anything changes.

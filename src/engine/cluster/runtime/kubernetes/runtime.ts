@@ -333,6 +333,29 @@ function labelsAndTaints(host: RuntimeHost, previous: { labels?: Record<string, 
   return steps.length > 0 ? onNode(host.ip, steps.join(" && ")) : undefined;
 }
 
+const SETTINGS = ["kubeadm", "drainTimeout", "vip", "certSANs"] as const;
+
+/** The spec's `runtime` settings this runtime reads, checked before anything changes. */
+function settingsProblems(settings: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const k of Object.keys(settings)) {
+    if (!(SETTINGS as readonly string[]).includes(k)) problems.push(`runtime.${k}: not a setting of the kubernetes runtime (it reads ${SETTINGS.join(", ")})`);
+  }
+  const { kubeadm, drainTimeout, vip, certSANs } = settings;
+  if (kubeadm !== undefined) {
+    if (!Array.isArray(kubeadm) || kubeadm.some((d) => d === null || typeof d !== "object" || Array.isArray(d))) problems.push("runtime.kubeadm: must be a list of kubeadm documents (mappings with apiVersion and kind)");
+    else problems.push(...kubeadmDocProblems(kubeadm as Record<string, unknown>[], "runtime.kubeadm"));
+  }
+  if (drainTimeout !== undefined && !(typeof drainTimeout === "number" && Number.isInteger(drainTimeout) && drainTimeout > 0)) {
+    problems.push(`runtime.drainTimeout: ${JSON.stringify(drainTimeout)} is not a number of seconds (a whole number above 0, e.g. 300)`);
+  }
+  if (vip !== undefined && !(typeof vip === "string" && /^(\d{1,3})(\.\d{1,3}){3}$/.test(vip) && vip.split(".").every((o) => Number(o) <= 255))) {
+    problems.push(`runtime.vip: ${JSON.stringify(vip)} is not an IPv4 address (the workers' virtual IP for the API, e.g. ${DEFAULT_VIP})`);
+  }
+  if (certSANs !== undefined && !(Array.isArray(certSANs) && certSANs.every((s) => typeof s === "string" && s !== ""))) problems.push("runtime.certSANs: must be a list of host names or IPs");
+  return problems;
+}
+
 export const kubernetesRuntime: Runtime = {
   kind: "kubernetes",
   bootstrap: "first-master",
@@ -341,6 +364,7 @@ export const kubernetesRuntime: Runtime = {
   command,
   outputs,
   hostSettings,
+  settingsProblems,
   changeProblem(from, to) {
     if (!from || !to) return undefined;
     return upgradeProblem(parseKubeVersion(from, "the cluster's Kubernetes version"), parseKubeVersion(to, "the image's Kubernetes version"));
