@@ -145,7 +145,7 @@ ${isMaster ? "" : `if command -v lvscare > /dev/null; then lvscare care --vs ${v
         `${writeFile(`${dir}/init.yaml`, initConfig(kubeadmInputs(ctx, [host])))}
 if [ ! -f ${ADMIN_CONF} ]; then kubeadm init --config ${shellQuote(`${dir}/init.yaml`)} --upload-certs; fi
 mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config`,
-        labelCommand(host) ? { after: labelCommand(host)! } : {},
+        { after: joinLabels(host) },
       );
 
     case "join": {
@@ -171,7 +171,7 @@ printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CER
             env: {},
           },
           // The token has done its job: deleted rather than left valid for its TTL.
-          after: { command: `${PRELUDE}kubeadm token delete "$SEALANT_KUBE_TOKEN" > /dev/null${labelCommand(host) ? `\n${labelCommand(host)!.command.replace(PRELUDE, "")}` : ""}`, env: {} },
+          after: { command: `${PRELUDE}kubeadm token delete "$SEALANT_KUBE_TOKEN" > /dev/null\n${joinLabels(host)?.command.replace(PRELUDE, "") ?? ""}`, env: {} },
         },
       );
     }
@@ -267,12 +267,9 @@ spec:
   return `if command -v lvscare > /dev/null; then ${writeFile("/etc/kubernetes/manifests/kube-lvscare.yaml", pod)}fi`;
 }
 
-/** The host's labels, set on its Node from the first master (kubeadm cannot set node-role labels itself). */
-function labelCommand(host: RuntimeHost): FirstMasterCommand | undefined {
-  const labels = host.labels ?? {};
-  const pairs = Object.entries(labels).map(([k, v]) => shellQuote(`${k}=${v}`));
-  if (pairs.length === 0) return undefined;
-  return onNode(host.ip, `kubectl label node "$n" ${pairs.join(" ")} --overwrite`);
+/** A new node's labels, set from the first master (kubeadm set its taints at init or join; it cannot set node-role labels). */
+function joinLabels(host: RuntimeHost): FirstMasterCommand | undefined {
+  return labelsAndTaints(host, { taints: host.taints ?? [] });
 }
 
 /** The admin kubeconfig with its server on the first master's address (usable from outside the cluster's hosts). */
