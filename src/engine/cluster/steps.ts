@@ -34,6 +34,7 @@ export function runtimeContextOf(ctx: ClusterContext, registry: RegistrySetup | 
   const { spec } = ctx;
   const desiredHosts = spec.hosts.flatMap((g) => g.ips.map((ip) => ctx.hosts.get(ip)!)).filter(Boolean);
   const version = ctx.image.metadata.runtime?.version;
+  const cni = ctx.image.metadata.applications.filter((a) => a.role === "cni").map((a) => a.name);
   return {
     cluster: spec.name,
     hosts: desiredHosts.map((h) => ({ ip: h.ip, roles: h.roles })),
@@ -42,6 +43,7 @@ export function runtimeContextOf(ctx: ClusterContext, registry: RegistrySetup | 
     ...(version ? { runtimeVersion: version } : {}),
     ...(registry || spec.registry.external ? { registry: `${spec.registry.domain}:${spec.registry.port}` } : {}),
     settings: spec.runtime,
+    ...(cni.length > 0 ? { networkAddons: launchCommands(ctx.image.metadata, { launch: cni }) } : {}),
   };
 }
 

@@ -9,7 +9,6 @@ const inputs = (over: Partial<KubeadmInputs> = {}): KubeadmInputs => ({
   clusterName: "prod",
   version: parseKubeVersion("v1.31.4", "test"),
   masters,
-  registry: "sea.hub:5000",
   image: [],
   overrides: [],
   ...over,
@@ -19,7 +18,7 @@ const docs = (text: string) => loadAll(text) as Doc[];
 const byKind = (text: string, kind: string) => docs(text).find((d) => d["kind"] === kind)!;
 
 describe("kubeadm configuration from the cluster spec", () => {
-  it("init: the first master, a stable endpoint, every master and the VIP in the certificate, the cluster registry", () => {
+  it("init: the first master, a stable endpoint, every master and the VIP in the certificate, images by their upstream names", () => {
     const text = initConfig(inputs({ extraSANs: ["k8s.example.com"] }));
     expect(docs(text).map((d) => `${d["apiVersion"]} ${d["kind"]}`)).toEqual([
       "kubeadm.k8s.io/v1beta4 InitConfiguration",
@@ -33,7 +32,9 @@ describe("kubeadm configuration from the cluster spec", () => {
     // v1beta4: extra arguments are a list of name/value pairs.
     expect(init["nodeRegistration"]["kubeletExtraArgs"]).toEqual([{ name: "node-ip", value: "10.0.0.2" }]);
     const cc = byKind(text, "ClusterConfiguration");
-    expect(cc).toMatchObject({ clusterName: "prod", kubernetesVersion: "v1.31.4", controlPlaneEndpoint: "apiserver.cluster.local:6443", imageRepository: "sea.hub:5000" });
+    expect(cc).toMatchObject({ clusterName: "prod", kubernetesVersion: "v1.31.4", controlPlaneEndpoint: "apiserver.cluster.local:6443" });
+    // Images keep their upstream names (registry.k8s.io/...): containerd pulls them from the cluster registry.
+    expect(cc["imageRepository"]).toBeUndefined();
     expect(cc["networking"]).toEqual({ podSubnet: "100.64.0.0/10", serviceSubnet: "10.96.0.0/22", dnsDomain: "cluster.local" });
     expect(cc["apiServer"]["certSANs"]).toEqual(["127.0.0.1", "apiserver.cluster.local", "10.103.97.2", "10.0.0.2", "10.0.0.3", "10.0.0.4", "k8s.example.com"]);
     expect(byKind(text, "KubeProxyConfiguration")).toMatchObject({ mode: "ipvs", ipvs: { excludeCIDRs: ["10.103.97.2/32"] } });

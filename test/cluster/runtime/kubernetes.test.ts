@@ -55,7 +55,7 @@ describe("the kubernetes runtime's commands", () => {
     const docs = loadAll(await readFile(join(dir, "init.yaml"), "utf8")) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
     const cc = docs.find((d) => d["kind"] === "ClusterConfiguration")!;
     expect(cc["apiServer"]["extraArgs"]).toEqual({ "audit-policy-file": "/etc/$HOME/`x`" });
-    expect(cc["imageRepository"]).toBe("sea.hub:5000");
+    expect(cc["imageRepository"]).toBeUndefined();
     expect(docs.find((d) => d["kind"] === "KubeletConfiguration")!["maxPods"]).toBe(120);
   });
 

@@ -34,6 +34,12 @@ export interface RuntimeContext {
   healthCheck?: boolean;
   /** The image's files the runtime asked for (`Runtime.imageFiles`), as rendered with the spec's configs. */
   imageFiles?: ReadonlyMap<string, string>;
+  /**
+   * Commands (run from the image's rootfs) that install the image's network add-on — its apps
+   * declared with the Kubefile's CNI instruction. A runtime whose nodes cannot be ready without
+   * a pod network runs them as soon as the cluster's API exists.
+   */
+  networkAddons?: string[];
 }
 
 export interface RuntimeCommand {

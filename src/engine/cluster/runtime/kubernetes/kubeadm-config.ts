@@ -39,8 +39,6 @@ export interface KubeadmInputs {
   version: KubeVersion;
   /** Masters in spec order: the first initialises the cluster. */
   masters: KubeNode[];
-  /** The cluster registry (`domain:port`) the control-plane images come from; none: kubeadm's default. */
-  registry?: string;
   /** @default DEFAULT_VIP */
   vip?: string;
   /** More names and IPs for the API server's certificate. */
@@ -127,7 +125,6 @@ function clusterConfiguration(inputs: KubeadmInputs, api: string): Doc {
     clusterName: inputs.clusterName,
     kubernetesVersion: inputs.version.text,
     controlPlaneEndpoint: `${API_SERVER_DOMAIN}:${API_SERVER_PORT}`,
-    ...(inputs.registry ? { imageRepository: inputs.registry } : {}),
     networking: { podSubnet: DEFAULT_POD_SUBNET, serviceSubnet: DEFAULT_SERVICE_SUBNET, dnsDomain: "cluster.local" },
     apiServer: { certSANs: sans },
   };

@@ -3,6 +3,7 @@ import { shellQuote } from "../../../ssh/shell";
 import type { PlannedHost } from "../../plan/types";
 import { hookEnv } from "../hooks";
 import type { FirstMasterCommand, LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeHost, RuntimeOutputs } from "../types";
+import { HAPROXY_DIR, HAPROXY_POD, haproxyConfig, haproxyPod } from "./api-load-balancer";
 import { API_SERVER_DOMAIN, API_SERVER_PORT, DEFAULT_VIP, initConfig, joinConfig, kubeadmDocProblems, type KubeadmInputs, type KubeNode } from "./kubeadm-config";
 import { parseKubeVersion, upgradeProblem } from "./version";
 
@@ -63,7 +64,6 @@ function kubeadmInputs(ctx: RuntimeContext, known: RuntimeHost[] = []): KubeadmI
     clusterName: ctx.cluster,
     version: parseKubeVersion(versionOf(ctx), "the image's Kubernetes version"),
     masters: nodes(ctx.hosts.filter((h) => h.roles.includes("master"))),
-    ...(ctx.registry ? { registry: ctx.registry } : {}),
     ...(typeof settings["vip"] === "string" ? { vip: settings["vip"] } : {}),
     ...(Array.isArray(settings["certSANs"]) ? { extraSANs: settings["certSANs"] as string[] } : {}),
     image: docsOf(ctx.imageFiles?.get("etc/kubeadm.yml"), "the image's etc/kubeadm.yml"),
@@ -135,8 +135,17 @@ function command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): R
       return run(`if [ -f scripts/containerd.sh ]; then sh scripts/containerd.sh; elif [ -f scripts/docker.sh ]; then sh scripts/docker.sh; fi
 for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then install -m 0755 bin/$b /usr/bin/$b; fi; done
 if [ -f scripts/init-kube.sh ]; then sh scripts/init-kube.sh; fi
-hosts_line ${API_SERVER_DOMAIN} ${shellQuote(isMaster ? first.ip : vip)}
-${isMaster ? "" : `if command -v lvscare > /dev/null; then lvscare care --vs ${vip}:${API_SERVER_PORT} ${masters.map((m) => `--rs ${m}:${API_SERVER_PORT}`).join(" ")} --health-path /healthz --health-schem https --run-once; fi`}`);
+${
+  isMaster || lbImage(ctx)
+    ? `hosts_line ${API_SERVER_DOMAIN} ${shellQuote(first.ip)}`
+    : // sealer's way: IPVS rules on the VIP before the join; without lvscare, the first master directly.
+      `if command -v lvscare > /dev/null; then
+  lvscare care --vs ${vip}:${API_SERVER_PORT} ${masters.map((m) => `--rs ${m}:${API_SERVER_PORT}`).join(" ")} --health-path /healthz --health-schem https --run-once
+  hosts_line ${API_SERVER_DOMAIN} ${shellQuote(vip)}
+else
+  hosts_line ${API_SERVER_DOMAIN} ${shellQuote(first.ip)}
+fi`
+}`);
 
     case "bootstrap":
       // Only the first master bootstraps (the runtime's bootstrap policy); a re-run after a
@@ -144,7 +153,8 @@ ${isMaster ? "" : `if command -v lvscare > /dev/null; then lvscare care --vs ${v
       return run(
         `${writeFile(`${dir}/init.yaml`, initConfig(kubeadmInputs(ctx, [host])))}
 if [ ! -f ${ADMIN_CONF} ]; then kubeadm init --config ${shellQuote(`${dir}/init.yaml`)} --upload-certs; fi
-mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config`,
+mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config
+${networkAddons(ctx)}`,
         { after: joinLabels(host) },
       );
 
@@ -159,7 +169,7 @@ if [ ! -f /etc/kubernetes/kubelet.conf ]; then
   kubeadm join --config ${shellQuote(`${dir}/join.yaml`)}
 fi
 rm -f ${shellQuote(`${dir}/join.yaml`)}
-${isMaster ? `mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config\nhosts_line ${API_SERVER_DOMAIN} ${shellQuote(host.ip)}` : workerVipPod(vip, masters)}`,
+${isMaster ? `mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config\nhosts_line ${API_SERVER_DOMAIN} ${shellQuote(host.ip)}` : workerApi(vip, masters, ctx)}`,
         {
           // A fresh token (and certificate key for a control plane) for every join: a later join
           // never finds the ones from the create expired.
@@ -224,7 +234,11 @@ echo "node ${host.ip} is not Ready on ${version} after 120 s: $(kubectl get node
     }
 
     case "reset":
+      // kubeadm reset, then what the image's own clean-up scripts undo (sealer's clean-kube.sh and
+      // the container runtime's), then the rest of what this runtime wrote.
       return run(`kubeadm reset -f > /dev/null 2>&1 || true
+for s in clean-kube.sh clean-containerd.sh clean-docker.sh; do if [ -f scripts/$s ]; then sh scripts/$s; fi; done
+ip addr del ${vip}/32 dev lo 2> /dev/null || true
 rm -rf /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /root/.kube ${shellQuote(dir)}
 hosts_line ${API_SERVER_DOMAIN} ""
 for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then rm -f /usr/bin/$b; fi; done`);
@@ -267,6 +281,38 @@ spec:
   return `if command -v lvscare > /dev/null; then ${writeFile("/etc/kubernetes/manifests/kube-lvscare.yaml", pod)}fi`;
 }
 
+/** The image's haproxy container image for the workers' API load balancer (its env's API_LB_IMAGE), if any. */
+function lbImage(ctx: RuntimeContext): string | undefined {
+  const image = ctx.env["API_LB_IMAGE"];
+  return image ? image : undefined;
+}
+
+/**
+ * After a worker joined (and when the masters change): its way to the API through the VIP —
+ * lvscare's static pod, or haproxy's (the VIP on the worker's lo, the pod's answer on /healthz
+ * awaited before the stable name moves from the first master to the VIP). See api-load-balancer.ts.
+ */
+function workerApi(vip: string, masters: string[], ctx: RuntimeContext): string {
+  const image = lbImage(ctx);
+  if (!image) return workerVipPod(vip, masters);
+  const config = haproxyConfig(vip, masters);
+  return `ip addr show dev lo | grep -qF ' ${vip}/32 ' || ip addr add ${vip}/32 dev lo
+${writeFile(`${HAPROXY_DIR}/haproxy.cfg`, config)}chmod 0644 ${HAPROXY_DIR}/haproxy.cfg
+${writeFile(HAPROXY_POD, haproxyPod(image, config))}ok=""
+for i in $(seq 1 60); do
+  if kubectl --kubeconfig /etc/kubernetes/kubelet.conf --server https://${vip}:${API_SERVER_PORT} get --raw /healthz > /dev/null 2>&1; then ok=1; break; fi
+  sleep 2
+done
+if [ -z "$ok" ]; then echo "the API load balancer (haproxy static pod on ${vip}:${API_SERVER_PORT}) did not answer within 120 s" >&2; exit 1; fi
+hosts_line ${API_SERVER_DOMAIN} ${shellQuote(vip)}
+`;
+}
+
+/** The image's network add-on (its CNI apps), from its rootfs, as soon as the API answers. */
+function networkAddons(ctx: RuntimeContext): string {
+  return (ctx.networkAddons ?? []).map((c) => `(cd ${shellQuote(ctx.rootfs)} && ${c})`).join("\n");
+}
+
 /** A new node's labels, set from the first master (kubeadm set its taints at init or join; it cannot set node-role labels). */
 function joinLabels(host: RuntimeHost): FirstMasterCommand | undefined {
   return labelsAndTaints(host, { taints: host.taints ?? [] });
@@ -299,7 +345,9 @@ function hostSettings(host: RuntimeHost, previous: { labels?: Record<string, str
   const vip = vipOf(ctx);
   const masters = ctx.hosts.filter((h) => h.roles.includes("master")).map((h) => h.ip);
   return {
-    command: `${PRELUDE}if command -v lvscare > /dev/null; then
+    command: lbImage(ctx)
+      ? `${PRELUDE}${workerApi(vip, masters, ctx)}`
+      : `${PRELUDE}if command -v lvscare > /dev/null; then
   lvscare care --vs ${vip}:${API_SERVER_PORT} ${masters.map((m) => `--rs ${m}:${API_SERVER_PORT}`).join(" ")} --health-path /healthz --health-schem https --run-once
   ${workerVipPod(vip, masters)}
 fi`,

@@ -1,0 +1,67 @@
+import { createHash } from "node:crypto";
+import { API_SERVER_PORT } from "./kubeadm-config";
+
+/**
+ * How workers reach the masters' API servers through one stable address (the VIP), so losing a
+ * master does not cut its workers off:
+ * - `lvscare` (sealer's base images carry bin/lvscare): IPVS rules on the VIP, set once before
+ *   the join and kept by lvscare's static pod.
+ * - `haproxy` (the image's env names a haproxy container image in API_LB_IMAGE): a static pod
+ *   on every worker listening on the VIP (an address on the worker's `lo`), health-checking each
+ *   master's /healthz. For kernels without IPVS — sealer's lvscare cannot work there — and the
+ *   node-local load-balancer design kubespray and k0s use.
+ * - neither: workers use the first master directly (no failover).
+ * The choice is made on the host, from what the image holds; these are shell fragments.
+ */
+export const HAPROXY_DIR = "/etc/kubernetes/apiserver-lb";
+const HAPROXY_POD = "/etc/kubernetes/manifests/kube-apiserver-lb.yaml";
+
+/** haproxy's configuration: TCP through to every master, each checked on /healthz over TLS. */
+export function haproxyConfig(vip: string, masters: string[]): string {
+  return `# Written by sealant: the workers' way to the API servers (the VIP ${vip}).
+global
+  log stdout format raw local0 notice
+  maxconn 4000
+defaults
+  mode tcp
+  log global
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+frontend apiserver
+  bind ${vip}:${API_SERVER_PORT}
+  default_backend masters
+backend masters
+  option httpchk GET /healthz
+  http-check expect status 200
+  default-server check check-ssl verify none inter 2s fall 2 rise 1
+${masters.map((m, i) => `  server master${i + 1} ${m}:${API_SERVER_PORT}`).join("\n")}
+`;
+}
+
+/** The static pod; annotated with the configuration's hash so the kubelet restarts it when the masters change. */
+export function haproxyPod(image: string, config: string): string {
+  const hash = createHash("sha256").update(config).digest("hex").slice(0, 16);
+  return `apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-apiserver-lb
+  namespace: kube-system
+  labels: {component: kube-apiserver-lb, tier: node}
+  annotations: {sealant.io/config-hash: "${hash}"}
+spec:
+  hostNetwork: true
+  priorityClassName: system-node-critical
+  containers:
+  - name: haproxy
+    image: ${image}
+    command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
+    resources: {requests: {cpu: 10m, memory: 16Mi}}
+    volumeMounts:
+    - {name: config, mountPath: /usr/local/etc/haproxy, readOnly: true}
+  volumes:
+  - {name: config, hostPath: {path: ${HAPROXY_DIR}, type: Directory}}
+`;
+}
+
+export { HAPROXY_POD };
