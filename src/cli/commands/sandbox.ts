@@ -1,10 +1,10 @@
-import { sandboxAdd, sandboxDown, sandboxList, sandboxUp, startHost, stopHost, type Sandbox, type SandboxHost } from "../../engine/sandbox";
+import { KUBE_MAX_INDEX, sandboxAdd, sandboxDown, sandboxList, sandboxUp, startHost, stopHost, type Sandbox, type SandboxHost } from "../../engine/sandbox";
 import { parse } from "../args";
 import { UsageError } from "../errors";
 import { printJson, table } from "../format";
 import type { Command } from "./index";
 
-const usage = `Usage: sealant sandbox up N [--name NAME] [--first-index I] [--json]
+const usage = `Usage: sealant sandbox up N [--name NAME] [--first-index I] [--kubernetes [--subnet CIDR]] [--json]
        sealant sandbox add N [--name NAME] [--json]
        sealant sandbox stop HOST [--name NAME]
        sealant sandbox start HOST [--name NAME]
@@ -17,20 +17,30 @@ machine's programs; what it writes stays its own), with sshd as its PID 1 on 127
 hostname hostN. root logs in by key or password. The hosts keep running after this command
 exits; 'down' stops them and deletes their files.
 
+With --kubernetes each host is a Kubernetes-capable node instead: its own network namespace with
+eth0 at 10.231.S.(10+N) on a private bridge that leads nowhere else (this machine reaches it by a
+veth at 10.231.S.254), its own cgroup and IPC namespaces, real directories for
+/var/lib/{containerd,kubelet,etcd}, the kubelet's sysctls (the machine's stay unchanged), and a
+systemctl stand-in (no systemd here) whose enabled units start when the host boots.
+
   up N                 start a sandbox of N hosts (fails if one of that name is up)
   add N                start N more hosts in a running sandbox
-  stop HOST            power a host off (HOST: hostN, 127.0.10.N or N); its disk is kept
+  stop HOST            power a host off (HOST: hostN, its IP, or N); its disk is kept
   start HOST           boot a stopped host again, with its disk and host key
   down                 stop every host and remove the sandbox
   ls                   list sandboxes and their hosts
 
       --name NAME      the sandbox (default "default"; files in $SEALANT_HOME/sandbox/NAME)
       --first-index I  number the hosts from I: 127.0.10.I, hostI (default: first free range)
+      --kubernetes     Kubernetes-capable hosts (see above); recorded, so add/stop/start follow
+      --subnet CIDR    with --kubernetes: the sandbox's /24 (default: the first free 10.231.S.0/24)
       --json           print {"hosts":[{"ip","hostname"}...],"ssh":{"user","pk","passwd",...}}`;
 
 const options = {
   name: { type: "string", default: "default" },
   "first-index": { type: "string" },
+  kubernetes: { type: "boolean", default: false },
+  subnet: { type: "string" },
   json: { type: "boolean", default: false },
 } as const;
 
@@ -41,12 +51,14 @@ function count(text: string | undefined, what: string): number {
 }
 
 function toJson(sb: Sandbox) {
-  return {
+  const out: Record<string, unknown> = {
     name: sb.name,
     dir: sb.dir,
-    hosts: sb.hosts.map((h) => ({ ip: h.ip, hostname: h.hostname, running: h.running })),
+    hosts: sb.hosts.map((h) => (sb.kubernetes ? { ip: h.ip, hostname: h.hostname, running: h.running, netns: h.netns } : { ip: h.ip, hostname: h.hostname, running: h.running })),
     ssh: { user: sb.ssh.user, pk: sb.ssh.pk, passwd: sb.ssh.passwd, knownHosts: sb.ssh.knownHosts },
   };
+  if (sb.kubernetes) out["kubernetes"] = sb.kubernetes;
+  return out;
 }
 
 function hostTable(hosts: SandboxHost[]): string {
@@ -58,8 +70,14 @@ function hostTable(hosts: SandboxHost[]): string {
 
 function printSandbox(sb: Sandbox, headline: string): void {
   const first = sb.hosts.find((h) => h.running) ?? sb.hosts[0];
+  const k = sb.kubernetes;
+  const kube = k
+    ? `Kubernetes mode: subnet ${k.subnet}, hub (gateway, dead end) ${k.hubIp} in netns ${k.hubNetns}, this machine ${k.rootIp} on ${k.rootVeth}\n` +
+      k.warnings.map((w) => `warning: ${w}\n`).join("") +
+      `a command inside a host without ssh: nsenter -t PID -a ...; its network: ip netns exec ${first?.netns ?? "NETNS"} ...\n\n`
+    : "";
   process.stdout.write(
-    `${headline}\n\n${hostTable(sb.hosts)}\n\n` +
+    `${headline}\n\n${hostTable(sb.hosts)}\n\n${kube}` +
       `ssh as ${sb.ssh.user} with key ${sb.ssh.pk} (password in ${sb.dir}/passwd), host keys in ${sb.ssh.knownHosts}:\n` +
       `  ssh -i ${sb.ssh.pk} -o UserKnownHostsFile=${sb.ssh.knownHosts} ${sb.ssh.user}@${first?.ip ?? "IP"}\n`,
   );
@@ -72,6 +90,8 @@ export const sandbox: Command = {
     const [sub, ...rest] = positionals;
     const name = values.name;
     if (values["first-index"] !== undefined && sub !== "up") throw new UsageError(`--first-index is for sandbox up\n\n${usage}`);
+    if ((values.kubernetes || values.subnet !== undefined) && sub !== "up") throw new UsageError(`--kubernetes and --subnet are for sandbox up (a sandbox keeps its mode)\n\n${usage}`);
+    if (values.subnet !== undefined && !values.kubernetes) throw new UsageError(`--subnet needs --kubernetes\n\n${usage}`);
     const one = (what: string) => {
       if (rest.length !== 1) throw new UsageError(`sandbox ${what} needs exactly one argument\n\n${usage}`);
       return rest[0]!;
@@ -85,10 +105,12 @@ export const sandbox: Command = {
         let firstIndex: number | undefined;
         if (values["first-index"] !== undefined) {
           firstIndex = Number(values["first-index"]);
-          if (!/^\d+$/.test(values["first-index"]) || firstIndex < 1 || firstIndex > 254) throw new UsageError(`--first-index "${values["first-index"]}": expected 1-254`);
+          const max = values.kubernetes ? KUBE_MAX_INDEX : 254;
+          if (!/^\d+$/.test(values["first-index"]) || firstIndex < 1 || firstIndex > max) throw new UsageError(`--first-index "${values["first-index"]}": expected 1-${max}`);
         }
         const started = Date.now();
-        const sb = await sandboxUp(n, { name, signal, ...(firstIndex !== undefined ? { firstIndex } : {}) });
+        const kubernetes = values.kubernetes ? (values.subnet !== undefined ? { subnet: values.subnet } : true) : false;
+        const sb = await sandboxUp(n, { name, signal, kubernetes, ...(firstIndex !== undefined ? { firstIndex } : {}) });
         if (values.json) return printJson(toJson(sb));
         printSandbox(sb, `sandbox "${sb.name}": ${sb.hosts.length} host(s) up in ${((Date.now() - started) / 1000).toFixed(2)} s (${sb.dir})`);
         return;
@@ -127,7 +149,7 @@ export const sandbox: Command = {
         process.stdout.write(
           `${table(
             ["NAME", "HOSTS", "RUNNING", "IPS", "DIR"],
-            list.map((sb) => [sb.name, String(sb.hosts.length), String(sb.hosts.filter((h) => h.running).length), ipRange(sb.hosts), sb.dir]),
+            list.map((sb) => [sb.kubernetes ? `${sb.name} (kubernetes)` : sb.name, String(sb.hosts.length), String(sb.hosts.filter((h) => h.running).length), ipRange(sb.hosts), sb.dir]),
           )}\n`,
         );
         return;
@@ -142,7 +164,9 @@ export const sandbox: Command = {
 
 function ipRange(hosts: SandboxHost[]): string {
   if (!hosts.length) return "-";
-  const idx = hosts.map((h) => h.index).sort((a, b) => a - b);
-  const contiguous = idx.every((v, i) => i === 0 || v === idx[i - 1]! + 1);
-  return contiguous && idx.length > 1 ? `127.0.10.${idx[0]}-${idx[idx.length - 1]}` : idx.map((i) => `127.0.10.${i}`).join(",");
+  const sorted = [...hosts].sort((a, b) => a.index - b.index);
+  const prefix = sorted[0]!.ip.replace(/\d+$/, "");
+  const last = sorted.map((h) => Number(h.ip.slice(prefix.length)));
+  const contiguous = sorted.every((h, i) => h.ip.startsWith(prefix) && (i === 0 || last[i] === last[i - 1]! + 1));
+  return contiguous && sorted.length > 1 ? `${prefix}${last[0]}-${last[last.length - 1]}` : sorted.map((h) => h.ip).join(",");
 }

@@ -35,15 +35,21 @@ export const hostPaths = (dir: string) => ({
   launch: join(dir, "launch.sh"),
 });
 
-export function layoutFor(sandboxDir: string, index: number, realDirs: string[]): HostLayout {
+/** `ip`: the host's address when it is not `127.0.10.N` (a Kubernetes-mode host's node address). */
+export function layoutFor(sandboxDir: string, index: number, realDirs: string[], ip = `${IP_PREFIX}${index}`): HostLayout {
   const hostname = `host${index}`;
-  return { index, ip: `${IP_PREFIX}${index}`, hostname, dir: join(sandboxDir, hostname), realDirs };
+  return { index, ip, hostname, dir: join(sandboxDir, hostname), realDirs };
 }
 
 /** `/var/lib/containerd` -> `var-lib-containerd` (the real directory's name under `<host dir>/real`). */
 export const realDirName = (inside: string) => inside.replace(/^\/+/, "").replace(/\//g, "-");
 
-const TOOLS: { name: string; pkg: string }[] = [
+export interface Tool {
+  name: string;
+  pkg: string;
+}
+
+const TOOLS: Tool[] = [
   { name: "unshare", pkg: "util-linux" },
   { name: "mount", pkg: "mount" },
   { name: "chroot", pkg: "coreutils" },
@@ -66,13 +72,17 @@ async function findTool(name: string): Promise<string | undefined> {
   return undefined;
 }
 
-/** Fails with one message naming everything missing: root, and the programs a host needs. */
-export async function preflight(): Promise<void> {
+/**
+ * Fails with one message naming everything missing: root, and the programs a host needs (`extra`:
+ * a mode's own, with `more` problems it found itself).
+ */
+export async function preflight(extra: Tool[] = [], more: () => Promise<string[]> = async () => []): Promise<void> {
   const problems: string[] = [];
   if (process.getuid?.() !== 0) problems.push(`root (running as uid ${process.getuid?.() ?? "unknown"}; hosts need mount, PID and UTS namespaces and overlay mounts)`);
   const missing = [];
-  for (const t of TOOLS) if (!(await findTool(t.name))) missing.push(t);
+  for (const t of [...TOOLS, ...extra]) if (!(await findTool(t.name))) missing.push(t);
   if (missing.length) problems.push(`${missing.map((t) => t.name).join(", ")} (apt-get install ${[...new Set(missing.map((t) => t.pkg))].join(" ")})`);
+  if (!problems.length) problems.push(...(await more()));
   if (problems.length) throw new Error(`sandbox hosts need ${problems.join(" and ")}`);
 }
 
@@ -124,7 +134,7 @@ Subsystem sftp internal-sftp
 const BASHRC = "# sealant sandbox host: deliberately minimal (the machine's .bashrc costs ~45 ms per command)\n";
 
 /** Creates `rel` (and its parents) under `base` with the mode and owner of the machine's same directory. */
-async function mkdirLike(base: string, rel: string): Promise<string> {
+export async function mkdirLike(base: string, rel: string): Promise<string> {
   let cur = base;
   let machine = "";
   for (const part of rel.split("/").filter(Boolean)) {
@@ -151,7 +161,7 @@ export interface HostFiles {
  * in the host's /): sshd config, host key (kept across restarts), root's authorized key and
  * minimal .bashrc, hostname and hosts entries; and the real directories.
  */
-export async function prepareHost(h: HostLayout, authorizedKey: string): Promise<HostFiles> {
+export async function prepareHost(h: HostLayout, authorizedKey: string, opts: { hostsSeed?: string } = {}): Promise<HostFiles> {
   const p = hostPaths(h.dir);
   await mkdir(h.dir, { recursive: true, mode: 0o700 });
   for (const d of [p.upper, p.work, p.root, p.real]) await mkdir(d, { recursive: true, mode: 0o755 });
@@ -172,7 +182,7 @@ export async function prepareHost(h: HostLayout, authorizedKey: string): Promise
   await writeFile(p.launch, LAUNCH_SCRIPT, { mode: 0o755 });
   await writeFile(join(ssh, "sshd_config"), sshdConfig(h.ip), { mode: 0o644 });
   await writeFile(join(etc, "hostname"), `${h.hostname}\n`, { mode: 0o644 });
-  const machineHosts = await readFile("/etc/hosts", "utf8").catch(() => "127.0.0.1\tlocalhost\n");
+  const machineHosts = opts.hostsSeed ?? (await readFile("/etc/hosts", "utf8").catch(() => "127.0.0.1\tlocalhost\n"));
   const ownLine = `${h.ip}\t${h.hostname}`;
   const hostsFile = join(etc, "hosts");
   const current = existsSync(hostsFile) ? await readFile(hostsFile, "utf8") : machineHosts;
@@ -199,24 +209,29 @@ export interface Launched {
  */
 export async function launchHost(h: HostLayout, passwordFile: string | undefined): Promise<Launched> {
   const p = hostPaths(h.dir);
+  const binds = h.realDirs.flatMap((inside) => [join(p.real, realDirName(inside)), inside]);
+  return spawnLauncher(h, "unshare", ["--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private", "/bin/sh", p.launch, h.dir, h.hostname, passwordFile ?? "-", ...binds]);
+}
+
+/**
+ * Spawns a host's launcher detached (own session, output appended to the host's log) and unref'd:
+ * it outlives the calling process, which still reaps it if it exits first.
+ */
+export async function spawnLauncher(h: HostLayout, command: string, args: string[]): Promise<Launched> {
+  const p = hostPaths(h.dir);
   const log = await open(p.log, "a", 0o600);
   try {
     await log.write(`--- ${new Date().toISOString()} starting ${h.hostname} (${h.ip})\n`);
-    const binds = h.realDirs.flatMap((inside) => [join(p.real, realDirName(inside)), inside]);
-    const child = spawn(
-      "unshare",
-      ["--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private", "/bin/sh", p.launch, h.dir, h.hostname, passwordFile ?? "-", ...binds],
-      { detached: true, stdio: ["ignore", log.fd, log.fd], env: { PATH: HOST_PATH, LANG: "C.UTF-8" } },
-    );
+    const child = spawn(command, args, { detached: true, stdio: ["ignore", log.fd, log.fd], env: { PATH: HOST_PATH, LANG: "C.UTF-8" } });
     let exit: string | undefined;
     child.on("exit", (code, sig) => (exit = sig ? `killed by ${sig}` : `exited ${code}`));
     const spawned = await new Promise<number>((resolve, reject) => {
       child.once("spawn", () => resolve(child.pid!));
-      child.once("error", (err) => reject(new Error(`${h.hostname}: starting unshare: ${err.message}`)));
+      child.once("error", (err) => reject(new Error(`${h.hostname}: starting ${command}: ${err.message}`)));
     });
     child.unref();
     const launcher = await identify(spawned);
-    if (!launcher) throw new Error(`${h.hostname}: unshare exited at once (see ${p.log})`);
+    if (!launcher) throw new Error(`${h.hostname}: ${command} exited at once (see ${p.log})`);
     return { launcher, exited: () => exit };
   } finally {
     await log.close();

@@ -5,19 +5,25 @@ import { dirname, isAbsolute, join, normalize, resolve } from "node:path";
 import { sealantHome } from "../image/store";
 import { writeFileAtomic } from "../util/fs";
 import { withLock } from "../util/lock";
-import { DEFAULT_REAL_DIRS, IP_PREFIX, MAX_INDEX, hostPaths, launchHost, layoutFor, preflight, prepareHost, probeSsh, waitReady, type HostLayout } from "./host";
+import { cgroupLayout, type CgroupLayout } from "./cgroups";
+import { DEFAULT_REAL_DIRS, IP_PREFIX, MAX_INDEX, hostPaths, launchHost, layoutFor, preflight, prepareHost, probeSsh, waitReady, type HostLayout, type Launched } from "./host";
 import { generateEd25519 } from "./keys";
-import { isAlive, killExact, waitGone, type ProcessId } from "./process";
+import { KUBE_REAL_DIRS, KUBE_TOOLS, cleanKubeHost, kubePreflightProblems, launchKubeHost, prepareKubeHost, type KubeHostSetup } from "./kube-host";
+import { KUBE_MAX_INDEX, checkSubnet, checkSubnetFree, chooseSubnet, hostNetns, hubDown, hubUp, netFor, netnsExists, nodeIp, type SandboxNet } from "./network";
+import { firstChild, identify, isAlive, killExact, waitGone, type ProcessId } from "./process";
 
-/** One host: a namespaced process tree whose PID 1 is `sshd` on `ip:22`. */
+/**
+ * One host: a namespaced process tree whose PID 1 is `sshd` on `ip:22` (loopback mode), or an init
+ * that runs sshd on `ip:22` and the host's enabled units (Kubernetes mode).
+ */
 export interface SandboxHost {
-  /** N in `127.0.10.N` and `hostN`. */
+  /** N in `127.0.10.N` (or the node address `.(10+N)`) and `hostN`. */
   index: number;
-  /** `127.0.10.N`; sshd listens on port 22 of this address only. */
+  /** `127.0.10.N`, or in Kubernetes mode the node address on the sandbox's bridge; sshd listens on port 22 of this address only. */
   ip: string;
   /** `hostN` (the host's UTS hostname, also in its /etc/hostname and /etc/hosts). */
   hostname: string;
-  /** The host's PID 1 (sshd) as the machine sees it; 0 while stopped. */
+  /** The host's PID 1 (sshd, or the init in Kubernetes mode) as the machine sees it; 0 while stopped. */
   pid: number;
   /** Whether that process runs now (computed when the sandbox is read). */
   running: boolean;
@@ -27,6 +33,25 @@ export interface SandboxHost {
   upper: string;
   /** Paths inside the host that are real directories (bind mounts of `<dir>/real/<path-with-dashes>`). */
   realDirs: string[];
+  /** Kubernetes mode: the host's network namespace (`ip netns exec <netns> ...`; it exists while the host runs). */
+  netns?: string;
+  /** Kubernetes mode: the host's own cgroups as directories on the machine (one per hierarchy; its cgroup namespace's root), while it runs. */
+  cgroups?: string[];
+}
+
+/** A Kubernetes-mode sandbox's private network (see network.ts). */
+export interface SandboxKubernetes {
+  /** The sandbox's /24 (`10.231.S.0/24`); hosts are `.(10+N)`. */
+  subnet: string;
+  /** The hub's bridge address (`.1`): every host's default gateway, a dead end, and its nameserver (nothing answers). */
+  hubIp: string;
+  /** The hub's network namespace (`ip netns exec <hubNetns> ...`: e.g. to serve something to every host). */
+  hubNetns: string;
+  /** This machine's address on the bridge (`.254`), on its veth `rootVeth`. */
+  rootIp: string;
+  rootVeth: string;
+  /** Things the hosts lack, said once (e.g. no br_netfilter: bridge-nf-call-iptables cannot be set). */
+  warnings: string[];
 }
 
 export interface SandboxSsh {
@@ -44,6 +69,8 @@ export interface Sandbox {
   dir: string;
   hosts: SandboxHost[];
   ssh: SandboxSsh;
+  /** Present in Kubernetes mode. */
+  kubernetes?: SandboxKubernetes;
 }
 
 /** A sandbox by name (under `$SEALANT_HOME/sandbox`), by directory (any string with a `/`), or the sandbox itself. */
@@ -62,8 +89,15 @@ export interface SandboxUpOptions extends SandboxCommonOptions {
   dir?: string;
   /** N of the first host (`127.0.10.N`, `hostN`); hosts take consecutive numbers. @default the first free range */
   firstIndex?: number;
-  /** Paths inside each host that are real (non-overlay) per-host directories. @default DEFAULT_REAL_DIRS */
+  /** Paths inside each host that are real (non-overlay) per-host directories. @default DEFAULT_REAL_DIRS (plus KUBE_REAL_DIRS in Kubernetes mode) */
   realDirs?: string[];
+  /**
+   * Kubernetes-capable hosts (see kube-host.ts): each with its own network namespace on a private
+   * bridge (node address 10.231.S.(10+N)), cgroup and IPC namespaces, real dirs for containerd,
+   * the kubelet and etcd, the kubelet's sysctls, and a systemd stand-in. `subnet`: the sandbox's
+   * /24. @default false (loopback hosts on 127.0.10.N)
+   */
+  kubernetes?: boolean | { subnet?: string };
 }
 
 /** What sandbox.json holds: the sandbox plus process identities (pid + start time) used to kill only our own processes. */
@@ -72,6 +106,8 @@ interface HostRecord {
   realDirs: string[];
   pid1?: ProcessId;
   launcher?: ProcessId;
+  /** Kubernetes mode: the host's namespace and cgroup names, and the cgroup dirs made for its current run. */
+  kube?: { netns: string; cgroupName: string; cgroups?: string[] };
 }
 
 interface State {
@@ -79,6 +115,8 @@ interface State {
   name: string;
   ssh: Omit<SandboxSsh, "knownHosts"> & { knownHosts: string };
   hosts: HostRecord[];
+  /** Kubernetes mode: the sandbox's network (recorded before any part of it exists). */
+  kubernetes?: { net: SandboxNet; warnings?: string[] };
 }
 
 const STATE = "sandbox.json";
@@ -141,14 +179,30 @@ async function readState(dir: string): Promise<State | undefined> {
 
 const writeState = (dir: string, state: State) => writeFileAtomic(join(dir, STATE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
 
+function layoutOf(dir: string, state: State, r: Pick<HostRecord, "index" | "realDirs">): HostLayout {
+  return layoutFor(dir, r.index, r.realDirs, state.kubernetes ? nodeIp(state.kubernetes.net, r.index) : undefined);
+}
+
+const ipOf = (state: State, index: number) => (state.kubernetes ? nodeIp(state.kubernetes.net, index) : `${IP_PREFIX}${index}`);
+
 async function toSandbox(dir: string, state: State): Promise<Sandbox> {
   const hosts: SandboxHost[] = [];
   for (const r of state.hosts) {
-    const l = layoutFor(dir, r.index, r.realDirs);
+    const l = layoutOf(dir, state, r);
     const running = await isAlive(r.pid1);
-    hosts.push({ index: r.index, ip: l.ip, hostname: l.hostname, pid: running ? r.pid1!.pid : 0, running, dir: l.dir, upper: hostPaths(l.dir).upper, realDirs: r.realDirs });
+    const host: SandboxHost = { index: r.index, ip: l.ip, hostname: l.hostname, pid: running ? r.pid1!.pid : 0, running, dir: l.dir, upper: hostPaths(l.dir).upper, realDirs: r.realDirs };
+    if (r.kube) {
+      host.netns = r.kube.netns;
+      if (running && r.kube.cgroups) host.cgroups = [...r.kube.cgroups];
+    }
+    hosts.push(host);
   }
-  return { name: state.name, dir, hosts, ssh: { ...state.ssh } };
+  const sb: Sandbox = { name: state.name, dir, hosts, ssh: { ...state.ssh } };
+  if (state.kubernetes) {
+    const n = state.kubernetes.net;
+    sb.kubernetes = { subnet: n.subnet, hubIp: n.hubIp, hubNetns: n.hubNetns, rootIp: n.rootIp, rootVeth: n.rootVeth, warnings: [...(state.kubernetes.warnings ?? [])] };
+  }
+  return sb;
 }
 
 function range(first: number, count: number): number[] {
@@ -163,6 +217,7 @@ async function indicesInUse(dir: string): Promise<Map<number, string>> {
       const other = join(root, entry);
       if (other === dir) continue;
       const st = await readState(other).catch(() => undefined);
+      if (st?.kubernetes) continue; // its hosts live on their own network, not on 127.0.10.N
       for (const h of st?.hosts ?? []) used.set(h.index, `sandbox "${st!.name}" (${other})`);
     }
   }
@@ -194,17 +249,52 @@ async function writeKnownHosts(state: State, keys: Map<number, string>): Promise
   const previous = existsSync(state.ssh.knownHosts) ? await readFile(state.ssh.knownHosts, "utf8") : "";
   const lines = new Map<string, string>();
   for (const line of previous.split("\n").filter(Boolean)) lines.set(line.split(" ")[0]!, line);
-  for (const [index, key] of keys) lines.set(`${IP_PREFIX}${index}`, `${IP_PREFIX}${index} ${key.split(" ").slice(0, 2).join(" ")} host${index}`);
-  const known = new Set(state.hosts.map((h) => `${IP_PREFIX}${h.index}`));
+  for (const [index, key] of keys) lines.set(ipOf(state, index), `${ipOf(state, index)} ${key.split(" ").slice(0, 2).join(" ")} host${index}`);
+  const known = new Set(state.hosts.map((h) => ipOf(state, h.index)));
   await writeFileAtomic(state.ssh.knownHosts, [...lines.entries()].filter(([ip]) => known.has(ip)).map(([, l]) => `${l}\n`).join(""), 0o644);
 }
 
-async function killHosts(records: HostRecord[]): Promise<void> {
+/**
+ * Kills the hosts' process trees (SIGKILL to each PID 1, whose death kills everything in its PID
+ * namespace, and to its launcher); then, in Kubernetes mode, removes their cgroups and network
+ * namespaces (with their veths).
+ */
+async function killHosts(state: State, records: HostRecord[]): Promise<void> {
+  // PID 1 first: its launcher (unshare) reaps it and exits by itself. Killing both at once would
+  // orphan PID 1 to the machine's init, where it can linger as a zombie.
+  const firsts: (ProcessId | undefined)[] = [];
   for (const r of records) {
-    await killExact(r.pid1);
-    await killExact(r.launcher);
+    // A host killed before it answered has no recorded PID 1: its launcher's child is.
+    const child = !r.pid1 && (await isAlive(r.launcher)) ? await firstChild(r.launcher!.pid) : undefined;
+    const pid1 = r.pid1 ?? (child === undefined ? undefined : await identify(child));
+    firsts.push(pid1);
+    await killExact(pid1);
   }
-  await waitGone(records.flatMap((r) => [r.pid1, r.launcher]), 10_000);
+  await waitGone(firsts, 10_000);
+  await waitGone(
+    records.map((r) => r.launcher),
+    2_000,
+  ).catch(() => undefined);
+  for (const r of records) await killExact(r.launcher);
+  await waitGone(records.map((r) => r.launcher), 10_000);
+  const net = state.kubernetes?.net;
+  if (!net) return;
+  const problems: string[] = [];
+  for (const r of records) {
+    if (!r.kube) continue;
+    try {
+      await cleanKubeHost({ net, netns: r.kube.netns, cgroupName: r.kube.cgroupName }, r.index, r.kube.cgroups ?? []);
+      delete r.kube.cgroups;
+    } catch (err) {
+      problems.push(`host${r.index}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length) throw new Error(`cleaning up after stopped hosts: ${problems.join("; ")}`);
+}
+
+function kubeSetup(state: State, r: HostRecord): KubeHostSetup {
+  r.kube ??= { netns: hostNetns(state.name, r.index), cgroupName: `sealant-${state.name}-host${r.index}` };
+  return { net: state.kubernetes!.net, netns: r.kube.netns, cgroupName: r.kube.cgroupName };
 }
 
 /**
@@ -216,16 +306,35 @@ async function startHosts(dir: string, state: State, records: HostRecord[], opts
   const keys = new Map<number, string>();
   const passwdFile = join(dir, "passwd");
   try {
-    const started: { layout: HostLayout; record: HostRecord; launched: Awaited<ReturnType<typeof launchHost>> }[] = [];
+    const started: { layout: HostLayout; record: HostRecord; launched: Launched }[] = [];
+    let cgroups: CgroupLayout | undefined;
+    const warnings = new Set<string>();
+    if (state.kubernetes) {
+      cgroups = await cgroupLayout();
+      await hubUp(state.kubernetes.net); // no-op when it exists; recreated after a machine restart
+    }
     for (const record of records) {
-      const layout = layoutFor(dir, record.index, record.realDirs);
-      const files = await prepareHost(layout, await readFile(`${state.ssh.pk}.pub`, "utf8"));
-      keys.set(record.index, files.hostKey);
-      const launched = await launchHost(layout, files.needsPassword ? passwdFile : undefined);
+      const layout = layoutOf(dir, state, record);
+      const pub = await readFile(`${state.ssh.pk}.pub`, "utf8");
+      let launched: Launched;
+      if (state.kubernetes) {
+        const setup = kubeSetup(state, record);
+        const files = await prepareKubeHost(layout, setup.net, pub, cgroups!);
+        keys.set(record.index, files.hostKey);
+        const k = await launchKubeHost(layout, setup, cgroups!, files.needsPassword ? passwdFile : undefined);
+        record.kube!.cgroups = k.cgroups;
+        k.warnings.forEach((w) => warnings.add(w.replace(/^host\d+: /, "")));
+        launched = k.launched;
+      } else {
+        const files = await prepareHost(layout, pub);
+        keys.set(record.index, files.hostKey);
+        launched = await launchHost(layout, files.needsPassword ? passwdFile : undefined);
+      }
       record.launcher = launched.launcher;
       delete record.pid1;
       started.push({ layout, record, launched });
     }
+    if (state.kubernetes) state.kubernetes.warnings = [...warnings];
     await writeState(dir, state);
     await Promise.all(
       started.map(async (s) => {
@@ -235,8 +344,9 @@ async function startHosts(dir: string, state: State, records: HostRecord[], opts
     await writeState(dir, state);
     return keys;
   } catch (err) {
-    await killHosts(records).catch(() => undefined);
+    await killHosts(state, records).catch(() => undefined);
     for (const r of records) delete r.pid1;
+    await writeState(dir, state).catch(() => undefined);
     throw err;
   }
 }
@@ -247,13 +357,16 @@ async function startHosts(dir: string, state: State, records: HostRecord[], opts
  * with this name/dir is already up.
  */
 export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Promise<Sandbox> {
-  await preflight();
-  if (!Number.isInteger(count) || count < 1 || count > MAX_INDEX) throw new Error(`host count ${count}: expected 1-${MAX_INDEX}`);
+  const kube = opts.kubernetes ? (opts.kubernetes === true ? {} : opts.kubernetes) : undefined;
+  await (kube ? kubePreflight() : preflight());
+  const max = kube ? KUBE_MAX_INDEX : MAX_INDEX;
+  if (!Number.isInteger(count) || count < 1 || count > max) throw new Error(`host count ${count}: expected 1-${max}`);
   const name = opts.name ?? "default";
   checkName(name);
   const dir = opts.dir ? resolve(opts.dir) : sandboxDir(name);
   checkDir(dir);
-  const realDirs = checkRealDirs(opts.realDirs ?? DEFAULT_REAL_DIRS);
+  const realDirs = checkRealDirs(kube ? [...new Set([...KUBE_REAL_DIRS, ...(opts.realDirs ?? DEFAULT_REAL_DIRS)])] : (opts.realDirs ?? DEFAULT_REAL_DIRS));
+  if (kube?.subnet !== undefined) checkSubnet(kube.subnet);
   await checkFilesystem(dir);
   await checkDirIsOurs(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -272,12 +385,23 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
             );
           }
           // Left over from a machine restart or a crash: nothing of it runs, start afresh.
-          await killHosts(existing.hosts);
+          await killHosts(existing, existing.hosts);
+          if (existing.kubernetes) await hubDown(existing.kubernetes.net);
           await clearDir(dir);
         }
         created = true;
-        const indices = await chooseIndices(dir, count, opts.firstIndex, new Set());
-        await checkAddressesFree(indices);
+        let net: SandboxNet | undefined;
+        let indices: number[];
+        if (kube) {
+          indices = kubeIndices(count, opts.firstIndex, new Set());
+          const subnet = kube.subnet ?? (await chooseSubnet(await subnetsInUse(dir)));
+          if (kube.subnet !== undefined) await checkSubnetFree(subnet);
+          net = netFor(name, dir, subnet);
+          if (netnsExists(net.hubNetns)) throw new Error(`network namespace ${net.hubNetns} already exists: another Kubernetes sandbox named "${name}" is up elsewhere, or it is a leftover (ip netns del ${net.hubNetns})`);
+        } else {
+          indices = await chooseIndices(dir, count, opts.firstIndex, new Set());
+          await checkAddressesFree(indices);
+        }
         const pair = generateEd25519(`sealant-sandbox-${name}`);
         const pk = join(dir, "id_ed25519");
         await writeFile(pk, pair.private, { mode: 0o600 });
@@ -285,8 +409,24 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
         const passwd = randomBytes(18).toString("base64url");
         await writeFile(join(dir, "passwd"), `${passwd}\n`, { mode: 0o600 });
         const state: State = { version: 1, name, ssh: { user: "root", pk, passwd, knownHosts: join(dir, "known_hosts") }, hosts: indices.map((index) => ({ index, realDirs })) };
-        const keys = await startHosts(dir, state, state.hosts, opts);
-        await writeKnownHosts(state, keys);
+        if (net) {
+          state.kubernetes = { net };
+          await writeState(dir, state);
+          state.hosts.forEach((r) => kubeSetup(state, r));
+          try {
+            await hubUp(net);
+          } catch (err) {
+            await hubDown(net).catch(() => undefined);
+            throw err;
+          }
+        }
+        try {
+          const keys = await startHosts(dir, state, state.hosts, opts);
+          await writeKnownHosts(state, keys);
+        } catch (err) {
+          if (net) await hubDown(net).catch(() => undefined);
+          throw err;
+        }
         return toSandbox(dir, state);
       },
       { signal: opts.signal },
@@ -297,28 +437,64 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
   }
 }
 
+function kubePreflight(): Promise<void> {
+  return preflight(KUBE_TOOLS, () => kubePreflightProblems(cgroupLayout));
+}
+
+function kubeIndices(count: number, first: number | undefined, taken: Set<number>): number[] {
+  let f = first ?? 1;
+  if (first === undefined) while (taken.has(f)) f++;
+  if (!Number.isInteger(f) || f < 1 || f + count - 1 > KUBE_MAX_INDEX) throw new Error(`hosts ${f}..${f + count - 1}: Kubernetes-mode host numbers must be within 1-${KUBE_MAX_INDEX} (node addresses .11-.253)`);
+  const want = range(f, count);
+  const clash = want.find((i) => taken.has(i));
+  if (clash !== undefined) throw new Error(`host${clash} already exists in this sandbox`);
+  return want;
+}
+
+/** Subnets recorded by other Kubernetes sandboxes next to this one and under the default root. */
+async function subnetsInUse(dir: string): Promise<Set<string>> {
+  const used = new Set<string>();
+  for (const root of new Set([dirname(dir), sandboxRoot()])) {
+    for (const entry of await readdir(root).catch(() => [] as string[])) {
+      const other = join(root, entry);
+      if (other === dir) continue;
+      const st = await readState(other).catch(() => undefined);
+      if (st?.kubernetes) used.add(st.kubernetes.net.subnet);
+    }
+  }
+  return used;
+}
+
 /** Starts `count` more hosts in a running sandbox (numbered after its highest host). */
 export async function sandboxAdd(ref: SandboxRef, count: number, opts: SandboxCommonOptions & { realDirs?: string[] } = {}): Promise<Sandbox> {
-  await preflight();
   if (!Number.isInteger(count) || count < 1) throw new Error(`host count ${count}: expected at least 1`);
   const dir = sandboxDir(ref);
+  const peek = await readState(dir).catch(() => undefined);
+  await (peek?.kubernetes ? kubePreflight() : preflight());
   return withLock(
     dir,
     async () => {
       const state = await mustReadState(dir, ref);
       const first = Math.max(...state.hosts.map((h) => h.index)) + 1;
-      const indices = await chooseIndices(dir, count, first, new Set(state.hosts.map((h) => h.index)));
-      await checkAddressesFree(indices);
-      const realDirs = opts.realDirs ? checkRealDirs(opts.realDirs) : (state.hosts[0]?.realDirs ?? DEFAULT_REAL_DIRS);
+      const taken = new Set(state.hosts.map((h) => h.index));
+      let indices: number[];
+      if (state.kubernetes) indices = kubeIndices(count, first, taken);
+      else {
+        indices = await chooseIndices(dir, count, first, taken);
+        await checkAddressesFree(indices);
+      }
+      const requested = opts.realDirs && (state.kubernetes ? [...new Set([...KUBE_REAL_DIRS, ...opts.realDirs])] : opts.realDirs);
+      const realDirs = requested ? checkRealDirs(requested) : (state.hosts[0]?.realDirs ?? DEFAULT_REAL_DIRS);
       const added: HostRecord[] = indices.map((index) => ({ index, realDirs }));
       state.hosts.push(...added);
+      if (state.kubernetes) added.forEach((r) => kubeSetup(state, r));
       try {
         const keys = await startHosts(dir, state, added, opts);
         await writeKnownHosts(state, keys);
       } catch (err) {
         state.hosts = state.hosts.filter((h) => !added.includes(h));
         await writeState(dir, state);
-        for (const h of added) await rm(layoutFor(dir, h.index, h.realDirs).dir, { recursive: true, force: true });
+        for (const h of added) await rm(layoutOf(dir, state, h).dir, { recursive: true, force: true });
         throw err;
       }
       return toSandbox(dir, state);
@@ -342,7 +518,7 @@ async function mustReadState(dir: string, ref: SandboxRef): Promise<State> {
 }
 
 function findHost(state: State, dir: string, host: string | number): HostRecord {
-  const r = state.hosts.find((h) => h.index === host || `${IP_PREFIX}${h.index}` === host || `host${h.index}` === host || String(h.index) === host);
+  const r = state.hosts.find((h) => h.index === host || ipOf(state, h.index) === host || `host${h.index}` === host || String(h.index) === host);
   if (!r) throw new Error(`sandbox "${state.name}" has no host "${host}" (hosts: ${state.hosts.map((h) => `host${h.index}`).join(", ")}; ${dir})`);
   return r;
 }
@@ -357,7 +533,7 @@ export async function stopHost(ref: SandboxRef, host: string | number): Promise<
   return withLock(dir, async () => {
     const state = await mustReadState(dir, ref);
     const r = findHost(state, dir, host);
-    await killHosts([r]);
+    await killHosts(state, [r]);
     delete r.pid1;
     delete r.launcher;
     await writeState(dir, state);
@@ -367,16 +543,17 @@ export async function stopHost(ref: SandboxRef, host: string | number): Promise<
 
 /** Boots a stopped host again with its previous disk (same files, same host key). No-op if it runs. */
 export async function startHost(ref: SandboxRef, host: string | number, opts: SandboxCommonOptions = {}): Promise<SandboxHost> {
-  await preflight();
   const dir = sandboxDir(ref);
+  const peek = await readState(dir).catch(() => undefined);
+  await (peek?.kubernetes ? kubePreflight() : preflight());
   return withLock(
     dir,
     async () => {
       const state = await mustReadState(dir, ref);
       const r = findHost(state, dir, host);
       if (!(await isAlive(r.pid1))) {
-        await killHosts([r]); // a half-dead tree (launcher without sshd) must not hold the address
-        await checkAddressesFree([r.index]);
+        await killHosts(state, [r]); // a half-dead tree (launcher without sshd) must not hold the address
+        if (!state.kubernetes) await checkAddressesFree([r.index]);
         await startHosts(dir, state, [r], opts);
       }
       return (await toSandbox(dir, state)).hosts.find((h) => h.index === r.index)!;
@@ -406,8 +583,9 @@ export async function sandboxList(opts: { root?: string } = {}): Promise<Sandbox
 
 /**
  * Stops every host of the sandbox (SIGKILL to each host's PID 1 and launcher; the hosts' mounts
- * live only in their namespaces and vanish with them) and removes its directory. Returns false
- * if there was no sandbox there.
+ * live only in their namespaces and vanish with them; in Kubernetes mode their cgroups, network
+ * namespaces and the hub with the machine's veth are removed too) and removes its directory.
+ * Returns false if there was no sandbox there.
  */
 export async function sandboxDown(ref: SandboxRef): Promise<boolean> {
   const dir = sandboxDir(ref);
@@ -415,7 +593,8 @@ export async function sandboxDown(ref: SandboxRef): Promise<boolean> {
   const found = await withLock(dir, async () => {
     const state = await readState(dir);
     if (!state) return false;
-    await killHosts(state.hosts);
+    await killHosts(state, state.hosts);
+    if (state.kubernetes) await hubDown(state.kubernetes.net);
     await clearDir(dir);
     return true;
   });
