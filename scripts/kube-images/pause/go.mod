@@ -1,0 +1,3 @@
+module sealant.local/pause
+
+go 1.22
