@@ -124,6 +124,8 @@ let sb: Sandbox;
 let before: MachineState;
 let upMs: number;
 const hostNamespaces: string[] = [];
+/** The machine-side veths of the other sandboxes this file starts (all must be gone at the end). */
+const otherVeths: string[] = ["sealant-0ae7c8"];
 
 beforeAll(async () => {
   parent = await mkdtemp(join(tmpdir(), "sealant-kube-test-"));
@@ -158,6 +160,15 @@ describe("Kubernetes-mode sandbox hosts", () => {
     expect((await sh("ip", ["-4", "-o", "addr", "show", "dev", k.rootVeth])).stdout).toContain(`inet ${k.rootIp}/24`);
     expect((await sh("ip", ["-4", "route", "show", "dev", k.rootVeth])).stdout.trim()).toBe(`${k.subnet} proto kernel scope link src ${k.rootIp}`);
     console.log(`kube sandbox: 2 hosts up in ${upMs} ms`);
+  });
+
+  it("GIVEN orphans inside a host WHEN they exit THEN its init reaps them (no zombies)", async () => {
+    const h1 = sb.hosts[0]!;
+    // each sleep's parent exits at once: the sleeps are re-parented to the host's PID 1
+    await ssh(sb, h1, "for i in 1 2 3; do sh -c 'sleep 0.2 & exit 0'; done");
+    await eventually(async () => ((await ssh(sb, h1, "pgrep -x sleep || true")) === "" ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await ssh(sb, h1, "ps -eo stat=,comm= | awk '$1 ~ /^Z/' | wc -l")).toBe("0");
   });
 
   it("GIVEN the hosts WHEN they connect THEN they reach each other on the node addresses, but nothing outside the sandbox", async () => {
@@ -309,22 +320,35 @@ describe("Kubernetes-mode sandbox hosts", () => {
         child.on("close", (code) => done({ code: code ?? -1, stdout, stderr }));
       });
     try {
-      const r = await run(["sandbox", "up", "1", "--kubernetes", "--name", "kube-cli", "--json"]);
+      const r = await run(["sandbox", "up", "1", "--kubernetes", "--subnet", "10.231.200.0/24", "--name", "kube-cli", "--json"]);
       expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const out = JSON.parse(r.stdout);
-      expect(out.kubernetes.subnet).not.toBe(sb.kubernetes!.subnet);
-      expect(out.hosts).toEqual([{ ip: out.kubernetes.subnet.replace(/0\/24$/, "11"), hostname: "host1", running: true, netns: "sealant-kube-cli-host1" }]);
+      expect(out.kubernetes).toMatchObject({ subnet: "10.231.200.0/24", hubIp: "10.231.200.1", rootIp: "10.231.200.254", rootVeth: "sealant-0ae7c8" });
+      expect(out.hosts).toEqual([{ ip: "10.231.200.11", hostname: "host1", running: true, netns: "sealant-kube-cli-host1" }]);
       const other = (await sandboxGet(join(home, "sandbox", "kube-cli")))!;
       const probe = await sshRun(other, "host1", `timeout 2 bash -c 'exec 3<>/dev/tcp/${sb.hosts[0]!.ip}/22'; echo $?`);
       expect(probe.stdout.trim()).not.toBe("0");
-      expect((await run(["sandbox", "ls"])).stdout).toMatch(/kube-cli \(kubernetes\)\s+1\s+1\s+10\.231\.\d+\.11\s/);
+      expect((await run(["sandbox", "ls"])).stdout).toMatch(/kube-cli \(kubernetes\)\s+1\s+1\s+10\.231\.200\.11\s/);
       const down = await run(["sandbox", "down", "--name", "kube-cli"]);
       expect(down.code).toBe(0);
       expect((await sh("ip", ["netns", "list"])).stdout).not.toContain("kube-cli");
     } finally {
       await run(["sandbox", "down", "--name", "kube-cli"]);
       await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("GIVEN two more sandboxes started at the same moment WHEN both are up THEN each has reserved its own /24", async () => {
+    const dirs = [join(parent, "race-a"), join(parent, "race-b")];
+    try {
+      const both = await Promise.all(dirs.map((d, i) => sandboxUp(1, { name: `kube-race-${i}`, dir: d, kubernetes: true })));
+      otherVeths.push(...both.map((b) => b.kubernetes!.rootVeth));
+      const subnets = [sb.kubernetes!.subnet, ...both.map((b) => b.kubernetes!.subnet)];
+      expect(new Set(subnets).size).toBe(3);
+      expect(await Promise.all(both.map((b) => ssh(b, b.hosts[0]!, "hostname")))).toEqual(["host1", "host1"]);
+    } finally {
+      await Promise.all(dirs.map((d) => sandboxDown(d).catch(() => undefined)));
     }
   });
 
@@ -335,9 +359,16 @@ describe("Kubernetes-mode sandbox hosts", () => {
     expect(await sandboxDown(dir)).toBe(true);
     console.log(`down in ${Date.now() - t} ms`);
     const after = await machineState();
-    expect(after.netns).toEqual(before.netns);
-    expect(after.links).toEqual(before.links);
-    expect(after.mounts).toEqual(before.mounts);
+    // Other sandboxes (other people's, on this shared machine) may come and go meanwhile: compare
+    // what is new since the start, and nothing of it may be ours (this file's sandboxes are all "kube-*").
+    const added = (a: string[], b: string[]) => a.filter((x) => !b.includes(x));
+    const ours = (x: string) => x.includes("sealant-kube-") || x.includes(parent) || [sb.kubernetes!.rootVeth, ...otherVeths].some((v) => x.includes(v));
+    expect(after.netns.filter(ours)).toEqual([]);
+    expect(added(after.netns, before.netns).filter((n) => !/^sealant-\S+-(hub|host\d+)/.test(n))).toEqual([]);
+    expect(after.links.filter(ours)).toEqual([]);
+    expect(added(after.links, before.links).filter((l) => !/^sealant-[0-9a-f]{6}$/.test(l))).toEqual([]);
+    expect(after.mounts.filter(ours)).toEqual([]);
+    expect(added(after.mounts, before.mounts).filter((m) => !m.startsWith("/run/netns/sealant-"))).toEqual([]);
     expect(after.iptables).toBe(before.iptables);
     expect(after.panic).toBe(before.panic);
     for (const d of cgroups) expect(existsSync(d), d).toBe(false);

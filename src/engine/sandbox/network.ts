@@ -1,7 +1,6 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { existsSync, statfsSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
 
 /**
  * The private network of a Kubernetes-mode sandbox: one /24 on a bridge in a hub network namespace
@@ -17,7 +16,11 @@ export interface SandboxNet {
   hubNetns: string;
   /** The hub bridge's address (`.1`): every host's default gateway, where packets for anywhere else die. */
   hubIp: string;
-  /** The machine's veth into the hub (in the machine's own namespace). */
+  /**
+   * The machine's veth into the hub (in the machine's own namespace), named after the subnet
+   * (`sealant-0ae707` for 10.231.7.0/24): creating it is what reserves the subnet, atomically,
+   * against every other sandbox on the machine.
+   */
   rootVeth: string;
   /** Its address (`.254`): where hosts see this machine. */
   rootIp: string;
@@ -44,12 +47,18 @@ export const macFor = (ip: string) => `02:53:${ip
   .map((o) => Number(o).toString(16).padStart(2, "0"))
   .join(":")}`;
 
-export function netFor(sandboxName: string, dir: string, subnet: string): SandboxNet {
+export function netFor(sandboxName: string, subnet: string): SandboxNet {
   const prefix = subnet.replace(/\.0\/24$/, ".");
-  // IFNAMSIZ: 15 characters; the hash keeps two sandboxes' veths apart whatever their names.
-  const rootVeth = `sealant${createHash("sha256").update(dir).digest("hex").slice(0, 8)}`;
-  return { subnet, hubNetns: `sealant-${sandboxName}-hub`, hubIp: `${prefix}1`, rootVeth, rootIp: `${prefix}254` };
+  const hex = prefix
+    .split(".")
+    .filter(Boolean)
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .join("");
+  return { subnet, hubNetns: `sealant-${sandboxName}-hub`, hubIp: `${prefix}1`, rootVeth: `sealant-${hex}`, rootIp: `${prefix}254` };
 }
+
+/** Thrown by hubUp when another sandbox holds the subnet (its veth exists). */
+export class SubnetTakenError extends Error {}
 
 export function checkSubnet(subnet: string): string {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.0\/24$/.exec(subnet);
@@ -72,8 +81,19 @@ export async function run(cmd: string, args: string[], opts: { input?: string; t
 
 const ip = (...args: string[]) => run("ip", args);
 
-/** Whether `ip netns` has this name (its file under /run/netns). */
-export const netnsExists = (name: string) => existsSync(`/run/netns/${name}`);
+const NSFS_MAGIC = 0x6e736673;
+
+/**
+ * Whether `ip netns` has this name: its file under /run/netns with a namespace mounted on it.
+ * A file without (left by a machine restart when /run is not a tmpfs) is removed.
+ */
+export async function netnsExists(name: string): Promise<boolean> {
+  const p = `/run/netns/${name}`;
+  if (!existsSync(p)) return false;
+  if (statfsSync(p).type === NSFS_MAGIC) return true;
+  await rm(p, { force: true });
+  return false;
+}
 
 function toRange(cidr: string): [number, number] | undefined {
   const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:\/(\d+))?$/.exec(cidr);
@@ -121,36 +141,49 @@ export async function checkSubnetFree(subnet: string): Promise<void> {
   if ((await usedRanges()).some(([c, d]) => a <= d && c <= b)) throw new Error(`subnet ${subnet} overlaps an address or route this machine already has (ip -4 addr; ip -4 route); choose another`);
 }
 
-/** Creates the hub and the machine's veth into it (each part only if missing, so a crash half way can be resumed). */
+/**
+ * Creates the hub and the machine's veth into it (each part only if missing: a sandbox whose hub
+ * went with a machine restart gets it back). Fails with SubnetTakenError when another sandbox's
+ * veth holds the subnet; on any failure what was created here is removed again.
+ */
 export async function hubUp(net: SandboxNet): Promise<void> {
   const n = net.hubNetns;
-  if (!netnsExists(n)) await ip("netns", "add", n);
-  const inHub = (...args: string[]) => ip("-n", n, ...args);
-  await writeSysctls(n, { "net/ipv4/ip_forward": "0", "net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1" });
-  await inHub("link", "set", "lo", "up");
-  const links = await inHub("-o", "link", "show");
-  if (!new RegExp(`^\\d+: ${BRIDGE}[:@]`, "m").test(links)) {
-    await inHub("link", "add", BRIDGE, "address", macFor(net.hubIp), "type", "bridge");
-    await inHub("addr", "add", `${net.hubIp}/24`, "dev", BRIDGE);
+  const created = !(await netnsExists(n));
+  if (created) await ip("netns", "add", n);
+  try {
+    const inHub = (...args: string[]) => ip("-n", n, ...args);
+    await writeSysctls(n, { "net/ipv4/ip_forward": "0", "net/ipv6/conf/all/disable_ipv6": "1", "net/ipv6/conf/default/disable_ipv6": "1" });
+    await inHub("link", "set", "lo", "up");
+    const links = await inHub("-o", "link", "show");
+    if (!new RegExp(`^\\d+: ${BRIDGE}[:@]`, "m").test(links)) {
+      await inHub("link", "add", BRIDGE, "address", macFor(net.hubIp), "type", "bridge");
+      await inHub("addr", "add", `${net.hubIp}/24`, "dev", BRIDGE);
+    }
+    await inHub("link", "set", BRIDGE, "up");
+    if (!new RegExp(`^\\d+: ${UPLINK}[:@]`, "m").test(links)) {
+      // Created here with its peer placed straight into the hub: no transient device in either
+      // namespace. The kernel refuses a second device of that name: the subnet's reservation.
+      await ip("link", "add", net.rootVeth, "type", "veth", "peer", "name", UPLINK, "netns", n).catch((err: Error) => {
+        throw /File exists/.test(err.message) ? new SubnetTakenError(`subnet ${net.subnet} is taken: ${net.rootVeth} exists (another Kubernetes sandbox uses it)`) : err;
+      });
+      await writeRootSysctl(`net/ipv6/conf/${net.rootVeth}/disable_ipv6`, "1");
+      await ip("addr", "add", `${net.rootIp}/24`, "dev", net.rootVeth);
+    }
+    await inHub("link", "set", UPLINK, "master", BRIDGE, "up");
+    await ip("link", "set", net.rootVeth, "up");
+  } catch (err) {
+    // Deleting the hub takes a veth made here with it (a pair dies together), never another's.
+    if (created) await ip("netns", "del", n).catch(() => undefined);
+    throw err;
   }
-  await inHub("link", "set", BRIDGE, "up");
-  if (!new RegExp(`^\\d+: ${UPLINK}[:@]`, "m").test(links)) {
-    await ip("link", "del", net.rootVeth).catch(() => undefined); // a leftover whose peer went with an old hub
-    // Created here with its peer placed straight into the hub: no transient device in either namespace.
-    await ip("link", "add", net.rootVeth, "type", "veth", "peer", "name", UPLINK, "netns", n);
-    await writeRootSysctl(`net/ipv6/conf/${net.rootVeth}/disable_ipv6`, "1");
-    await ip("addr", "add", `${net.rootIp}/24`, "dev", net.rootVeth);
-  }
-  await inHub("link", "set", UPLINK, "master", BRIDGE, "up");
-  await ip("link", "set", net.rootVeth, "up");
 }
 
 /** Removes the machine's veth (its peer goes with it) and the hub namespace. */
 export async function hubDown(net: SandboxNet): Promise<void> {
-  await ip("link", "del", net.rootVeth).catch((err: Error) => {
-    if (!/Cannot find device|does not exist/.test(err.message)) throw err;
-  });
-  if (netnsExists(net.hubNetns)) await ip("netns", "del", net.hubNetns);
+  // Ours only if its peer is in our hub (the name alone could be another sandbox's after a failed up).
+  const ours = (await netnsExists(net.hubNetns)) && new RegExp(`^\\d+: ${UPLINK}[:@]`, "m").test(await ip("-n", net.hubNetns, "-o", "link", "show"));
+  if (ours) await ip("link", "del", net.rootVeth);
+  if (await netnsExists(net.hubNetns)) await ip("netns", "del", net.hubNetns);
 }
 
 /**
@@ -159,7 +192,7 @@ export async function hubDown(net: SandboxNet): Promise<void> {
  * (kubeadm's preflight wants them; both are per namespace). Returns warnings (a missing br_netfilter).
  */
 export async function hostNetUp(net: SandboxNet, netns: string, index: number): Promise<string[]> {
-  if (netnsExists(netns)) await hostNetDown(net, netns, index);
+  if (await netnsExists(netns)) await hostNetDown(net, netns, index);
   await ip("netns", "add", netns);
   try {
     const port = `host${index}`;
@@ -184,8 +217,8 @@ export async function hostNetUp(net: SandboxNet, netns: string, index: number): 
 
 /** Deletes the host's namespace (its veth pair goes with it) and a leftover hub port. */
 export async function hostNetDown(net: SandboxNet, netns: string, index: number): Promise<void> {
-  if (netnsExists(netns)) await ip("netns", "del", netns);
-  if (netnsExists(net.hubNetns)) await ip("-n", net.hubNetns, "link", "del", `host${index}`).catch(() => undefined);
+  if (await netnsExists(netns)) await ip("netns", "del", netns);
+  if (await netnsExists(net.hubNetns)) await ip("-n", net.hubNetns, "link", "del", `host${index}`).catch(() => undefined);
 }
 
 /** Writes /proc/sys entries as seen from inside `netns` (net.* sysctls are per network namespace). */

@@ -9,7 +9,7 @@ import { cgroupLayout, type CgroupLayout } from "./cgroups";
 import { DEFAULT_REAL_DIRS, IP_PREFIX, MAX_INDEX, hostPaths, launchHost, layoutFor, preflight, prepareHost, probeSsh, waitReady, type HostLayout, type Launched } from "./host";
 import { generateEd25519 } from "./keys";
 import { KUBE_REAL_DIRS, KUBE_TOOLS, cleanKubeHost, kubePreflightProblems, launchKubeHost, prepareKubeHost, type KubeHostSetup } from "./kube-host";
-import { KUBE_MAX_INDEX, checkSubnet, checkSubnetFree, chooseSubnet, hostNetns, hubDown, hubUp, netFor, netnsExists, nodeIp, type SandboxNet } from "./network";
+import { KUBE_MAX_INDEX, KUBE_NET_PREFIX, SubnetTakenError, checkSubnet, checkSubnetFree, chooseSubnet, hostNetns, hubDown, hubUp, netFor, netnsExists, nodeIp, type SandboxNet } from "./network";
 import { firstChild, identify, isAlive, killExact, waitGone, type ProcessId } from "./process";
 
 /**
@@ -390,14 +390,12 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
           await clearDir(dir);
         }
         created = true;
-        let net: SandboxNet | undefined;
         let indices: number[];
         if (kube) {
           indices = kubeIndices(count, opts.firstIndex, new Set());
-          const subnet = kube.subnet ?? (await chooseSubnet(await subnetsInUse(dir)));
-          if (kube.subnet !== undefined) await checkSubnetFree(subnet);
-          net = netFor(name, dir, subnet);
-          if (netnsExists(net.hubNetns)) throw new Error(`network namespace ${net.hubNetns} already exists: another Kubernetes sandbox named "${name}" is up elsewhere, or it is a leftover (ip netns del ${net.hubNetns})`);
+          if (kube.subnet !== undefined) await checkSubnetFree(kube.subnet);
+          const hub = netFor(name, kube.subnet ?? `${KUBE_NET_PREFIX}0.0/24`).hubNetns;
+          if (await netnsExists(hub)) throw new Error(`network namespace ${hub} already exists: another Kubernetes sandbox named "${name}" is up elsewhere, or it is a leftover (ip netns del ${hub})`);
         } else {
           indices = await chooseIndices(dir, count, opts.firstIndex, new Set());
           await checkAddressesFree(indices);
@@ -409,22 +407,12 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
         const passwd = randomBytes(18).toString("base64url");
         await writeFile(join(dir, "passwd"), `${passwd}\n`, { mode: 0o600 });
         const state: State = { version: 1, name, ssh: { user: "root", pk, passwd, knownHosts: join(dir, "known_hosts") }, hosts: indices.map((index) => ({ index, realDirs })) };
-        if (net) {
-          state.kubernetes = { net };
-          await writeState(dir, state);
-          state.hosts.forEach((r) => kubeSetup(state, r));
-          try {
-            await hubUp(net);
-          } catch (err) {
-            await hubDown(net).catch(() => undefined);
-            throw err;
-          }
-        }
+        if (kube) await reserveNetwork(dir, state, kube.subnet);
         try {
           const keys = await startHosts(dir, state, state.hosts, opts);
           await writeKnownHosts(state, keys);
         } catch (err) {
-          if (net) await hubDown(net).catch(() => undefined);
+          if (state.kubernetes) await hubDown(state.kubernetes.net).catch(() => undefined);
           throw err;
         }
         return toSandbox(dir, state);
@@ -434,6 +422,28 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
   } catch (err) {
     if (created) await removeDir(dir).catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * Records, then creates the sandbox's network: the first free 10.231.S.0/24 (or `subnet`). A
+ * subnet is reserved by creating the machine's veth named after it, which the kernel refuses to
+ * a second sandbox: so sandboxes started at the same moment (by any process) never share one.
+ */
+async function reserveNetwork(dir: string, state: State, subnet: string | undefined): Promise<void> {
+  const tried = new Set(await subnetsInUse(dir));
+  for (;;) {
+    const net = netFor(state.name, subnet ?? (await chooseSubnet(tried)));
+    state.kubernetes = { net };
+    state.hosts.forEach((r) => kubeSetup(state, r));
+    await writeState(dir, state); // recorded before any part exists: a crash leaves nothing unrecorded
+    try {
+      await hubUp(net);
+      return;
+    } catch (err) {
+      if (!(err instanceof SubnetTakenError) || subnet !== undefined) throw err;
+      tried.add(net.subnet);
+    }
   }
 }
 

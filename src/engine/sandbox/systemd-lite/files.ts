@@ -127,6 +127,7 @@ while [ ! -e "$S/stopping" ]; do
   sp=$!
   wait "$sp"
   sp=
+  [ ! -e "$S/stopping" ] || break
   note "Scheduled restart job, restart counter is at $n."
 done
 echo "inactive dead" > "$S/state"
