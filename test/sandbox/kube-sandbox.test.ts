@@ -9,7 +9,7 @@ import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostExec, sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox, type SandboxHost } from "../../src/engine/sandbox";
+import { hostExec, sandboxAdd, sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox, type SandboxHost } from "../../src/engine/sandbox";
 import { eventually, processesIn, ssh, sshRun } from "./support";
 
 const CLI = process.env.SEALANT_TEST_CLI ?? resolve(__dirname, "../../dist/cli/main.js");
@@ -337,6 +337,16 @@ describe("Kubernetes-mode sandbox hosts", () => {
       await run(["sandbox", "down", "--name", "kube-cli"]);
       await rm(home, { recursive: true, force: true });
     }
+  });
+
+  it("GIVEN the running sandbox WHEN a host is added THEN it joins the bridge as host3 at .13 and the others reach it", async () => {
+    const grown = await sandboxAdd(dir, 1);
+    const h3 = grown.hosts[2]!;
+    expect([h3.hostname, h3.ip, h3.netns, h3.running]).toEqual(["host3", sb.kubernetes!.subnet.replace(/0\/24$/, "13"), "sealant-kube-test-host3", true]);
+    expect(h3.realDirs).toEqual(sb.hosts[0]!.realDirs);
+    expect(await ssh(grown, "host1", `timeout 3 bash -c 'exec 3<>/dev/tcp/${h3.ip}/22; head -c 4 <&3'`)).toBe("SSH-");
+    hostNamespaces.push(await readlink(`/proc/${h3.pid}/ns/pid`));
+    sb = grown;
   });
 
   it("GIVEN two more sandboxes started at the same moment WHEN both are up THEN each has reserved its own /24", async () => {
