@@ -74,6 +74,9 @@ export async function kubePreflightProblems(layout: () => Promise<CgroupLayout>)
   }
   // Hosts see the machine's root filesystem only (overlay lowerdir=/): the stand-in's Node must live there.
   if (statSync(process.execPath).dev !== statSync("/").dev) problems.push(`a Node on the root filesystem (${process.execPath} is on another filesystem, which hosts do not see)`);
+  // Run from the sources (tests), the stand-in is TypeScript: Node strips its types itself since 22.18.
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  if (standInSource().name.endsWith(".ts") && (major < 22 || (major === 22 && minor < 18))) problems.push(`Node 22.18 or later to run the systemctl stand-in from its TypeScript source (this is ${process.version}; or run the compiled build)`);
   return problems;
 }
 

@@ -667,7 +667,7 @@ function mustLoad(arg: string, verb: string): Service {
   const svc = loadService(arg);
   const name = unitName(arg);
   if (!name.endsWith(".service")) throw new Fail(`Failed to ${verb} ${name}: only service units are emulated in this sandbox host (no targets, sockets, timers, ...).`, 1);
-  if (!svc) throw new Fail(`Failed to ${verb} ${name}: Unit ${name} not found.`, 5);
+  if (!svc) throw new Fail(`Failed to ${verb} ${name}: Unit ${name} ${verb === "stop" ? "not loaded" : "not found"}.`, 5);
   if (svc.masked && verb !== "stop") throw new Fail(`Failed to ${verb} ${name}: Unit ${name} is masked.`, 1);
   return svc;
 }
