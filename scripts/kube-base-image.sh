@@ -79,12 +79,11 @@ const env = {
   PAUSE_IMAGE: find(/^registry\.k8s\.io\/pause:/),
   FLANNEL_IMAGE: find(/\/flannel:/),
   API_LB_IMAGE: find(/\/haproxy:/),
+  COREDNS_IMAGE: find(/\/coredns:/),
 };
 fs.writeFileSync(`${ctx}/etc/kube-images.env`, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
-const coredns = find(/\/coredns:/).split(":").pop();
-const kubeadm = `${ctx}/etc/kubeadm.yml`;
-fs.writeFileSync(kubeadm, fs.readFileSync(kubeadm, "utf8").replace("@COREDNS_TAG@", coredns));
-for (const p of m.cniPlugins ?? []) fs.copyFileSync(p, `${ctx}/cni/${require("path").basename(p)}`);
+const cni = m.cniPlugins ?? { plugins: [] };
+for (const p of cni.plugins) fs.copyFileSync(require("path").resolve(require("path").dirname(file), cni.dir, p), `${ctx}/cni/${p}`);
 fs.writeFileSync(`${ctx}/.build-args`, `API_LB_IMAGE=${env.API_LB_IMAGE}\n`);
 JS
 [ "$(ls "$ctx/cni" | wc -l)" -gt 0 ] || die "no CNI plugins in $images_dir/images.json (cniPlugins)"
@@ -103,7 +102,7 @@ registry_pid=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/v2/" > /dev/null 2>&1 && break; sleep 0.05; done
 curl -fsS "http://127.0.0.1:$port/v2/" > /dev/null || { cat "$work/registry.log" >&2; die "the build's loopback registry did not start"; }
 printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' > "$work/policy.json"
-node -e 'for (const i of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).images) console.log(`${i.name} ${i.layout}`)' "$images_dir/images.json" |
+node -e 'for (const i of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).images) console.log(`${i.name} ${require("path").resolve(process.argv[2], i.layout)}:${i.tag}`)' "$images_dir/images.json" "$images_dir" |
   while read -r name layout; do
     path="${name#*/}" # registry.k8s.io/pause:3.10 -> pause:3.10 (one registry serves both source domains)
     log "serving $name"

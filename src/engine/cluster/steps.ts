@@ -29,12 +29,17 @@ export interface StepRunnerOptions {
   unreachable?: ReadonlySet<string>;
 }
 
+/** An image label naming apps (comma- or space-separated) its runtime installs with the cluster, like its CNI. */
+export const BOOTSTRAP_APPS_LABEL = "io.sealant.bootstrap-apps";
+
 /** What every runtime command of this cluster is generated with (the step's own action, hosts added/removed and rootfs aside). */
 export function runtimeContextOf(ctx: ClusterContext, registry: RegistrySetup | undefined): Omit<RuntimeContext, "action" | "added" | "removed" | "rootfs"> {
   const { spec } = ctx;
   const desiredHosts = spec.hosts.flatMap((g) => g.ips.map((ip) => ctx.hosts.get(ip)!)).filter(Boolean);
   const version = ctx.image.metadata.runtime?.version;
-  const cni = ctx.image.metadata.applications.filter((a) => a.role === "cni").map((a) => a.name);
+  const meta = ctx.image.metadata;
+  const named = (meta.labels[BOOTSTRAP_APPS_LABEL] ?? "").split(/[\s,]+/).filter(Boolean);
+  const bootstrapApps = [...meta.applications.filter((a) => a.role === "cni").map((a) => a.name), ...named.filter((n) => !meta.applications.some((a) => a.name === n && a.role === "cni"))];
   return {
     cluster: spec.name,
     hosts: desiredHosts.map((h) => ({ ip: h.ip, roles: h.roles })),
@@ -43,7 +48,7 @@ export function runtimeContextOf(ctx: ClusterContext, registry: RegistrySetup | 
     ...(version ? { runtimeVersion: version } : {}),
     ...(registry || spec.registry.external ? { registry: `${spec.registry.domain}:${spec.registry.port}` } : {}),
     settings: spec.runtime,
-    ...(cni.length > 0 ? { networkAddons: launchCommands(ctx.image.metadata, { launch: cni }) } : {}),
+    ...(bootstrapApps.length > 0 ? { bootstrapApps: launchCommands(meta, { launch: bootstrapApps }) } : {}),
   };
 }
 

@@ -194,6 +194,13 @@ export class DistributionLayout {
     return (await readLink(this.manifestRevisionLinkPath(repository, digest))) === digest && (await this.hasBlob(digest));
   }
 
+  /** Whether the image a reference names (by digest, else by tag) is here, its manifest linked in its repository. */
+  async hasImage(ref: Reference): Promise<boolean> {
+    const repository = repositoryFor(ref);
+    const digest = ref.digest ?? (ref.tag ? await this.resolveTag(repository, ref.tag) : undefined);
+    return digest !== undefined && (await this.hasManifest(repository, digest));
+  }
+
   async hasLinkedBlob(repository: string, digest: Digest): Promise<boolean> {
     return (await readLink(this.layerLinkPath(repository, digest))) === digest && (await this.hasBlob(digest));
   }

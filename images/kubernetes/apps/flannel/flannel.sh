@@ -56,7 +56,11 @@ data:
     while true; do
       if [ -f /run/flannel/subnet.env ]; then
         . /run/flannel/subnet.env
-        want="\$FLANNEL_NETWORK \$FLANNEL_SUBNET \$FLANNEL_MTU"
+        # FLANNEL_SUBNET is this node's gateway address with the range's length (100.64.3.1/24);
+        # host-local wants the range itself (100.64.3.0/24).
+        eval "\$(ipcalc -n "\$FLANNEL_SUBNET")"
+        range="\$NETWORK/\${FLANNEL_SUBNET#*/}"
+        want="\$FLANNEL_NETWORK \$range \$FLANNEL_MTU"
         if [ "\$want" != "\$last" ] || [ ! -f "\$conf" ]; then
           cat > "\$conf.tmp" << JSON
     {
@@ -65,13 +69,13 @@ data:
       "plugins": [
         {"type": "bridge", "bridge": "cni0", "isGateway": true, "isDefaultGateway": true, "ipMasq": false,
          "hairpinMode": true, "mtu": \$FLANNEL_MTU,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": "\$FLANNEL_SUBNET"}]]}},
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "\$range", "gateway": "\${FLANNEL_SUBNET%/*}"}]]}},
         {"type": "portmap", "capabilities": {"portMappings": true}}
       ]
     }
     JSON
           mv -f "\$conf.tmp" "\$conf"
-          echo "wrote \$conf for \$FLANNEL_SUBNET"
+          echo "wrote \$conf for \$range"
           last="\$want"
         fi
       fi

@@ -3,6 +3,8 @@ import { join } from "node:path";
 import type { Digest } from "../../image/digest";
 import type { Application } from "../../image/metadata";
 import type { Descriptor } from "../../image/types";
+import { DistributionLayout } from "../../image/distribution-layout";
+import { parseReference } from "../../image/reference";
 import { discoverImages } from "../discovery";
 import { cacheImages } from "../image-cache";
 import { writeLayer } from "../layer-writer";
@@ -49,8 +51,18 @@ export async function cacheContainerImages(
     build.addEmpty(IMAGES_STEP, IMAGES_STEP);
     return { images: [], cached: null };
   }
+  // Images a base image already holds (its registry/ is in the rootfs) are not fetched again:
+  // an image built FROM a cluster image needs no access to the registries the base came from.
+  const held = new DistributionLayout(join(rootfs, "registry"), false);
+  const missing: string[] = [];
+  for (const image of images) if (!(await held.hasImage(parseReference(image)))) missing.push(image);
+  if (missing.length === 0) {
+    await opts.store.pin(`build:${key}`, { digests: [], containerImages: images });
+    build.addEmpty(IMAGES_STEP, IMAGES_STEP);
+    return { images, cached: null };
+  }
   const before = await takeSnapshot(rootfs);
-  await cacheImages(images, join(rootfs, "registry"), {
+  await cacheImages(missing, join(rootfs, "registry"), {
     sourceFor: opts.sourceFor,
     platform: build.platform,
     // The scratch rootfs is thrown away on a crash; the layer made from it is written durably.

@@ -35,11 +35,12 @@ export interface RuntimeContext {
   /** The image's files the runtime asked for (`Runtime.imageFiles`), as rendered with the spec's configs. */
   imageFiles?: ReadonlyMap<string, string>;
   /**
-   * Commands (run from the image's rootfs) that install the image's network add-on — its apps
-   * declared with the Kubefile's CNI instruction. A runtime whose nodes cannot be ready without
-   * a pod network runs them as soon as the cluster's API exists.
+   * Commands (run from the image's rootfs) that install what the cluster cannot work without:
+   * the image's CNI apps (Kubefile `CNI`), then the apps its label `io.sealant.bootstrap-apps`
+   * names (e.g. the cluster DNS). A runtime whose nodes are not ready without them runs them as
+   * soon as the cluster's API exists, before other hosts join.
    */
-  networkAddons?: string[];
+  bootstrapApps?: string[];
 }
 
 export interface RuntimeCommand {

@@ -60,7 +60,7 @@ spec:
     volumeMounts:
     - {name: config, mountPath: /usr/local/etc/haproxy, readOnly: true}
   volumes:
-  - {name: config, hostPath: {path: ${HAPROXY_DIR}, type: Directory}}
+  - {name: config, hostPath: {path: ${HAPROXY_DIR}, type: DirectoryOrCreate}}
 `;
 }
 

@@ -77,10 +77,13 @@ function kubeadmInputs(ctx: RuntimeContext, known: RuntimeHost[] = []): KubeadmI
  */
 function writeFile(path: string, text: string): string {
   const escaped = text.replace(/[\\$`]/g, "\\$&").replace(/\\\$\{(SEALANT_[A-Z0-9_]+)\}/g, "${$1}");
-  return `(umask 077; mkdir -p ${shellQuote(path.slice(0, path.lastIndexOf("/")))}; cat > ${shellQuote(`${path}.tmp`)} <<SEALANT_EOF
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  // The temp file is hidden: the kubelet reads every other file in its manifests dir, half-written ones too.
+  const tmp = `${dir}/.${path.slice(path.lastIndexOf("/") + 1)}.tmp`;
+  return `(umask 077; mkdir -p ${shellQuote(dir)}; cat > ${shellQuote(tmp)} <<SEALANT_EOF
 ${escaped}
 SEALANT_EOF
-mv -f ${shellQuote(`${path}.tmp`)} ${shellQuote(path)})\n`;
+mv -f ${shellQuote(tmp)} ${shellQuote(path)})\n`;
 }
 
 function firstMasterOf(ctx: RuntimeContext): PlannedHost {
@@ -154,7 +157,7 @@ fi`
         `${writeFile(`${dir}/init.yaml`, initConfig(kubeadmInputs(ctx, [host])))}
 if [ ! -f ${ADMIN_CONF} ]; then kubeadm init --config ${shellQuote(`${dir}/init.yaml`)} --upload-certs; fi
 mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config
-${networkAddons(ctx)}`,
+${bootstrapApps(ctx)}`,
         { after: joinLabels(host) },
       );
 
@@ -308,9 +311,9 @@ hosts_line ${API_SERVER_DOMAIN} ${shellQuote(vip)}
 `;
 }
 
-/** The image's network add-on (its CNI apps), from its rootfs, as soon as the API answers. */
-function networkAddons(ctx: RuntimeContext): string {
-  return (ctx.networkAddons ?? []).map((c) => `(cd ${shellQuote(ctx.rootfs)} && ${c})`).join("\n");
+/** The image's pod network and DNS (its bootstrap apps), from its rootfs, as soon as the API answers. */
+function bootstrapApps(ctx: RuntimeContext): string {
+  return (ctx.bootstrapApps ?? []).map((c) => `(cd ${shellQuote(ctx.rootfs)} && ${c})`).join("\n");
 }
 
 /** A new node's labels, set from the first master (kubeadm set its taints at init or join; it cannot set node-role labels). */
