@@ -12,10 +12,12 @@ if [ -S "$sock" ] && command -v ctr > /dev/null 2>&1; then
   done
 fi
 systemctl disable --now containerd > /dev/null 2>&1 || true
-# Shims left behind by a containerd that died keep mounts busy: they go too.
+# Shims left behind by a containerd that died keep mounts busy: they go too. Only mounts below
+# containerd's dirs are undone, never the dirs themselves (often disks of their own).
 pkill -KILL -f 'containerd-shim-runc-v2 -namespace k8s.io' 2> /dev/null || true
-grep -oE ' /(run|var/lib)/containerd[^ ]*' /proc/self/mounts 2> /dev/null | sort -r | while read -r m; do umount -l "$m" 2> /dev/null || true; done
-rm -rf /run/containerd /var/lib/containerd/* /etc/containerd/config.toml /etc/crictl.yaml /etc/systemd/system/containerd.service
+grep -oE ' /(run|var/lib)/containerd/[^ ]*' /proc/self/mounts 2> /dev/null | sort -r | while read -r m; do umount -l "$m" 2> /dev/null || true; done
+rm -rf /run/containerd /etc/containerd/config.toml /etc/crictl.yaml /etc/systemd/system/containerd.service
+find /var/lib/containerd -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2> /dev/null || true
 if [ -f /etc/containerd/.sealant-installed ]; then
   while read -r f; do rm -f "$f"; done < /etc/containerd/.sealant-installed
   rm -f /etc/containerd/.sealant-installed

@@ -5,8 +5,9 @@ set -u
 systemctl disable --now kubelet > /dev/null 2>&1 || true
 rm -rf /etc/systemd/system/kubelet.service /etc/systemd/system/kubelet.service.d
 systemctl daemon-reload > /dev/null 2>&1 || true
-# Volumes the kubelet mounted (kubeadm reset unmounts them too; a half-done reset may not have).
-grep -o ' /var/lib/kubelet[^ ]*' /proc/self/mounts 2> /dev/null | sort -r | while read -r m; do umount -l "$m" 2> /dev/null || true; done
+# Volumes the kubelet mounted below its dir (kubeadm reset unmounts them too; a half-done reset may
+# not have); never the dir itself, which may be a disk of its own.
+grep -o ' /var/lib/kubelet/[^ ]*' /proc/self/mounts 2> /dev/null | sort -r | while read -r m; do umount -l "$m" 2> /dev/null || true; done
 for i in cni0 flannel.1 kube-ipvs0; do ip link delete "$i" 2> /dev/null || true; done
 # Only the rules Kubernetes and the CNI made: chains named KUBE-*, CNI-*, FLANNEL* and the
 # rules that jump to them; everything else in the tables stays.

@@ -242,7 +242,10 @@ echo "node ${host.ip} is not Ready on ${version} after 120 s: $(kubectl get node
       return run(`kubeadm reset -f > /dev/null 2>&1 || true
 for s in clean-kube.sh clean-containerd.sh clean-docker.sh; do if [ -f scripts/$s ]; then sh scripts/$s; fi; done
 ip addr del ${vip}/32 dev lo 2> /dev/null || true
-rm -rf /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /root/.kube ${shellQuote(dir)}
+# Emptied rather than removed: /var/lib/etcd and /var/lib/kubelet are often disks of their own.
+for d in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni/net.d /root/.kube ${shellQuote(dir)}; do
+  if [ -d "$d" ]; then find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; rmdir "$d" 2> /dev/null || true; fi
+done
 hosts_line ${API_SERVER_DOMAIN} ""
 for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then rm -f /usr/bin/$b; fi; done`);
   }
