@@ -84,6 +84,9 @@ const env = {
 fs.writeFileSync(`${ctx}/etc/kube-images.env`, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
 const cni = m.cniPlugins ?? { plugins: [] };
 for (const p of cni.plugins) fs.copyFileSync(require("path").resolve(require("path").dirname(file), cni.dir, p), `${ctx}/cni/${p}`);
+if (!m.addons?.crictl) throw new Error("images.json names no crictl (addons.crictl)");
+fs.copyFileSync(`${m.addons.crictl}/crictl`, `${ctx}/bin/crictl`);
+fs.chmodSync(`${ctx}/bin/crictl`, 0o755);
 fs.writeFileSync(`${ctx}/.build-args`, `API_LB_IMAGE=${env.API_LB_IMAGE}\n`);
 JS
 [ "$(ls "$ctx/cni" | wc -l)" -gt 0 ] || die "no CNI plugins in $images_dir/images.json (cniPlugins)"

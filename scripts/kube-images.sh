@@ -111,6 +111,8 @@ coredns_version="v1.14.7"        # newest v1.14.x the proxy serves (v1.14.3-v1.1
 flannel_version="v0.28.10"       # newest v0.28.x served (v0.28.4, v0.28.10)
 cni_plugins_version="v1.10.0"
 cni_plugins="bridge host-local loopback portmap"
+crictl_version="v1.34.0"         # kubeadm v1.30 refuses to init without crictl (preflight FileExisting-crictl);
+                                 # the proxy serves cri-tools v1.34.0 and v1.37.0 (CRI v1: works with any kubelet here)
 epoch="1970-01-01T00:00:00Z"
 
 log() { echo "kube-images: $*" >&2; }
@@ -137,7 +139,7 @@ tencent_key="$(cat "$tencent_stub/go.mod" "$tencent_stub/v20170312/stub.go" | sh
 addons="$cache/kube-addons"
 out="$cache/kube-images-$k8s"
 # What a complete images directory must have been made with; also in its .complete.
-images_key="recipe=$recipe addons=$addon_recipe go=$addon_go pause=$pause_key coredns=$coredns_version flannel=$flannel_version+$tencent_key cni=$cni_plugins_version"
+images_key="recipe=$recipe addons=$addon_recipe go=$addon_go pause=$pause_key coredns=$coredns_version flannel=$flannel_version+$tencent_key cni=$cni_plugins_version crictl=$crictl_version"
 
 complete_with() { [ -f "$1/.complete" ] && [ "$(cat "$1/.complete")" = "$2" ]; }
 
@@ -318,6 +320,12 @@ build_cni() {
   go_install "$tmp" "CNI plugins $cni_plugins_version" \
     "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$cni_plugins_version" "${pkgs[@]}"
   echo "source=github.com/containernetworking/plugins@$cni_plugins_version ($cni_plugins)" > "$tmp/BUILD-INFO"
+}
+
+build_crictl() {
+  local tmp="$1"
+  go_install "$tmp" "crictl $crictl_version" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version" "sigs.k8s.io/cri-tools/cmd/crictl@$crictl_version"
+  echo "source=sigs.k8s.io/cri-tools@$crictl_version (cmd/crictl)" > "$tmp/BUILD-INFO"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -720,7 +728,7 @@ EOF
   # images.json
   local rows addons_json
   rows="$(IFS=,; echo "${image_rows[*]}" | sed 's/},{/},\n    {/g')"
-  addons_json="\"pause\":\"$addons/pause-$pause_key/bin\",\"etcd\":\"$addons/etcd-$etcd_version/bin\",\"coredns\":\"$addons/coredns-$coredns_version/bin\",\"flannel\":\"$addons/flannel-$flannel_version/bin\",\"cniPlugins\":\"$addons/cni-plugins-$cni_plugins_version/bin\""
+  addons_json="\"pause\":\"$addons/pause-$pause_key/bin\",\"etcd\":\"$addons/etcd-$etcd_version/bin\",\"coredns\":\"$addons/coredns-$coredns_version/bin\",\"flannel\":\"$addons/flannel-$flannel_version/bin\",\"cniPlugins\":\"$addons/cni-plugins-$cni_plugins_version/bin\",\"crictl\":\"$addons/crictl-$crictl_version/bin\""
   cat > "$tmpout/images.json" << EOF
 {
   "kubernetesVersion": "$k8s",
@@ -830,6 +838,7 @@ ensure_images() {
   ensure_addon "coredns-$coredns_version" "recipe=$addon_recipe go=$addon_go" build_coredns
   ensure_addon "flannel-$flannel_version" "recipe=$addon_recipe go=$addon_go stub=$tencent_key" build_flannel
   ensure_addon "cni-plugins-$cni_plugins_version" "recipe=$addon_recipe go=$addon_go" build_cni
+  ensure_addon "crictl-$crictl_version" "recipe=$addon_recipe go=$addon_go" build_crictl
   if [ -n "${KUBE_BIN_DIR:-}" ]; then
     kbin="$KUBE_BIN_DIR"
     log "Kubernetes binaries from KUBE_BIN_DIR=$kbin"

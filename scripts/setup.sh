@@ -8,7 +8,7 @@ cache="${SEALANT_CACHE:-$HOME/.cache/sealant}"
 mkdir -p "$cache"
 
 need_pkgs=()
-for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client /usr/sbin/sshd:openssh-server containerd:containerd runc:runc; do
+for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client /usr/sbin/sshd:openssh-server containerd:containerd runc:runc iptables:iptables conntrack:conntrack haproxy:haproxy busybox:busybox-static ip:iproute2 nsenter:util-linux perl:perl-base; do
   command -v "${pair%%:*}" > /dev/null 2>&1 || need_pkgs+=("${pair#*:}")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -46,3 +46,10 @@ bash "$root/scripts/pulumi-cli.sh"
 # The real kubeadm, built from the Go module proxy and cached: the tests validate the kubeadm
 # configuration sealant generates with it (first time: ~5 min).
 bash "$root/scripts/kubeadm.sh" > /dev/null
+# Real Kubernetes for the base cluster image (scripts/kube-base-image.sh), the tests and the demo:
+# every binary of two consecutive minors and every container image a cluster runs, built from the
+# Go module proxy and cached (first time: ~5 min per minor plus ~6 min of add-ons; then nothing).
+for v in v1.30.14 v1.31.4; do
+  bash "$root/scripts/kubernetes.sh" "$v" > /dev/null
+  bash "$root/scripts/kube-images.sh" "$v" > /dev/null
+done

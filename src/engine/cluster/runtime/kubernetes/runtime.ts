@@ -203,7 +203,11 @@ printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CER
       return run(
         `install -m 0755 bin/kubeadm /usr/bin/kubeadm
 ${isFirst ? `kubeadm upgrade apply -y ${shellQuote(version)}` : "kubeadm upgrade node"}
-for b in kubelet kubectl; do install -m 0755 bin/$b /usr/bin/$b; done
+for b in kubelet kubectl crictl; do if [ -f bin/$b ]; then install -m 0755 bin/$b /usr/bin/$b; fi; done
+# The new image's container runtime and kubelet set-up (e.g. its pause image: containerd's
+# sandbox image must be one the new image's registry serves).
+if [ -f scripts/containerd.sh ]; then sh scripts/containerd.sh; elif [ -f scripts/docker.sh ]; then sh scripts/docker.sh; fi
+if [ -f scripts/init-kube.sh ]; then sh scripts/init-kube.sh; fi
 systemctl daemon-reload && systemctl restart kubelet`,
         { before: drain(host.ip, ctx), after: onNode(host.ip, `kubectl uncordon "$n"`) },
       );
