@@ -82,6 +82,8 @@ const env = {
   COREDNS_IMAGE: find(/\/coredns:/),
 };
 fs.writeFileSync(`${ctx}/etc/kube-images.env`, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+const kubeadm = `${ctx}/etc/kubeadm.yml`;
+fs.writeFileSync(kubeadm, fs.readFileSync(kubeadm, "utf8").replace("@COREDNS_TAG@", env.COREDNS_IMAGE.split(":").pop()));
 const cni = m.cniPlugins ?? { plugins: [] };
 for (const p of cni.plugins) fs.copyFileSync(require("path").resolve(require("path").dirname(file), cni.dir, p), `${ctx}/cni/${p}`);
 if (!m.addons?.crictl) throw new Error("images.json names no crictl (addons.crictl)");

@@ -202,7 +202,15 @@ printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CER
       // The first master moves the control plane (`upgrade apply`); every other node follows (`upgrade node`).
       return run(
         `install -m 0755 bin/kubeadm /usr/bin/kubeadm
-${isFirst ? `kubeadm upgrade apply -y ${shellQuote(version)}` : "kubeadm upgrade node"}
+${
+  isFirst
+    ? // Without kubeadm's own CoreDNS (an image that brings its DNS), kubeadm skips the DNS
+      // upgrade but its preflight still fails on the missing CoreDNS: those two checks only.
+      `dns_checks=""
+if ! kubectl -n kube-system get configmap coredns > /dev/null 2>&1; then dns_checks="--ignore-preflight-errors=CoreDNSUnsupportedPlugins,CoreDNSMigration"; fi
+kubeadm upgrade apply -y $dns_checks ${shellQuote(version)}`
+    : "kubeadm upgrade node"
+}
 for b in kubelet kubectl crictl; do if [ -f bin/$b ]; then install -m 0755 bin/$b /usr/bin/$b; fi; done
 # The new image's container runtime and kubelet set-up (e.g. its pause image: containerd's
 # sandbox image must be one the new image's registry serves).
