@@ -1,0 +1,95 @@
+import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { build } from "../../src/engine/build";
+import { applyCluster, resetCluster } from "../../src/engine/cluster";
+import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
+import { sandboxDown, sandboxGet, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { Session } from "../../src/engine/session";
+import { APP_FIXTURE, NEW, buildBaseImage, inHost, kubectlWith, LEFTOVERS, nodesOf, writeKubeconfig } from "./support";
+
+/**
+ * Three real control planes with stacked etcd (the memory measured here allows it: see the
+ * figures this test prints), a worker reaching them through its haproxy VIP, a master removed
+ * (its etcd member goes, the worker stops sending to it) and joined again. Real components only.
+ */
+describe("real Kubernetes: three masters (HA)", () => {
+  let home: string;
+  let session: Session;
+  let sb: Sandbox;
+  let image: string;
+  let m1: string, m2: string, m3: string, w: string;
+  let kubectl: ReturnType<typeof kubectlWith>;
+
+  const spec = (masters: string[]): ClusterSpec =>
+    parseClusterSpec({
+      name: "ha",
+      image,
+      hosts: [
+        { ips: masters, roles: ["master"] },
+        { ips: [w], roles: ["node"] },
+      ],
+      ssh: { privateKeyPath: sb.ssh.pk, knownHosts: sb.ssh.knownHosts },
+      runtime: { drainTimeout: 120 },
+    });
+  /** etcd's member list, asked inside the first master's etcd pod: peer URLs. */
+  const etcdPeers = async (): Promise<string[]> => {
+    const node = (await nodesOf(kubectl)).find((n) => n.ip === m1)!.name;
+    const out = await kubectl("-n", "kube-system", "exec", `etcd-${node}`, "--", "etcdctl", "--endpoints", "https://127.0.0.1:2379",
+      "--cacert", "/etc/kubernetes/pki/etcd/ca.crt", "--cert", "/etc/kubernetes/pki/etcd/server.crt", "--key", "/etc/kubernetes/pki/etcd/server.key", "member", "list");
+    return out.trim().split("\n").map((l) => l.split(", ")[3]!).sort();
+  };
+  const lbBackends = async () => (await inHost(sb, w, "awk '$1 == \"server\" { print $3 }' /etc/kubernetes/apiserver-lb/haproxy.cfg")).split("\n").sort();
+
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), "sealant-k8s-ha-"));
+    await buildBaseImage(home, NEW);
+    session = await Session.open({ home });
+    image = `example/hello:${NEW}@${(await build(session, { context: APP_FIXTURE, tag: `example/hello:${NEW}`, buildArgs: { BASE: `sealant/kubernetes:${NEW}` } })).digest}`;
+    sb = await sandboxUp(4, { kubernetes: true, name: "k8sha", dir: join(home, "sandbox") });
+    [m1, m2, m3, w] = sb.hosts.map((h) => h.ip) as [string, string, string, string];
+  }, 600_000);
+  afterAll(async () => {
+    session?.close();
+    if (sb) await sandboxDown(sb).catch(() => undefined);
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  it("creates three control planes with stacked etcd and a worker balanced across them", async () => {
+    const r = await applyCluster({ session, spec: spec([m1, m2, m3]) });
+    kubectl = kubectlWith(await writeKubeconfig(join(home, "admin.conf"), r.outputs.kubeconfig));
+    expect(await nodesOf(kubectl)).toEqual([m1, m2, m3, w].map((ip) => expect.objectContaining({ ip, ready: true, version: NEW })));
+    expect(await etcdPeers()).toEqual([m1, m2, m3].map((ip) => `https://${ip}:2380`).sort());
+    expect(await lbBackends()).toEqual([m1, m2, m3].map((ip) => `${ip}:6443`).sort());
+
+    // Memory per host, from each host's own memory cgroup (reported, not asserted).
+    const running = (await sandboxGet(sb))!;
+    const figures: string[] = [];
+    for (const h of running.hosts) {
+      const mem = h.cgroups?.find((c) => /\/memory\//.test(c));
+      const bytes = mem ? Number(await readFile(join(mem, "memory.usage_in_bytes"), "utf8").catch(() => "0")) : 0;
+      figures.push(`${h.ip} ${h.ip === w ? "worker" : "master"} ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+    }
+    console.log(`memory per host (memory cgroup usage, incl. page cache): ${figures.join("; ")}`);
+  }, 900_000);
+
+  it("removes a master (its etcd member goes, the worker stops using it) and joins it again", async () => {
+    const r = await applyCluster({ session, spec: spec([m1, m3]) });
+    expect(r.plan.summary).toContain(`remove ${m2} (master)`);
+    expect((await nodesOf(kubectl)).map((n) => n.ip)).toEqual([m1, m3, w]);
+    expect(await etcdPeers()).toEqual([m1, m3].map((ip) => `https://${ip}:2380`).sort());
+    expect(await lbBackends()).toEqual([m1, m3].map((ip) => `${ip}:6443`).sort());
+    expect(await inHost(sb, m2, LEFTOVERS)).toBe("");
+
+    await applyCluster({ session, spec: spec([m1, m3, m2]) });
+    expect(await nodesOf(kubectl)).toEqual([m1, m2, m3, w].map((ip) => expect.objectContaining({ ip, ready: true })));
+    expect(await etcdPeers()).toEqual([m1, m2, m3].map((ip) => `https://${ip}:2380`).sort());
+    expect(await lbBackends()).toEqual([m1, m2, m3].map((ip) => `${ip}:6443`).sort());
+  }, 900_000);
+
+  it("reset leaves nothing on any host", async () => {
+    await resetCluster({ session, spec: spec([m1, m3, m2]) });
+    for (const ip of [m1, m2, m3, w]) expect(`${ip}:\n${await inHost(sb, ip, LEFTOVERS)}`).toBe(`${ip}:\n`);
+  }, 300_000);
+});
