@@ -84,7 +84,7 @@ describe("real Kubernetes on Kubernetes-capable sandbox hosts", () => {
 
     // Workers reach the API through the VIP (haproxy on each worker, health-checking the masters).
     expect(await inHost(sb, w1, "grep apiserver.cluster.local /etc/hosts")).toBe("10.103.97.2 apiserver.cluster.local # sealant-kubernetes");
-    expect(await inHost(sb, w1, "grep -c 'server https://apiserver.cluster.local:6443' /etc/kubernetes/kubelet.conf")).toBe("1");
+    expect(await inHost(sb, w1, "grep -c 'server: https://apiserver.cluster.local:6443' /etc/kubernetes/kubelet.conf")).toBe("1");
 
     // Cluster DNS, Services and pod traffic between nodes: from a pod on w2, the Service's name
     // resolves and both replicas answer (one of them on the other worker).

@@ -84,7 +84,7 @@ describe("the kubernetes runtime's commands", () => {
 
   it("upgrade: the first master applies, the others follow; every node drained before and uncordoned after", () => {
     const first = kubernetesRuntime.command("upgrade", hosts[0]!, ctx({ runtimeVersion: "v1.31.4" }));
-    expect(first.command).toContain("kubeadm upgrade apply -y v1.31.4");
+    expect(first.command).toContain("kubeadm upgrade apply -y $dns_checks v1.31.4");
     const other = kubernetesRuntime.command("upgrade", hosts[2]!, ctx({ runtimeVersion: "v1.31.4" }));
     expect(other.command).toContain("kubeadm upgrade node");
     expect(other.command).toContain("systemctl restart kubelet");
@@ -127,5 +127,49 @@ describe("the kubernetes runtime's commands", () => {
     expect(out.kubeconfig).toContain("server: https://10.0.0.2:6443");
     expect(out.kubeconfig).toContain("token: secret-token");
     expect(out.caCertificate).toContain("BEGIN CERTIFICATE");
+  });
+});
+
+describe("the kubernetes runtime with an image that brings its own API load balancer and add-ons", () => {
+  const lb = { API_LB_IMAGE: "docker.io/library/haproxy:2.6" };
+  const worker = hosts[2]!;
+
+  it("a worker joins through the first master, then moves to the VIP once its haproxy static pod answers", () => {
+    const prepare = kubernetesRuntime.command("init-host", worker, ctx({ env: lb })).command;
+    expect(prepare).toContain("hosts_line apiserver.cluster.local 10.0.0.2");
+    expect(prepare).not.toContain("lvscare care");
+    const join = kubernetesRuntime.command("join", worker, ctx({ env: lb })).command;
+    const vip = join.indexOf("hosts_line apiserver.cluster.local 10.103.97.2");
+    expect(join).toContain("ip addr add 10.103.97.2/32 dev lo");
+    expect(join).toContain("server master1 10.0.0.2:6443");
+    expect(join).toContain("server master2 10.0.0.3:6443");
+    expect(join).toContain("image: docker.io/library/haproxy:2.6");
+    // The name moves only after the load balancer answered /healthz.
+    expect(join.indexOf("get --raw /healthz")).toBeGreaterThan(0);
+    expect(vip).toBeGreaterThan(join.indexOf("get --raw /healthz"));
+    // Static pods are written through a hidden temp file: the kubelet reads every other file in its dir.
+    expect(join).toContain("/etc/kubernetes/manifests/.kube-apiserver-lb.yaml.tmp");
+  });
+
+  it("a change of masters rewrites the load balancer's configuration; the pod restarts on its new hash", () => {
+    const before = kubernetesRuntime.hostSettings!(worker, {}, ctx({ env: lb }))!.command;
+    const after = kubernetesRuntime.hostSettings!(worker, {}, ctx({ env: lb, hosts: [hosts[0]!, worker] }))!.command;
+    expect(after).not.toContain("server master2");
+    const hash = (c: string) => /config-hash: "([0-9a-f]+)"/.exec(c)?.[1];
+    expect(hash(before)).toBeDefined();
+    expect(hash(after)).not.toBe(hash(before));
+  });
+
+  it("bootstrap installs the image's CNI and bootstrap apps right after kubeadm init, from the rootfs", () => {
+    const cmd = kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ bootstrapApps: ["sh 'application/apps/flannel/flannel.sh'", "sh 'application/apps/coredns/coredns.sh'"] })).command;
+    const init = cmd.indexOf("kubeadm init");
+    const cni = cmd.indexOf("(cd /var/lib/sealant/prod/rootfs && sh 'application/apps/flannel/flannel.sh')");
+    expect(init).toBeGreaterThan(0);
+    expect(cni).toBeGreaterThan(init);
+    expect(cmd.indexOf("coredns.sh")).toBeGreaterThan(cni);
+  });
+
+  it("an image whose etc/kubeadm.yml is not YAML is named in the error", () => {
+    expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ imageFiles: new Map([["etc/kubeadm.yml", "kind: A\nkind: B\n"]]) }))).toThrow(/^the image's etc\/kubeadm.yml is not valid YAML: duplicated mapping key/);
   });
 });

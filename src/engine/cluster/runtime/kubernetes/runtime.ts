@@ -44,7 +44,13 @@ function versionOf(ctx: RuntimeContext): string {
 
 function docsOf(text: string | undefined, where: string): Record<string, unknown>[] {
   if (text === undefined) return [];
-  const docs = loadAll(text).filter((d): d is Record<string, unknown> => d !== null && typeof d === "object" && !Array.isArray(d));
+  let parsed: unknown[];
+  try {
+    parsed = loadAll(text);
+  } catch (err) {
+    throw new Error(`${where} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const docs = parsed.filter((d): d is Record<string, unknown> => d !== null && typeof d === "object" && !Array.isArray(d));
   const problems = kubeadmDocProblems(docs, where);
   if (problems.length > 0) throw new Error(problems.join("\n"));
   return docs;
