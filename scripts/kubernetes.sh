@@ -323,7 +323,10 @@ ${in_binaries%$'\n'}
   mkdir -p "$out/bin"
   trap 'rm -rf "'"$out"'"' EXIT
   local build_date ldflags pkg_path build_start build_seconds
-  build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  # The release's own time (the module proxy's record of its tag), not the build's: the same
+  # release gives the same binaries, so base images built from them get the same digests.
+  build_date="$(sed -n 's/.*"Time":"\([0-9T:-]*\)[^"]*Z".*/\1Z/p' "$info_file" 2> /dev/null | head -n 1)"
+  [ -n "$build_date" ] || build_date="1970-01-01T00:00:00Z"
   ldflags="-s -w"
   for pkg_path in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg_path.gitVersion=$v -X $pkg_path.gitMajor=1 -X $pkg_path.gitMinor=$minor -X $pkg_path.gitTreeState=clean -X $pkg_path.buildDate=$build_date"
@@ -353,7 +356,8 @@ ${in_binaries%$'\n'}
     echo "tidy_seconds=$tidy_seconds"
     echo "build_seconds=$build_seconds"
     echo "total_seconds=$total_seconds"
-    echo "built_at=$build_date"
+    echo "build_date=$build_date"
+    echo "built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "size=$(du -sh "$out/bin" | cut -f1)"
     for b in "${binaries[@]}"; do echo "size.$b=$(du -h "$out/bin/$b" | cut -f1)"; done
   } > "$out/BUILD-INFO"
