@@ -10,10 +10,16 @@ import { sh, shOn } from "../e2e/support-extra";
 /**
  * The kubernetes runtime end to end on sandbox hosts 127.0.10.225-228, with a test image
  * (test/fixtures/kubernetes) whose kubeadm, kubectl, kubelet and lvscare are scripted test
- * doubles: a real kubelet, container runtime and systemd cannot run in the sandbox, so the
- * doubles stand at that process boundary. They check their arguments and the configuration
- * files sealant writes (with the real kubeadm's `config validate`), keep a fake API on the first
- * master, and log every call to /var/log/sealant-kube-doubles.jsonl on their host.
+ * doubles. They check their arguments and the configuration files sealant writes (with the real
+ * kubeadm's `config validate`), keep a fake API on the first master, and log every call to
+ * /var/log/sealant-kube-doubles.jsonl on their host.
+ *
+ * Real clusters now run here too (test/kubernetes: create, join, drain and remove, a one-minor
+ * upgrade, three masters, reset). What only this file covers, and why the doubles stay for it:
+ * sealer's lvscare path (lvscare cannot be built here and this kernel has no IPVS), and fault
+ * injection a real kubeadm does not offer on demand — a join failing half way, a drain that
+ * times out, a forced removal of an unreachable host. These are the next to move to real nodes
+ * (stopping a sandbox host and a PodDisruptionBudget that cannot be met would do it).
  */
 const FIXTURE = resolve(__dirname, "../../fixtures/kubernetes");
 
