@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The main job: set up (idempotent), then the Pulumi program at the repo root (Pulumi.yaml) run
-# with the real Pulumi CLI onto sandbox hosts: create an etcd cluster, scale it, destroy it.
-# The same cluster through the sealant CLI instead: bash examples/cli-demo.sh
+# The main job: set up (idempotent), then the Pulumi program at the repo root (Pulumi.yaml; the
+# program is examples/pulumi-kubernetes, TypeScript) run with the real Pulumi CLI onto three
+# Kubernetes-capable sandbox hosts: sealant's Kubernetes base image and an app image FROM it are
+# built, `pulumi up` creates a real cluster (1 master + 1 worker), kubectl with the stack's
+# kubeconfig output shows the nodes and the app's pods, a config change joins a second worker,
+# a new image upgrades it from Kubernetes v1.30.14 to v1.31.4 node by node (DEMO_UPGRADE=0 skips
+# that), `pulumi destroy` resets every host, the sandbox goes down.
+# The etcd example with Pulumi: bash examples/pulumi-etcd/demo.sh; with the sealant CLI:
+# bash examples/cli-demo.sh.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup.sh"
