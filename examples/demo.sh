@@ -9,9 +9,9 @@
 #   2. `pulumi up`: 1 master + 1 worker; the stack's kubeconfig output drives the real kubectl;
 #   3. `pulumi config set --path 'workers[1]' ...` + `pulumi preview --diff` names the host that
 #      joins; `pulumi up` joins it;
-#   4. the cluster starts on Kubernetes v1.30.14; a new image (`pulumi config set image` to the
-#      same app FROM the v1.31.4 base image) is a rolling upgrade, one node at a time, drained
-#      first (~5 minutes; DEMO_UPGRADE=0 skips it and starts on v1.31.4);
+#   4. with DEMO_UPGRADE=1 (~5 minutes more) the cluster starts on Kubernetes v1.30.14 and a new
+#      image (`pulumi config set image` to the same app FROM the v1.31.4 base image) is a rolling
+#      upgrade, one node at a time, each drained first;
 #   5. `pulumi destroy` resets every host; the sandbox goes down.
 # The etcd example (hooks runtime): bash examples/pulumi-etcd/demo.sh.
 #
@@ -29,7 +29,7 @@ sandbox=demo-k8s
 new=v1.31.4
 old=v1.30.14
 first="$new"
-[ "${DEMO_UPGRADE:-1}" = 0 ] || first="$old"
+[ "${DEMO_UPGRADE:-0}" = 1 ] && first="$old"
 start=$(date +%s)
 
 export SEALANT_HOME="$work/home"
@@ -166,7 +166,7 @@ hello_ready
 shown_kubectl get pods -n hello -o wide
 hello_says
 
-phase "a second worker: the plan names exactly the new host"
+phase "a second worker: pulumi preview --diff names the host that joins"
 shown config set --path 'workers[1]' "$worker2"
 shown preview --diff | grep -v '^ *\[urn='
 phase "pulumi up: join it"

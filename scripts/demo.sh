@@ -4,8 +4,8 @@
 # Kubernetes-capable sandbox hosts: sealant's Kubernetes base image and an app image FROM it are
 # built, `pulumi up` creates a real cluster (1 master + 1 worker), kubectl with the stack's
 # kubeconfig output shows the nodes and the app's pods, a config change joins a second worker,
-# a new image upgrades it from Kubernetes v1.30.14 to v1.31.4 node by node (DEMO_UPGRADE=0 skips
-# that), `pulumi destroy` resets every host, the sandbox goes down.
+# `pulumi destroy` resets every host, the sandbox goes down (~3 minutes). DEMO_UPGRADE=1: the
+# cluster starts on Kubernetes v1.30.14 and a new image upgrades it to v1.31.4 node by node.
 # The etcd example with Pulumi: bash examples/pulumi-etcd/demo.sh; with the sealant CLI:
 # bash examples/cli-demo.sh.
 set -euo pipefail
