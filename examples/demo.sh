@@ -15,11 +15,12 @@
 #   5. `pulumi destroy` resets every host; the sandbox goes down.
 # The etcd example (hooks runtime): bash examples/pulumi-etcd/demo.sh.
 #
-# Everything stays under the work dir (default .demo/kubernetes/): the stack's state (a local file
-# backend), PULUMI_HOME, SEALANT_HOME (image store, sandbox hosts), the kubeconfig. Secrets in the
-# stack's config (the SSH key) are encrypted with a fixed passphrase, "sealant-demo": it is
-# public, it guards nothing real. The stack's settings file, Pulumi.demo.yaml at the repo root
-# (ignored by git), is the demo's: it is removed when the demo ends and before it starts.
+# Everything stays under the work dir (default .demo/kubernetes/, removed after a successful run):
+# the stack's state (a local file backend), PULUMI_HOME, SEALANT_HOME (image store, sandbox
+# hosts), the kubeconfig. Secrets in the stack's config (the SSH key) are encrypted with a fixed
+# passphrase, "sealant-demo": it is public, it guards nothing real. The stack's settings file,
+# Pulumi.demo.yaml at the repo root (ignored by git), is the demo's: it is removed when the demo
+# ends and before it starts.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/env.sh"
@@ -101,11 +102,14 @@ on_hosts() {
 }
 phase() { echo; echo "== $* ($(($(date +%s) - start)) s)"; }
 
+finished=""
 cleanup() {
   # After a failure the stack is simply dropped: its hosts go down with the sandbox, and its
-  # state stays in $work for a look (the next run starts afresh).
+  # state and logs stay in $work for a look (the next run starts afresh). After a success nothing
+  # stays (the image store alone is ~0.5 GB).
   sealant sandbox down --name "$sandbox" > /dev/null 2>&1 || true
   rm -f "$root/Pulumi.$stack.yaml"
+  if [ -n "$finished" ]; then rm -rf "$work"; rmdir "$root/.demo" 2> /dev/null || true; fi
 }
 trap cleanup EXIT
 cleanup
@@ -193,4 +197,5 @@ phase "pulumi destroy: every host is reset"
 changes destroy --yes --skip-preview
 on_hosts 'echo "$(ps -eo comm= | grep -cE "^(kubelet|containerd|containerd-shim|etcd|kube-.*|flanneld|coredns|haproxy|pause)$" || true) Kubernetes processes, $(grep -c " /var/lib/kubelet/" /proc/self/mounts || true) mounts under /var/lib/kubelet, $(ip -o link show | grep -cE " (cni0|flannel[^:]*|veth[^:@]*)[:@]" || true) pod network interfaces"'
 shown stack rm --yes
-echo; echo "== done in $(($(date +%s) - start)) s (the sandbox hosts go down now)"
+finished=1
+echo; echo "== done in $(($(date +%s) - start)) s (the sandbox hosts go down now, ${work/#$root\//} is removed)"
