@@ -52,8 +52,10 @@ describe("the Cluster provider", () => {
 
   it("check names bad inputs by property, without secrets", async () => {
     const r = await impl.check(undefined, { ...inputs([bed.ips[0]!]), ssh: { password: "s3cret-pw", usr: "root" } as never });
-    expect(r.failures?.map((f) => f.property)).toContain("ssh");
-    expect(JSON.stringify(r.failures)).toMatch(/usr/);
+    // Pulumi prints a named property's whole value with the failure: inputs holding secrets are
+    // not named; the reason gives the field's path.
+    expect(r.failures?.map((f) => f.property)).toEqual([""]);
+    expect(JSON.stringify(r.failures)).toMatch(/ssh\.usr/);
     expect(JSON.stringify(r.failures)).not.toContain("s3cret-pw");
   });
 

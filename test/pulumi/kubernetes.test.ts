@@ -231,11 +231,9 @@ describe("the Pulumi program examples/pulumi-kubernetes with the real CLI: a rea
     expect(await project.ok(["preview"])).not.toMatch(/to update|to create|to delete/);
   }, 300_000);
 
-  // Known defect (src/provider/impl/cluster.ts, asApplied): the preview's "current" cluster has no
-  // record of which masters each worker follows, so every kept worker is planned as "point <w>
-  // at masters <m>" in preview; the update (the hosts' record) does no such thing. Flip to `it`
-  // when fixed.
-  it.fails("THEN the plan preview showed is the plan up ran", () => {
+  // The preview's "current" cluster (src/provider/impl/cluster.ts, asApplied) records which
+  // masters each worker follows, as an apply does: no phantom "point <w> at masters <m>".
+  it("THEN the plan preview showed is the plan up ran", () => {
     expect(previewedPlan).toEqual(executedPlan);
   });
 

@@ -31,10 +31,19 @@ export interface CheckFailure {
   reason: string;
 }
 
+/**
+ * The property a check failure names. Pulumi prints the named input's whole value next to the
+ * failure, so inputs that hold secrets are never named (the reason carries the field's path).
+ */
+function reportedProperty(property: string): string {
+  return SECRET_INPUTS.has(property) ? "" : property;
+}
+const SECRET_INPUTS = new Set(["ssh", "registry", "hosts"]);
+
 function parseInputs(inputs: ClusterInputs): { spec?: ClusterSpec; failures: CheckFailure[] } {
   const r = validateClusterSpec(specInputOf(inputs), { source: "Cluster inputs" });
   if (r.spec) return { spec: r.spec, failures: [] };
-  return { failures: r.problems.map((p) => ({ property: String(p.path || "hosts").split(/[.[]/)[0] ?? "", reason: formatProblem(p) })) };
+  return { failures: r.problems.map((p) => ({ property: reportedProperty(String(p.path || "hosts").split(/[.[]/)[0] ?? ""), reason: formatProblem(p) })) };
 }
 
 /**
@@ -84,8 +93,14 @@ function asApplied(desired: DesiredCluster): CurrentCluster {
     name: desired.name,
     imageDigest: desired.imageDigest,
     configDigest: desired.configDigest,
-    hosts: desired.hosts.map((h) => ({ ...h, member: true, imageDigest: desired.imageDigest, done: done.get(h.ip) ?? [] })),
+    hosts: desired.hosts.map((h) => ({ ...h, member: true, imageDigest: desired.imageDigest, done: done.get(h.ip) ?? [], ...followsOf(desired, h) })),
   };
+}
+
+/** What an apply records for a worker whose runtime keeps its masters (see apply's membership): the same here, or every preview would plan re-pointing it. */
+function followsOf(desired: DesiredCluster, h: DesiredCluster["hosts"][number]): { follows?: string[] } {
+  if (!desired.workersFollowMasters || h.roles.includes("master")) return {};
+  return { follows: desired.hosts.filter((m) => m.roles.includes("master")).map((m) => m.ip) };
 }
 
 function describePlan(plan: Plan): string {
@@ -115,7 +130,7 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
     const plan = describePlan(planCluster(desired, current)).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
     return { inputs: { ...news, plan } };
   } catch (err) {
-    return { inputs: news, failures: [{ property: "hosts", reason: (err as Error).message }] };
+    return { inputs: news, failures: [{ property: reportedProperty("hosts"), reason: (err as Error).message }] };
   }
 }
 

@@ -243,8 +243,10 @@ if [ -n "$bad" ]; then echo "kube-system pods not running: $bad" >&2; exit 1; fi
           command: `${PRELUDE}${pods}for i in $(seq 1 60); do
   n=$(node_of ${shellQuote(host.ip)} 2>/dev/null || true)
   if [ -n "$n" ]; then
-    set -- $(kubectl get node "$n" --no-headers)
-    case "$2" in Ready|Ready,*) [ "$5" = ${shellQuote(version)} ] && exit 0 ;; esac
+    # An API error (e.g. while the control plane restarts after an upgrade) is a retry, not an answer.
+    out=$(kubectl get node "$n" --no-headers 2> /dev/null) || out=""
+    set -- $out
+    case "\${2:-}" in Ready|Ready,*) [ "\${5:-}" = ${shellQuote(version)} ] && exit 0 ;; esac
   fi
   sleep 2
 done
