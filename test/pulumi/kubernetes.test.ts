@@ -1,11 +1,12 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostExec, sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { eventually, inHost as inHostOf, kubectlWith, nodesOf } from "../kubernetes/support";
 import { pulumiBin } from "./support";
 
 /**
@@ -20,8 +21,6 @@ const ROOT = resolve(__dirname, "../..");
 const PROGRAM = join(ROOT, "examples/pulumi-kubernetes");
 const CLI = join(ROOT, "dist/cli/main.js");
 const VERSION = "v1.31.4";
-const CACHE = process.env["SEALANT_CACHE"] ?? join(homedir(), ".cache/sealant");
-const KUBECTL = join(CACHE, `kubernetes-${VERSION}`, "bin", "kubectl");
 const STACK = "e2e";
 const execP = promisify(execFile);
 
@@ -91,27 +90,6 @@ function plannedLines(preview: string): string[] {
   return out;
 }
 
-interface NodeView {
-  name: string;
-  ip: string;
-  ready: boolean;
-  version: string;
-}
-
-/** Polls `probe` until it returns true (errors count as false), failing with `what` and the last error after `timeoutMs`. */
-async function eventually(what: string, probe: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${last})` : ""}`);
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-}
 
 describe("the Pulumi program examples/pulumi-kubernetes with the real CLI: a real Kubernetes cluster", () => {
   let base: string;
@@ -127,21 +105,8 @@ describe("the Pulumi program examples/pulumi-kubernetes with the real CLI: a rea
   let destroyed = false;
 
   /** The real kubectl on this machine, with the kubeconfig the stack outputs. */
-  const kubectl = async (...args: string[]) =>
-    (await execP(KUBECTL, ["--kubeconfig", kubeconfigFile, "--request-timeout=20s", ...args], { maxBuffer: 64 << 20 })).stdout;
-  const nodes = async (): Promise<NodeView[]> => {
-    const list = JSON.parse(await kubectl("get", "nodes", "-o", "json")) as {
-      items: { metadata: { name: string }; status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string }; addresses: { type: string; address: string }[] } }[];
-    };
-    return list.items
-      .map((n) => ({
-        name: n.metadata.name,
-        ip: n.status.addresses.find((a) => a.type === "InternalIP")?.address ?? "",
-        ready: n.status.conditions.some((c) => c.type === "Ready" && c.status === "True"),
-        version: n.status.nodeInfo.kubeletVersion,
-      }))
-      .sort((a, b) => a.ip.localeCompare(b.ip, undefined, { numeric: true }));
-  };
+  const kubectl = (...args: string[]) => kubectlWith(kubeconfigFile)(...args);
+  const nodes = () => nodesOf(kubectl);
   /** The hello app's pods: phase and readiness. */
   const helloPods = async () => {
     const list = JSON.parse(await kubectl("get", "pods", "-n", "hello", "-l", "app=hello", "-o", "json")) as {
@@ -153,11 +118,7 @@ describe("the Pulumi program examples/pulumi-kubernetes with the real CLI: a rea
     const pods = await helloPods();
     return pods.length === 2 && pods.every((p) => p.phase === "Running" && p.ready);
   };
-  const inHost = async (ip: string, script: string) => {
-    const r = await hostExec(sb, ip, ["/bin/sh", "-c", script], { timeoutMs: 30_000 });
-    if (r.code !== 0) throw new Error(`${ip}: \`${script}\` exited ${r.code}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
+  const inHost = (ip: string, script: string) => inHostOf(sb, ip, script);
 
   beforeAll(async () => {
     base = await mkdtemp(join(tmpdir(), "sealant-pulumi-k8s-"));
