@@ -76,11 +76,14 @@ class Project {
   }
 }
 
-/** The new `plan` of a `pulumi preview --diff` (its "+" lines under "~ plan"). */
+/** The new `plan` of a `pulumi preview --diff`: inline after "=>", or the "+" lines under "~ plan". */
 function plannedLines(preview: string): string[] {
   const lines = preview.split("\n");
   const at = lines.findIndex((l) => /^\s*~ plan\s*:/.test(l));
   if (at < 0) return [];
+  // A one-line plan is shown inline: ~ plan: "old" => "new".
+  const inline = /=>\s*"(.*)"\s*$/.exec(lines[at]!);
+  if (inline) return JSON.parse(`"${inline[1]!}"`).split("\n").map((l: string) => l.trim()).filter(Boolean);
   const out: string[] = [];
   for (const l of lines.slice(at + 1)) {
     const m = /^\s*([-+]) (.*)$/.exec(l);
