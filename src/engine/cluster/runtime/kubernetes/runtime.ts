@@ -24,6 +24,11 @@ const DEFAULT_DRAIN_TIMEOUT_S = 300;
 /** Shell helpers every command starts with. */
 const PRELUDE = `set -eu
 export KUBECONFIG=${ADMIN_CONF}
+# the API server answering ready (it restarts for a while after a control plane's upgrade)
+wait_api() {
+  for i in $(seq 1 60); do kubectl get --raw /readyz > /dev/null 2>&1 && return 0; sleep 2; done
+  echo "the API server did not answer ready within 120 s" >&2; return 1
+}
 # the node registered with this IP (kubectl's wide listing: NAME STATUS ROLES AGE VERSION INTERNAL-IP ...)
 node_of() { kubectl get nodes -o wide --no-headers | awk -v ip="$1" '$6 == ip { print $1; exit }'; }
 # one line of /etc/hosts, ours, replaced whole (written in place: /etc/hosts may be a bind mount)
@@ -110,8 +115,18 @@ function drainTimeout(ctx: RuntimeContext): number {
 /** On the first master: the node with this IP cordoned and drained (PodDisruptionBudgets respected), if registered. */
 function drain(ip: string, ctx: RuntimeContext): FirstMasterCommand {
   return {
-    command: `${PRELUDE}n=$(node_of ${shellQuote(ip)})
-if [ -n "$n" ]; then kubectl cordon "$n"; kubectl drain "$n" --ignore-daemonsets --delete-emptydir-data --timeout=${drainTimeout(ctx)}s; fi`,
+    // Asked only of a ready API (an unanswered question is not "no such node"); a drain cut off
+    // by the API server going away is tried again once it is back, a drain that fails while the
+    // API answers (e.g. its timeout) is the answer.
+    command: `${PRELUDE}wait_api
+n=$(node_of ${shellQuote(ip)})
+[ -n "$n" ] || exit 0
+for attempt in 1 2 3; do
+  if kubectl cordon "$n" && kubectl drain "$n" --ignore-daemonsets --delete-emptydir-data --timeout=${drainTimeout(ctx)}s; then exit 0; fi
+  if kubectl get --raw /readyz > /dev/null 2>&1; then exit 1; fi
+  wait_api
+done
+exit 1`,
     env: {},
   };
 }
