@@ -10,19 +10,24 @@
 //      Cluster resource of examples/pulumi-etcd on 10 sandbox hosts through the real CLI:
 //      SSH connections and provider time of `pulumi preview`, host work of a no-op
 //      `pulumi up`, against a trivial stack and `sealant plan` (bench/pulumi.js)
+//   6. kubernetes (only with BENCH_ONLY=...,kubernetes; needs root and the cached builds of
+//      scripts/kube-base-image.sh): a real 1 master + 2 workers cluster from hosts up to all
+//      nodes Ready, sealant apply vs. the bare kubeadm sequence of bench/kubeadm-baseline.sh
+//      on fresh sandbox hosts, and memory per node (bench/kubernetes.js)
 //
 // Everything runs on loopback against stock docker-registry processes started here, under
 // bench/.work/ (deleted at the end, also on failure). Each timed measurement is repeated
 // BENCH_REPEAT times (default 3) with fresh destinations; the median is reported.
 // Output: a table on stdout, bench/results.json, and the figures block of bench/README.md
-// (cluster, pulumi: bench/cluster-results.json, bench/pulumi-results.json and their own
-// blocks, so each can run alone).
+// (cluster, pulumi, kubernetes: bench/cluster-results.json, bench/pulumi-results.json,
+// bench/kubernetes-results.json and their own blocks, so each can run alone).
 //
 // Environment: BENCH_REPEAT=N, BENCH_BIG_MIB=N (size of the transfer image, default 500),
 // BENCH_PROFILE=1 (CPU profiles of the sealant side into bench/.profiles/; slower, do not
 // quote its figures), BENCH_KEEP=1 (keep bench/.work), BENCH_NO_README=1, BENCH_CLUSTER_MIB=N,
-// BENCH_CLUSTER_HOSTS=1,3,10.
-const { execFileSync } = require("node:child_process");
+// BENCH_CLUSTER_HOSTS=1,3,10, BENCH_KUBE_SETTLE_S=N, BENCH_KUBE_VERSION=vX.Y.Z,
+// BENCH_KUBE_IMAGE_SCRIPT=PATH (see bench/kubernetes.js).
+const { execFileSync, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
@@ -505,8 +510,22 @@ async function main() {
     const p = await benchPulumi(WORK, { repeat: REPEAT, log, median, round });
     pulumi = { res: { date: res.date, command: res.command, repeat: REPEAT, machine: { ...res.machine, tools: [`Pulumi CLI ${p.pulumi}`, p.openssh] }, ...p }, report: pulumiReport };
   }
+  let kubernetes;
+  if (only.includes("kubernetes")) {
+    // Required only here: Kubernetes-mode sandbox hosts (root) and the base image's cached builds.
+    const { benchKubernetes, report: kubernetesReport } = require("./kubernetes");
+    const k = await benchKubernetes(WORK, { repeat: REPEAT, log, median, round });
+    // `ssh -V` prints on stderr.
+    const version = (cmd, args) => {
+      const r = spawnSync(cmd, args, { encoding: "utf8" });
+      return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0] || "unknown";
+    };
+    const tools = [`Kubernetes ${k.version}`, version("containerd", ["--version"]), version("ssh", ["-V"])];
+    kubernetes = { res: { date: res.date, command: res.command, repeat: REPEAT, machine: { ...res.machine, tools }, ...k }, report: kubernetesReport };
+  }
   res.machine.loadAverage = { atStart: round(loadAtStart, 2), atEnd: round(os.loadavg()[0], 2) };
   if (pulumi) pulumi.res.machine.loadAverage = res.machine.loadAverage;
+  if (kubernetes) kubernetes.res.machine.loadAverage = res.machine.loadAverage;
   if (["rebuild", "cache", "transfer"].some((b) => only.includes(b))) {
     res.goals = goals(res);
     const text = report(res);
@@ -530,6 +549,14 @@ async function main() {
     if (!profilingEnabled) {
       fs.writeFileSync(path.join(__dirname, "pulumi-results.json"), JSON.stringify(pulumi.res, null, 2) + "\n");
       updateReadme(pulumi.res, text, "pulumi-figures");
+    }
+  }
+  if (kubernetes) {
+    const text = kubernetes.report(kubernetes.res, table);
+    process.stdout.write(`\n${text}`);
+    if (!profilingEnabled) {
+      fs.writeFileSync(path.join(__dirname, "kubernetes-results.json"), JSON.stringify(kubernetes.res, null, 2) + "\n");
+      updateReadme(kubernetes.res, text, "kubernetes-figures");
     }
   }
   clearTimeout(watchdog);
