@@ -207,7 +207,8 @@ async function sealantRun(session, ref, dir, r, sandboxes, counters, { noLb = fa
       breakdownMs: sealantBreakdown(events, commands, wallMs, ips),
       phasesMs: phasesOf(events, wallMs),
       commands: summarizeCommands(commands, ips),
-      commandLog: commands.map((c) => ({ host: c.host === ips[0] ? "master" : `worker${ips.indexOf(c.host)}`, kind: c.kind, ...(c.head ? { head: c.head } : {}), atMs: Math.round(c.t), ms: Math.round(c.ms) })),
+      // Every command, "<start ms> <duration ms> <host> <kind>", for the first round only (the JSON stays small).
+      ...(r === 0 ? { commandLog: commands.map((c) => `${Math.round(c.t)} ${Math.round(c.ms)} ${c.host === ips[0] ? "master" : `worker${ips.indexOf(c.host)}`} ${c.kind}${c.head ? `: ${c.head}` : ""}`) } : {}),
       ...(await afterReady(sb)),
     };
   } finally {
