@@ -9,6 +9,11 @@ set -eu
 . etc/kube-images.env
 subnet=$(kubectl -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' | awk '$1 == "podSubnet:" { print $2; exit }')
 if [ -z "$subnet" ]; then echo "flannel: the cluster has no networking.podSubnet (kubeadm-config ConfigMap)" >&2; exit 1; fi
+# flanneld reaches the API by the cluster's stable endpoint (the node's own name for it: the
+# first master or the workers' VIP), not the kubernetes Service: that needs kube-proxy's rules on
+# the node first, and a flanneld that starts before them times out and restarts (~30 s per node).
+endpoint=$(kubectl -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}' | awk '$1 == "controlPlaneEndpoint:" { print $2; exit }')
+if [ -z "$endpoint" ]; then echo "flannel: the cluster has no controlPlaneEndpoint (kubeadm-config ConfigMap)" >&2; exit 1; fi
 kubectl apply -f - << YAML
 apiVersion: v1
 kind: Namespace
@@ -105,6 +110,8 @@ spec:
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
         - {name: EVENT_QUEUE_DEPTH, value: "5000"}
+        - {name: KUBERNETES_SERVICE_HOST, value: "${endpoint%:*}"}
+        - {name: KUBERNETES_SERVICE_PORT, value: "${endpoint##*:}"}
         volumeMounts:
         - {name: run, mountPath: /run/flannel}
         - {name: flannel-cfg, mountPath: /etc/kube-flannel/}
