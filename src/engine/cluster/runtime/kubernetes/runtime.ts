@@ -117,15 +117,19 @@ function drain(ip: string, ctx: RuntimeContext): FirstMasterCommand {
   return {
     // Asked only of a ready API (an unanswered question is not "no such node"); a drain cut off
     // by the API server going away is tried again once it is back, a drain that fails while the
-    // API answers (e.g. its timeout) is the answer.
+    // API answers (e.g. its timeout, a PodDisruptionBudget no eviction meets) is the answer.
     command: `${PRELUDE}wait_api
 n=$(node_of ${shellQuote(ip)})
 [ -n "$n" ] || exit 0
+cordoned=$(kubectl get node "$n" -o jsonpath='{.spec.unschedulable}')
 for attempt in 1 2 3; do
   if kubectl cordon "$n" && kubectl drain "$n" --ignore-daemonsets --delete-emptydir-data --timeout=${drainTimeout(ctx)}s; then exit 0; fi
-  if kubectl get --raw /readyz > /dev/null 2>&1; then exit 1; fi
+  if kubectl get --raw /readyz > /dev/null 2>&1; then break; fi
   wait_api
 done
+# Not drained: the node takes pods again as before (unless someone had cordoned it); a later run drains it again.
+if [ "$cordoned" != true ]; then kubectl uncordon "$n" > /dev/null 2>&1 || true; fi
+echo "node ${ip} was not drained (runtime.drainTimeout: ${drainTimeout(ctx)} s) and is left as it was, taking pods; nothing else was changed on it" >&2
 exit 1`,
     env: {},
   };
@@ -186,8 +190,17 @@ ${bootstrapApps(ctx)}`,
       const inputs = kubeadmInputs(ctx);
       const node: KubeNode = { ip: host.ip, roles: host.roles, labels: host.labels ?? {}, taints: host.taints ?? [] };
       // A join that failed half way leaves files kubeadm refuses to join over: those go first.
+      // A kubelet.conf is a finished join (this step resumed) only if it is this cluster's (its
+      // CA) and, on a master, its etcd member is still there: a host removed by force while it
+      // was unreachable comes back with both, from a membership that is gone.
       return run(
         `${writeFile(`${dir}/join.yaml`, joinConfig(inputs, node))}
+if [ -f /etc/kubernetes/kubelet.conf ]; then
+  if ! grep -qF "$SEALANT_KUBE_CA_DATA" /etc/kubernetes/kubelet.conf || [ "$SEALANT_KUBE_ETCD" = ${NOT_AN_ETCD_MEMBER} ]; then
+    echo "${host.ip} holds a Kubernetes node's files from a membership that is gone (removed while unreachable, or another cluster): reset before it joins" >&2
+    kubeadm reset -f > /dev/null 2>&1 || true
+  fi
+fi
 if [ ! -f /etc/kubernetes/kubelet.conf ]; then
   if [ -e /etc/kubernetes/pki/ca.crt ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then kubeadm reset -f > /dev/null 2>&1 || true; fi
   kubeadm join --config ${shellQuote(`${dir}/join.yaml`)}
@@ -201,7 +214,14 @@ ${isMaster ? `mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config\nhosts
             command: `${PRELUDE}token=$(kubeadm token create --ttl 2h)
 hash=sha256:$(openssl x509 -pubkey -in ${CA_CERT} | openssl pkey -pubin -outform der 2>/dev/null | sha256sum | cut -d' ' -f1)
 key=${isMaster ? "$(kubeadm init phase upload-certs --upload-certs | tail -n 1)" : '""'}
-printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CERT_KEY":"%s"}\\n' "$token" "$hash" "$key"`,
+ca=$(base64 -w 0 ${CA_CERT})
+${
+  isMaster
+    ? `members=$(${etcdctl(first)} member list)
+etcd=$(echo "$members" | awk -F', ' -v url=${shellQuote(`https://${host.ip}:2380`)} '$4 == url { found = 1 } END { print found ? "${ETCD_MEMBER}" : "${NOT_AN_ETCD_MEMBER}" }')`
+    : `etcd=""`
+}
+printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CERT_KEY":"%s","SEALANT_KUBE_CA_DATA":"%s","SEALANT_KUBE_ETCD":"%s"}\\n' "$token" "$hash" "$key" "$ca" "$etcd"`,
             env: {},
           },
           // The token has done its job: deleted rather than left valid for its TTL.
@@ -286,12 +306,21 @@ for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then rm -f
   }
 }
 
+/** etcdctl in the first master's etcd static pod, with its certificates (a shell command prefix). */
+function etcdctl(first: PlannedHost): string {
+  return `kubectl -n kube-system exec "etcd-$(node_of ${shellQuote(first.ip)})" -- etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key`;
+}
+
+/** What a master's join is told of its etcd member (values long enough not to be redacted out of unrelated messages). */
+const ETCD_MEMBER = "etcd-member-present";
+const NOT_AN_ETCD_MEMBER = "no-etcd-member";
+
 /**
  * On the first master, for a host that is gone: its etcd member (a master's) removed through the
  * first master's etcd static pod, then its Node deleted.
  */
 function forgetNode(host: RuntimeHost, first: PlannedHost): FirstMasterCommand {
-  const etcd = `kubectl -n kube-system exec "etcd-$(node_of ${shellQuote(first.ip)})" -- etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key`;
+  const etcd = etcdctl(first);
   const member = host.roles.includes("master")
     ? `id=$(${etcd} member list | awk -F', ' -v url=${shellQuote(`https://${host.ip}:2380`)} '$4 == url { print $1 }')
 if [ -n "$id" ]; then ${etcd} member remove "$id"; fi
