@@ -173,6 +173,7 @@ function newRecord(ctx: OpenCluster): ClusterRecord {
     runtime: ctx.runtime.kind,
     updatedAt: new Date().toISOString(),
     hosts: [],
+    creating: true,
   };
 }
 
@@ -359,6 +360,7 @@ async function pruneOldImages(ctx: OpenCluster, ips: string[]): Promise<void> {
 /** A completed apply: every desired host is a member on the new image and config; old versions' step ids are dropped. */
 function finish(ctx: OpenCluster, record: ClusterRecord): void {
   const img = shortDigest(ctx.image.digest);
+  delete record.creating;
   record.image = ctx.image.ref;
   record.imageDigest = ctx.image.digest;
   record.configDigest = ctx.desired.configDigest;

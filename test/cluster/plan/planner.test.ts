@@ -146,6 +146,36 @@ describe("planning a cluster", () => {
     expect(plan.phases.map((p) => [p.name, p.steps.map((s) => s.host)])).toEqual([["runtime:bootstrap", ["127.0.10.3"]]]);
   });
 
+  it("resumes a kubeadm-style create whose worker joined while another's join failed as a create: the rest of it, the apps launched last", () => {
+    // GIVEN the first master bootstrapped, worker 10 joined (a member), worker 11's join failed
+    const d = { ...desired([...hosts(1), ...hosts(2, ["node"], 10)]), launch: true, bootstrap: "first-master" as const };
+    const full = planCluster(d, undefined);
+    const failed = full.phases.flatMap((p) => p.steps).filter((s) => s.host === "127.0.10.11" && s.kind === "hook:join")[0]!;
+    const partial: CurrentCluster = {
+      name: "etcd",
+      imageDigest: IMG_A,
+      configDigest: CFG,
+      creating: true,
+      hosts: d.hosts.map((h) => ({
+        ...h,
+        member: h.ip === "127.0.10.10",
+        imageDigest: IMG_A,
+        done: full.phases.filter((p) => p.name !== "runtime:check" && p.name !== "launch").flatMap((p) => p.steps).filter((s) => s.host === h.ip && s !== failed).map((s) => s.id),
+      })),
+    };
+    // WHEN planned again THEN it is still the create: the failed join, the checks of hosts not yet members, the launch
+    const plan = planCluster(d, partial);
+    expect(plan.actions).toEqual(["create"]);
+    expect(plan.phases.map((p) => [p.name, p.steps.map((s) => s.host)])).toEqual([
+      ["runtime:join", ["127.0.10.11"]],
+      ["runtime:check", ["127.0.10.1", "127.0.10.11"]],
+      ["launch", ["127.0.10.1"]],
+    ]);
+    // Without the mark (a record of a finished create) the same hosts would be a scale-up with no launch.
+    const { creating: _c, ...finished } = partial;
+    expect(planCluster(d, finished).actions).toEqual(["scale-up"]);
+  });
+
   it("does not count a host whose join failed as a member", () => {
     const d = desired(hosts(3));
     const state = applied(d, planCluster(d, undefined));

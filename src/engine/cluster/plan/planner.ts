@@ -36,7 +36,8 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     }
   }
 
-  const creating = members.length === 0;
+  // A create that failed part way (some hosts joined) is resumed as a create, not a scale-up.
+  const creating = members.length === 0 || current?.creating === true;
   const added = desired.hosts.filter((h) => !memberIps.has(h.ip));
   const kept = desired.hosts.filter((h) => memberIps.has(h.ip));
   // Recorded hosts no longer wanted: members leave first; a host whose join never finished only needs its files removed.

@@ -85,6 +85,11 @@ export interface CurrentCluster {
   imageDigest: string;
   configDigest: string;
   hosts: RecordedHost[];
+  /**
+   * Set until the cluster's first apply finishes: the next apply goes on creating it (what is
+   * done is skipped; what a create does last, e.g. launching the image's apps, still runs).
+   */
+  creating?: true;
 }
 
 export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfigure" | "reset";
