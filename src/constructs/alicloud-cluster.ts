@@ -1,7 +1,7 @@
 import * as alicloud from "@pulumi/alicloud";
 import * as pulumi from "@pulumi/pulumi";
 import type { Cluster } from "../provider/cluster";
-import { clusterNameProblem, imageProblem, InvalidPropsError, KubernetesCluster, type KubernetesClusterProps, KUBERNETES_API_PORT } from "./kubernetes-cluster";
+import { checkedProp, clusterNameProblem, imageProblem, InvalidPropsError, KubernetesCluster, type KubernetesClusterProps, KUBERNETES_API_PORT } from "./kubernetes-cluster";
 
 /**
  * How the hosts are reached over SSH (and so which of their IPs the cluster is keyed by).
@@ -19,26 +19,38 @@ export const ALICLOUD_ACCESS: readonly AlicloudAccess[] = ["bastion", "public", 
 /** Host-key policies for cloud hosts; see the `Cluster` ssh settings. */
 export type AlicloudHostKeyPolicy = "accept-new" | "strict" | "insecure";
 
+/*
+ * Props are `pulumi.Input` at every depth (a `tls.PrivateKey`'s `publicKeyOpenssh`, a
+ * `random.RandomPassword`'s `result` or `cfg.requireSecret(...)` fit), validated when they are
+ * created if known then, else when they resolve (the error then fails the deployment). Plain
+ * data, as awsx's `Vpc` keeps its `cidrBlock` and subnet counts: what decides which resources
+ * exist and the address plan the preview shows — `masterCount`, `workerCount`, `access`,
+ * `vpcCidr`, `vswitchCidr` — and the cluster's identity, `clusterName`.
+ */
 export interface AlicloudClusterProps
   extends Pick<
     KubernetesClusterProps,
     "image" | "clusterName" | "env" | "registry" | "plugins" | "configs" | "apps" | "runtime" | "hostAliases" | "upgrade" | "timeouts" | "dataRoot" | "parallelism" | "masterSettings" | "workerSettings"
   > {
-  /** Control-plane instances (`${name}-master-0..N-1`), 1 to 10; an odd number keeps etcd's quorum. @default 3 */
+  /**
+   * Control-plane instances (`${name}-master-0..N-1`), 1 to 10; an odd number keeps etcd's
+   * quorum. Plain: it decides how many instances exist. @default 3
+   */
   readonly masterCount?: number;
   /**
    * Worker instances (`${name}-worker-0..N-1`). Instances are named by index, so raising the
    * count adds instances at the end and the cluster joins exactly those; lowering it removes
    * the highest indices (the cluster removes the hosts before the instances are deleted).
+   * Plain: it decides how many instances exist.
    * @default 0
    */
   readonly workerCount?: number;
   /** ECS instance type of the masters. @default "ecs.g7.large" (2 vCPU, 8 GiB) */
-  readonly masterInstanceType?: string;
+  readonly masterInstanceType?: pulumi.Input<string>;
   /** ECS instance type of the workers. @default masterInstanceType */
-  readonly workerInstanceType?: string;
+  readonly workerInstanceType?: pulumi.Input<string>;
   /** ECS instance type of the bastion (access "bastion"). @default masterInstanceType */
-  readonly bastionInstanceType?: string;
+  readonly bastionInstanceType?: pulumi.Input<string>;
   /**
    * The zone of the VSwitch and instances.
    * @default the first zone of the region (`alicloud.getZones`) that can create a VSwitch and
@@ -53,38 +65,38 @@ export interface AlicloudClusterProps
    */
   readonly imageId?: pulumi.Input<string>;
   /** Name regex of the public ECS image (`alicloud.ecs.getImages`, owners "system"). @default "^ubuntu_22_04_x64" */
-  readonly imageNameRegex?: string;
+  readonly imageNameRegex?: pulumi.Input<string>;
   /** System disk size of every host, GiB (20-500). @default 40 */
-  readonly systemDiskSize?: number;
+  readonly systemDiskSize?: pulumi.Input<number>;
   /** System disk category: cloud_essd, cloud_ssd, cloud_efficiency, ... @default "cloud_essd" */
-  readonly systemDiskCategory?: string;
-  /** The VPC's IPv4 CIDR (mask /8 to /28). @default "10.0.0.0/16" */
+  readonly systemDiskCategory?: pulumi.Input<string>;
+  /** The VPC's IPv4 CIDR (mask /8 to /28). Plain, with `vswitchCidr`: the address plan. @default "10.0.0.0/16" */
   readonly vpcCidr?: string;
   /**
    * The VSwitch's IPv4 CIDR, inside `vpcCidr` (mask /16 to /27). Every instance gets a fixed
    * private address in it, by role and index, counted from the network address: the bastion
    * +5, masters +10 to +19, workers from +20 (`10.0.1.20`, `10.0.1.21`, ... by default). So a
    * host's address is known before it exists — `pulumi preview --diff` names the hosts a
-   * scale-up joins — and never changes while the host lives.
+   * scale-up joins — and never changes while the host lives. Plain, for that.
    * @default "10.0.1.0/24" (room for 233 workers)
    */
   readonly vswitchCidr?: string;
-  /** How the hosts are reached; see {@link AlicloudAccess}. @default "bastion" */
+  /** How the hosts are reached; see {@link AlicloudAccess}. Plain: it decides whether a bastion exists. @default "bastion" */
   readonly access?: AlicloudAccess;
   /**
    * Outbound internet bandwidth, Mbit/s, of each instance with a public IP (every host for
    * access "public", the bastion for "bastion"); 1-100.
    * @default 10
    */
-  readonly internetMaxBandwidthOut?: number;
+  readonly internetMaxBandwidthOut?: pulumi.Input<number>;
   /** "PayByTraffic" or "PayByBandwidth". @default "PayByTraffic" */
-  readonly internetChargeType?: string;
+  readonly internetChargeType?: pulumi.Input<string>;
   /** "PostPaid" (pay-as-you-go) or "PrePaid" (subscription). @default "PostPaid" */
-  readonly instanceChargeType?: string;
+  readonly instanceChargeType?: pulumi.Input<string>;
   /** Who may reach SSH (port 22): an IPv4 CIDR. Narrow it to your own address. @default "0.0.0.0/0" */
-  readonly allowedSshCidr?: string;
+  readonly allowedSshCidr?: pulumi.Input<string>;
   /** Who may reach the Kubernetes API (port 6443): an IPv4 CIDR. @default "0.0.0.0/0" */
-  readonly allowedApiCidr?: string;
+  readonly allowedApiCidr?: pulumi.Input<string>;
   /**
    * The root password of every instance, and the SSH login (secret). Alibaba Cloud asks for
    * 8-30 characters with three of: upper case, lower case, digits, special characters.
@@ -92,20 +104,20 @@ export interface AlicloudClusterProps
    */
   readonly password?: pulumi.Input<string>;
   /** An OpenSSH public key for an `ecs.EcsKeyPair` that every instance gets. Needs `privateKey` or `privateKeyPath`. */
-  readonly publicKey?: string;
+  readonly publicKey?: pulumi.Input<string>;
   /** The private key of `publicKey` (secret), for the SSH login. */
   readonly privateKey?: pulumi.Input<string>;
   /** A file holding the private key of `publicKey`, for the SSH login. */
-  readonly privateKeyPath?: string;
+  readonly privateKeyPath?: pulumi.Input<string>;
   /**
    * Host keys of new cloud instances are not known beforehand: "accept-new" records each
    * host's first key (sealant's known_hosts) and refuses a changed one. "strict" needs
    * `knownHosts`/`fingerprints` given through `masterSettings`/`workerSettings` ssh.
    * @default "accept-new"
    */
-  readonly hostKeyPolicy?: AlicloudHostKeyPolicy;
+  readonly hostKeyPolicy?: pulumi.Input<AlicloudHostKeyPolicy>;
   /** Tags on every resource that takes them (with `sealant.io/cluster`). @default {} */
-  readonly tags?: Record<string, string>;
+  readonly tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** What `pulumi destroy` does with hosts it cannot reach. @default "skip" (an instance already gone) */
   readonly unreachableOnDelete?: KubernetesClusterProps["unreachableOnDelete"];
   /** What a scale-down does with an instance it cannot reach. @default "fail" */
@@ -193,21 +205,22 @@ export class AlicloudCluster extends pulumi.ComponentResource {
   constructor(name: string, props: AlicloudClusterProps, opts?: pulumi.ComponentResourceOptions) {
     // Validated before anything is registered: bad props leave no resource behind.
     const where = `AlicloudCluster "${name}"`;
-    const p = withDefaults(props);
     const clusterName = props?.clusterName ?? name;
-    validate(where, props, p, clusterName);
+    const p = resolveProps(where, props, clusterName);
     super("sealant:index:AlicloudCluster", name, {}, opts);
     if (p.masterCount % 2 === 0) {
       void pulumi.log.warn(`${where}: masterCount ${p.masterCount} is even; an odd count (1, 3, 5) tolerates as many failures with one host fewer`, this);
     }
     const parent = { parent: this };
-    const tags = { "sealant.io/cluster": clusterName, ...props.tags };
+    const own = { "sealant.io/cluster": clusterName };
+    const tags: pulumi.Input<Record<string, pulumi.Input<string>>> =
+      props.tags === undefined ? own : pulumi.Output.isInstance(props.tags) || props.tags instanceof Promise ? pulumi.output(props.tags).apply((t) => ({ ...own, ...t })) : { ...own, ...props.tags };
 
     this.vpc = new alicloud.vpc.Network(`${name}-vpc`, { vpcName: clusterName, cidrBlock: p.vpcCidr, description: `sealant cluster ${clusterName}`, tags }, parent);
 
     const bastioned = p.access === "bastion";
-    const workerType = props.workerInstanceType ?? p.masterInstanceType;
-    const bastionType = props.bastionInstanceType ?? p.masterInstanceType;
+    const workerType = p.workerInstanceType;
+    const bastionType = p.bastionInstanceType;
     const neededTypes = [...new Set([p.masterInstanceType, ...(p.workerCount > 0 ? [workerType] : []), ...(bastioned ? [bastionType] : [])])];
     this.zoneId = props.zoneId !== undefined ? pulumi.output(props.zoneId) : this.pickZone(where, neededTypes);
 
@@ -228,17 +241,14 @@ export class AlicloudCluster extends pulumi.ComponentResource {
       rule("api", { ipProtocol: "tcp", portRange: `${KUBERNETES_API_PORT}/${KUBERNETES_API_PORT}`, cidrIp: p.allowedApiCidr, description: "Kubernetes API" }),
     ];
 
-    this.keyPair =
-      props.publicKey !== undefined
-        ? new alicloud.ecs.EcsKeyPair(`${name}-key`, { keyPairName: keyPairName(clusterName), publicKey: props.publicKey.trim(), tags }, parent)
-        : undefined;
-    const login: alicloud.ecs.InstanceArgs = this.keyPair ? { keyName: this.keyPair.keyPairName } : { password: pulumi.secret(props.password!) };
+    this.keyPair = p.publicKey !== undefined ? new alicloud.ecs.EcsKeyPair(`${name}-key`, { keyPairName: keyPairName(clusterName), publicKey: p.publicKey, tags }, parent) : undefined;
+    const login: alicloud.ecs.InstanceArgs = this.keyPair ? { keyName: this.keyPair.keyPairName } : { password: pulumi.secret(p.password!) };
 
     this.imageId = props.imageId !== undefined ? pulumi.output(props.imageId) : this.pickImage(where, p.imageNameRegex, p.masterInstanceType);
 
     const network = (parseCidr(p.vswitchCidr) as [number, number])[0];
     const address = (offset: number) => ipv4(network + offset);
-    const instance = (resourceName: string, hostName: string, instanceType: string, privateIp: string, publicIp: boolean) =>
+    const instance = (resourceName: string, hostName: string, instanceType: pulumi.Input<string>, privateIp: string, publicIp: boolean) =>
       new alicloud.ecs.Instance(
         resourceName,
         {
@@ -283,7 +293,7 @@ export class AlicloudCluster extends pulumi.ComponentResource {
     this.workerIps = ipsOf(this.workerInstances, workerAddresses);
     this.bastionIp = this.bastion ? this.bastion.publicIp : pulumi.output("");
 
-    const credentials = props.password !== undefined ? { password: pulumi.secret(props.password) } : props.privateKey !== undefined ? { privateKey: pulumi.secret(props.privateKey) } : { privateKeyPath: props.privateKeyPath! };
+    const credentials = p.password !== undefined ? { password: pulumi.secret(p.password) } : props.privateKey !== undefined ? { privateKey: pulumi.secret(props.privateKey) } : { privateKeyPath: props.privateKeyPath! };
     const ssh = pulumi.output({
       user: "root",
       port: 22,
@@ -292,10 +302,29 @@ export class AlicloudCluster extends pulumi.ComponentResource {
       ...(this.bastion ? { bastion: { host: this.bastion.publicIp, port: 22, user: "root", ...credentials } } : {}),
     });
 
-    const passed = ["image", "env", "registry", "plugins", "configs", "apps", "runtime", "hostAliases", "upgrade", "timeouts", "dataRoot", "parallelism", "masterSettings", "workerSettings", "unreachableOnDelete", "unreachableOnRemove"] as const;
-    const kprops: Record<string, unknown> = { clusterName, masters: this.masterIps, workers: this.workerIps, ssh };
-    for (const key of passed) if (props[key] !== undefined) kprops[key] = props[key];
-    this.kubernetes = new KubernetesCluster(name, kprops as unknown as KubernetesClusterProps, parent);
+    const kprops: KubernetesClusterProps = {
+      image: props.image,
+      clusterName,
+      masters: this.masterIps,
+      workers: this.workerIps,
+      ssh,
+      env: props.env,
+      registry: props.registry,
+      plugins: props.plugins,
+      configs: props.configs,
+      apps: props.apps,
+      runtime: props.runtime,
+      hostAliases: props.hostAliases,
+      upgrade: props.upgrade,
+      timeouts: props.timeouts,
+      dataRoot: props.dataRoot,
+      parallelism: props.parallelism,
+      masterSettings: props.masterSettings,
+      workerSettings: props.workerSettings,
+      unreachableOnDelete: props.unreachableOnDelete,
+      unreachableOnRemove: props.unreachableOnRemove,
+    };
+    this.kubernetes = new KubernetesCluster(name, kprops, parent);
     this.cluster = this.kubernetes.cluster;
     this.endpoint = this.kubernetes.endpoint;
     this.kubeconfig = this.kubernetes.kubeconfig;
@@ -317,9 +346,9 @@ export class AlicloudCluster extends pulumi.ComponentResource {
   }
 
   /** The first zone that can create a VSwitch and offers every instance type needed. */
-  private pickZone(where: string, instanceTypes: string[]): pulumi.Output<string> {
-    const lookups = instanceTypes.map((t) => alicloud.getZonesOutput({ availableResourceCreation: "VSwitch", availableInstanceType: t }, { parent: this }));
-    return pulumi.all(lookups).apply((results) => {
+  private pickZone(where: string, types: pulumi.Input<string>[]): pulumi.Output<string> {
+    const lookups = types.map((t) => alicloud.getZonesOutput({ availableResourceCreation: "VSwitch", availableInstanceType: t }, { parent: this }));
+    return pulumi.all([pulumi.all(lookups), pulumi.all(types)]).apply(([results, instanceTypes]) => {
       const [first, ...rest] = results.map((r) => (r.zones ?? []).map((z) => z.id));
       const zone = (first ?? []).find((z) => rest.every((ids) => ids.includes(z)));
       if (zone === undefined) {
@@ -330,8 +359,9 @@ export class AlicloudCluster extends pulumi.ComponentResource {
   }
 
   /** The most recent public image whose name matches. */
-  private pickImage(where: string, nameRegex: string, instanceType: string): pulumi.Output<string> {
-    return alicloud.ecs.getImagesOutput({ nameRegex, owners: "system", mostRecent: true, instanceType }, { parent: this }).apply((r) => {
+  private pickImage(where: string, regex: pulumi.Input<string>, type: pulumi.Input<string>): pulumi.Output<string> {
+    const images = alicloud.ecs.getImagesOutput({ nameRegex: regex, owners: "system", mostRecent: true, instanceType: type }, { parent: this });
+    return pulumi.all([images, regex, type]).apply(([r, nameRegex, instanceType]) => {
       const image = r.images?.[0];
       if (image === undefined) throw new InvalidPropsError(where, [`no public ECS image matches imageNameRegex ${JSON.stringify(nameRegex)} for ${instanceType}; change imageNameRegex or set imageId`]);
       return image.id;
@@ -339,15 +369,28 @@ export class AlicloudCluster extends pulumi.ComponentResource {
   }
 }
 
-type Resolved = typeof DEFAULTS & { masterInstanceType: string };
-
-function withDefaults(props: AlicloudClusterProps | undefined): Resolved {
-  const out = { ...DEFAULTS } as Resolved;
-  for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
-    const v = props?.[key];
-    if (v !== undefined) (out as Record<string, unknown>)[key] = v;
-  }
-  return out;
+/** The props with their defaults: plain values checked, outputs checked when they resolve. */
+interface Resolved {
+  masterCount: number;
+  workerCount: number;
+  vpcCidr: string;
+  vswitchCidr: string;
+  access: AlicloudAccess;
+  masterInstanceType: pulumi.Input<string>;
+  workerInstanceType: pulumi.Input<string>;
+  bastionInstanceType: pulumi.Input<string>;
+  imageNameRegex: pulumi.Input<string>;
+  systemDiskSize: pulumi.Input<number>;
+  systemDiskCategory: pulumi.Input<string>;
+  internetMaxBandwidthOut: pulumi.Input<number>;
+  internetChargeType: pulumi.Input<string>;
+  instanceChargeType: pulumi.Input<string>;
+  allowedSshCidr: pulumi.Input<string>;
+  allowedApiCidr: pulumi.Input<string>;
+  hostKeyPolicy: pulumi.Input<AlicloudHostKeyPolicy>;
+  /** Trimmed. */
+  publicKey: pulumi.Input<string> | undefined;
+  password: pulumi.Input<string> | undefined;
 }
 
 function ipv4(n: number): string {
@@ -381,76 +424,125 @@ export function parseCidr(cidr: unknown): [number, number] | string {
   return [addr, bits];
 }
 
-function validate(where: string, props: AlicloudClusterProps | undefined, p: Resolved, clusterName: string): void {
+/**
+ * The props with their defaults, validated as far as they are known now: every problem at once
+ * (an InvalidPropsError) before any resource exists; an output is checked by the same rule when
+ * it resolves.
+ */
+function resolveProps(where: string, props: AlicloudClusterProps | undefined, clusterName: string): Resolved {
   if (props === undefined || props === null) throw new InvalidPropsError(where, ["props are required: at least image and a login (password, or publicKey with privateKey/privateKeyPath)"]);
   const problems: string[] = [];
+  const d = <K extends keyof typeof DEFAULTS>(key: K): NonNullable<AlicloudClusterProps[K]> | (typeof DEFAULTS)[K] => props[key] ?? DEFAULTS[key];
+  const check = <T>(value: pulumi.Input<T>, problemOf: (v: T) => string | undefined) => checkedProp(where, value, problemOf, problems);
   for (const problem of [clusterNameProblem(clusterName, props.clusterName === undefined), imageProblem(props.image)]) {
     if (problem !== undefined) problems.push(problem);
   }
-  const count = (prop: "masterCount" | "workerCount", min: number, max: number) => {
-    const v = p[prop];
+  const masterCount = d("masterCount");
+  const workerCount = d("workerCount");
+  const access = d("access");
+  const vpcCidr = d("vpcCidr");
+  const vswitchCidr = d("vswitchCidr");
+  const count = (prop: "masterCount" | "workerCount", v: number, min: number, max: number) => {
     if (!Number.isInteger(v) || v < min || v > max) problems.push(`${prop} must be a whole number from ${min} to ${max} (got ${JSON.stringify(v)})`);
   };
-  count("masterCount", 1, MAX_MASTERS);
-  count("workerCount", 0, 999);
-  if (!ALICLOUD_ACCESS.includes(p.access)) problems.push(`access must be one of ${ALICLOUD_ACCESS.map((a) => `"${a}"`).join(", ")} (got ${JSON.stringify(p.access)})`);
-  if (!["accept-new", "strict", "insecure"].includes(p.hostKeyPolicy)) problems.push(`hostKeyPolicy must be "accept-new", "strict" or "insecure" (got ${JSON.stringify(p.hostKeyPolicy)})`);
+  count("masterCount", masterCount, 1, MAX_MASTERS);
+  count("workerCount", workerCount, 0, 999);
+  if (!ALICLOUD_ACCESS.includes(access)) problems.push(`access must be one of ${ALICLOUD_ACCESS.map((a) => `"${a}"`).join(", ")} (got ${JSON.stringify(access)})`);
+  const hostKeyPolicy = check(d("hostKeyPolicy"), (v) =>
+    ["accept-new", "strict", "insecure"].includes(v) ? undefined : `hostKeyPolicy must be "accept-new", "strict" or "insecure" (got ${JSON.stringify(v)})`,
+  );
 
-  const vpc = parseCidr(p.vpcCidr);
-  const vsw = parseCidr(p.vswitchCidr);
+  const vpc = parseCidr(vpcCidr);
+  const vsw = parseCidr(vswitchCidr);
   if (typeof vpc === "string") problems.push(`vpcCidr: ${vpc}`);
-  else if (vpc[1] < 8 || vpc[1] > 28) problems.push(`vpcCidr "${p.vpcCidr}" must have a mask from /8 to /28`);
+  else if (vpc[1] < 8 || vpc[1] > 28) problems.push(`vpcCidr "${vpcCidr}" must have a mask from /8 to /28`);
   if (typeof vsw === "string") problems.push(`vswitchCidr: ${vsw}`);
-  else if (vsw[1] < 16 || vsw[1] > 27) problems.push(`vswitchCidr "${p.vswitchCidr}" must have a mask from /16 to /27`);
+  else if (vsw[1] < 16 || vsw[1] > 27) problems.push(`vswitchCidr "${vswitchCidr}" must have a mask from /16 to /27`);
   if (typeof vpc !== "string" && typeof vsw !== "string") {
     if (vsw[1] < vpc[1] || Math.floor(vsw[0] / 2 ** (32 - vpc[1])) !== vpc[0] / 2 ** (32 - vpc[1])) {
-      problems.push(`vswitchCidr "${p.vswitchCidr}" is not inside vpcCidr "${p.vpcCidr}"`);
-    } else if (vsw[1] <= 27 && Number.isInteger(p.workerCount)) {
+      problems.push(`vswitchCidr "${vswitchCidr}" is not inside vpcCidr "${vpcCidr}"`);
+    } else if (vsw[1] <= 27 && Number.isInteger(workerCount)) {
       const room = 2 ** (32 - vsw[1]) - RESERVED_AT_END - OFFSET.worker;
-      if (p.workerCount > room) problems.push(`vswitchCidr "${p.vswitchCidr}" has addresses for ${room} workers (workers start at +${OFFSET.worker}), fewer than workerCount ${p.workerCount}`);
+      if (workerCount > room) problems.push(`vswitchCidr "${vswitchCidr}" has addresses for ${room} workers (workers start at +${OFFSET.worker}), fewer than workerCount ${workerCount}`);
     }
   }
-  for (const prop of ["allowedSshCidr", "allowedApiCidr"] as const) {
-    const c = parseCidr(p[prop]);
-    if (typeof c === "string") problems.push(`${prop}: ${c}`);
-  }
+  const cidr = (prop: "allowedSshCidr" | "allowedApiCidr") =>
+    check(d(prop), (v) => {
+      const c = parseCidr(v);
+      return typeof c === "string" ? `${prop}: ${c}` : undefined;
+    });
+  const allowedSshCidr = cidr("allowedSshCidr");
+  const allowedApiCidr = cidr("allowedApiCidr");
 
-  const bw = p.internetMaxBandwidthOut;
-  if (p.access !== "private" && (!Number.isInteger(bw) || bw < 1 || bw > 100)) {
-    problems.push(`internetMaxBandwidthOut must be a whole number of Mbit/s from 1 to 100 for access "${p.access}" (the public IP needs bandwidth) (got ${JSON.stringify(bw)})`);
-  }
-  if (!Number.isInteger(p.systemDiskSize) || p.systemDiskSize < 20 || p.systemDiskSize > 500) problems.push(`systemDiskSize must be a whole number of GiB from 20 to 500 (got ${JSON.stringify(p.systemDiskSize)})`);
-  for (const prop of ["masterInstanceType", "workerInstanceType", "bastionInstanceType"] as const) {
-    const t = props[prop];
-    if (t !== undefined && (typeof t !== "string" || !/^ecs\.[a-z0-9-]+\.[a-z0-9]+$/.test(t))) problems.push(`${prop} ${JSON.stringify(t)} is not an ECS instance type (e.g. "ecs.g7.large")`);
-  }
-  if (typeof p.imageNameRegex === "string") {
+  const internetMaxBandwidthOut = check(d("internetMaxBandwidthOut"), (bw) =>
+    access !== "private" && (!Number.isInteger(bw) || bw < 1 || bw > 100)
+      ? `internetMaxBandwidthOut must be a whole number of Mbit/s from 1 to 100 for access "${access}" (the public IP needs bandwidth) (got ${JSON.stringify(bw)})`
+      : undefined,
+  );
+  const systemDiskSize = check(d("systemDiskSize"), (v) => (!Number.isInteger(v) || v < 20 || v > 500 ? `systemDiskSize must be a whole number of GiB from 20 to 500 (got ${JSON.stringify(v)})` : undefined));
+  const instanceType = (prop: "masterInstanceType" | "workerInstanceType" | "bastionInstanceType", t: pulumi.Input<string>) =>
+    check(t, (v) => (typeof v !== "string" || !/^ecs\.[a-z0-9-]+\.[a-z0-9]+$/.test(v) ? `${prop} ${JSON.stringify(v)} is not an ECS instance type (e.g. "ecs.g7.large")` : undefined));
+  const masterInstanceType = instanceType("masterInstanceType", d("masterInstanceType"));
+  const workerInstanceType = props.workerInstanceType === undefined ? masterInstanceType : instanceType("workerInstanceType", props.workerInstanceType);
+  const bastionInstanceType = props.bastionInstanceType === undefined ? masterInstanceType : instanceType("bastionInstanceType", props.bastionInstanceType);
+  const imageNameRegex = check(d("imageNameRegex"), (v) => {
     try {
-      new RegExp(p.imageNameRegex);
+      new RegExp(v);
+      return undefined;
     } catch (err) {
-      problems.push(`imageNameRegex ${JSON.stringify(p.imageNameRegex)} is not a regular expression: ${(err as Error).message}`);
+      return `imageNameRegex ${JSON.stringify(v)} is not a regular expression: ${(err as Error).message}`;
     }
-  }
+  });
 
   const hasPassword = props.password !== undefined;
   const hasKey = props.publicKey !== undefined;
   if (hasPassword && hasKey) problems.push("give password or publicKey (with privateKey or privateKeyPath), not both");
   else if (!hasPassword && !hasKey) problems.push("a login is required: password, or publicKey with privateKey or privateKeyPath");
+  let publicKey: pulumi.Input<string> | undefined;
+  if (props.publicKey !== undefined) {
+    const checked = check(props.publicKey, (v) =>
+      typeof v !== "string" || !/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+/.test(v.trim())
+        ? 'publicKey is not an OpenSSH public key (expected e.g. "ssh-ed25519 AAAA... comment", as in id_ed25519.pub)'
+        : undefined,
+    );
+    publicKey = typeof checked === "string" ? checked.trim() : pulumi.output(checked).apply((k) => k.trim());
+  }
   if (hasKey) {
-    if (typeof props.publicKey !== "string" || !/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+/.test(props.publicKey.trim())) {
-      problems.push("publicKey is not an OpenSSH public key (expected e.g. \"ssh-ed25519 AAAA... comment\", as in id_ed25519.pub)");
-    }
     if (props.privateKey === undefined && props.privateKeyPath === undefined) problems.push("publicKey needs privateKey or privateKeyPath: the SSH login of the cluster");
     if (props.privateKey !== undefined && props.privateKeyPath !== undefined) problems.push("give privateKey (the key) or privateKeyPath (a file), not both");
   } else if (props.privateKey !== undefined || props.privateKeyPath !== undefined) {
     problems.push("privateKey/privateKeyPath need publicKey: the key pair the instances get");
   }
-  if (typeof props.password === "string") {
-    const pw = props.password;
-    const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((r) => r.test(pw)).length;
-    if (pw.length < 8 || pw.length > 30 || classes < 3) {
-      problems.push(`password must have 8-30 characters with three of: upper case, lower case, digits, special characters (got ${pw.length} characters, ${classes} kind${classes === 1 ? "" : "s"})`);
-    }
-  }
+  // The message names the password's length and kinds of characters, never the password.
+  const password =
+    props.password === undefined
+      ? undefined
+      : check(props.password, (pw) => {
+          const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((r) => r.test(pw)).length;
+          return pw.length < 8 || pw.length > 30 || classes < 3
+            ? `password must have 8-30 characters with three of: upper case, lower case, digits, special characters (got ${pw.length} characters, ${classes} kind${classes === 1 ? "" : "s"})`
+            : undefined;
+        });
   if (problems.length > 0) throw new InvalidPropsError(where, problems);
+  return {
+    masterCount,
+    workerCount,
+    vpcCidr,
+    vswitchCidr,
+    access,
+    masterInstanceType,
+    workerInstanceType,
+    bastionInstanceType,
+    imageNameRegex,
+    systemDiskSize,
+    systemDiskCategory: d("systemDiskCategory"),
+    internetMaxBandwidthOut,
+    internetChargeType: d("internetChargeType"),
+    instanceChargeType: d("instanceChargeType"),
+    allowedSshCidr,
+    allowedApiCidr,
+    hostKeyPolicy,
+    publicKey,
+    password,
+  };
 }

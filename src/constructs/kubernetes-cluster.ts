@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { canonicalIp, dnsLabelProblem, ipFamily, ipProblem } from "../engine/cluster/spec/validators";
 import { InvalidReferenceError, parseReference } from "../engine/image/reference";
-import { Cluster, type ClusterArgs } from "../provider/cluster";
+import { Cluster, type ClusterArgs, type ClusterHostArgs, type HostSettingsArgs } from "../provider/cluster";
 import { ImageBuild, type ImageBuildArgs } from "../provider/image-build";
-import { compareIps, type ClusterHostInputs } from "../provider/impl/cluster-inputs";
+import { compareIps } from "../provider/impl/cluster-inputs";
 
 /**
  * Props that a construct got wrong, in the user's terms: the construct, the prop, the bad
@@ -20,12 +20,40 @@ export class InvalidPropsError extends Error {
   }
 }
 
-/** Settings of a host besides its roles: over the cluster's env and ssh, plus node labels and taints. */
-export type HostSettings = Omit<ClusterHostInputs, "roles">;
+/**
+ * A prop's value checked by `problemOf`: now when it is known (a problem joins `problems`, which
+ * the construct throws together before any resource exists), else when it resolves (an
+ * InvalidPropsError then fails the deployment). The value passed on carries the check.
+ */
+export function checkedProp<T>(where: string, value: pulumi.Input<T>, problemOf: (v: T) => string | undefined, problems: string[]): pulumi.Input<T> {
+  if (!pulumi.Output.isInstance(value) && !(value instanceof Promise)) {
+    const problem = problemOf(value);
+    if (problem !== undefined) problems.push(problem);
+    return value;
+  }
+  return (pulumi.output(value) as pulumi.Output<T>).apply((v) => {
+    const problem = problemOf(v);
+    if (problem !== undefined) throw new InvalidPropsError(where, [problem]);
+    return v;
+  });
+}
 
-/** What the cluster runs: an image reference, or an image built first from a Kubefile. */
+/** Settings of a host besides its roles: over the cluster's env and ssh, plus node labels and taints. */
+export type HostSettings = HostSettingsArgs;
+
+/**
+ * What the cluster runs: an image reference, or an image built first from a Kubefile. The
+ * choice itself is plain data (it decides whether an `ImageBuild` child exists); the reference
+ * and every build argument may be outputs.
+ */
 export type KubernetesClusterImage = pulumi.Input<string> | { readonly build: ImageBuildArgs };
 
+/*
+ * Props are `pulumi.Input` at every depth, as the `Cluster`'s arguments are (whose types they
+ * reuse), except what decides which resources the construct creates or is validated as the
+ * cluster's identity before any exists: the `image` choice and `clusterName` (plain, as
+ * pulumi-eks keeps its `name`).
+ */
 export interface KubernetesClusterProps {
   /**
    * The cluster image. Either a reference — pin it by digest (`repo:tag@sha256:...`) so a
@@ -43,7 +71,7 @@ export interface KubernetesClusterProps {
   readonly workers?: pulumi.Input<pulumi.Input<string>[]>;
   /**
    * The cluster's name on the hosts (paths, labels): a DNS label. Changing it replaces the
-   * cluster.
+   * cluster. Plain (not an output): it is checked before any resource exists.
    * @default the construct's name
    */
   readonly clusterName?: string;
@@ -170,22 +198,36 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     const hosts = pulumi
       .all([groups, pulumi.output(props.masterSettings ?? {}), pulumi.output(props.workerSettings ?? {}), pulumi.output(props.hostSettings ?? {})])
       .apply(([g, masterSettings, workerSettings, hostSettings]) => {
-        const byIp = Object.fromEntries(Object.entries(hostSettings as Record<string, HostSettings>).map(([ip, s]) => [ipFamily(ip) ? canonicalIp(ip) : ip, s]));
+        const byIp = Object.fromEntries(Object.entries(hostSettings).map(([ip, s]) => [ipFamily(ip) ? canonicalIp(ip) : ip, s]));
         const stray = Object.keys(byIp).filter((ip) => !g.masters.includes(ip) && !g.workers.includes(ip));
         if (stray.length > 0) {
           throw new InvalidPropsError(where, [`hostSettings names ${stray.join(", ")}, which ${stray.length === 1 ? "is" : "are"} in neither masters nor workers`]);
         }
-        const out: Record<string, ClusterHostInputs> = {};
-        for (const ip of g.masters) out[ip] = hostInputs(["master"], masterSettings as HostSettings, byIp[ip]);
-        for (const ip of g.workers) out[ip] = hostInputs(["node"], workerSettings as HostSettings, byIp[ip]);
+        const out: Record<string, ResolvedHost> = {};
+        for (const ip of g.masters) out[ip] = hostInputs(["master"], masterSettings, byIp[ip]);
+        for (const ip of g.workers) out[ip] = hostInputs(["node"], workerSettings, byIp[ip]);
         return out;
       });
 
-    const args: ClusterArgs = { name: clusterName, image, hosts };
-    const passed = ["ssh", "env", "registry", "plugins", "configs", "apps", "runtime", "hostAliases", "upgrade", "timeouts", "dataRoot", "parallelism", "unreachableOnDelete", "unreachableOnRemove"] as const;
-    for (const key of passed) {
-      if (props[key] !== undefined) (args as Record<string, unknown>)[key] = props[key];
-    }
+    const args: ClusterArgs = {
+      name: clusterName,
+      image,
+      hosts,
+      ssh: props.ssh,
+      env: props.env,
+      registry: props.registry,
+      plugins: props.plugins,
+      configs: props.configs,
+      apps: props.apps,
+      runtime: props.runtime,
+      hostAliases: props.hostAliases,
+      upgrade: props.upgrade,
+      timeouts: props.timeouts,
+      dataRoot: props.dataRoot,
+      parallelism: props.parallelism,
+      unreachableOnDelete: props.unreachableOnDelete,
+      unreachableOnRemove: props.unreachableOnRemove,
+    };
     this.cluster = new Cluster(name, args, { parent: this });
 
     const fallbackEndpoint = groups.apply((g) => apiEndpoint(g.masters[0]!));
@@ -219,17 +261,34 @@ export function apiEndpoint(ip: string, port = KUBERNETES_API_PORT): string {
   return ipFamily(ip) === "IPv6" ? `https://[${ip}]:${port}` : `https://${ip}:${port}`;
 }
 
-function hostInputs(roles: string[], group: HostSettings, own: HostSettings | undefined): ClusterHostInputs {
-  const out: ClusterHostInputs = { roles };
-  const env = { ...group.env, ...own?.env };
+/** Host settings and a host, as they are once their outputs have resolved. */
+type ResolvedSettings = pulumi.Unwrap<HostSettings>;
+type ResolvedHost = pulumi.Unwrap<ClusterHostArgs>;
+
+function hostInputs(roles: string[], group: ResolvedSettings, own: ResolvedSettings | undefined): ResolvedHost {
+  const out: { -readonly [K in keyof ResolvedHost]: ResolvedHost[K] } = { roles };
+  const env = mergeEnv(group.env, own?.env);
   const labels = { ...group.labels, ...own?.labels };
-  if (Object.keys(env).length > 0) out.env = env;
+  if (env !== undefined && Object.keys(env).length > 0) out.env = env;
   if (Object.keys(labels).length > 0) out.labels = labels;
   const taints = own?.taints ?? group.taints;
   if (taints !== undefined) out.taints = taints;
   const ssh = own?.ssh ?? group.ssh;
   if (ssh !== undefined) out.ssh = ssh;
   return out;
+}
+
+type ResolvedEnv = NonNullable<ResolvedSettings["env"]>;
+
+/**
+ * `over` over `base`: maps merged; when either is sealer's `KEY=VALUE` list, one list (a later
+ * key wins there), so a malformed entry still reaches the Cluster's check and its message.
+ */
+export function mergeEnv(base: ResolvedEnv | undefined, over: ResolvedEnv | undefined): ResolvedEnv | undefined {
+  if (base === undefined || over === undefined) return over ?? base;
+  if (!Array.isArray(base) && !Array.isArray(over)) return { ...base, ...over };
+  const list = (e: ResolvedEnv) => (Array.isArray(e) ? e : Object.entries(e).map(([k, v]) => `${k}=${v}`));
+  return [...list(base), ...list(over)];
 }
 
 /** Problems with the host lists: no master, a bad IP, an IP given twice. */

@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ClusterHostInputs, ClusterInputs } from "./impl/cluster-inputs";
+import type { ClusterArgs, ClusterHostArgs, ClusterNode } from "./cluster-args";
+
+export type * from "./cluster-args";
 
 /*
  * The provider object is serialised into the stack's state as a closure: it captures nothing
@@ -26,13 +28,6 @@ const clusterProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
-
-/** The `Cluster` resource's arguments: the cluster spec, hosts keyed by IP. */
-export type ClusterArgs = Inputs<Omit<ClusterInputs, "plan" | "hosts">> & {
-  hosts: pulumi.Input<Record<string, pulumi.Input<ClusterHostInputs>>>;
-};
-
 /**
  * A cluster image running on hosts over SSH. Adding or removing hosts and a new image are
  * updates (join, remove, rolling upgrade); the name and data root replace the cluster.
@@ -45,7 +40,7 @@ export class Cluster extends pulumi.dynamic.Resource {
   declare readonly lastPlan: pulumi.Output<string[]>;
   declare readonly imageDigest: pulumi.Output<string>;
   /** Hosts as the cluster records them: ip, roles, member, hostname. */
-  declare readonly nodes: pulumi.Output<{ ip: string; roles: string[]; member: boolean; hostname: string }[]>;
+  declare readonly nodes: pulumi.Output<ClusterNode[]>;
   /** Where users reach the cluster, as its runtime reports it ("" when it reports none). */
   declare readonly endpoint: pulumi.Output<string>;
   /** The admin kubeconfig (secret) when the runtime writes one, else "". */
@@ -59,10 +54,42 @@ export class Cluster extends pulumi.dynamic.Resource {
     super(
       clusterProvider,
       name,
-      { ...args, ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh), registry: args.registry === undefined ? undefined : pulumi.secret(args.registry), plan: undefined, lastPlan: undefined, imageDigest: undefined, nodes: undefined, unfinished: undefined, endpoint: undefined, kubeconfig: undefined, caCertificate: undefined },
+      {
+        ...args,
+        // Secret whole, whatever their parts are: a password given as a plain string too.
+        ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh),
+        registry: args.registry === undefined ? undefined : pulumi.secret(args.registry),
+        hosts: withSecretHostSsh(args.hosts),
+        plan: undefined,
+        lastPlan: undefined,
+        imageDigest: undefined,
+        nodes: undefined,
+        unfinished: undefined,
+        endpoint: undefined,
+        kubeconfig: undefined,
+        caCertificate: undefined,
+      },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts", "kubeconfig"] }),
       "sealant",
       "Cluster",
     );
   }
+}
+
+/** Neither an Output nor a Promise: a value whose fields can be read now. */
+function isPlain<T extends object>(v: pulumi.Input<T>): v is T {
+  return !pulumi.Output.isInstance(v) && !(v instanceof Promise);
+}
+
+/**
+ * Each host's ssh settings made secret, as the cluster's are; the rest of a host (roles,
+ * labels, ...) stays readable in the state and in `pulumi preview --diff`. (Secrets the user
+ * passes elsewhere stay secret where they are: Pulumi keeps a nested secret's place, and the
+ * engine marks an output secret where its input was.)
+ */
+function withSecretHostSsh(hosts: ClusterArgs["hosts"]): ClusterArgs["hosts"] {
+  const secretSsh = (h: ClusterHostArgs): ClusterHostArgs => (h?.ssh === undefined ? h : { ...h, ssh: pulumi.secret(h.ssh) });
+  const host = (h: pulumi.Input<ClusterHostArgs>): pulumi.Input<ClusterHostArgs> => (isPlain(h) ? secretSsh(h) : pulumi.output(h).apply(secretSsh));
+  const each = (hs: Record<string, pulumi.Input<ClusterHostArgs>>) => Object.fromEntries(Object.entries(hs ?? {}).map(([ip, h]) => [ip, host(h)]));
+  return isPlain(hosts) ? each(hosts) : pulumi.output(hosts).apply(each);
 }

@@ -329,6 +329,47 @@ describe("AlicloudCluster", () => {
     }
   });
 
+  it("GIVEN props as outputs and secrets (a generated key pair, tags, CIDRs, sizes, types, settings) WHEN created THEN the resources get their values and the secrets stay secret", async () => {
+    const out = <T>(v: T) => pulumi.output(v);
+    const generated = { publicKeyOpenssh: out(`${KEY}\n`), privateKeyOpenssh: pulumi.secret(PRIVATE) };
+    const { byName, cluster, instances, calls } = await run("outs", {
+      image: out(IMAGE),
+      masterCount: 1,
+      workerCount: 1,
+      publicKey: generated.publicKeyOpenssh,
+      privateKey: generated.privateKeyOpenssh,
+      masterInstanceType: out("ecs.g7.large"),
+      workerInstanceType: out("ecs.c7.xlarge"),
+      systemDiskSize: out(60),
+      systemDiskCategory: out("cloud_ssd"),
+      internetMaxBandwidthOut: out(20),
+      allowedSshCidr: out("203.0.113.7/32"),
+      hostKeyPolicy: out("insecure" as const),
+      tags: { team: out("platform") },
+      workerSettings: { ssh: { password: pulumi.secret("worker-pw") } },
+    });
+    // The key pair gets the key trimmed, as it would a plain one.
+    expect(byName.get("outs-key")!.inputs["publicKey"]).toBe(KEY);
+    expect(byName.get("outs-ssh")!.inputs["cidrIp"]).toBe("203.0.113.7/32");
+    expect(byName.get("outs-vpc")!.inputs["tags"]).toEqual({ "sealant.io/cluster": "outs", team: "platform" });
+    expect(byName.get("outs-worker-0")!.inputs).toMatchObject({ instanceType: "ecs.c7.xlarge", systemDiskSize: 60, systemDiskCategory: "cloud_ssd", tags: { "sealant.io/cluster": "outs", team: "platform" } });
+    expect(byName.get("outs-bastion")!.inputs).toMatchObject({ instanceType: "ecs.g7.large", internetMaxBandwidthOut: 20 });
+    expect(instances).toHaveLength(3);
+    // One zone lookup per instance type given, with the resolved types.
+    expect(calls.filter((c) => c.token === "alicloud:index/getZones:getZones").map((c) => c.inputs["availableInstanceType"]).sort()).toEqual(["ecs.c7.xlarge", "ecs.g7.large"]);
+    expect(cluster.inputs["image"]).toBe(IMAGE);
+    expect(isSecretValue(cluster.inputs["ssh"])).toBe(true);
+    expect(reveal(cluster.inputs["ssh"])).toMatchObject({ hostKeyPolicy: "insecure", privateKey: PRIVATE });
+    expect(isSecretValue(cluster.inputs["hosts"])).toBe(true);
+    expect(reveal(cluster.inputs["hosts"])).toEqual({ "10.0.1.10": { roles: ["master"] }, "10.0.1.20": { roles: ["node"], ssh: { password: "worker-pw" } } });
+  });
+
+  it("GIVEN tags as one output WHEN created THEN every resource gets them with the cluster's tag", async () => {
+    const { byName } = await run("tagged", { ...base, masterCount: 1, tags: pulumi.output({ team: "platform", "sealant.io/cluster": "mine" }) });
+    expect(byName.get("tagged-vpc")!.inputs["tags"]).toEqual({ "sealant.io/cluster": "mine", team: "platform" });
+    expect(byName.get("tagged-master-0")!.inputs["tags"]).toEqual({ "sealant.io/cluster": "mine", team: "platform" });
+  });
+
   describe("validation at construction, in the props' terms, before any resource", () => {
     const fails = (props: object, message: RegExp) => {
       let err: unknown;

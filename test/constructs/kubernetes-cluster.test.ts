@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it } from "vitest";
 import { InvalidPropsError, KubernetesCluster } from "../../src/constructs";
-import { hostProblems } from "../../src/constructs/kubernetes-cluster";
+import { checkedProp, hostProblems, mergeEnv } from "../../src/constructs/kubernetes-cluster";
 
 /*
  * KubernetesCluster under Pulumi's mocks: no engine, no provider runs; the mocks record every
@@ -138,6 +138,54 @@ describe("KubernetesCluster", () => {
     const k = new KubernetesCluster("late", { image: "example/etcd:3.4", masters: pulumi.output(["10.0.0.5"]), workers: [pulumi.output("10.0.0.6")] });
     await value(k.cluster.urn);
     expect(clusterOf()[0]!.inputs["hosts"]).toEqual({ "10.0.0.5": { roles: ["master"] }, "10.0.0.6": { roles: ["node"] } });
+  });
+
+  it("GIVEN ssh settings per host as plain strings and secrets (hostSettings, masterSettings) WHEN created THEN the Cluster gets the hosts as a secret, each with its settings", async () => {
+    const k = new KubernetesCluster("hostssh", {
+      image: "example/etcd:3.4",
+      masters: ["10.0.0.2"],
+      workers: ["10.0.0.10", "10.0.0.11"],
+      masterSettings: { ssh: { password: pulumi.secret("master-pw") } },
+      workerSettings: { labels: { tier: pulumi.output("worker") } },
+      hostSettings: { "10.0.0.11": pulumi.output({ ssh: { password: "plain-pw", port: 2222 } }) },
+    });
+    await value(k.cluster.urn);
+    const hosts = clusterOf()[0]!.inputs["hosts"];
+    expect(isSecretValue(hosts)).toBe(true);
+    expect(reveal(hosts)).toEqual({
+      "10.0.0.2": { roles: ["master"], ssh: { password: "master-pw" } },
+      "10.0.0.10": { roles: ["node"], labels: { tier: "worker" } },
+      "10.0.0.11": { roles: ["node"], labels: { tier: "worker" }, ssh: { password: "plain-pw", port: 2222 } },
+    });
+    // Only the plain string: still a secret (the Cluster makes every host's ssh secret).
+    const plain = new KubernetesCluster("hostssh-plain", { image: "example/etcd:3.4", masters: ["10.0.0.2"], hostSettings: { "10.0.0.2": { ssh: { password: "plain-pw" } } } });
+    await value(plain.cluster.urn);
+    expect(isSecretValue(clusterOf().find((c) => c.name === "hostssh-plain")!.inputs["hosts"])).toBe(true);
+  });
+
+  it("GIVEN env for a group and a host, as maps or sealer's KEY=VALUE lists WHEN merged THEN the host's over the group's (one list when either is a list)", () => {
+    expect(mergeEnv({ A: "1", B: "2" }, { B: "3" })).toEqual({ A: "1", B: "3" });
+    expect(mergeEnv(["A=1", "B=2"], { B: "3" })).toEqual(["A=1", "B=2", "B=3"]);
+    expect(mergeEnv({ A: "1" }, ["A=2"])).toEqual(["A=1", "A=2"]);
+    expect(mergeEnv(undefined, ["A=2"])).toEqual(["A=2"]);
+    expect(mergeEnv({ A: "1" }, undefined)).toEqual({ A: "1" });
+  });
+
+  it("GIVEN a prop checked now or when it resolves WHEN it is bad THEN the problem is collected now, or the output fails with the construct's error", async () => {
+    const problems: string[] = [];
+    const positive = (v: number) => (v > 0 ? undefined : `size must be positive (got ${v})`);
+    expect(checkedProp("X \"x\"", 0, positive, problems)).toBe(0);
+    expect(problems).toEqual(["size must be positive (got 0)"]);
+    const later = checkedProp("X \"x\"", pulumi.output(-1), positive, problems) as pulumi.Output<number>;
+    expect(problems).toHaveLength(1);
+    const failed = later as unknown as { promise(): Promise<number>; isKnown: Promise<boolean>; isSecret: Promise<boolean> };
+    // The failure is what a deployment reports; here it is only looked at.
+    for (const p of [failed.isKnown, failed.isSecret]) p.catch(() => undefined);
+    const promise = failed.promise();
+    await expect(promise).rejects.toThrow(InvalidPropsError);
+    await expect(promise).rejects.toThrow('X "x": size must be positive (got -1)');
+    expect(await value(checkedProp("X", pulumi.secret(5), positive, problems) as pulumi.Output<number>)).toBe(5);
+    expect(await pulumi.isSecret(checkedProp("X", pulumi.secret(5), positive, problems) as pulumi.Output<number>)).toBe(true);
   });
 
   describe("validation at construction, in the props' terms", () => {

@@ -1,0 +1,247 @@
+import type * as pulumi from "@pulumi/pulumi";
+
+/*
+ * The arguments are hand-written interfaces, as Pulumi's own packages (@pulumi/aws's
+ * `XxxArgs`) write theirs: `pulumi.Input` at every depth — a leaf is `Input<string>`, a list
+ * `Input<Input<T>[]>`, a map `Input<Record<string, Input<T>>>`, an object `Input<XxxArgs>` — so a
+ * `cfg.requireSecret(...)` or another resource's output fits anywhere a value does. Not a
+ * recursive mapped type over the engine's zod types: that would put `UnwrappedObject<...>`-like
+ * expansions into every hover and error message, drop the field docs, and follow the schema's
+ * internal shape (transforms, defaults) rather than what a user writes. What the provider
+ * receives is plain data (Pulumi resolves nested inputs first): `ClusterInputs` in
+ * ./impl/cluster-inputs, which is the zod schema's input type. test/fixtures/types checks that
+ * each interface here, unwrapped, is exactly that schema's input (same fields, same types).
+ */
+
+/** SSH settings: the cluster's, or one host's over them (a field set there wins, as in sealer). */
+export interface SshArgs {
+  /** The login user. @default "root" (for a host: the cluster's) */
+  readonly user?: pulumi.Input<string>;
+  /** The SSH port. @default 22 (for a host: the cluster's) */
+  readonly port?: pulumi.Input<number | string>;
+  /** Login password (secret). */
+  readonly password?: pulumi.Input<string>;
+  /** Private key content, PEM or OpenSSH (secret). Give this or `privateKeyPath`. */
+  readonly privateKey?: pulumi.Input<string>;
+  /** Path of a private key file on the machine running Pulumi. */
+  readonly privateKeyPath?: pulumi.Input<string>;
+  /** Passphrase of the private key (secret). */
+  readonly passphrase?: pulumi.Input<string>;
+  /** Use an SSH agent: true for $SSH_AUTH_SOCK, or the agent socket's path. */
+  readonly agent?: pulumi.Input<boolean | string>;
+  /** A jump host every connection goes through. */
+  readonly bastion?: pulumi.Input<BastionArgs>;
+  /**
+   * strict: only keys from `fingerprints`/`knownHosts`; accept-new: a host's first key is
+   * recorded and must not change; insecure: no check.
+   * @default "strict" (for a host: the cluster's)
+   */
+  readonly hostKeyPolicy?: pulumi.Input<"strict" | "accept-new" | "insecure">;
+  /** A known_hosts file to verify host keys against. */
+  readonly knownHosts?: pulumi.Input<string>;
+  /** Expected host key fingerprints by host IP (`SHA256:...`, as `ssh-keygen -lf` prints). */
+  readonly fingerprints?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+/** A jump host (secret parts: password, privateKey, passphrase). */
+export interface BastionArgs {
+  /** IP or host name of the bastion. */
+  readonly host: pulumi.Input<string>;
+  /** @default 22 */
+  readonly port?: pulumi.Input<number | string>;
+  /** @default the cluster's ssh user */
+  readonly user?: pulumi.Input<string>;
+  /** Login password (secret). */
+  readonly password?: pulumi.Input<string>;
+  /** Private key content, PEM or OpenSSH (secret). */
+  readonly privateKey?: pulumi.Input<string>;
+  /** Path of a private key file. */
+  readonly privateKeyPath?: pulumi.Input<string>;
+  /** Passphrase of the private key (secret). */
+  readonly passphrase?: pulumi.Input<string>;
+  /** Use an SSH agent: true for $SSH_AUTH_SOCK, or the agent socket's path. */
+  readonly agent?: pulumi.Input<boolean | string>;
+  /** Expected host key fingerprint of the bastion (`SHA256:...`). */
+  readonly fingerprint?: pulumi.Input<string>;
+}
+
+/** Env: a map of NAME to value, or sealer's `KEY=VALUE` list (a later key wins). */
+export type EnvArgs = Record<string, pulumi.Input<string>> | pulumi.Input<string>[];
+
+/** Settings of a host besides its roles, over the cluster's env and ssh. */
+export interface HostSettingsArgs {
+  /** Over the cluster's env for this host. */
+  readonly env?: pulumi.Input<EnvArgs>;
+  /** Kubernetes node labels. */
+  readonly labels?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Node taints, `key=value:Effect`. */
+  readonly taints?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Over the cluster's ssh settings for this host; made secret like the cluster's. */
+  readonly ssh?: pulumi.Input<SshArgs>;
+}
+
+/** One host of a Cluster (its IP is its key in `hosts`). */
+export interface ClusterHostArgs extends HostSettingsArgs {
+  /** master, node (or worker), registry, or custom roles such as `db`. */
+  readonly roles: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/** The registry the cluster's container images are served from (made secret: it holds a password). */
+export interface ClusterRegistryArgs {
+  /** @default "sea.hub" (sealer's) */
+  readonly domain?: pulumi.Input<string>;
+  /** @default 5000 */
+  readonly port?: pulumi.Input<number | string>;
+  readonly username?: pulumi.Input<string>;
+  /** Secret. */
+  readonly password?: pulumi.Input<string>;
+  /** Run the local registry on every master (else on the first). @default true */
+  readonly ha?: pulumi.Input<boolean>;
+  /** Serve plain HTTP (no certificate). @default false */
+  readonly insecure?: pulumi.Input<boolean>;
+  /** An existing registry at domain:port instead of the local one. @default false */
+  readonly external?: pulumi.Input<boolean>;
+  /** More names and IPs for the local registry's certificate. */
+  readonly subjectAltNames?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/** A script run at a lifecycle phase (sealer's Plugin). */
+export interface PluginArgs {
+  readonly name: pulumi.Input<string>;
+  /** @default "SHELL" */
+  readonly type?: pulumi.Input<"SHELL" | "HOSTNAME" | "LABEL" | "TAINT" | "ETCD" | "CLUSTERCHECK">;
+  /**
+   * Phases, as a list or sealer's `a|b`: on the scope's hosts pre-init-host, post-init-host,
+   * pre-clean-host, post-clean-host, upgrade-host; on the first master pre-install,
+   * post-install, pre-uninstall, post-uninstall, pre-scaleup, post-scaleup, upgrade, rollback.
+   */
+  readonly action: pulumi.Input<string> | pulumi.Input<pulumi.Input<string>[]>;
+  /** Roles or IPs a host phase runs on, as a list or sealer's `a|b`. @default every host */
+  readonly scope?: pulumi.Input<string> | pulumi.Input<pulumi.Input<string>[]>;
+  /** The script; a trailing newline is dropped, as sealer does. */
+  readonly data: pulumi.Input<string>;
+}
+
+/** A file in the image's rootfs overwritten or merged with data (sealer's Config). */
+export interface ConfigArgs {
+  readonly name: pulumi.Input<string>;
+  /** Relative to the rootfs (or to application/apps/<appName>/ with appName). */
+  readonly path: pulumi.Input<string>;
+  readonly data: pulumi.Input<string>;
+  /** @default "overwrite" */
+  readonly strategy?: pulumi.Input<"overwrite" | "merge">;
+  /** sealer's pre-processors, in order, as a list or `value|toJson|toBase64|toSecret`. */
+  readonly process?: pulumi.Input<string> | pulumi.Input<pulumi.Input<string>[]>;
+  readonly appName?: pulumi.Input<string>;
+}
+
+/** What runs after the cluster is up (sealer's LAUNCH/CMDS overrides and Application). */
+export interface AppsArgs {
+  /** App names to launch instead of the image's LAUNCH. */
+  readonly launch?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Commands to run instead of the image's CMDS/LAUNCH (exclusive with launch). */
+  readonly cmds?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Values for the image's launch arguments (sealer's `cmd_args`). */
+  readonly args?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Per-app overrides. */
+  readonly configs?: pulumi.Input<pulumi.Input<AppConfigArgs>[]>;
+}
+
+/** Per-app overrides (sealer's Application `configs`). */
+export interface AppConfigArgs {
+  readonly name: pulumi.Input<string>;
+  /** Only this app's files and commands see it, over the cluster env. */
+  readonly env?: pulumi.Input<EnvArgs>;
+  readonly launch?: pulumi.Input<{ readonly cmds: pulumi.Input<pulumi.Input<string>[]> }>;
+  readonly files?: pulumi.Input<pulumi.Input<AppFileArgs>[]>;
+}
+
+/** A file of an app overwritten, merged or rendered. */
+export interface AppFileArgs {
+  readonly path: pulumi.Input<string>;
+  /** @default "overwrite" */
+  readonly strategy?: pulumi.Input<"overwrite" | "merge" | "render">;
+  readonly data: pulumi.Input<string>;
+}
+
+/** An /etc/hosts entry on every host. */
+export interface HostAliasArgs {
+  readonly ip: pulumi.Input<string>;
+  readonly hostnames: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/** How a new image rolls out. */
+export interface UpgradeArgs {
+  /** Workers upgraded at once (masters always one at a time). @default 1 */
+  readonly maxUnavailable?: pulumi.Input<number>;
+  /** @default "rolling" */
+  readonly strategy?: pulumi.Input<"rolling" | "all-at-once">;
+}
+
+/** Time limits: seconds, or durations such as "90s", "5m", "1h". */
+export interface TimeoutsArgs {
+  /** SSH connect, per host. @default 30 */
+  readonly connect?: pulumi.Input<number | string>;
+  /** One remote command. @default 600 */
+  readonly command?: pulumi.Input<number | string>;
+  /** A whole create/update. @default 3600 */
+  readonly apply?: pulumi.Input<number | string>;
+}
+
+/** The `Cluster` resource's arguments: the cluster spec, hosts keyed by IP. */
+export interface ClusterArgs {
+  /** The cluster's name on the hosts (paths, labels): a DNS label. Changing it replaces the cluster. */
+  readonly name: pulumi.Input<string>;
+  /** The cluster image, ideally pinned: `registry/repo:tag@sha256:...` (e.g. an ImageBuild's `repoDigest`). */
+  readonly image: pulumi.Input<string>;
+  /**
+   * The hosts by IP (a host is its address, never a position in a list): roles and settings.
+   * Adding a host joins it, removing one removes it from the cluster.
+   */
+  readonly hosts: pulumi.Input<Record<string, pulumi.Input<ClusterHostArgs>>>;
+  /** How to log in to the hosts; made secret. @default user "root", port 22, host-key policy "strict" */
+  readonly ssh?: pulumi.Input<SshArgs>;
+  /** Over the image's env; a host's env over this. @default the image's env */
+  readonly env?: pulumi.Input<EnvArgs>;
+  /** The registry the cluster's container images are served from; made secret. @default a local registry `sea.hub:5000` on every master */
+  readonly registry?: pulumi.Input<ClusterRegistryArgs>;
+  /** Lifecycle scripts (sealer's plugins). @default none */
+  readonly plugins?: pulumi.Input<pulumi.Input<PluginArgs>[]>;
+  /** Files of the image's rootfs overwritten or merged (sealer's configs). @default none */
+  readonly configs?: pulumi.Input<pulumi.Input<ConfigArgs>[]>;
+  /** What to launch after the cluster is up. @default the image's LAUNCH/CMDS */
+  readonly apps?: pulumi.Input<AppsArgs>;
+  /**
+   * Runtime overrides, free-form (e.g. `kubeadm`: kubeadm documents, `containerRuntime`);
+   * values may be outputs at any depth. Changing the kubeadm networking ranges replaces the cluster.
+   * @default none
+   */
+  readonly runtime?: pulumi.Input<Record<string, unknown>>;
+  /** Extra /etc/hosts entries on every host. @default none */
+  readonly hostAliases?: pulumi.Input<pulumi.Input<HostAliasArgs>[]>;
+  /** How a new image rolls out. @default rolling, one worker at a time (masters always one at a time) */
+  readonly upgrade?: pulumi.Input<UpgradeArgs>;
+  /** Connect, command and whole-apply time limits. @default connect 30s, command 600s, apply 3600s */
+  readonly timeouts?: pulumi.Input<TimeoutsArgs>;
+  /** Where the cluster's files live on each host. Changing it replaces the cluster. @default "/var/lib/sealant/<name>/" */
+  readonly dataRoot?: pulumi.Input<string>;
+  /** Hosts worked on at once. @default 16 */
+  readonly parallelism?: pulumi.Input<number>;
+  /** What `delete` does with hosts it cannot reach: "skip" them (the cloud host is gone), or "fail". @default "skip" */
+  readonly unreachableOnDelete?: pulumi.Input<"skip" | "fail">;
+  /**
+   * What an update does with a host taken out of `hosts` that cannot be reached: "fail", or
+   * "force" its removal (the cluster forgets it, e.g. its Kubernetes node and etcd member; its
+   * files stay). @default "fail"
+   */
+  readonly unreachableOnRemove?: pulumi.Input<"fail" | "force">;
+}
+
+/** A host as the cluster records it. */
+export interface ClusterNode {
+  ip: string;
+  roles: string[];
+  /** Whether the host is a member of the cluster (false: reset or not joined yet). */
+  member: boolean;
+  hostname: string;
+}
