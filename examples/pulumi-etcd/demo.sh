@@ -73,7 +73,7 @@ first="$(json 'v.hosts[0].ip' < "$work/sandbox.json")"
 ssh_field() { json "v.ssh.$1" < "$work/sandbox.json"; }
 ssh_opts=(-i "$(ssh_field pk)" -o UserKnownHostsFile="$(ssh_field knownHosts)" -o StrictHostKeyChecking=yes -o BatchMode=yes -o LogLevel=ERROR)
 
-echo; echo "== the Pulumi project examples/pulumi-etcd: Pulumi.yaml runs index.js"
+echo; echo "== the Pulumi project examples/pulumi-etcd: Pulumi.yaml runs index.ts (TypeScript)"
 sed -n '/^name:/,/^main:/p' "$project/Pulumi.yaml"
 echo; echo "== stack \"$stack\": state in ${work/#$root\//}/state, the SSH key a secret (demo passphrase \"$PULUMI_CONFIG_PASSPHRASE\")"
 shown stack init "$stack"

@@ -1,4 +1,3 @@
-"use strict";
 // An etcd cluster as Pulumi resources: the cluster image is built from examples/etcd (with the
 // heartbeat interval as a build argument, so changing it is a new image and a rolling upgrade),
 // and runs on `hosts` consecutive addresses from `firstHost`. SSH credentials are secret config:
@@ -9,9 +8,13 @@
 //   pulumi config set --secret sshPrivateKey -- "$(cat key)"
 //   pulumi up
 //   pulumi config set hosts 5 && pulumi preview --diff          # shows: join <the two new hosts>
-const path = require("path");
-const pulumi = require("@pulumi/pulumi");
-const { Cluster, ImageBuild } = require("sealant");
+//
+// Outside this repository: copy this directory (and examples/etcd beside it, or set etcdContext),
+// then `npm install sealant @pulumi/pulumi typescript @types/node`.
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { Cluster, ImageBuild } from "sealant";
 
 const config = new pulumi.Config();
 const count = config.getNumber("hosts") ?? 3;
@@ -19,11 +22,20 @@ const heartbeat = config.get("heartbeat") ?? "100";
 const first = config.require("firstHost").split(".").map(Number);
 // The examples/etcd build context (a copy of this program elsewhere sets it).
 const etcdContext = config.get("etcdContext") ?? path.join(__dirname, "..", "etcd");
+const registryPassword = config.getSecret("registryPassword");
 
 /** `count` IPv4 addresses counting up from `first` in the last octet. */
-const ips = Array.from({ length: count }, (_, i) => [...first.slice(0, 3), first[3] + i].join("."));
+const ips = Array.from({ length: count }, (_, i) => [...first.slice(0, 3), first[3]! + i].join("."));
 
-const image = new ImageBuild("etcd-image", {
+/** The examples/etcd Kubefile with the heartbeat interval as a build argument. */
+function kubefile(): string {
+  const base = readFileSync(path.join(etcdContext, "Kubefile"), "utf8");
+  return `${base}ARG HEARTBEAT=100
+RUN sed -i "s/^ETCD_HEARTBEAT_INTERVAL=.*/ETCD_HEARTBEAT_INTERVAL=\${HEARTBEAT}/" etc/etcd.env
+`;
+}
+
+const etcdImage = new ImageBuild("etcd-image", {
   context: etcdContext,
   kubefile: { text: kubefile() },
   tag: `example/etcd-pulumi:${pulumi.getStack()}`,
@@ -32,33 +44,23 @@ const image = new ImageBuild("etcd-image", {
 
 const cluster = new Cluster("etcd", {
   name: `etcd-${pulumi.getStack()}`,
-  image: image.repoDigest,
+  image: etcdImage.repoDigest,
   hosts: Object.fromEntries(ips.map((ip) => [ip, { roles: ["master"] }])),
   ssh: {
     user: "root",
     knownHosts: config.require("knownHosts"),
-    ...optionalSecret("password", config.getSecret("sshPassword")),
-    ...optionalSecret("privateKey", config.getSecret("sshPrivateKey")),
+    // Secret config: either may be unset.
+    password: config.getSecret("sshPassword"),
+    privateKey: config.getSecret("sshPrivateKey"),
   },
   // Not used by this image (it pulls no container images); shown as the place for the cluster
   // registry's credentials, which stay secret like the SSH ones.
-  ...(config.getSecret("registryPassword") ? { registry: { username: "sealant", password: config.getSecret("registryPassword") } } : {}),
+  registry: registryPassword === undefined ? undefined : { username: "sealant", password: registryPassword },
 });
 
-/** The examples/etcd Kubefile with the heartbeat interval as a build argument. */
-function kubefile() {
-  const base = require("fs").readFileSync(path.join(etcdContext, "Kubefile"), "utf8");
-  return `${base}ARG HEARTBEAT=100
-RUN sed -i "s/^ETCD_HEARTBEAT_INTERVAL=.*/ETCD_HEARTBEAT_INTERVAL=\${HEARTBEAT}/" etc/etcd.env
-`;
-}
-
-function optionalSecret(key, value) {
-  return value === undefined ? {} : { [key]: value };
-}
-
-exports.image = image.repoDigest;
-exports.nodes = cluster.nodes;
-exports.endpoints = ips.map((ip) => `http://${ip}:2379`);
-exports.endpoint = cluster.endpoint;
-exports.lastPlan = cluster.lastPlan;
+/** The image the cluster runs, ref@digest. */
+export const image = etcdImage.repoDigest;
+export const nodes = cluster.nodes;
+export const endpoints = ips.map((ip) => `http://${ip}:2379`);
+export const endpoint = cluster.endpoint;
+export const lastPlan = cluster.lastPlan;

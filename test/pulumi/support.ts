@@ -31,11 +31,12 @@ export class PulumiProject {
   readonly dir: string;
   private readonly env: NodeJS.ProcessEnv;
 
-  private constructor(readonly base: string, sealantHome: string) {
+  /** `path`: the PATH after the Pulumi CLI's directory. @default the repo's @pulumi/pulumi, then this process's PATH */
+  private constructor(readonly base: string, sealantHome: string, path = `${join(ROOT, "node_modules/@pulumi/pulumi")}:${process.env.PATH ?? ""}`) {
     this.dir = join(base, "program");
     this.env = {
       ...process.env,
-      PATH: `${pulumiBin()}:${join(ROOT, "node_modules/@pulumi/pulumi")}:${process.env.PATH ?? ""}`,
+      PATH: `${pulumiBin()}:${path}`,
       PULUMI_BACKEND_URL: `file://${join(base, "state")}`,
       PULUMI_CONFIG_PASSPHRASE: "sealant-e2e-passphrase",
       PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -51,9 +52,18 @@ export class PulumiProject {
     const p = new PulumiProject(base, sealantHome);
     await mkdir(p.dir, { recursive: true });
     await mkdir(join(base, "state"), { recursive: true });
-    for (const f of ["Pulumi.yaml", "index.js", "package.json"]) await copyFile(join(PROGRAM, f), join(p.dir, f));
+    for (const f of ["Pulumi.yaml", "index.ts", "package.json", "tsconfig.json"]) await copyFile(join(PROGRAM, f), join(p.dir, f));
     await symlink(join(ROOT, "node_modules"), join(p.dir, "node_modules"));
     return p;
+  }
+
+  /**
+   * A program already in `base`/program with node_modules of its own (one that npm installed
+   * sealant into): nothing of this repo is on its PATH, so only its own packages run.
+   */
+  static installed(base: string, sealantHome: string): PulumiProject {
+    const outside = (process.env.PATH ?? "").split(":").filter((d) => d && d !== ROOT && !d.startsWith(`${ROOT}/`));
+    return new PulumiProject(base, sealantHome, outside.join(":"));
   }
 
   /** Runs `pulumi args... --non-interactive` (with `--stack stack`); `onOutput` sees output as it comes. */
