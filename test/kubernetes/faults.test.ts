@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../src/engine/build";
 import { applyCluster, ApplyError } from "../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
-import { sandboxDown, sandboxUp, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
+import { sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
 import { Session } from "../../src/engine/session";
 import { APP_FIXTURE, NEW, buildBaseImage, eventually, inHost, kubectlWith, LEFTOVERS, nodesOf, podsOf, writeKubeconfig } from "./support";
 
@@ -111,6 +111,7 @@ describe("real Kubernetes: faults on real nodes", () => {
       await eventually("the app's two replicas ready on the remaining worker", async () => (await helloPods()).filter((p) => p.ready).length === 2);
     } finally {
       await startHost(sb, w1);
+      sb = (await sandboxGet(sb))!; // w1's new process ids, for inHost
     }
     // The host comes back with everything the forced removal could not clear: joined again, it is a working node.
     const r = await applyCluster({ session, spec: spec([w2, w1]) });

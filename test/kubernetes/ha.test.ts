@@ -5,14 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../src/engine/build";
 import { applyCluster, resetCluster } from "../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
-import { sandboxDown, sandboxGet, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
 import { Session } from "../../src/engine/session";
 import { APP_FIXTURE, NEW, buildBaseImage, inHost, kubectlWith, LEFTOVERS, nodesOf, writeKubeconfig } from "./support";
 
 /**
  * Three real control planes with stacked etcd (the memory measured here allows it: see the
  * figures this test prints), a worker reaching them through its haproxy VIP, a master removed
- * (its etcd member goes, the worker stops sending to it) and joined again. Real components only.
+ * (its etcd member goes, the worker stops sending to it) and joined again, an unreachable master
+ * removed by force and joined again when it is back. Real components only.
  */
 describe("real Kubernetes: three masters (HA)", () => {
   let home: string;
@@ -89,8 +90,32 @@ describe("real Kubernetes: three masters (HA)", () => {
     expect(await lbBackends()).toEqual([m1, m2, m3].map((ip) => `${ip}:6443`).sort());
   }, 900_000);
 
+  it("an unreachable master is removed only by force (its etcd member and node go, the worker stops using it); back again, it is reset and joins as a control plane", async () => {
+    await stopHost(sb, m3);
+    try {
+      const refused = await applyCluster({ session, spec: spec([m1, m2]) }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(Error);
+      expect((refused as Error).message).toContain(m3);
+      expect(await etcdPeers()).toHaveLength(3);
+
+      await applyCluster({ session, spec: spec([m1, m2]), forceRemoval: true });
+      expect((await nodesOf(kubectl)).map((n) => n.ip)).toEqual([m1, m2, w]);
+      expect(await etcdPeers()).toEqual([m1, m2].map((ip) => `https://${ip}:2380`).sort());
+      expect(await lbBackends()).toEqual([m1, m2].map((ip) => `${ip}:6443`).sort());
+    } finally {
+      await startHost(sb, m3);
+      sb = (await sandboxGet(sb))!; // m3's new process ids, for inHost
+    }
+    // It comes back with its kubelet, certificates and etcd data from the membership that was removed.
+    const r = await applyCluster({ session, spec: spec([m1, m2, m3]) });
+    expect(r.plan.summary[0]).toBe(`join ${m3} (master)`);
+    expect(await nodesOf(kubectl)).toEqual([m1, m2, m3, w].map((ip) => expect.objectContaining({ ip, ready: true })));
+    expect(await etcdPeers()).toEqual([m1, m2, m3].map((ip) => `https://${ip}:2380`).sort());
+    expect(await lbBackends()).toEqual([m1, m2, m3].map((ip) => `${ip}:6443`).sort());
+  }, 900_000);
+
   it("reset leaves nothing on any host", async () => {
-    await resetCluster({ session, spec: spec([m1, m3, m2]) });
+    await resetCluster({ session, spec: spec([m1, m2, m3]) });
     for (const ip of [m1, m2, m3, w]) expect(`${ip}:\n${await inHost(sb, ip, LEFTOVERS)}`).toBe(`${ip}:\n`);
   }, 300_000);
 });
