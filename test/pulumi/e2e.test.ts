@@ -1,10 +1,12 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHost, stopHost } from "../../src/engine/sandbox";
 import { etcdHealthy, etcdMembers, openBed, type Bed } from "../cluster/e2e/support";
 import { shOn } from "../cluster/e2e/support-extra";
-import { PulumiProject } from "./support";
+import { PulumiProject, pulumiBin } from "./support";
 
 /**
  * The real Pulumi CLI (built from source by scripts/pulumi-cli.sh, file:// backend) running the
@@ -156,5 +158,142 @@ describe("the Pulumi program examples/pulumi-etcd with the real CLI", () => {
     expect(await etcdHealthy(prodHosts)).toBe(true);
     await project.ok(["destroy", "--yes"], { stack: "prod" });
     for (const ip of prodHosts) expect(await holdsNothing(ip, "etcd-prod")).toBe(true);
+  }, 400_000);
+});
+
+/**
+ * A program of this test's own (below), written the way the README tells users to: secrets from
+ * `cfg.requireSecret` nested inside `ssh`, inside one host's ssh, in env, in the registry and in
+ * a build argument; one host's password as a plain string; a KubernetesCluster whose
+ * masters log in with a secret password from `masterSettings`. The real Pulumi CLI runs it onto
+ * sandbox hosts 127.0.10.236-238, where each host only lets in the credential its own settings
+ * name (so each reached the provider whole), and the stack's state is then read for plaintext.
+ */
+describe("secrets nested in a program's arguments, with the real CLI", () => {
+  const ROOT = resolve(__dirname, "../..");
+  const PROGRAM = `"use strict";
+const fs = require("fs");
+const pulumi = require("@pulumi/pulumi");
+const { Cluster, ImageBuild, KubernetesCluster } = require("sealant");
+
+const cfg = new pulumi.Config();
+const knownHosts = cfg.require("knownHosts");
+const token = cfg.requireSecret("token");
+
+// A hooks image without hooks: its build needs the secret build argument.
+const image = new ImageBuild("image", {
+  context: cfg.require("context"),
+  kubefile: { text: 'FROM scratch\\nLABEL io.sealant.runtime="hooks"\\nARG TOKEN\\nRUN test -n "$TOKEN" && mkdir -p etc && echo built > etc/built\\n' },
+  tag: "example/nested-secrets:e2e",
+  buildArgs: { TOKEN: token },
+});
+
+new Cluster("nested", {
+  name: "nested",
+  image: image.repoDigest,
+  hosts: {
+    // Each host logs in only with its own settings: the cluster's ssh has no credential.
+    [cfg.require("hostA")]: { roles: ["master"], labels: { disk: "ssd" }, ssh: { privateKey: cfg.requireSecret("sshPrivateKey") } },
+    // A plain string (read from a file, as some credentials are): the Cluster makes it secret.
+    [cfg.require("hostB")]: { roles: ["master"], ssh: { password: fs.readFileSync(cfg.require("hostBFile"), "utf8") } },
+  },
+  ssh: { user: "root", knownHosts },
+  env: { TOKEN: token },
+  registry: { username: "sealant", password: cfg.requireSecret("registryPassword") },
+});
+
+const k = new KubernetesCluster("construct", {
+  image: image.repoDigest,
+  clusterName: "construct",
+  masters: [cfg.require("hostC")],
+  ssh: { user: "root", knownHosts },
+  masterSettings: { ssh: { password: cfg.requireSecret("sshPassword") } },
+});
+exports.constructNodes = k.nodes;
+`;
+  let bed: Bed;
+  let base: string;
+  let privateKey: string;
+  const token = `tok-${randomBytes(8).toString("hex")}`;
+  const registryPassword = `reg-${randomBytes(8).toString("hex")}`;
+
+  /** `pulumi args... --non-interactive --stack e2e` in the program's own project (file:// backend, own PULUMI_HOME). */
+  function pulumi(args: string[], input = ""): Promise<string> {
+    const env = {
+      ...process.env,
+      PATH: `${pulumiBin()}:${join(ROOT, "node_modules/@pulumi/pulumi")}:${process.env.PATH ?? ""}`,
+      PULUMI_BACKEND_URL: `file://${join(base, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE: "sealant-e2e-passphrase",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      PULUMI_HOME: join(base, "pulumi-home"),
+      SEALANT_HOME: bed.home,
+      NO_COLOR: "1",
+    };
+    return new Promise((done, fail) => {
+      const child = spawn("pulumi", [...args, "--non-interactive", "--stack", "e2e"], { cwd: join(base, "program"), env, stdio: ["pipe", "pipe", "pipe"] });
+      let output = "";
+      child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+      child.on("error", fail);
+      child.on("close", (code) => (code === 0 ? done(output) : fail(new Error(`pulumi ${args.slice(0, 2).join(" ")} exited ${code}:\n${output}`))));
+      child.stdin.end(input);
+    });
+  }
+
+  beforeAll(async () => {
+    bed = await openBed(3, 236);
+    privateKey = await readFile(bed.sandbox.ssh.pk, "utf8");
+    base = join(bed.home, "pulumi-nested");
+    await mkdir(join(base, "program", "context"), { recursive: true });
+    await mkdir(join(base, "state"));
+    await writeFile(join(base, "program", "Pulumi.yaml"), "name: nested-secrets\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n");
+    await writeFile(join(base, "program", "package.json"), JSON.stringify({ name: "nested-secrets", private: true, main: "index.js" }));
+    await writeFile(join(base, "program", "index.js"), PROGRAM);
+    await symlink(join(ROOT, "node_modules"), join(base, "program", "node_modules"));
+    await pulumi(["stack", "init"]);
+    // (A plain config value would be in the state anyway: Pulumi records the stack's config with its providers.)
+    await writeFile(join(base, "password"), bed.sandbox.ssh.passwd!, { mode: 0o600 });
+    const [a, b, c] = bed.ips as [string, string, string];
+    for (const [key, v] of Object.entries({ hostA: a, hostB: b, hostC: c, knownHosts: bed.sandbox.ssh.knownHosts, context: join(base, "program", "context"), hostBFile: join(base, "password") })) {
+      await pulumi(["config", "set", key, v]);
+    }
+    for (const [key, v] of Object.entries({ sshPrivateKey: privateKey, sshPassword: bed.sandbox.ssh.passwd!, token, registryPassword })) await pulumi(["config", "set", "--secret", key], v);
+  }, 120_000);
+  afterAll(async () => {
+    if (base) await pulumi(["destroy", "--yes"]).catch(() => undefined);
+    await bed?.close();
+  });
+
+  it("up runs the clusters with each host's own credential; the stack's state holds every nested secret only encrypted, and a host's other settings readable", async () => {
+    await pulumi(["up", "--yes"]);
+    const [a, b, c] = bed.ips as [string, string, string];
+    const state = JSON.parse(await pulumi(["stack", "export"])) as { deployment: { resources: { urn: string; type: string; inputs?: Record<string, unknown>; outputs?: Record<string, unknown> }[] } };
+    const resource = (name: string) => state.deployment.resources.find((r) => r.type === "pulumi-nodejs:dynamic/sealant:Cluster" && r.urn.endsWith(`::${name}`))!;
+    const nodes = (name: string) => (resource(name).outputs!["nodes"] as { ip: string; member: boolean }[]).map((n) => [n.ip, n.member]);
+    expect(nodes("nested")).toEqual([
+      [a, true],
+      [b, true],
+    ]);
+    expect(nodes("construct")).toEqual([[c, true]]);
+
+    // No plaintext anywhere: the key (a line of its body), the passwords, the token, the registry's.
+    const exported = JSON.stringify(state);
+    const keyBody = privateKey.split("\n")[2]!;
+    expect(keyBody.length).toBeGreaterThan(20);
+    const secrets = { keyBody, password: bed.sandbox.ssh.passwd!, token, registryPassword };
+    for (const [what, secret] of Object.entries(secrets)) expect({ what, inExport: exported.includes(secret) }).toEqual({ what, inExport: false });
+    // ... yet all there, encrypted: an export with --show-secrets has each.
+    const shown = await pulumi(["stack", "export", "--show-secrets"]);
+    for (const [what, secret] of Object.entries(secrets)) expect({ what, shown: shown.includes(secret) }).toEqual({ what, shown: true });
+
+    // Encrypted where it was given: a host's ssh, not its roles and labels.
+    const SECRET = "4dabf18193072939515e22adb298388d";
+    const hosts = resource("nested").inputs!["hosts"] as Record<string, Record<string, unknown>>;
+    expect(SECRET in hosts).toBe(false);
+    expect(hosts[a]).toMatchObject({ roles: ["master"], labels: { disk: "ssd" }, ssh: { [SECRET]: expect.any(String) } });
+    expect(hosts[b]).toMatchObject({ roles: ["master"], ssh: { [SECRET]: expect.any(String) } });
+    const build = state.deployment.resources.find((r) => r.type === "pulumi-nodejs:dynamic/sealant:ImageBuild")!;
+    expect((build.inputs!["buildArgs"] as Record<string, unknown>)["TOKEN"]).toMatchObject({ [SECRET]: expect.any(String) });
   }, 400_000);
 });
