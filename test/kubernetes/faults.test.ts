@@ -14,8 +14,9 @@ import { APP_FIXTURE, NEW, buildBaseImage, eventually, inHost, kubectlWith, LEFT
  * worker whose join fails half way, a drain a PodDisruptionBudget never lets finish, a worker
  * that is unreachable when it is removed and comes back afterwards. Each fault is one a user
  * meets: a bad kubelet flag on a host, a budget stricter than the replicas, a host powered off.
+ * Then nodes' labels and taints changed in place.
  */
-describe("real Kubernetes: faults on real nodes", () => {
+describe("real Kubernetes: faults and day-two changes on real nodes", () => {
   let home: string;
   let session: Session;
   let sb: Sandbox;
@@ -23,13 +24,13 @@ describe("real Kubernetes: faults on real nodes", () => {
   let m: string, w1: string, w2: string;
   let kubectl: ReturnType<typeof kubectlWith>;
 
-  const spec = (workers: string[], drainTimeout = 120): ClusterSpec =>
+  const spec = (workers: string[], drainTimeout = 120, workerSettings: Record<string, unknown> = {}): ClusterSpec =>
     parseClusterSpec({
       name: "faults",
       image,
       hosts: [
         { ips: [m], roles: ["master"] },
-        ...(workers.length > 0 ? [{ ips: workers, roles: ["node"] }] : []),
+        ...(workers.length > 0 ? [{ ips: workers, roles: ["node"], ...workerSettings }] : []),
       ],
       ssh: { privateKeyPath: sb.ssh.pk, knownHosts: sb.ssh.knownHosts },
       runtime: {
@@ -121,4 +122,23 @@ describe("real Kubernetes: faults on real nodes", () => {
       `--overrides={"spec":{"nodeName":"${(await nodeName(w1))!}"}}`, "--", "sh", "-c", "echo ran");
     expect(probe).toContain("ran");
   }, 900_000);
+
+  it("changed labels and taints are set on the running nodes and dropped ones removed, with nothing else done", async () => {
+    const labelsAndTaints = async () =>
+      Promise.all(
+        [w1, w2].map(async (ip) => {
+          const n = JSON.parse(await kubectl("get", "node", (await nodeName(ip))!, "-o", "json")) as { metadata: { labels: Record<string, string> }; spec: { taints?: { key: string; value?: string; effect: string }[] } };
+          return { tier: n.metadata.labels["tier"], taints: (n.spec.taints ?? []).map((t) => `${t.key}=${t.value ?? ""}:${t.effect}`) };
+        }),
+      );
+    const r = await applyCluster({ session, spec: spec([w2, w1], 120, { labels: { tier: "web" }, taints: ["dedicated=web:PreferNoSchedule"] }) });
+    expect(r.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
+    expect(r.plan.phases.map((p) => p.name)).toEqual(["host-settings"]);
+    expect(await labelsAndTaints()).toEqual([w1, w2].map(() => ({ tier: "web", taints: ["dedicated=web:PreferNoSchedule"] })));
+
+    const back = await applyCluster({ session, spec: spec([w2, w1]) });
+    expect(back.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
+    expect(await labelsAndTaints()).toEqual([w1, w2].map(() => ({ tier: undefined, taints: [] })));
+    expect((await applyCluster({ session, spec: spec([w2, w1]) })).plan.phases).toEqual([]);
+  }, 600_000);
 });

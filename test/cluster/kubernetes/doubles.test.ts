@@ -177,19 +177,12 @@ describe("kubernetes test doubles", { timeout: 60_000 }, () => {
     expect(again.stderr).toMatch(/kubelet\.conf already exists/);
   });
 
-  it("the fail-join switch fails a join after it wrote the CA; the runtime's reset + join then succeeds", async () => {
-    await sh(bed, w2, "mkdir -p /etc/sealant-kube-doubles && touch /etc/sealant-kube-doubles/fail-join");
-    const r = await join(w2, joinFile({ ip: w2, roles: ["node"], labels: {}, taints: [] }, await secrets(false)));
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error execution phase kubelet-start: .*\(test fault/m);
-    expect(await sh(bed, w2, "test -f /etc/kubernetes/pki/ca.crt && echo yes")).toBe("yes");
-    expect(await nodeOf(w2)).toBeUndefined();
-    await sh(bed, w2, "rm /etc/sealant-kube-doubles/fail-join && kubeadm reset -f > /dev/null 2>&1 && test ! -e /etc/kubernetes");
+  it("a second worker joins", async () => {
     expect((await join(w2, joinFile({ ip: w2, roles: ["node"], labels: {}, taints: [] }, await secrets(false)))).code).toBe(0);
     expect((await nodeOf(w2))?.[1]).toBe("Ready");
   });
 
-  it("label, taint, cordon, drain (and its timeout switch), uncordon", async () => {
+  it("label, taint, cordon, drain, uncordon", async () => {
     const k = (c: string) => sh(bed, m1, `${KUBECONFIG}${c}`);
     await k(`kubectl label node host223 'node-role.kubernetes.io/worker=' 'zone=a' --overwrite`);
     const conflict = await shOn(bed, m1, `${KUBECONFIG}kubectl label node host223 zone=b`);
@@ -204,13 +197,6 @@ describe("kubernetes test doubles", { timeout: 60_000 }, () => {
     expect(await k("kubectl drain host223 --ignore-daemonsets --delete-emptydir-data --timeout=300s")).toMatch(/drained$/);
     await k("kubectl uncordon host223");
     expect((await nodeOf(w1))?.[1]).toBe("Ready");
-    await k("mkdir -p /etc/sealant-kube-doubles && touch /etc/sealant-kube-doubles/drain-timeout");
-    const t0 = Date.now();
-    const slow = await shOn(bed, m1, `${KUBECONFIG}kubectl drain host223 --ignore-daemonsets --delete-emptydir-data --timeout=1s`);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
-    expect(slow.code).toBe(1);
-    expect(slow.stderr).toMatch(/^error: timed out waiting for the condition$/m);
-    await k("rm /etc/sealant-kube-doubles/drain-timeout && kubectl uncordon host223");
     const missing = await shOn(bed, m1, `${KUBECONFIG}kubectl delete node nope`);
     expect(missing.stderr).toBe('Error from server (NotFound): nodes "nope" not found');
   });

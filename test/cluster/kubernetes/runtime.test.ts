@@ -1,9 +1,8 @@
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyCluster, ApplyError, checkCluster, resetCluster, ValidationError, type ClusterEvent } from "../../../src/engine/cluster";
+import { applyCluster, checkCluster, resetCluster, ValidationError, type ClusterEvent } from "../../../src/engine/cluster";
 import { build } from "../../../src/engine/build";
 import { parseClusterSpec, type ClusterSpec } from "../../../src/engine/cluster/spec";
-import { startHost, stopHost } from "../../../src/engine/sandbox";
 import { openBed, type Bed } from "../e2e/support";
 import { sh, shOn } from "../e2e/support-extra";
 
@@ -14,12 +13,17 @@ import { sh, shOn } from "../e2e/support-extra";
  * kubeadm's `config validate`), keep a fake API on the first master, and log every call to
  * /var/log/sealant-kube-doubles.jsonl on their host.
  *
- * Real clusters now run here too (test/kubernetes: create, join, drain and remove, a one-minor
- * upgrade, three masters, reset). What only this file covers, and why the doubles stay for it:
- * sealer's lvscare path (lvscare cannot be built here and this kernel has no IPVS), and fault
- * injection a real kubeadm does not offer on demand — a join failing half way, a drain that
- * times out, a forced removal of an unreachable host. These are the next to move to real nodes
- * (stopping a sandbox host and a PodDisruptionBudget that cannot be met would do it).
+ * Everything else runs on real nodes (test/kubernetes: create, join, drain and remove, a
+ * one-minor upgrade, three masters, faults — a join failing half way, a drain that times out,
+ * unreachable hosts removed by force — labels and taints, reset). What this file still covers,
+ * and why only with doubles:
+ * - sealer's lvscare path for the workers' VIP: lvscare cannot be built here and this kernel has
+ *   no IPVS (sealant's own base image uses haproxy);
+ * - refusing to skip a minor: it needs an image two minors ahead, which the machine does not build;
+ * - an upgrade with two masters (upgrade node on a control plane): the real HA test stays on one
+ *   version to keep CI inside its time;
+ * - the removal guards (the last master, a spec without the cluster's masters), checked before
+ *   any runtime command runs, so real nodes would add nothing but minutes.
  */
 const FIXTURE = resolve(__dirname, "../../fixtures/kubernetes");
 
@@ -48,7 +52,7 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
       runtime: { drainTimeout: 5 },
       ...extra,
     });
-  const apply = (s: ClusterSpec, opts: { forceRemoval?: boolean } = {}) => applyCluster({ session: bed.session, spec: s, onEvent: (e) => events.push(e), ...opts });
+  const apply = (s: ClusterSpec) => applyCluster({ session: bed.session, spec: s, onEvent: (e) => events.push(e) });
   /** NAME STATUS ROLES AGE VERSION INTERNAL-IP per node, from the first master. */
   const nodes = async () =>
     (await sh(bed, m1, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide --no-headers"))
@@ -103,22 +107,13 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     for (const t of token) expect(JSON.stringify(events)).not.toContain(t);
   }, 240_000);
 
-  it("joins a second master as a control plane; a worker whose join fails half way is named, and the next apply joins it", async () => {
-    await sh(bed, w2, "mkdir -p /etc/sealant-kube-doubles && touch /etc/sealant-kube-doubles/fail-join");
-    const err = await apply(spec(v130, [m1, m2], [w1, w2])).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApplyError);
-    expect((err as ApplyError).hosts).toEqual([w2]);
-    expect(await asked(m2, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^join --config/)]));
-
-    await sh(bed, w2, "rm /etc/sealant-kube-doubles/fail-join");
+  it("joins a second master as a control plane and a worker; the existing worker's lvscare is pointed at both masters", async () => {
     const r = await apply(spec(v130, [m1, m2], [w1, w2]));
-    // What was left: w2's join, and pointing the existing worker's VIP at both masters.
-    expect(r.plan.summary).toEqual([`join ${w2} (node)`, `point ${w1} at masters ${m1}, ${m2}`]);
+    expect(r.plan.summary).toEqual([`join ${m2} (master); ${w2} (node)`, `point ${w1} at masters ${m1}, ${m2}`]);
+    expect(await asked(m2, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^join --config/)]));
     expect((await asked(w1, "lvscare")).pop()).toBe(`care --vs 10.103.97.2:6443 --rs ${m1}:6443 --rs ${m2}:6443 --health-path /healthz --health-schem https --run-once`);
     expect(await sh(bed, w1, "cat /etc/kubernetes/manifests/kube-lvscare.yaml")).toContain(`"--rs", "${m1}:6443", "--rs", "${m2}:6443"`);
     expect((await nodes()).map((n) => `${n.ip} ${n.roles} ${n.status}`)).toEqual([`${m1} control-plane Ready`, `${m2} control-plane Ready`, `${w1} <none> Ready`, `${w2} <none> Ready`]);
-    // kubeadm reset cleared the half-done join before the second attempt.
-    expect((await asked(w2, "kubeadm")).filter((a) => a.startsWith("reset") || a.startsWith("join"))).toEqual([expect.stringMatching(/^join/), "reset -f", expect.stringMatching(/^join/)]);
     const health = await checkCluster({ session: bed.session, spec: spec(v130, [m1, m2], [w1, w2]) });
     expect(health.hosts.filter((h) => !h.ok)).toEqual([]);
   }, 240_000);
@@ -131,13 +126,7 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     expect((await nodes()).every((n) => n.version === "v1.30.8")).toBe(true);
   }, 120_000);
 
-  it("upgrades one minor version: upgrade apply on the first master, upgrade node elsewhere, drained and uncordoned; a drain timing out stops it, a re-run finishes", async () => {
-    await sh(bed, m1, "mkdir -p /etc/sealant-kube-doubles && touch /etc/sealant-kube-doubles/drain-timeout");
-    const err = await apply(spec(v131, [m1, m2], [w1, w2])).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApplyError);
-    expect((err as Error).message).toMatch(/timed out waiting for the condition/);
-    await sh(bed, m1, "rm /etc/sealant-kube-doubles/drain-timeout");
-
+  it("upgrades one minor version with two masters: upgrade apply on the first, upgrade node elsewhere, each drained and uncordoned", async () => {
     await apply(spec(v131, [m1, m2], [w1, w2]));
     expect((await nodes()).map((n) => `${n.ip} ${n.status} ${n.version}`)).toEqual([m1, m2, w1, w2].map((ip) => `${ip} Ready v1.31.4`));
     // No kubeadm-managed CoreDNS in the doubles' cluster: its two preflight checks are skipped by name.
@@ -146,18 +135,6 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     const kubectl = await asked(m1, "kubectl");
     expect(kubectl.filter((a) => a.startsWith("uncordon")).length).toBeGreaterThanOrEqual(4);
   }, 300_000);
-
-  it("changed labels and taints are set on the running nodes, and dropped ones removed, with nothing else done", async () => {
-    const r = await apply(spec(v131, [m1, m2], [w1, w2], {}, { labels: { tier: "web", zone: "a" }, taints: ["dedicated=web:NoSchedule"] }));
-    expect(r.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
-    expect(r.plan.phases.map((p) => p.name)).toEqual(["host-settings"]);
-    const kubectl = await asked(m1, "kubectl");
-    expect(kubectl).toEqual(expect.arrayContaining([expect.stringMatching(/^label node \S+ tier=web zone=a --overwrite$/), expect.stringMatching(/^taint node \S+ dedicated=web:NoSchedule --overwrite$/)]));
-    const back = await apply(spec(v131, [m1, m2], [w1, w2]));
-    expect(back.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
-    expect(await asked(m1, "kubectl")).toEqual(expect.arrayContaining([expect.stringMatching(/^label node \S+ tier=app zone- --overwrite$/), expect.stringMatching(/^taint node \S+ dedicated:NoSchedule- --overwrite$/)]));
-    expect((await apply(spec(v131, [m1, m2], [w1, w2]))).plan.phases).toEqual([]);
-  }, 120_000);
 
   it("removes a worker (drained, reset, node deleted), then a master; the last master cannot go", async () => {
     await apply(spec(v131, [m1, m2], [w1]));
@@ -172,35 +149,6 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as Error).message).toContain(`${w1} already holds files of cluster k8s under /var/lib/sealant/k8s, but no master in the spec has the cluster's record: keep at least one of the cluster's current masters`);
     expect((await nodes()).map((n) => n.ip)).toEqual([m1, w1]);
-  }, 240_000);
-
-  it("an unreachable worker is removed only by force: its node is deleted from the first master", async () => {
-    await apply(spec(v131, [m1], [w1, w2]));
-    await stopHost(bed.sandbox, w2);
-    try {
-      await expect(apply(spec(v131, [m1], [w1]))).rejects.toThrow(w2);
-      await apply(spec(v131, [m1], [w1]), { forceRemoval: true });
-      expect((await nodes()).map((n) => n.ip)).toEqual([m1, w1]);
-    } finally {
-      await startHost(bed.sandbox, w2);
-    }
-  }, 240_000);
-
-  it("an unreachable master removed by force: its etcd member and node go, from the first master", async () => {
-    await sh(bed, m2, "kubeadm reset -f > /dev/null 2>&1; rm -rf /var/lib/sealant/k8s");
-    await apply(spec(v131, [m1, m2], [w1]));
-    const members = () => sh(bed, m1, `kubectl -n kube-system exec "etcd-$(hostname)" -- etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key member list`);
-    expect((await members()).split("\n")).toHaveLength(2);
-    await stopHost(bed.sandbox, m2);
-    try {
-      await apply(spec(v131, [m1], [w1]), { forceRemoval: true });
-      expect((await nodes()).map((n) => n.ip)).toEqual([m1, w1]);
-      const left = await members();
-      expect(left.split("\n")).toHaveLength(1);
-      expect(left).toContain(`https://${m1}:2380`);
-    } finally {
-      await startHost(bed.sandbox, m2);
-    }
   }, 240_000);
 
   it("reset leaves no Kubernetes on any host", async () => {
