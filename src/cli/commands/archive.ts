@@ -4,7 +4,7 @@ import { Session } from "../../engine/session";
 import { parse } from "../args";
 import { UsageError } from "../errors";
 import { formatBytes, printJson, shortDigest } from "../format";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 const saveUsage = `Usage: sealant save -o FILE REF...
 

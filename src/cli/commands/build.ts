@@ -6,7 +6,7 @@ import { keyValues, parse } from "../args";
 import { UsageError } from "../errors";
 import { formatBytes, printJson, shortDigest } from "../format";
 import { Progress } from "../progress";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 const usage = `Usage: sealant build -t REF [-f Kubefile] [OPTIONS] CONTEXT
 

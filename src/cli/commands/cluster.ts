@@ -11,7 +11,7 @@ import { UsageError } from "../errors";
 import { printJson } from "../format";
 import { Progress } from "../progress";
 import { applySummary, ClusterPrinter, seconds } from "../cluster-output";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 /*
  * The cluster commands: a Clusterfile (sealant's `sealant.io/v1 Cluster` or sealer's v2) in,

@@ -7,9 +7,8 @@ import { merge } from "./merge";
 import { sandbox } from "./sandbox";
 import { apply, check, del, exec, plan, reset, unlock } from "./cluster";
 
-export interface Command {
-  usage: string;
-  run(args: string[], signal: AbortSignal): Promise<number | void>;
-}
+import type { Command } from "./command";
+
+export type { Command } from "./command";
 
 export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, prune, pull, push, save, load, login, logout, merge, sandbox, apply, plan, delete: del, reset, check, exec, unlock };

@@ -4,7 +4,7 @@ import { isLoopbackRegistry } from "../../engine/image/reference";
 import { Session } from "../../engine/session";
 import { parse } from "../args";
 import { UsageError } from "../errors";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 const loginUsage = `Usage: sealant login REGISTRY -u USER (-p PASSWORD | --password-stdin) [--insecure]
 

@@ -3,7 +3,7 @@ import { Session } from "../../engine/session";
 import { parse } from "../args";
 import { UsageError } from "../errors";
 import { printJson, shortDigest } from "../format";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 const usage = `Usage: sealant merge -t TARGET REF REF...
 

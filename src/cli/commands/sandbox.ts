@@ -2,7 +2,7 @@ import { KUBE_MAX_INDEX, sandboxAdd, sandboxDown, sandboxList, sandboxUp, startH
 import { parse } from "../args";
 import { UsageError } from "../errors";
 import { printJson, table } from "../format";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 const usage = `Usage: sealant sandbox up N [--name NAME] [--first-index I] [--kubernetes [--subnet CIDR]] [--json]
        sealant sandbox add N [--name NAME] [--json]

@@ -3,7 +3,7 @@ import { Session } from "../../engine/session";
 import { parse } from "../args";
 import { UsageError } from "../errors";
 import { formatBytes, printJson, shortDigest, table } from "../format";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 const imagesUsage = `Usage: sealant images [--json]
 

@@ -5,7 +5,7 @@ import { parse } from "../args";
 import { UsageError } from "../errors";
 import { printJson, shortDigest } from "../format";
 import { Progress } from "../progress";
-import type { Command } from "./index";
+import type { Command } from "./command";
 
 const pullUsage = `Usage: sealant pull REF [--platform OS/ARCH] [--insecure] [--json]
 

@@ -1,7 +1,6 @@
 import { Transform, type TransformCallback } from "node:stream";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import type { Digest } from "../image/digest";
 
 /**
  * sha256 on worker threads while data streams through, so verifying large downloads does not
@@ -24,6 +23,12 @@ parentPort.on("message", (m) => {
   } else if (m.type === "abort") jobs.delete(m.id);
 });
 `;
+
+/**
+ * `sha256:<hex>`: the same shape as engine/image's `Digest`, spelled out here because util is the
+ * bottom floor and imports nothing from image (the two types are interchangeable).
+ */
+type Digest = `sha256:${string}`;
 
 type Result = { digest: Digest; size: number };
 

@@ -11,7 +11,8 @@ import type { ImageStore } from "../store";
 import { ArchiveError } from "./errors";
 import { parseIndexJson } from "./graph";
 import { nameImages } from "./naming";
-import type { ArchiveProgress, LoadArchiveOptions } from "./options";
+import type { LoadArchiveOptions } from "./options";
+import type { LoadState } from "./state";
 import { drained } from "../../util/streams";
 
 const MAX_OCI_LAYOUT_BYTES = 64 * 1024;
@@ -19,21 +20,6 @@ const BLOB_PATH = /^blobs\/sha256\/([a-f0-9]{64})$/;
 
 /** One entry of the tar being read (tar-stream does not export the type). */
 type TarEntry = tar.Extract extends AsyncIterable<infer S> ? S : never;
-
-interface EntryRecord {
-  /** sha256 of the entry's content: duplicates must match it. */
-  content: Digest;
-}
-
-export interface LoadState {
-  label: string;
-  entries: Map<string, EntryRecord>;
-  /** Blobs that came in this archive, verified against their names and now in the store. */
-  blobs: Map<Digest, number>;
-  indexJson?: Buffer;
-  layoutSeen: boolean;
-  progress: ArchiveProgress;
-}
 
 export async function readEntry(
   store: ImageStore,

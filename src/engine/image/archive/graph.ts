@@ -3,7 +3,7 @@ import { isDigest, type Digest } from "../digest";
 import { isIndexMediaType, isManifestMediaType } from "../media-types";
 import type { ImageStore } from "../store";
 import type { Descriptor, Index, Manifest } from "../types";
-import type { LoadState } from "./entries";
+import type { LoadState } from "./state";
 import { ArchiveError } from "./errors";
 
 const MAX_NESTING = 8;
