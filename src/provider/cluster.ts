@@ -1,7 +1,24 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterArgs, ClusterHostArgs, ClusterNode } from "./cluster-args";
 
-export type * from "./cluster-args";
+export type {
+  AppConfigArgs,
+  AppFileArgs,
+  AppsArgs,
+  BastionArgs,
+  ClusterArgs,
+  ClusterHostArgs,
+  ClusterNode,
+  ClusterRegistryArgs,
+  ConfigArgs,
+  EnvArgs,
+  HostAliasArgs,
+  HostSettingsArgs,
+  PluginArgs,
+  SshArgs,
+  TimeoutsArgs,
+  UpgradeArgs,
+} from "./cluster-args";
 
 /*
  * The provider object is serialised into the stack's state as a closure: it captures nothing
