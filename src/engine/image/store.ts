@@ -7,7 +7,8 @@ import { Readable as ReadableStream } from "node:stream";
 import { DigestingStream, DigestMismatchError, digestHex, isDigest, parseDigest, sha256, type Digest } from "./digest";
 import { isIndexMediaType, MediaType } from "./media-types";
 import { formatReference, parseReference } from "./reference";
-import { hostPlatform, platformString, type Descriptor, type Index, type Manifest, type Platform } from "./types";
+import { pickPlatform } from "./platform";
+import type { Descriptor, Index, Manifest, Platform } from "./types";
 import { exists, writeFileAtomic, writeStreamAtomic } from "../util/fs";
 import { withLock } from "../util/lock";
 import { WorkerHashingStream } from "../util/worker-hash";
@@ -384,20 +385,6 @@ function stripRefName(d: Descriptor): Descriptor {
 
 function pinFileName(key: string): string {
   return sha256(key).slice("sha256:".length);
-}
-
-/** Chooses the manifest for a platform from an index; a clear error lists what there is. */
-export function pickPlatform(manifests: Descriptor[], platform?: Platform): Descriptor {
-  const want = platform ?? hostPlatform();
-  const candidates = manifests.filter((m) => m.platform);
-  const hit =
-    candidates.find(
-      (m) => m.platform!.os === want.os && m.platform!.architecture === want.architecture && (!want.variant || m.platform!.variant === want.variant),
-    );
-  if (hit) return hit;
-  if (!platform && manifests.length === 1 && manifests[0]) return manifests[0];
-  const available = candidates.map((m) => platformString(m.platform!)).join(", ") || "none";
-  throw new Error(`no manifest for platform ${platformString(want)} (available: ${available})`);
 }
 
 /** Turns a Readable-compatible buffer into a stream (for callers that need `() => Readable`). */

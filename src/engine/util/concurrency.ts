@@ -20,3 +20,32 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   if (errors.length > 0) throw errors[0];
   return results;
 }
+
+/** Runs the functions it is given with at most `n` at once (a shared gate for work that arrives over time). */
+export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/** A Limiter letting `n` functions run at once, the others queued in the order they came. */
+export function limiter(n: number): Limiter {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  const next = (): void => {
+    if (active >= n) return;
+    const run = queue.shift();
+    if (run) {
+      active++;
+      run();
+    }
+  };
+  return <T>(fn: () => Promise<T>) =>
+    new Promise<T>((resolve, reject) => {
+      queue.push(() => {
+        fn()
+          .then(resolve, reject)
+          .finally(() => {
+            active--;
+            next();
+          });
+      });
+      next();
+    });
+}

@@ -1,7 +1,6 @@
-import { setTimeout as delay } from "node:timers/promises";
+import { backoffDelay, retry } from "../../util/retry";
 import { RegistryError } from "./errors";
 import type { RegistryClientOptions } from "./options";
-import { abortError } from "./transport";
 
 const RETRYABLE_CODES = new Set([
   "ECONNRESET",
@@ -46,16 +45,12 @@ export class RetryPolicy {
    */
   async run<T>(attempt: () => Promise<T>, describe: (err: unknown) => string, signal: AbortSignal | undefined): Promise<T> {
     const state = new RetryState();
-    for (;;) {
-      try {
-        return await attempt();
-      } catch (err) {
-        const wait = this.delay(err, state);
-        if (wait === undefined) throw err instanceof RegistryError ? err.gaveUp(state.attempt) : err;
-        this.log?.(`retrying ${describe(err)} in ${wait} ms: ${(err as Error).message}`);
-        await sleep(wait, signal);
-      }
-    }
+    return retry(attempt, {
+      delayFor: (err) => this.delay(err, state),
+      onRetry: (err, _n, wait) => this.log?.(`retrying ${describe(err)} in ${wait} ms: ${(err as Error).message}`),
+      giveUp: (err) => (err instanceof RegistryError ? err.gaveUp(state.attempt) : err),
+      signal,
+    });
   }
 
   /** Decides whether and when to retry; undefined = give up. Advances the state. */
@@ -76,9 +71,7 @@ export class RetryPolicy {
     if (!retryable) return undefined;
     state.attempt++;
     if (err.retryAfterMs !== undefined) return Math.min(err.retryAfterMs, this.maxRetryAfter);
-    // Exponential backoff with jitter: half fixed, half random.
-    const exp = Math.min(this.maxDelay, this.baseDelay * 2 ** (attempt - 1));
-    return Math.round(exp / 2 + Math.random() * (exp / 2));
+    return Math.round(backoffDelay(attempt, this.baseDelay, this.maxDelay));
   }
 }
 
@@ -95,14 +88,4 @@ export function parseRetryAfter(value: string | undefined): number | undefined {
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - Date.now());
-}
-
-async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) throw abortError(signal);
-  try {
-    await delay(ms, undefined, signal ? { signal } : {});
-  } catch (err) {
-    if (signal?.aborted) throw abortError(signal);
-    throw err;
-  }
 }

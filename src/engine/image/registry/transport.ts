@@ -2,6 +2,9 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Readable } from "node:stream";
 import * as tls from "node:tls";
+import { abortError } from "../../util/abort";
+
+export { abortError };
 
 export interface TransportOptions {
   /** Skip TLS verification (https). */
@@ -99,13 +102,6 @@ function hasHeader(headers: Record<string, unknown>, name: string): boolean {
   return Object.keys(headers).some((k) => k.toLowerCase() === name);
 }
 
-export function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  const err = new Error(reason !== undefined ? String(reason) : "the operation was aborted");
-  err.name = "AbortError";
-  return err;
-}
 
 /** Reads a whole response body, failing when it exceeds `limit` bytes. */
 export async function readBody(res: http.IncomingMessage, limit: number, what: string): Promise<Buffer> {
