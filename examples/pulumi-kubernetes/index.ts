@@ -25,9 +25,8 @@ const cluster = new KubernetesCluster("kubernetes", {
   image: config.require("image"),
   masters: config.requireObject<string[]>("masters"),
   workers: config.getObject<string[]>("workers") ?? [],
-  // A secret Output of the whole block (sealant's ssh type takes plain strings inside, so the
-  // secret key is put in with apply; the result stays secret, and so does the Cluster's ssh).
-  ssh: config.requireSecret("sshPrivateKey").apply((privateKey) => ({ user: sshUser, privateKey, knownHosts })),
+  // The key is a secret Output; it stays secret in the stack's state, and so does all of ssh.
+  ssh: { user: sshUser, privateKey: config.requireSecret("sshPrivateKey"), knownHosts },
   // A removed worker's pods get a minute to move elsewhere before it is reset anyway.
   runtime: { drainTimeout: config.getNumber("drainTimeout") ?? 60 },
 });
