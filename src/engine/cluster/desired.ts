@@ -1,7 +1,7 @@
-import type { DesiredCluster } from "./plan";
-import type { ClusterImage } from "./image";
-import { hasLaunch } from "./phases/launch";
-import { plannedPlugins } from "./phases/plugins";
+import type { ClusterImage } from "./host/image";
+import { hasLaunch } from "./host/launch";
+import { plannedPlugins } from "./host/plugins";
+import { isMaster, type DesiredCluster } from "./plan";
 import { findRuntime } from "./runtime";
 import { configDigest, type ClusterSpec, type ResolvedHost } from "./spec";
 
@@ -9,7 +9,7 @@ import { configDigest, type ClusterSpec, type ResolvedHost } from "./spec";
 export function registryServers(spec: ClusterSpec, hosts: readonly ResolvedHost[]): string[] {
   const byRole = hosts.filter((h) => h.roles.includes("registry"));
   if (byRole.length > 0) return byRole.map((h) => h.ip);
-  const masters = hosts.filter((h) => h.roles.includes("master"));
+  const masters = hosts.filter(isMaster);
   return (spec.registry.ha ? masters : masters.slice(0, 1)).map((h) => h.ip);
 }
 

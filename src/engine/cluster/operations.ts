@@ -1,64 +1,10 @@
-import { Hosts, HostsError, shellQuote, type ExecResult } from "../ssh";
-import { addRecordedHostsFor, factsOf, openCluster, readRecord, verifiedRecord, type ClusterOptions } from "./apply";
-import type { ClusterHost } from "./connect";
-import { executePlan } from "./executor";
-import { runRuntimeCommand, runtimeContextOf } from "./steps";
-import { planReset, type Plan } from "./plan";
-import { runStreamed } from "./phases/commands";
-import { breakLock, acquireLock, lockOwner, type LockOwner } from "./state/lock";
+import { Hosts, shellQuote, type ExecResult } from "../ssh";
+import { runStreamed } from "./host/commands";
+import type { ClusterHost } from "./host/connect";
+import { openCluster, readRecord, verifiedRecord, type ClusterOptions } from "./open";
+import { breakLock, type LockOwner } from "./state/lock";
 import type { ClusterRecord } from "./state/record";
-import { stepRunner } from "./steps";
-
-export interface ResetOptions extends ClusterOptions {
-  /** Hosts that cannot be reached are left out (their files stay) instead of failing the reset. */
-  force?: boolean;
-}
-
-/**
- * Resets the cluster: every host the record or the spec names runs the runtime's reset, then
- * sealant removes its data root (registry, state and lock included). Safe to re-run: a host
- * with nothing left has nothing to do.
- */
-export async function resetCluster(opts: ResetOptions): Promise<{ plan: Plan; skipped: string[] }> {
-  const ctx = await openCluster(opts);
-  let release: (() => Promise<void>) | undefined;
-  try {
-    await factsOf(ctx, [ctx.firstMaster]);
-    release = await acquireLock(await ctx.pool.get(ctx.firstMaster), ctx.layout, ctx.spec.name, lockOwner(opts.command ?? "sealant reset"), ctx.signal);
-    const record = (await readRecord(ctx)) ?? emptyRecord(ctx.spec.name);
-    addRecordedHostsFor(ctx, record);
-    for (const h of ctx.desired.hosts) if (!record.hosts.some((r) => r.ip === h.ip)) record.hosts.push({ ip: h.ip, roles: h.roles, member: false, imageDigest: "", done: [] });
-    const skipped: string[] = [];
-    try {
-      await factsOf(ctx, record.hosts.map((h) => ctx.hosts.get(h.ip)!));
-    } catch (err) {
-      if (!(err instanceof HostsError) || !opts.force) throw err;
-      skipped.push(...err.hosts);
-      for (const ip of skipped) ctx.emit({ type: "warning", host: ip, text: "unreachable: left out of the reset (--force); its files stay" });
-      record.hosts = record.hosts.filter((h) => !skipped.includes(h.ip));
-    }
-    const plan = planReset(record, ctx.desired.plugins);
-    await executePlan({
-      plan,
-      record,
-      runStep: stepRunner(ctx, { plan, added: [], removed: record.hosts.map((h) => h.ip), ...(ctx.registry ? { registry: ctx.registry } : {}), sent: new Map() }),
-      // The data roots go away with the reset (record and lock with them): nothing to write.
-      persist: async () => undefined,
-      parallelism: ctx.spec.parallelism,
-      emit: ctx.emit,
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-    });
-    return { plan, skipped };
-  } finally {
-    // Gone with the data root after a complete reset; released explicitly when it stopped halfway.
-    await release?.().catch(() => undefined);
-    await ctx.close();
-  }
-}
-
-function emptyRecord(name: string): ClusterRecord {
-  return { version: 1, generation: 0, name, image: "", imageDigest: "", configDigest: "", specDigest: "", runtime: "", updatedAt: "", hosts: [] };
-}
+import { runRuntimeCommand, runtimeContextOf, runtimeHost } from "./steps";
 
 /**
  * The cluster as it is, changing nothing (no lock): its record from its masters, with every
@@ -102,7 +48,7 @@ export async function checkCluster(opts: ClusterOptions): Promise<CheckResult> {
         if (!recorded?.member) return { ip: h.ip, ok: false, problem: record ? "not a member of the cluster (apply to join it)" : "the cluster does not exist (no record on its masters)" };
         try {
           const conn = await ctx.pool.get(h, ctx.signal);
-          const cmd = ctx.runtime.command("check", { ip: h.ip, roles: h.roles, env: h.env, labels: h.labels, taints: h.taints }, { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current, healthCheck: true });
+          const cmd = ctx.runtime.command("check", runtimeHost(h), { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current, healthCheck: true });
           await runRuntimeCommand(ctx, conn, { ...cmd, command: `[ -d ${shellQuote(ctx.layout.current)} ] || { echo "no image installed" >&2; exit 1; }; ${cmd.command}` }, "check", ctx.signal);
           return { ip: h.ip, ok: true };
         } catch (err) {

@@ -1,5 +1,5 @@
 import { shellQuote } from "../ssh";
-import type { OpenCluster } from "./apply";
+import type { OpenCluster } from "./open";
 import type { RuntimeOutputs } from "./runtime";
 import { runtimeContextOf } from "./steps";
 

@@ -1,8 +1,9 @@
-import type { OpenCluster } from "./apply";
-import { platformFor } from "./image";
+import { extractedSize, layersFor, missingLayers } from "./host/distribute";
+import { platformFor } from "./host/image";
+import { pluginProblems } from "./host/plugins";
+import type { OpenCluster } from "./open";
 import type { CurrentCluster, Plan } from "./plan";
-import { extractedSize, layersFor, missingLayers } from "./phases/distribute";
-import { pluginProblems } from "./phases/plugins";
+import { DISTRIBUTE } from "./plan/kinds";
 import type { ClusterRecord } from "./state/record";
 
 /** Hosts that cannot take the plan, each with every reason: found before anything is changed. */
@@ -32,7 +33,7 @@ export async function validateHosts(ctx: OpenCluster, plan: Plan, current: Curre
   const runningVersion = (current as ClusterRecord | undefined)?.runtimeVersion;
   const change = current && current.imageDigest !== ctx.image.digest ? ctx.runtime.changeProblem?.(runningVersion, ctx.image.metadata.runtime?.version) : undefined;
   if (change) problems.push({ problem: change });
-  const distributing = new Set(plan.phases.filter((p) => p.name === "distribute").flatMap((p) => p.steps.map((s) => s.host)));
+  const distributing = new Set(plan.phases.flatMap((p) => p.steps.filter((s) => s.kind === DISTRIBUTE).map((s) => s.host)));
   const available = [...ctx.image.platforms.keys()].join(", ");
 
   for (const ip of distributing) {

@@ -45,7 +45,7 @@ export interface TestContainerd {
 }
 
 /**
- * Starts containerd on a sandbox host as in test/cluster/registry.test.ts: root on the host's
+ * Starts containerd on a sandbox host as in test/cluster/host/registry.test.ts: root on the host's
  * real /var/lib/containerd (overlay snapshots cannot live on the host's overlay root), state and
  * socket under /run/ctd, CRI disabled; waits until it answers.
  */

@@ -1,5 +1,5 @@
 import { redact, type Connection, type ExecResult } from "../../ssh";
-import type { ClusterEvent } from "../context";
+import type { ClusterEvent } from "./context";
 
 export interface StreamedCommand {
   command: string;

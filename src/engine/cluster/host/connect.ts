@@ -1,7 +1,7 @@
 import { join } from "node:path";
-import { ConnectionPool, type SshConnectionOptions, type SshEndpoint } from "../ssh";
-import type { Bastion, ClusterSpec, HostSsh, ResolvedHost } from "./spec";
-import { effectiveEnv } from "./spec";
+import { ConnectionPool, type SshConnectionOptions, type SshEndpoint } from "../../ssh";
+import type { Bastion, ClusterSpec, HostSsh, ResolvedHost } from "../spec";
+import { effectiveEnv } from "../spec";
 
 /** A cluster host as the SSH layer addresses it. */
 export interface ClusterHost extends ResolvedHost {

@@ -1,11 +1,11 @@
-import type { Session } from "../session";
-import type { ConnectionPool } from "../ssh";
-import type { ResolvedHost } from "./spec";
-import type { ClusterSpec } from "./spec";
+import type { Session } from "../../session";
+import type { ConnectionPool } from "../../ssh";
+import type { ResolvedHost } from "../spec";
+import type { ClusterSpec } from "../spec";
 import type { ClusterImage } from "./image";
 import type { HostLayout } from "./layout";
-import type { Runtime } from "./runtime";
-import type { ClusterRecord } from "./state/record";
+import type { Runtime } from "../runtime";
+import type { ClusterRecord } from "../state/record";
 import type { ClusterHost } from "./connect";
 
 /** What sealant learnt about a host before changing anything (the connect & facts phase). */

@@ -5,9 +5,9 @@ import { pipeline as pipe, Writable, type Readable } from "node:stream";
 import type { Digest } from "../../image/digest";
 import type { ImageStore } from "../../image/store";
 import { shellQuote, type Connection } from "../../ssh";
-import type { ClusterEvent, HostFacts } from "../context";
-import type { ClusterImageLayer, PlatformImage } from "../image";
-import { layerDirName, type HostLayout } from "../layout";
+import type { ClusterEvent, HostFacts } from "./context";
+import type { ClusterImageLayer, PlatformImage } from "./image";
+import { layerDirName, type HostLayout } from "./layout";
 
 /** A layer as one host gets it: whole (registry hosts) or without registry/. */
 export interface HostLayer extends ClusterImageLayer {

@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { shellQuote, type Connection } from "../../ssh";
-import type { HostFacts } from "../context";
-import { ociArchitecture } from "../image";
-import type { HostLayout } from "../layout";
+import type { HostFacts } from "./context";
+import { ociArchitecture } from "./image";
+import type { HostLayout } from "./layout";
 import { parseRecord } from "../state/record";
 
 /**

@@ -1,10 +1,10 @@
-import type { Digest } from "../image/digest";
-import { isIndexMediaType } from "../image/media-types";
-import { readMetadata, type ClusterImageMetadata } from "../image/metadata";
-import { ImageNotFoundError } from "../image/store";
-import { pullImage } from "../image/transfer";
-import type { Descriptor, ImageConfig, Manifest, Platform } from "../image/types";
-import type { Session } from "../session";
+import type { Digest } from "../../image/digest";
+import { isIndexMediaType } from "../../image/media-types";
+import { readMetadata, type ClusterImageMetadata } from "../../image/metadata";
+import { ImageNotFoundError } from "../../image/store";
+import { pullImage } from "../../image/transfer";
+import type { Descriptor, ImageConfig, Manifest, Platform } from "../../image/types";
+import type { Session } from "../../session";
 
 /** The history entry the builder writes for its container-image layer (see build/steps/images.ts). */
 const REGISTRY_LAYER_HISTORY = "cache container images";

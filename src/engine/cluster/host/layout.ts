@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import { digestHex, parseDigest, type Digest } from "../image/digest";
+import { digestHex, parseDigest, type Digest } from "../../image/digest";
 
 /**
  * Where a cluster's files live on each host, under its data root:

@@ -4,8 +4,8 @@ import type { Readable } from "node:stream";
 import * as tar from "tar-stream";
 import type { ImageStore } from "../../image/store";
 import { shellQuote, type Connection, type UploadEntry } from "../../ssh";
-import type { PlatformImage } from "../image";
-import type { HostLayout } from "../layout";
+import type { PlatformImage } from "./image";
+import type { HostLayout } from "./layout";
 import { applyConfig, renderTemplate, renderedName, type ConfigSpec, type Env } from "../spec";
 import type { Digest } from "../../image/digest";
 

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { BOOTSTRAP, CHECK, CLEANUP, DISTRIBUTE, HOST_SETTINGS, INIT_HOST, JOIN, LAUNCH, LEAVE, MIRRORS, REGISTRY, RENDER, RESET, UPGRADE, pluginKind } from "./kinds";
+import { isMaster } from "./roles";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
 /** A change the planner refuses, in the user's terms. */
@@ -8,8 +10,6 @@ export class PlanError extends Error {
     this.name = "PlanError";
   }
 }
-
-const MASTER = "master";
 
 /**
  * Desired vs current → the ordered phases that make the cluster so. Pure and deterministic:
@@ -43,7 +43,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   // Recorded hosts no longer wanted: members leave first; a host whose join never finished only needs its files removed.
   const removed = (current?.hosts ?? []).filter((h) => !desiredIps.has(h.ip));
   const removedMembers = removed.filter((h) => h.member);
-  if (!creating && removedMembers.length > 0 && !desired.hosts.some((h) => h.roles.includes(MASTER) && memberIps.has(h.ip))) {
+  if (!creating && removedMembers.length > 0 && !desired.hosts.some((h) => isMaster(h) && memberIps.has(h.ip))) {
     throw new PlanError(`removing ${removedMembers.map((h) => h.ip).join(", ")} would leave no master of the running cluster; keep at least one`);
   }
   const img = shortDigest(desired.imageDigest);
@@ -58,7 +58,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     const r = recorded.get(h.ip);
     if (r?.configDigest !== undefined && r.configDigest !== desired.configDigest) return true;
     // Files rendered for another version (a reconfigure that stopped before this host's restart).
-    return (r?.done ?? []).some((id) => id.startsWith("render@") && id !== `render@${version}`);
+    return (r?.done ?? []).some((id) => id.startsWith(`${RENDER}@`) && id !== `${RENDER}@${version}`);
   };
   const clusterImageChanged = !creating && current!.imageDigest !== desired.imageDigest;
   const clusterConfigChanged = !creating && current!.configDigest !== desired.configDigest;
@@ -66,7 +66,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   const stale = clusterImageChanged || clusterConfigChanged ? kept : kept.filter((h) => hostImageDiffers(h) || hostConfigDiffers(h));
   const imageChanged = clusterImageChanged || stale.some(hostImageDiffers);
   const configChanged = stale.length > 0 && !imageChanged;
-  const firstMaster = desired.hosts.find((h) => h.roles.includes(MASTER))!;
+  const firstMaster = desired.hosts.find((h) => isMaster(h))!;
 
   const done = (ip: string): Set<string> => new Set(recorded.get(ip)?.done ?? []);
   const phases: PlanPhase[] = [];
@@ -91,7 +91,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       if (p.action !== action) continue;
       const base = phaseHosts === "cluster" ? (p.scope ? desired.hosts : [firstMaster]) : phaseHosts;
       const on = p.scope ? base.filter((h) => p.scope!.includes(h.ip)) : base;
-      phase(`plugin:${action}`, `Plugin ${p.name} (${action})`, "parallel", on.map((h) => step(h, `plugin:${p.name}:${action}`, `run plugin ${p.name} on ${h.ip}`, stepVersion)));
+      phase(`plugin:${action}`, `Plugin ${p.name} (${action})`, "parallel", on.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`, stepVersion)));
     }
   };
 
@@ -99,48 +99,48 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (removed.length > 0) {
     actions.push("scale-down");
     summary.push(`remove ${describeHosts(removed)}`);
-    phase("runtime:leave", "Leave the cluster", "serial", removedMembers.map((h) => step(h, "hook:leave", `${h.ip} leaves the cluster`)));
+    phase("runtime:leave", "Leave the cluster", "serial", removedMembers.map((h) => step(h, LEAVE, `${h.ip} leaves the cluster`)));
     plugins("pre-clean-host", removed);
-    phase("runtime:reset", "Reset removed hosts", "parallel", removed.map((h) => step(h, "hook:reset", `reset ${h.ip}`)));
+    phase("runtime:reset", "Reset removed hosts", "parallel", removed.map((h) => step(h, RESET, `reset ${h.ip}`)));
     plugins("post-clean-host", removed);
-    phase("cleanup", "Remove sealant's files from removed hosts", "parallel", removed.map((h) => step(h, "cleanup", `delete the data root on ${h.ip}`)));
+    phase(CLEANUP, "Remove sealant's files from removed hosts", "parallel", removed.map((h) => step(h, CLEANUP, `delete the data root on ${h.ip}`)));
   }
 
   // Everything a host needs before its runtime steps, for new hosts and (new image) all.
   const refresh = [...added, ...stale];
   if (refresh.length > 0) {
-    phase("distribute", "Distribute the image", "parallel", refresh.map((h) => step(h, "distribute", `send image ${img} to ${h.ip}`, img)));
-    phase("render", "Render configuration", "parallel", refresh.map((h) => step(h, "render", `render templates and configs on ${h.ip}`, version)));
+    phase(DISTRIBUTE, "Distribute the image", "parallel", refresh.map((h) => step(h, DISTRIBUTE, `send image ${img} to ${h.ip}`, img)));
+    phase(RENDER, "Render configuration", "parallel", refresh.map((h) => step(h, RENDER, `render templates and configs on ${h.ip}`, version)));
   }
   if (desired.registry) {
     // Versioned by the server list too: a changed set of servers re-points every host.
     const regVersion = `${version}.${shortHash(desired.registry.servers.join(","))}`;
     const servers = desired.hosts.filter((h) => desired.registry!.servers.includes(h.ip));
-    phase("registry", "Serve the cluster's registry", "parallel", [
-      ...servers.map((h) => step(h, "registry", `serve the image's registry on ${h.ip}`, regVersion)),
-      ...desired.hosts.map((h) => step(h, "mirrors", `point ${h.ip}'s container runtime at the cluster's registry`, regVersion)),
+    phase(REGISTRY, "Serve the cluster's registry", "parallel", [
+      ...servers.map((h) => step(h, REGISTRY, `serve the image's registry on ${h.ip}`, regVersion)),
+      ...desired.hosts.map((h) => step(h, MIRRORS, `point ${h.ip}'s container runtime at the cluster's registry`, regVersion)),
     ]);
   }
   if (added.length > 0) {
     plugins("pre-init-host", added);
-    phase("runtime:init-host", "Prepare hosts", "parallel", added.map((h) => step(h, "hook:init-host", `prepare ${h.ip}`)));
+    phase("runtime:init-host", "Prepare hosts", "parallel", added.map((h) => step(h, INIT_HOST, `prepare ${h.ip}`)));
     plugins("post-init-host", added);
   }
 
   /** Masters change membership one at a time; other hosts join in parallel. */
   const joins = (hosts: PlannedHost[]): void => {
-    phase("runtime:join-masters", "Join masters", "serial", hosts.filter((h) => h.roles.includes(MASTER)).map((h) => step(h, "hook:join", `${h.ip} joins as master`)));
-    phase("runtime:join", "Join hosts", "parallel", hosts.filter((h) => !h.roles.includes(MASTER)).map((h) => step(h, "hook:join", `${h.ip} joins as ${h.roles.join("+") || "worker"}`)));
+    phase("runtime:join-masters", "Join masters", "serial", hosts.filter((h) => isMaster(h)).map((h) => step(h, JOIN, `${h.ip} joins as master`)));
+    phase("runtime:join", "Join hosts", "parallel", hosts.filter((h) => !isMaster(h)).map((h) => step(h, JOIN, `${h.ip} joins as ${h.roles.join("+") || "worker"}`)));
   };
   if (creating) {
     actions.push("create");
     summary.push(`create cluster ${desired.name} on ${describeHosts(desired.hosts)} with image ${img}`);
     plugins("pre-install", "cluster");
     if (desired.bootstrap === "first-master") {
-      phase("runtime:bootstrap", "Bootstrap the cluster", "serial", [step(firstMaster, "hook:bootstrap", `bootstrap ${firstMaster.ip}`)]);
+      phase("runtime:bootstrap", "Bootstrap the cluster", "serial", [step(firstMaster, BOOTSTRAP, `bootstrap ${firstMaster.ip}`)]);
       joins(desired.hosts.filter((h) => h !== firstMaster));
     } else {
-      phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, "hook:bootstrap", `bootstrap ${h.ip}`)));
+      phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, BOOTSTRAP, `bootstrap ${h.ip}`)));
     }
   } else if (added.length > 0) {
     actions.push("scale-up");
@@ -150,7 +150,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     joins(added);
   }
   if (added.length > 0) {
-    phase("runtime:check", "Check new hosts", "parallel", added.map((h) => step(h, "hook:check", `check ${h.ip}`)));
+    phase("runtime:check", "Check new hosts", "parallel", added.map((h) => step(h, CHECK, `check ${h.ip}`)));
   }
   if (creating) plugins("post-install", "cluster");
   else if (added.length > 0) plugins("post-scaleup", "cluster", shortHash(added.map((h) => h.ip).join(",")));
@@ -167,9 +167,9 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     const hostPlugins = (desired.plugins ?? []).filter((p) => p.action === "upgrade-host");
     batches.forEach((batch, i) => {
       const steps = batch.flatMap((h) => [
-        ...hostPlugins.filter((p) => !p.scope || p.scope.includes(h.ip)).map((p) => step(h, `plugin:${p.name}:upgrade-host`, `run plugin ${p.name} on ${h.ip}`, version)),
-        step(h, "hook:upgrade", `upgrade ${h.ip}`, version),
-        step(h, "hook:check", `check ${h.ip}`, version),
+        ...hostPlugins.filter((p) => !p.scope || p.scope.includes(h.ip)).map((p) => step(h, pluginKind(p.name, "upgrade-host"), `run plugin ${p.name} on ${h.ip}`, version)),
+        step(h, UPGRADE, `upgrade ${h.ip}`, version),
+        step(h, CHECK, `check ${h.ip}`, version),
       ]);
       phase(`runtime:upgrade`, `Rolling upgrade, batch ${i + 1}/${batches.length}: ${batch.map((h) => h.ip).join(", ")}`, "serial", steps);
     });
@@ -178,21 +178,21 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
 
   // Members whose labels or taints changed, and (runtimes whose workers follow the masters)
   // workers whose masters changed: their settings applied again, nothing else touched.
-  const masterIps = desired.hosts.filter((h) => h.roles.includes(MASTER)).map((h) => h.ip);
-  const follows = (h: PlannedHost) => (desired.workersFollowMasters && !h.roles.includes(MASTER) ? masterIps : []);
+  const masterIps = desired.hosts.filter((h) => isMaster(h)).map((h) => h.ip);
+  const follows = (h: PlannedHost) => (desired.workersFollowMasters && !isMaster(h) ? masterIps : []);
   const settingsOf = (h: PlannedHost) => JSON.stringify([Object.entries(h.labels ?? {}).sort(), [...(h.taints ?? [])].sort()]);
   const relabel = kept.filter((h) => (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? { ip: h.ip, roles: [] }));
-  const repoint = kept.filter((h) => follows(h).join(",") !== (desired.workersFollowMasters && !h.roles.includes(MASTER) ? (recorded.get(h.ip)?.follows ?? []).join(",") : ""));
+  const repoint = kept.filter((h) => follows(h).join(",") !== (desired.workersFollowMasters && !isMaster(h) ? (recorded.get(h.ip)?.follows ?? []).join(",") : ""));
   const resettle = kept.filter((h) => relabel.includes(h) || repoint.includes(h));
   if (relabel.length > 0) summary.push(`set labels and taints on ${relabel.map((h) => h.ip).join(", ")}`);
   if (repoint.length > 0) summary.push(`point ${repoint.map((h) => h.ip).join(", ")} at masters ${masterIps.join(", ")}`);
   if (resettle.length > 0) {
-    phase("host-settings", "Set host labels, taints and masters", "parallel", resettle.map((h) => step(h, "host-settings", `settings of ${h.ip}`, shortHash(settingsOf(h) + follows(h).join(",")))));
+    phase(HOST_SETTINGS, "Set host labels, taints and masters", "parallel", resettle.map((h) => step(h, HOST_SETTINGS, `settings of ${h.ip}`, shortHash(settingsOf(h) + follows(h).join(",")))));
   }
 
   // Apps are the cluster's, not a host's: launched at create and again for a new image or config.
   if (desired.launch && (creating || imageChanged || configChanged)) {
-    phase("launch", "Launch apps", "serial", [step(firstMaster, "launch", `launch the image's apps from ${firstMaster.ip}`, version)]);
+    phase(LAUNCH, "Launch apps", "serial", [step(firstMaster, LAUNCH, `launch the image's apps from ${firstMaster.ip}`, version)]);
   }
 
   if (phases.length === 0) summary.push(`no changes to cluster ${desired.name}`);
@@ -203,7 +203,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
 /** Everything a reset does: each host's reset hook, then sealant's files (plugins at their phases). */
 export function planReset(current: CurrentCluster, plugins: DesiredCluster["plugins"] = []): Plan {
   const hosts = current.hosts;
-  const firstMaster = hosts.find((h) => h.roles.includes(MASTER)) ?? hosts[0];
+  const firstMaster = hosts.find((h) => isMaster(h)) ?? hosts[0];
   const step = (h: RecordedHost, kind: StepKind, description: string): PlanStep => ({ id: kind, kind, host: h.ip, description });
   const phases: PlanPhase[] = [];
   const pluginPhase = (action: string, on: RecordedHost[]): void => {
@@ -211,16 +211,16 @@ export function planReset(current: CurrentCluster, plugins: DesiredCluster["plug
       if (p.action !== action) continue;
       const targets = p.scope ? hosts.filter((h) => p.scope!.includes(h.ip)) : on;
       if (targets.length > 0) {
-        phases.push({ name: `plugin:${action}`, title: `Plugin ${p.name} (${action})`, mode: "parallel", steps: targets.map((h) => step(h, `plugin:${p.name}:${action}`, `run plugin ${p.name} on ${h.ip}`)) });
+        phases.push({ name: `plugin:${action}`, title: `Plugin ${p.name} (${action})`, mode: "parallel", steps: targets.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`)) });
       }
     }
   };
   pluginPhase("pre-uninstall", firstMaster ? [firstMaster] : []);
   pluginPhase("pre-clean-host", hosts);
-  phases.push({ name: "runtime:reset", title: "Reset hosts", mode: "parallel", steps: hosts.map((h) => step(h, "hook:reset", `reset ${h.ip}`)) });
+  phases.push({ name: "runtime:reset", title: "Reset hosts", mode: "parallel", steps: hosts.map((h) => step(h, RESET, `reset ${h.ip}`)) });
   pluginPhase("post-clean-host", hosts);
   pluginPhase("post-uninstall", firstMaster ? [firstMaster] : []);
-  phases.push({ name: "cleanup", title: "Remove sealant's files", mode: "parallel", steps: hosts.map((h) => step(h, "cleanup", `delete the data root on ${h.ip}`)) });
+  phases.push({ name: CLEANUP, title: "Remove sealant's files", mode: "parallel", steps: hosts.map((h) => step(h, CLEANUP, `delete the data root on ${h.ip}`)) });
   return { cluster: current.name, actions: ["reset"], phases, summary: [`reset cluster ${current.name} on ${describeHosts(hosts)}`] };
 }
 
@@ -230,8 +230,8 @@ export function planReset(current: CurrentCluster, plugins: DesiredCluster["plug
  */
 export function rollingBatches<H extends PlannedHost>(hosts: H[], maxUnavailable: number): H[][] {
   const size = Math.max(1, Math.floor(maxUnavailable));
-  const masters = hosts.filter((h) => h.roles.includes(MASTER));
-  const others = hosts.filter((h) => !h.roles.includes(MASTER));
+  const masters = hosts.filter((h) => isMaster(h));
+  const others = hosts.filter((h) => !isMaster(h));
   const batches: H[][] = masters.map((m) => [m]);
   for (let i = 0; i < others.length; i += size) batches.push(others.slice(i, i + size));
   return batches;
@@ -243,7 +243,7 @@ function checkDesired(desired: DesiredCluster): void {
     if (seen.has(h.ip)) throw new PlanError(`host ${h.ip} is listed twice`);
     seen.add(h.ip);
   }
-  if (!desired.hosts.some((h) => h.roles.includes(MASTER))) throw new PlanError(`cluster ${desired.name} has no host with role "master"`);
+  if (!desired.hosts.some((h) => isMaster(h))) throw new PlanError(`cluster ${desired.name} has no host with role "master"`);
 }
 
 function sameRoles(a: string[], b: string[]): boolean {

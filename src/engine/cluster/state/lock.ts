@@ -1,7 +1,7 @@
 import { hostname, userInfo } from "node:os";
 import type { Connection } from "../../ssh";
 import { shellQuote } from "../../ssh";
-import type { HostLayout } from "../layout";
+import type { HostLayout } from "../host/layout";
 
 /** Who holds a cluster's lock: enough for a person to decide whether it is stale. */
 export interface LockOwner {

@@ -1,6 +1,6 @@
 import type { Connection } from "../../ssh";
 import { shellQuote } from "../../ssh";
-import type { HostLayout } from "../layout";
+import type { HostLayout } from "../host/layout";
 import type { CurrentCluster } from "../plan/types";
 
 /**

@@ -1,8 +1,8 @@
-import { HostsError, type HostFailure } from "../ssh";
-import { mapLimit } from "../util/concurrency";
-import type { ClusterEvent } from "./context";
-import type { Plan, PlanPhase, PlanStep, RecordedHost } from "./plan";
-import type { ClusterRecord } from "./state/record";
+import { HostsError, type HostFailure } from "../../ssh";
+import { mapLimit } from "../../util/concurrency";
+import type { ClusterEvent } from "../host/context";
+import type { Plan, PlanPhase, PlanStep, RecordedHost } from "../plan";
+import type { ClusterRecord } from "../state/record";
 
 /** A phase of the plan failed: which phase, and every host that failed in it. */
 export class ApplyError extends Error {

@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import type { ClusterContext } from "../../src/engine/cluster/context";
-import { runRuntimeCommand } from "../../src/engine/cluster/steps";
-import { FakeConnection, wrapCommand } from "../../src/engine/ssh";
+import type { ClusterContext } from "../../../src/engine/cluster/host/context";
+import { runRuntimeCommand } from "../../../src/engine/cluster/steps";
+import { FakeConnection, wrapCommand } from "../../../src/engine/ssh";
 
 /** Just what runRuntimeCommand reads of a cluster: the spec's hosts and timeouts, the hosts, a pool. */
 function fakeCluster(firstMaster: FakeConnection): ClusterContext {

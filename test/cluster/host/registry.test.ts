@@ -2,13 +2,13 @@ import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cacheImages, type CachedImage } from "../../src/engine/build/image-cache";
-import { configureRegistryClients, prepareRegistryTls, registryDomains, removeRegistry, startRegistry, type RegistrySetup, type RegistryTls } from "../../src/engine/cluster/phases/registry";
-import { sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
-import { Session } from "../../src/engine/session";
-import { SshConnection, type Connection } from "../../src/engine/ssh";
-import { startRegistry as startTestRegistry } from "../support/registry";
-import { skopeoCopy, writeOciLayout } from "../support/tools";
+import { cacheImages, type CachedImage } from "../../../src/engine/build/image-cache";
+import { configureRegistryClients, prepareRegistryTls, registryDomains, removeRegistry, startRegistry, type RegistrySetup, type RegistryTls } from "../../../src/engine/cluster/host/registry";
+import { sandboxDown, sandboxUp, type Sandbox } from "../../../src/engine/sandbox";
+import { Session } from "../../../src/engine/session";
+import { SshConnection, type Connection } from "../../../src/engine/ssh";
+import { startRegistry as startTestRegistry } from "../../support/registry";
+import { skopeoCopy, writeOciLayout } from "../../support/tools";
 
 // This file's hosts: 127.0.10.141-143 (other test files use other ranges). A serves the
 // registry, B runs a real containerd, C is a listed server with no registry (then a host
