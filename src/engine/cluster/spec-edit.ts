@@ -1,3 +1,4 @@
+import { isMaster } from "./plan/roles";
 import type { ClusterSpec } from "./spec";
 import { canonicalIp, ipFamily, ipProblem } from "./spec/validators";
 
@@ -93,8 +94,8 @@ export function removeHosts(spec: ClusterSpec, ips: readonly string[]): ClusterS
       return { ...group, ips: group.ips.filter((ip) => !removed.has(ip)) };
     })
     .filter((group) => group.ips.length > 0);
-  if (!out.hosts.some((g) => g.roles.includes("master"))) {
-    const masters = spec.hosts.filter((g) => g.roles.includes("master")).flatMap((g) => g.ips);
+  if (!out.hosts.some(isMaster)) {
+    const masters = spec.hosts.filter(isMaster).flatMap((g) => g.ips);
     throw new HostEditError(
       `removing ${wanted.join(", ")} would leave cluster ${spec.name} without a master (its masters: ${masters.join(", ")}); ` +
         `a cluster needs at least one — to remove the whole cluster, use sealant reset`,

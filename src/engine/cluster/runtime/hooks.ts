@@ -1,6 +1,7 @@
 import { shellQuote } from "../../ssh/shell";
+import { isMaster } from "../plan/roles";
 import type { PlannedHost } from "../plan/types";
-import type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeOutputs } from "./types";
+import type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeHost, RuntimeOutputs } from "./types";
 
 /**
  * The hooks runtime: the image carries one executable per lifecycle step under `hooks/`
@@ -10,7 +11,7 @@ import type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeOut
  */
 export const hooksRuntime: Runtime = {
   kind: "hooks",
-  command(step: LifecycleStep, host: PlannedHost & { env?: Record<string, string> }, ctx: RuntimeContext): RuntimeCommand {
+  command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): RuntimeCommand {
     const path = `hooks/${step}`;
     return {
       command: `cd ${shellQuote(ctx.rootfs)} && if [ -x ${path} ]; then exec ./${path}; elif [ -e ${path} ]; then exec sh ./${path}; fi`,
@@ -52,9 +53,9 @@ export function parseHookOutputs(text: string, path: string): RuntimeOutputs {
  * SEALANT_* variables (documented in the README) plus the cluster's env with the host's on
  * top. Lists are space-separated IPs, ordered as in the cluster spec.
  */
-export function hookEnv(step: LifecycleStep, host: PlannedHost & { env?: Record<string, string> }, ctx: RuntimeContext): Record<string, string> {
+export function hookEnv(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): Record<string, string> {
   const ips = (pred: (h: PlannedHost) => boolean) => ctx.hosts.filter(pred).map((h) => h.ip).join(" ");
-  const masters = ctx.hosts.filter((h) => h.roles.includes("master"));
+  const masters = ctx.hosts.filter(isMaster);
   return {
     ...ctx.env,
     ...(host.env ?? {}),
@@ -64,8 +65,8 @@ export function hookEnv(step: LifecycleStep, host: PlannedHost & { env?: Record<
     SEALANT_HOST_IP: host.ip,
     SEALANT_ROLES: host.roles.join(","),
     SEALANT_HOSTS: ips(() => true),
-    SEALANT_MASTERS: ips((h) => h.roles.includes("master")),
-    SEALANT_WORKERS: ips((h) => !h.roles.includes("master")),
+    SEALANT_MASTERS: ips(isMaster),
+    SEALANT_WORKERS: ips((h) => !isMaster(h)),
     SEALANT_FIRST_MASTER: masters[0]?.ip ?? "",
     SEALANT_ADDED: ctx.added.join(" "),
     SEALANT_REMOVED: ctx.removed.join(" "),

@@ -100,12 +100,9 @@ export interface RuntimeOutputs {
   caCertificate?: string;
 }
 
-/** The host a command is for, with its settings from the spec. */
+/** The host a command is for: as planned (roles, labels, taints `key=value:Effect`), with its env from the spec. */
 export interface RuntimeHost extends PlannedHost {
   env?: Record<string, string>;
-  labels?: Record<string, string>;
-  /** `key=value:Effect` */
-  taints?: string[];
 }
 
 export interface FirstMasterCommand {

@@ -1,9 +1,8 @@
 import { shellQuote } from "../../ssh";
 import type { ClusterHost } from "../host/connect";
-import type { Action, Plan, PlanStep, RecordedHost, StepKind } from "../plan";
+import type { Action, Plan, PlanStep, StepKind } from "../plan";
 import type { LifecycleStep } from "../runtime";
-import type { ClusterRecord } from "../state/record";
-import { planAction, type RecordContext, type StepContext, type StepKindDef } from "./kind";
+import { planAction, type StepContext, type StepKindDef } from "./kind";
 import { runRuntimeCommand, runtimeHost, useImage } from "./runtime-command";
 
 /**
@@ -19,7 +18,7 @@ export function lifecycleStep(
     leaving?: boolean;
     action?(plan: Plan): Action;
     runUnreachable?: StepKindDef["runUnreachable"];
-    record?(host: RecordedHost, record: ClusterRecord, ctx: RecordContext): void;
+    record?: StepKindDef["record"];
   } = {},
 ): StepKindDef {
   const action = o.action ?? planAction;
