@@ -3,6 +3,7 @@ import type { PlannedHost } from "../../plan/types";
 import type { FirstMasterCommand, RuntimeContext, RuntimeHost } from "../types";
 import { drainTimeout } from "./settings";
 import { PRELUDE } from "./shell";
+import { isMaster } from "../../plan/roles";
 
 /** Commands run on the first master for one host: drains, node changes, etcd membership. */
 /** On the first master: the node with this IP cordoned and drained (PodDisruptionBudgets respected), if registered. */
@@ -55,7 +56,7 @@ export const NOT_AN_ETCD_MEMBER = "no-etcd-member";
  */
 export function forgetNode(host: RuntimeHost, first: PlannedHost): FirstMasterCommand {
   const etcd = etcdctl(first);
-  const member = host.roles.includes("master")
+  const member = isMaster(host)
     ? `id=$(${etcd} member list | awk -F', ' -v url=${shellQuote(`https://${host.ip}:2380`)} '$4 == url { print $1 }')
 if [ -n "$id" ]; then ${etcd} member remove "$id"; fi
 `

@@ -1,6 +1,7 @@
 import { dump } from "js-yaml";
 import { deepMerge } from "../../spec";
 import { kubeadmApiVersion, type KubeVersion } from "./version";
+import { isMaster as isMasterHost } from "../../plan/roles";
 
 /**
  * kubeadm's configuration for every host of a cluster, generated from the spec and merged in
@@ -102,7 +103,7 @@ export function taintObjects(taints: string[]): { key: string; value?: string; e
 }
 
 function nodeRegistration(api: string, node: KubeNode, given: Doc): Doc {
-  const isMaster = node.roles.includes("master");
+  const isMaster = isMasterHost(node);
   // A master without taints of its own keeps kubeadm's control-plane taint; given taints replace it.
   const taints = node.taints.length > 0 ? taintObjects(node.taints) : isMaster ? [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }] : [];
   // The user's kubelet arguments are added to node-ip, not instead of it (a list would replace it whole).
@@ -176,7 +177,7 @@ export function initConfig(inputs: KubeadmInputs): string {
  */
 export function joinConfig(inputs: KubeadmInputs, node: KubeNode): string {
   const api = kubeadmApiVersion(inputs.version);
-  const isMaster = node.roles.includes("master");
+  const isMaster = isMasterHost(node);
   const g = given(inputs, "JoinConfiguration");
   const join: Doc = {
     apiVersion: api,

@@ -8,6 +8,7 @@ import { firstMasterOf, kubeadmInputs, settingsProblems, versionOf, vipOf } from
 import { ADMIN_CONF, CA_CERT, PRELUDE, writeFile } from "./shell";
 import { parseKubeVersion, upgradeProblem } from "./version";
 import { lbImage, workerApi, workerVipPod } from "./worker-api";
+import { isMaster as isMasterHost } from "../../plan/roles";
 
 /**
  * The kubernetes runtime: kubeadm on sealer-style base images — `bin/` (kubeadm, kubectl,
@@ -23,9 +24,9 @@ function command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): R
   const env = hookEnv(step, host, ctx);
   const dir = `${ctx.dataRoot.replace(/\/$/, "")}/kubernetes`;
   const first = firstMasterOf(ctx);
-  const isMaster = host.roles.includes("master");
+  const isMaster = isMasterHost(host);
   const vip = vipOf(ctx);
-  const masters = ctx.hosts.filter((h) => h.roles.includes("master")).map((h) => h.ip);
+  const masters = ctx.hosts.filter(isMasterHost).map((h) => h.ip);
   const run = (body: string, extra: Partial<RuntimeCommand> = {}): RuntimeCommand => ({ command: `cd ${shellQuote(ctx.rootfs)}\n${PRELUDE}${body}`, env, ...extra });
 
   switch (step) {
@@ -206,9 +207,9 @@ async function outputs(readFile: (path: string) => Promise<string | undefined>, 
  */
 function hostSettings(host: RuntimeHost, previous: { labels?: Record<string, string>; taints?: string[] }, ctx: RuntimeContext): RuntimeCommand | undefined {
   const labels = labelsAndTaints(host, previous);
-  if (host.roles.includes("master")) return labels ? { command: "true", env: {}, after: labels } : undefined;
+  if (isMasterHost(host)) return labels ? { command: "true", env: {}, after: labels } : undefined;
   const vip = vipOf(ctx);
-  const masters = ctx.hosts.filter((h) => h.roles.includes("master")).map((h) => h.ip);
+  const masters = ctx.hosts.filter(isMasterHost).map((h) => h.ip);
   return {
     command: lbImage(ctx)
       ? `${PRELUDE}${workerApi(vip, masters, ctx)}`

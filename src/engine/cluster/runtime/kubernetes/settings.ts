@@ -3,6 +3,7 @@ import type { PlannedHost } from "../../plan/types";
 import type { RuntimeContext, RuntimeHost } from "../types";
 import { DEFAULT_VIP, kubeadmDocProblems, type KubeadmInputs, type KubeNode } from "./kubeadm-config";
 import { parseKubeVersion } from "./version";
+import { isMaster } from "../../plan/roles";
 
 /** What the kubernetes runtime reads from the spec's `runtime` settings and the image. */
 /** Seconds a drain may take before the step fails. @default 300 (spec: runtime.drainTimeout) */
@@ -42,7 +43,7 @@ export function kubeadmInputs(ctx: RuntimeContext, known: RuntimeHost[] = []): K
   return {
     clusterName: ctx.cluster,
     version: parseKubeVersion(versionOf(ctx), "the image's Kubernetes version"),
-    masters: nodes(ctx.hosts.filter((h) => h.roles.includes("master"))),
+    masters: nodes(ctx.hosts.filter(isMaster)),
     ...(typeof settings["vip"] === "string" ? { vip: settings["vip"] } : {}),
     ...(Array.isArray(settings["certSANs"]) ? { extraSANs: settings["certSANs"] as string[] } : {}),
     image: docsOf(ctx.imageFiles?.get("etc/kubeadm.yml"), "the image's etc/kubeadm.yml"),
@@ -51,7 +52,7 @@ export function kubeadmInputs(ctx: RuntimeContext, known: RuntimeHost[] = []): K
 }
 
 export function firstMasterOf(ctx: RuntimeContext): PlannedHost {
-  const m = ctx.hosts.find((h) => h.roles.includes("master"));
+  const m = ctx.hosts.find(isMaster);
   if (!m) throw new Error("a Kubernetes cluster needs a master");
   return m;
 }
