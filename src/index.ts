@@ -7,7 +7,24 @@ export type { ImageBuildArgs, ImageBuildLayer, RegistryAuthArgs } from "./provid
 export { ClusterImage } from "./provider/cluster-image";
 export type { ClusterImageArgs } from "./provider/cluster-image";
 export { Cluster } from "./provider/cluster";
-export type { ClusterArgs } from "./provider/cluster";
+export type {
+  AppConfigArgs,
+  AppFileArgs,
+  AppsArgs,
+  BastionArgs,
+  ClusterArgs,
+  ClusterHostArgs,
+  ClusterNode,
+  ClusterRegistryArgs,
+  ConfigArgs,
+  EnvArgs,
+  HostAliasArgs,
+  HostSettingsArgs,
+  PluginArgs,
+  SshArgs,
+  TimeoutsArgs,
+  UpgradeArgs,
+} from "./provider/cluster";
 export { KubernetesCluster, AlicloudCluster, InvalidPropsError } from "./constructs";
 export type { KubernetesClusterProps, KubernetesClusterImage, HostSettings, AlicloudClusterProps, AlicloudAccess, AlicloudHostKeyPolicy } from "./constructs";
 export * as image from "./engine/image";
