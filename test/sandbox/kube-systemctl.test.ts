@@ -6,7 +6,10 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadService, parseEnvironmentFile, parseExecLine, parseTimespan, parseUnitText, serviceEnvironment, splitWords, startScript } from "../../src/engine/sandbox/systemd-lite/systemctl";
+import { parseEnvironmentFile, serviceEnvironment } from "../../src/engine/sandbox/systemd-lite/environment";
+import { startScript } from "../../src/engine/sandbox/systemd-lite/start-script";
+import { loadService } from "../../src/engine/sandbox/systemd-lite/unit-file";
+import { parseExecLine, parseTimespan, parseUnitText, splitWords } from "../../src/engine/sandbox/systemd-lite/unit-syntax";
 
 let root: string;
 let etc: string;

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import type { Sandbox, SandboxHost } from "./sandbox";
+import type { Sandbox, SandboxHost } from "./types";
 
 export interface HostExecResult {
   code: number;

@@ -6,24 +6,10 @@
  * kubeadm, containerd and the kubelet (see kube-host.ts).
  * Used by tests, benchmarks, the demo and `sealant sandbox`; nothing else imports it.
  */
-export {
-  sandboxAdd,
-  sandboxDir,
-  sandboxDown,
-  sandboxGet,
-  sandboxList,
-  sandboxRoot,
-  sandboxUp,
-  startHost,
-  stopHost,
-  type Sandbox,
-  type SandboxCommonOptions,
-  type SandboxHost,
-  type SandboxKubernetes,
-  type SandboxRef,
-  type SandboxSsh,
-  type SandboxUpOptions,
-} from "./sandbox";
+export { sandboxAdd, sandboxDown, sandboxGet, sandboxList, sandboxUp } from "./sandbox";
+export { sandboxDir, sandboxRoot } from "./dirs";
+export { startHost, stopHost } from "./host-power";
+export type { Sandbox, SandboxCommonOptions, SandboxHost, SandboxKubernetes, SandboxRef, SandboxSsh, SandboxUpOptions } from "./types";
 export { DEFAULT_REAL_DIRS, IP_PREFIX } from "./host";
 export { KUBE_REAL_DIRS, KUBE_SYSCTLS } from "./kube-host";
 export { KUBE_MAX_INDEX, KUBE_NET_PREFIX } from "./network";

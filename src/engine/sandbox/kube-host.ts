@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
 import { existsSync, lstatSync, statSync } from "node:fs";
-import { copyFile, lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CGROUP_FS, createHostCgroups, removeCgroups, type CgroupLayout } from "./cgroups";
 import { hostPaths, mkdirLike, prepareHost, realDirName, spawnLauncher, type HostFiles, type HostLayout, type Launched, type Tool } from "./host";
 import { hostNetDown, hostNetUp, type SandboxNet } from "./network";
+import { copyStandIn } from "./systemd-lite/copy-stand-in";
 import { BOOT, INIT, JOURNALCTL, LIB_DIR, standInSource, supervise, systemctlWrapper } from "./systemd-lite/files";
 
 /**
@@ -175,8 +176,7 @@ export async function prepareKubeHost(h: HostLayout, net: SandboxNet, authorized
   await writeFile(join(lib, "init"), INIT, { mode: 0o755 });
   await writeFile(join(lib, "boot"), BOOT, { mode: 0o755 });
   await writeFile(join(lib, "supervise"), supervise(process.execPath, standIn.name), { mode: 0o755 });
-  for (const other of ["systemctl.js", "systemctl.ts"]) if (other !== standIn.name) await rm(join(lib, other), { force: true });
-  await copyFile(standIn.file, join(lib, standIn.name));
+  await copyStandIn(lib);
   const bins = ["usr/bin", ...(lstatSync("/bin").isSymbolicLink() ? [] : ["bin"])];
   for (const b of bins) {
     const dir = await mkdirLike(p.upper, b);

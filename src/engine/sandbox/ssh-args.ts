@@ -1,4 +1,4 @@
-import type { Sandbox, SandboxHost } from "./sandbox";
+import type { Sandbox, SandboxHost } from "./types";
 
 /**
  * Arguments for the system `ssh` client to run `command` as root on a sandbox host by key,

@@ -7,7 +7,8 @@ import { join } from "node:path";
  *   /usr/lib/sealant-sandbox/init        PID 1 (Perl, on every Debian): runs `boot`, reaps orphans
  *   /usr/lib/sealant-sandbox/boot        sshd on the node address, then every enabled unit
  *   /usr/lib/sealant-sandbox/supervise   one per started unit: runs it, restarts it per Restart=
- *   /usr/lib/sealant-sandbox/systemctl.* the systemctl stand-in (see systemctl.ts for what it emulates)
+ *   /usr/lib/sealant-sandbox/systemctl.* the systemctl stand-in (see systemctl.ts for what it emulates),
+ *                                        beside its sibling modules (*.js or *.ts; see copy-stand-in.ts)
  *   /usr/bin/systemctl, /usr/bin/journalctl  wrappers (and /bin/... where /bin is not /usr/bin)
  */
 export const LIB_DIR = "/usr/lib/sealant-sandbox";
