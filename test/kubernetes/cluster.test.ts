@@ -1,13 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/engine/build";
 import { applyCluster, checkCluster, resetCluster, type ClusterEvent } from "../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
-import { sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
-import { Session } from "../../src/engine/session";
-import { APP_FIXTURE, NEW, OLD, buildBaseImage, eventually, inHost, kubectlWith, LEFTOVERS, nodesOf, podsOf, writeKubeconfig } from "./support";
+import type { Sandbox } from "../../src/engine/sandbox";
+import type { Session } from "../../src/engine/session";
+import { NEW, OLD, eventually, inHost, kubectlWith, LEFTOVERS, nodesOf, openRealBed, podsOf, type RealBed, writeKubeconfig } from "./support";
 
 /**
  * The kubernetes runtime on real nodes: the real kubeadm, kubelet, containerd, etcd, control
@@ -18,7 +15,7 @@ import { APP_FIXTURE, NEW, OLD, buildBaseImage, eventually, inHost, kubectlWith,
  * worker, drain and remove one, upgrade one minor, reset.
  */
 describe("real Kubernetes on Kubernetes-capable sandbox hosts", () => {
-  let home: string;
+  let bed: RealBed;
   let session: Session;
   let sb: Sandbox;
   let app: Record<string, string>;
@@ -40,25 +37,19 @@ describe("real Kubernetes on Kubernetes-capable sandbox hosts", () => {
   const apply = (s: ClusterSpec) => applyCluster({ session, spec: s, onEvent: (e) => events.push(e) });
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), "sealant-k8s-real-"));
-    // GIVEN the base image for two consecutive minors, built the way users build it, and an
-    // application image FROM each (its Deployment names docker.io/library/busybox by that name).
-    for (const v of [OLD, NEW]) await buildBaseImage(home, v);
-    session = await Session.open({ home });
-    app = {};
-    for (const v of [OLD, NEW]) app[v] = `example/hello:${v}@${(await build(session, { context: APP_FIXTURE, tag: `example/hello:${v}`, buildArgs: { BASE: `sealant/kubernetes:${v}` } })).digest}`;
-    sb = await sandboxUp(4, { kubernetes: true, name: "k8sreal", dir: join(home, "sandbox") });
-    [m, w1, w2, w3] = sb.hosts.map((h) => h.ip) as [string, string, string, string];
+    bed = await openRealBed("k8sreal", 4, [OLD, NEW]);
+    ({ session, sb } = bed);
+    // GIVEN the base image for two consecutive minors and an application image FROM each.
+    app = bed.app;
+    [m, w1, w2, w3] = bed.ips as [string, string, string, string];
   }, 600_000);
   afterAll(async () => {
-    session?.close();
-    if (sb) await sandboxDown(sb).catch(() => undefined);
-    if (home) await rm(home, { recursive: true, force: true });
+    await bed?.close();
   });
 
   it("creates 1 master + 2 workers: every node Ready on the image's version, flannel, CoreDNS and kube-proxy running, the app's pods pulled from the cluster registry", async () => {
     const r = await apply(spec(app[OLD]!, [w1, w2]));
-    kubectl = kubectlWith(await writeKubeconfig(join(home, "admin.conf"), r.outputs.kubeconfig));
+    kubectl = kubectlWith(await writeKubeconfig(join(bed.home, "admin.conf"), r.outputs.kubeconfig));
     // The kubeconfig sealant offers reaches the API from this machine (its server is the first master).
     expect(r.outputs.endpoint).toBe(`https://${m}:6443`);
     expect(await nodesOf(kubectl)).toEqual([m, w1, w2].map((ip) => expect.objectContaining({ ip, ready: true, version: OLD })));

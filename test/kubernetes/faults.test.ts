@@ -1,13 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/engine/build";
 import { applyCluster, ApplyError } from "../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
-import { sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
-import { Session } from "../../src/engine/session";
-import { APP_FIXTURE, NEW, buildBaseImage, eventually, inHost, kubectlWith, LEFTOVERS, nodesOf, podsOf, writeKubeconfig } from "./support";
+import { sandboxGet, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
+import type { Session } from "../../src/engine/session";
+import { NEW, eventually, inHost, kubectlWith, LEFTOVERS, nodesOf, openRealBed, podsOf, type RealBed, writeKubeconfig } from "./support";
 
 /**
  * Faults on real nodes (real kubeadm, kubelet, containerd, control plane; no test doubles): a
@@ -17,7 +14,7 @@ import { APP_FIXTURE, NEW, buildBaseImage, eventually, inHost, kubectlWith, LEFT
  * Then nodes' labels and taints changed in place.
  */
 describe("real Kubernetes: faults and day-two changes on real nodes", () => {
-  let home: string;
+  let bed: RealBed;
   let session: Session;
   let sb: Sandbox;
   let image: string;
@@ -43,17 +40,13 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
   const nodeName = async (ip: string) => (await nodesOf(kubectl)).find((n) => n.ip === ip)?.name;
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), "sealant-k8s-faults-"));
-    await buildBaseImage(home, NEW);
-    session = await Session.open({ home });
-    image = `example/hello:${NEW}@${(await build(session, { context: APP_FIXTURE, tag: `example/hello:${NEW}`, buildArgs: { BASE: `sealant/kubernetes:${NEW}` } })).digest}`;
-    sb = await sandboxUp(3, { kubernetes: true, name: "k8sfault", dir: join(home, "sandbox") });
-    [m, w1, w2] = sb.hosts.map((h) => h.ip) as [string, string, string];
+    bed = await openRealBed("k8sfault", 3, [NEW]);
+    ({ session, sb } = bed);
+    image = bed.app[NEW]!;
+    [m, w1, w2] = bed.ips as [string, string, string];
   }, 600_000);
   afterAll(async () => {
-    session?.close();
-    if (sb) await sandboxDown(sb).catch(() => undefined);
-    if (home) await rm(home, { recursive: true, force: true });
+    await bed?.close();
   });
 
   it("a worker whose join fails half way (its kubelet cannot start) is named; once fixed, the next apply clears what the failed join left and joins it", async () => {
@@ -71,7 +64,7 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
     // The create goes on where it stopped: only w2 joins, and the image's app is launched as a create does last.
     expect(r.plan.actions).toEqual(["create"]);
     expect(r.plan.phases.filter((p) => p.name.startsWith("runtime:join") || p.name === "runtime:bootstrap").flatMap((p) => p.steps.map((s) => s.host))).toEqual([w2]);
-    kubectl = kubectlWith(await writeKubeconfig(join(home, "admin.conf"), r.outputs.kubeconfig));
+    kubectl = kubectlWith(await writeKubeconfig(join(bed.home, "admin.conf"), r.outputs.kubeconfig));
     expect(await nodesOf(kubectl)).toEqual([m, w1, w2].map((ip) => expect.objectContaining({ ip, ready: true, version: NEW })));
     await eventually("the app's two replicas ready", async () => (await helloPods()).filter((p) => p.ready).length === 2);
   }, 900_000);

@@ -1,13 +1,11 @@
-import { readFile, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/engine/build";
 import { applyCluster, resetCluster } from "../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
-import { sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
-import { Session } from "../../src/engine/session";
-import { APP_FIXTURE, NEW, buildBaseImage, inHost, kubectlWith, LEFTOVERS, nodesOf, writeKubeconfig } from "./support";
+import { sandboxGet, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
+import type { Session } from "../../src/engine/session";
+import { NEW, inHost, kubectlWith, LEFTOVERS, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "./support";
 
 /**
  * Three real control planes with stacked etcd (the memory measured here allows it: see the
@@ -16,7 +14,7 @@ import { APP_FIXTURE, NEW, buildBaseImage, inHost, kubectlWith, LEFTOVERS, nodes
  * removed by force and joined again when it is back. Real components only.
  */
 describe("real Kubernetes: three masters (HA)", () => {
-  let home: string;
+  let bed: RealBed;
   let session: Session;
   let sb: Sandbox;
   let image: string;
@@ -44,22 +42,18 @@ describe("real Kubernetes: three masters (HA)", () => {
   const lbBackends = async () => (await inHost(sb, w, "awk '$1 == \"server\" { print $3 }' /etc/kubernetes/apiserver-lb/haproxy.cfg")).split("\n").sort();
 
   beforeAll(async () => {
-    home = await mkdtemp(join(tmpdir(), "sealant-k8s-ha-"));
-    await buildBaseImage(home, NEW);
-    session = await Session.open({ home });
-    image = `example/hello:${NEW}@${(await build(session, { context: APP_FIXTURE, tag: `example/hello:${NEW}`, buildArgs: { BASE: `sealant/kubernetes:${NEW}` } })).digest}`;
-    sb = await sandboxUp(4, { kubernetes: true, name: "k8sha", dir: join(home, "sandbox") });
-    [m1, m2, m3, w] = sb.hosts.map((h) => h.ip) as [string, string, string, string];
+    bed = await openRealBed("k8sha", 4, [NEW]);
+    ({ session, sb } = bed);
+    image = bed.app[NEW]!;
+    [m1, m2, m3, w] = bed.ips as [string, string, string, string];
   }, 600_000);
   afterAll(async () => {
-    session?.close();
-    if (sb) await sandboxDown(sb).catch(() => undefined);
-    if (home) await rm(home, { recursive: true, force: true });
+    await bed?.close();
   });
 
   it("creates three control planes with stacked etcd and a worker balanced across them", async () => {
     const r = await applyCluster({ session, spec: spec([m1, m2, m3]) });
-    kubectl = kubectlWith(await writeKubeconfig(join(home, "admin.conf"), r.outputs.kubeconfig));
+    kubectl = kubectlWith(await writeKubeconfig(join(bed.home, "admin.conf"), r.outputs.kubeconfig));
     expect(await nodesOf(kubectl)).toEqual([m1, m2, m3, w].map((ip) => expect.objectContaining({ ip, ready: true, version: NEW })));
     expect(await etcdPeers()).toEqual([m1, m2, m3].map((ip) => `https://${ip}:2380`).sort());
     expect(await lbBackends()).toEqual([m1, m2, m3].map((ip) => `${ip}:6443`).sort());

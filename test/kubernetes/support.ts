@@ -1,9 +1,11 @@
 import { execFile } from "node:child_process";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { writeFile } from "node:fs/promises";
-import { hostExec, type Sandbox } from "../../src/engine/sandbox";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { build } from "../../src/engine/build";
+import { hostExec, sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { Session } from "../../src/engine/session";
 
 export const execP = promisify(execFile);
 export const ROOT = resolve(__dirname, "../..");
@@ -21,6 +23,47 @@ export const NEW = "v1.31.4";
 export async function buildBaseImage(home: string, version: string): Promise<string> {
   const { stdout } = await execP("bash", [join(ROOT, "scripts/kube-base-image.sh"), version], { env: { ...process.env, SEALANT_HOME: home }, maxBuffer: 64 << 20 });
   return stdout.trim();
+}
+
+export interface RealBed {
+  home: string;
+  session: Session;
+  sb: Sandbox;
+  /** The hello app built FROM sealant's base image, by version: `example/hello:<v>@sha256:...`. */
+  app: Record<string, string>;
+  /** The sandbox hosts' node addresses, in order. */
+  ips: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A private store with sealant's Kubernetes base image for each version (built the way users build
+ * it) and the hello app FROM each (its Deployment names docker.io/library/busybox by that name),
+ * and `hosts` Kubernetes-capable sandbox hosts named `name`. `close` removes all of it.
+ */
+export async function openRealBed(name: string, hosts: number, versions: string[]): Promise<RealBed> {
+  const home = await mkdtemp(join(tmpdir(), `sealant-${name}-`));
+  let session: Session | undefined;
+  let sb: Sandbox | undefined;
+  const close = async () => {
+    session?.close();
+    if (sb) await sandboxDown(sb).catch(() => undefined);
+    await rm(home, { recursive: true, force: true });
+  };
+  try {
+    for (const v of versions) await buildBaseImage(home, v);
+    session = await Session.open({ home });
+    const app: Record<string, string> = {};
+    for (const v of versions) {
+      const built = await build(session, { context: APP_FIXTURE, tag: `example/hello:${v}`, buildArgs: { BASE: `sealant/kubernetes:${v}` } });
+      app[v] = `example/hello:${v}@${built.digest}`;
+    }
+    sb = await sandboxUp(hosts, { kubernetes: true, name, dir: join(home, "sandbox") });
+    return { home, session, sb, app, ips: sb.hosts.map((h) => h.ip), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 /** The real kubectl (scripts/kubernetes.sh), run on this machine against the cluster with `kubeconfig`. */
