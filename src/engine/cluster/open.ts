@@ -1,3 +1,8 @@
+/**
+ * Opening a cluster: its image and runtime, its hosts and one SSH connection per host (opened
+ * on use), their facts, its lock and its record. The actions (apply, reset, check, exec, ...)
+ * open a cluster and work on it.
+ */
 import type { Session } from "../session";
 import { HostKeyError, Hosts, HostsError } from "../ssh";
 import { desiredCluster } from "./desired";
@@ -12,12 +17,6 @@ import { selectRuntime } from "./runtime";
 import { resolveHosts, type ClusterSpec } from "./spec";
 import { acquireLock, lockOwner } from "./state/lock";
 import { newestRecord, writeRecord, type ClusterRecord } from "./state/record";
-
-/**
- * Opening a cluster: its image and runtime, its hosts and one SSH connection per host (opened
- * on use), their facts, its lock and its record. The actions (apply, reset, check, exec, ...)
- * open a cluster and work on it.
- */
 
 export interface ClusterOptions {
   session: Session;

@@ -1,5 +1,4 @@
 export { planCluster, planReset, rollingBatches, describeHosts, shortDigest, PlanError } from "./planner";
 export { formatPlan } from "./format";
 export { isMaster, MASTER, MASTER_ROLES } from "./roles";
-export * as StepKinds from "./kinds";
 export type * from "./types";
