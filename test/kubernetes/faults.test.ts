@@ -125,12 +125,12 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
         }),
       );
     const r = await applyCluster({ session, spec: spec([w2, w1], 120, { labels: { tier: "web" }, taints: ["dedicated=web:PreferNoSchedule"] }) });
-    expect(r.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
+    expect(r.plan.summary).toEqual([`set labels and taints on ${w2}, ${w1}`]);
     expect(r.plan.phases.map((p) => p.name)).toEqual(["host-settings"]);
     expect(await labelsAndTaints()).toEqual([w1, w2].map(() => ({ tier: "web", taints: ["dedicated=web:PreferNoSchedule"] })));
 
     const back = await applyCluster({ session, spec: spec([w2, w1]) });
-    expect(back.plan.summary).toEqual([`set labels and taints on ${w1}, ${w2}`]);
+    expect(back.plan.summary).toEqual([`set labels and taints on ${w2}, ${w1}`]);
     expect(await labelsAndTaints()).toEqual([w1, w2].map(() => ({ tier: undefined, taints: [] })));
     expect((await applyCluster({ session, spec: spec([w2, w1]) })).plan.phases).toEqual([]);
   }, 600_000);
