@@ -15,8 +15,8 @@ const { measure } = require("./lib/sys");
 const { DATA_ROOT, clusterSpec, openssh, wipeHosts, hostsCpuMs, phaseTimer, sftpConnect } = require("./cluster-bed");
 
 const { applyCluster, resolveClusterImage } = require("../dist/engine/cluster");
-const { extractedSize } = require("../dist/engine/cluster/phases/distribute");
-const { readImageFiles } = require("../dist/engine/cluster/phases/render");
+const { extractedSize } = require("../dist/engine/cluster/host/distribute");
+const { readImageFiles } = require("../dist/engine/cluster/host/render");
 
 async function benchDistribute(bed, image, counters, { repeat, sizes, log, median, round }) {
   // Two local passes over each layer are paid by the first apply of a new image only (then

@@ -24,8 +24,8 @@ const { Session } = require("../dist/engine/session");
 const { sandboxUp, sandboxDown, hostExec } = require("../dist/engine/sandbox");
 const { applyCluster, resolveClusterImage } = require("../dist/engine/cluster");
 const { parseClusterSpec } = require("../dist/engine/cluster/spec");
-const { extractedSize } = require("../dist/engine/cluster/phases/distribute");
-const { readImageFiles } = require("../dist/engine/cluster/phases/render");
+const { extractedSize } = require("../dist/engine/cluster/host/distribute");
+const { readImageFiles } = require("../dist/engine/cluster/host/render");
 const { SshConnection } = require("../dist/engine/ssh");
 
 const VERSION = process.env.BENCH_KUBE_VERSION ?? "v1.31.4";

@@ -8,19 +8,6 @@ import { afterAll, describe, expect, it } from "vitest";
 const run = promisify(execFile);
 const SCRIPT = resolve(__dirname, "../scripts/import-graph.js");
 
-/**
- * TEMPORARY allow-list (issue 11, item 4): src/engine/cluster is being redesigned by another
- * change that removes the circles inside it. Until then a circle whose files are ALL under
- * engine/cluster/ is tolerated here (and only here: the script itself still reports it and exits
- * 1). Remove this allow-list once that redesign has landed.
- */
-const ALLOW_CLUSTER_INTERNAL_CIRCLES = (finding: string): boolean =>
-  finding.startsWith("circle: ") &&
-  finding
-    .slice("circle: ".length)
-    .split(" <-> ")
-    .every((mod) => mod.startsWith("engine/cluster/"));
-
 interface Report {
   files: number;
   circles: string[];
@@ -57,12 +44,12 @@ afterAll(async () => {
 });
 
 describe("import graph of src/", () => {
-  it("has no circles, no import up a floor and no stray sandbox import (but the allowed engine/cluster circles)", async () => {
+  it("has no circles, no import up a floor and no stray sandbox import", async () => {
     // GIVEN the project's sources WHEN the checker runs
     const { report } = await check();
-    // THEN it read them all, and every finding is one the temporary allow-list names
+    // THEN it read them all and found nothing
     expect(report.files).toBeGreaterThan(100);
-    expect(report.failures.filter((f) => !ALLOW_CLUSTER_INTERNAL_CIRCLES(f))).toEqual([]);
+    expect(report.failures).toEqual([]);
   });
 });
 
