@@ -1,4 +1,4 @@
-import { CredentialStore } from "./image/credentials";
+import { CredentialStore, registryKey, staticCredentials, type Credentials } from "./image/credentials";
 import { isLoopbackRegistry } from "./image/reference";
 import { RegistryClient, type RegistryClientOptions } from "./image/registry";
 import type { ImageSource } from "./image/source";
@@ -18,6 +18,12 @@ export interface SessionOptions {
    */
   mirrors?: Record<string, string>;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Credentials held only in memory (e.g. a Pulumi resource's secret), by the registry an image
+   * names (host[:port]; a mirror serving it is given them too). They win over the stored ones
+   * (sealant login, docker config) and are never written to the credential store.
+   */
+  auth?: Record<string, Credentials>;
 }
 
 /** Parses "docker.io=127.0.0.1:5001,quay.io=127.0.0.1:5002". */
@@ -37,6 +43,9 @@ export function parseMirrors(text: string | undefined): Record<string, string> {
  */
 export class Session {
   private readonly clients = new Map<string, RegistryClient>();
+  /** Clients that use `auth` credentials, apart from the others (a mirror may serve several registries). */
+  private readonly authClients = new Map<string, RegistryClient>();
+  private readonly auth: Map<string, Credentials>;
   readonly mirrors: Record<string, string>;
 
   private constructor(
@@ -46,6 +55,7 @@ export class Session {
     private readonly opts: SessionOptions,
   ) {
     this.mirrors = { ...parseMirrors((opts.env ?? process.env).SEALANT_REGISTRY_MIRRORS), ...opts.mirrors };
+    this.auth = new Map(Object.entries(opts.auth ?? {}).map(([registry, c]) => [registryKey(registry), c]));
   }
 
   static async open(opts: SessionOptions = {}): Promise<Session> {
@@ -53,13 +63,16 @@ export class Session {
     return new Session(home, await ImageStore.open(home), new CredentialStore(home, opts.env ?? process.env), opts);
   }
 
+  /** The client for the registry an image names (through its mirror, if any), with its credentials. */
   clientFor = (source: string): RegistryClient => {
     const registry = this.mirrors[source] ?? source;
-    let client = this.clients.get(registry);
+    const own = this.auth.get(registryKey(source));
+    const clients = own ? this.authClients : this.clients;
+    let client = clients.get(registry);
     if (!client) {
       const insecure = this.opts.insecure === true || (Array.isArray(this.opts.insecure) && this.opts.insecure.includes(registry));
-      client = new RegistryClient(registry, { ...this.opts.client, insecure: insecure && !isLoopbackRegistry(registry), credentials: this.credentials });
-      this.clients.set(registry, client);
+      client = new RegistryClient(registry, { ...this.opts.client, insecure: insecure && !isLoopbackRegistry(registry), credentials: own ? staticCredentials(own) : this.credentials });
+      clients.set(registry, client);
     }
     return client;
   };
@@ -73,7 +86,8 @@ export class Session {
   };
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
+    for (const c of [...this.clients.values(), ...this.authClients.values()]) c.close();
     this.clients.clear();
+    this.authClients.clear();
   }
 }

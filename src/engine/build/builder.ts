@@ -1,13 +1,14 @@
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Digest } from "../image/digest";
 import { MediaType } from "../image/media-types";
 import { emptyMetadata, metadataAnnotations, readMetadata, type ClusterImageMetadata } from "../image/metadata";
 import { normaliseReference } from "../image/reference";
-import { hostPlatform, platformString, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from "../image/types";
+import { platformString, type Descriptor, type ImageConfig, type Index, type Manifest, type Platform } from "../image/types";
 import { BuildInputError, type Where } from "./context";
 import { describe } from "./describe";
-import { checkBaseAppRefs, KubefileSyntaxError, parseKubefileOrThrow, type Instruction, type Kubefile } from "./kubefile";
+import { buildPlatforms, contextDir, parseKubefiles, readKubefile } from "./inputs";
+import { checkBaseAppRefs, KubefileSyntaxError, type Instruction, type Kubefile } from "./kubefile";
 import type { BuildOptions, BuildResult, BuiltLayer } from "./options";
 import { PlatformBuild } from "./platform-build";
 import { appStep } from "./steps/app";
@@ -24,13 +25,10 @@ export type { BuildEvent, BuildOptions, BuildResult, BuiltLayer } from "./option
  * so a fully cached rebuild extracts nothing.
  */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
-  const context = resolve(opts.context);
-  const st = await stat(context).catch(() => undefined);
-  if (!st?.isDirectory()) throw new Error(`build context ${context} ${st ? "is not a directory" : "does not exist"}`);
+  const context = await contextDir(opts.context);
   const { text, file } = await readKubefile(context, opts.kubefile);
-  const platforms = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [hostPlatform()];
-  // Every platform's Kubefile is checked before any work starts (${ARCH} differs per platform).
-  const kubefiles = platforms.map((p) => parseKubefileOrThrow(text, { file, buildArgs: opts.buildArgs ?? {}, arch: p.architecture }));
+  const platforms = buildPlatforms(opts.platforms);
+  const kubefiles = parseKubefiles({ text, file }, opts.buildArgs ?? {}, platforms);
   const workRoot = join(dirname(opts.store.root), "tmp");
   await mkdir(workRoot, { recursive: true });
   const release = await opts.store.lease();
@@ -60,16 +58,6 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
 function indexOf(built: Array<{ platform: Platform; manifest: Descriptor }>): Index {
   return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: built.map((b) => ({ ...b.manifest, platform: b.platform })) };
-}
-
-async function readKubefile(context: string, kubefile: BuildOptions["kubefile"]): Promise<{ text: string; file: string }> {
-  if (kubefile && typeof kubefile === "object") return { text: kubefile.text, file: kubefile.file ?? "Kubefile" };
-  const path = kubefile ? resolve(kubefile) : join(context, "Kubefile");
-  try {
-    return { text: await readFile(path, "utf8"), file: path };
-  } catch (err) {
-    throw new Error(`cannot read Kubefile ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
-  }
 }
 
 async function buildPlatform(

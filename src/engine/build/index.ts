@@ -6,6 +6,7 @@ import { buildImage, type BuildOptions, type BuildResult } from "./builder";
 export { buildImage } from "./builder";
 export type { BuildEvent, BuildOptions, BuildResult, BuiltLayer } from "./builder";
 export { BuildInputError } from "./context";
+export { buildPlatforms, contextDir, hashContext, parseKubefiles, readKubefile, type KubefileSource } from "./inputs";
 export * from "./kubefile";
 export { discoverImages } from "./discovery";
 export { cacheImages } from "./image-cache";

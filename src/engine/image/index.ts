@@ -16,3 +16,7 @@ export { saveArchive, loadArchive, ArchiveError } from "./archive";
 export { mergeImages } from "./merge";
 export { inspectImage, listImages } from "./inspect";
 export type { ImageInspection, ImageSummary } from "./inspect";
+export { readImage, storeReader, sourceReader, imageLabels } from "./read-image";
+export type { ImageReader, ImagePart, ImageParts } from "./read-image";
+export { resolveImage, storedDigest, registryDigest } from "./resolve";
+export type { ImageAccess, ResolvedImage } from "./resolve";

@@ -1,8 +1,8 @@
 import type { Digest } from "./digest";
-import { isIndexMediaType } from "./media-types";
-import { readMetadata, type ClusterImageMetadata } from "./metadata";
+import type { ClusterImageMetadata } from "./metadata";
+import { readImage, storeReader } from "./read-image";
 import type { ImageStore, StoredImage } from "./store";
-import { platformString, type Descriptor, type ImageConfig, type Manifest } from "./types";
+import { platformString, type ImageConfig, type Manifest } from "./types";
 
 export interface InspectedPlatform {
   platform: string;
@@ -28,25 +28,20 @@ export interface ImageInspection {
 
 export async function inspectImage(store: ImageStore, ref: string): Promise<ImageInspection> {
   const image = await store.resolve(ref);
-  const manifests: Descriptor[] = isIndexMediaType(image.descriptor.mediaType)
-    ? (await store.readIndexBlob(image.descriptor.digest)).manifests
-    : [image.descriptor];
-  const platforms: InspectedPlatform[] = [];
-  for (const desc of manifests) {
-    const manifest = await store.readManifest(desc.digest);
-    const config = await store.readJson<ImageConfig>(manifest.config.digest);
+  const { parts } = await readImage(storeReader(store), image.descriptor);
+  const platforms: InspectedPlatform[] = parts.map(({ descriptor, platform, manifest, config, metadata }) => {
     const created = (config.history ?? []).filter((h) => !h.empty_layer);
-    platforms.push({
-      platform: desc.platform ? platformString(desc.platform) : platformString(config),
-      manifestDigest: desc.digest,
+    return {
+      platform: platformString(platform),
+      manifestDigest: descriptor.digest,
       manifest,
       config,
       layers: manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, ...(created[i]?.created_by ? { createdBy: created[i]!.created_by! } : {}) })),
       labels: config.config?.Labels ?? {},
-      metadata: readMetadata(manifest, config),
+      metadata,
       size: manifest.config.size + manifest.layers.reduce((n, l) => n + l.size, 0),
-    });
-  }
+    };
+  });
   const containerImages = [...new Set(platforms.flatMap((p) => p.metadata.containerImages.map((c) => c.image)))].sort();
   return { ref: image.ref, digest: image.descriptor.digest, mediaType: image.descriptor.mediaType, platforms, containerImages, totalSize: await totalSize(store, image) };
 }

@@ -3,36 +3,24 @@
  * with `require("sealant/provider/impl/image-build")` by the thin provider object (which is
  * serialised into Pulumi state and so may capture nothing). No Pulumi import here.
  *
+ * The work is the engine's: engine/build reads and hashes the context and builds (pulling a
+ * FROM image with the resource's credentials, which the session holds), engine/image pushes
+ * and reads the result. This validates and maps.
+ *
  * Deleting an ImageBuild removes nothing: built images are a cache that other stacks, other
  * resources or the user may share (same tag, same layers), and a pushed image belongs to its
  * registry. `sealant rmi` / `sealant prune` (store gc) clean up explicitly.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { buildImage, type BuildEvent, type BuildOptions } from "../../engine/build";
-import { resolveClusterImage } from "../../engine/cluster/image";
-import { formatKubefileError, parseKubefile } from "../../engine/build/kubefile";
-import { formatReference, parseReference, referenceSelector } from "../../engine/image/reference";
-import { ImageNotFoundError } from "../../engine/image/store";
-import { pullImage, pushImage } from "../../engine/image/transfer";
-import { hostPlatform, parsePlatform, platformString, type Platform } from "../../engine/image/types";
-import {
-  authOf,
-  checkReference,
-  checkRegistryAuth,
-  describeValue,
-  logger,
-  normalisedRef,
-  openRegistries,
-  plain,
-  sameJson,
-  type Failure,
-  type ProviderHooks,
-  type Registries,
-  type RegistryAuth,
-} from "./cluster-image";
+import { randomUUID } from "node:crypto";
+import { resolve } from "node:path";
+import { build, buildPlatforms, contextDir, hashContext, KubefileSyntaxError, parseKubefiles, readKubefile, type BuildEvent, type KubefileSource } from "../../engine/build";
+import { readImage, storeReader } from "../../engine/image/read-image";
+import { formatReference, parseReference } from "../../engine/image/reference";
+import { registryDigest, storedDigest } from "../../engine/image/resolve";
+import { pushImage } from "../../engine/image/transfer";
+import { parsePlatform, platformString } from "../../engine/image/types";
+import { authOf, failuresOf, logger, normalisedRef, openSession, plain, registryOf, sameJson, type Failure, type ProviderHooks, type RegistryAuth } from "./inputs";
+import { imageBuildInputs } from "./image-build-inputs";
 import { containsUnknown, isUnknown, UNKNOWN } from "./unknown";
 
 export interface ImageBuildInputs {
@@ -83,179 +71,51 @@ export interface ImageBuildOutputs extends ImageBuildInputs {
 
 /** The properties whose change is a rebuild. */
 const DIFF_KEYS = ["contextHash", "tag", "buildArgs", "platforms", "push"] as const;
+/** The inputs the context hash is made of. */
+const HASHED = ["context", "kubefile", "buildArgs", "platforms"] as const;
 
 // ------------------------------------------------------------------ check
 
 /**
- * Validates the inputs (each failure names its property) and adds `contextHash`. Values not
- * known yet (preview) are neither validated nor read: the hash is then unknown too.
+ * Validates the inputs (each failure names its property), then reads the context and the
+ * Kubefile and adds `contextHash`. Values not known yet (preview) are neither validated nor
+ * read: the hash is then unknown too.
  */
 export async function check(_olds: Record<string, unknown>, news: Record<string, unknown>): Promise<{ inputs: Record<string, unknown>; failures: Failure[] }> {
-  const failures: Failure[] = [];
   const inputs: Record<string, unknown> = { ...news };
   delete inputs["contextHash"];
+  const parsed = imageBuildInputs.safeParse(inputs);
+  const failures = parsed.success ? [] : failuresOf(parsed.error.issues);
+  const bad = (key: string): boolean => failures.some((f) => f.property === key || f.property.startsWith(`${key}.`) || f.property.startsWith(`${key}[`));
 
-  checkReference(news["tag"], "tag", failures, { allowDigest: false, required: true });
-  const push = news["push"];
-  if (push !== undefined && push !== null && typeof push !== "boolean" && !isUnknown(push)) {
-    if (typeof push === "string") checkReference(push, "push", failures, { allowDigest: false, required: true });
-    else failures.push({ property: "push", reason: `expected true (push to the tag) or a reference to push to, got ${describeValue(push)}` });
+  let context: string | undefined;
+  if (!bad("context") && !isUnknown(news["context"])) {
+    context = await contextDir(news["context"] as string).catch((err: Error) => void failures.push({ property: "context", reason: err.message }));
   }
-  checkRegistryAuth(news["registryAuth"], failures);
-  const noCache = news["noCache"];
-  if (noCache !== undefined && noCache !== null && typeof noCache !== "boolean" && !isUnknown(noCache)) failures.push({ property: "noCache", reason: `expected true or false, got ${describeValue(noCache)}` });
-
-  const hashFailures: Failure[] = [];
-  const buildArgs = checkBuildArgs(news["buildArgs"], hashFailures);
-  const platforms = checkPlatforms(news["platforms"], hashFailures);
-  const context = await checkContext(news["context"], hashFailures);
-  const kubefile = context === undefined || containsUnknown(news["kubefile"]) ? undefined : await checkKubefile(context, news["kubefile"], hashFailures);
-  failures.push(...hashFailures);
-  const unknown = ["context", "kubefile", "buildArgs", "platforms"].some((k) => containsUnknown(news[k]));
-  if (unknown) {
+  let kubefile: { text: string; file: string } | undefined;
+  if (context !== undefined && !bad("kubefile") && !containsUnknown(news["kubefile"])) {
+    kubefile = await readKubefile(context, kubefileSource(context, news["kubefile"])).catch((err: Error) => void failures.push({ property: "kubefile", reason: err.message }));
+  }
+  if (HASHED.some((k) => containsUnknown(news[k]))) {
     inputs["contextHash"] = UNKNOWN;
-  } else if (hashFailures.length === 0 && context !== undefined && kubefile !== undefined && buildArgs && platforms) {
-    for (const p of platforms.length > 0 ? platforms : [hostPlatform()]) {
-      const parsed = parseKubefile(kubefile.text, { file: kubefile.file, buildArgs, arch: p.architecture });
-      if (!parsed.ok) {
-        failures.push({ property: "kubefile", reason: `${kubefile.file} is invalid:\n${parsed.errors.map((e) => `  ${formatKubefileError(e)}`).join("\n")}` });
-        break;
-      }
+  } else if (context !== undefined && kubefile !== undefined && !HASHED.some(bad)) {
+    const buildArgs = (news["buildArgs"] as Record<string, string> | null | undefined) ?? {};
+    const platforms = ((news["platforms"] as string[] | null | undefined) ?? []).map(parsePlatform);
+    try {
+      parseKubefiles(kubefile, buildArgs, buildPlatforms(platforms));
+    } catch (err) {
+      if (!(err instanceof KubefileSyntaxError)) throw err;
+      failures.push({ property: "kubefile", reason: err.message });
     }
     inputs["contextHash"] = await hashContext(context, kubefile.text, buildArgs, platforms);
   }
   return { inputs, failures };
 }
 
-async function checkContext(value: unknown, failures: Failure[]): Promise<string | undefined> {
-  if (isUnknown(value)) return undefined;
-  if (typeof value !== "string" || value === "") {
-    failures.push({ property: "context", reason: `the build context directory is required (a path), got ${describeValue(value)}` });
-    return undefined;
-  }
-  const dir = resolve(value);
-  const st = await stat(dir).catch(() => undefined);
-  if (!st) failures.push({ property: "context", reason: `the build context ${dir} does not exist` });
-  else if (!st.isDirectory()) failures.push({ property: "context", reason: `the build context ${dir} is not a directory` });
-  else return dir;
-  return undefined;
-}
-
-/** The Kubefile's text and the name its errors use; undefined (with a failure) when it cannot be had. */
-async function checkKubefile(context: string, value: unknown, failures: Failure[]): Promise<{ text: string; file: string } | undefined> {
-  if (value && typeof value === "object" && !Array.isArray(value)) {
-    const text = (value as Record<string, unknown>)["text"];
-    const extra = Object.keys(value).filter((k) => k !== "text");
-    if (typeof text !== "string" || extra.length > 0) {
-      failures.push({ property: "kubefile", reason: `expected a path relative to the context or { text: "..." }${extra.length ? ` (unknown: ${extra.join(", ")})` : ""}` });
-      return undefined;
-    }
-    return { text, file: "Kubefile (inline)" };
-  }
-  if (value !== undefined && value !== null && (typeof value !== "string" || value === "")) {
-    failures.push({ property: "kubefile", reason: `expected a path relative to the context or { text: "..." }, got ${describeValue(value)}` });
-    return undefined;
-  }
-  const path = resolve(context, (value as string | undefined) ?? "Kubefile");
-  try {
-    return { text: await readFile(path, "utf8"), file: path };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    failures.push({ property: "kubefile", reason: `cannot read the Kubefile ${path}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (err as Error).message}` });
-    return undefined;
-  }
-}
-
-function checkBuildArgs(value: unknown, failures: Failure[]): Record<string, string> | undefined {
-  if (value === undefined || value === null) return {};
-  if (isUnknown(value)) return undefined;
-  if (typeof value !== "object" || Array.isArray(value)) {
-    failures.push({ property: "buildArgs", reason: `expected a map of NAME to string value, got ${describeValue(value)}` });
-    return undefined;
-  }
-  const out: Record<string, string> = {};
-  let ok = true;
-  for (const [k, v] of Object.entries(value)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
-      failures.push({ property: `buildArgs.${k}`, reason: "a build argument name is letters, digits and _, not starting with a digit" });
-      ok = false;
-    }
-    if (isUnknown(v)) continue;
-    if (typeof v !== "string") {
-      failures.push({ property: `buildArgs.${k}`, reason: `expected a string, got ${describeValue(v)}` });
-      ok = false;
-    } else out[k] = v;
-  }
-  return ok ? out : undefined;
-}
-
-function checkPlatforms(value: unknown, failures: Failure[]): Platform[] | undefined {
-  if (value === undefined || value === null) return [];
-  if (isUnknown(value)) return undefined;
-  if (!Array.isArray(value)) {
-    failures.push({ property: "platforms", reason: `expected a list such as ["linux/amd64", "linux/arm64"], got ${describeValue(value)}` });
-    return undefined;
-  }
-  const out: Platform[] = [];
-  const seen = new Set<string>();
-  let ok = true;
-  for (const [i, p] of value.entries()) {
-    if (isUnknown(p)) continue;
-    try {
-      if (typeof p !== "string") throw new Error(`expected os/arch such as linux/amd64, got ${describeValue(p)}`);
-      const parsed = parsePlatform(p);
-      const key = platformString(parsed);
-      if (seen.has(key)) throw new Error(`${key} is listed twice`);
-      seen.add(key);
-      out.push(parsed);
-    } catch (err) {
-      failures.push({ property: `platforms[${i}]`, reason: (err as Error).message });
-      ok = false;
-    }
-  }
-  return ok ? out : undefined;
-}
-
-/**
- * sha256 over every entry of the context (path, type, permission bits, and the content of
- * files or the target of symlinks; directories walked in byte order, symlinks not followed),
- * then the Kubefile text, the build args and the platforms: editing, adding, removing,
- * renaming or chmod-ing any file changes it. Owners and times do not count.
- */
-export async function hashContext(context: string, kubefile: string, buildArgs: Record<string, string>, platforms: Platform[]): Promise<string> {
-  const h = createHash("sha256");
-  const record = (r: unknown[]): void => void h.update(`${JSON.stringify(r)}\n`);
-  record(["sealant-context", 1]);
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    const names = (await readdir(dir)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const name of names) {
-      const abs = join(dir, name);
-      const path = rel === "" ? name : `${rel}/${name}`;
-      const st = await lstat(abs);
-      const mode = st.mode & 0o7777;
-      if (st.isDirectory()) {
-        record(["dir", path, mode]);
-        await walk(abs, path);
-      } else if (st.isFile()) {
-        record(["file", path, mode, st.size, await fileHash(abs)]);
-      } else if (st.isSymbolicLink()) {
-        record(["symlink", path, await readlink(abs)]);
-      } else {
-        record(["other", path, mode]);
-      }
-    }
-  };
-  await walk(context, "");
-  record(["kubefile", kubefile]);
-  record(["buildArgs", Object.entries(buildArgs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
-  record(["platforms", platforms.map(platformString)]);
-  return `sha256:${h.digest("hex")}`;
-}
-
-async function fileHash(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest("hex");
+/** The Kubefile input as the engine reads it: a path relative to the context, or inline text. */
+function kubefileSource(context: string, value: unknown): KubefileSource {
+  if (value && typeof value === "object") return { text: String((value as Record<string, unknown>)["text"]), file: "Kubefile (inline)" };
+  return resolve(context, typeof value === "string" && value !== "" ? value : "Kubefile");
 }
 
 // ------------------------------------------------------------------ diff
@@ -316,41 +176,37 @@ async function buildAndPush(inputs: Record<string, unknown>, hooks?: ProviderHoo
   const log = logger(hooks, `ImageBuild ${tag}`);
   const target = pushTarget(inputs);
   const auth = authOf(inputs["registryAuth"]);
-  const regs = await openRegistries(auth, parseReference(target ?? tag).registry);
+  // FROM pulls and the push use the resource's credentials: the session holds them.
+  const session = await openSession(auth, registryOf(target ?? tag));
   try {
     const context = resolve(inputs["context"] as string);
     const kf = inputs["kubefile"];
-    const kubefile: BuildOptions["kubefile"] =
-      kf && typeof kf === "object" ? { text: String((kf as Record<string, unknown>)["text"]), file: "Kubefile (inline)" } : resolve(context, typeof kf === "string" && kf !== "" ? kf : "Kubefile");
     const platforms = ((inputs["platforms"] as string[] | undefined) ?? []).map(parsePlatform);
-    const multi = platforms.length > 1;
-    const result = await buildImage({
-      store: regs.session.store,
+    const buildArgs = (inputs["buildArgs"] as Record<string, string> | undefined) ?? {};
+    const result = await build(session, {
       context,
-      kubefile,
+      kubefile: kubefileSource(context, kf),
       tag,
-      buildArgs: (inputs["buildArgs"] as Record<string, string> | undefined) ?? {},
+      buildArgs,
       ...(platforms.length > 0 ? { platforms } : {}),
       noCache: inputs["noCache"] === true,
-      sourceFor: regs.sourceFor,
-      resolveBase: (ref) => resolveBase(regs, ref),
-      onEvent: (e) => logEvent(e, multi, log),
+      onEvent: (e) => logEvent(e, platforms.length > 1, log),
     });
     log(`built ${result.ref} ${result.digest}`);
     let pushed: string | undefined;
     if (target) {
       log(`pushing to ${formatReference(parseReference(target))}`);
-      const r = await pushImage(regs.session.store, result.ref, { clientFor: regs.clientFor, destination: target });
+      const r = await pushImage(session.store, result.ref, { clientFor: session.clientFor, destination: target });
       log(`pushed ${r.ref}: ${r.blobs.transferred} blob(s) sent, ${r.blobs.skipped} already there`);
       pushed = r.ref;
     }
     // The metadata as a Cluster will read it (runtime from labels included).
-    const meta = (await resolveClusterImage(regs.session, `${result.ref}@${result.digest}`)).metadata;
+    const meta = (await readImage(storeReader(session.store), result.descriptor)).parts[0]!.metadata;
     return plain({
       context: inputs["context"] as string,
       ...(kf !== undefined && kf !== null ? { kubefile: kf as ImageBuildInputs["kubefile"] } : {}),
       tag,
-      buildArgs: (inputs["buildArgs"] as Record<string, string> | undefined) ?? {},
+      buildArgs,
       platforms: (inputs["platforms"] as string[] | undefined) ?? [],
       ...(inputs["push"] !== undefined && inputs["push"] !== null ? { push: inputs["push"] as boolean | string } : {}),
       ...(auth ? { registryAuth: auth } : {}),
@@ -368,19 +224,8 @@ async function buildAndPush(inputs: Record<string, unknown>, hooks?: ProviderHoo
       layers: result.platforms.flatMap((p) => p.layers.map((l) => ({ platform: p.platform, digest: l.digest, size: l.size, createdBy: l.createdBy }))),
     });
   } finally {
-    regs.close();
+    session.close();
   }
-}
-
-/** As the engine's build(): a FROM image missing from the store is pulled (with the resource's credentials). */
-async function resolveBase(regs: Registries, ref: string) {
-  try {
-    return (await regs.session.store.resolve(ref)).descriptor;
-  } catch (err) {
-    if (!(err instanceof ImageNotFoundError)) throw err;
-  }
-  const pulled = await pullImage(regs.session.store, ref, { clientFor: regs.clientFor });
-  return (await regs.session.store.resolve(pulled.ref)).descriptor;
 }
 
 function logEvent(e: BuildEvent, multi: boolean, log: (line: string) => void): void {
@@ -401,27 +246,22 @@ function logEvent(e: BuildEvent, multi: boolean, log: (line: string) => void): v
 export async function read(id: string, props: Record<string, unknown> | undefined): Promise<{ id: string; props: Record<string, unknown> }> {
   if (!props || typeof props["ref"] !== "string" || typeof props["digest"] !== "string") return { id: "", props: {} };
   const pushed = typeof props["pushedRepoDigest"] === "string" ? props["pushedRepoDigest"] : undefined;
-  const regs = await openRegistries(authOf(props["registryAuth"]), parseReference(pushed ?? props["ref"]).registry);
+  const session = await openSession(authOf(props["registryAuth"]), parseReference(pushed ?? props["ref"]).registry);
   try {
-    const local = await regs.session.store.resolve(props["ref"]).catch((err: Error) => {
-      if (err instanceof ImageNotFoundError) return undefined;
-      throw err;
-    });
-    if (local && local.descriptor.digest === props["digest"] && (await regs.session.store.hasBlob(local.descriptor.digest))) return { id, props };
+    if ((await storedDigest(session.store, props["ref"])) === props["digest"]) return { id, props };
     if (pushed) {
-      const ref = parseReference(pushed);
       let remote;
       try {
         // By tag when pushed under one: a tag pushed over since is what "gone" means here.
-        remote = await regs.clientFor(ref.registry).headManifest(ref.repository, ref.tag ?? referenceSelector(ref));
+        remote = await registryDigest(session.clientFor, pushed);
       } catch (err) {
         throw new Error(`ImageBuild ${String(props["tag"])}: cannot check the pushed image ${pushed}: ${(err as Error).message}`, { cause: err });
       }
-      if (remote?.digest === props["digest"]) return { id, props };
+      if (remote === props["digest"]) return { id, props };
     }
     return { id: "", props: {} };
   } finally {
-    regs.close();
+    session.close();
   }
 }
 

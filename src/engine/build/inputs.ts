@@ -1,0 +1,94 @@
+/**
+ * A build's inputs as files: the context directory, the Kubefile, and one hash over both (with
+ * the build args and platforms) that changes whenever a build could. Shared by the builder and
+ * whatever must know ahead of a build whether it would change (the ImageBuild resource).
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { hostPlatform, platformString, type Platform } from "../image/types";
+import { parseKubefileOrThrow, type Kubefile } from "./kubefile";
+
+/** A Kubefile's path (default: <context>/Kubefile), or its text and the name its errors use. */
+export type KubefileSource = string | { text: string; file?: string };
+
+/** The build context as an absolute path; throws when it is not a directory. */
+export async function contextDir(context: string): Promise<string> {
+  const dir = resolve(context);
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) throw new Error(`the build context ${dir} does not exist`);
+  if (!st.isDirectory()) throw new Error(`the build context ${dir} is not a directory`);
+  return dir;
+}
+
+/** The Kubefile's text and the name its errors use (a relative path is relative to the working directory). */
+export async function readKubefile(context: string, kubefile: KubefileSource | undefined): Promise<{ text: string; file: string }> {
+  if (kubefile && typeof kubefile === "object") return { text: kubefile.text, file: kubefile.file ?? "Kubefile" };
+  const path = kubefile ? resolve(kubefile) : join(resolve(context), "Kubefile");
+  try {
+    return { text: await readFile(path, "utf8"), file: path };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`cannot read the Kubefile ${path}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (err as Error).message}`, { cause: err });
+  }
+}
+
+/** The platforms a build makes: those asked for, else this machine's. */
+export function buildPlatforms(platforms: Platform[] | undefined): Platform[] {
+  return platforms && platforms.length > 0 ? platforms : [hostPlatform()];
+}
+
+/**
+ * The Kubefile parsed for every platform (${ARCH} differs per platform), before any work
+ * starts; throws a KubefileSyntaxError naming the lines.
+ */
+export function parseKubefiles(kubefile: { text: string; file: string }, buildArgs: Record<string, string>, platforms: Platform[]): Kubefile[] {
+  return platforms.map((p) => parseKubefileOrThrow(kubefile.text, { file: kubefile.file, buildArgs, arch: p.architecture }));
+}
+
+/**
+ * sha256 over every entry of the context (path, type, permission bits, and the content of
+ * files or the target of symlinks; directories walked in byte order, symlinks not followed),
+ * then the Kubefile text, the build args and the platforms: editing, adding, removing,
+ * renaming or chmod-ing any file changes it. Owners and times do not count.
+ */
+export async function hashContext(context: string, kubefile: string, buildArgs: Record<string, string>, platforms: Platform[]): Promise<string> {
+  const h = createHash("sha256");
+  const record = (r: unknown[]): void => void h.update(`${JSON.stringify(r)}\n`);
+  record(["sealant-context", 1]);
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const names = (await readdir(dir)).sort(byBytes);
+    for (const name of names) {
+      const abs = join(dir, name);
+      const path = rel === "" ? name : `${rel}/${name}`;
+      const st = await lstat(abs);
+      const mode = st.mode & 0o7777;
+      if (st.isDirectory()) {
+        record(["dir", path, mode]);
+        await walk(abs, path);
+      } else if (st.isFile()) {
+        record(["file", path, mode, st.size, await fileHash(abs)]);
+      } else if (st.isSymbolicLink()) {
+        record(["symlink", path, await readlink(abs)]);
+      } else {
+        record(["other", path, mode]);
+      }
+    }
+  };
+  await walk(context, "");
+  record(["kubefile", kubefile]);
+  record(["buildArgs", Object.entries(buildArgs).sort(([a], [b]) => byBytes(a, b))]);
+  record(["platforms", platforms.map(platformString)]);
+  return `sha256:${h.digest("hex")}`;
+}
+
+function byBytes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function fileHash(path: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
