@@ -17,6 +17,8 @@ import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/ima
 import { planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
 import type { RuntimeOutputs } from "../../engine/cluster/runtime";
 import { resolveHosts, validateClusterSpec, type ClusterSpec, formatProblem } from "../../engine/cluster/spec";
+import { kubeadmNetwork } from "../../engine/cluster/runtime/kubernetes/network";
+import { emptyMetadata } from "../../engine/image/metadata";
 import { ImageNotFoundError } from "../../engine/image/store";
 import { parseReference } from "../../engine/image/reference";
 import { Session } from "../../engine/session";
@@ -47,40 +49,32 @@ function parseInputs(inputs: ClusterInputs): { spec?: ClusterSpec; failures: Che
 }
 
 /**
- * Pinned images already looked up by this provider process (one per pulumi command): check
- * plans the old and the new inputs, usually with the same image — read it once.
+ * The image as far as preview knows it without pulling: from the local store, else undefined.
+ * `seen` is one check's lookups: it plans the old and the new inputs, usually with the same image.
  */
-const pinnedImages = new Map<string, Promise<ClusterImage | undefined>>();
-
-/** The image as far as preview knows it without pulling: from the local store, else only its digest. */
-function previewImage(spec: ClusterSpec): Promise<ClusterImage | undefined> {
-  if (!parseReference(spec.image).digest) return lookUpImage(spec);
-  let found = pinnedImages.get(spec.image);
+function previewImage(spec: ClusterSpec, session: Session, seen: Map<string, Promise<ClusterImage | undefined>>): Promise<ClusterImage | undefined> {
+  let found = seen.get(spec.image);
   if (!found) {
-    found = lookUpImage(spec);
-    pinnedImages.set(spec.image, found);
-    found.catch(() => pinnedImages.delete(spec.image));
+    found = lookUpImage(spec, session);
+    seen.set(spec.image, found);
   }
   return found;
 }
 
-async function lookUpImage(spec: ClusterSpec): Promise<ClusterImage | undefined> {
-  const session = await Session.open();
+async function lookUpImage(spec: ClusterSpec, session: Session): Promise<ClusterImage | undefined> {
   try {
     return await resolveClusterImage(session, spec.image, undefined, { pull: false });
   } catch (err) {
     if (err instanceof ImageNotFoundError) return undefined;
     throw err;
-  } finally {
-    session.close();
   }
 }
 
-async function previewDesired(spec: ClusterSpec): Promise<DesiredCluster> {
-  const image = await previewImage(spec);
+async function previewDesired(spec: ClusterSpec, session: Session, seen: Map<string, Promise<ClusterImage | undefined>>): Promise<DesiredCluster> {
+  const image = await previewImage(spec, session, seen);
   if (image) return desiredCluster(spec, image, resolveHosts(spec, image.metadata.env));
   const digest = parseReference(spec.image).digest ?? `sha256:${"0".repeat(64)}`;
-  const empty: ClusterImage = { ref: spec.image, digest: digest as ClusterImage["digest"], metadata: { schemaVersion: "v1", kind: "kube-installer", applications: [], launch: {}, env: {}, labels: {}, containerImages: [] }, platforms: new Map() };
+  const empty: ClusterImage = { ref: spec.image, digest: digest as ClusterImage["digest"], metadata: emptyMetadata("kube-installer"), platforms: new Map() };
   return desiredCluster(spec, empty, resolveHosts(spec));
 }
 
@@ -120,11 +114,18 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
   if (containsUnknown(news) && !pendingImage) return { inputs: { ...news, plan: "(known after apply: some inputs are not known yet)" } };
   const { spec, failures } = parseInputs(pendingImage ? { ...news, image: PENDING_IMAGE } : news);
   if (!spec) return { inputs: news, failures };
-  const desired = await previewDesired(spec);
+  const session = await Session.open();
+  let desired: DesiredCluster;
   let current: CurrentCluster | undefined;
-  if (olds && olds.name !== undefined && !containsUnknown(olds)) {
-    const old = parseInputs(olds).spec;
-    if (old && old.name === spec.name) current = asApplied(await previewDesired(old));
+  try {
+    const seen = new Map<string, Promise<ClusterImage | undefined>>();
+    desired = await previewDesired(spec, session, seen);
+    if (olds && olds.name !== undefined && !containsUnknown(olds)) {
+      const old = parseInputs(olds).spec;
+      if (old && old.name === spec.name) current = asApplied(await previewDesired(old, session, seen));
+    }
+  } finally {
+    session.close();
   }
   try {
     const plan = describePlan(planCluster(desired, current)).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
@@ -158,12 +159,10 @@ export async function diff(_id: string, olds: Record<string, unknown>, news: Clu
   return { changes, replaces, deleteBeforeReplace: true };
 }
 
-/** podSubnet, serviceSubnet and dnsDomain of the kubeadm ClusterConfiguration among `runtime.kubeadm`, if any. */
+/** The cluster's network ranges as the kubernetes runtime reads them from `runtime.kubeadm`. */
 export function networkRanges(inputs: Record<string, unknown>): Record<string, unknown> {
-  const docs = (inputs["runtime"] as { kubeadm?: unknown } | undefined)?.kubeadm;
-  const cc = Array.isArray(docs) ? (docs as Record<string, unknown>[]).find((d) => d?.["kind"] === "ClusterConfiguration") : undefined;
-  const net = (cc?.["networking"] ?? {}) as Record<string, unknown>;
-  return { podSubnet: net["podSubnet"], serviceSubnet: net["serviceSubnet"], dnsDomain: net["dnsDomain"] };
+  const { podSubnet, serviceSubnet, dnsDomain } = kubeadmNetwork((inputs["runtime"] as { kubeadm?: unknown } | undefined)?.kubeadm);
+  return { podSubnet, serviceSubnet, dnsDomain };
 }
 
 /** What progress the engine reports goes to the provider's log (pulumi shows it while running). */
