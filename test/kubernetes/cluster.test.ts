@@ -4,7 +4,8 @@ import { applyCluster, checkCluster, resetCluster, type ClusterEvent } from "../
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
 import type { Sandbox } from "../../src/engine/sandbox";
 import type { Session } from "../../src/engine/session";
-import { NEW, OLD, eventually, inHost, kubectlWith, LEFTOVERS, nodesOf, openRealBed, podsOf, type RealBed, writeKubeconfig } from "./support";
+import { NEW, OLD, eventually, kubectlWith, LEFTOVERS, nodesOf, openRealBed, podsOf, type RealBed, writeKubeconfig } from "./support";
+import { inHost } from "../support/hosts";
 
 /**
  * The kubernetes runtime on real nodes: the real kubeadm, kubelet, containerd, etcd, control

@@ -4,7 +4,8 @@ import { applyCluster, ApplyError } from "../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
 import { sandboxGet, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
 import type { Session } from "../../src/engine/session";
-import { NEW, eventually, inHost, kubectlWith, LEFTOVERS, nodesOf, openRealBed, podsOf, type RealBed, writeKubeconfig } from "./support";
+import { NEW, eventually, kubectlWith, LEFTOVERS, nodesOf, openRealBed, podsOf, type RealBed, writeKubeconfig } from "./support";
+import { inHost } from "../support/hosts";
 
 /**
  * Faults on real nodes (real kubeadm, kubelet, containerd, control plane; no test doubles): a

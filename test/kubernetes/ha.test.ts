@@ -5,7 +5,8 @@ import { applyCluster, resetCluster } from "../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../src/engine/cluster/spec";
 import { sandboxGet, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
 import type { Session } from "../../src/engine/session";
-import { NEW, inHost, kubectlWith, LEFTOVERS, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "./support";
+import { NEW, kubectlWith, LEFTOVERS, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "./support";
+import { inHost } from "../support/hosts";
 
 /**
  * Three real control planes with stacked etcd (the memory measured here allows it: see the

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { build } from "../../src/engine/build";
-import { hostExec, sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
 import { Session } from "../../src/engine/session";
 
 export const execP = promisify(execFile);
@@ -79,13 +79,6 @@ export async function writeKubeconfig(path: string, text: string | undefined): P
   if (!text) throw new Error("the cluster offered no kubeconfig");
   await writeFile(path, text, { mode: 0o600 });
   return path;
-}
-
-/** A command inside a sandbox host (its own namespaces), failing with its stderr. */
-export async function inHost(sb: Sandbox, ip: string, script: string): Promise<string> {
-  const r = await hostExec(sb, ip, ["/bin/sh", "-c", script], { timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`${ip}: \`${script}\` exited ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
 }
 
 interface KubeNodeJson {

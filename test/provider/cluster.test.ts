@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import * as impl from "../../src/provider/impl/cluster";
 import type { ClusterInputs } from "../../src/provider/impl/cluster-inputs";
 import { startHost, stopHost } from "../../src/engine/sandbox";
-import { buildEtcd, etcdHealthy, etcdMembers, execP, openBed, type Bed } from "../cluster/e2e/support";
+import { openBed, type Bed } from "../support/bed";
+import { buildEtcd, etcdHealthy, etcdMembers } from "../support/etcd";
+import { execP } from "../support/tools";
 
 /**
  * The Cluster provider's methods called directly (as the Pulumi engine would), with the real

@@ -4,8 +4,9 @@ import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHost, stopHost } from "../../src/engine/sandbox";
-import { etcdHealthy, etcdMembers, openBed, type Bed } from "../cluster/e2e/support";
-import { shOn } from "../cluster/e2e/support-extra";
+import { openBed, type Bed } from "../support/bed";
+import { etcdHealthy, etcdMembers } from "../support/etcd";
+import { runOnHost } from "../support/hosts";
 import { PulumiProject, pulumiBin } from "./support";
 
 /**
@@ -21,9 +22,9 @@ describe("the Pulumi program examples/pulumi-etcd with the real CLI", () => {
   const registryPassword = "e2e-registry-Pw-9d1f";
   const member = (ip: string) => `etcd-${ip.replaceAll(".", "-")}`;
   const heartbeatOn = async (ip: string, cluster: string) =>
-    (await shOn(bed, ip, `tr '\\0' '\\n' < /proc/$(cat /var/lib/sealant/${cluster}/run/etcd.pid)/environ | sed -n 's/^ETCD_HEARTBEAT_INTERVAL=//p'`)).stdout.trim();
+    (await runOnHost(bed.sandbox, ip, `tr '\\0' '\\n' < /proc/$(cat /var/lib/sealant/${cluster}/run/etcd.pid)/environ | sed -n 's/^ETCD_HEARTBEAT_INTERVAL=//p'`)).stdout.trim();
   const holdsNothing = async (ip: string, cluster: string) =>
-    (await shOn(bed, ip, `ls -A /var/lib/sealant/${cluster} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
+    (await runOnHost(bed.sandbox, ip, `ls -A /var/lib/sealant/${cluster} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
 
   /** A stack of the program on `count` hosts from `first`, with the sandbox's credentials as secrets. */
   async function initStack(stack: string, first: string, count: number): Promise<void> {
@@ -91,7 +92,7 @@ describe("the Pulumi program examples/pulumi-etcd with the real CLI", () => {
 
   it("refresh notices a host reset out of band; preview shows its join and up performs it", async () => {
     const victim = ips[3]!;
-    await shOn(bed, victim, "kill $(cat /var/lib/sealant/etcd-main/run/etcd.pid); rm -rf /var/lib/sealant/etcd-main");
+    await runOnHost(bed.sandbox, victim, "kill $(cat /var/lib/sealant/etcd-main/run/etcd.pid); rm -rf /var/lib/sealant/etcd-main");
     const refreshed = await project.ok(["refresh", "--yes"], { stack: "main" });
     expect(refreshed).toMatch(/no longer holds the cluster's files/);
     const nodes = (await project.resourceOutputs("main", "pulumi-nodejs:dynamic/sealant:Cluster"))["nodes"] as { ip: string; member: boolean }[];

@@ -6,7 +6,8 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
-import { eventually, inHost as inHostOf, kubectlWith, nodesOf } from "../kubernetes/support";
+import { eventually, kubectlWith, nodesOf } from "../kubernetes/support";
+import { inHost as inHostOf } from "../support/hosts";
 import { pulumiBin } from "./support";
 
 /**

@@ -4,8 +4,9 @@ import { cp, mkdir, readFile, readdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { etcdHealthy, etcdMembers, openBed, type Bed } from "../cluster/e2e/support";
-import { shOn } from "../cluster/e2e/support-extra";
+import { openBed, type Bed } from "../support/bed";
+import { etcdHealthy, etcdMembers } from "../support/etcd";
+import { runOnHost } from "../support/hosts";
 import { PulumiProject } from "./support";
 
 /**
@@ -28,7 +29,7 @@ describe("sealant packed and npm-installed into a TypeScript Pulumi program outs
   let ips: string[];
   const stack = "pkg";
   const member = (ip: string) => `etcd-${ip.replaceAll(".", "-")}`;
-  const holdsNothing = async (ip: string) => (await shOn(bed, ip, `ls -A /var/lib/sealant/etcd-${stack} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
+  const holdsNothing = async (ip: string) => (await runOnHost(bed.sandbox, ip, `ls -A /var/lib/sealant/etcd-${stack} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
 
   beforeAll(async () => {
     bed = await openBed(3, 241);

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { sandboxDown, sandboxGet, sandboxUp } from "../../src/engine/sandbox";
-import { mountsMentioning, pidNamespace, processesIn, ssh } from "./support";
+import { mountsMentioning, pidNamespace, processesIn } from "./support";
+import { onHost } from "../support/hosts";
 
 // The compiled CLI a user runs (npm run build first); SEALANT_TEST_CLI points elsewhere if needed.
 const CLI = process.env.SEALANT_TEST_CLI ?? resolve(__dirname, "../../dist/cli/main.js");
@@ -48,7 +49,7 @@ describe("sealant sandbox", () => {
     expect(out.ssh).toEqual({ user: "root", pk: join(dir, "id_ed25519"), passwd: expect.stringMatching(/^[\w-]{16,}$/), knownHosts: join(dir, "known_hosts") });
 
     const sb = (await sandboxGet(dir))!;
-    expect(await Promise.all(sb.hosts.map((h) => ssh(sb, h, "hostname")))).toEqual(["host121", "host122"]);
+    expect(await Promise.all(sb.hosts.map((h) => onHost(sb, h, "hostname")))).toEqual(["host121", "host122"]);
   });
 
   it("GIVEN the running sandbox WHEN listed THEN ls shows it (JSON and table)", async () => {
@@ -72,7 +73,7 @@ describe("sealant sandbox", () => {
     const started = await sealant(["sandbox", "start", "host122", "--name", NAME]);
     expect(started.stdout).toMatch(/^host122 \(127\.0\.10\.122\) running \(pid \d+\)\n$/);
     const sb = (await sandboxGet(dir))!;
-    expect(await ssh(sb, "host122", "hostname")).toBe("host122");
+    expect(await onHost(sb, "host122", "hostname")).toBe("host122");
   });
 
   it("GIVEN the sandbox WHEN `down` runs THEN nothing of it remains, and a second down says there is none", async () => {

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostExec, sandboxAdd, sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox, type SandboxHost } from "../../src/engine/sandbox";
-import { eventually, processesIn, ssh, sshRun } from "./support";
+import { eventually, processesIn } from "./support";
+import { onHost, runOnHost } from "../support/hosts";
 
 const CLI = process.env.SEALANT_TEST_CLI ?? resolve(__dirname, "../../dist/cli/main.js");
 
@@ -153,7 +154,7 @@ describe("Kubernetes-mode sandbox hosts", () => {
       ["host2", `${prefix}12`, true, "sealant-kube-test-host2"],
     ]);
     for (const h of sb.hosts) {
-      const out = await ssh(sb, h, "hostname; ip -o -4 addr show | awk '{print $2, $4}'; cat /proc/1/comm; ip route show default");
+      const out = await onHost(sb, h, "hostname; ip -o -4 addr show | awk '{print $2, $4}'; cat /proc/1/comm; ip route show default");
       expect(out).toBe(`${h.hostname}\nlo 127.0.0.1/8\neth0 ${h.ip}/24\nsealant-init\ndefault via ${k.hubIp} dev eth0`);
     }
     // the machine's side: one veth with the connected /24 only
@@ -165,15 +166,15 @@ describe("Kubernetes-mode sandbox hosts", () => {
   it("GIVEN orphans inside a host WHEN they exit THEN its init reaps them (no zombies)", async () => {
     const h1 = sb.hosts[0]!;
     // each sleep's parent exits at once: the sleeps are re-parented to the host's PID 1
-    await ssh(sb, h1, "for i in 1 2 3; do sh -c 'sleep 0.2 & exit 0'; done");
-    await eventually(async () => ((await ssh(sb, h1, "pgrep -x sleep || true")) === "" ? true : undefined));
+    await onHost(sb, h1, "for i in 1 2 3; do sh -c 'sleep 0.2 & exit 0'; done");
+    await eventually(async () => ((await onHost(sb, h1, "pgrep -x sleep || true")) === "" ? true : undefined));
     await new Promise((r) => setTimeout(r, 300));
-    expect(await ssh(sb, h1, "ps -eo stat=,comm= | awk '$1 ~ /^Z/' | wc -l")).toBe("0");
+    expect(await onHost(sb, h1, "ps -eo stat=,comm= | awk '$1 ~ /^Z/' | wc -l")).toBe("0");
   });
 
   it("GIVEN the hosts WHEN they connect THEN they reach each other on the node addresses, but nothing outside the sandbox", async () => {
     const [h1, h2] = sb.hosts as [SandboxHost, SandboxHost];
-    expect(await ssh(sb, h1, `timeout 3 bash -c 'exec 3<>/dev/tcp/${h2.ip}/22; head -c 4 <&3'`)).toBe("SSH-");
+    expect(await onHost(sb, h1, `timeout 3 bash -c 'exec 3<>/dev/tcp/${h2.ip}/22; head -c 4 <&3'`)).toBe("SSH-");
     expect(await inHost(sb, h2, `timeout 3 bash -c 'exec 3<>/dev/tcp/${h1.ip}/22; head -c 4 <&3'`)).toBe("SSH-");
     const machineIps = (await sh("ip", ["-4", "-o", "addr", "show"])).stdout
       .split("\n")
@@ -191,89 +192,89 @@ describe("Kubernetes-mode sandbox hosts", () => {
 
   it("GIVEN a host WHEN its cgroups are read THEN it sees its own hierarchy, rooted at its per-host cgroup on the machine", async () => {
     const [h1, h2] = sb.hosts as [SandboxHost, SandboxHost];
-    const lines = (await ssh(sb, h1, "cat /proc/1/cgroup")).split("\n");
+    const lines = (await onHost(sb, h1, "cat /proc/1/cgroup")).split("\n");
     expect(lines.length).toBeGreaterThan(1);
     for (const l of lines) expect(l).toMatch(/:\/$/);
-    expect((await ssh(sb, h1, "ls /sys/fs/cgroup")).split("\n")).toEqual(expect.arrayContaining(["cpu", "memory", "pids", "systemd"]));
+    expect((await onHost(sb, h1, "ls /sys/fs/cgroup")).split("\n")).toEqual(expect.arrayContaining(["cpu", "memory", "pids", "systemd"]));
     const memDir = h1.cgroups!.find((d) => d.includes("/memory/"))!;
     expect(memDir).toMatch(/\/sealant-kube-test-host1$/);
-    await ssh(sb, h1, "mkdir /sys/fs/cgroup/memory/kubepods-probe");
+    await onHost(sb, h1, "mkdir /sys/fs/cgroup/memory/kubepods-probe");
     expect(existsSync(join(memDir, "kubepods-probe"))).toBe(true);
-    expect((await sshRun(sb, h2, "test -e /sys/fs/cgroup/memory/kubepods-probe")).code).toBe(1);
-    await ssh(sb, h1, "rmdir /sys/fs/cgroup/memory/kubepods-probe");
+    expect((await runOnHost(sb, h2, "test -e /sys/fs/cgroup/memory/kubepods-probe")).code).toBe(1);
+    await onHost(sb, h1, "rmdir /sys/fs/cgroup/memory/kubepods-probe");
     // the host's PID 1 is in its own cgroup, as the machine sees it
     const pidsDir = h1.cgroups!.find((d) => d.includes("/pids/"))!;
     expect((await readFile(join(pidsDir, "cgroup.procs"), "utf8")).split("\n")).toContain(String(h1.pid));
     // a fresh sysfs: /sys/class/net shows the host's own interfaces
-    expect((await ssh(sb, h1, "ls /sys/class/net")).split("\n").sort()).toEqual(["eth0", "lo"]);
+    expect((await onHost(sb, h1, "ls /sys/class/net")).split("\n").sort()).toEqual(["eth0", "lo"]);
     // its own IPC namespace, and the root mount is shared (mount propagation for kubelet volumes)
     expect(await readlink(`/proc/${h1.pid}/ns/ipc`)).not.toBe(await readlink("/proc/self/ns/ipc"));
-    expect(await ssh(sb, h1, "findmnt -n -o PROPAGATION /")).toBe("shared");
+    expect(await onHost(sb, h1, "findmnt -n -o PROPAGATION /")).toBe("shared");
   });
 
   it("GIVEN the kubelet's global sysctls WHEN read inside a host THEN they hold the wanted values while the machine's are unchanged", async () => {
     const [h1] = sb.hosts as [SandboxHost];
-    expect(await ssh(sb, h1, "cat /proc/sys/kernel/panic /proc/sys/kernel/panic_on_oops /proc/sys/vm/overcommit_memory /proc/sys/net/ipv4/ip_forward")).toBe("10\n1\n1\n1");
-    const bridged = await sshRun(sb, h1, "cat /proc/sys/net/bridge/bridge-nf-call-iptables");
+    expect(await onHost(sb, h1, "cat /proc/sys/kernel/panic /proc/sys/kernel/panic_on_oops /proc/sys/vm/overcommit_memory /proc/sys/net/ipv4/ip_forward")).toBe("10\n1\n1\n1");
+    const bridged = await runOnHost(sb, h1, "cat /proc/sys/net/bridge/bridge-nf-call-iptables");
     if (bridged.code === 0) expect(bridged.stdout.trim()).toBe("1");
     else expect(sb.kubernetes!.warnings.join("\n")).toMatch(/br_netfilter/);
     // a write inside lands in the host's own file
-    await ssh(sb, h1, "echo 5 > /proc/sys/kernel/panic && test $(cat /proc/sys/kernel/panic) = 5 && echo 10 > /proc/sys/kernel/panic");
+    await onHost(sb, h1, "echo 5 > /proc/sys/kernel/panic && test $(cat /proc/sys/kernel/panic) = 5 && echo 10 > /proc/sys/kernel/panic");
     expect(await readFile("/proc/sys/kernel/panic", "utf8")).toBe(before.panic);
     expect(await readFile("/proc/sys/net/ipv4/ip_forward", "utf8")).toBe(before.ipForward);
     // firewall rules written in a host stay in its network namespace
-    await ssh(sb, h1, "iptables -w -A INPUT -s 10.9.9.9 -j DROP && iptables-save | grep -q 10.9.9.9");
+    await onHost(sb, h1, "iptables -w -A INPUT -s 10.9.9.9 -j DROP && iptables-save | grep -q 10.9.9.9");
     expect((await sh("iptables-save", [])).stdout.replace(/^#.*\n/gm, "")).toBe(before.iptables);
   });
 
   it("GIVEN a unit with Restart=always, a drop-in replacing ExecStart and an EnvironmentFile WHEN started and killed THEN it runs the drop-in's command with both environments and comes back", async () => {
     const h2 = sb.hosts[1]!;
-    await ssh(sb, h2, "mkdir -p /etc/systemd/system/tick.service.d && cat > /etc/systemd/system/tick.service", { input: TICK_UNIT });
-    await ssh(sb, h2, "cat > /etc/systemd/system/tick.service.d/override.conf", { input: TICK_DROPIN });
-    await ssh(sb, h2, `echo 'WHO="the world"' > /etc/default/tick`);
-    expect((await sshRun(sb, h2, "systemctl is-enabled tick")).stdout.trim()).toBe("disabled");
-    const enabled = await sshRun(sb, h2, "systemctl daemon-reload && systemctl enable --now tick");
+    await onHost(sb, h2, "mkdir -p /etc/systemd/system/tick.service.d && cat > /etc/systemd/system/tick.service", { input: TICK_UNIT });
+    await onHost(sb, h2, "cat > /etc/systemd/system/tick.service.d/override.conf", { input: TICK_DROPIN });
+    await onHost(sb, h2, `echo 'WHO="the world"' > /etc/default/tick`);
+    expect((await runOnHost(sb, h2, "systemctl is-enabled tick")).stdout.trim()).toBe("disabled");
+    const enabled = await runOnHost(sb, h2, "systemctl daemon-reload && systemctl enable --now tick");
     expect(enabled.code).toBe(0);
     expect(enabled.stderr).toContain("Created symlink /etc/systemd/system/multi-user.target.wants/tick.service → /etc/systemd/system/tick.service.");
-    expect(await ssh(sb, h2, "systemctl is-active tick; systemctl is-enabled tick")).toBe("active\nenabled");
-    const log = () => ssh(sb, h2, "cat /var/log/units/tick.log");
+    expect(await onHost(sb, h2, "systemctl is-active tick; systemctl is-enabled tick")).toBe("active\nenabled");
+    const log = () => onHost(sb, h2, "cat /var/log/units/tick.log");
     await eventually(async () => ((await log()).includes("tick hello the world") ? true : undefined));
     expect(await log()).not.toContain("original");
-    const firstPid = await ssh(sb, h2, "systemctl show -p MainPID --value tick");
+    const firstPid = await onHost(sb, h2, "systemctl show -p MainPID --value tick");
     expect(Number(firstPid)).toBeGreaterThan(1);
-    await ssh(sb, h2, `kill -9 ${firstPid}`);
+    await onHost(sb, h2, `kill -9 ${firstPid}`);
     const secondPid = await eventually(async () => {
-      const p = await ssh(sb, h2, "systemctl show -p MainPID --value tick");
+      const p = await onHost(sb, h2, "systemctl show -p MainPID --value tick");
       return p !== firstPid && p !== "0" ? p : undefined;
     });
-    expect(await ssh(sb, h2, `systemctl show -p NRestarts -p ActiveState tick; cat /proc/${secondPid}/cmdline | tr '\\0' ' '`)).toBe("ActiveState=active\nNRestarts=1\nsleep 1000");
+    expect(await onHost(sb, h2, `systemctl show -p NRestarts -p ActiveState tick; cat /proc/${secondPid}/cmdline | tr '\\0' ' '`)).toBe("ActiveState=active\nNRestarts=1\nsleep 1000");
     expect(await log()).toMatch(/Main process exited, code=killed, signal=KILL\n.*restarting in 0\.2s/);
-    const status = await ssh(sb, h2, "systemctl status tick");
+    const status = await onHost(sb, h2, "systemctl status tick");
     expect(status).toMatch(/Drop-In: \/etc\/systemd\/system\/tick\.service\.d\n\s+└─override\.conf\n\s+Active: active \(running\)/);
     // kubeadm's checks: an unknown unit's status, is-active of a stopped one
-    const unknown = await sshRun(sb, h2, "systemctl status firewalld");
+    const unknown = await runOnHost(sb, h2, "systemctl status firewalld");
     expect([unknown.code, unknown.stderr.trim()]).toEqual([4, "Unit firewalld.service could not be found."]);
-    await ssh(sb, h2, "systemctl stop tick");
-    const stopped = await sshRun(sb, h2, "systemctl is-active tick");
+    await onHost(sb, h2, "systemctl stop tick");
+    const stopped = await runOnHost(sb, h2, "systemctl is-active tick");
     expect([stopped.code, stopped.stdout.trim()]).toEqual([3, "inactive"]);
-    expect((await sshRun(sb, h2, "pgrep -f 'sleep 1000'")).code).toBe(1);
-    await ssh(sb, h2, "systemctl start tick");
+    expect((await runOnHost(sb, h2, "pgrep -f 'sleep 1000'")).code).toBe(1);
+    await onHost(sb, h2, "systemctl start tick");
   });
 
   it("GIVEN Debian's containerd WHEN started as a unit from a unit file written here THEN ctr talks to it, with overlay snapshots on the real /var/lib/containerd", async () => {
     const h1 = sb.hosts[0]!;
-    await ssh(sb, h1, "cat > /etc/systemd/system/containerd.service", { input: CONTAINERD_UNIT });
-    await ssh(sb, h1, "mkdir -p /etc/containerd && cat > /etc/containerd/config.toml", { input: CONTAINERD_CONFIG });
+    await onHost(sb, h1, "cat > /etc/systemd/system/containerd.service", { input: CONTAINERD_UNIT });
+    await onHost(sb, h1, "mkdir -p /etc/containerd && cat > /etc/containerd/config.toml", { input: CONTAINERD_CONFIG });
     const started = Date.now();
-    await ssh(sb, h1, "systemctl enable --now containerd");
+    await onHost(sb, h1, "systemctl enable --now containerd");
     const version = await eventually(async () => {
-      const r = await sshRun(sb, h1, "ctr version");
+      const r = await runOnHost(sb, h1, "ctr version");
       return r.code === 0 ? r.stdout : undefined;
     }, 15_000);
     console.log(`containerd answering ${Date.now() - started} ms after systemctl enable --now`);
     expect(version).toMatch(/Server:\n\s+Version:\s+\S+/);
-    expect(await ssh(sb, h1, "ctr plugins ls | awk '$2 == \"overlayfs\" {print $4}'")).toBe("ok");
-    expect(await ssh(sb, h1, "findmnt -n -o TARGET /var/lib/containerd")).toBe("/var/lib/containerd");
+    expect(await onHost(sb, h1, "ctr plugins ls | awk '$2 == \"overlayfs\" {print $4}'")).toBe("ok");
+    expect(await onHost(sb, h1, "findmnt -n -o TARGET /var/lib/containerd")).toBe("/var/lib/containerd");
     const mem = await memoryOf(sb, h1);
     console.log(`host1 with containerd: ${mem.processes} processes, RSS ${mem.rssMiB} MiB, memory cgroup ${mem.cgroupMiB} MiB`);
   });
@@ -282,8 +283,8 @@ describe("Kubernetes-mode sandbox hosts", () => {
     const h2 = sb.hosts[1]!;
     const idle = await memoryOf(sb, h2);
     console.log(`host2 (sshd, tick): ${idle.processes} processes, RSS ${idle.rssMiB} MiB, memory cgroup ${idle.cgroupMiB} MiB`);
-    await ssh(sb, h2, "echo kept > /root/marker; echo gone > /tmp/marker");
-    const ticks = Number(await ssh(sb, h2, "grep -c 'tick hello the world' /var/log/units/tick.log"));
+    await onHost(sb, h2, "echo kept > /root/marker; echo gone > /tmp/marker");
+    const ticks = Number(await onHost(sb, h2, "grep -c 'tick hello the world' /var/log/units/tick.log"));
     let t = Date.now();
     const down = await stopHost(dir, "host2");
     const stopMs = Date.now() - t;
@@ -294,8 +295,8 @@ describe("Kubernetes-mode sandbox hosts", () => {
     const startMs = Date.now() - t;
     expect(up.running).toBe(true);
     const again = (await sandboxGet(dir))!;
-    await eventually(async () => ((await sshRun(again, h2.ip, "systemctl is-active tick")).stdout.trim() === "active" ? true : undefined), 10_000);
-    expect(await ssh(again, h2.ip, "cat /root/marker; test -e /tmp/marker || echo no-tmp; grep -c 'tick hello the world' /var/log/units/tick.log")).toBe(`kept\nno-tmp\n${ticks + 1}`);
+    await eventually(async () => ((await runOnHost(again, h2.ip, "systemctl is-active tick")).stdout.trim() === "active" ? true : undefined), 10_000);
+    expect(await onHost(again, h2.ip, "cat /root/marker; test -e /tmp/marker || echo no-tmp; grep -c 'tick hello the world' /var/log/units/tick.log")).toBe(`kept\nno-tmp\n${ticks + 1}`);
 
     t = Date.now();
     await stopHost(dir, "host1");
@@ -304,7 +305,7 @@ describe("Kubernetes-mode sandbox hosts", () => {
     await startHost(dir, "host1");
     const start1 = Date.now() - t;
     sb = (await sandboxGet(dir))!;
-    await eventually(async () => ((await sshRun(sb, "host1", "ctr version")).code === 0 ? true : undefined), 15_000);
+    await eventually(async () => ((await runOnHost(sb, "host1", "ctr version")).code === 0 ? true : undefined), 15_000);
     console.log(`stop/start: host2 ${stopMs}/${startMs} ms, host1 (containerd) ${stop1}/${start1} ms`);
   });
 
@@ -327,7 +328,7 @@ describe("Kubernetes-mode sandbox hosts", () => {
       expect(out.kubernetes).toMatchObject({ subnet: "10.231.200.0/24", hubIp: "10.231.200.1", rootIp: "10.231.200.254", rootVeth: "sealant-0ae7c8" });
       expect(out.hosts).toEqual([{ ip: "10.231.200.11", hostname: "host1", running: true, netns: "sealant-kube-cli-host1" }]);
       const other = (await sandboxGet(join(home, "sandbox", "kube-cli")))!;
-      const probe = await sshRun(other, "host1", `timeout 2 bash -c 'exec 3<>/dev/tcp/${sb.hosts[0]!.ip}/22'; echo $?`);
+      const probe = await runOnHost(other, "host1", `timeout 2 bash -c 'exec 3<>/dev/tcp/${sb.hosts[0]!.ip}/22'; echo $?`);
       expect(probe.stdout.trim()).not.toBe("0");
       expect((await run(["sandbox", "ls"])).stdout).toMatch(/kube-cli \(kubernetes\)\s+1\s+1\s+10\.231\.200\.11\s/);
       const down = await run(["sandbox", "down", "--name", "kube-cli"]);
@@ -344,7 +345,7 @@ describe("Kubernetes-mode sandbox hosts", () => {
     const h3 = grown.hosts[2]!;
     expect([h3.hostname, h3.ip, h3.netns, h3.running]).toEqual(["host3", sb.kubernetes!.subnet.replace(/0\/24$/, "13"), "sealant-kube-test-host3", true]);
     expect(h3.realDirs).toEqual(sb.hosts[0]!.realDirs);
-    expect(await ssh(grown, "host1", `timeout 3 bash -c 'exec 3<>/dev/tcp/${h3.ip}/22; head -c 4 <&3'`)).toBe("SSH-");
+    expect(await onHost(grown, "host1", `timeout 3 bash -c 'exec 3<>/dev/tcp/${h3.ip}/22; head -c 4 <&3'`)).toBe("SSH-");
     hostNamespaces.push(await readlink(`/proc/${h3.pid}/ns/pid`));
     sb = grown;
   });
@@ -356,7 +357,7 @@ describe("Kubernetes-mode sandbox hosts", () => {
       otherVeths.push(...both.map((b) => b.kubernetes!.rootVeth));
       const subnets = [sb.kubernetes!.subnet, ...both.map((b) => b.kubernetes!.subnet)];
       expect(new Set(subnets).size).toBe(3);
-      expect(await Promise.all(both.map((b) => ssh(b, b.hosts[0]!, "hostname")))).toEqual(["host1", "host1"]);
+      expect(await Promise.all(both.map((b) => onHost(b, b.hosts[0]!, "hostname")))).toEqual(["host1", "host1"]);
     } finally {
       await Promise.all(dirs.map((d) => sandboxDown(d).catch(() => undefined)));
     }

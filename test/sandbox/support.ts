@@ -1,41 +1,5 @@
-/** Helpers for the sandbox tests: the system ssh client against sandbox hosts, and process/mount scans. */
-import { spawn } from "node:child_process";
+/** Helpers for the sandbox tests: process and mount scans, HTTP probes, polling (commands on hosts: test/support/hosts.ts). */
 import { readdir, readFile, readlink } from "node:fs/promises";
-import { sshArgs, type Sandbox, type SandboxHost } from "../../src/engine/sandbox";
-
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `command` on a host with `ssh -i key`, verifying its host key (StrictHostKeyChecking=yes). */
-export function sshRun(sb: Sandbox, host: SandboxHost | string, command: string, opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("ssh", sshArgs(sb, host, command), { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`ssh ${typeof host === "string" ? host : host.hostname} ${command}: no answer within ${opts.timeoutMs ?? 15_000} ms`));
-    }, opts.timeoutMs ?? 15_000);
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.stdin.end(opts.input ?? "");
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
-
-/** Like sshRun, but throws unless the command exits 0; returns trimmed stdout. */
-export async function ssh(sb: Sandbox, host: SandboxHost | string, command: string, opts: { input?: string } = {}): Promise<string> {
-  const r = await sshRun(sb, host, command, opts);
-  if (r.code !== 0) throw new Error(`ssh ${typeof host === "string" ? host : host.hostname} ${command}: exit ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout.trim();
-}
 
 async function pids(): Promise<number[]> {
   return (await readdir("/proc")).filter((e) => /^\d+$/.test(e)).map(Number);

@@ -7,8 +7,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { promises as fs, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import * as tar from "tar-stream";
+
+/** `execFile` as a promise: rejects on a non-zero exit with `code`, `stdout` and `stderr` on the error. */
+export const execP = promisify(execFile);
 
 export interface RunResult {
   stdout: string;

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyCluster, checkCluster, resetCluster } from "../../../src/engine/cluster";
-import { buildEtcd, etcdHealthy, etcdMembers, etcdSpec, execP, openBed, type Bed } from "./support";
+import { openBed, type Bed } from "../../support/bed";
+import { buildEtcd, etcdHealthy, etcdMembers, etcdSpec } from "../../support/etcd";
+import { onHost } from "../../support/hosts";
 
 /**
  * The issue's proof: the etcd example image run onto real sandbox hosts (sshd in namespaces
@@ -48,8 +50,8 @@ describe("an etcd cluster on sandbox hosts", () => {
     const r = await applyCluster({ session: bed.session, spec: etcdSpec(bed, "etcd-e2e", v1, [bed.ips[0]!, bed.ips[1]!, bed.ips[2]!, bed.ips[4]!]) });
     expect(r.plan.summary).toEqual(["remove 127.0.10.154 (master)"]);
     expect(await etcdMembers(bed.ips[0]!)).toEqual(["etcd-127-0-10-151", "etcd-127-0-10-152", "etcd-127-0-10-153", "etcd-127-0-10-155"]);
-    const left = await execP("ssh", [...sshTo(bed, bed.ips[3]!), "ls /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true"]);
-    expect(left.stdout.trim()).toBe("");
+    const left = await onHost(bed.sandbox, bed.ips[3]!, "ls /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true");
+    expect(left).toBe("");
   }, 120_000);
 
   it("rolls a new image through the hosts one master at a time, keeping quorum", async () => {
@@ -73,19 +75,16 @@ describe("an etcd cluster on sandbox hosts", () => {
     expect(await etcdHealthy(ips)).toBe(true);
     expect(r.record?.imageDigest).toBe(v2.split("@")[1]);
     // The old image's rootfs is gone; the host keeps only what the new one uses.
-    const images = await execP("ssh", [...sshTo(bed, ips[0]!), "ls /var/lib/sealant/etcd-e2e/images"]);
-    expect(images.stdout.trim()).toBe(v2.split("@sha256:")[1]);
+    const images = await onHost(bed.sandbox, ips[0]!, "ls /var/lib/sealant/etcd-e2e/images");
+    expect(images).toBe(v2.split("@sha256:")[1]);
   }, 180_000);
 
   it("resets: nothing of sealant or etcd is left on any host", async () => {
     await resetCluster({ session: bed.session, spec: etcdSpec(bed, "etcd-e2e", v1, [bed.ips[0]!, bed.ips[1]!, bed.ips[2]!, bed.ips[4]!]) });
     for (const ip of bed.ips) {
-      const left = await execP("ssh", [...sshTo(bed, ip), "ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true"]);
-      expect(left.stdout.trim(), ip).toBe("");
+      const left = await onHost(bed.sandbox, ip, "ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true");
+      expect(left, ip).toBe("");
     }
   }, 120_000);
 });
 
-function sshTo(bed: Bed, ip: string): string[] {
-  return ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `root@${ip}`];
-}

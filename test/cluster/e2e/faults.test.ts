@@ -3,7 +3,9 @@ import { applyCluster, ApplyError, ClusterLockedError, resetCluster, unlockClust
 import { parseClusterSpec } from "../../../src/engine/cluster/spec";
 import { HostsError } from "../../../src/engine/ssh";
 import { startHost, stopHost } from "../../../src/engine/sandbox";
-import { buildEtcd, etcdHealthy, etcdMembers, etcdSpec, execP, openBed, type Bed } from "./support";
+import { openBed, type Bed } from "../../support/bed";
+import { buildEtcd, etcdHealthy, etcdMembers, etcdSpec } from "../../support/etcd";
+import { onHost } from "../../support/hosts";
 
 /**
  * Faults on real sandbox hosts (127.0.10.191-194): hosts dying mid-apply, bad credentials,
@@ -21,8 +23,7 @@ describe("faults while applying", () => {
     await bed?.close();
   });
   const ssh = (b: Bed) => ({ privateKeyPath: b.sandbox.ssh.pk, knownHosts: b.sandbox.ssh.knownHosts });
-  const on = (ip: string, cmd: string) =>
-    execP("ssh", ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, "-o", "BatchMode=yes", `root@${ip}`, cmd]);
+  const on = (ip: string, cmd: string) => onHost(bed.sandbox, ip, cmd);
 
   it("a host whose sshd dies mid-apply is named; after it is back, the same apply converges with no duplicate members", async () => {
     const spec = etcdSpec(bed, "crash", image, bed.ips.slice(0, 3));
@@ -69,7 +70,7 @@ describe("faults while applying", () => {
       },
     }).catch((e: unknown) => e);
     expect((err as ApplyError).hosts).toEqual([second]);
-    const record = JSON.parse((await on(first, "cat /var/lib/sealant/joins/state.json")).stdout) as { hosts: { ip: string; member: boolean }[] };
+    const record = JSON.parse(await on(first, "cat /var/lib/sealant/joins/state.json")) as { hosts: { ip: string; member: boolean }[] };
     expect(record.hosts.find((h) => h.ip === second)?.member).toBe(false);
 
     await startHost(bed.sandbox, second);
@@ -134,7 +135,7 @@ describe("faults while applying", () => {
       const err = await applyCluster({ session: bed.session, spec }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ValidationError);
       expect((err as Error).message).toMatch(new RegExp(`${small.replace(/\./g, "\\.")}: not enough free disk for the image under /var/lib/sealant/full: needs \\d+ MiB .* 1 MiB free`));
-      for (const ip of [bed.ips[0]!, small]) expect((await on(ip, "ls -A /var/lib/sealant/full 2>/dev/null || true")).stdout.trim(), ip).toBe("");
+      for (const ip of [bed.ips[0]!, small]) expect(await on(ip, "ls -A /var/lib/sealant/full 2>/dev/null || true"), ip).toBe("");
     } finally {
       await on(small, "umount /var/lib/sealant");
     }

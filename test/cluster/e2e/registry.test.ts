@@ -5,8 +5,9 @@ import { build } from "../../../src/engine/build";
 import { applyCluster, resetCluster, resolveClusterImage } from "../../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../../src/engine/cluster/spec";
 import { startExampleUpstream, type ExampleUpstream } from "../../support/upstream";
-import { openBed, type Bed } from "./support";
-import { sh, shOn, startContainerd, type TestContainerd } from "./support-extra";
+import { openBed, type Bed } from "../../support/bed";
+import { startContainerd, type TestContainerd } from "../../support/containerd";
+import { onHost, runOnHost } from "../../support/hosts";
 
 /**
  * A cluster image that carries container images, run onto sandbox hosts 127.0.10.184-186 (one
@@ -94,7 +95,7 @@ describe("a cluster image with container images, served by the cluster's registr
       registry,
     });
   const apply = (s: ClusterSpec) => applyCluster({ session: bed.session, spec: s, onEvent: (e) => bed.events.push(e) });
-  const registryProcesses = () => sh(bed, master, `pgrep -fc '[s]erve ${DATA_ROOT}/registry/config.yml' || true`);
+  const registryProcesses = () => onHost(bed.sandbox, master, `pgrep -fc '[s]erve ${DATA_ROOT}/registry/config.yml' || true`);
   const pull = async (ref: string) => {
     const r = await containerd.ctr(`images pull --hosts-dir ${CERTS} ${ref}`);
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
@@ -105,15 +106,15 @@ describe("a cluster image with container images, served by the cluster's registr
     expect(r.plan.actions).toEqual(["create"]);
     expect(r.plan.phases.map((p) => p.name)).toContain("registry");
     expect(await registryProcesses()).toBe("1");
-    expect(await sh(bed, master, `curl -s http://${master}:5000/v2/_catalog`)).toBe('{"repositories":["docker.io/library/busybox","docker.io/library/nginx","docker.io/library/redis"]}');
+    expect(await onHost(bed.sandbox, master, `curl -s http://${master}:5000/v2/_catalog`)).toBe('{"repositories":["docker.io/library/busybox","docker.io/library/nginx","docker.io/library/redis"]}');
 
     // Every host: sea.hub is the master; containerd's certs.d sends docker.io to the master's registry.
     for (const ip of bed.ips) {
-      expect(await sh(bed, ip, "grep ' sea.hub$' /etc/hosts"), ip).toBe(`${master} sea.hub`);
-      expect(await sh(bed, ip, `ls ${CERTS}`), ip).toBe("docker.io\nsea.hub:5000");
-      expect(await sh(bed, ip, `cat ${CERTS}/docker.io/hosts.toml`), ip).toContain(`[host."http://${master}:5000/v2/docker.io"]`);
+      expect(await onHost(bed.sandbox, ip, "grep ' sea.hub$' /etc/hosts"), ip).toBe(`${master} sea.hub`);
+      expect(await onHost(bed.sandbox, ip, `ls ${CERTS}`), ip).toBe("docker.io\nsea.hub:5000");
+      expect(await onHost(bed.sandbox, ip, `cat ${CERTS}/docker.io/hosts.toml`), ip).toContain(`[host."http://${master}:5000/v2/docker.io"]`);
     }
-    expect(await sh(bed, nodes[1]!, "curl -s -o /dev/null -w '%{http_code}' http://sea.hub:5000/v2/")).toBe("200");
+    expect(await onHost(bed.sandbox, nodes[1]!, "curl -s -o /dev/null -w '%{http_code}' http://sea.hub:5000/v2/")).toBe("200");
 
     containerd = await startContainerd(bed, nodes[0]!);
     await pull("docker.io/library/nginx:1.25");
@@ -121,7 +122,7 @@ describe("a cluster image with container images, served by the cluster's registr
     await pull("docker.io/library/busybox:1.36");
     const list = (await containerd.ctr("images ls -q")).stdout.split("\n").sort();
     expect(list).toEqual(["docker.io/library/busybox:1.36", "docker.io/library/nginx:1.25"]);
-    const log = await sh(bed, master, `cat ${LOG}`);
+    const log = await onHost(bed.sandbox, master, `cat ${LOG}`);
     expect(log).toMatch(/"(HEAD|GET) \/v2\/docker\.io\/library\/nginx\/manifests\/1\.25\?ns=docker\.io HTTP\/1\.1" 200/);
     expect(log).toMatch(/"GET \/v2\/docker\.io\/library\/busybox\/blobs\/sha256:[0-9a-f]{64}\?ns=docker\.io HTTP\/1\.1" 200/);
     // (All hosts share one loopback stack, so the log's client address says nothing; the user agent does.)
@@ -129,24 +130,24 @@ describe("a cluster image with container images, served by the cluster's registr
   }, 180_000);
 
   it("GIVEN the applied cluster THEN the registry's data went only to the registry host", async () => {
-    const masterLayers = (await sh(bed, master, `ls ${DATA_ROOT}/layers`)).split("\n").sort();
+    const masterLayers = (await onHost(bed.sandbox, master, `ls ${DATA_ROOT}/layers`)).split("\n").sort();
     expect(masterLayers).toContain(registryLayer);
     expect(masterLayers.every((l) => !l.endsWith(".noregistry"))).toBe(true);
-    expect(await sh(bed, master, `ls ${DATA_ROOT}/images/*/rootfs/registry/docker/registry/v2/repositories/docker.io/library`)).toBe("busybox\nnginx\nredis");
+    expect(await onHost(bed.sandbox, master, `ls ${DATA_ROOT}/images/*/rootfs/registry/docker/registry/v2/repositories/docker.io/library`)).toBe("busybox\nnginx\nredis");
     for (const ip of nodes) {
-      const layers = (await sh(bed, ip, `ls ${DATA_ROOT}/layers`)).split("\n").sort();
+      const layers = (await onHost(bed.sandbox, ip, `ls ${DATA_ROOT}/layers`)).split("\n").sort();
       expect(layers, ip).toEqual(masterLayers.filter((l) => l !== registryLayer).map((l) => `${l}.noregistry`).sort());
-      expect(await sh(bed, ip, `ls -d ${DATA_ROOT}/images/*/rootfs/registry 2>/dev/null || echo none`), ip).toBe("none");
-      expect(await sh(bed, ip, `ls ${DATA_ROOT}/images/*/rootfs`), ip).toBe("imageList\nmanifests");
-      expect(await sh(bed, ip, `pgrep -fc '[s]erve ${DATA_ROOT}/registry/config.yml' || true`), ip).toBe("0");
+      expect(await onHost(bed.sandbox, ip, `ls -d ${DATA_ROOT}/images/*/rootfs/registry 2>/dev/null || echo none`), ip).toBe("none");
+      expect(await onHost(bed.sandbox, ip, `ls ${DATA_ROOT}/images/*/rootfs`), ip).toBe("imageList\nmanifests");
+      expect(await onHost(bed.sandbox, ip, `pgrep -fc '[s]erve ${DATA_ROOT}/registry/config.yml' || true`), ip).toBe("0");
     }
   });
 
   it("GIVEN the applied cluster WHEN applied again THEN nothing runs and the registry keeps running", async () => {
-    const pid = await sh(bed, master, `cat ${DATA_ROOT}/run/registry.pid`);
+    const pid = await onHost(bed.sandbox, master, `cat ${DATA_ROOT}/run/registry.pid`);
     const r = await apply(spec({ insecure: true }));
     expect(r.plan.phases).toEqual([]);
-    expect(await sh(bed, master, `cat ${DATA_ROOT}/run/registry.pid`)).toBe(pid);
+    expect(await onHost(bed.sandbox, master, `cat ${DATA_ROOT}/run/registry.pid`)).toBe(pid);
   }, 120_000);
 
   it("GIVEN the cluster WHEN switched to TLS (sealant's own CA) THEN the registry serves HTTPS only and containerd pulls over verified TLS", async () => {
@@ -155,18 +156,18 @@ describe("a cluster image with container images, served by the cluster's registr
     expect(await registryProcesses()).toBe("1");
     const ca = `${CERTS}/docker.io/sealant-registry-ca.crt`;
     for (const ip of bed.ips) {
-      const toml = await sh(bed, ip, `cat ${CERTS}/docker.io/hosts.toml`);
+      const toml = await onHost(bed.sandbox, ip, `cat ${CERTS}/docker.io/hosts.toml`);
       expect(toml, ip).toContain(`[host."https://${master}:5000/v2/docker.io"]`);
       expect(toml, ip).toContain(`ca = "${ca}"`);
       expect(toml, ip).not.toContain("http://");
-      expect(await sh(bed, ip, `curl -s -o /dev/null -w '%{http_code}' --cacert ${ca} https://sea.hub:5000/v2/`), ip).toBe("200");
+      expect(await onHost(bed.sandbox, ip, `curl -s -o /dev/null -w '%{http_code}' --cacert ${ca} https://sea.hub:5000/v2/`), ip).toBe("200");
     }
     // Not trusted without the CA, and no plain HTTP any more.
-    expect((await shOn(bed, nodes[1]!, `curl -sf -o /dev/null https://sea.hub:5000/v2/`)).code).not.toBe(0);
-    expect(await sh(bed, nodes[1]!, `curl -s -o /dev/null -w '%{http_code}' http://${master}:5000/v2/`)).toBe("400");
+    expect((await runOnHost(bed.sandbox, nodes[1]!, `curl -sf -o /dev/null https://sea.hub:5000/v2/`)).code).not.toBe(0);
+    expect(await onHost(bed.sandbox, nodes[1]!, `curl -s -o /dev/null -w '%{http_code}' http://${master}:5000/v2/`)).toBe("400");
 
     await pull("docker.io/library/redis:7.2");
-    expect(await sh(bed, master, `cat ${LOG}`)).toMatch(/"(HEAD|GET) \/v2\/docker\.io\/library\/redis\/manifests\/7\.2\?ns=docker\.io HTTP\/1\.1" 200/);
+    expect(await onHost(bed.sandbox, master, `cat ${LOG}`)).toMatch(/"(HEAD|GET) \/v2\/docker\.io\/library\/redis\/manifests\/7\.2\?ns=docker\.io HTTP\/1\.1" 200/);
     // An image pulled over HTTP before resolves again over HTTPS.
     expect((await containerd.ctr("images rm docker.io/library/nginx:1.25")).code).toBe(0);
     await pull("docker.io/library/nginx:1.25");
@@ -176,11 +177,11 @@ describe("a cluster image with container images, served by the cluster's registr
   it("GIVEN the cluster WHEN reset THEN the registry is stopped and the hosts entries, certs.d files and data roots are gone", async () => {
     await resetCluster({ session: bed.session, spec: spec({}) });
     expect(await registryProcesses()).toBe("0");
-    expect((await shOn(bed, nodes[0]!, `curl -s --max-time 2 http://${master}:5000/v2/`)).code).not.toBe(0);
+    expect((await runOnHost(bed.sandbox, nodes[0]!, `curl -s --max-time 2 http://${master}:5000/v2/`)).code).not.toBe(0);
     for (const ip of bed.ips) {
-      expect(await sh(bed, ip, "cat /etc/hosts"), ip).not.toMatch(/sealant|sea\.hub/);
-      expect(await sh(bed, ip, `ls -A ${CERTS} 2>/dev/null || true`), ip).toBe("");
-      expect(await sh(bed, ip, "ls -A /var/lib/sealant/ 2>/dev/null || true"), ip).toBe("");
+      expect(await onHost(bed.sandbox, ip, "cat /etc/hosts"), ip).not.toMatch(/sealant|sea\.hub/);
+      expect(await onHost(bed.sandbox, ip, `ls -A ${CERTS} 2>/dev/null || true`), ip).toBe("");
+      expect(await onHost(bed.sandbox, ip, "ls -A /var/lib/sealant/ 2>/dev/null || true"), ip).toBe("");
     }
   }, 120_000);
 });

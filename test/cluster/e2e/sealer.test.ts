@@ -3,8 +3,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApplyError, applyCluster, resetCluster, type ClusterEvent } from "../../../src/engine/cluster";
 import { loadClusterfile, type ClusterSpec } from "../../../src/engine/cluster/spec";
-import { buildEtcd, etcdHealthy, etcdMembers, openBed, type Bed } from "./support";
-import { sh, shOn, trustSandboxHosts } from "./support-extra";
+import { openBed, trustSandboxHosts, type Bed } from "../../support/bed";
+import { buildEtcd, etcdHealthy, etcdMembers } from "../../support/etcd";
+import { onHost, runOnHost } from "../../support/hosts";
 
 /**
  * A sealer v2 Clusterfile, written as sealer users write it (Cluster + Plugin + Config
@@ -102,7 +103,7 @@ spec:
   const apply = async (spec: ClusterSpec) => applyCluster({ session: bed.session, spec, onEvent: (e) => bed.events.push(e) });
   const dataRoot = "/var/lib/sealant/sealer-e2e";
   /** `content|mtime` of the marker, or "absent". */
-  const marker = (ip: string) => sh(bed, ip, `if [ -f ${MARKER} ]; then printf '%s|' "$(cat ${MARKER})"; stat -c %Y.%i ${MARKER}; wc -l < ${COUNTER}; else echo absent; fi`);
+  const marker = (ip: string) => onHost(bed.sandbox, ip, `if [ -f ${MARKER} ]; then printf '%s|' "$(cat ${MARKER})"; stat -c %Y.%i ${MARKER}; wc -l < ${COUNTER}; else echo absent; fi`);
 
   it("GIVEN the Clusterfile WHEN loaded THEN sealer's fields map to sealant's: legacy PostInstall, scope, env list, string port, password", async () => {
     const parsed = await loadClusterfile(await write(clusterfile()));
@@ -131,7 +132,7 @@ spec:
     );
     expect(err?.message).toMatch(/host key/i);
     expect(err?.message).toContain(masters[0]!);
-    expect((await shOn(bed, masters[0]!, `ls ${dataRoot}`)).code).not.toBe(0);
+    expect((await runOnHost(bed.sandbox, masters[0]!, `ls ${dataRoot}`)).code).not.toBe(0);
   });
 
   it("GIVEN the hosts trusted in sealant's known_hosts WHEN applied THEN etcd runs on the masters, the plugin ran on the masters only with spec.env, and the Configs are rendered everywhere", async () => {
@@ -143,13 +144,13 @@ spec:
 
     expect(await etcdMembers(masters[0]!)).toEqual(masters.map((ip) => `etcd-${ip.replace(/\./g, "-")}`));
     expect(await etcdHealthy(masters)).toBe(true);
-    expect(await sh(bed, node, "pgrep -x etcd || echo none")).toBe("none");
+    expect(await onHost(bed.sandbox, node, "pgrep -x etcd || echo none")).toBe("none");
 
     // The plugin: masters only, once each, with the cluster env, the group env and sealant's own variables.
     for (const ip of masters) {
       // It runs in the image's rootfs, as hooks do.
-      expect(await sh(bed, ip, `cat ${MARKER}`)).toMatch(new RegExp(`^hello from spec\\.env\\|masters-group\\|${esc(ip)}\\|master\\|post-install\\|${esc(dataRoot)}/images/[0-9a-f]{64}/rootfs$`));
-      expect(await sh(bed, ip, `wc -l < ${COUNTER}`)).toBe("1");
+      expect(await onHost(bed.sandbox, ip, `cat ${MARKER}`)).toMatch(new RegExp(`^hello from spec\\.env\\|masters-group\\|${esc(ip)}\\|master\\|post-install\\|${esc(dataRoot)}/images/[0-9a-f]{64}/rootfs$`));
+      expect(await onHost(bed.sandbox, ip, `wc -l < ${COUNTER}`)).toBe("1");
     }
     expect(await marker(node)).toBe("absent");
     const pluginSteps = bed.events.filter((e): e is Extract<ClusterEvent, { type: "step" }> => e.type === "step" && e.status === "done" && e.id.startsWith("plugin:"));
@@ -157,16 +158,16 @@ spec:
 
     // The Configs, on every host (the node too: it got the image).
     for (const ip of bed.ips) {
-      expect(await sh(bed, ip, `cat ${dataRoot}/rootfs/etc/etcd.env`)).toBe("ETCD_HEARTBEAT_INTERVAL=100\nETCD_ELECTION_TIMEOUT=1000\nETCD_SNAPSHOT_COUNT=4242");
+      expect(await onHost(bed.sandbox, ip, `cat ${dataRoot}/rootfs/etc/etcd.env`)).toBe("ETCD_HEARTBEAT_INTERVAL=100\nETCD_ELECTION_TIMEOUT=1000\nETCD_SNAPSHOT_COUNT=4242");
       // "1.10" stays the string it was written as (not the number 1.1).
-      expect(await sh(bed, ip, `cat ${dataRoot}/rootfs/etc/app-settings.yaml`)).toMatch(/^app:\n  replicas: 5\n  version: (['"])1\.10\1\ntier: prod$/);
+      expect(await onHost(bed.sandbox, ip, `cat ${dataRoot}/rootfs/etc/app-settings.yaml`)).toMatch(/^app:\n  replicas: 5\n  version: (['"])1\.10\1\ntier: prod$/);
     }
     // ... and etcd really runs with the overwritten file.
     for (const ip of masters) {
-      expect(await sh(bed, ip, `tr '\\0' '\\n' < /proc/$(cat ${dataRoot}/run/etcd.pid)/environ | grep ^ETCD_SNAPSHOT_COUNT=`)).toBe("ETCD_SNAPSHOT_COUNT=4242");
+      expect(await onHost(bed.sandbox, ip, `tr '\\0' '\\n' < /proc/$(cat ${dataRoot}/run/etcd.pid)/environ | grep ^ETCD_SNAPSHOT_COUNT=`)).toBe("ETCD_SNAPSHOT_COUNT=4242");
     }
     // The layers on the hosts were not changed through the hard links: the image's own file is intact.
-    expect(await sh(bed, masters[0]!, `cat ${dataRoot}/layers/*/etc/etcd.env | grep -c '^ETCD_SNAPSHOT_COUNT=10000$'`)).toBe("1");
+    expect(await onHost(bed.sandbox, masters[0]!, `cat ${dataRoot}/layers/*/etc/etcd.env | grep -c '^ETCD_SNAPSHOT_COUNT=10000$'`)).toBe("1");
   }, 180_000);
 
   it("GIVEN the applied cluster WHEN the same Clusterfile is applied again THEN nothing runs: the plugin does not run a second time", async () => {
@@ -183,8 +184,8 @@ spec:
   it("GIVEN the cluster WHEN reset THEN etcd and sealant's files are gone from every host", async () => {
     await resetCluster({ session: bed.session, spec: await load() });
     for (const ip of bed.ips) {
-      expect(await sh(bed, ip, `ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true`), ip).toBe("");
-      await sh(bed, ip, `rm -f ${MARKER} ${COUNTER}`);
+      expect(await onHost(bed.sandbox, ip, `ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true`), ip).toBe("");
+      await onHost(bed.sandbox, ip, `rm -f ${MARKER} ${COUNTER}`);
     }
   }, 120_000);
 
@@ -205,7 +206,7 @@ spec:
     expect(failed.every((ev) => ev.error?.includes("boom"))).toBe(true);
     // The phases before it did their work: etcd is up, the first plugin ran.
     expect(await etcdHealthy(masters)).toBe(true);
-    for (const ip of masters) expect(await sh(bed, ip, `wc -l < ${COUNTER}`)).toBe("1");
+    for (const ip of masters) expect(await onHost(bed.sandbox, ip, `wc -l < ${COUNTER}`)).toBe("1");
 
     // The user fixes the plugin and applies again: only what did not finish runs.
     const fixed = FAIL_LOUD('echo "fixed on $SEALANT_HOST_IP" > /root/sealer-e2e-fixed');
@@ -216,8 +217,8 @@ spec:
     expect(ran.filter((ev) => ev.id.startsWith("plugin:")).map((ev) => `${ev.host} ${ev.id}`).sort()).toEqual(masters.map((ip) => `${ip} plugin:fail-loud:post-install`));
     expect(r.record?.hosts.every((h) => h.member)).toBe(true);
     for (const ip of masters) {
-      expect(await sh(bed, ip, "cat /root/sealer-e2e-fixed")).toBe(`fixed on ${ip}`);
-      expect(await sh(bed, ip, `wc -l < ${COUNTER}`)).toBe("1");
+      expect(await onHost(bed.sandbox, ip, "cat /root/sealer-e2e-fixed")).toBe(`fixed on ${ip}`);
+      expect(await onHost(bed.sandbox, ip, `wc -l < ${COUNTER}`)).toBe("1");
     }
     expect(await etcdHealthy(masters)).toBe(true);
     const again = await apply(await load([MARK_MASTERS, fixed]));
@@ -227,8 +228,8 @@ spec:
   it("GIVEN the cluster WHEN reset at the end THEN nothing of sealant or etcd is left on any host", async () => {
     await resetCluster({ session: bed.session, spec: await load([MARK_MASTERS, FAIL_LOUD("true")]) });
     for (const ip of bed.ips) {
-      expect(await sh(bed, ip, `ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true`), ip).toBe("");
-      await sh(bed, ip, `rm -f ${MARKER} ${COUNTER} /root/sealer-e2e-fixed`);
+      expect(await onHost(bed.sandbox, ip, `ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true`), ip).toBe("");
+      await onHost(bed.sandbox, ip, `rm -f ${MARKER} ${COUNTER} /root/sealer-e2e-fixed`);
     }
   }, 120_000);
 });

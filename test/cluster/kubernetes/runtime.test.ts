@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyCluster, checkCluster, resetCluster, ValidationError, type ClusterEvent } from "../../../src/engine/cluster";
 import { build } from "../../../src/engine/build";
 import { parseClusterSpec, type ClusterSpec } from "../../../src/engine/cluster/spec";
-import { openBed, type Bed } from "../e2e/support";
-import { sh, shOn } from "../e2e/support-extra";
+import { openBed, type Bed } from "../../support/bed";
+import { onHost, runOnHost } from "../../support/hosts";
 
 /**
  * The kubernetes runtime end to end on sandbox hosts 127.0.10.225-228, with a test image
@@ -55,14 +55,14 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
   const apply = (s: ClusterSpec) => applyCluster({ session: bed.session, spec: s, onEvent: (e) => events.push(e) });
   /** NAME STATUS ROLES AGE VERSION INTERNAL-IP per node, from the first master. */
   const nodes = async () =>
-    (await sh(bed, m1, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide --no-headers"))
+    (await onHost(bed.sandbox, m1, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide --no-headers"))
       .split("\n")
       .filter(Boolean)
       .map((l) => l.trim().split(/\s+/))
       .map((c) => ({ name: c[0]!, status: c[1]!, roles: c[2]!, version: c[4]!, ip: c[5]! }))
       .sort((a, b) => a.ip.localeCompare(b.ip));
   const calls = async (ip: string): Promise<Call[]> =>
-    (await sh(bed, ip, "cat /var/log/sealant-kube-doubles.jsonl 2>/dev/null || true"))
+    (await onHost(bed.sandbox, ip, "cat /var/log/sealant-kube-doubles.jsonl 2>/dev/null || true"))
       .split("\n")
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Call);
@@ -72,7 +72,7 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     bed = await openBed(4, 225);
     [m1, m2, w1, w2] = bed.ips as [string, string, string, string];
     // A host sees this machine's files under its own writes: start from an empty call log.
-    for (const ip of bed.ips) await sh(bed, ip, "rm -f /var/log/sealant-kube-doubles.jsonl");
+    for (const ip of bed.ips) await onHost(bed.sandbox, ip, "rm -f /var/log/sealant-kube-doubles.jsonl");
     const image = async (version: string) => `example/k8s:${version}@${(await build(bed.session, { context: FIXTURE, tag: `example/k8s:${version}`, buildArgs: { KUBE_VERSION: version } })).digest}`;
     v130 = await image("v1.30.8");
     v131 = await image("v1.31.4");
@@ -92,8 +92,8 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     expect(await asked(w1, "lvscare")).toEqual([`care --vs 10.103.97.2:6443 --rs ${m1}:6443 --health-path /healthz --health-schem https --run-once`]);
     expect(await asked(w1, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^join --config \S+join.yaml$/)]));
     // The join file held the token only while joining.
-    expect((await shOn(bed, w1, "ls /var/lib/sealant/k8s/kubernetes/join.yaml")).code).not.toBe(0);
-    expect(await sh(bed, w1, "grep apiserver.cluster.local /etc/hosts")).toBe("10.103.97.2 apiserver.cluster.local # sealant-kubernetes");
+    expect((await runOnHost(bed.sandbox, w1, "ls /var/lib/sealant/k8s/kubernetes/join.yaml")).code).not.toBe(0);
+    expect(await onHost(bed.sandbox, w1, "grep apiserver.cluster.local /etc/hosts")).toBe("10.103.97.2 apiserver.cluster.local # sealant-kubernetes");
     // The join token is deleted once used.
     expect(await asked(m1, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^token delete [a-z0-9]{6}\.[a-z0-9]{16}$/)]));
     // The worker's label, set from the first master.
@@ -103,7 +103,7 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     expect(r.outputs.kubeconfig).toContain(`server: https://${m1}:6443`);
     expect(r.outputs.caCertificate).toContain("BEGIN CERTIFICATE");
     // No join secret in any event sealant emitted.
-    const token = (await sh(bed, m1, "cat /var/log/sealant-kube-doubles.jsonl")).match(/[a-z0-9]{6}\.[a-z0-9]{16}/g) ?? [];
+    const token = (await onHost(bed.sandbox, m1, "cat /var/log/sealant-kube-doubles.jsonl")).match(/[a-z0-9]{6}\.[a-z0-9]{16}/g) ?? [];
     for (const t of token) expect(JSON.stringify(events)).not.toContain(t);
   }, 240_000);
 
@@ -112,7 +112,7 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     expect(r.plan.summary).toEqual([`join ${m2} (master); ${w2} (node)`, `point ${w1} at masters ${m1}, ${m2}`]);
     expect(await asked(m2, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^join --config/)]));
     expect((await asked(w1, "lvscare")).pop()).toBe(`care --vs 10.103.97.2:6443 --rs ${m1}:6443 --rs ${m2}:6443 --health-path /healthz --health-schem https --run-once`);
-    expect(await sh(bed, w1, "cat /etc/kubernetes/manifests/kube-lvscare.yaml")).toContain(`"--rs", "${m1}:6443", "--rs", "${m2}:6443"`);
+    expect(await onHost(bed.sandbox, w1, "cat /etc/kubernetes/manifests/kube-lvscare.yaml")).toContain(`"--rs", "${m1}:6443", "--rs", "${m2}:6443"`);
     expect((await nodes()).map((n) => `${n.ip} ${n.roles} ${n.status}`)).toEqual([`${m1} control-plane Ready`, `${m2} control-plane Ready`, `${w1} <none> Ready`, `${w2} <none> Ready`]);
     const health = await checkCluster({ session: bed.session, spec: spec(v130, [m1, m2], [w1, w2]) });
     expect(health.hosts.filter((h) => !h.ok)).toEqual([]);
@@ -154,7 +154,7 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
   it("reset leaves no Kubernetes on any host", async () => {
     await resetCluster({ session: bed.session, spec: spec(v131, [m1], [w1]) });
     for (const ip of [m1, w1]) {
-      expect(await sh(bed, ip, "ls /etc/kubernetes 2>/dev/null | wc -l; command -v kubeadm || echo none; grep -c sealant-kubernetes /etc/hosts || true")).toBe("0\nnone\n0");
+      expect(await onHost(bed.sandbox, ip, "ls /etc/kubernetes 2>/dev/null | wc -l; command -v kubeadm || echo none; grep -c sealant-kubernetes /etc/hosts || true")).toBe("0\nnone\n0");
     }
   }, 120_000);
 });
