@@ -11,6 +11,7 @@
  * hold: a host reset out of band leaves the inputs' hosts, so the next preview plans its join
  * from the refreshed inputs and shows the change, and `up` performs it.
  */
+import { z } from "zod";
 import { applyCluster, ApplyError, observeCluster, openCluster, readRecord, resetCluster, type ClusterEvent, type ClusterRecord } from "../../engine/cluster";
 import { desiredCluster } from "../../engine/cluster/desired";
 import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/image";
@@ -23,6 +24,7 @@ import { ImageNotFoundError } from "../../engine/image/store";
 import { parseReference } from "../../engine/image/reference";
 import { Session } from "../../engine/session";
 import { specInputOf, type ClusterInputs } from "./cluster-inputs";
+import { describeValue, failuresOf, orUnknown } from "./inputs";
 import { containsUnknown } from "./unknown";
 
 /** Input properties that replace the cluster when changed (its identity on the hosts). */
@@ -42,10 +44,17 @@ function reportedProperty(property: string): string {
 }
 const SECRET_INPUTS = new Set(["ssh", "registry", "hosts"]);
 
+/** What `delete` and a removal do with hosts they cannot reach: the inputs that are not the cluster spec's. */
+const oneOf = (allowed: readonly string[]) =>
+  orUnknown(z.enum(allowed as [string, ...string[]], { error: (iss) => `${describeValue(iss.input)} is not allowed (expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")})` })).nullish();
+const providerOptions = z.looseObject({ unreachableOnDelete: oneOf(["skip", "fail"]), unreachableOnRemove: oneOf(["fail", "force"]) });
+
 function parseInputs(inputs: ClusterInputs): { spec?: ClusterSpec; failures: CheckFailure[] } {
+  const options = providerOptions.safeParse(inputs);
+  const optionFailures = options.success ? [] : failuresOf(options.error.issues).map((f) => ({ property: f.property, reason: `Cluster inputs: ${f.property}: ${f.reason}` }));
   const r = validateClusterSpec(specInputOf(inputs), { source: "Cluster inputs" });
-  if (r.spec) return { spec: r.spec, failures: [] };
-  return { failures: r.problems.map((p) => ({ property: reportedProperty(String(p.path || "hosts").split(/[.[]/)[0] ?? ""), reason: formatProblem(p) })) };
+  if (r.spec && optionFailures.length === 0) return { spec: r.spec, failures: [] };
+  return { failures: [...r.problems.map((p) => ({ property: reportedProperty(String(p.path || "hosts").split(/[.[]/)[0] ?? ""), reason: formatProblem(p) })), ...optionFailures] };
 }
 
 /**
