@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
  * which the demo runs, and each example's) is a TypeScript program, each example type-checks
  * with its own tsconfig.json, and every ```ts snippet of README.md type-checks as a program of
  * its own. `sealant` resolves to the package's source (src/index.ts), so the check is against the
- * types as they are now, not a possibly stale dist/; test/pulumi/package.test.ts checks the types
+ * types as they are now, not a possibly stale dist/; test/e2e/pulumi/package.test.ts checks the types
  * of the packed package itself, in a program that installed it.
  */
 const ROOT = resolve(__dirname, "..");

@@ -174,7 +174,7 @@ spec:
     expect(all.code).toBe(1);
     expect(all.stderr).toMatch(/^sealant: removing 127\.0\.10\.161, 127\.0\.10\.162, 127\.0\.10\.163 would leave cluster etcd-cli without a master/);
 
-    // The worker: removing a master also works (see test/cluster/e2e), but the example's leave hook races etcd's own exit.
+    // The worker: removing a master also works (see test/engine/cluster/e2e), but the example's leave hook races etcd's own exit.
     const r = await ok(["delete", "-f", clusterfile, "--nodes", W1]);
     expect(r.stdout).toMatch(new RegExp(`^cluster ${NAME} updated in [\\d.]+ s:\\n  remove ${W1} \\(node\\)\\n$`));
     expect(r.stderr).toContain(`  ${W1}  done    delete the data root on ${W1}`);
