@@ -1,10 +1,11 @@
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sandboxDown, sandboxUp, sshArgs, type Sandbox } from "../../src/engine/sandbox";
+import { sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { etcdMembers } from "../support/etcd";
+import { onHost } from "../support/hosts";
 
 /**
  * The cluster commands as a user runs them: the compiled CLI (npm run build first), a
@@ -12,7 +13,6 @@ import { sandboxDown, sandboxUp, sshArgs, type Sandbox } from "../../src/engine/
  * (sshd in namespaces on 127.0.10.161-164; no other test uses that range), judged by etcd itself.
  */
 
-const execP = promisify(execFile);
 const CLI = process.env.SEALANT_TEST_CLI ?? resolve(__dirname, "../../dist/cli/main.js");
 const ETCD_EXAMPLE = resolve(__dirname, "../../examples/etcd");
 const NAME = "etcd-cli";
@@ -48,14 +48,8 @@ async function ok(args: string[]): Promise<Run> {
 }
 
 /** What sealant and etcd left on a host: its data root's entries and a running etcd's pid. */
-async function leftOn(ip: string): Promise<string> {
-  const { stdout } = await execP("ssh", sshArgs(sb, ip, "ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true"));
-  return stdout.trim();
-}
-
-async function etcdMembers(ip: string): Promise<string[]> {
-  const { stdout } = await execP("etcdctl", ["--endpoints", `http://${ip}:2379`, "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
-  return stdout.trim().split("\n").map((l) => l.split(", ")[2]!).sort();
+function leftOn(ip: string): Promise<string> {
+  return onHost(sb, ip, "ls -A /var/lib/sealant/ 2>/dev/null; pgrep -x etcd || true");
 }
 
 const sorted = (text: string): string[] => text.trim().split("\n").sort();
@@ -161,7 +155,7 @@ spec:
   });
 
   it("GIVEN another apply's lock WHEN applying THEN it is refused naming the holder, and unlock breaks it", async () => {
-    await execP("ssh", sshArgs(sb, M1, `mkdir /var/lib/sealant/${NAME}/lock && echo '{"user":"ann","machine":"ci-7","pid":4242,"command":"sealant apply","since":"2030-01-01T00:00:00Z"}' > /var/lib/sealant/${NAME}/lock/owner.json`));
+    await onHost(sb, M1, `mkdir /var/lib/sealant/${NAME}/lock && echo '{"user":"ann","machine":"ci-7","pid":4242,"command":"sealant apply","since":"2030-01-01T00:00:00Z"}' > /var/lib/sealant/${NAME}/lock/owner.json`);
     const locked = await sealant(["apply", "-f", clusterfile]);
     expect(locked.code).toBe(1);
     expect(locked.stderr).toMatch(new RegExp(`^sealant: cluster ${NAME} is locked on ${M1} by ann@ci-7 \\(pid 4242, sealant apply\\) since 2030-01-01T00:00:00Z .*sealant unlock -f <Clusterfile>\\n$`));
