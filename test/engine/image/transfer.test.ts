@@ -3,11 +3,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { build } from "../../src/engine/build";
-import { pullImage, pushImage } from "../../src/engine/image/transfer";
-import { Session } from "../../src/engine/session";
-import type { Digest } from "../../src/engine/image/digest";
-import { blobDataPath, sharedRegistries } from "../support/registry";
+import { build } from "../../../src/engine/build";
+import { pullImage, pushImage } from "../../../src/engine/image/transfer";
+import { Session } from "../../../src/engine/session";
+import type { Digest } from "../../../src/engine/image/digest";
+import { blobDataPath, sharedRegistries } from "../../support/registry";
 
 const temps: string[] = [];
 async function temp(prefix: string): Promise<string> {

@@ -2,12 +2,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { build } from "../../src/engine/build";
-import { readImage, sourceReader, storeReader } from "../../src/engine/image/read-image";
-import { registryDigest, resolveImage, storedDigest } from "../../src/engine/image/resolve";
-import { pushImage } from "../../src/engine/image/transfer";
-import { Session } from "../../src/engine/session";
-import { freePort, sharedRegistries } from "../support/registry";
+import { build } from "../../../src/engine/build";
+import { readImage, sourceReader, storeReader } from "../../../src/engine/image/read-image";
+import { registryDigest, resolveImage, storedDigest } from "../../../src/engine/image/resolve";
+import { pushImage } from "../../../src/engine/image/transfer";
+import { Session } from "../../../src/engine/session";
+import { freePort, sharedRegistries } from "../../support/registry";
 
 /** engine/image read-image and resolve: one walk over the store or a registry; a reference resolved where it is. */
 

@@ -2,12 +2,12 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { build } from "../../src/engine/build";
-import { readMetadata } from "../../src/engine/image/metadata";
-import { Session } from "../../src/engine/session";
-import type { ImageConfig } from "../../src/engine/image/types";
-import { extractLayer } from "../../src/engine/build/layer-extract";
-import { EXAMPLE_APP, startExampleUpstream, type ExampleUpstream } from "../support/upstream";
+import { build } from "../../../src/engine/build";
+import { readMetadata } from "../../../src/engine/image/metadata";
+import { Session } from "../../../src/engine/session";
+import type { ImageConfig } from "../../../src/engine/image/types";
+import { extractLayer } from "../../../src/engine/build/layer-extract";
+import { EXAMPLE_APP, startExampleUpstream, type ExampleUpstream } from "../../support/upstream";
 
 let upstream: ExampleUpstream;
 const temps: string[] = [];

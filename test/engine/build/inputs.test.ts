@@ -2,8 +2,8 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { buildPlatforms, contextDir, hashContext, KubefileSyntaxError, parseKubefiles, readKubefile } from "../../src/engine/build";
-import { hostPlatform } from "../../src/engine/image/types";
+import { buildPlatforms, contextDir, hashContext, KubefileSyntaxError, parseKubefiles, readKubefile } from "../../../src/engine/build";
+import { hostPlatform } from "../../../src/engine/image/types";
 
 /** engine/build/inputs: what the builder and the ImageBuild resource both read of a build's files. */
 
