@@ -1,9 +1,9 @@
 import type { Digest } from "../../image/digest";
-import { isIndexMediaType } from "../../image/media-types";
-import { readMetadata, type ClusterImageMetadata } from "../../image/metadata";
+import type { ClusterImageMetadata } from "../../image/metadata";
+import { readImage, storeReader } from "../../image/read-image";
 import { ImageNotFoundError } from "../../image/store";
 import { pullImage } from "../../image/transfer";
-import type { Descriptor, ImageConfig, Manifest, Platform } from "../../image/types";
+import type { ImageConfig, Manifest, Platform } from "../../image/types";
 import type { Session } from "../../session";
 
 /** The history entry the builder writes for its container-image layer (see build/steps/images.ts). */
@@ -48,18 +48,12 @@ export async function resolveClusterImage(session: Session, ref: string, signal?
     const pulled = await pullImage(session.store, ref, { clientFor: session.clientFor, ...(signal ? { signal } : {}) });
     stored = await session.store.resolve(pulled.ref);
   }
-  const manifests: Descriptor[] = isIndexMediaType(stored.descriptor.mediaType)
-    ? (await session.store.readIndexBlob(stored.descriptor.digest)).manifests
-    : [stored.descriptor];
+  const image = await readImage(storeReader(session.store), stored.descriptor);
   const platforms = new Map<string, PlatformImage>();
-  let metadata: ClusterImageMetadata | undefined;
-  for (const desc of manifests) {
-    const manifest = await session.store.readManifest(desc.digest);
-    const config = await session.store.readJson<ImageConfig>(manifest.config.digest);
-    const platform: Platform = desc.platform ?? { os: config.os ?? "linux", architecture: config.architecture ?? "amd64" };
-    metadata ??= readMetadata(manifest, config);
-    platforms.set(`${platform.os}/${platform.architecture}`, { platform, manifestDigest: desc.digest, layers: layersOf(manifest, config), config });
+  for (const { descriptor, platform, manifest, config } of image.parts) {
+    platforms.set(`${platform.os}/${platform.architecture}`, { platform, manifestDigest: descriptor.digest, layers: layersOf(manifest, config), config });
   }
+  const metadata = image.parts[0]?.metadata;
   if (!metadata) throw new Error(`image ${ref} has no manifests`);
   return { ref: stored.ref, digest: stored.descriptor.digest, metadata, platforms };
 }
