@@ -103,7 +103,9 @@ async function buildBigImage(bed, mib, log) {
   const t1 = Date.now();
   const result = await build(bed.session, { context, tag: "bench/cluster-big:1" });
   const layers = result.platforms.flatMap((p) => p.layers);
-  log(`  built it in ${((Date.now() - t1) / 1000).toFixed(1)} s: ${layers.length} layer(s), ${(layers.reduce((s, l) => s + l.size, 0) / MiB).toFixed(1)} MiB gzip`);
+  log(
+    `  built it in ${((Date.now() - t1) / 1000).toFixed(1)} s: ${layers.length} layer(s), ${(layers.reduce((s, l) => s + l.size, 0) / MiB).toFixed(1)} MiB gzip`,
+  );
   const manifest = await bed.session.store.readManifest((await bed.session.store.resolve("bench/cluster-big:1")).descriptor.digest);
   const tarFile = path.join(bed.work, "rootfs.tar");
   const parts = [];
@@ -239,7 +241,13 @@ function instrument() {
         const d = { n: v.n - (b.kinds[k]?.n ?? 0), ms: v.ms - (b.kinds[k]?.ms ?? 0) };
         if (d.n > 0) kinds[k] = d;
       }
-      const d = { connects: n.connects - b.connects, commands: n.commands - b.commands, bytesOut: n.bytesOut - b.bytesOut, bytesIn: n.bytesIn - b.bytesIn, kinds };
+      const d = {
+        connects: n.connects - b.connects,
+        commands: n.commands - b.commands,
+        bytesOut: n.bytesOut - b.bytesOut,
+        bytesIn: n.bytesIn - b.bytesIn,
+        kinds,
+      };
       if (d.connects || d.commands || d.bytesOut) out[ip] = d;
     }
     return out;
@@ -279,7 +287,10 @@ function commandKind(command) {
 
 /** An SFTP session to a sandbox host with the same cipher and host-key check as the others. */
 function sftpConnect(bed, ip) {
-  const known = fs.readFileSync(bed.sandbox.ssh.knownHosts, "utf8").split("\n").find((l) => l.startsWith(`${ip} `));
+  const known = fs
+    .readFileSync(bed.sandbox.ssh.knownHosts, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${ip} `));
   const expected = Buffer.from(known.split(" ")[2], "base64");
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
@@ -298,4 +309,20 @@ function sftpConnect(bed, ip) {
   });
 }
 
-module.exports = { MiB, HOSTS, DATA_ROOT, CIPHER, openBed, buildBigImage, clusterSpec, openssh, wipeHosts, hostsCpuMs, acceptedLogins, instrument, phaseTimer, commandKind, sftpConnect };
+module.exports = {
+  MiB,
+  HOSTS,
+  DATA_ROOT,
+  CIPHER,
+  openBed,
+  buildBigImage,
+  clusterSpec,
+  openssh,
+  wipeHosts,
+  hostsCpuMs,
+  acceptedLogins,
+  instrument,
+  phaseTimer,
+  commandKind,
+  sftpConnect,
+};

@@ -48,7 +48,9 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
         const run = { wallMs: m.wallMs, clientCpuMs: m.cpu.selfMs + m.cpu.childrenMs, hostsCpuMs: hostsCpuMs(bed) - cpu0, ...m.value };
         await checkRootfs(bed, ips.at(-1), m.value.dir, image);
         runs[name].push(run);
-        log(`  ${n} host(s) round ${r + 1}: ${name} ${(m.wallMs / 1000).toFixed(2)} s${run.distributeMs ? ` (distribute phase ${(run.distributeMs / 1000).toFixed(2)} s)` : ""}`);
+        log(
+          `  ${n} host(s) round ${r + 1}: ${name} ${(m.wallMs / 1000).toFixed(2)} s${run.distributeMs ? ` (distribute phase ${(run.distributeMs / 1000).toFixed(2)} s)` : ""}`,
+        );
       }
     }
     await wipeHosts(bed, ips);
@@ -95,7 +97,13 @@ async function sealantRun(bed, image, ips, counters) {
   const kindsMs = { extract: 0, assemble: 0 };
   for (const h of Object.values(counters.since(before))) for (const k of ["extract", "assemble"]) kindsMs[k] += h.kinds[k]?.ms ?? 0;
   const sent = Object.values(res.sent);
-  return { distributeMs: phasesMs.distribute, phasesMs, kindsMs, sentPerHost: sent.length ? Math.round(sent.reduce((a, b) => a + b, 0) / sent.length) : 0, dir: path.posix.join(DATA_ROOT, "images", image.digest.replace(/^sha256:/, ""), "rootfs") };
+  return {
+    distributeMs: phasesMs.distribute,
+    phasesMs,
+    kindsMs,
+    sentPerHost: sent.length ? Math.round(sent.reduce((a, b) => a + b, 0) / sent.length) : 0,
+    dir: path.posix.join(DATA_ROOT, "images", image.digest.replace(/^sha256:/, ""), "rootfs"),
+  };
 }
 
 async function opensshRun(bed, image, ips) {
@@ -136,7 +144,8 @@ async function sftpRun(bed, image, ips) {
 async function checkRootfs(bed, ip, dir, image) {
   const out = await openssh(bed, ip, `cd ${dir}/data && find . -type f -printf '%s\\n' | awk '{n++; s+=$1} END {print n, s}'`);
   const [files, bytes] = out.trim().split(" ").map(Number);
-  if (files !== image.files || bytes !== image.dataBytes) throw new Error(`${ip}:${dir} holds ${files} files / ${bytes} bytes, expected ${image.files} / ${image.dataBytes}`);
+  if (files !== image.files || bytes !== image.dataBytes)
+    throw new Error(`${ip}:${dir} holds ${files} files / ${bytes} bytes, expected ${image.files} / ${image.dataBytes}`);
 }
 
 module.exports = { benchDistribute };

@@ -13,14 +13,28 @@ const ipOf = (i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
 const hosts = (from, n) => Array.from({ length: n }, (_, k) => ({ ip: ipOf(from + k), roles: from + k < 3 ? ["master"] : ["node"] }));
 
 function desired(list, imageDigest, maxUnavailable = 1) {
-  return { name: "big", image: `bench/big@${imageDigest}`, imageDigest, hosts: list, upgrade: { maxUnavailable }, configDigest: digest("c"), plugins: [], launch: false };
+  return {
+    name: "big",
+    image: `bench/big@${imageDigest}`,
+    imageDigest,
+    hosts: list,
+    upgrade: { maxUnavailable },
+    configDigest: digest("c"),
+    plugins: [],
+    launch: false,
+  };
 }
 
 /** The record of a cluster created with image `a`: every host a member with every step done. */
 function current(list) {
   const img = "a".repeat(12);
   const done = [`distribute@${img}`, `render@${img}.${"c".repeat(12)}`, "hook:init-host", "hook:bootstrap", "hook:check"];
-  return { name: "big", imageDigest: digest("a"), configDigest: digest("c"), hosts: list.map((h) => ({ ...h, member: true, imageDigest: digest("a"), done: [...done] })) };
+  return {
+    name: "big",
+    imageDigest: digest("a"),
+    configDigest: digest("c"),
+    hosts: list.map((h) => ({ ...h, member: true, imageDigest: digest("a"), done: [...done] })),
+  };
 }
 
 function timePlan(d, c, { median, round }) {
@@ -36,7 +50,15 @@ function timePlan(d, c, { median, round }) {
   // Formatting is what a preview prints: timed once, for scale.
   const t0 = performance.now();
   const text = formatPlan(plan);
-  return { medianMs: round(median(ms), 2), maxMs: round(Math.max(...ms), 2), phases: plan.phases.length, steps, formatMs: round(performance.now() - t0, 2), lines: text.split("\n").length, summary: plan.summary };
+  return {
+    medianMs: round(median(ms), 2),
+    maxMs: round(Math.max(...ms), 2),
+    phases: plan.phases.length,
+    steps,
+    formatMs: round(performance.now() - t0, 2),
+    lines: text.split("\n").length,
+    summary: plan.summary,
+  };
 }
 
 function benchPlan(opts) {

@@ -64,7 +64,12 @@ async function benchJoin(bed, image, counters, { repeat, log, median, round }) {
     runsMs: runs.map((x) => round(x.wallMs, 1)),
     phasesMs: Object.fromEntries(Object.keys(runs[0].phasesMs).map((p) => [p, med(runs.map((x) => x.phasesMs[p] ?? 0))])),
     summary: runs[0].summary,
-    perHost: byRole(runs.at(-1).perHost, { "new node": ips.slice(9), "first master": ips.slice(0, 1), "other masters": ips.slice(1, 3), nodes: ips.slice(3, 9) }),
+    perHost: byRole(runs.at(-1).perHost, {
+      "new node": ips.slice(9),
+      "first master": ips.slice(0, 1),
+      "other masters": ips.slice(1, 3),
+      nodes: ips.slice(3, 9),
+    }),
   };
 }
 
@@ -79,7 +84,8 @@ async function counted(bed, counters, fn) {
   for (const ip of bed.ips) {
     const c = client[ip] ?? { connects: 0, commands: 0, bytesOut: 0, bytesIn: 0, kinds: {} };
     perHost[ip] = { ...c, sshdLogins: logins1[ip] - logins0[ip] };
-    if (perHost[ip].sshdLogins !== c.connects) throw new Error(`${ip}: sshd logged ${perHost[ip].sshdLogins} logins, the client counted ${c.connects} connections`);
+    if (perHost[ip].sshdLogins !== c.connects)
+      throw new Error(`${ip}: sshd logged ${perHost[ip].sshdLogins} logins, the client counted ${c.connects} connections`);
   }
   return { m, perHost };
 }
@@ -95,7 +101,14 @@ function byRole(perHost, groups) {
     };
     const kinds = {};
     for (const h of hs) for (const [k, v] of Object.entries(h.kinds)) kinds[k] = Math.max(kinds[k] ?? 0, v.n);
-    out[role] = { hosts: ips.length, connects: span("connects"), commands: span("commands"), bytesOut: span("bytesOut"), bytesIn: span("bytesIn"), commandKinds: kinds };
+    out[role] = {
+      hosts: ips.length,
+      connects: span("connects"),
+      commands: span("commands"),
+      bytesOut: span("bytesOut"),
+      bytesIn: span("bytesIn"),
+      commandKinds: kinds,
+    };
   }
   return out;
 }

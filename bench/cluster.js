@@ -39,14 +39,27 @@ async function benchCluster(work, opts) {
 function goals(res) {
   const g = [];
   for (const d of res.distribute.results) {
-    g.push({ goal: `distribute to ${d.hosts} host(s) within 1.1x of ssh tar -x`, measured: `${d.distributeVsOpenssh}x (whole apply ${d.totalVsOpenssh}x)`, met: d.distributeVsOpenssh <= 1.1 });
+    g.push({
+      goal: `distribute to ${d.hosts} host(s) within 1.1x of ssh tar -x`,
+      measured: `${d.distributeVsOpenssh}x (whole apply ${d.totalVsOpenssh}x)`,
+      met: d.distributeVsOpenssh <= 1.1,
+    });
   }
   const r = res.reapply;
   g.push({ goal: "re-apply to 10 hosts sends 0 bytes", measured: `${r.sentBytes} bytes`, met: r.sentBytes === 0 });
   g.push({ goal: "re-apply to 10 hosts < 2 s", measured: secs(r.medianMs), met: r.medianMs < 2000 });
-  const touched = Object.entries(res.join.perHost).filter(([, h]) => h.commands !== 0).map(([role]) => role);
-  g.push({ goal: "join works only on the new host and the first master", measured: `commands on: ${touched.join(", ")}`, met: touched.every((t) => t === "new node" || t === "first master") });
-  for (const [k, name] of [["addTen", "add 10 hosts"], ["rollingUpgrade", "rolling upgrade"]]) {
+  const touched = Object.entries(res.join.perHost)
+    .filter(([, h]) => h.commands !== 0)
+    .map(([role]) => role);
+  g.push({
+    goal: "join works only on the new host and the first master",
+    measured: `commands on: ${touched.join(", ")}`,
+    met: touched.every((t) => t === "new node" || t === "first master"),
+  });
+  for (const [k, name] of [
+    ["addTen", "add 10 hosts"],
+    ["rollingUpgrade", "rolling upgrade"],
+  ]) {
     g.push({ goal: `plan for 1,000 hosts (${name}) < 100 ms`, measured: `${res.plan[k].medianMs} ms`, met: res.plan[k].medianMs < 100 });
   }
   return g;
@@ -61,29 +74,74 @@ function report(res, table) {
   const rows = [["measurement", "median", "runs (s)", "CPU s client/hosts", "note"]];
   const img = `${res.image.layers} layer(s), ${res.image.gzipMiB} MiB gzip, ${res.image.files} files`;
   rows.push(["first apply of an image: disk-check size pass", secs(res.distribute.sizePassMs), "", "", `local gunzip of ${img}; then remembered in the store`]);
-  rows.push(["first apply of an image: template scan", secs(res.distribute.templateScanMs), "", "", "local gunzip + tar parse for render; then remembered in the store"]);
+  rows.push([
+    "first apply of an image: template scan",
+    secs(res.distribute.templateScanMs),
+    "",
+    "",
+    "local gunzip + tar parse for render; then remembered in the store",
+  ]);
   for (const d of res.distribute.results) {
     const s = d.sealant;
     const n = `${d.hosts} host${d.hosts > 1 ? "s" : ""}`;
-    const phases = Object.entries(s.phasesMs).filter(([p]) => p !== "distribute").map(([p, ms]) => `${p} ${(ms / 1000).toFixed(2)}`).join(", ");
+    const phases = Object.entries(s.phasesMs)
+      .filter(([p]) => p !== "distribute")
+      .map(([p, ms]) => `${p} ${(ms / 1000).toFixed(2)}`)
+      .join(", ");
     rows.push([`${n}: sealant apply (new cluster)`, secs(s.medianMs), runsS(s), cpu(s), `${d.totalVsOpenssh}x ssh tar; other phases (s): ${phases}`]);
-    rows.push([`${n}: sealant distribute phase`, secs(s.distributeMs), "", "", `${d.distributeVsOpenssh}x ssh tar; per host: extract ${(s.extractMsPerHost / 1000).toFixed(2)} s, assemble ${(s.assembleMsPerHost / 1000).toFixed(2)} s, ${mb(s.sentBytesPerHost)} sent`]);
-    rows.push([`${n}: ssh host tar -x < rootfs.tar`, secs(d.openssh.medianMs), runsS(d.openssh), cpu(d.openssh), "OpenSSH 9.2, aes128-gcm, one process per host"]);
+    rows.push([
+      `${n}: sealant distribute phase`,
+      secs(s.distributeMs),
+      "",
+      "",
+      `${d.distributeVsOpenssh}x ssh tar; per host: extract ${(s.extractMsPerHost / 1000).toFixed(2)} s, assemble ${(s.assembleMsPerHost / 1000).toFixed(2)} s, ${mb(s.sentBytesPerHost)} sent`,
+    ]);
+    rows.push([
+      `${n}: ssh host tar -x < rootfs.tar`,
+      secs(d.openssh.medianMs),
+      runsS(d.openssh),
+      cpu(d.openssh),
+      "OpenSSH 9.2, aes128-gcm, one process per host",
+    ]);
     rows.push([`${n}: sftp per file (sealer's way)`, secs(d.sftp.medianMs), runsS(d.sftp), cpu(d.sftp), `sealant apply ${d.totalVsSftp}x its time`]);
   }
   const r = res.reapply;
   rows.push(["re-apply, 10 hosts", secs(r.medianMs), runsS(r), "", `${r.sentBytes} bytes of image sent, ${r.phases} phases (${r.summary.join("; ")})`]);
   const j = res.join;
-  const jp = Object.entries(j.phasesMs).map(([p, ms]) => `${p} ${(ms / 1000).toFixed(2)}`).join(", ");
+  const jp = Object.entries(j.phasesMs)
+    .map(([p, ms]) => `${p} ${(ms / 1000).toFixed(2)}`)
+    .join(", ");
   rows.push(["join 1 node to 9 hosts", secs(j.medianMs), runsS(j), "", `${j.summary.join("; ")}; phases (s): ${jp}`]);
-  for (const [k, name] of [["addTen", "add 10 hosts"], ["rollingUpgrade", "rolling upgrade, 1 at a time"], ["rollingUpgradeBy50", "rolling upgrade, 50 at a time"], ["noChange", "no change"]]) {
+  for (const [k, name] of [
+    ["addTen", "add 10 hosts"],
+    ["rollingUpgrade", "rolling upgrade, 1 at a time"],
+    ["rollingUpgradeBy50", "rolling upgrade, 50 at a time"],
+    ["noChange", "no change"],
+  ]) {
     const p = res.plan[k];
-    rows.push([`plan 1,000 hosts: ${name}`, `${p.medianMs} ms`, "", "", `max ${p.maxMs} ms of ${res.plan.runs}; ${p.phases} phases, ${p.steps} steps; formatting it ${p.formatMs} ms`]);
+    rows.push([
+      `plan 1,000 hosts: ${name}`,
+      `${p.medianMs} ms`,
+      "",
+      "",
+      `max ${p.maxMs} ms of ${res.plan.runs}; ${p.phases} phases, ${p.steps} steps; formatting it ${p.formatMs} ms`,
+    ]);
   }
   const hostRows = [["who (hosts)", "connections", "commands", "bytes out / in", "commands by kind"]];
-  for (const [what, per] of [["re-apply", r.perHost], ["join", j.perHost]]) {
+  for (const [what, per] of [
+    ["re-apply", r.perHost],
+    ["join", j.perHost],
+  ]) {
     for (const [role, h] of Object.entries(per)) {
-      hostRows.push([`${what}: ${role} (${h.hosts})`, h.connects, h.commands, `${mb(h.bytesOut)} / ${mb(h.bytesIn)}`, Object.entries(h.commandKinds).map(([k, n]) => `${k} ${n}`).join(", ")]);
+      hostRows.push([
+        `${what}: ${role} (${h.hosts})`,
+        h.connects,
+        h.commands,
+        `${mb(h.bytesOut)} / ${mb(h.bytesIn)}`,
+        Object.entries(h.commandKinds)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", "),
+      ]);
     }
   }
   const goalRows = [["goal", "measured", "met"], ...res.goals.map((g) => [g.goal, g.measured, g.met ? "yes" : "NO"])];

@@ -57,7 +57,10 @@ async function benchKubernetes(work, { repeat, log, median, round }) {
     // Exit hooks are synchronous: each sandbox still up goes down in a child process.
     for (const sb of sandboxes) {
       if (!fs.existsSync(path.join(sb, "sandbox.json"))) continue;
-      spawnSync(process.execPath, ["-e", `require(${JSON.stringify(path.join(ROOT, "dist/engine/sandbox"))}).sandboxDown(${JSON.stringify(sb)})`], { stdio: "ignore", timeout: 60_000 });
+      spawnSync(process.execPath, ["-e", `require(${JSON.stringify(path.join(ROOT, "dist/engine/sandbox"))}).sandboxDown(${JSON.stringify(sb)})`], {
+        stdio: "ignore",
+        timeout: 60_000,
+      });
     }
   });
   try {
@@ -65,7 +68,9 @@ async function benchKubernetes(work, { repeat, log, median, round }) {
     const pf = [...image.platforms.values()][0];
     const ref = `${IMAGE}@${image.digest}`;
     const layers = pf.layers.map((l) => ({ digest: l.digest, size: l.size, registryOnly: Boolean(l.registryOnly) }));
-    log(`  built in ${buildS.toFixed(1)} s: ${ref.replace(/sha256:(.{12}).*/, "$1")}, ${layers.length} layers, ${(layers.reduce((s, l) => s + l.size, 0) / MiB).toFixed(1)} MiB gzip`);
+    log(
+      `  built in ${buildS.toFixed(1)} s: ${ref.replace(/sha256:(.{12}).*/, "$1")}, ${layers.length} layers, ${(layers.reduce((s, l) => s + l.size, 0) / MiB).toFixed(1)} MiB gzip`,
+    );
 
     // Paid once per image by its first apply, then remembered in the store: the free-disk
     // check's size pass and rendering's template scan. Timed here so every round measures the same.
@@ -97,7 +102,9 @@ async function benchKubernetes(work, { repeat, log, median, round }) {
       for (const side of order) {
         const res = await sides[side](r);
         runs[side].push(res);
-        log(`  round ${r + 1}: ${side} ${(res.wallMs / 1000).toFixed(2)} s to all Ready (load ${res.load.atStart}/${res.load.atEnd}); restarts in kube-system/kube-flannel: ${res.restarts.total}`);
+        log(
+          `  round ${r + 1}: ${side} ${(res.wallMs / 1000).toFixed(2)} s to all Ready (load ${res.load.atStart}/${res.load.atEnd}); restarts in kube-system/kube-flannel: ${res.restarts.total}`,
+        );
       }
     }
 
@@ -129,14 +136,26 @@ async function benchKubernetes(work, { repeat, log, median, round }) {
     };
     const res = {
       version: VERSION,
-      image: { ref, builtBy: path.relative(ROOT, IMAGE_SCRIPT), layers: layers.length, gzipMiB: round(layers.reduce((s, l) => s + l.size, 0) / MiB, 1), registryOnlyGzipMiB: round(layers.filter((l) => l.registryOnly).reduce((s, l) => s + l.size, 0) / MiB, 1), rootfsMiB, buildS: round(buildS, 1) },
+      image: {
+        ref,
+        builtBy: path.relative(ROOT, IMAGE_SCRIPT),
+        layers: layers.length,
+        gzipMiB: round(layers.reduce((s, l) => s + l.size, 0) / MiB, 1),
+        registryOnlyGzipMiB: round(layers.filter((l) => l.registryOnly).reduce((s, l) => s + l.size, 0) / MiB, 1),
+        rootfsMiB,
+        buildS: round(buildS, 1),
+      },
       firstApplyOfImageMs: { sizePass: round(sizePassMs, 0), templateScan: round(templateScanMs, 0) },
       settleS: SETTLE_S,
       loadAverage: { atStart: loadAtStart.map((x) => round(x, 2)), atEnd: os.loadavg().map((x) => round(x, 2)) },
       sealant: { ...sealant, breakdownMs: phaseMedians("sealant") },
       sealantNoLb: { ...sealantNoLb, breakdownMs: phaseMedians("sealantNoLb") },
       kubeadm: { ...kubeadm, breakdownMs: phaseMedians("kubeadm") },
-      ratio: { median: round(sealant.medianMs / kubeadm.medianMs), min: round(sealant.minMs / kubeadm.minMs), perRound: runs.sealant.map((s, i) => round(s.wallMs / runs.kubeadm[i].wallMs)) },
+      ratio: {
+        median: round(sealant.medianMs / kubeadm.medianMs),
+        min: round(sealant.minMs / kubeadm.minMs),
+        perRound: runs.sealant.map((s, i) => round(s.wallMs / runs.kubeadm[i].wallMs)),
+      },
       ratioNoLb: { median: round(sealantNoLb.medianMs / kubeadm.medianMs), min: round(sealantNoLb.minMs / kubeadm.minMs) },
       withoutRestarts,
       joined,
@@ -144,8 +163,16 @@ async function benchKubernetes(work, { repeat, log, median, round }) {
       runs,
     };
     res.goals = [
-      { goal: "sealant apply within 1.3x of the kubeadm script (hosts up to all nodes Ready, 1+2 nodes)", measured: `${res.ratio.median}x (medians), ${res.ratio.min}x (minima)${res.withoutRestarts.ratio ? `; rounds without restarts ${res.withoutRestarts.ratio.median}x` : ""}`, met: res.ratio.median <= 1.3 },
-      { goal: "the same, up to the last join done (the tools' own sequences)", measured: `${res.joined.ratio.median}x (medians), ${res.joined.ratio.min}x (minima); without the worker API LB ${res.joined.ratioNoLb.median}x / ${res.joined.ratioNoLb.min}x`, met: res.joined.ratio.median <= 1.3 },
+      {
+        goal: "sealant apply within 1.3x of the kubeadm script (hosts up to all nodes Ready, 1+2 nodes)",
+        measured: `${res.ratio.median}x (medians), ${res.ratio.min}x (minima)${res.withoutRestarts.ratio ? `; rounds without restarts ${res.withoutRestarts.ratio.median}x` : ""}`,
+        met: res.ratio.median <= 1.3,
+      },
+      {
+        goal: "the same, up to the last join done (the tools' own sequences)",
+        measured: `${res.joined.ratio.median}x (medians), ${res.joined.ratio.min}x (minima); without the worker API LB ${res.joined.ratioNoLb.median}x / ${res.joined.ratioNoLb.min}x`,
+        met: res.joined.ratio.median <= 1.3,
+      },
     ];
     return res;
   } finally {
@@ -176,7 +203,10 @@ async function sealantRun(session, ref, dir, r, sandboxes, counters, { noLb = fa
     const spec = parseClusterSpec({
       name: "kbench",
       image: ref,
-      hosts: [{ ips: [ips[0]], roles: ["master"] }, { ips: ips.slice(1), roles: ["node"] }],
+      hosts: [
+        { ips: [ips[0]], roles: ["master"] },
+        { ips: ips.slice(1), roles: ["node"] },
+      ],
       ssh: { privateKeyPath: sb.ssh.pk, knownHosts: sb.ssh.knownHosts },
       ...(noLb ? { env: { API_LB_IMAGE: "" } } : {}),
     });
@@ -208,7 +238,14 @@ async function sealantRun(session, ref, dir, r, sandboxes, counters, { noLb = fa
       phasesMs: phasesOf(events, wallMs),
       commands: summarizeCommands(commands, ips),
       // Every command, "<start ms> <duration ms> <host> <kind>", for the first round only (the JSON stays small).
-      ...(r === 0 ? { commandLog: commands.map((c) => `${Math.round(c.t)} ${Math.round(c.ms)} ${c.host === ips[0] ? "master" : `worker${ips.indexOf(c.host)}`} ${c.kind}${c.head ? `: ${c.head}` : ""}`) } : {}),
+      ...(r === 0
+        ? {
+            commandLog: commands.map(
+              (c) =>
+                `${Math.round(c.t)} ${Math.round(c.ms)} ${c.host === ips[0] ? "master" : `worker${ips.indexOf(c.host)}`} ${c.kind}${c.head ? `: ${c.head}` : ""}`,
+            ),
+          }
+        : {}),
       ...(await afterReady(sb)),
     };
   } finally {
@@ -227,7 +264,10 @@ async function baselineRun(rootfs, dir, r, sandboxes) {
     const startEpoch = Date.now();
     const lines = [];
     const code = await new Promise((resolve, reject) => {
-      const child = spawn("bash", [BASELINE_SH, rootfs, ...ips], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SSH_KEY: sb.ssh.pk, SSH_KNOWN_HOSTS: sb.ssh.knownHosts } });
+      const child = spawn("bash", [BASELINE_SH, rootfs, ...ips], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, SSH_KEY: sb.ssh.pk, SSH_KNOWN_HOSTS: sb.ssh.knownHosts },
+      });
       const byLine = (stream, name) => {
         let rest = "";
         stream.setEncoding("utf8").on("data", (d) => {
@@ -243,7 +283,14 @@ async function baselineRun(rootfs, dir, r, sandboxes) {
       child.on("close", (c) => resolve(c));
     });
     const wallMs = performance.now() - t0;
-    if (code !== 0) throw new Error(`kubeadm-baseline.sh exited ${code}: ${lines.filter((l) => l.stream === "stderr").slice(-15).map((l) => l.line).join("\n")}`);
+    if (code !== 0)
+      throw new Error(
+        `kubeadm-baseline.sh exited ${code}: ${lines
+          .filter((l) => l.stream === "stderr")
+          .slice(-15)
+          .map((l) => l.line)
+          .join("\n")}`,
+      );
     const hostsCpu = hostsCpuMs(sb) - cpu0;
     const children = Math.round((childrenCpuS() - children0) * 100) / 100;
     const load1 = os.loadavg()[0];
@@ -335,11 +382,20 @@ async function afterReady(sb) {
     }
   }
   const memory = {};
-  const nodeOf = Object.fromEntries(JSON.parse(await kubectl(sb, ["get", "nodes", "-o", "json"])).items.map((n) => [n.status.addresses.find((a) => a.type === "InternalIP")?.address, n.metadata.name]));
+  const nodeOf = Object.fromEntries(
+    JSON.parse(await kubectl(sb, ["get", "nodes", "-o", "json"])).items.map((n) => [
+      n.status.addresses.find((a) => a.type === "InternalIP")?.address,
+      n.metadata.name,
+    ]),
+  );
   for (const [i, h] of sb.hosts.entries()) {
     const m = hostMemory(h);
     // Which pods the host runs (CoreDNS lands on a worker when the master was not Ready in time).
-    if (m) m.pods = pods.filter((p) => p.spec.nodeName === nodeOf[h.ip]).map((p) => p.metadata.name.replace(/-[a-z0-9]{8,10}-[a-z0-9]{5}$|-[a-z0-9]{5}$|-host\d+$/, "")).sort();
+    if (m)
+      m.pods = pods
+        .filter((p) => p.spec.nodeName === nodeOf[h.ip])
+        .map((p) => p.metadata.name.replace(/-[a-z0-9]{8,10}-[a-z0-9]{5}$|-[a-z0-9]{5}$|-host\d+$/, ""))
+        .sort();
     memory[i === 0 ? "master" : `worker${i}`] = m;
   }
   return { pods: pods.length, notRunning, restarts, memory };
@@ -353,7 +409,14 @@ async function afterReady(sb) {
 function hostMemory(h) {
   const d = (h.cgroups ?? []).find((c) => /\/memory\//.test(c));
   if (!d) return undefined;
-  const stat = Object.fromEntries(fs.readFileSync(path.join(d, "memory.stat"), "utf8").trim().split("\n").map((l) => l.split(" ")).map(([k, v]) => [k, Number(v)]));
+  const stat = Object.fromEntries(
+    fs
+      .readFileSync(path.join(d, "memory.stat"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" "))
+      .map(([k, v]) => [k, Number(v)]),
+  );
   const usage = Number(fs.readFileSync(path.join(d, "memory.usage_in_bytes"), "utf8"));
   const pids = new Set();
   const walk = (p) => {
@@ -396,7 +459,9 @@ function memoryMedians(runs, median, round) {
   const out = {};
   for (const role of Object.keys(runs[0].memory)) {
     const xs = runs.map((r) => r.memory[role]).filter(Boolean);
-    out[role] = Object.fromEntries(["usageMiB", "workingSetMiB", "anonRssMiB", "cacheMiB", "rssSumMiB", "pssSumMiB", "processes"].map((k) => [k, round(median(xs.map((x) => x[k])), 0)]));
+    out[role] = Object.fromEntries(
+      ["usageMiB", "workingSetMiB", "anonRssMiB", "cacheMiB", "rssSumMiB", "pssSumMiB", "processes"].map((k) => [k, round(median(xs.map((x) => x[k])), 0)]),
+    );
   }
   return out;
 }
@@ -417,7 +482,13 @@ function instrument() {
     } finally {
       const kind = commandKind(command);
       // What an unclassified command is: its first line that is not the runtime's prelude.
-      const head = kind === "other" ? command.split("\n").find((l) => l.trim() && !/^(cd |set -eu|export KUBECONFIG|#)/.test(l))?.slice(0, 60) : undefined;
+      const head =
+        kind === "other"
+          ? command
+              .split("\n")
+              .find((l) => l.trim() && !/^(cd |set -eu|export KUBECONFIG|#)/.test(l))
+              ?.slice(0, 60)
+          : undefined;
       log.push({ host: this.host.replace(/:22$/, ""), kind, head, t, ms: performance.now() - t });
     }
   };
@@ -512,7 +583,12 @@ function sealantBreakdown(events, commands, wallMs, ips) {
     out["bootstrap: after (labels, record)"] = (p["runtime:bootstrap"] ?? 0) - (boot.t + boot.ms - b0);
   } else out["bootstrap"] = p["runtime:bootstrap"] ?? 0;
   const j0 = phaseStart("runtime:join");
-  const joins = ips.slice(1).map((ip) => ({ ip, start: mark(events, /^\[preflight\] Running pre-flight checks/, ip), joined: mark(events, /This node has joined the cluster/, ip), cmd: cmd("join: kubeadm join + API load balancer", ip)[0] }));
+  const joins = ips.slice(1).map((ip) => ({
+    ip,
+    start: mark(events, /^\[preflight\] Running pre-flight checks/, ip),
+    joined: mark(events, /This node has joined the cluster/, ip),
+    cmd: cmd("join: kubeadm join + API load balancer", ip)[0],
+  }));
   if (j0 !== undefined && joins.every((j) => j.start !== undefined && j.joined !== undefined && j.cmd)) {
     const first = Math.min(...joins.map((j) => j.start));
     const joined = Math.max(...joins.map((j) => j.joined));
@@ -533,7 +609,10 @@ function baselineBreakdown(lines, wallMs) {
   const at = (n) => marks.find((m) => m.name === n)?.t;
   const find = (re, after = 0) => lines.find((l) => l.stream === "stderr" && l.t >= after && re.test(l.line))?.t;
   const findLast = (re, after = 0) => lines.filter((l) => l.stream === "stderr" && l.t >= after && re.test(l.line)).at(-1)?.t;
-  const out = { "copy (ssh tar -x of the rootfs)": at("prepare") - at("copy"), "prepare (registry, mirrors, containerd.sh, binaries, init-kube.sh)": at("init") - at("prepare") };
+  const out = {
+    "copy (ssh tar -x of the rootfs)": at("prepare") - at("copy"),
+    "prepare (registry, mirrors, containerd.sh, binaries, init-kube.sh)": at("init") - at("prepare"),
+  };
   const initStart = find(/^\[init\] Using Kubernetes version/, at("init"));
   const initDone = find(/control-plane has initialized successfully/, at("init"));
   if (initStart !== undefined && initDone !== undefined) {
@@ -600,24 +679,59 @@ function report(res, table) {
   const vs = (a, b) => `${Math.round((a.medianMs / b.medianMs) * 100) / 100}x the script's median, ${Math.round((a.minMs / b.minMs) * 100) / 100}x its min`;
   const rows = [["hosts answer SSH -> all 3 nodes Ready (1 master + 2 workers)", "median", "min", "runs (s)", "note"]];
   for (const [side, name] of Object.entries(SIDES)) {
-    rows.push([name, secs(res[side].medianMs), secs(res[side].minMs), runsS(res[side]), side === "kubeadm" ? "same rootfs files, container images, scripts, kubeadm settings" : vs(res[side], res.kubeadm)]);
+    rows.push([
+      name,
+      secs(res[side].medianMs),
+      secs(res[side].minMs),
+      runsS(res[side]),
+      side === "kubeadm" ? "same rootfs files, container images, scripts, kubeadm settings" : vs(res[side], res.kubeadm),
+    ]);
   }
   const w = res.withoutRestarts;
   for (const side of Object.keys(SIDES)) {
     const x = w[side];
-    rows.push([`  rounds without a pod restart: ${side}`, x.n ? secs(x.medianMs) : "-", x.n ? secs(x.minMs) : "-", x.n ? runsS(x) : "none", `${x.n} of ${res.runs[side].length} rounds${side !== "kubeadm" && x.n && w.kubeadm.n ? `; ${vs(x, w.kubeadm)}` : ""}`]);
+    rows.push([
+      `  rounds without a pod restart: ${side}`,
+      x.n ? secs(x.medianMs) : "-",
+      x.n ? secs(x.minMs) : "-",
+      x.n ? runsS(x) : "none",
+      `${x.n} of ${res.runs[side].length} rounds${side !== "kubeadm" && x.n && w.kubeadm.n ? `; ${vs(x, w.kubeadm)}` : ""}`,
+    ]);
   }
   const j = res.joined;
   for (const side of Object.keys(SIDES)) {
-    rows.push([`  up to the last join done: ${side}`, secs(j[side].medianMs), secs(j[side].minMs), runsS(j[side]), side === "kubeadm" ? "(then: waiting for Ready)" : vs(j[side], j.kubeadm)]);
+    rows.push([
+      `  up to the last join done: ${side}`,
+      secs(j[side].medianMs),
+      secs(j[side].minMs),
+      runsS(j[side]),
+      side === "kubeadm" ? "(then: waiting for Ready)" : vs(j[side], j.kubeadm),
+    ]);
   }
 
-  const roundRows = [["round", "side", "wall", "load start/end", "CPU s client/hosts", "node Ready at (s) m/w1/w2", "done after last Ready", "restarts (pod on node: n)"]];
+  const roundRows = [
+    ["round", "side", "wall", "load start/end", "CPU s client/hosts", "node Ready at (s) m/w1/w2", "done after last Ready", "restarts (pod on node: n)"],
+  ];
   for (const side of Object.keys(SIDES)) {
     for (const [i, r] of res.runs[side].entries()) {
-      const ready = Object.values(r.nodesReadyAtS).map((n) => n.ready).join("/");
-      const restarts = r.restarts.total ? Object.entries(r.restarts.byPod).map(([k, v]) => `${k.replace(/^kube-flannel\/kube-flannel-ds-[a-z0-9]{5}/, "flannel")}: ${v}`).join(", ") : "0";
-      roundRows.push([String(i + 1), side, secs(r.wallMs), `${r.load.atStart}/${r.load.atEnd}`, `${r.cpuS.client}/${r.cpuS.hosts}`, ready, `${r.lastReadyToDoneS} s`, restarts]);
+      const ready = Object.values(r.nodesReadyAtS)
+        .map((n) => n.ready)
+        .join("/");
+      const restarts = r.restarts.total
+        ? Object.entries(r.restarts.byPod)
+            .map(([k, v]) => `${k.replace(/^kube-flannel\/kube-flannel-ds-[a-z0-9]{5}/, "flannel")}: ${v}`)
+            .join(", ")
+        : "0";
+      roundRows.push([
+        String(i + 1),
+        side,
+        secs(r.wallMs),
+        `${r.load.atStart}/${r.load.atEnd}`,
+        `${r.cpuS.client}/${r.cpuS.hosts}`,
+        ready,
+        `${r.lastReadyToDoneS} s`,
+        restarts,
+      ]);
     }
   }
 
@@ -628,7 +742,9 @@ function report(res, table) {
     phaseRows.push([s[i]?.[0] ?? "", s[i] ? (s[i][1] / 1000).toFixed(2) : "", k[i]?.[0] ?? "", k[i] ? (k[i][1] / 1000).toFixed(2) : ""]);
   }
 
-  const memRows = [["host, after Ready + settle (medians)", "side", "working set MiB", "anon RSS MiB", "page cache MiB", "RSS sum MiB", "PSS sum MiB", "processes"]];
+  const memRows = [
+    ["host, after Ready + settle (medians)", "side", "working set MiB", "anon RSS MiB", "page cache MiB", "RSS sum MiB", "PSS sum MiB", "processes"],
+  ];
   for (const role of Object.keys(res.memory.kubeadm)) {
     for (const side of Object.keys(SIDES)) {
       const m = res.memory[side][role];

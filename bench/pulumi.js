@@ -45,9 +45,11 @@ async function benchPulumi(work, { repeat, log, median, round }) {
   const home = path.join(dir, "sealant-home");
   const probeFile = path.join(dir, "probe.jsonl");
   for (const d of [home, path.join(dir, "state"), path.join(dir, "pulumi-home")]) fs.mkdirSync(d, { recursive: true });
-  const pulumiVersion = (await run("pulumi", ["version"]).catch(() => {
-    throw new Error("no `pulumi` on PATH: `source scripts/env.sh` first (it puts the CLI built by scripts/pulumi-cli.sh there)");
-  })).stdout.trim();
+  const pulumiVersion = (
+    await run("pulumi", ["version"]).catch(() => {
+      throw new Error("no `pulumi` on PATH: `source scripts/env.sh` first (it puts the CLI built by scripts/pulumi-cli.sh there)");
+    })
+  ).stdout.trim();
   const env = {
     ...process.env,
     PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
@@ -95,7 +97,10 @@ async function benchPulumi(work, { repeat, log, median, round }) {
       const probe = readProbe(probeFile);
       return { wallMs: m.wallMs, childCpuMs: m.cpu.childrenMs, hosts: counters.delta(before, after), probe, stdout: m.value.stdout };
     };
-    const pulumiIn = (cwd, ...args) => () => pulumiCmd(env, cwd)(...args);
+    const pulumiIn =
+      (cwd, ...args) =>
+      () =>
+        pulumiCmd(env, cwd)(...args);
     const setHosts = (n) => pulumiCmd(env, cluster.dir)("config", "set", "hosts", String(n));
     const contenders = [
       ["previewTrivial", pulumiIn(trivial.dir, "preview", "--json")],
@@ -118,10 +123,15 @@ async function benchPulumi(work, { repeat, log, median, round }) {
         }
       }
       // No-op `up` writes the state (a new deployment), so it comes after the previews of the round.
-      for (const [name, cwd] of [["upTrivial", trivial.dir], ["upNoop", cluster.dir]]) {
+      for (const [name, cwd] of [
+        ["upTrivial", trivial.dir],
+        ["upNoop", cluster.dir],
+      ]) {
         const m = await once(pulumiIn(cwd, "up", "--yes", "--json"));
         runs[name].push(m);
-        log(`  round ${r + 1}: ${name} ${(m.wallMs / 1000).toFixed(2)} s, ${sumOf(m.hosts, "tcp")} TCP connection(s), ${sumOf(m.hosts, "procs")} process(es) on the hosts`);
+        log(
+          `  round ${r + 1}: ${name} ${(m.wallMs / 1000).toFixed(2)} s, ${sumOf(m.hosts, "tcp")} TCP connection(s), ${sumOf(m.hosts, "procs")} process(es) on the hosts`,
+        );
       }
     }
     res.commands = Object.fromEntries(Object.entries(runs).map(([name, rs]) => [name, summarise(name, rs, ips, { median, round })]));
@@ -294,7 +304,10 @@ export const greeting = new Trivial("trivial", { name: "bench" }).greeting;
 }
 
 /** `pulumi --non-interactive ARGS` in `cwd` (the flag first: some commands take arguments after `--`). */
-const pulumiCmd = (env, cwd) => (...args) => run("pulumi", ["--non-interactive", ...args], { env, cwd });
+const pulumiCmd =
+  (env, cwd) =>
+  (...args) =>
+    run("pulumi", ["--non-interactive", ...args], { env, cwd });
 
 async function destroy(p) {
   await p("destroy", "--yes", "--skip-preview");
@@ -321,7 +334,14 @@ function writeClusterfile(dir, inputs, keyFile) {
   const { name, ssh, ...spec } = specInputOf(inputs);
   const { privateKey: _k, password: _p, ...sshRest } = ssh;
   const file = path.join(dir, "Clusterfile");
-  fs.writeFileSync(file, JSON.stringify({ apiVersion: "sealant.io/v1", kind: "Cluster", metadata: { name }, spec: { ...spec, ssh: { ...sshRest, privateKeyPath: keyFile } } }, null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      { apiVersion: "sealant.io/v1", kind: "Cluster", metadata: { name }, spec: { ...spec, ssh: { ...sshRest, privateKeyPath: keyFile } } },
+      null,
+      2,
+    ),
+  );
   return file;
 }
 
@@ -329,7 +349,10 @@ function writeClusterfile(dir, inputs, keyFile) {
 
 function readProbe(file) {
   const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
-  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 const sumOf = (perHost, k) => Object.values(perHost).reduce((s, h) => s + h[k], 0);
@@ -412,7 +435,9 @@ function summarise(name, rs, ips, { median, round }) {
     provider: {
       clusterCheckMs: medOf("clusterCheckMs"),
       clusterDiffMs: medOf("clusterDiffMs"),
-      clusterCheckDiffMs: perRun.every((x) => x.clusterCheckMs !== undefined && x.clusterDiffMs !== undefined) ? round(median(perRun.map((x) => x.clusterCheckMs + x.clusterDiffMs)), 2) : undefined,
+      clusterCheckDiffMs: perRun.every((x) => x.clusterCheckMs !== undefined && x.clusterDiffMs !== undefined)
+        ? round(median(perRun.map((x) => x.clusterCheckMs + x.clusterDiffMs)), 2)
+        : undefined,
       clusterLoadMs: medOf("clusterLoadMs"),
       imageBuildCheckMs: medOf("imageBuildCheckMs"),
       clusterUpdateMs: medOf("updateMs"),
@@ -465,7 +490,9 @@ async function providerFreshProcess(exported, home, ips, dir, { median, round })
   const file = path.join(dir, "cold-inputs.json");
   const script = path.join(dir, "cold-check.js");
   const scenarios = newsOf(exported, ips);
-  const payload = Object.fromEntries(Object.entries(scenarios).map(([k, news]) => [k, { id: exported.id, olds: exported.inputs, outputs: exported.outputs, news }]));
+  const payload = Object.fromEntries(
+    Object.entries(scenarios).map(([k, news]) => [k, { id: exported.id, olds: exported.inputs, outputs: exported.outputs, news }]),
+  );
   fs.writeFileSync(file, JSON.stringify(payload), { mode: 0o600 }); // the sandbox's key and password: removed with bench/.work
   fs.writeFileSync(script, COLD_SCRIPT);
   const impl = path.join(ROOT, "dist", "provider", "impl", "cluster.js");
@@ -538,14 +565,30 @@ function goals(res) {
   const g = [];
   const conns = (x) => `${x.tcp} TCP, ${x.logins} logins`;
   g.push({ goal: "preview, no-op: 0 SSH connections", measured: conns(c.previewNoop), met: c.previewNoop.tcp === 0 && c.previewNoop.logins === 0 });
-  g.push({ goal: "preview, 1 host added / removed: 0 SSH connections", measured: `${conns(c.previewAdd)} / ${conns(c.previewRemove)}`, met: [c.previewAdd, c.previewRemove].every((x) => x.tcp === 0 && x.logins === 0) });
-  for (const [k, what] of [["previewNoop", "no-op"], ["previewAdd", "1 host added"], ["previewRemove", "1 host removed"]]) {
+  g.push({
+    goal: "preview, 1 host added / removed: 0 SSH connections",
+    measured: `${conns(c.previewAdd)} / ${conns(c.previewRemove)}`,
+    met: [c.previewAdd, c.previewRemove].every((x) => x.tcp === 0 && x.logins === 0),
+  });
+  for (const [k, what] of [
+    ["previewNoop", "no-op"],
+    ["previewAdd", "1 host added"],
+    ["previewRemove", "1 host removed"],
+  ]) {
     const ms = c[k].provider.clusterCheckDiffMs;
-    g.push({ goal: `provider check + diff < 50 ms (preview, ${what})`, measured: ms === undefined ? "not called" : `${ms} ms (in process, warm: ${res.inProcess[k.replace("preview", "").toLowerCase()].totalMs} ms)`, met: ms !== undefined && ms < 50 });
+    g.push({
+      goal: `provider check + diff < 50 ms (preview, ${what})`,
+      measured: ms === undefined ? "not called" : `${ms} ms (in process, warm: ${res.inProcess[k.replace("preview", "").toLowerCase()].totalMs} ms)`,
+      met: ms !== undefined && ms < 50,
+    });
   }
   g.push({ goal: "preview, no-op: Cluster unchanged", measured: c.previewNoop.clusterOp, met: c.previewNoop.clusterOp === "same" });
   const u = c.upNoop;
-  g.push({ goal: "up, no-op: no work on the hosts", measured: `${u.tcp} TCP, ${u.logins} logins, ${u.clientCommands} commands, ${u.procs} processes on ${u.hostsTouched} hosts`, met: u.tcp === 0 && u.procs === 0 && u.clientCommands === 0 });
+  g.push({
+    goal: "up, no-op: no work on the hosts",
+    measured: `${u.tcp} TCP, ${u.logins} logins, ${u.clientCommands} commands, ${u.procs} processes on ${u.hostsTouched} hosts`,
+    met: u.tcp === 0 && u.procs === 0 && u.clientCommands === 0,
+  });
   return g;
 }
 
@@ -561,24 +604,54 @@ function report(res, table) {
     const cd = p.clusterCheckDiffMs === undefined ? "-" : `${ms(p.clusterCheckDiffMs)} (${ms(p.clusterCheckMs)}+${ms(p.clusterDiffMs)})`;
     rows.push([label, secs(s.medianMs), runsS(s), `${s.vsTrivialPreview}x`, `${s.tcp}/${s.logins}/${s.procs}`, cd, note]);
   };
-  const loads = (s) => (s.provider.clusterLoadMs === undefined ? "" : `; provider module load ${ms(s.provider.clusterLoadMs)} ms, ImageBuild check ${ms(s.provider.imageBuildCheckMs)} ms`);
+  const loads = (s) =>
+    s.provider.clusterLoadMs === undefined
+      ? ""
+      : `; provider module load ${ms(s.provider.clusterLoadMs)} ms, ImageBuild check ${ms(s.provider.imageBuildCheckMs)} ms`;
   row("preview: trivial stack (baseline)", c.previewTrivial, "1 dynamic resource");
-  row(`preview: ${HOSTS}-host cluster, no-op`, c.previewNoop, `Cluster: ${c.previewNoop.clusterOp}, diff changes=${c.previewNoop.diffChanges.join("/")}; plan "${c.previewNoop.plan}"${loads(c.previewNoop)}`);
+  row(
+    `preview: ${HOSTS}-host cluster, no-op`,
+    c.previewNoop,
+    `Cluster: ${c.previewNoop.clusterOp}, diff changes=${c.previewNoop.diffChanges.join("/")}; plan "${c.previewNoop.plan}"${loads(c.previewNoop)}`,
+  );
   row("preview: hosts 10 -> 11", c.previewAdd, `Cluster: ${c.previewAdd.clusterOp}; plan "${c.previewAdd.plan}"${loads(c.previewAdd)}`);
   row("preview: hosts 10 -> 9", c.previewRemove, `Cluster: ${c.previewRemove.clusterOp}; plan "${c.previewRemove.plan}"${loads(c.previewRemove)}`);
   row("sealant plan, same cluster", c.sealantPlan, `connects: ${c.sealantPlan.clientCommands} command(s) (${kinds(c.sealantPlan)}); "${c.sealantPlan.plan}"`);
   row("up: trivial stack, no-op (baseline)", c.upTrivial, "with its preview");
-  row(`up: ${HOSTS}-host cluster, no-op`, c.upNoop, `${c.upNoop.vsTrivialUp}x trivial up; Cluster: ${c.upNoop.clusterOp}; ${c.upNoop.clientConnects} connections, ${c.upNoop.clientCommands} commands (${kinds(c.upNoop)}) on ${c.upNoop.hostsTouched} hosts; ${c.upNoop.provider.clusterUpdateMs === undefined ? "provider update not called" : `provider update ${ms(c.upNoop.provider.clusterUpdateMs)} ms`}`);
+  row(
+    `up: ${HOSTS}-host cluster, no-op`,
+    c.upNoop,
+    `${c.upNoop.vsTrivialUp}x trivial up; Cluster: ${c.upNoop.clusterOp}; ${c.upNoop.clientConnects} connections, ${c.upNoop.clientCommands} commands (${kinds(c.upNoop)}) on ${c.upNoop.hostsTouched} hosts; ${c.upNoop.provider.clusterUpdateMs === undefined ? "provider update not called" : `provider update ${ms(c.upNoop.provider.clusterUpdateMs)} ms`}`,
+  );
 
   const ip = res.inProcess;
-  const inRows = [["Cluster provider in process (warm)", "check ms", "diff ms", "check+diff ms", "max of 21", "diff: changes", "without __provider in news", "plan"]];
-  for (const [k, label] of [["noop", "no-op"], ["add", "1 host added"], ["remove", "1 host removed"]]) {
+  const inRows = [
+    ["Cluster provider in process (warm)", "check ms", "diff ms", "check+diff ms", "max of 21", "diff: changes", "without __provider in news", "plan"],
+  ];
+  for (const [k, label] of [
+    ["noop", "no-op"],
+    ["add", "1 host added"],
+    ["remove", "1 host removed"],
+  ]) {
     const x = ip[k];
     inRows.push([label, x.checkMs, x.diffMs, x.totalMs, x.maxMs, String(x.changes), String(x.changesWithoutProviderKey), x.plan]);
   }
   const fresh = res.freshProcess;
-  const freshRows = [["Cluster provider in a new process", "module load ms", "1st check+diff ms", "of which check", "2nd check+diff ms", `1st, each of ${COLD_PROCESSES} processes (ms)`]];
-  for (const [k, label] of [["noop", "no-op"], ["add", "1 host added"], ["remove", "1 host removed"]]) {
+  const freshRows = [
+    [
+      "Cluster provider in a new process",
+      "module load ms",
+      "1st check+diff ms",
+      "of which check",
+      "2nd check+diff ms",
+      `1st, each of ${COLD_PROCESSES} processes (ms)`,
+    ],
+  ];
+  for (const [k, label] of [
+    ["noop", "no-op"],
+    ["add", "1 host added"],
+    ["remove", "1 host removed"],
+  ]) {
     const x = fresh[k];
     freshRows.push([label, x.loadMs, x.firstMs, x.firstCheckMs, x.secondMs, x.firstRunsMs.join(" ")]);
   }
@@ -587,6 +660,9 @@ function report(res, table) {
   return `${head}\n\n${table(rows)}\n\n${table(freshRows)}\n\n${table(inRows)}\n\n${table(goalRows)}\n`;
 }
 
-const kinds = (s) => Object.entries(s.commandKinds).map(([k, n]) => `${k} ${n}`).join(", ") || "none";
+const kinds = (s) =>
+  Object.entries(s.commandKinds)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ") || "none";
 
 module.exports = { benchPulumi, report };

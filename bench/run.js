@@ -98,8 +98,7 @@ async function benchRebuild() {
     // The builder's scratch space follows $SEALANT_HOME, not the session's home.
     process.env.SEALANT_HOME = home;
     const session = await openSession(home, mirrors);
-    const layerView = (result) =>
-      result.platforms.flatMap((p) => p.layers).map((l) => ({ step: l.createdBy, cached: l.cached, bytes: l.size }));
+    const layerView = (result) => result.platforms.flatMap((p) => p.layers).map((l) => ({ step: l.createdBy, cached: l.cached, bytes: l.size }));
     const reuse = (layers) => ({ reused: layers.filter((l) => l.cached).length, total: layers.length });
     try {
       const first = await measure(() => profiled("rebuild-first", () => build(session, { context, tag })));
@@ -185,7 +184,10 @@ async function benchCache() {
         return await measure(async () => {
           for (const img of CACHE_SET) {
             await skopeo(
-              "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+              "copy",
+              "-q",
+              "--src-tls-verify=false",
+              "--dest-tls-verify=false",
               `docker://${upstream.host}/bench/${img.name}:1.0`,
               `docker://${dest.host}/docker.io/bench/${img.name}:1.0`,
             );
@@ -198,7 +200,13 @@ async function benchCache() {
     const skopeoOciRun = async (r) =>
       measure(async () => {
         for (const img of CACHE_SET) {
-          await skopeo("copy", "-q", "--src-tls-verify=false", `docker://${upstream.host}/bench/${img.name}:1.0`, `oci:${path.join(dir, `run${r}`, "skopeo-oci")}:${img.name}`);
+          await skopeo(
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            `docker://${upstream.host}/bench/${img.name}:1.0`,
+            `oci:${path.join(dir, `run${r}`, "skopeo-oci")}:${img.name}`,
+          );
         }
       }, [upstream.pid]);
 
@@ -250,7 +258,12 @@ async function benchCache() {
 async function checkCacheOutput(dir, images) {
   const blobsOf = (root) => {
     const base = path.join(root, "docker", "registry", "v2", "blobs", "sha256");
-    return fs.existsSync(base) ? fs.readdirSync(base).flatMap((p) => fs.readdirSync(path.join(base, p))).sort() : [];
+    return fs.existsSync(base)
+      ? fs
+          .readdirSync(base)
+          .flatMap((p) => fs.readdirSync(path.join(base, p)))
+          .sort()
+      : [];
   };
   const sealantBlobs = blobsOf(path.join(dir, "run0", "sealant", "registry"));
   const skopeoBlobs = blobsOf(path.join(dir, "run0", "skopeo-registry", "storage"));
@@ -291,7 +304,9 @@ async function benchTransfer() {
   const scale = BIG_MIB / BIG_LAYERS_MIB.reduce((a, b) => a + b, 0);
   const layers = [];
   for (const [i, mib] of BIG_LAYERS_MIB.entries()) {
-    layers.push(await writeRandomLayer(path.join(store.root, "blobs", "sha256"), [{ name: `data/layer${i}.bin`, size: Math.max(1, Math.round(mib * scale)) * MiB }]));
+    layers.push(
+      await writeRandomLayer(path.join(store.root, "blobs", "sha256"), [{ name: `data/layer${i}.bin`, size: Math.max(1, Math.round(mib * scale)) * MiB }]),
+    );
   }
   const manifest = writeImage(path.join(store.root, "blobs", "sha256"), layers, "big");
   await store.setTag(ref, manifest);
@@ -303,7 +318,10 @@ async function benchTransfer() {
     const push = { sealant: [], skopeo: [] };
     for (let r = 0; r < REPEAT; r++) {
       const contenders = [
-        ["sealant", async (dest) => profiled(`push-sealant-${r}`, () => pushImage(store, ref, { clientFor: session.clientFor, destination: `${dest.host}/bench/big:1` }))],
+        [
+          "sealant",
+          async (dest) => profiled(`push-sealant-${r}`, () => pushImage(store, ref, { clientFor: session.clientFor, destination: `${dest.host}/bench/big:1` })),
+        ],
         ["skopeo", async (dest) => skopeo("copy", "-q", "--dest-tls-verify=false", `oci:${store.root}:${ref}`, `docker://${dest.host}/bench/big:1`)],
       ];
       if (r % 2) contenders.reverse();
@@ -380,7 +398,9 @@ async function benchTransfer() {
 function machine() {
   const version = (cmd, args) => {
     try {
-      return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim().split("\n")[0];
+      return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+        .trim()
+        .split("\n")[0];
     } catch {
       return "unknown";
     }
@@ -401,12 +421,20 @@ function goals(res) {
   if (res.rebuild) {
     const u = res.rebuild.unchanged;
     const c = res.rebuild.unchangedCli;
-    g.push({ goal: "unchanged rebuild: all layers reused", measured: `${u.reused}/${u.total} (CLI ${c.reused}/${c.total})`, met: u.reused === u.total && c.reused === c.total });
+    g.push({
+      goal: "unchanged rebuild: all layers reused",
+      measured: `${u.reused}/${u.total} (CLI ${c.reused}/${c.total})`,
+      met: u.reused === u.total && c.reused === c.total,
+    });
     g.push({ goal: "unchanged rebuild < 1 s (in process)", measured: secs(u.medianMs), met: u.medianMs < 1000 });
     g.push({ goal: "unchanged rebuild < 1 s (CLI, new process)", measured: secs(c.medianMs), met: c.medianMs < 1000 });
   }
   if (res.cache) {
-    g.push({ goal: "caching 10 images >= 2x faster than skopeo -> registry", measured: `${res.cache.speedupVsRegistry}x`, met: res.cache.speedupVsRegistry >= 2 });
+    g.push({
+      goal: "caching 10 images >= 2x faster than skopeo -> registry",
+      measured: `${res.cache.speedupVsRegistry}x`,
+      met: res.cache.speedupVsRegistry >= 2,
+    });
     g.push({ goal: "caching 10 images >= 2x faster than skopeo -> oci:", measured: `${res.cache.speedupVsOci}x`, met: res.cache.speedupVsOci >= 2 });
   }
   if (res.transfer) {
@@ -418,7 +446,11 @@ function goals(res) {
 
 function table(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
-  const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join("  ").trimEnd();
+  const line = (r) =>
+    r
+      .map((c, i) => String(c).padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
   return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n");
 }
 
@@ -429,15 +461,40 @@ function report(res) {
   if (res.rebuild) {
     const r = res.rebuild;
     rows.push(["first build of examples/app", secs(r.firstBuild.wallMs), "", "", `${r.firstBuild.layers.length} layers, 4 container images`]);
-    rows.push(["unchanged rebuild, in process", secs(r.unchanged.medianMs), runsS(r.unchanged), cpu(r.unchanged), `${r.unchanged.reused}/${r.unchanged.total} layers reused`]);
-    rows.push(["unchanged rebuild, CLI process", secs(r.unchangedCli.medianMs), runsS(r.unchangedCli), cpu(r.unchangedCli), `${r.unchangedCli.reused}/${r.unchangedCli.total} layers reused`]);
-    for (const c of r.changed) rows.push([`rebuild, ${c.file} changed`, secs(c.wallMs), "", "", `${c.reused}/${c.total} reused; rebuilt: ${c.rebuilt.map((t) => (t.length > 28 ? `${t.slice(0, 25)}...` : t)).join("; ")}`]);
+    rows.push([
+      "unchanged rebuild, in process",
+      secs(r.unchanged.medianMs),
+      runsS(r.unchanged),
+      cpu(r.unchanged),
+      `${r.unchanged.reused}/${r.unchanged.total} layers reused`,
+    ]);
+    rows.push([
+      "unchanged rebuild, CLI process",
+      secs(r.unchangedCli.medianMs),
+      runsS(r.unchangedCli),
+      cpu(r.unchangedCli),
+      `${r.unchangedCli.reused}/${r.unchangedCli.total} layers reused`,
+    ]);
+    for (const c of r.changed)
+      rows.push([
+        `rebuild, ${c.file} changed`,
+        secs(c.wallMs),
+        "",
+        "",
+        `${c.reused}/${c.total} reused; rebuilt: ${c.rebuilt.map((t) => (t.length > 28 ? `${t.slice(0, 25)}...` : t)).join("; ")}`,
+      ]);
   }
   if (res.cache) {
     const c = res.cache;
     const note = `${c.images} images, ${c.layers} layers (${c.uniqueLayers} distinct), ${c.uniqueMiB} MiB distinct`;
     rows.push(["cache 10 images: sealant cacheImages", secs(c.sealant.medianMs), runsS(c.sealant), cpu(c.sealant), note]);
-    rows.push(["cache 10 images: skopeo -> registry", secs(c.skopeoRegistry.medianMs), runsS(c.skopeoRegistry), cpu(c.skopeoRegistry), `sealant ${c.speedupVsRegistry}x faster`]);
+    rows.push([
+      "cache 10 images: skopeo -> registry",
+      secs(c.skopeoRegistry.medianMs),
+      runsS(c.skopeoRegistry),
+      cpu(c.skopeoRegistry),
+      `sealant ${c.speedupVsRegistry}x faster`,
+    ]);
     rows.push(["cache 10 images: skopeo -> oci:", secs(c.skopeoOci.medianMs), runsS(c.skopeoOci), cpu(c.skopeoOci), `sealant ${c.speedupVsOci}x faster`]);
   }
   if (res.transfer) {
@@ -445,7 +502,13 @@ function report(res) {
     for (const op of ["push", "pull"]) {
       for (const who of ["sealant", "skopeo"]) {
         const s = t[op][who];
-        rows.push([`${op} ${t.imageMiB} MiB: ${who}`, secs(s.medianMs), runsS(s), cpu(s), `${s.mibPerSec} MiB/s${who === "sealant" ? `, ${t[op].ratio}x skopeo's time` : ""}`]);
+        rows.push([
+          `${op} ${t.imageMiB} MiB: ${who}`,
+          secs(s.medianMs),
+          runsS(s),
+          cpu(s),
+          `${s.mibPerSec} MiB/s${who === "sealant" ? `, ${t[op].ratio}x skopeo's time` : ""}`,
+        ]);
       }
     }
   }
@@ -491,7 +554,12 @@ async function main() {
   const loadAtStart = os.loadavg()[0];
   // `npm run bench` builds first; `node bench/run.js` runs against dist/ as it is.
   const runner = process.env.npm_lifecycle_event === "bench" ? "npm run bench" : "node bench/run.js";
-  const res = { date: new Date().toISOString(), command: process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} ${runner}` : runner, repeat: REPEAT, machine: machine() };
+  const res = {
+    date: new Date().toISOString(),
+    command: process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} ${runner}` : runner,
+    repeat: REPEAT,
+    machine: machine(),
+  };
   if (profilingEnabled) log("BENCH_PROFILE=1: profiles go to bench/.profiles/ (figures of this run are slowed down by profiling)");
   if (only.includes("rebuild")) res.rebuild = await benchRebuild();
   if (only.includes("cache")) res.cache = await benchCache();
@@ -508,7 +576,10 @@ async function main() {
     // Required only here: sandbox hosts (root), nftables counters and the Pulumi CLI.
     const { benchPulumi, report: pulumiReport } = require("./pulumi");
     const p = await benchPulumi(WORK, { repeat: REPEAT, log, median, round });
-    pulumi = { res: { date: res.date, command: res.command, repeat: REPEAT, machine: { ...res.machine, tools: [`Pulumi CLI ${p.pulumi}`, p.openssh] }, ...p }, report: pulumiReport };
+    pulumi = {
+      res: { date: res.date, command: res.command, repeat: REPEAT, machine: { ...res.machine, tools: [`Pulumi CLI ${p.pulumi}`, p.openssh] }, ...p },
+      report: pulumiReport,
+    };
   }
   let kubernetes;
   if (only.includes("kubernetes")) {

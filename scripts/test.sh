@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All tests: set up (idempotent), type-check and lint, then the vitest suite against real
+# All tests: set up (idempotent), type-check, lint and the format check (Prettier), then the vitest suite against real
 # docker-registry, skopeo and umoci. Ends with a plain "N passed, N failed" line.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,6 +9,7 @@ cd "$root"
 failed_checks=0
 npx tsc -p tsconfig.test.json --noEmit || { echo "type-check failed"; failed_checks=$((failed_checks + 1)); }
 npx eslint src test bench || { echo "lint failed"; failed_checks=$((failed_checks + 1)); }
+npx prettier --check . > /dev/null || { npx prettier --list-different . | head -20; echo "format check failed: run npm run format"; failed_checks=$((failed_checks + 1)); }
 report="$(mktemp)"
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
 status=$?

@@ -32,15 +32,21 @@ function pulumiProjects(): string[] {
 }
 
 /** The programs under examples/ (a Pulumi.yaml and its own tsconfig.json). */
-const examplePrograms = pulumiProjects().filter((d) => d !== ROOT).map((d) => relative(ROOT, d));
+const examplePrograms = pulumiProjects()
+  .filter((d) => d !== ROOT)
+  .map((d) => relative(ROOT, d));
 
 function parseTsconfig(file: string): ts.ParsedCommandLine {
-  const parsed = ts.getParsedCommandLineOfConfigFile(file, {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(`${relative(ROOT, file)}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
+  const parsed = ts.getParsedCommandLineOfConfigFile(
+    file,
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(`${relative(ROOT, file)}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
+      },
     },
-  });
+  );
   if (!parsed) throw new Error(`${relative(ROOT, file)}: not a tsconfig`);
   if (parsed.errors.length) throw new Error(parsed.errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")).join("\n"));
   return parsed;
@@ -72,7 +78,12 @@ const parsedFiles = new Map<string, ts.SourceFile>();
  * src/index.ts; `virtual` holds files that exist only in memory. Returns the diagnostics of the
  * root files, one line each, with `where` naming a diagnostic's place.
  */
-function typeCheck(roots: string[], options: ts.CompilerOptions, virtual = new Map<string, string>(), where = (file: string, line: number) => `${relative(ROOT, file)}:${line}`): string[] {
+function typeCheck(
+  roots: string[],
+  options: ts.CompilerOptions,
+  virtual = new Map<string, string>(),
+  where = (file: string, line: number) => `${relative(ROOT, file)}:${line}`,
+): string[] {
   const opts: ts.CompilerOptions = { ...options, noEmit: true, paths: { sealant: [join(ROOT, "src/index.ts")] } };
   const host = ts.createCompilerHost(opts, true);
   const real = { fileExists: host.fileExists, readFile: host.readFile, getSourceFile: host.getSourceFile };
@@ -122,7 +133,10 @@ describe("TypeScript everywhere a user looks", () => {
     }
     // No JavaScript program left behind in an example.
     for (const dir of projects.filter((d) => d !== ROOT)) {
-      expect(readdirSync(dir).filter((f) => /\.(c|m)?js$/.test(f)), relative(ROOT, dir)).toEqual([]);
+      expect(
+        readdirSync(dir).filter((f) => /\.(c|m)?js$/.test(f)),
+        relative(ROOT, dir),
+      ).toEqual([]);
     }
   });
 
@@ -144,6 +158,8 @@ describe("TypeScript everywhere a user looks", () => {
     // The check is not vacuous: a misused argument in a snippet is reported.
     const wrong = join(ROOT, "README.md.wrong.snippet.ts");
     const misuse = 'import { Cluster } from "sealant";\nnew Cluster("c", { name: 7, image: "x", hosts: {} });\n';
-    expect(typeCheck([wrong], options, new Map([[wrong, misuse]]))).toEqual([expect.stringMatching(/^README\.md\.wrong\.snippet\.ts:2:\d+: TS2322: Type 'number' is not assignable to type /)]);
+    expect(typeCheck([wrong], options, new Map([[wrong, misuse]]))).toEqual([
+      expect.stringMatching(/^README\.md\.wrong\.snippet\.ts:2:\d+: TS2322: Type 'number' is not assignable to type /),
+    ]);
   });
 });

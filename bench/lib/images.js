@@ -153,7 +153,13 @@ async function makeCacheSetLayout(layoutDir) {
   }
   writeLayoutIndex(layoutDir, tagged);
   const ownLayers = CACHE_SET.reduce((s, i) => s + i.own.length, 0);
-  return { images: tagged, uniqueBytes, referencedBytes, layers: tagged.reduce((s, t) => s + t.layers, 0), uniqueLayers: ownLayers + Object.keys(BASES).length };
+  return {
+    images: tagged,
+    uniqueBytes,
+    referencedBytes,
+    layers: tagged.reduce((s, t) => s + t.layers, 0),
+    uniqueLayers: ownLayers + Object.keys(BASES).length,
+  };
 }
 
 module.exports = { MiB, writeRandomLayer, writeImage, writeLayoutIndex, makeCacheSetLayout, CACHE_SET, OCI_MANIFEST };

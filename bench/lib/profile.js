@@ -47,7 +47,12 @@ function summarise(profile) {
     self.set(key, (self.get(key) ?? 0) + ms);
   }
   const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
-  return [`total ${total.toFixed(0)} ms sampled`, ...rows.map(([k, ms]) => `${ms.toFixed(1).padStart(9)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${k}`)].join("\n") + "\n";
+  return (
+    [
+      `total ${total.toFixed(0)} ms sampled`,
+      ...rows.map(([k, ms]) => `${ms.toFixed(1).padStart(9)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${k}`),
+    ].join("\n") + "\n"
+  );
 }
 
 module.exports = { profiled, profilingEnabled: enabled, profileDir: dir };

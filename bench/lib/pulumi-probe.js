@@ -45,7 +45,12 @@ if (out) {
         return result;
       } finally {
         const ms = performance.now() - t0;
-        const decided = fn === "diff" && result ? { changes: result.changes, replaces: result.replaces } : fn === "check" && result ? { plan: result.inputs?.plan, failures: result.failures?.length ?? 0 } : {};
+        const decided =
+          fn === "diff" && result
+            ? { changes: result.changes, replaces: result.replaces }
+            : fn === "check" && result
+              ? { plan: result.inputs?.plan, failures: result.failures?.length ?? 0 }
+              : {};
         write({ event: "call", module, fn, ms, ...decided });
       }
     };

@@ -24,7 +24,10 @@ export class Progress {
     switch (e.type) {
       case "blob":
         if (e.state === "done") this.bytes += e.size;
-        if (e.state !== "start") this.line(`  ${shortDigest(e.digest)}  ${formatBytes(e.size).padStart(9)}  ${e.state === "done" ? "transferred" : e.state === "mounted" ? "mounted" : "already there"}`);
+        if (e.state !== "start")
+          this.line(
+            `  ${shortDigest(e.digest)}  ${formatBytes(e.size).padStart(9)}  ${e.state === "done" ? "transferred" : e.state === "mounted" ? "mounted" : "already there"}`,
+          );
         break;
       case "blob-progress":
         this.status(`  ${shortDigest(e.digest)}  ${formatBytes(e.bytes)} / ${formatBytes(e.size)}  (${Math.round((100 * e.bytes) / Math.max(1, e.size))}%)`);

@@ -72,9 +72,17 @@ export class AlicloudCluster extends pulumi.ComponentResource {
     const parent = { parent: this };
     const own = { "sealant.io/cluster": clusterName };
     const tags: pulumi.Input<Record<string, pulumi.Input<string>>> =
-      props.tags === undefined ? own : pulumi.Output.isInstance(props.tags) || props.tags instanceof Promise ? pulumi.output(props.tags).apply((t) => ({ ...own, ...t })) : { ...own, ...props.tags };
+      props.tags === undefined
+        ? own
+        : pulumi.Output.isInstance(props.tags) || props.tags instanceof Promise
+          ? pulumi.output(props.tags).apply((t) => ({ ...own, ...t }))
+          : { ...own, ...props.tags };
 
-    this.vpc = new alicloud.vpc.Network(`${name}-vpc`, { vpcName: clusterName, cidrBlock: p.vpcCidr, description: `sealant cluster ${clusterName}`, tags }, parent);
+    this.vpc = new alicloud.vpc.Network(
+      `${name}-vpc`,
+      { vpcName: clusterName, cidrBlock: p.vpcCidr, description: `sealant cluster ${clusterName}`, tags },
+      parent,
+    );
 
     const bastioned = p.access === "bastion";
     const workerType = p.workerInstanceType;
@@ -90,16 +98,27 @@ export class AlicloudCluster extends pulumi.ComponentResource {
       { parent: this, ...(props.zoneId === undefined ? { ignoreChanges: ["zoneId"] } : {}) },
     );
 
-    this.securityGroup = new alicloud.ecs.SecurityGroup(`${name}-sg`, { vpcId: this.vpc.id, securityGroupName: clusterName, description: `sealant cluster ${clusterName}`, tags }, parent);
+    this.securityGroup = new alicloud.ecs.SecurityGroup(
+      `${name}-sg`,
+      { vpcId: this.vpc.id, securityGroupName: clusterName, description: `sealant cluster ${clusterName}`, tags },
+      parent,
+    );
     const rule = (suffix: string, args: Omit<alicloud.ecs.SecurityGroupRuleArgs, "securityGroupId" | "type" | "policy" | "nicType">) =>
-      new alicloud.ecs.SecurityGroupRule(`${name}-${suffix}`, { securityGroupId: this.securityGroup.id, type: "ingress", policy: "accept", nicType: "intranet", ...args }, parent);
+      new alicloud.ecs.SecurityGroupRule(
+        `${name}-${suffix}`,
+        { securityGroupId: this.securityGroup.id, type: "ingress", policy: "accept", nicType: "intranet", ...args },
+        parent,
+      );
     this.securityGroupRules = [
       rule("ssh", { ipProtocol: "tcp", portRange: "22/22", cidrIp: p.allowedSshCidr, description: "SSH" }),
       rule("internal", { ipProtocol: "all", portRange: "-1/-1", cidrIp: p.vpcCidr, description: "all traffic inside the cluster's VPC" }),
       rule("api", { ipProtocol: "tcp", portRange: `${KUBERNETES_API_PORT}/${KUBERNETES_API_PORT}`, cidrIp: p.allowedApiCidr, description: "Kubernetes API" }),
     ];
 
-    this.keyPair = p.publicKey !== undefined ? new alicloud.ecs.EcsKeyPair(`${name}-key`, { keyPairName: keyPairName(clusterName), publicKey: p.publicKey, tags }, parent) : undefined;
+    this.keyPair =
+      p.publicKey !== undefined
+        ? new alicloud.ecs.EcsKeyPair(`${name}-key`, { keyPairName: keyPairName(clusterName), publicKey: p.publicKey, tags }, parent)
+        : undefined;
     const login: alicloud.ecs.InstanceArgs = this.keyPair ? { keyName: this.keyPair.keyPairName } : { password: pulumi.secret(p.password!) };
 
     this.imageId = props.imageId !== undefined ? pulumi.output(props.imageId) : this.pickImage(where, p.imageNameRegex, p.masterInstanceType);
@@ -151,7 +170,12 @@ export class AlicloudCluster extends pulumi.ComponentResource {
     this.workerIps = ipsOf(this.workerInstances, workerAddresses);
     this.bastionIp = this.bastion ? this.bastion.publicIp : pulumi.output("");
 
-    const credentials = p.password !== undefined ? { password: pulumi.secret(p.password) } : props.privateKey !== undefined ? { privateKey: pulumi.secret(props.privateKey) } : { privateKeyPath: props.privateKeyPath! };
+    const credentials =
+      p.password !== undefined
+        ? { password: pulumi.secret(p.password) }
+        : props.privateKey !== undefined
+          ? { privateKey: pulumi.secret(props.privateKey) }
+          : { privateKeyPath: props.privateKeyPath! };
     const ssh = pulumi.output({
       user: "root",
       port: 22,
@@ -210,7 +234,9 @@ export class AlicloudCluster extends pulumi.ComponentResource {
       const [first, ...rest] = results.map((r) => (r.zones ?? []).map((z) => z.id));
       const zone = (first ?? []).find((z) => rest.every((ids) => ids.includes(z)));
       if (zone === undefined) {
-        throw new InvalidPropsError(where, [`no zone of this region can create a VSwitch with instance type${instanceTypes.length > 1 ? "s" : ""} ${instanceTypes.join(", ")}; choose other instance types or set zoneId`]);
+        throw new InvalidPropsError(where, [
+          `no zone of this region can create a VSwitch with instance type${instanceTypes.length > 1 ? "s" : ""} ${instanceTypes.join(", ")}; choose other instance types or set zoneId`,
+        ]);
       }
       return zone;
     });
@@ -221,9 +247,11 @@ export class AlicloudCluster extends pulumi.ComponentResource {
     const images = alicloud.ecs.getImagesOutput({ nameRegex: regex, owners: "system", mostRecent: true, instanceType: type }, { parent: this });
     return pulumi.all([images, regex, type]).apply(([r, nameRegex, instanceType]) => {
       const image = r.images?.[0];
-      if (image === undefined) throw new InvalidPropsError(where, [`no public ECS image matches imageNameRegex ${JSON.stringify(nameRegex)} for ${instanceType}; change imageNameRegex or set imageId`]);
+      if (image === undefined)
+        throw new InvalidPropsError(where, [
+          `no public ECS image matches imageNameRegex ${JSON.stringify(nameRegex)} for ${instanceType}; change imageNameRegex or set imageId`,
+        ]);
       return image.id;
     });
   }
 }
-

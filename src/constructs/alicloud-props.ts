@@ -25,11 +25,24 @@ export type AlicloudHostKeyPolicy = "accept-new" | "strict" | "insecure";
  * exist and the address plan the preview shows — `masterCount`, `workerCount`, `access`,
  * `vpcCidr`, `vswitchCidr` — and the cluster's identity, `clusterName`.
  */
-export interface AlicloudClusterProps
-  extends Pick<
-    KubernetesClusterProps,
-    "image" | "clusterName" | "env" | "registry" | "plugins" | "configs" | "apps" | "runtime" | "hostAliases" | "upgrade" | "timeouts" | "dataRoot" | "parallelism" | "masterSettings" | "workerSettings"
-  > {
+export interface AlicloudClusterProps extends Pick<
+  KubernetesClusterProps,
+  | "image"
+  | "clusterName"
+  | "env"
+  | "registry"
+  | "plugins"
+  | "configs"
+  | "apps"
+  | "runtime"
+  | "hostAliases"
+  | "upgrade"
+  | "timeouts"
+  | "dataRoot"
+  | "parallelism"
+  | "masterSettings"
+  | "workerSettings"
+> {
   /**
    * Control-plane instances (`${name}-master-0..N-1`), 1 to 10; an odd number keeps etcd's
    * quorum. Plain: it decides how many instances exist. @default 3
@@ -207,7 +220,8 @@ export function parseCidr(cidr: unknown): [number, number] | string {
  * it resolves.
  */
 export function resolveProps(where: string, props: AlicloudClusterProps | undefined, clusterName: string): Resolved {
-  if (props === undefined || props === null) throw new InvalidPropsError(where, ["props are required: at least image and a login (password, or publicKey with privateKey/privateKeyPath)"]);
+  if (props === undefined || props === null)
+    throw new InvalidPropsError(where, ["props are required: at least image and a login (password, or publicKey with privateKey/privateKeyPath)"]);
   const problems: string[] = [];
   const d = <K extends keyof typeof DEFAULTS>(key: K): NonNullable<AlicloudClusterProps[K]> | (typeof DEFAULTS)[K] => props[key] ?? DEFAULTS[key];
   const check = <T>(value: pulumi.Input<T>, problemOf: (v: T) => string | undefined) => checkedProp(where, value, problemOf, problems);
@@ -224,7 +238,8 @@ export function resolveProps(where: string, props: AlicloudClusterProps | undefi
   };
   count("masterCount", masterCount, 1, MAX_MASTERS);
   count("workerCount", workerCount, 0, 999);
-  if (!ALICLOUD_ACCESS.includes(access)) problems.push(`access must be one of ${ALICLOUD_ACCESS.map((a) => `"${a}"`).join(", ")} (got ${JSON.stringify(access)})`);
+  if (!ALICLOUD_ACCESS.includes(access))
+    problems.push(`access must be one of ${ALICLOUD_ACCESS.map((a) => `"${a}"`).join(", ")} (got ${JSON.stringify(access)})`);
   const hostKeyPolicy = check(d("hostKeyPolicy"), (v) =>
     ["accept-new", "strict", "insecure"].includes(v) ? undefined : `hostKeyPolicy must be "accept-new", "strict" or "insecure" (got ${JSON.stringify(v)})`,
   );
@@ -240,7 +255,10 @@ export function resolveProps(where: string, props: AlicloudClusterProps | undefi
       problems.push(`vswitchCidr "${vswitchCidr}" is not inside vpcCidr "${vpcCidr}"`);
     } else if (vsw[1] <= 27 && Number.isInteger(workerCount)) {
       const room = 2 ** (32 - vsw[1]) - RESERVED_AT_END - OFFSET.worker;
-      if (workerCount > room) problems.push(`vswitchCidr "${vswitchCidr}" has addresses for ${room} workers (workers start at +${OFFSET.worker}), fewer than workerCount ${workerCount}`);
+      if (workerCount > room)
+        problems.push(
+          `vswitchCidr "${vswitchCidr}" has addresses for ${room} workers (workers start at +${OFFSET.worker}), fewer than workerCount ${workerCount}`,
+        );
     }
   }
   const cidr = (prop: "allowedSshCidr" | "allowedApiCidr") =>
@@ -256,9 +274,15 @@ export function resolveProps(where: string, props: AlicloudClusterProps | undefi
       ? `internetMaxBandwidthOut must be a whole number of Mbit/s from 1 to 100 for access "${access}" (the public IP needs bandwidth) (got ${JSON.stringify(bw)})`
       : undefined,
   );
-  const systemDiskSize = check(d("systemDiskSize"), (v) => (!Number.isInteger(v) || v < 20 || v > 500 ? `systemDiskSize must be a whole number of GiB from 20 to 500 (got ${JSON.stringify(v)})` : undefined));
+  const systemDiskSize = check(d("systemDiskSize"), (v) =>
+    !Number.isInteger(v) || v < 20 || v > 500 ? `systemDiskSize must be a whole number of GiB from 20 to 500 (got ${JSON.stringify(v)})` : undefined,
+  );
   const instanceType = (prop: "masterInstanceType" | "workerInstanceType" | "bastionInstanceType", t: pulumi.Input<string>) =>
-    check(t, (v) => (typeof v !== "string" || !/^ecs\.[a-z0-9-]+\.[a-z0-9]+$/.test(v) ? `${prop} ${JSON.stringify(v)} is not an ECS instance type (e.g. "ecs.g7.large")` : undefined));
+    check(t, (v) =>
+      typeof v !== "string" || !/^ecs\.[a-z0-9-]+\.[a-z0-9]+$/.test(v)
+        ? `${prop} ${JSON.stringify(v)} is not an ECS instance type (e.g. "ecs.g7.large")`
+        : undefined,
+    );
   const masterInstanceType = instanceType("masterInstanceType", d("masterInstanceType"));
   const workerInstanceType = props.workerInstanceType === undefined ? masterInstanceType : instanceType("workerInstanceType", props.workerInstanceType);
   const bastionInstanceType = props.bastionInstanceType === undefined ? masterInstanceType : instanceType("bastionInstanceType", props.bastionInstanceType);
@@ -285,7 +309,8 @@ export function resolveProps(where: string, props: AlicloudClusterProps | undefi
     publicKey = typeof checked === "string" ? checked.trim() : pulumi.output(checked).apply((k) => k.trim());
   }
   if (hasKey) {
-    if (props.privateKey === undefined && props.privateKeyPath === undefined) problems.push("publicKey needs privateKey or privateKeyPath: the SSH login of the cluster");
+    if (props.privateKey === undefined && props.privateKeyPath === undefined)
+      problems.push("publicKey needs privateKey or privateKeyPath: the SSH login of the cluster");
     if (props.privateKey !== undefined && props.privateKeyPath !== undefined) problems.push("give privateKey (the key) or privateKeyPath (a file), not both");
   } else if (props.privateKey !== undefined || props.privateKeyPath !== undefined) {
     problems.push("privateKey/privateKeyPath need publicKey: the key pair the instances get");

@@ -184,14 +184,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       image = props.image;
     }
 
-    const groups = pulumi
-      .all([pulumi.output(props.masters), pulumi.output(props.workers ?? [])])
-      .apply(([masters, workers]) => {
-        const problems = hostProblems(masters, workers);
-        if (problems.length > 0) throw new InvalidPropsError(where, problems);
-        const sorted = (ips: string[]) => ips.map(canonicalIp).sort(compareIps);
-        return { masters: sorted(masters), workers: sorted(workers) };
-      });
+    const groups = pulumi.all([pulumi.output(props.masters), pulumi.output(props.workers ?? [])]).apply(([masters, workers]) => {
+      const problems = hostProblems(masters, workers);
+      if (problems.length > 0) throw new InvalidPropsError(where, problems);
+      const sorted = (ips: string[]) => ips.map(canonicalIp).sort(compareIps);
+      return { masters: sorted(masters), workers: sorted(workers) };
+    });
     this.masters = groups.masters;
     this.workers = groups.workers;
 
@@ -201,7 +199,9 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         const byIp = Object.fromEntries(Object.entries(hostSettings).map(([ip, s]) => [ipFamily(ip) ? canonicalIp(ip) : ip, s]));
         const stray = Object.keys(byIp).filter((ip) => !g.masters.includes(ip) && !g.workers.includes(ip));
         if (stray.length > 0) {
-          throw new InvalidPropsError(where, [`hostSettings names ${stray.join(", ")}, which ${stray.length === 1 ? "is" : "are"} in neither masters nor workers`]);
+          throw new InvalidPropsError(where, [
+            `hostSettings names ${stray.join(", ")}, which ${stray.length === 1 ? "is" : "are"} in neither masters nor workers`,
+          ]);
         }
         const out: Record<string, ResolvedHost> = {};
         for (const ip of g.masters) out[ip] = hostInputs(["master"], masterSettings, byIp[ip]);
@@ -331,7 +331,8 @@ export function clusterNameProblem(clusterName: string, defaulted: boolean): str
 
 /** The image prop's problem, if any, as far as it is known now. */
 export function imageProblem(image: KubernetesClusterImage | undefined): string | undefined {
-  if (image === undefined || image === null || image === "") return "image is required: an image reference (repo:tag@sha256:...) or { build: { context, tag, ... } }";
+  if (image === undefined || image === null || image === "")
+    return "image is required: an image reference (repo:tag@sha256:...) or { build: { context, tag, ... } }";
   if (typeof image === "string") {
     try {
       parseReference(image);

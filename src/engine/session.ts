@@ -29,7 +29,10 @@ export interface SessionOptions {
 /** Parses "docker.io=127.0.0.1:5001,quay.io=127.0.0.1:5002". */
 export function parseMirrors(text: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const item of (text ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const item of (text ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = item.indexOf("=");
     if (eq <= 0 || eq === item.length - 1) throw new Error(`registry mirror "${item}": expected REGISTRY=HOST[:PORT]`);
     out[item.slice(0, eq)] = item.slice(eq + 1).replace(/^https?:\/\//, "");
@@ -71,7 +74,11 @@ export class Session {
     let client = clients.get(registry);
     if (!client) {
       const insecure = this.opts.insecure === true || (Array.isArray(this.opts.insecure) && this.opts.insecure.includes(registry));
-      client = new RegistryClient(registry, { ...this.opts.client, insecure: insecure && !isLoopbackRegistry(registry), credentials: own ? staticCredentials(own) : this.credentials });
+      client = new RegistryClient(registry, {
+        ...this.opts.client,
+        insecure: insecure && !isLoopbackRegistry(registry),
+        credentials: own ? staticCredentials(own) : this.credentials,
+      });
       clients.set(registry, client);
     }
     return client;
@@ -81,7 +88,8 @@ export class Session {
     const client = this.clientFor(registry);
     return {
       getManifest: (repo, ref) => client.getManifest(repo, ref),
-      openBlob: (repo, digest, o) => client.openBlob(repo, digest, { ...(o?.size !== undefined ? { size: o.size } : {}), ...(o?.verify !== undefined ? { verify: o.verify } : {}) }),
+      openBlob: (repo, digest, o) =>
+        client.openBlob(repo, digest, { ...(o?.size !== undefined ? { size: o.size } : {}), ...(o?.verify !== undefined ? { verify: o.verify } : {}) }),
     };
   };
 

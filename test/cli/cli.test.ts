@@ -25,7 +25,13 @@ async function temp(prefix: string): Promise<string> {
 async function sealant(args: string[], opts: { home?: string; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, SEALANT_HOME: opts.home ?? home, SEALANT_REGISTRY_MIRRORS: Object.entries(upstream.mirrors).map(([k, v]) => `${k}=${v}`).join(",") },
+      env: {
+        ...process.env,
+        SEALANT_HOME: opts.home ?? home,
+        SEALANT_REGISTRY_MIRRORS: Object.entries(upstream.mirrors)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(","),
+      },
     });
     let stdout = "";
     let stderr = "";
@@ -144,8 +150,11 @@ describe("sealant save / load", () => {
 describe("sealant merge", () => {
   it("combines a base image and an app image into one with both apps and all images", async () => {
     const ctx = await temp("sealant-cli-merge-");
-    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nAPP db local://db.yaml\nLAUNCH [\"db\"]\n");
-    await writeFile(join(ctx, "db.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: { name: db }\nspec:\n  containers:\n    - name: db\n      image: docker.io/library/redis:7.2\n");
+    await writeFile(join(ctx, "Kubefile"), 'FROM scratch\nAPP db local://db.yaml\nLAUNCH ["db"]\n');
+    await writeFile(
+      join(ctx, "db.yaml"),
+      "apiVersion: v1\nkind: Pod\nmetadata: { name: db }\nspec:\n  containers:\n    - name: db\n      image: docker.io/library/redis:7.2\n",
+    );
     await ok(["build", "-q", "-t", "example/db:1", ctx]);
     await ok(["merge", "-t", "example/all:1", "example/app:1.0", "example/db:1"]);
     const info = JSON.parse(await ok(["inspect", "example/all:1", "--json"]));

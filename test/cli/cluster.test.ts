@@ -89,7 +89,9 @@ afterAll(async () => {
 describe("sealant plan / apply / check / exec / delete / unlock / reset", () => {
   it("GIVEN a new cluster WHEN planned THEN the create plan is printed (and as JSON), exit 0, and no host is touched", async () => {
     const r = await ok(["plan", "-f", clusterfile]);
-    expect(r.stdout).toContain(`Plan for cluster ${NAME}:\n  create cluster ${NAME} on ${M1}, ${M2}, ${M3} (master); ${W1} (node) with image ${image.split(":").pop()!.slice(0, 12)}\n1. Distribute the image\n     send image`);
+    expect(r.stdout).toContain(
+      `Plan for cluster ${NAME}:\n  create cluster ${NAME} on ${M1}, ${M2}, ${M3} (master); ${W1} (node) with image ${image.split(":").pop()!.slice(0, 12)}\n1. Distribute the image\n     send image`,
+    );
     expect(r.stdout).toMatch(/\d\. Bootstrap the cluster\n(\s+bootstrap 127\.0\.10\.16\d\n){4}/);
     const json = JSON.parse((await ok(["plan", "-f", clusterfile, "--json"])).stdout);
     expect(json.actions).toEqual(["create"]);
@@ -124,7 +126,9 @@ spec:
 
   it("GIVEN the plan WHEN applied THEN a 3-member etcd runs, progress shows phases and steps, and a re-apply (--json) has nothing to do", async () => {
     const r = await ok(["apply", "-f", clusterfile]);
-    expect(r.stdout).toMatch(new RegExp(`^cluster ${NAME} applied in [\\d.]+ s:\\n  create cluster ${NAME} on .*\\n  sent [\\d.]+ MiB to ${M1}, .* \\([\\d.]+ MiB in all\\)\\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^cluster ${NAME} applied in [\\d.]+ s:\\n  create cluster ${NAME} on .*\\n  sent [\\d.]+ MiB to ${M1}, .* \\([\\d.]+ MiB in all\\)\\n$`),
+    );
     expect(r.stderr).toContain("==> Distribute the image (4 steps)\n");
     expect(r.stderr).toMatch(new RegExp(`  ${M1}  done    send image \\w+ to ${M1} \\([\\d.]+ s, sent [\\d.]+ MiB at [\\d.]+ MiB/s\\)`));
     expect(r.stderr).toMatch(new RegExp(`  ${W1}  done    bootstrap ${W1} \\([\\d.]+ s\\)`));
@@ -146,7 +150,9 @@ spec:
   it("GIVEN the cluster WHEN a command is run with exec THEN each host's output comes prefixed by its IP, --roles picks hosts, and a failure names its host", async () => {
     expect(sorted((await ok(["exec", "-f", clusterfile, "--", "hostname"])).stdout)).toEqual(ALL.map((ip) => `${ip}: host${ip.split(".")[3]}`));
     // A last line without a newline is printed too.
-    expect(sorted((await ok(["exec", "-f", clusterfile, "--roles", "master", "--", "printf", "'%s'", "$(hostname)"])).stdout)).toEqual([M1, M2, M3].map((ip) => `${ip}: host${ip.split(".")[3]}`));
+    expect(sorted((await ok(["exec", "-f", clusterfile, "--roles", "master", "--", "printf", "'%s'", "$(hostname)"])).stdout)).toEqual(
+      [M1, M2, M3].map((ip) => `${ip}: host${ip.split(".")[3]}`),
+    );
     const r = await sealant(["exec", "-f", clusterfile, "--ips", `${M1},${W1}`, "--", "echo out; echo oops >&2; test $(hostname) = host161"]);
     expect(r.code).toBe(1);
     expect(sorted(r.stdout)).toEqual([`${M1}: out`, `${W1}: out`]);
@@ -155,11 +161,21 @@ spec:
   });
 
   it("GIVEN another apply's lock WHEN applying THEN it is refused naming the holder, and unlock breaks it", async () => {
-    await onHost(sb, M1, `mkdir /var/lib/sealant/${NAME}/lock && echo '{"user":"ann","machine":"ci-7","pid":4242,"command":"sealant apply","since":"2030-01-01T00:00:00Z"}' > /var/lib/sealant/${NAME}/lock/owner.json`);
+    await onHost(
+      sb,
+      M1,
+      `mkdir /var/lib/sealant/${NAME}/lock && echo '{"user":"ann","machine":"ci-7","pid":4242,"command":"sealant apply","since":"2030-01-01T00:00:00Z"}' > /var/lib/sealant/${NAME}/lock/owner.json`,
+    );
     const locked = await sealant(["apply", "-f", clusterfile]);
     expect(locked.code).toBe(1);
-    expect(locked.stderr).toMatch(new RegExp(`^sealant: cluster ${NAME} is locked on ${M1} by ann@ci-7 \\(pid 4242, sealant apply\\) since 2030-01-01T00:00:00Z .*sealant unlock -f <Clusterfile>\\n$`));
-    expect((await ok(["unlock", "-f", clusterfile])).stdout).toBe(`broke the lock of cluster ${NAME}: it was held by ann@ci-7 (pid 4242, sealant apply) since 2030-01-01T00:00:00Z\n`);
+    expect(locked.stderr).toMatch(
+      new RegExp(
+        `^sealant: cluster ${NAME} is locked on ${M1} by ann@ci-7 \\(pid 4242, sealant apply\\) since 2030-01-01T00:00:00Z .*sealant unlock -f <Clusterfile>\\n$`,
+      ),
+    );
+    expect((await ok(["unlock", "-f", clusterfile])).stdout).toBe(
+      `broke the lock of cluster ${NAME}: it was held by ann@ci-7 (pid 4242, sealant apply) since 2030-01-01T00:00:00Z\n`,
+    );
     expect((await ok(["apply", "-f", clusterfile])).stdout).toMatch(/is up to date: nothing to do/);
   });
 

@@ -47,13 +47,16 @@ const mocks: pulumi.runtime.Mocks = {
     if (args.type === "alicloud:ecs/instance:Instance") {
       state["publicIp"] = Number(args.inputs["internetMaxBandwidthOut"] ?? 0) > 0 ? publicIpOf(args.name) : "";
     }
-    if ("hosts" in args.inputs) Object.assign(state, { imageDigest: "", nodes: [], plan: "create", lastPlan: [], endpoint: "", kubeconfig: "", caCertificate: "" });
+    if ("hosts" in args.inputs)
+      Object.assign(state, { imageDigest: "", nodes: [], plan: "create", lastPlan: [], endpoint: "", kubeconfig: "", caCertificate: "" });
     return { id: `${args.name}-id`, state };
   },
   call(args) {
     calls.push({ token: args.token, inputs: args.inputs });
     if (args.token === "alicloud:index/getZones:getZones") {
-      const ids = Object.keys(ZONES).filter((z) => args.inputs["availableInstanceType"] === undefined || ZONES[z]!.includes(args.inputs["availableInstanceType"]));
+      const ids = Object.keys(ZONES).filter(
+        (z) => args.inputs["availableInstanceType"] === undefined || ZONES[z]!.includes(args.inputs["availableInstanceType"]),
+      );
       return { id: "zones", ids, zones: ids.map((id) => ({ id, localName: id })) };
     }
     if (args.token === "alicloud:ecs/getImages:getImages") {
@@ -154,7 +157,8 @@ describe("AlicloudCluster", () => {
 
     // Parents: everything is under the component; the Cluster under the KubernetesCluster.
     for (const r of resources) {
-      const expected = r.type === "sealant:index:AlicloudCluster" ? undefined : isCluster(r) ? "sealant:index:KubernetesCluster" : "sealant:index:AlicloudCluster";
+      const expected =
+        r.type === "sealant:index:AlicloudCluster" ? undefined : isCluster(r) ? "sealant:index:KubernetesCluster" : "sealant:index:AlicloudCluster";
       expect({ resource: `${r.type} ${r.name}`, parent: parentType(r) }).toEqual({ resource: `${r.type} ${r.name}`, parent: expected });
     }
 
@@ -222,7 +226,10 @@ describe("AlicloudCluster", () => {
     // The lookups: a zone that can create a VSwitch with the instance type; the newest Ubuntu image.
     expect(calls).toEqual(
       expect.arrayContaining([
-        { token: "alicloud:index/getZones:getZones", inputs: expect.objectContaining({ availableResourceCreation: "VSwitch", availableInstanceType: "ecs.g7.large" }) },
+        {
+          token: "alicloud:index/getZones:getZones",
+          inputs: expect.objectContaining({ availableResourceCreation: "VSwitch", availableInstanceType: "ecs.g7.large" }),
+        },
         { token: "alicloud:ecs/getImages:getImages", inputs: expect.objectContaining({ nameRegex: "^ubuntu_22_04_x64", owners: "system", mostRecent: true }) },
       ]),
     );
@@ -238,7 +245,14 @@ describe("AlicloudCluster", () => {
   });
 
   it("GIVEN public access and a password WHEN created THEN every host has a public IP, the Cluster is keyed by them, no key pair and no bastion", async () => {
-    const { resources, cluster, instances } = await run("pub", { image: IMAGE, access: "public", password: "Sealant-Test-1", masterCount: 1, workerCount: 1, internetMaxBandwidthOut: 5 });
+    const { resources, cluster, instances } = await run("pub", {
+      image: IMAGE,
+      access: "public",
+      password: "Sealant-Test-1",
+      masterCount: 1,
+      workerCount: 1,
+      internetMaxBandwidthOut: 5,
+    });
     expect(countByType(resources)[INSTANCE]).toBe(2);
     expect(resources.some((r) => r.type === "alicloud:ecs/ecsKeyPair:EcsKeyPair")).toBe(false);
     expect(instances.map((i) => i.name).sort()).toEqual(["pub-master-0", "pub-worker-0"]);
@@ -294,11 +308,24 @@ describe("AlicloudCluster", () => {
   it("GIVEN looked-up zone and image WHEN either changes later THEN existing hosts are kept (ignoreChanges)", async () => {
     const { ignored } = await run("keep", { ...base, masterCount: 1, workerCount: 1 });
     // A newer image would re-initialise a host's disk; a moved zone would replace everything.
-    expect(Object.fromEntries(ignored)).toEqual({ "keep-vswitch": ["zoneId"], "keep-bastion": ["imageId"], "keep-master-0": ["imageId"], "keep-worker-0": ["imageId"] });
+    expect(Object.fromEntries(ignored)).toEqual({
+      "keep-vswitch": ["zoneId"],
+      "keep-bastion": ["imageId"],
+      "keep-master-0": ["imageId"],
+      "keep-worker-0": ["imageId"],
+    });
   });
 
   it("GIVEN zoneId and imageId WHEN created THEN nothing is looked up, and changing them is followed", async () => {
-    const { byName, calls, ignored } = await run("fixed", { ...base, masterCount: 1, zoneId: "cn-shanghai-b", imageId: "m-123", vpcCidr: "192.168.0.0/16", vswitchCidr: "192.168.8.0/22", clusterName: "fixed-one" });
+    const { byName, calls, ignored } = await run("fixed", {
+      ...base,
+      masterCount: 1,
+      zoneId: "cn-shanghai-b",
+      imageId: "m-123",
+      vpcCidr: "192.168.0.0/16",
+      vswitchCidr: "192.168.8.0/22",
+      clusterName: "fixed-one",
+    });
     expect(calls).toEqual([]);
     expect(ignored.size).toBe(0);
     expect(byName.get("fixed-vswitch")!.inputs).toMatchObject({ zoneId: "cn-shanghai-b", cidrBlock: "192.168.8.0/22", vswitchName: "fixed-one" });
@@ -352,11 +379,21 @@ describe("AlicloudCluster", () => {
     expect(byName.get("outs-key")!.inputs["publicKey"]).toBe(KEY);
     expect(byName.get("outs-ssh")!.inputs["cidrIp"]).toBe("203.0.113.7/32");
     expect(byName.get("outs-vpc")!.inputs["tags"]).toEqual({ "sealant.io/cluster": "outs", team: "platform" });
-    expect(byName.get("outs-worker-0")!.inputs).toMatchObject({ instanceType: "ecs.c7.xlarge", systemDiskSize: 60, systemDiskCategory: "cloud_ssd", tags: { "sealant.io/cluster": "outs", team: "platform" } });
+    expect(byName.get("outs-worker-0")!.inputs).toMatchObject({
+      instanceType: "ecs.c7.xlarge",
+      systemDiskSize: 60,
+      systemDiskCategory: "cloud_ssd",
+      tags: { "sealant.io/cluster": "outs", team: "platform" },
+    });
     expect(byName.get("outs-bastion")!.inputs).toMatchObject({ instanceType: "ecs.g7.large", internetMaxBandwidthOut: 20 });
     expect(instances).toHaveLength(3);
     // One zone lookup per instance type given, with the resolved types.
-    expect(calls.filter((c) => c.token === "alicloud:index/getZones:getZones").map((c) => c.inputs["availableInstanceType"]).sort()).toEqual(["ecs.c7.xlarge", "ecs.g7.large"]);
+    expect(
+      calls
+        .filter((c) => c.token === "alicloud:index/getZones:getZones")
+        .map((c) => c.inputs["availableInstanceType"])
+        .sort(),
+    ).toEqual(["ecs.c7.xlarge", "ecs.g7.large"]);
     expect(cluster.inputs["image"]).toBe(IMAGE);
     expect(isSecretValue(cluster.inputs["ssh"])).toBe(true);
     expect(reveal(cluster.inputs["ssh"])).toMatchObject({ hostKeyPolicy: "insecure", privateKey: PRIVATE });
@@ -389,13 +426,23 @@ describe("AlicloudCluster", () => {
     it("a fractional worker count", () => fails({ ...base, workerCount: 1.5 }, /workerCount must be a whole number from 0 to 999 \(got 1\.5\)/));
     it("a VPC CIDR with a bad mask", () => fails({ ...base, vpcCidr: "10.0.0.0/33" }, /vpcCidr: "10\.0\.0\.0\/33" has a mask above \/32/));
     it("a VPC CIDR that is no CIDR", () => fails({ ...base, vpcCidr: "10.0.0/16" }, /vpcCidr: "10\.0\.0\/16" is not an IPv4 CIDR/));
-    it("a CIDR with host bits", () => fails({ ...base, vswitchCidr: "10.0.1.7/24" }, /vswitchCidr: "10\.0\.1\.7\/24" has host bits set \(the network is 10\.0\.1\.0\/24\)/));
-    it("a VSwitch outside the VPC", () => fails({ ...base, vswitchCidr: "10.1.0.0/24" }, /vswitchCidr "10\.1\.0\.0\/24" is not inside vpcCidr "10\.0\.0\.0\/16"/));
+    it("a CIDR with host bits", () =>
+      fails({ ...base, vswitchCidr: "10.0.1.7/24" }, /vswitchCidr: "10\.0\.1\.7\/24" has host bits set \(the network is 10\.0\.1\.0\/24\)/));
+    it("a VSwitch outside the VPC", () =>
+      fails({ ...base, vswitchCidr: "10.1.0.0/24" }, /vswitchCidr "10\.1\.0\.0\/24" is not inside vpcCidr "10\.0\.0\.0\/16"/));
     it("a VSwitch too small", () => fails({ ...base, vswitchCidr: "10.0.1.0/29" }, /vswitchCidr "10\.0\.1\.0\/29" must have a mask from \/16 to \/27/));
-    it("a VSwitch too small for the workers", () => fails({ ...base, vswitchCidr: "10.0.1.0/27", workerCount: 10 }, /vswitchCidr "10\.0\.1\.0\/27" has addresses for 9 workers \(workers start at \+20\), fewer than workerCount 10/));
+    it("a VSwitch too small for the workers", () =>
+      fails(
+        { ...base, vswitchCidr: "10.0.1.0/27", workerCount: 10 },
+        /vswitchCidr "10\.0\.1\.0\/27" has addresses for 9 workers \(workers start at \+20\), fewer than workerCount 10/,
+      ));
     it("an SSH CIDR that is no CIDR", () => fails({ ...base, allowedSshCidr: "anywhere" }, /allowedSshCidr: "anywhere" is not an IPv4 CIDR/));
     it("an unknown access", () => fails({ ...base, access: "vpn" }, /access must be one of "bastion", "public", "private" \(got "vpn"\)/));
-    it("no bandwidth for public IPs", () => fails({ ...base, access: "public", internetMaxBandwidthOut: 0 }, /internetMaxBandwidthOut must be a whole number of Mbit\/s from 1 to 100 for access "public"/));
+    it("no bandwidth for public IPs", () =>
+      fails(
+        { ...base, access: "public", internetMaxBandwidthOut: 0 },
+        /internetMaxBandwidthOut must be a whole number of Mbit\/s from 1 to 100 for access "public"/,
+      ));
     it("no login", () => fails({ image: IMAGE }, /a login is required: password, or publicKey with privateKey or privateKeyPath/));
     it("both password and key", () => fails({ ...base, password: "Sealant-Test-1" }, /give password or publicKey .*not both/));
     it("a public key without its private key", () => fails({ image: IMAGE, publicKey: KEY }, /publicKey needs privateKey or privateKeyPath/));

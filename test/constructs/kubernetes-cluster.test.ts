@@ -22,8 +22,18 @@ void pulumi.runtime.setMocks(
     newResource(args) {
       registered.push({ type: args.type, name: args.name, inputs: args.inputs });
       const state: Record<string, unknown> = { ...args.inputs };
-      if (args.type.endsWith(":ImageBuild")) Object.assign(state, { ref: "registry.example.com/team/etcd:3.4", digest: `sha256:${"ab".repeat(32)}`, repoDigest: REPO_DIGEST });
-      if ("hosts" in args.inputs) Object.assign(state, { imageDigest: `sha256:${"ab".repeat(32)}`, nodes: [], plan: "create", lastPlan: [], endpoint: "", kubeconfig: "", caCertificate: "" });
+      if (args.type.endsWith(":ImageBuild"))
+        Object.assign(state, { ref: "registry.example.com/team/etcd:3.4", digest: `sha256:${"ab".repeat(32)}`, repoDigest: REPO_DIGEST });
+      if ("hosts" in args.inputs)
+        Object.assign(state, {
+          imageDigest: `sha256:${"ab".repeat(32)}`,
+          nodes: [],
+          plan: "create",
+          lastPlan: [],
+          endpoint: "",
+          kubeconfig: "",
+          caCertificate: "",
+        });
       return { id: `${args.name}-id`, state };
     },
     call() {
@@ -73,7 +83,12 @@ beforeEach(() => {
 describe("KubernetesCluster", () => {
   it("GIVEN an image ref and host IPs WHEN created THEN one Cluster child keyed by IP with master/node roles", async () => {
     const ref = `registry.example.com/team/etcd:3.4@sha256:${"cd".repeat(32)}`;
-    const k = new KubernetesCluster("kc", { image: ref, masters: ["10.0.0.3", "10.0.0.2"], workers: ["10.0.0.10"], ssh: { user: "root", privateKeyPath: "/keys/id" } });
+    const k = new KubernetesCluster("kc", {
+      image: ref,
+      masters: ["10.0.0.3", "10.0.0.2"],
+      workers: ["10.0.0.10"],
+      ssh: { user: "root", privateKeyPath: "/keys/id" },
+    });
     await value(k.cluster.urn);
 
     const clusters = clusterOf();
@@ -103,7 +118,11 @@ describe("KubernetesCluster", () => {
   });
 
   it("GIVEN { build } WHEN created THEN an ImageBuild child and the Cluster runs its repoDigest", async () => {
-    const k = new KubernetesCluster("built", { image: { build: { context: "./examples/etcd", tag: "registry.example.com/team/etcd:3.4" } }, masters: ["10.0.0.2"], clusterName: "etcd" });
+    const k = new KubernetesCluster("built", {
+      image: { build: { context: "./examples/etcd", tag: "registry.example.com/team/etcd:3.4" } },
+      masters: ["10.0.0.2"],
+      clusterName: "etcd",
+    });
     await value(k.cluster.urn);
 
     const builds = registered.filter((r) => r.type.endsWith(":ImageBuild"));
@@ -158,7 +177,11 @@ describe("KubernetesCluster", () => {
       "10.0.0.11": { roles: ["node"], labels: { tier: "worker" }, ssh: { password: "plain-pw", port: 2222 } },
     });
     // Only the plain string: still a secret (the Cluster makes every host's ssh secret).
-    const plain = new KubernetesCluster("hostssh-plain", { image: "example/etcd:3.4", masters: ["10.0.0.2"], hostSettings: { "10.0.0.2": { ssh: { password: "plain-pw" } } } });
+    const plain = new KubernetesCluster("hostssh-plain", {
+      image: "example/etcd:3.4",
+      masters: ["10.0.0.2"],
+      hostSettings: { "10.0.0.2": { ssh: { password: "plain-pw" } } },
+    });
     await value(plain.cluster.urn);
     expect(isSecretValue(clusterOf().find((c) => c.name === "hostssh-plain")!.inputs["hosts"])).toBe(true);
   });
@@ -174,9 +197,9 @@ describe("KubernetesCluster", () => {
   it("GIVEN a prop checked now or when it resolves WHEN it is bad THEN the problem is collected now, or the output fails with the construct's error", async () => {
     const problems: string[] = [];
     const positive = (v: number) => (v > 0 ? undefined : `size must be positive (got ${v})`);
-    expect(checkedProp("X \"x\"", 0, positive, problems)).toBe(0);
+    expect(checkedProp('X "x"', 0, positive, problems)).toBe(0);
     expect(problems).toEqual(["size must be positive (got 0)"]);
-    const later = checkedProp("X \"x\"", pulumi.output(-1), positive, problems) as pulumi.Output<number>;
+    const later = checkedProp('X "x"', pulumi.output(-1), positive, problems) as pulumi.Output<number>;
     expect(problems).toHaveLength(1);
     const failed = later as unknown as { promise(): Promise<number>; isKnown: Promise<boolean>; isSecret: Promise<boolean> };
     // The failure is what a deployment reports; here it is only looked at.
@@ -213,10 +236,13 @@ describe("KubernetesCluster", () => {
     it("a bad image ref", () => fails({ ...base, image: "Bad Ref" }, /image: invalid image reference "Bad Ref"/));
     it("no image", () => fails({ masters: ["10.0.0.2"] }, /image is required/));
     it("a construct name that is no DNS label, without clusterName", () => {
-      expect(() => new KubernetesCluster("Prod_1", base)).toThrow(/clusterName "Prod_1" is not a valid DNS label.*\(it defaults to the construct's name; set clusterName\)/);
+      expect(() => new KubernetesCluster("Prod_1", base)).toThrow(
+        /clusterName "Prod_1" is not a valid DNS label.*\(it defaults to the construct's name; set clusterName\)/,
+      );
     });
     it("a clusterName that is no DNS label", () => fails({ ...base, clusterName: "Prod_1" }, /clusterName "Prod_1" is not a valid DNS label/));
-    it("every problem at once", () => fails({ image: "Bad Ref", masters: [], workers: ["x"] }, /invalid props:\n {2}- .*image[\s\S]*masters must list[\s\S]*workers\[0\]/));
+    it("every problem at once", () =>
+      fails({ image: "Bad Ref", masters: [], workers: ["x"] }, /invalid props:\n {2}- .*image[\s\S]*masters must list[\s\S]*workers\[0\]/));
   });
 
   it("host IPs known only later (outputs) are checked by the same rules when they resolve", () => {

@@ -39,7 +39,10 @@ async function freshHome(): Promise<string> {
 /** Builds a tiny cluster image with the ImageBuild provider (pushing it when asked); returns its outputs. */
 async function buildTiny(tag: string, content: string, extra: Record<string, unknown> = {}) {
   const ctx = await temp("sealant-ctx-");
-  await writeFile(join(ctx, "Kubefile"), 'FROM scratch\nLABEL io.sealant.runtime="hooks" io.sealant.runtime.version="tiny-1" purpose="provider-test"\nCOPY data.txt data.txt\n');
+  await writeFile(
+    join(ctx, "Kubefile"),
+    'FROM scratch\nLABEL io.sealant.runtime="hooks" io.sealant.runtime.version="tiny-1" purpose="provider-test"\nCOPY data.txt data.txt\n',
+  );
   await writeFile(join(ctx, "data.txt"), content);
   const checked = await build.check({}, { context: ctx, tag, ...extra });
   expect(checked.failures).toEqual([]);
@@ -80,7 +83,11 @@ describe("ClusterImage check and diff", () => {
 
   it("diff: a new reference is an update; another spelling, or new credentials, is no change; unknown is a change", async () => {
     const olds = { ref: "etcd:3.4", digest: "sha256:1", registryAuth: { username: "u", password: "p" } };
-    expect(await impl.diff("id", olds, { ref: "docker.io/library/etcd:3.4", registryAuth: { username: "u", password: "rotated" } })).toEqual({ changes: false, replaces: [], deleteBeforeReplace: false });
+    expect(await impl.diff("id", olds, { ref: "docker.io/library/etcd:3.4", registryAuth: { username: "u", password: "rotated" } })).toEqual({
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     expect(await impl.diff("id", olds, { ref: "etcd:3.5" })).toEqual({ changes: true, replaces: [], deleteBeforeReplace: false });
     expect((await impl.diff("id", olds, { ref: UNKNOWN })).changes).toBe(true);
     expect((await impl.diff("id", { ...olds, pull: false }, { ref: "etcd:3.4" })).changes).toBe(true);
@@ -157,7 +164,9 @@ describe("ClusterImage against a registry", () => {
     await freshHome();
     const built = await buildTiny(ref, "private\n", { push: true, registryAuth: auth });
     await freshHome();
-    await expect(impl.create({ ref }, hooks)).rejects.toThrow(new RegExp(`not in the local store .* its registry could not be asked: .*${basic.host.replace(/\./g, "\\.")}.*401`));
+    await expect(impl.create({ ref }, hooks)).rejects.toThrow(
+      new RegExp(`not in the local store .* its registry could not be asked: .*${basic.host.replace(/\./g, "\\.")}.*401`),
+    );
     const { outs } = await impl.create({ ref, registryAuth: auth }, hooks);
     expect(outs).toMatchObject({ digest: built.digest, registryAuth: auth });
     expect(await stored(ref)).toBe(built.digest);
@@ -186,7 +195,9 @@ describe("ClusterImage from the local store", () => {
     expect((await impl.read(byTag.id, byTag.outs as never, hooks)).props).toMatchObject({ digest: rebuilt.digest, source: "store" });
     // The pinned digest no longer has a name in the store (its blobs are just cache until gc), and
     // its registry cannot be asked: an error, not "gone" (refresh must not drop it on an outage).
-    await expect(impl.read(pinned.id, pinned.outs as never, hooks)).rejects.toThrow(/is not in the local store .* its registry could not be asked: .*connection refused/);
+    await expect(impl.read(pinned.id, pinned.outs as never, hooks)).rejects.toThrow(
+      /is not in the local store .* its registry could not be asked: .*connection refused/,
+    );
   });
 
   it("read of an image found nowhere says gone; create fails naming the reference", async () => {
@@ -204,7 +215,9 @@ describe("the ClusterImage provider object", () => {
     const nodeRequire = createRequire(__filename);
     const { clusterImageProvider } = nodeRequire(join(REPO, "dist/provider/cluster-image.js")) as typeof import("../../src/provider/cluster-image");
     for (const [name, fn] of Object.entries(clusterImageProvider)) {
-      expect(String(fn), name).toMatch(new RegExp(`^async ${name}\\([\\w, ]*\\) \\{\\s*return require\\("sealant/provider/impl/cluster-image"\\)\\.${name}\\([\\w, ]*\\);\\s*\\}$`));
+      expect(String(fn), name).toMatch(
+        new RegExp(`^async ${name}\\([\\w, ]*\\) \\{\\s*return require\\("sealant/provider/impl/cluster-image"\\)\\.${name}\\([\\w, ]*\\);\\s*\\}$`),
+      );
     }
     const pulumi = nodeRequire("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
     const sf = await pulumi.runtime.serializeFunction(() => clusterImageProvider, { allowSecrets: true });

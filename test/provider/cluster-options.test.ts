@@ -9,7 +9,12 @@ import { UNKNOWN } from "../../src/provider/impl/unknown";
 
 /** The Cluster provider's own inputs (beyond the cluster spec) and its network-range rule, without hosts. */
 
-const base: ClusterInputs = { name: "c", image: `example/etcd:1@sha256:${"a".repeat(64)}`, hosts: { "10.0.0.1": { roles: ["master"] } }, ssh: { password: "pw" } };
+const base: ClusterInputs = {
+  name: "c",
+  image: `example/etcd:1@sha256:${"a".repeat(64)}`,
+  hosts: { "10.0.0.1": { roles: ["master"] } },
+  ssh: { password: "pw" },
+};
 
 describe("the Cluster provider's own inputs", () => {
   // check looks the image up in the local store: an empty one here.

@@ -46,7 +46,9 @@ describe("the Cluster provider", () => {
     // An image still being built (unknown in preview) is planned as a new image, hosts as they are.
     const pending = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
     const upgrade = await impl.check(inputs([a, b]), { ...inputs([a, b, c]), image: pending });
-    expect(upgrade.inputs.plan).toBe(`join ${c} (master)\nupgrade image ${image.split("@sha256:")[1]!.slice(0, 12)} -> (known after apply) on 2 hosts (2 batches)`);
+    expect(upgrade.inputs.plan).toBe(
+      `join ${c} (master)\nupgrade image ${image.split("@sha256:")[1]!.slice(0, 12)} -> (known after apply) on 2 hosts (2 batches)`,
+    );
     expect(upgrade.inputs.image).toBe(pending);
     const fresh = await impl.check(undefined, { ...inputs([a]), image: pending });
     expect(fresh.inputs.plan).toBe(`create cluster prov on ${a} (master) with image (known after apply)`);
@@ -66,14 +68,27 @@ describe("the Cluster provider", () => {
     expect(await impl.diff("prov", olds, inputs([bed.ips[0]!]))).toMatchObject({ changes: false, replaces: [] });
     // check adds the plan to the new inputs; the old outputs have none: no change by itself.
     // Nor is the serialised provider the engine adds to the new inputs.
-    expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), plan: "no changes to cluster prov", __provider: "function __f0() {}" } as ClusterInputs)).toMatchObject({ changes: false });
+    expect(
+      await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), plan: "no changes to cluster prov", __provider: "function __f0() {}" } as ClusterInputs),
+    ).toMatchObject({ changes: false });
     expect(await impl.diff("prov", olds, inputs([bed.ips[0]!, bed.ips[1]!]))).toMatchObject({ changes: true, replaces: [] });
-    expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), name: "other" })).toMatchObject({ changes: true, replaces: ["name"], deleteBeforeReplace: true });
+    expect(await impl.diff("prov", olds, { ...inputs([bed.ips[0]!]), name: "other" })).toMatchObject({
+      changes: true,
+      replaces: ["name"],
+      deleteBeforeReplace: true,
+    });
     // The cluster's network ranges (kubeadm's ClusterConfiguration) replace it; other kubeadm settings update it.
-    const kubeadm = (networking: Record<string, string>, extra: Record<string, unknown> = {}) => ({ runtime: { kubeadm: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking, ...extra }] } });
+    const kubeadm = (networking: Record<string, string>, extra: Record<string, unknown> = {}) => ({
+      runtime: { kubeadm: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking, ...extra }] },
+    });
     const withNet = { ...olds, ...kubeadm({ podSubnet: "100.64.0.0/10" }) };
-    expect(await impl.diff("prov", withNet, { ...inputs([bed.ips[0]!]), ...kubeadm({ podSubnet: "10.244.0.0/16" }) })).toMatchObject({ changes: true, replaces: ["runtime"] });
-    expect(await impl.diff("prov", withNet, { ...inputs([bed.ips[0]!]), ...kubeadm({ podSubnet: "100.64.0.0/10" }, { apiServer: { certSANs: ["x"] } }) })).toMatchObject({ changes: true, replaces: [] });
+    expect(await impl.diff("prov", withNet, { ...inputs([bed.ips[0]!]), ...kubeadm({ podSubnet: "10.244.0.0/16" }) })).toMatchObject({
+      changes: true,
+      replaces: ["runtime"],
+    });
+    expect(
+      await impl.diff("prov", withNet, { ...inputs([bed.ips[0]!]), ...kubeadm({ podSubnet: "100.64.0.0/10" }, { apiServer: { certSANs: ["x"] } }) }),
+    ).toMatchObject({ changes: true, replaces: [] });
   });
 
   it("create, update (join), read and delete act on the hosts", async () => {
@@ -88,7 +103,14 @@ describe("the Cluster provider", () => {
     const read = await impl.read("prov", updated.outs);
     expect((read.props["nodes"] as { ip: string }[]).map((n) => n.ip)).toEqual([a, b]);
     await impl.remove("prov", updated.outs);
-    const left = await execP("ssh", ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, `root@${a}`, "ls -A /var/lib/sealant 2>/dev/null; true"]);
+    const left = await execP("ssh", [
+      "-i",
+      bed.sandbox.ssh.pk,
+      "-o",
+      `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`,
+      `root@${a}`,
+      "ls -A /var/lib/sealant 2>/dev/null; true",
+    ]);
     expect(left.stdout.trim()).toBe("");
     expect((await impl.read("prov", updated.outs)).id).toBe("");
   }, 180_000);
@@ -120,7 +142,14 @@ describe("the Cluster provider after a host was reset out of band", () => {
     };
     const created = await impl.create(args);
     // Someone wipes the second host: etcd killed, sealant's files deleted.
-    await execP("ssh", ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, `root@${b}`, "pkill -9 -x etcd; rm -rf /var/lib/sealant"]);
+    await execP("ssh", [
+      "-i",
+      bed.sandbox.ssh.pk,
+      "-o",
+      `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`,
+      `root@${b}`,
+      "pkill -9 -x etcd; rm -rf /var/lib/sealant",
+    ]);
     const updated = await impl.update("drift", created.outs, args);
     expect(updated.outs["lastPlan"]).toEqual([`join ${b} (master)`]);
     expect(await etcdMembers(a)).toEqual(["etcd-127-0-10-204", "etcd-127-0-10-205", "etcd-127-0-10-206"]);
@@ -140,7 +169,14 @@ describe("the Cluster provider after a host was reset out of band", () => {
     const [a, b, c] = bed.ips as [string, string, string];
     const args = argsFor("refresh", [a, b, c]);
     const created = await impl.create(args);
-    await execP("ssh", ["-i", bed.sandbox.ssh.pk, "-o", `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`, `root@${b}`, "pkill -9 -x etcd; rm -rf /var/lib/sealant"]);
+    await execP("ssh", [
+      "-i",
+      bed.sandbox.ssh.pk,
+      "-o",
+      `UserKnownHostsFile=${bed.sandbox.ssh.knownHosts}`,
+      `root@${b}`,
+      "pkill -9 -x etcd; rm -rf /var/lib/sealant",
+    ]);
     // As the Pulumi engine passes them: the state's outputs with the serialised provider.
     const read = await impl.read("refresh", { ...created.outs, __provider: "function __f0() {}" });
     expect(read.id).toBe("refresh");
@@ -149,8 +185,12 @@ describe("the Cluster provider after a host was reset out of band", () => {
     expect(Object.keys(read.props["hosts"] as object)).toEqual([a, c]);
     expect(inputs["__provider"]).toBe("function __f0() {}");
     for (const k of ["nodes", "record", "imageDigest", "lastPlan"]) expect(inputs).not.toHaveProperty(k);
-    expect((read.props["nodes"] as Node[]).map((n) => [n.ip, n.member])).toEqual([[a, true], [b, false], [c, true]]);
-    expect(((read.props["record"] as { hosts: Node[] }).hosts.find((h) => h.ip === b))?.member).toBe(false);
+    expect((read.props["nodes"] as Node[]).map((n) => [n.ip, n.member])).toEqual([
+      [a, true],
+      [b, false],
+      [c, true],
+    ]);
+    expect((read.props["record"] as { hosts: Node[] }).hosts.find((h) => h.ip === b)?.member).toBe(false);
     expect(read.props["imageDigest"]).toBe(created.outs["imageDigest"]);
 
     // What preview then does: check with the refreshed inputs as olds, diff against the refreshed outputs.
@@ -179,7 +219,10 @@ describe("the Cluster provider after a host was reset out of band", () => {
       expect(read.id).toBe("blip");
       expect(Object.keys(read.inputs!["hosts"] as object)).toEqual([a, c]);
       expect(Object.keys(read.props["hosts"] as object)).toEqual([a, c]);
-      expect((read.props["nodes"] as Node[]).map((n) => [n.ip, n.member])).toEqual([[a, true], [c, true]]);
+      expect((read.props["nodes"] as Node[]).map((n) => [n.ip, n.member])).toEqual([
+        [a, true],
+        [c, true],
+      ]);
       expect(log.mock.calls.some((call) => String(call[0]).startsWith(`warning: ${c}: cannot be reached, kept as recorded`))).toBe(true);
     } finally {
       log.mockRestore();

@@ -34,7 +34,8 @@ async function temp(prefix: string): Promise<string> {
 async function tinyContext(files: Record<string, string> = {}): Promise<string> {
   const dir = await temp("sealant-ctx-");
   const all = {
-    Kubefile: 'FROM scratch\nARG GREETING=hello\nLABEL io.sealant.runtime="hooks" io.sealant.runtime.version="t-1" greeting="${GREETING}"\nCOPY a.txt a.txt\nCOPY b.txt b.txt\n',
+    Kubefile:
+      'FROM scratch\nARG GREETING=hello\nLABEL io.sealant.runtime="hooks" io.sealant.runtime.version="t-1" greeting="${GREETING}"\nCOPY a.txt a.txt\nCOPY b.txt b.txt\n',
     "a.txt": "a\n",
     "b.txt": "b\n",
     ...files,
@@ -69,17 +70,30 @@ afterAll(async () => {
 describe("ImageBuild check", () => {
   it("names every bad input by property, and never shows the password", async () => {
     const ctx = await tinyContext();
-    const r = await impl.check({}, {
-      context: ctx,
-      tag: "Bad Tag",
-      buildArgs: { GREETING: 3, "1x": "y" },
-      platforms: ["linux/amd64", "linux/amd64", "a/b/c/d"],
-      push: "repo@sha256:" + "0".repeat(64),
-      registryAuth: { username: "u", password: "", pasword: "hunter2-typo" },
-      noCache: "yes",
-    });
+    const r = await impl.check(
+      {},
+      {
+        context: ctx,
+        tag: "Bad Tag",
+        buildArgs: { GREETING: 3, "1x": "y" },
+        platforms: ["linux/amd64", "linux/amd64", "a/b/c/d"],
+        push: "repo@sha256:" + "0".repeat(64),
+        registryAuth: { username: "u", password: "", pasword: "hunter2-typo" },
+        noCache: "yes",
+      },
+    );
     const props = r.failures.map((f) => f.property).sort();
-    expect(props).toEqual(["buildArgs.1x", "buildArgs.GREETING", "noCache", "platforms[1]", "platforms[2]", "push", "registryAuth.password", "registryAuth.pasword", "tag"]);
+    expect(props).toEqual([
+      "buildArgs.1x",
+      "buildArgs.GREETING",
+      "noCache",
+      "platforms[1]",
+      "platforms[2]",
+      "push",
+      "registryAuth.password",
+      "registryAuth.pasword",
+      "tag",
+    ]);
     expect(r.failures.find((f) => f.property === "buildArgs.GREETING")!.reason).toMatch(/expected a string, got number 3/);
     expect(r.failures.find((f) => f.property === "platforms[1]")!.reason).toMatch(/listed twice/);
     expect(r.failures.find((f) => f.property === "push")!.reason).toMatch(/has a digest/);
@@ -100,7 +114,10 @@ describe("ImageBuild check", () => {
 
   it("accepts unknown values during preview without reading anything: the hash is unknown too", async () => {
     // GIVEN a context not known yet (and a Kubefile path that does not exist anywhere)
-    const r = await impl.check({}, { context: UNKNOWN, kubefile: "does/not/exist", tag: UNKNOWN, buildArgs: { A: UNKNOWN }, platforms: [UNKNOWN], push: UNKNOWN, registryAuth: UNKNOWN });
+    const r = await impl.check(
+      {},
+      { context: UNKNOWN, kubefile: "does/not/exist", tag: UNKNOWN, buildArgs: { A: UNKNOWN }, platforms: [UNKNOWN], push: UNKNOWN, registryAuth: UNKNOWN },
+    );
     // THEN no failure, and the hash is "known after apply"
     expect(r.failures).toEqual([]);
     expect(r.inputs["contextHash"]).toBe(UNKNOWN);
@@ -139,10 +156,30 @@ describe("ImageBuild check", () => {
   });
 
   it("diff: a new tag, args, platforms or push target is an update, never a replacement; spelling and credentials are not changes", async () => {
-    const olds = { context: "/x", tag: "example/tiny:1", contextHash: "sha256:1", buildArgs: { A: "1", B: "2" }, platforms: ["amd64"], registryAuth: { username: "u", password: "p" } };
-    const same = { ...olds, tag: "docker.io/example/tiny:1", buildArgs: { B: "2", A: "1" }, platforms: ["linux/amd64"], registryAuth: { username: "u", password: "rotated" } };
+    const olds = {
+      context: "/x",
+      tag: "example/tiny:1",
+      contextHash: "sha256:1",
+      buildArgs: { A: "1", B: "2" },
+      platforms: ["amd64"],
+      registryAuth: { username: "u", password: "p" },
+    };
+    const same = {
+      ...olds,
+      tag: "docker.io/example/tiny:1",
+      buildArgs: { B: "2", A: "1" },
+      platforms: ["linux/amd64"],
+      registryAuth: { username: "u", password: "rotated" },
+    };
     expect((await impl.diff("id", olds, same)).changes).toBe(false);
-    for (const change of [{ tag: "example/tiny:2" }, { buildArgs: { A: "1" } }, { platforms: ["linux/arm64"] }, { push: true }, { contextHash: UNKNOWN }, { tag: UNKNOWN }]) {
+    for (const change of [
+      { tag: "example/tiny:2" },
+      { buildArgs: { A: "1" } },
+      { platforms: ["linux/arm64"] },
+      { push: true },
+      { contextHash: UNKNOWN },
+      { tag: UNKNOWN },
+    ]) {
       expect(await impl.diff("id", olds, { ...olds, ...change }), JSON.stringify(change)).toEqual({ changes: true, replaces: [], deleteBeforeReplace: false });
     }
     // push: true means "to the tag": the same as naming the tag.
@@ -166,9 +203,18 @@ describe("ImageBuild create/update/read/delete", () => {
     expect(outs.repoDigest).toBe(`${outs.ref}@${outs.digest}`);
     expect(outs.pushedRepoDigest).toBeUndefined();
     expect(outs.labels).toMatchObject({ greeting: "hi", "io.sealant.runtime": "hooks" });
-    expect(outs).toMatchObject({ kind: "kube-installer", runtime: "hooks", runtimeVersion: "t-1", containerImages: [], contextHash: inputs["contextHash"], buildArgs: { GREETING: "hi" }, platforms: [] });
+    expect(outs).toMatchObject({
+      kind: "kube-installer",
+      runtime: "hooks",
+      runtimeVersion: "t-1",
+      containerImages: [],
+      contextHash: inputs["contextHash"],
+      buildArgs: { GREETING: "hi" },
+      platforms: [],
+    });
     expect(outs.layers.length).toBeGreaterThanOrEqual(2);
-    for (const l of outs.layers) expect(l).toMatchObject({ digest: expect.stringMatching(/^sha256:/), size: expect.any(Number), platform: expect.stringMatching(/^linux\//) });
+    for (const l of outs.layers)
+      expect(l).toMatchObject({ digest: expect.stringMatching(/^sha256:/), size: expect.any(Number), platform: expect.stringMatching(/^linux\//) });
     expect(JSON.parse(JSON.stringify(outs))).toEqual(outs);
     expect(lines.some((l) => l.startsWith(`ImageBuild ${tag}: [`))).toBe(true);
     const session = await Session.open();
@@ -220,7 +266,12 @@ describe("ImageBuild create/update/read/delete", () => {
     session.close();
     expect((await impl.read(id, outs as never)).id).toBe(id);
     // The registry's tag pushed over by something else: gone.
-    const other = await checked({ context: await tinyContext(), tag: `example/other:${uniq()}`, push, registryAuth: { username: user.username, password: user.password } });
+    const other = await checked({
+      context: await tinyContext(),
+      tag: `example/other:${uniq()}`,
+      push,
+      registryAuth: { username: user.username, password: user.password },
+    });
     await impl.create(other, hooks);
     expect((await impl.read(id, outs as never)).id).toBe("");
     client.close();
@@ -242,7 +293,9 @@ describe("the ImageBuild provider object (what Pulumi serialises into state)", (
     const { imageBuildProvider } = nodeRequire(dist) as typeof import("../../src/provider/image-build");
     for (const [name, fn] of Object.entries(imageBuildProvider)) {
       const text = String(fn);
-      expect(text, name).toMatch(new RegExp(`^async ${name}\\([\\w, ]*\\) \\{\\s*return require\\("sealant/provider/impl/image-build"\\)\\.${name}\\([\\w, ]*\\);\\s*\\}$`));
+      expect(text, name).toMatch(
+        new RegExp(`^async ${name}\\([\\w, ]*\\) \\{\\s*return require\\("sealant/provider/impl/image-build"\\)\\.${name}\\([\\w, ]*\\);\\s*\\}$`),
+      );
     }
   });
 

@@ -76,10 +76,18 @@ describe("Cluster secrets at every depth", () => {
     });
     const inputs = await inputsOf(c);
     expect(secretInputs(inputs)).toEqual(["hosts", "ssh"]);
-    expect(reveal(inputs["hosts"])).toEqual({ "10.0.0.2": { roles: ["master"], labels: { zone: "a" }, ssh: { password: "host-pw-2" } }, "10.0.0.3": { roles: ["master"] } });
+    expect(reveal(inputs["hosts"])).toEqual({
+      "10.0.0.2": { roles: ["master"], labels: { zone: "a" }, ssh: { password: "host-pw-2" } },
+      "10.0.0.3": { roles: ["master"] },
+    });
 
     // Hosts without ssh settings hold no secret: they stay readable.
-    const readable = new Cluster("no-host-ssh", { name: "c", image: IMAGE, hosts: { "10.0.0.2": { roles: ["master"], labels: { zone: "a" } } }, ssh: { password: "pw" } });
+    const readable = new Cluster("no-host-ssh", {
+      name: "c",
+      image: IMAGE,
+      hosts: { "10.0.0.2": { roles: ["master"], labels: { zone: "a" } } },
+      ssh: { password: "pw" },
+    });
     const readableInputs = await inputsOf(readable);
     expect(secretInputs(readableInputs)).toEqual(["ssh"]);
     expect(readableInputs["hosts"]).toEqual({ "10.0.0.2": { roles: ["master"], labels: { zone: "a" } } });
@@ -110,14 +118,23 @@ describe("Cluster secrets at every depth", () => {
       plugins: [{ name: "p", action: "post-install", data: "echo plugin-token" }],
     });
 
-    const whole = new Cluster("hosts-output", { name: "d", image: IMAGE, hosts: pulumi.output({ "10.0.0.5": { roles: ["master"], ssh: { password: "pw-5" } }, "10.0.0.6": { roles: ["node"] } }) });
+    const whole = new Cluster("hosts-output", {
+      name: "d",
+      image: IMAGE,
+      hosts: pulumi.output({ "10.0.0.5": { roles: ["master"], ssh: { password: "pw-5" } }, "10.0.0.6": { roles: ["node"] } }),
+    });
     const wholeInputs = await inputsOf(whole);
     expect(secretInputs(wholeInputs)).toEqual(["hosts"]);
     expect(reveal(wholeInputs["hosts"])).toEqual({ "10.0.0.5": { roles: ["master"], ssh: { password: "pw-5" } }, "10.0.0.6": { roles: ["node"] } });
   });
 
   it("GIVEN registry credentials in plain strings and a secret build arg WHEN ImageBuild and ClusterImage register THEN both are sent as secrets", async () => {
-    const b = new ImageBuild("build", { context: ".", tag: "app:1", buildArgs: { TOKEN: pulumi.secret("build-token"), PLAIN: "x" }, registryAuth: { username: "ci", password: "ci-pw" } });
+    const b = new ImageBuild("build", {
+      context: ".",
+      tag: "app:1",
+      buildArgs: { TOKEN: pulumi.secret("build-token"), PLAIN: "x" },
+      registryAuth: { username: "ci", password: "ci-pw" },
+    });
     const built = await inputsOf(b);
     expect(secretInputs(built)).toEqual(["buildArgs", "registryAuth"]);
     expect(reveal(built["buildArgs"])).toEqual({ TOKEN: "build-token", PLAIN: "x" });

@@ -81,9 +81,10 @@ describe("argument and output types (tsc over test/fixtures/types)", () => {
 
   beforeAll(async () => {
     // A failed compile exits non-zero: that is the expected case (bad/ fails), not an error here.
-    const r = await promisify(execFile)(process.execPath, [TSC, "-p", join(FIXTURES, "tsconfig.json"), "--pretty", "false"], { cwd: ROOT, maxBuffer: 16 << 20 }).catch(
-      (err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? "", stderr: err.stderr ?? "" }),
-    );
+    const r = await promisify(execFile)(process.execPath, [TSC, "-p", join(FIXTURES, "tsconfig.json"), "--pretty", "false"], {
+      cwd: ROOT,
+      maxBuffer: 16 << 20,
+    }).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? "", stderr: err.stderr ?? "" }));
     output = `${r.stdout}${r.stderr}`;
     diagnostics = parseDiagnostics(output);
   }, 240_000);
@@ -103,7 +104,12 @@ describe("argument and output types (tsc over test/fixtures/types)", () => {
       const file = join(FIXTURES, "bad", name);
       const markers = markersOf(file);
       expect(markers.length).toBeGreaterThanOrEqual(6);
-      expect(mismatches(markers, diagnostics.filter((d) => d.file === file))).toEqual([]);
+      expect(
+        mismatches(
+          markers,
+          diagnostics.filter((d) => d.file === file),
+        ),
+      ).toEqual([]);
     });
   }
 
@@ -130,7 +136,16 @@ describe("argument and output types (tsc over test/fixtures/types)", () => {
 
   it("GIVEN the project's tsconfigs THEN the build never compiles the fixtures and the typecheck takes ok/ but not bad/", () => {
     const filesOf = (config: string) => {
-      const parsed = ts.getParsedCommandLineOfConfigFile(join(ROOT, config), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(String(d.messageText)); } });
+      const parsed = ts.getParsedCommandLineOfConfigFile(
+        join(ROOT, config),
+        {},
+        {
+          ...ts.sys,
+          onUnRecoverableConfigFileDiagnostic: (d) => {
+            throw new Error(String(d.messageText));
+          },
+        },
+      );
       return parsed!.fileNames.map((f) => resolve(f));
     };
     const build = filesOf("tsconfig.json");

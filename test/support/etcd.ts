@@ -33,12 +33,18 @@ export function etcdSpec(bed: Bed, name: string, image: string, masters: string[
 /** etcd's view: member names from any endpoint that answers. */
 export async function etcdMembers(ip: string): Promise<string[]> {
   const { stdout } = await execP("etcdctl", ["--endpoints", `http://${ip}:2379`, "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
-  return stdout.trim().split("\n").map((l) => l.split(", ")[2]!).sort();
+  return stdout
+    .trim()
+    .split("\n")
+    .map((l) => l.split(", ")[2]!)
+    .sort();
 }
 
 export async function etcdHealthy(ips: string[]): Promise<boolean> {
   try {
-    await execP("etcdctl", ["--endpoints", ips.map((ip) => `http://${ip}:2379`).join(","), "endpoint", "health"], { env: { ...process.env, ETCDCTL_API: "3" } });
+    await execP("etcdctl", ["--endpoints", ips.map((ip) => `http://${ip}:2379`).join(","), "endpoint", "health"], {
+      env: { ...process.env, ETCDCTL_API: "3" },
+    });
     return true;
   } catch {
     return false;

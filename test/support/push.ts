@@ -16,7 +16,12 @@ export async function pushOneLayerImage(
   labels?: Record<string, string>,
 ): Promise<{ manifest: Buffer; digest: Digest; config: Buffer; layerResult: string }> {
   const config = Buffer.from(
-    JSON.stringify({ architecture: "amd64", os: "linux", ...(labels ? { config: { Labels: labels } } : {}), rootfs: { type: "layers", diff_ids: [layer.diffId] } }),
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      ...(labels ? { config: { Labels: labels } } : {}),
+      rootfs: { type: "layers", diff_ids: [layer.diffId] },
+    }),
   );
   const layerResult = await c.pushBlob(repo, { digest: layer.digest, size: layer.size }, layer.open);
   await c.pushBlob(repo, { digest: sha256(config), size: config.length }, () => Readable.from([config]));

@@ -120,9 +120,23 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       const keyPath = path.join(dir, "tls.key");
       const certPath = path.join(dir, "tls.crt");
       await execFileP("openssl", [
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", keyPath, "-out", certPath, "-days", "2", "-subj", "/CN=127.0.0.1",
-        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        keyPath,
+        "-out",
+        certPath,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
       ]);
       tlsCert = await fs.readFile(certPath, "utf8");
       tlsConfig = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
@@ -265,14 +279,11 @@ export async function startFlakyProxy(targetHost: string, opts: FlakyProxyOption
       return;
     }
     if (opts.intercept?.(req, res)) return;
-    const upstream = http.request(
-      { host: targetName, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        opts.mutateResponse?.(req.method ?? "", req.url ?? "", up.statusCode ?? 502, up.headers);
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
+    const upstream = http.request({ host: targetName, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers }, (up) => {
+      opts.mutateResponse?.(req.method ?? "", req.url ?? "", up.statusCode ?? 502, up.headers);
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
   });
@@ -321,8 +332,21 @@ class TokenIssuer {
     const keyPath = path.join(dir, "token.key");
     const certPath = path.join(dir, "token.crt");
     await execFileP("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", keyPath, "-out", certPath, "-days", "2", "-subj", "/CN=sealant-test-token-issuer",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      keyPath,
+      "-out",
+      certPath,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=sealant-test-token-issuer",
     ]);
     const key = createPrivateKey(await fs.readFile(keyPath));
     const certDer = new X509Certificate(await fs.readFile(certPath)).raw.toString("base64");

@@ -29,7 +29,12 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
       (err, stdout, stderr) => {
         if (err) {
           const code = (err as NodeJS.ErrnoException & { code?: unknown }).code;
-          reject(Object.assign(new Error(`${cmd} ${args.join(" ")} failed (${String(code ?? err.message)}): ${String(stderr).trim()}`), { stderr: String(stderr), stdout: String(stdout) }));
+          reject(
+            Object.assign(new Error(`${cmd} ${args.join(" ")} failed (${String(code ?? err.message)}): ${String(stderr).trim()}`), {
+              stderr: String(stderr),
+              stdout: String(stdout),
+            }),
+          );
           return;
         }
         resolve({ stdout: String(stdout), stderr: String(stderr) });
@@ -148,7 +153,9 @@ export async function writeOciLayout(dir: string, opts: { tag?: string; layers?:
     await write(b);
   }
   const config = blobInfo(
-    Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: { Labels: { "test.sealant": "1" } }, rootfs: { type: "layers", diff_ids: diffIds } })),
+    Buffer.from(
+      JSON.stringify({ architecture: "amd64", os: "linux", config: { Labels: { "test.sealant": "1" } }, rootfs: { type: "layers", diff_ids: diffIds } }),
+    ),
     "application/vnd.oci.image.config.v1+json",
   );
   await write(config);

@@ -64,7 +64,10 @@ export const build: Command = {
         signal,
         onEvent: (e) => {
           if (e.type === "step") progress.line(`[${e.platform}] ${e.index}/${e.total} ${e.text}${e.cached === true ? "  (cached)" : ""}`);
-          else if (e.type === "images") progress.line(`[${e.platform}] ${e.images.length} container image(s)${e.cached ? " (cached)" : ""}${e.images.length ? `: ${e.images.join(", ")}` : ""}`);
+          else if (e.type === "images")
+            progress.line(
+              `[${e.platform}] ${e.images.length} container image(s)${e.cached ? " (cached)" : ""}${e.images.length ? `: ${e.images.join(", ")}` : ""}`,
+            );
           else if (e.type === "image-progress") {
             if (e.done) progress.line(`[${e.platform}]   cached ${e.image} (${formatBytes(e.bytes)} fetched)`);
             else progress.status(`[${e.platform}]   ${e.image}: ${formatBytes(e.bytes)}`);

@@ -1,6 +1,15 @@
 import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
-import { applyCluster, checkCluster, execOnCluster, resetCluster, unlockCluster, type ApplyResult, type ClusterEvent, type ClusterOptions } from "../../engine/cluster";
+import {
+  applyCluster,
+  checkCluster,
+  execOnCluster,
+  resetCluster,
+  unlockCluster,
+  type ApplyResult,
+  type ClusterEvent,
+  type ClusterOptions,
+} from "../../engine/cluster";
 import { formatPlan } from "../../engine/cluster/plan";
 import { loadClusterfile, formatProblem, type ClusterSpec } from "../../engine/cluster/spec";
 import { parseIpList, removeHosts } from "../../engine/cluster/spec-edit";
@@ -82,7 +91,16 @@ async function withCluster<T>(
   const spec = await readClusterfile(values.file, progress);
   const session = await openSession(values);
   try {
-    return await fn({ spec, session, progress, events: new ClusterPrinter(progress, values.verbose === true, spec.hosts.flatMap((g) => g.ips)) });
+    return await fn({
+      spec,
+      session,
+      progress,
+      events: new ClusterPrinter(
+        progress,
+        values.verbose === true,
+        spec.hosts.flatMap((g) => g.ips),
+      ),
+    });
   } finally {
     session.close();
   }
@@ -94,7 +112,10 @@ async function withDeadline<T>(signal: AbortSignal, spec: ClusterSpec, what: str
   // Past setTimeout's range (~24.8 days) there is no deadline worth keeping.
   if (!(ms > 0 && ms <= 2 ** 31 - 1)) return fn(signal);
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new Error(`${what} did not finish within ${spec.timeouts.apply} s (spec.timeouts.apply): stopped; re-run it to resume`)), ms);
+  const timer = setTimeout(
+    () => deadline.abort(new Error(`${what} did not finish within ${spec.timeouts.apply} s (spec.timeouts.apply): stopped; re-run it to resume`)),
+    ms,
+  );
   timer.unref();
   try {
     return await fn(AbortSignal.any([signal, deadline.signal]));
@@ -146,20 +167,38 @@ ${OUTPUT_HELP}`;
 export const apply: Command = {
   usage: applyUsage,
   async run(args, signal) {
-    const flags = { ...withVerbose, "dry-run": { type: "boolean", default: false }, verify: { type: "boolean", default: false }, json: { type: "boolean", default: false } } as const;
+    const flags = {
+      ...withVerbose,
+      "dry-run": { type: "boolean", default: false },
+      verify: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+    } as const;
     const { values, positionals } = parse(args, flags, applyUsage);
     noPositionals(positionals, "apply", applyUsage);
     await withCluster(values, async ({ spec, session, events }) => {
       const verifyHosts = values.verify;
-      if (values["dry-run"]) return printPlan(await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true, verifyHosts }), values.json);
+      if (values["dry-run"])
+        return printPlan(await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true, verifyHosts }), values.json);
       await runApply(spec, session, events, signal, values.json, "sealant apply", "applied", verifyHosts);
     });
   },
 };
 
-async function runApply(spec: ClusterSpec, session: Session, events: ClusterPrinter, signal: AbortSignal, json: boolean, command: string, verb: string, verifyHosts = false, forceRemoval = false): Promise<ApplyResult> {
+async function runApply(
+  spec: ClusterSpec,
+  session: Session,
+  events: ClusterPrinter,
+  signal: AbortSignal,
+  json: boolean,
+  command: string,
+  verb: string,
+  verifyHosts = false,
+  forceRemoval = false,
+): Promise<ApplyResult> {
   const started = Date.now();
-  const result = await withDeadline(signal, spec, "the apply", (s) => applyCluster({ ...clusterOptions(session, spec, events, s, command), verifyHosts, forceRemoval }));
+  const result = await withDeadline(signal, spec, "the apply", (s) =>
+    applyCluster({ ...clusterOptions(session, spec, events, s, command), verifyHosts, forceRemoval }),
+  );
   if (json) printJson(result);
   else process.stdout.write(applySummary(result, Date.now() - started, verb));
   return result;
@@ -246,10 +285,13 @@ export const del: Command = {
       if (values["dry-run"] || asking(values.yes)) {
         const dry = await applyCluster({ ...clusterOptions(session, smaller, events, signal, "sealant plan"), dryRun: true, forceRemoval: values.force });
         if (values["dry-run"]) return printPlan(dry, values.json);
-        if (!(await confirm(`${formatPlan(dry.plan)}\nRemove ${ips.join(", ")} from cluster ${spec.name}?`, values.yes))) throw new Error("not confirmed: nothing changed");
+        if (!(await confirm(`${formatPlan(dry.plan)}\nRemove ${ips.join(", ")} from cluster ${spec.name}?`, values.yes)))
+          throw new Error("not confirmed: nothing changed");
       }
       await runApply(smaller, session, events, signal, values.json, "sealant delete", "updated", false, values.force);
-      progress.line(`note: ${values.file} still lists ${ips.join(", ")}: remove ${ips.length === 1 ? "it" : "them"} there too, or the next 'sealant apply' joins ${ips.length === 1 ? "it" : "them"} again`);
+      progress.line(
+        `note: ${values.file} still lists ${ips.join(", ")}: remove ${ips.length === 1 ? "it" : "them"} there too, or the next 'sealant apply' joins ${ips.length === 1 ? "it" : "them"} again`,
+      );
     });
   },
 };
@@ -273,14 +315,22 @@ export const reset: Command = {
   async run(args, signal) {
     const { values, positionals } = parse(
       args,
-      { ...withVerbose, force: { type: "boolean", default: false }, json: { type: "boolean", default: false }, yes: { type: "boolean", short: "y", default: false } },
+      {
+        ...withVerbose,
+        force: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        yes: { type: "boolean", short: "y", default: false },
+      },
       resetUsage,
     );
     noPositionals(positionals, "reset", resetUsage);
     await withCluster(values, async ({ spec, session, events }) => {
-      if (!(await confirm(`Reset cluster ${spec.name}? Its hosts lose the cluster and everything sealant put there.`, values.yes))) throw new Error("not confirmed: nothing changed");
+      if (!(await confirm(`Reset cluster ${spec.name}? Its hosts lose the cluster and everything sealant put there.`, values.yes)))
+        throw new Error("not confirmed: nothing changed");
       const started = Date.now();
-      const r = await withDeadline(signal, spec, "the reset", (s) => resetCluster({ ...clusterOptions(session, spec, events, s, "sealant reset"), force: values.force }));
+      const r = await withDeadline(signal, spec, "the reset", (s) =>
+        resetCluster({ ...clusterOptions(session, spec, events, s, "sealant reset"), force: values.force }),
+      );
       if (values.json) return printJson(r);
       const hosts = [...new Set(r.plan.phases.flatMap((p) => p.steps.map((st) => st.host)))];
       process.stdout.write(
@@ -314,8 +364,14 @@ export const check: Command = {
       else {
         const width = Math.max(...r.hosts.map((h) => h.ip.length));
         const bad = r.hosts.filter((h) => !h.ok).length;
-        const lines = r.hosts.map((h) => `${h.ip.padEnd(width)}  ${h.ok ? "ok" : `problem: ${(h.problem ?? "").replace(/\n/g, `\n${" ".repeat(width + 11)}`)}`}`);
-        lines.push(r.healthy ? `cluster ${spec.name} is healthy (${r.hosts.length} host${r.hosts.length === 1 ? "" : "s"})` : `cluster ${spec.name} is not healthy: ${bad} of ${r.hosts.length} host${r.hosts.length === 1 ? "" : "s"} failed the check`);
+        const lines = r.hosts.map(
+          (h) => `${h.ip.padEnd(width)}  ${h.ok ? "ok" : `problem: ${(h.problem ?? "").replace(/\n/g, `\n${" ".repeat(width + 11)}`)}`}`,
+        );
+        lines.push(
+          r.healthy
+            ? `cluster ${spec.name} is healthy (${r.hosts.length} host${r.hosts.length === 1 ? "" : "s"})`
+            : `cluster ${spec.name} is not healthy: ${bad} of ${r.hosts.length} host${r.hosts.length === 1 ? "" : "s"} failed the check`,
+        );
         process.stdout.write(`${lines.join("\n")}\n`);
       }
       return r.healthy ? 0 : 1;
@@ -341,10 +397,17 @@ ${SESSION_HELP}
 export const exec: Command = {
   usage: execUsage,
   async run(args, signal) {
-    const { values, positionals } = parse(args, { ...common, roles: { type: "string", short: "r", multiple: true }, ips: { type: "string", multiple: true } }, execUsage);
+    const { values, positionals } = parse(
+      args,
+      { ...common, roles: { type: "string", short: "r", multiple: true }, ips: { type: "string", multiple: true } },
+      execUsage,
+    );
     if (positionals.length === 0) throw new UsageError(`exec needs a command: sealant exec -f Clusterfile -- COMMAND [ARG...]\n\n${execUsage}`);
     const command = positionals.join(" ");
-    const roles = (values.roles ?? []).flatMap((r) => r.split(",")).map((r) => r.trim()).filter((r) => r !== "");
+    const roles = (values.roles ?? [])
+      .flatMap((r) => r.split(","))
+      .map((r) => r.trim())
+      .filter((r) => r !== "");
     let ips: string[];
     try {
       ips = parseIpList(values.ips ?? []);

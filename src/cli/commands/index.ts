@@ -11,4 +11,26 @@ import type { Command } from "./command";
 
 export type { Command } from "./command";
 
-export const commands: Record<string, Command> = { build, images, inspect, tag, rmi, prune, pull, push, save, load, login, logout, merge, sandbox, apply, plan, delete: del, reset, check, exec, unlock };
+export const commands: Record<string, Command> = {
+  build,
+  images,
+  inspect,
+  tag,
+  rmi,
+  prune,
+  pull,
+  push,
+  save,
+  load,
+  login,
+  logout,
+  merge,
+  sandbox,
+  apply,
+  plan,
+  delete: del,
+  reset,
+  check,
+  exec,
+  unlock,
+};

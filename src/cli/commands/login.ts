@@ -15,7 +15,12 @@ export const login: Command = {
   async run(args, signal) {
     const { values, positionals } = parse(
       args,
-      { username: { type: "string", short: "u" }, password: { type: "string", short: "p" }, "password-stdin": { type: "boolean", default: false }, insecure: { type: "boolean", default: false } },
+      {
+        username: { type: "string", short: "u" },
+        password: { type: "string", short: "p" },
+        "password-stdin": { type: "boolean", default: false },
+        insecure: { type: "boolean", default: false },
+      },
       loginUsage,
     );
     if (positionals.length !== 1) throw new UsageError(`login needs exactly one REGISTRY\n\n${loginUsage}`);

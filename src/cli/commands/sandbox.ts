@@ -46,7 +46,8 @@ const options = {
 
 function count(text: string | undefined, what: string): number {
   const n = Number(text);
-  if (text === undefined || !/^\d+$/.test(text) || n < 1) throw new UsageError(`${what} needs a number of hosts (at least 1), got ${text === undefined ? "nothing" : `"${text}"`}\n\n${usage}`);
+  if (text === undefined || !/^\d+$/.test(text) || n < 1)
+    throw new UsageError(`${what} needs a number of hosts (at least 1), got ${text === undefined ? "nothing" : `"${text}"`}\n\n${usage}`);
   return n;
 }
 
@@ -54,7 +55,9 @@ function toJson(sb: Sandbox) {
   const out: Record<string, unknown> = {
     name: sb.name,
     dir: sb.dir,
-    hosts: sb.hosts.map((h) => (sb.kubernetes ? { ip: h.ip, hostname: h.hostname, running: h.running, netns: h.netns } : { ip: h.ip, hostname: h.hostname, running: h.running })),
+    hosts: sb.hosts.map((h) =>
+      sb.kubernetes ? { ip: h.ip, hostname: h.hostname, running: h.running, netns: h.netns } : { ip: h.ip, hostname: h.hostname, running: h.running },
+    ),
     ssh: { user: sb.ssh.user, pk: sb.ssh.pk, passwd: sb.ssh.passwd, knownHosts: sb.ssh.knownHosts },
   };
   if (sb.kubernetes) out["kubernetes"] = sb.kubernetes;
@@ -90,7 +93,8 @@ export const sandbox: Command = {
     const [sub, ...rest] = positionals;
     const name = values.name;
     if (values["first-index"] !== undefined && sub !== "up") throw new UsageError(`--first-index is for sandbox up\n\n${usage}`);
-    if ((values.kubernetes || values.subnet !== undefined) && sub !== "up") throw new UsageError(`--kubernetes and --subnet are for sandbox up (a sandbox keeps its mode)\n\n${usage}`);
+    if ((values.kubernetes || values.subnet !== undefined) && sub !== "up")
+      throw new UsageError(`--kubernetes and --subnet are for sandbox up (a sandbox keeps its mode)\n\n${usage}`);
     if (values.subnet !== undefined && !values.kubernetes) throw new UsageError(`--subnet needs --kubernetes\n\n${usage}`);
     const one = (what: string) => {
       if (rest.length !== 1) throw new UsageError(`sandbox ${what} needs exactly one argument\n\n${usage}`);
@@ -106,7 +110,8 @@ export const sandbox: Command = {
         if (values["first-index"] !== undefined) {
           firstIndex = Number(values["first-index"]);
           const max = values.kubernetes ? KUBE_MAX_INDEX : 254;
-          if (!/^\d+$/.test(values["first-index"]) || firstIndex < 1 || firstIndex > max) throw new UsageError(`--first-index "${values["first-index"]}": expected 1-${max}`);
+          if (!/^\d+$/.test(values["first-index"]) || firstIndex < 1 || firstIndex > max)
+            throw new UsageError(`--first-index "${values["first-index"]}": expected 1-${max}`);
         }
         const started = Date.now();
         const kubernetes = values.kubernetes ? (values.subnet !== undefined ? { subnet: values.subnet } : true) : false;
@@ -149,7 +154,13 @@ export const sandbox: Command = {
         process.stdout.write(
           `${table(
             ["NAME", "HOSTS", "RUNNING", "IPS", "DIR"],
-            list.map((sb) => [sb.kubernetes ? `${sb.name} (kubernetes)` : sb.name, String(sb.hosts.length), String(sb.hosts.filter((h) => h.running).length), ipRange(sb.hosts), sb.dir]),
+            list.map((sb) => [
+              sb.kubernetes ? `${sb.name} (kubernetes)` : sb.name,
+              String(sb.hosts.length),
+              String(sb.hosts.filter((h) => h.running).length),
+              ipRange(sb.hosts),
+              sb.dir,
+            ]),
           )}\n`,
         );
         return;

@@ -39,16 +39,26 @@ export const inspect: Command = {
     const session = await Session.open();
     const info = await inspectImage(session.store, positionals[0]!);
     if (values.json) return printJson(info);
-    const out: string[] = [`Reference:  ${info.ref}`, `Digest:     ${info.digest}`, `Media type: ${info.mediaType}`, `Total size: ${formatBytes(info.totalSize)}`];
+    const out: string[] = [
+      `Reference:  ${info.ref}`,
+      `Digest:     ${info.digest}`,
+      `Media type: ${info.mediaType}`,
+      `Total size: ${formatBytes(info.totalSize)}`,
+    ];
     for (const p of info.platforms) {
       const m = p.metadata;
-      out.push("", `Platform ${p.platform} (manifest ${p.manifestDigest})`, `  Kind:    ${m.kind}${m.runtime ? `, runtime ${m.runtime.type}${m.runtime.version ? ` ${m.runtime.version}` : ""}` : ""}`);
+      out.push(
+        "",
+        `Platform ${p.platform} (manifest ${p.manifestDigest})`,
+        `  Kind:    ${m.kind}${m.runtime ? `, runtime ${m.runtime.type}${m.runtime.version ? ` ${m.runtime.version}` : ""}` : ""}`,
+      );
       out.push("  Layers:");
       for (const l of p.layers) out.push(`    ${shortDigest(l.digest)}  ${formatBytes(l.size).padStart(9)}  ${l.createdBy ?? ""}`);
       const labels = Object.entries(p.labels);
       if (labels.length) out.push("  Labels:", ...labels.map(([k, v]) => `    ${k}=${v}`));
       if (Object.keys(m.env).length) out.push("  Env:", ...Object.entries(m.env).map(([k, v]) => `    ${k}=${v}`));
-      if (m.applications.length) out.push("  Apps:", ...m.applications.map((a) => `    ${a.name} (${a.type}${a.role ? `, ${a.role}` : ""}): ${a.files.join(", ")}`));
+      if (m.applications.length)
+        out.push("  Apps:", ...m.applications.map((a) => `    ${a.name} (${a.type}${a.role ? `, ${a.role}` : ""}): ${a.files.join(", ")}`));
       if (m.launch.apps) out.push(`  Launch:  ${m.launch.apps.join(", ")}`);
       if (m.launch.cmds) out.push(`  Cmds:    ${m.launch.cmds.join(" && ")}`);
     }

@@ -16,7 +16,12 @@ export const pull: Command = {
   async run(args, signal) {
     const { values, positionals } = parse(
       args,
-      { platform: { type: "string" }, insecure: { type: "boolean", default: false }, json: { type: "boolean", default: false }, quiet: { type: "boolean", short: "q", default: false } },
+      {
+        platform: { type: "string" },
+        insecure: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        quiet: { type: "boolean", short: "q", default: false },
+      },
       pullUsage,
     );
     if (positionals.length !== 1) throw new UsageError(`pull needs exactly one REF\n\n${pullUsage}`);
@@ -30,7 +35,9 @@ export const pull: Command = {
         onEvent: progress.transfer,
       });
       if (values.json) return printJson(result);
-      process.stdout.write(`pulled ${result.ref} ${shortDigest(result.digest)}: ${result.blobs.transferred} blob(s) fetched, ${result.blobs.skipped} already present, ${progress.rate()}\n`);
+      process.stdout.write(
+        `pulled ${result.ref} ${shortDigest(result.digest)}: ${result.blobs.transferred} blob(s) fetched, ${result.blobs.skipped} already present, ${progress.rate()}\n`,
+      );
     } finally {
       session.close();
     }

@@ -19,7 +19,8 @@ export async function detectAppType(paths: string[]): Promise<DetectedAppType> {
   if (yaml.length === files.length) return { type: "kube" };
   if (shell.length === files.length) return { type: "shell" };
   const others = files.filter((f) => !/\.(ya?ml|sh)$/i.test(f)).slice(0, 3);
-  const reason = others.length > 0 ? `${others.join(", ")} ${others.length === 1 ? "is" : "are"} neither YAML nor .sh` : "it mixes YAML files and shell scripts";
+  const reason =
+    others.length > 0 ? `${others.join(", ")} ${others.length === 1 ? "is" : "are"} neither YAML nor .sh` : "it mixes YAML files and shell scripts";
   return {
     type: "error",
     message: `cannot tell the app type: expected a Helm chart directory, only YAML files, or only .sh scripts, but ${reason}`,
@@ -28,7 +29,13 @@ export async function detectAppType(paths: string[]): Promise<DetectedAppType> {
 
 async function isChart(path: string): Promise<boolean> {
   const st = await stat(path);
-  return st.isDirectory() && (await stat(join(path, "Chart.yaml")).then(() => true, () => false));
+  return (
+    st.isDirectory() &&
+    (await stat(join(path, "Chart.yaml")).then(
+      () => true,
+      () => false,
+    ))
+  );
 }
 
 async function collectFiles(path: string, out: string[]): Promise<void> {

@@ -69,7 +69,13 @@ async function buildPlatform(
 ): Promise<{ manifest: Descriptor; layers: BuiltLayer[]; metadata: ClusterImageMetadata }> {
   const pf = platformString(platform);
   const base = await loadBase(opts, kubefile, platform);
-  const unknownApps = kubefile.from.image === "scratch" ? [] : checkBaseAppRefs(kubefile, base.metadata.applications.map((a) => a.name));
+  const unknownApps =
+    kubefile.from.image === "scratch"
+      ? []
+      : checkBaseAppRefs(
+          kubefile,
+          base.metadata.applications.map((a) => a.name),
+        );
   if (unknownApps.length > 0) throw new KubefileSyntaxError(unknownApps);
   const build = new PlatformBuild(opts, join(work, "rootfs"), platform, base.key);
   for (const l of base.layers) build.addLayer(build.cacheKey, l.descriptor, l.diffId, "base", true, false);
@@ -184,12 +190,21 @@ async function applyInstruction(
       if (ins.flags.length > 0) {
         // Build-machine isolation flags (--network, --mount, --security) have no meaning here:
         // RUN already uses the build machine's shell. Refuse rather than silently ignore.
-        throw new BuildInputError(where.file, where.line, `RUN ${ins.flags.join(" ")}: RUN takes no flags in a Kubefile (it runs with the build machine's shell)`);
+        throw new BuildInputError(
+          where.file,
+          where.line,
+          `RUN ${ins.flags.join(" ")}: RUN takes no flags in a Kubefile (it runs with the build machine's shell)`,
+        );
       }
       return runStep(build, ins.command, { ...env, ...ins.env }, where);
     case "ENV":
       Object.assign(env, ins.pairs);
-      build.addEmpty(`ENV ${JSON.stringify(ins.pairs)}`, `ENV ${Object.entries(ins.pairs).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+      build.addEmpty(
+        `ENV ${JSON.stringify(ins.pairs)}`,
+        `ENV ${Object.entries(ins.pairs)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ")}`,
+      );
       return null;
     case "LABEL":
       Object.assign(labels, ins.pairs);

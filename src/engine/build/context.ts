@@ -176,7 +176,11 @@ export function applyCopyFlags(entries: LayerEntry[], flags: { chmod?: string; c
   if (flags.chown !== undefined) {
     const m = /^(\d+|root)(?::(\d+|root))?$/.exec(flags.chown);
     if (!m) {
-      throw new BuildInputError(where.file, where.line, `${where.instruction} --chown=${flags.chown}: expected a numeric uid[:gid] (or root); names cannot be resolved in a cluster image`);
+      throw new BuildInputError(
+        where.file,
+        where.line,
+        `${where.instruction} --chown=${flags.chown}: expected a numeric uid[:gid] (or root); names cannot be resolved in a cluster image`,
+      );
     }
     const uid = m[1] === "root" ? 0 : Number(m[1]);
     const gid = m[2] === undefined ? uid : m[2] === "root" ? 0 : Number(m[2]);

@@ -14,9 +14,13 @@ export function describe(ins: Instruction): string {
       return `${ins.kind} ${ins.name} ${ins.sources.map((s) => (s.type === "local" ? `local://${s.path}` : s.url)).join(" ")}`;
     case "ENV":
     case "LABEL":
-      return `${ins.kind} ${Object.entries(ins.pairs).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+      return `${ins.kind} ${Object.entries(ins.pairs)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")}`;
     case "APPENV":
-      return `APPENV ${ins.app} ${Object.entries(ins.pairs).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+      return `APPENV ${ins.app} ${Object.entries(ins.pairs)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")}`;
     case "APPCMDS":
       return `APPCMDS ${ins.app} ${JSON.stringify(ins.commands)}`;
     case "LAUNCH":

@@ -30,7 +30,10 @@ export async function readKubefile(context: string, kubefile: KubefileSource | u
     return { text: await readFile(path, "utf8"), file: path };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`cannot read the Kubefile ${path}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (err as Error).message}`, { cause: err });
+    throw new Error(
+      `cannot read the Kubefile ${path}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (err as Error).message}`,
+      { cause: err },
+    );
   }
 }
 

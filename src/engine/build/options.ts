@@ -51,4 +51,3 @@ export interface BuildResult {
   platforms: Array<{ platform: string; manifest: Digest; layers: BuiltLayer[] }>;
   metadata: ClusterImageMetadata;
 }
-

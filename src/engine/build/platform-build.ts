@@ -47,7 +47,9 @@ export class PlatformBuild {
   }
 
   nextKey(step: string): string {
-    return createHash("sha256").update(`${this.cacheKey}\n${platformString(this.platform)}\n${step}`).digest("hex");
+    return createHash("sha256")
+      .update(`${this.cacheKey}\n${platformString(this.platform)}\n${step}`)
+      .digest("hex");
   }
 
   async cached(key: string): Promise<CacheRecord | undefined> {
@@ -93,4 +95,3 @@ export function withParents(entries: LayerEntry[]): LayerEntry[] {
     .map((d) => ({ type: "directory", path: d, mode: 0o755 }));
   return [...parents, ...entries];
 }
-

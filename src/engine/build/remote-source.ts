@@ -29,7 +29,11 @@ export async function downloadSource(url: string, scratch: string, where: Where,
   try {
     res = await fetch(parsed, signal ? { signal, redirect: "follow" } : { redirect: "follow" });
   } catch (err) {
-    throw new BuildInputError(where.file, where.line, `${where.instruction} ${url}: download failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+    throw new BuildInputError(
+      where.file,
+      where.line,
+      `${where.instruction} ${url}: download failed: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`,
+    );
   }
   if (!res.ok || !res.body) {
     throw new BuildInputError(where.file, where.line, `${where.instruction} ${url}: download failed: HTTP ${res.status} ${res.statusText}`);

@@ -80,7 +80,15 @@ export function diffSnapshots(root: string, before: Snapshot, after: Snapshot): 
 }
 
 function differs(a: NodeState, b: NodeState): boolean {
-  return a.type !== b.type || a.mode !== b.mode || a.size !== b.size || a.mtimeNs !== b.mtimeNs || a.ctimeNs !== b.ctimeNs || a.ino !== b.ino || a.target !== b.target;
+  return (
+    a.type !== b.type ||
+    a.mode !== b.mode ||
+    a.size !== b.size ||
+    a.mtimeNs !== b.mtimeNs ||
+    a.ctimeNs !== b.ctimeNs ||
+    a.ino !== b.ino ||
+    a.target !== b.target
+  );
 }
 
 function hasDeletedAncestor(path: string, deleted: Set<string>): boolean {

@@ -2,7 +2,18 @@ import { shellQuote } from "../ssh";
 import type { ClusterHost } from "./host/connect";
 import { layersFor } from "./host/distribute";
 import { platformFor } from "./host/image";
-import { addDesiredHostsTo, addRecordedHostsFor, factsOf, lockCluster, openCluster, readRecord, recordWriter, verifiedRecord, type ClusterOptions, type OpenCluster } from "./open";
+import {
+  addDesiredHostsTo,
+  addRecordedHostsFor,
+  factsOf,
+  lockCluster,
+  openCluster,
+  readRecord,
+  recordWriter,
+  verifiedRecord,
+  type ClusterOptions,
+  type OpenCluster,
+} from "./open";
 import { runtimeOutputs } from "./outputs";
 import { planCluster, shortDigest, type Plan } from "./plan";
 import { DISTRIBUTE } from "./plan/kinds";
@@ -59,8 +70,16 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
     const involved = new Set(plan.phases.flatMap((p) => p.steps.map((s) => s.host)));
     const touched = [...ctx.hosts.values()].filter((h) => involved.has(h.ip));
     const desiredIps = new Set(ctx.desired.hosts.map((h) => h.ip));
-    const unreachable = opts.forceRemoval ? await unreachableRemoved(ctx, touched.filter((h) => !desiredIps.has(h.ip))) : new Set<string>();
-    await factsOf(ctx, touched.filter((h) => !unreachable.has(h.ip)));
+    const unreachable = opts.forceRemoval
+      ? await unreachableRemoved(
+          ctx,
+          touched.filter((h) => !desiredIps.has(h.ip)),
+        )
+      : new Set<string>();
+    await factsOf(
+      ctx,
+      touched.filter((h) => !unreachable.has(h.ip)),
+    );
     await validateHosts(ctx, plan, current);
     if (opts.dryRun) return { plan, record: current, sent: {}, outputs: {}, dryRun: true };
 
@@ -83,7 +102,9 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
         ...(ctx.registry ? { registry: ctx.registry } : {}),
         sent,
         unreachable,
-        previousSettings: new Map((current?.hosts ?? []).map((h) => [h.ip, { ...(h.labels ? { labels: h.labels } : {}), ...(h.taints ? { taints: h.taints } : {}) }])),
+        previousSettings: new Map(
+          (current?.hosts ?? []).map((h) => [h.ip, { ...(h.labels ? { labels: h.labels } : {}), ...(h.taints ? { taints: h.taints } : {}) }]),
+        ),
       }),
       persist: write,
       afterStep: stepRecorder({ imageDigest: ctx.image.digest, configDigest: ctx.desired.configDigest, desired: ctx.desired }),
@@ -93,7 +114,8 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
     });
     const distributed = plan.phases.flatMap((p) => p.steps.filter((s) => s.kind === DISTRIBUTE).map((s) => s.host));
     await pruneOldImages(ctx, distributed);
-    const unchanged = plan.phases.length === 0 && current !== undefined && current.imageDigest === ctx.image.digest && current.configDigest === ctx.desired.configDigest;
+    const unchanged =
+      plan.phases.length === 0 && current !== undefined && current.imageDigest === ctx.image.digest && current.configDigest === ctx.desired.configDigest;
     if (!unchanged) {
       finish(ctx, record);
       record.generation++;
@@ -101,7 +123,9 @@ export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
     }
     return { plan, record, sent: Object.fromEntries(sent), outputs: await runtimeOutputs(ctx), dryRun: false };
   } finally {
-    await release?.().catch((err: unknown) => ctx.emit({ type: "warning", host: ctx.firstMaster.ip, text: `could not release the cluster lock: ${(err as Error).message}` }));
+    await release?.().catch((err: unknown) =>
+      ctx.emit({ type: "warning", host: ctx.firstMaster.ip, text: `could not release the cluster lock: ${(err as Error).message}` }),
+    );
     await ctx.close();
   }
 }
@@ -131,7 +155,11 @@ async function unreachableRemoved(ctx: OpenCluster, removed: ClusterHost[]): Pro
         await factsOf(ctx, [h]);
       } catch (err) {
         out.add(h.ip);
-        ctx.emit({ type: "warning", host: h.ip, text: `cannot be reached (${(err as Error).message.split("\n").pop()?.trim()}): removed from the cluster without its own steps (forced); its files stay` });
+        ctx.emit({
+          type: "warning",
+          host: h.ip,
+          text: `cannot be reached (${(err as Error).message.split("\n").pop()?.trim()}): removed from the cluster without its own steps (forced); its files stay`,
+        });
       }
     }),
   );

@@ -134,7 +134,8 @@ export async function readRecord(ctx: OpenCluster): Promise<ClusterRecord | unde
     await factsOf(ctx, ctx.masters);
   } catch (err) {
     if (!(err instanceof HostsError)) throw err;
-    for (const f of err.failures) ctx.emit({ type: "warning", host: f.host, text: `cannot read the cluster record here: ${String((f.error as Error).message ?? f.error)}` });
+    for (const f of err.failures)
+      ctx.emit({ type: "warning", host: f.host, text: `cannot read the cluster record here: ${String((f.error as Error).message ?? f.error)}` });
   }
   return newestRecord(ctx.masters.map((m) => ctx.facts.get(m.ip)?.record));
 }
@@ -149,10 +150,14 @@ export async function readRecord(ctx: OpenCluster): Promise<ClusterRecord | unde
 export async function verifiedRecord(ctx: OpenCluster, record: ClusterRecord, opts: { unreachable?: "fail" | "keep" } = {}): Promise<ClusterRecord> {
   const members = record.hosts.filter((h) => h.member && ctx.hosts.has(h.ip));
   try {
-    await factsOf(ctx, members.map((h) => ctx.hosts.get(h.ip)!));
+    await factsOf(
+      ctx,
+      members.map((h) => ctx.hosts.get(h.ip)!),
+    );
   } catch (err) {
     if (!(err instanceof HostsError) || opts.unreachable !== "keep") throw err;
-    for (const f of err.failures) ctx.emit({ type: "warning", host: f.host, text: `cannot be reached, kept as recorded: ${String((f.error as Error).message ?? f.error)}` });
+    for (const f of err.failures)
+      ctx.emit({ type: "warning", host: f.host, text: `cannot be reached, kept as recorded: ${String((f.error as Error).message ?? f.error)}` });
   }
   const out = structuredClone(record);
   for (const h of out.hosts) {
@@ -172,7 +177,8 @@ export function addRecordedHostsFor(ctx: OpenCluster, record: ClusterRecord | un
 
 /** Hosts the spec names that the record does not know yet, added to it (no member, nothing done). */
 export function addDesiredHostsTo(ctx: OpenCluster, record: ClusterRecord): void {
-  for (const h of ctx.desired.hosts) if (!record.hosts.some((r) => r.ip === h.ip)) record.hosts.push({ ip: h.ip, roles: h.roles, member: false, imageDigest: "", done: [] });
+  for (const h of ctx.desired.hosts)
+    if (!record.hosts.some((r) => r.ip === h.ip)) record.hosts.push({ ip: h.ip, roles: h.roles, member: false, imageDigest: "", done: [] });
 }
 
 /** Writes the record to the first master (must succeed) and, `everywhere`, to every other master (best effort). */
@@ -184,7 +190,8 @@ export function recordWriter(ctx: OpenCluster): (record: ClusterRecord, everywhe
     const others = ctx.masters.filter((m) => m !== ctx.firstMaster);
     const results = await Promise.allSettled([write(ctx.firstMaster), ...others.map(write)]);
     results.slice(1).forEach((r, i) => {
-      if (r.status === "rejected") ctx.emit({ type: "warning", host: others[i]!.ip, text: `could not update the cluster record here: ${(r.reason as Error).message}` });
+      if (r.status === "rejected")
+        ctx.emit({ type: "warning", host: others[i]!.ip, text: `could not update the cluster record here: ${(r.reason as Error).message}` });
     });
     if (results[0]!.status === "rejected") throw results[0].reason;
   };

@@ -45,11 +45,29 @@ export async function checkCluster(opts: ClusterOptions): Promise<CheckResult> {
     const results = await Promise.all(
       hosts.map(async (h): Promise<HostCheck> => {
         const recorded = record?.hosts.find((r) => r.ip === h.ip);
-        if (!recorded?.member) return { ip: h.ip, ok: false, problem: record ? "not a member of the cluster (apply to join it)" : "the cluster does not exist (no record on its masters)" };
+        if (!recorded?.member)
+          return {
+            ip: h.ip,
+            ok: false,
+            problem: record ? "not a member of the cluster (apply to join it)" : "the cluster does not exist (no record on its masters)",
+          };
         try {
           const conn = await ctx.pool.get(h, ctx.signal);
-          const cmd = ctx.runtime.command("check", runtimeHost(h), { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current, healthCheck: true });
-          await runRuntimeCommand(ctx, conn, { ...cmd, command: `[ -d ${shellQuote(ctx.layout.current)} ] || { echo "no image installed" >&2; exit 1; }; ${cmd.command}` }, "check", ctx.signal);
+          const cmd = ctx.runtime.command("check", runtimeHost(h), {
+            ...runtimeContextOf(ctx, ctx.registry),
+            action: "create",
+            added: [],
+            removed: [],
+            rootfs: ctx.layout.current,
+            healthCheck: true,
+          });
+          await runRuntimeCommand(
+            ctx,
+            conn,
+            { ...cmd, command: `[ -d ${shellQuote(ctx.layout.current)} ] || { echo "no image installed" >&2; exit 1; }; ${cmd.command}` },
+            "check",
+            ctx.signal,
+          );
           return { ip: h.ip, ok: true };
         } catch (err) {
           return { ip: h.ip, ok: false, problem: (err as Error).message };
@@ -79,11 +97,15 @@ export async function execOnCluster(opts: ExecOnHostsOptions): Promise<{ host: s
     const roles = opts.roles?.map((r) => (r === "worker" ? "node" : r));
     if (roles?.length) hosts = hosts.filter((h) => h.roles.some((r) => roles.includes(r)));
     if (opts.ips?.length) hosts = hosts.filter((h) => opts.ips!.includes(h.ip));
-    if (hosts.length === 0) throw new Error(`no host of cluster ${ctx.spec.name} has ${opts.roles?.length ? `role ${opts.roles.join(" or ")}` : "the given IPs"}`);
+    if (hosts.length === 0)
+      throw new Error(`no host of cluster ${ctx.spec.name} has ${opts.roles?.length ? `role ${opts.roles.join(" or ")}` : "the given IPs"}`);
     const results = await new Hosts(hosts).parallelMap(
       async (h, signal) => {
         const conn = await ctx.pool.get(h, signal);
-        return { host: h.ip, result: await runStreamed(conn, { command: opts.script, env: {}, step: "exec", timeoutMs: ctx.spec.timeouts.command * 1000, emit: ctx.emit, signal }) };
+        return {
+          host: h.ip,
+          result: await runStreamed(conn, { command: opts.script, env: {}, step: "exec", timeoutMs: ctx.spec.timeouts.command * 1000, emit: ctx.emit, signal }),
+        };
       },
       { limit: ctx.spec.parallelism, ...(ctx.signal ? { signal: ctx.signal } : {}) },
     );

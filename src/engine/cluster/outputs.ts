@@ -14,7 +14,11 @@ export async function runtimeOutputs(ctx: OpenCluster): Promise<RuntimeOutputs> 
   const readFile = async (path: string): Promise<string | undefined> => {
     // The first line says whether the file exists (the runtime decides whether it must); a failed read throws.
     const q = shellQuote(path);
-    const r = await conn.run(`if [ -f ${q} ]; then echo file; cat ${q}; else echo none; fi`, { sudo: true, timeoutMs: 60_000, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    const r = await conn.run(`if [ -f ${q} ]; then echo file; cat ${q}; else echo none; fi`, {
+      sudo: true,
+      timeoutMs: 60_000,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
     return r.stdout.startsWith("file\n") ? r.stdout.slice("file\n".length) : undefined;
   };
   return ctx.runtime.outputs(readFile, { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current });

@@ -24,7 +24,10 @@ export async function resetCluster(opts: ResetOptions): Promise<{ plan: Plan; sk
     addDesiredHostsTo(ctx, record);
     const skipped: string[] = [];
     try {
-      await factsOf(ctx, record.hosts.map((h) => ctx.hosts.get(h.ip)!));
+      await factsOf(
+        ctx,
+        record.hosts.map((h) => ctx.hosts.get(h.ip)!),
+      );
     } catch (err) {
       if (!(err instanceof HostsError) || !opts.force) throw err;
       skipped.push(...err.hosts);
@@ -35,7 +38,13 @@ export async function resetCluster(opts: ResetOptions): Promise<{ plan: Plan; sk
     await executePlan({
       plan,
       record,
-      runStep: stepRunner(ctx, { plan, added: [], removed: record.hosts.map((h) => h.ip), ...(ctx.registry ? { registry: ctx.registry } : {}), sent: new Map() }),
+      runStep: stepRunner(ctx, {
+        plan,
+        added: [],
+        removed: record.hosts.map((h) => h.ip),
+        ...(ctx.registry ? { registry: ctx.registry } : {}),
+        sent: new Map(),
+      }),
       // The data roots go away with the reset (record and lock with them): nothing to write.
       persist: async () => undefined,
       parallelism: ctx.spec.parallelism,

@@ -31,7 +31,8 @@ export async function validateHosts(ctx: OpenCluster, plan: Plan, current: Curre
   ].map((problem) => ({ problem }));
   // A running cluster moving to another runtime version (only then: a resumed apply is past this).
   const runningVersion = (current as ClusterRecord | undefined)?.runtimeVersion;
-  const change = current && current.imageDigest !== ctx.image.digest ? ctx.runtime.changeProblem?.(runningVersion, ctx.image.metadata.runtime?.version) : undefined;
+  const change =
+    current && current.imageDigest !== ctx.image.digest ? ctx.runtime.changeProblem?.(runningVersion, ctx.image.metadata.runtime?.version) : undefined;
   if (change) problems.push({ problem: change });
   const distributing = new Set(plan.phases.flatMap((p) => p.steps.filter((s) => s.kind === DISTRIBUTE).map((s) => s.host)));
   const available = [...ctx.image.platforms.keys()].join(", ");
@@ -63,7 +64,9 @@ export async function validateHosts(ctx: OpenCluster, plan: Plan, current: Curre
   }
   for (const [name, ips] of names) {
     if (ips.length > 1 && ips.some((ip) => desired.has(ip))) {
-      problems.push({ problem: `hosts ${ips.join(", ")} all have the host name "${name}": every host needs its own name (set one with a HOSTNAME plugin or on the hosts)` });
+      problems.push({
+        problem: `hosts ${ips.join(", ")} all have the host name "${name}": every host needs its own name (set one with a HOSTNAME plugin or on the hosts)`,
+      });
     }
   }
 
@@ -80,7 +83,8 @@ export async function validateHosts(ctx: OpenCluster, plan: Plan, current: Curre
   }
 
   for (const [ip, f] of ctx.facts) {
-    if (Math.abs(f.clockSkewMs) > MAX_CLOCK_SKEW_MS) ctx.emit({ type: "warning", host: ip, text: `clock is ${Math.round(f.clockSkewMs / 1000)} s off this machine's` });
+    if (Math.abs(f.clockSkewMs) > MAX_CLOCK_SKEW_MS)
+      ctx.emit({ type: "warning", host: ip, text: `clock is ${Math.round(f.clockSkewMs / 1000)} s off this machine's` });
   }
   if (problems.length > 0) throw new ValidationError(problems);
 }

@@ -36,14 +36,26 @@ export async function inspectImage(store: ImageStore, ref: string): Promise<Imag
       manifestDigest: descriptor.digest,
       manifest,
       config,
-      layers: manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, ...(created[i]?.created_by ? { createdBy: created[i]!.created_by! } : {}) })),
+      layers: manifest.layers.map((l, i) => ({
+        digest: l.digest,
+        size: l.size,
+        mediaType: l.mediaType,
+        ...(created[i]?.created_by ? { createdBy: created[i]!.created_by! } : {}),
+      })),
       labels: config.config?.Labels ?? {},
       metadata,
       size: manifest.config.size + manifest.layers.reduce((n, l) => n + l.size, 0),
     };
   });
   const containerImages = [...new Set(platforms.flatMap((p) => p.metadata.containerImages.map((c) => c.image)))].sort();
-  return { ref: image.ref, digest: image.descriptor.digest, mediaType: image.descriptor.mediaType, platforms, containerImages, totalSize: await totalSize(store, image) };
+  return {
+    ref: image.ref,
+    digest: image.descriptor.digest,
+    mediaType: image.descriptor.mediaType,
+    platforms,
+    containerImages,
+    totalSize: await totalSize(store, image),
+  };
 }
 
 export async function totalSize(store: ImageStore, image: StoredImage): Promise<number> {

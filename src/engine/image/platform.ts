@@ -9,16 +9,9 @@ import { hostPlatform, platformString, type Descriptor, type Platform } from "./
 export function choosePlatform(manifests: Descriptor[], want: Platform): Descriptor | undefined {
   const candidates = manifests.filter((m) => m.platform && !isAttestation(m) && m.platform.os === want.os && m.platform.architecture === want.architecture);
   if (want.variant) {
-    return (
-      candidates.find((m) => m.platform!.variant === want.variant) ??
-      candidates.find((m) => normVariant(m.platform!) === normVariant(want))
-    );
+    return candidates.find((m) => m.platform!.variant === want.variant) ?? candidates.find((m) => normVariant(m.platform!) === normVariant(want));
   }
-  return (
-    candidates.find((m) => !m.platform!.variant) ??
-    candidates.find((m) => normVariant(m.platform!) === normVariant(want)) ??
-    candidates[0]
-  );
+  return candidates.find((m) => !m.platform!.variant) ?? candidates.find((m) => normVariant(m.platform!) === normVariant(want)) ?? candidates[0];
 }
 
 /** Chooses the manifest for a platform from an index (see choosePlatform); a clear error lists what there is. */

@@ -42,12 +42,18 @@ export interface ImageParts {
 export async function readImage(reader: ImageReader, top: Descriptor): Promise<ImageParts> {
   const got = await reader.manifest(top);
   const mediaType = got.mediaType ?? top.mediaType;
-  const entries: Array<{ desc: Descriptor; manifest?: Manifest }> = isIndexMediaType(mediaType) ? (got.json as Index).manifests.map((desc) => ({ desc })) : [{ desc: top, manifest: got.json as Manifest }];
+  const entries: Array<{ desc: Descriptor; manifest?: Manifest }> = isIndexMediaType(mediaType)
+    ? (got.json as Index).manifests.map((desc) => ({ desc }))
+    : [{ desc: top, manifest: got.json as Manifest }];
   const parts: ImagePart[] = [];
   for (const e of entries) {
     const manifest = e.manifest ?? ((await reader.manifest(e.desc)).json as Manifest);
     const config = await reader.config(manifest.config);
-    const platform: Platform = e.desc.platform ?? { os: config.os ?? "linux", architecture: config.architecture ?? "amd64", ...(config.variant ? { variant: config.variant } : {}) };
+    const platform: Platform = e.desc.platform ?? {
+      os: config.os ?? "linux",
+      architecture: config.architecture ?? "amd64",
+      ...(config.variant ? { variant: config.variant } : {}),
+    };
     parts.push({ descriptor: e.desc, platform, manifest, config, metadata: readMetadata(manifest, config) });
   }
   return { descriptor: top, mediaType, parts };
@@ -68,7 +74,8 @@ export function sourceReader(source: ImageSource, repository: string): ImageRead
       const got = await source.getManifest(repository, desc.digest);
       return { mediaType: got.mediaType, json: JSON.parse(got.bytes.toString("utf8")) as unknown };
     },
-    config: async (desc) => JSON.parse((await readAll(await source.openBlob(repository, desc.digest as Digest, { size: desc.size }))).toString("utf8")) as ImageConfig,
+    config: async (desc) =>
+      JSON.parse((await readAll(await source.openBlob(repository, desc.digest as Digest, { size: desc.size }))).toString("utf8")) as ImageConfig,
   };
 }
 

@@ -37,7 +37,11 @@ export interface ResolvedImage {
  * have, or cannot be asked about, is looked up in the local store. Undefined: found nowhere. A
  * registry that cannot be asked, for an image not in the store, is an error.
  */
-export async function resolveImage(access: ImageAccess, refText: string, opts: { pull: boolean; log?: (line: string) => void }): Promise<ResolvedImage | undefined> {
+export async function resolveImage(
+  access: ImageAccess,
+  refText: string,
+  opts: { pull: boolean; log?: (line: string) => void },
+): Promise<ResolvedImage | undefined> {
   const log = opts.log ?? (() => undefined);
   const ref = parseReference(refText);
   if (ref.digest && (await hasImage(access.store, ref.digest))) return fromStore(access.store, ref, ref.digest, "store");
@@ -60,7 +64,10 @@ export async function resolveImage(access: ImageAccess, refText: string, opts: {
   try {
     stored = await access.store.resolve(formatReference(ref));
   } catch {
-    if (remoteError) throw new Error(`image ${refText} is not in the local store (${access.home}) and its registry could not be asked: ${remoteError.message}`, { cause: remoteError });
+    if (remoteError)
+      throw new Error(`image ${refText} is not in the local store (${access.home}) and its registry could not be asked: ${remoteError.message}`, {
+        cause: remoteError,
+      });
     return undefined;
   }
   if (remoteError) log(`registry ${ref.registry} could not be asked (${remoteError.message}); using the local store's ${stored.ref}`);

@@ -15,7 +15,6 @@ import { WorkerHashingStream } from "../util/worker-hash";
 
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 
-
 export interface StoredImage {
   /** Fully qualified reference, e.g. docker.io/library/app:1.0 */
   ref: string;
@@ -107,10 +106,7 @@ export class ImageStore {
    * Streams a blob in, hashing as it goes; it is renamed into place only when the digest
    * (and size, when given) match, so a truncated or corrupt download never becomes a blob.
    */
-  async putBlobStream(
-    source: Readable,
-    expected: { digest?: Digest; size?: number; what?: string } = {},
-  ): Promise<{ digest: Digest; size: number }> {
+  async putBlobStream(source: Readable, expected: { digest?: Digest; size?: number; what?: string } = {}): Promise<{ digest: Digest; size: number }> {
     const what = expected.what ?? "blob";
     let result: { digest: Digest; size: number } | undefined;
     const target = expected.digest ? this.blobPath(expected.digest) : join(this.root, "blobs", "sha256", ".incoming");

@@ -58,7 +58,9 @@ async function pullLeased(store: ImageStore, refText: string, opts: TransferOpti
     const index = JSON.parse(top.bytes.toString("utf8")) as Index;
     children = opts.platform ? index.manifests.filter((m) => m.platform && platformMatches(m.platform, opts.platform!)) : index.manifests;
     if (opts.platform && children.length === 0) {
-      throw new Error(`${refText} has no manifest for ${platformString(opts.platform)} (available: ${index.manifests.map((m) => (m.platform ? platformString(m.platform) : "?")).join(", ")})`);
+      throw new Error(
+        `${refText} has no manifest for ${platformString(opts.platform)} (available: ${index.manifests.map((m) => (m.platform ? platformString(m.platform) : "?")).join(", ")})`,
+      );
     }
     for (const child of children) {
       const got = await client.getManifest(ref.repository, child.digest, undefined, opts.signal);
@@ -137,7 +139,12 @@ export async function pushImage(
       bytes += desc.size;
       transferred++;
     } else skipped++;
-    opts.onEvent?.({ type: "blob", digest: desc.digest, size: desc.size, state: result === "uploaded" ? "done" : result === "mounted" ? "mounted" : "skipped" });
+    opts.onEvent?.({
+      type: "blob",
+      digest: desc.digest,
+      size: desc.size,
+      state: result === "uploaded" ? "done" : result === "mounted" ? "mounted" : "skipped",
+    });
   });
   for (const m of manifests) {
     await client.putManifest(dest.repository, m.digest, await store.readBlob(m.digest), m.mediaType, opts.signal);
@@ -155,4 +162,3 @@ function collectBlobs(manifest: Manifest, into: Map<Digest, Descriptor>): void {
 function platformMatches(have: Platform, want: Platform): boolean {
   return have.os === want.os && have.architecture === want.architecture && (!want.variant || have.variant === want.variant);
 }
-

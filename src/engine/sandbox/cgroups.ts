@@ -24,7 +24,11 @@ export interface CgroupLayout {
 
 /** Reads the hierarchies mounted under /sys/fs/cgroup and this process's cgroup in each (v1, v2, or both). */
 export async function cgroupLayout(): Promise<CgroupLayout> {
-  const [mountinfo, selfCgroup, procCgroups] = await Promise.all([readFile("/proc/self/mountinfo", "utf8"), readFile("/proc/self/cgroup", "utf8"), readFile("/proc/cgroups", "utf8").catch(() => "")]);
+  const [mountinfo, selfCgroup, procCgroups] = await Promise.all([
+    readFile("/proc/self/mountinfo", "utf8"),
+    readFile("/proc/self/cgroup", "utf8"),
+    readFile("/proc/cgroups", "utf8").catch(() => ""),
+  ]);
   const controllers = new Set(
     procCgroups
       .split("\n")
@@ -61,7 +65,8 @@ export async function cgroupLayout(): Promise<CgroupLayout> {
     const path = own.get(key);
     if (path === undefined) continue;
     const rel = relative(mountRoot, path);
-    if (rel.startsWith("..")) throw new Error(`this process's cgroup ${path} is outside the ${mountPoint} mount (root ${mountRoot}); sandbox hosts cannot nest their cgroups here`);
+    if (rel.startsWith(".."))
+      throw new Error(`this process's cgroup ${path} is outside the ${mountPoint} mount (root ${mountRoot}); sandbox hosts cannot nest their cgroups here`);
     if (hierarchies.some((h) => h.mountPoint === mountPoint)) continue;
     hierarchies.push({ mountPoint, fstype, mountOptions, ownDir: join(mountPoint, rel) });
   }

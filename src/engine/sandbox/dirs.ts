@@ -28,13 +28,20 @@ export function checkName(name: string): void {
 
 export function checkDir(dir: string): void {
   // The dir ends up in overlay mount options, where "," and ":" are separators.
-  if (/[,:\s\\]/.test(dir)) throw new Error(`sandbox dir "${dir}": must not contain commas, colons, backslashes or whitespace (it goes into overlay mount options)`);
+  if (/[,:\s\\]/.test(dir))
+    throw new Error(`sandbox dir "${dir}": must not contain commas, colons, backslashes or whitespace (it goes into overlay mount options)`);
 }
 
 export function checkRealDirs(dirs: string[]): string[] {
   return dirs.map((d) => {
     const n = normalize(d).replace(/\/+$/, "");
-    if (!isAbsolute(d) || n === "" || n === "/" || d.split("/").includes("..") || ["/proc", "/sys", "/dev", "/run", "/tmp"].some((m) => n === m || n.startsWith(`${m}/`))) {
+    if (
+      !isAbsolute(d) ||
+      n === "" ||
+      n === "/" ||
+      d.split("/").includes("..") ||
+      ["/proc", "/sys", "/dev", "/run", "/tmp"].some((m) => n === m || n.startsWith(`${m}/`))
+    ) {
       throw new Error(`real dir "${d}": expected an absolute path inside the host other than /, /proc, /sys, /dev, /run and /tmp`);
     }
     return n;
@@ -46,7 +53,10 @@ export async function checkFilesystem(dir: string): Promise<void> {
   let probe = dir;
   while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe);
   const st = await statfs(probe);
-  if (st.type === OVERLAYFS_MAGIC) throw new Error(`sandbox dir ${dir} is on an overlay filesystem, which cannot hold an overlay's upper layer; choose a dir on a real filesystem (e.g. under /tmp or /var/tmp if those are not overlays)`);
+  if (st.type === OVERLAYFS_MAGIC)
+    throw new Error(
+      `sandbox dir ${dir} is on an overlay filesystem, which cannot hold an overlay's upper layer; choose a dir on a real filesystem (e.g. under /tmp or /var/tmp if those are not overlays)`,
+    );
 }
 
 /** A sandbox dir is removed whole on failure and on `down`: never take over a directory holding anything else. */

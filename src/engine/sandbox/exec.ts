@@ -32,8 +32,30 @@ export function hostExec(sb: Sandbox, host: SandboxHost | string, argv: string[]
   if (!argv.length) return Promise.reject(new Error("hostExec: no command"));
   const env = Object.entries({ PATH: HOST_PATH, HOME: "/root", LANG: "C.UTF-8", ...opts.env }).map(([k, v]) => `${k}=${v}`);
   // Inside a Kubernetes-mode host every /sys/fs/cgroup/* is rooted at the host's own cgroup.
-  const join = sb.kubernetes ? 'for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs; do [ ! -w "$f" ] || echo $$ > "$f" 2> /dev/null || :; done; ' : "";
-  const args = ["-t", String(h.pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--", "/usr/bin/env", "-i", ...env, "/bin/sh", "-c", `${join}exec "$@"`, "sh", ...argv];
+  const join = sb.kubernetes
+    ? 'for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs; do [ ! -w "$f" ] || echo $$ > "$f" 2> /dev/null || :; done; '
+    : "";
+  const args = [
+    "-t",
+    String(h.pid),
+    "-m",
+    "-u",
+    "-i",
+    "-n",
+    "-p",
+    "-C",
+    "-r",
+    "-w",
+    "--",
+    "/usr/bin/env",
+    "-i",
+    ...env,
+    "/bin/sh",
+    "-c",
+    `${join}exec "$@"`,
+    "sh",
+    ...argv,
+  ];
   const timeoutMs = opts.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
     const child = spawn("nsenter", args, { stdio: ["pipe", "pipe", "pipe"] });

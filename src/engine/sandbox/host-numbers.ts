@@ -34,7 +34,8 @@ export async function chooseIndices(dir: string, count: number, first: number | 
     for (let f = 1; f + count - 1 <= MAX_INDEX; f++) if (!range(f, count).some(busy)) return range(f, count);
     throw new Error(`no ${count} consecutive free host numbers left in ${IP_PREFIX}1-${MAX_INDEX}`);
   }
-  if (!Number.isInteger(first) || first < 1 || first + count - 1 > MAX_INDEX) throw new Error(`hosts ${IP_PREFIX}${first}..${first + count - 1}: host numbers must be within 1-${MAX_INDEX}`);
+  if (!Number.isInteger(first) || first < 1 || first + count - 1 > MAX_INDEX)
+    throw new Error(`hosts ${IP_PREFIX}${first}..${first + count - 1}: host numbers must be within 1-${MAX_INDEX}`);
   const want = range(first, count);
   const clash = want.find(busy);
   if (clash !== undefined) throw new Error(`${IP_PREFIX}${clash} already belongs to ${others.get(clash) ?? "this sandbox"}; choose another first index`);
@@ -73,7 +74,8 @@ export async function reserveNetwork(dir: string, state: State, subnet: string |
 export function kubeIndices(count: number, first: number | undefined, taken: Set<number>): number[] {
   let f = first ?? 1;
   if (first === undefined) while (taken.has(f)) f++;
-  if (!Number.isInteger(f) || f < 1 || f + count - 1 > KUBE_MAX_INDEX) throw new Error(`hosts ${f}..${f + count - 1}: Kubernetes-mode host numbers must be within 1-${KUBE_MAX_INDEX} (node addresses .11-.253)`);
+  if (!Number.isInteger(f) || f < 1 || f + count - 1 > KUBE_MAX_INDEX)
+    throw new Error(`hosts ${f}..${f + count - 1}: Kubernetes-mode host numbers must be within 1-${KUBE_MAX_INDEX} (node addresses .11-.253)`);
   const want = range(f, count);
   const clash = want.find((i) => taken.has(i));
   if (clash !== undefined) throw new Error(`host${clash} already exists in this sandbox`);

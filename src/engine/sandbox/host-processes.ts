@@ -18,7 +18,14 @@ export async function writeKnownHosts(state: State, keys: Map<number, string>): 
   for (const line of previous.split("\n").filter(Boolean)) lines.set(line.split(" ")[0]!, line);
   for (const [index, key] of keys) lines.set(ipOf(state, index), `${ipOf(state, index)} ${key.split(" ").slice(0, 2).join(" ")} host${index}`);
   const known = new Set(state.hosts.map((h) => ipOf(state, h.index)));
-  await writeFileAtomic(state.ssh.knownHosts, [...lines.entries()].filter(([ip]) => known.has(ip)).map(([, l]) => `${l}\n`).join(""), 0o644);
+  await writeFileAtomic(
+    state.ssh.knownHosts,
+    [...lines.entries()]
+      .filter(([ip]) => known.has(ip))
+      .map(([, l]) => `${l}\n`)
+      .join(""),
+    0o644,
+  );
 }
 
 /**
@@ -43,7 +50,10 @@ export async function killHosts(state: State, records: HostRecord[]): Promise<vo
     2_000,
   ).catch(() => undefined);
   for (const r of records) await killExact(r.launcher);
-  await waitGone(records.map((r) => r.launcher), 10_000);
+  await waitGone(
+    records.map((r) => r.launcher),
+    10_000,
+  );
   const net = state.kubernetes?.net;
   if (!net) return;
   const problems: string[] = [];

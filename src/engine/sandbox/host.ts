@@ -78,7 +78,8 @@ async function findTool(name: string): Promise<string | undefined> {
  */
 export async function preflight(extra: Tool[] = [], more: () => Promise<string[]> = async () => []): Promise<void> {
   const problems: string[] = [];
-  if (process.getuid?.() !== 0) problems.push(`root (running as uid ${process.getuid?.() ?? "unknown"}; hosts need mount, PID and UTS namespaces and overlay mounts)`);
+  if (process.getuid?.() !== 0)
+    problems.push(`root (running as uid ${process.getuid?.() ?? "unknown"}; hosts need mount, PID and UTS namespaces and overlay mounts)`);
   const missing = [];
   for (const t of [...TOOLS, ...extra]) if (!(await findTool(t.name))) missing.push(t);
   if (missing.length) problems.push(`${missing.map((t) => t.name).join(", ")} (apt-get install ${[...new Set(missing.map((t) => t.pkg))].join(" ")})`);
@@ -210,7 +211,21 @@ export interface Launched {
 export async function launchHost(h: HostLayout, passwordFile: string | undefined): Promise<Launched> {
   const p = hostPaths(h.dir);
   const binds = h.realDirs.flatMap((inside) => [join(p.real, realDirName(inside)), inside]);
-  return spawnLauncher(h, "unshare", ["--mount", "--uts", "--pid", "--fork", "--kill-child", "--propagation", "private", "/bin/sh", p.launch, h.dir, h.hostname, passwordFile ?? "-", ...binds]);
+  return spawnLauncher(h, "unshare", [
+    "--mount",
+    "--uts",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--propagation",
+    "private",
+    "/bin/sh",
+    p.launch,
+    h.dir,
+    h.hostname,
+    passwordFile ?? "-",
+    ...binds,
+  ]);
 }
 
 /**

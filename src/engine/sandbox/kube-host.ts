@@ -74,10 +74,12 @@ export async function kubePreflightProblems(layout: () => Promise<CgroupLayout>)
     problems.push(`usable cgroups (${(err as Error).message})`);
   }
   // Hosts see the machine's root filesystem only (overlay lowerdir=/): the stand-in's Node must live there.
-  if (statSync(process.execPath).dev !== statSync("/").dev) problems.push(`a Node on the root filesystem (${process.execPath} is on another filesystem, which hosts do not see)`);
+  if (statSync(process.execPath).dev !== statSync("/").dev)
+    problems.push(`a Node on the root filesystem (${process.execPath} is on another filesystem, which hosts do not see)`);
   // Run from the sources (tests), the stand-in is TypeScript: Node strips its types itself since 22.18.
   const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
-  if (standInSource().name.endsWith(".ts") && (major < 22 || (major === 22 && minor < 18))) problems.push(`Node 22.18 or later to run the systemctl stand-in from its TypeScript source (this is ${process.version}; or run the compiled build)`);
+  if (standInSource().name.endsWith(".ts") && (major < 22 || (major === 22 && minor < 18)))
+    problems.push(`Node 22.18 or later to run the systemctl stand-in from its TypeScript source (this is ${process.version}; or run the compiled build)`);
   return problems;
 }
 
@@ -126,7 +128,12 @@ function mountsScript(h: HostLayout, layout: CgroupLayout): string {
     lines.push(`mount -t tmpfs -o nosuid,nodev,noexec,mode=755 cgroup "$R${CGROUP_FS}"`);
     for (const x of layout.hierarchies) {
       const at = `"$R"${q(x.mountPoint)}`;
-      lines.push(`mkdir -p ${at}`, x.fstype === "cgroup2" ? `mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 ${at}` : `mount -t cgroup -o nosuid,nodev,noexec,${x.mountOptions} cgroup ${at}`);
+      lines.push(
+        `mkdir -p ${at}`,
+        x.fstype === "cgroup2"
+          ? `mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 ${at}`
+          : `mount -t cgroup -o nosuid,nodev,noexec,${x.mountOptions} cgroup ${at}`,
+      );
     }
     for (const [name, target] of layout.links) lines.push(`ln -s ${q(target)} "$R"${q(join(CGROUP_FS, name))}`);
   }
@@ -140,13 +147,18 @@ function mountsScript(h: HostLayout, layout: CgroupLayout): string {
 const HOSTS_SEED = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 function mknodWhiteout(path: string): Promise<void> {
-  return new Promise((resolve, reject) => execFile("mknod", [path, "c", "0", "0"], (err, _o, stderr) => (err ? reject(new Error(`mknod ${path}: ${stderr.toString().trim() || err.message}`)) : resolve())));
+  return new Promise((resolve, reject) =>
+    execFile("mknod", [path, "c", "0", "0"], (err, _o, stderr) =>
+      err ? reject(new Error(`mknod ${path}: ${stderr.toString().trim() || err.message}`)) : resolve(),
+    ),
+  );
 }
 
-const lexists = (p: string) => lstat(p).then(
-  () => true,
-  () => false,
-);
+const lexists = (p: string) =>
+  lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Writes what a Kubernetes-mode host needs into its disk before it starts: everything a loopback
@@ -161,7 +173,11 @@ export async function prepareKubeHost(h: HostLayout, net: SandboxNet, authorized
   const p = hostPaths(h.dir);
   const etc = join(p.upper, "etc");
   if (!(await lexists(join(etc, "resolv.conf")))) {
-    await writeFile(join(etc, "resolv.conf"), `# sealant sandbox host: nothing leaves the sandbox's network; no DNS server answers here\nnameserver ${net.hubIp}\n`, { mode: 0o644 });
+    await writeFile(
+      join(etc, "resolv.conf"),
+      `# sealant sandbox host: nothing leaves the sandbox's network; no DNS server answers here\nnameserver ${net.hubIp}\n`,
+      { mode: 0o644 },
+    );
   }
   if (!(await lexists(join(etc, "machine-id")))) await writeFile(join(etc, "machine-id"), `${randomBytes(16).toString("hex")}\n`, { mode: 0o444 });
   if (fresh) {
@@ -206,7 +222,16 @@ export async function launchKubeHost(h: HostLayout, setup: KubeHostSetup, layout
   try {
     cgroups = await createHostCgroups(layout, setup.cgroupName);
     await writeFile(kubePaths(h.dir).cgroupProcs, cgroups.map((d) => `${join(d, "cgroup.procs")}\n`).join(""), { mode: 0o644 });
-    const launched = await spawnLauncher(h, "nsenter", [`--net=/run/netns/${setup.netns}`, "--", "/bin/sh", hostPaths(h.dir).launch, "launch", h.dir, h.hostname, passwordFile ?? "-"]);
+    const launched = await spawnLauncher(h, "nsenter", [
+      `--net=/run/netns/${setup.netns}`,
+      "--",
+      "/bin/sh",
+      hostPaths(h.dir).launch,
+      "launch",
+      h.dir,
+      h.hostname,
+      passwordFile ?? "-",
+    ]);
     return { launched, cgroups, warnings };
   } catch (err) {
     await removeCgroups(cgroups).catch(() => undefined);

@@ -42,10 +42,11 @@ export const hostNetns = (sandboxName: string, index: number) => `sealant-${sand
  * a restarted host keeps its MAC, so neighbour entries cached for it (this machine's, other
  * hosts') stay right instead of failing until they expire.
  */
-export const macFor = (ip: string) => `02:53:${ip
-  .split(".")
-  .map((o) => Number(o).toString(16).padStart(2, "0"))
-  .join(":")}`;
+export const macFor = (ip: string) =>
+  `02:53:${ip
+    .split(".")
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .join(":")}`;
 
 export function netFor(sandboxName: string, subnet: string): SandboxNet {
   const prefix = subnet.replace(/\.0\/24$/, ".");
@@ -65,7 +66,8 @@ export function checkSubnet(subnet: string): string {
   const ok = m && m.slice(1).every((o) => Number(o) <= 255);
   const [a, b] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
   const privateRange = a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
-  if (!ok || !privateRange) throw new Error(`subnet "${subnet}": expected a private /24 such as 10.231.7.0/24 (10/8, 172.16/12 or 192.168/16, ending in .0/24)`);
+  if (!ok || !privateRange)
+    throw new Error(`subnet "${subnet}": expected a private /24 such as 10.231.7.0/24 (10/8, 172.16/12 or 192.168/16, ending in .0/24)`);
   return subnet;
 }
 
@@ -138,7 +140,8 @@ export async function chooseSubnet(recorded: Set<string>): Promise<string> {
 /** Fails when the machine's namespace already uses an address or route overlapping `subnet`. */
 export async function checkSubnetFree(subnet: string): Promise<void> {
   const [a, b] = toRange(subnet)!;
-  if ((await usedRanges()).some(([c, d]) => a <= d && c <= b)) throw new Error(`subnet ${subnet} overlaps an address or route this machine already has (ip -4 addr; ip -4 route); choose another`);
+  if ((await usedRanges()).some(([c, d]) => a <= d && c <= b))
+    throw new Error(`subnet ${subnet} overlaps an address or route this machine already has (ip -4 addr; ip -4 route); choose another`);
 }
 
 /**
@@ -164,7 +167,9 @@ export async function hubUp(net: SandboxNet): Promise<void> {
       // Created here with its peer placed straight into the hub: no transient device in either
       // namespace. The kernel refuses a second device of that name: the subnet's reservation.
       await ip("link", "add", net.rootVeth, "type", "veth", "peer", "name", UPLINK, "netns", n).catch((err: Error) => {
-        throw /File exists/.test(err.message) ? new SubnetTakenError(`subnet ${net.subnet} is taken: ${net.rootVeth} exists (another Kubernetes sandbox uses it)`) : err;
+        throw /File exists/.test(err.message)
+          ? new SubnetTakenError(`subnet ${net.subnet} is taken: ${net.rootVeth} exists (another Kubernetes sandbox uses it)`)
+          : err;
       });
       await writeRootSysctl(`net/ipv6/conf/${net.rootVeth}/disable_ipv6`, "1");
       await ip("addr", "add", `${net.rootIp}/24`, "dev", net.rootVeth);
@@ -208,7 +213,11 @@ export async function hostNetUp(net: SandboxNet, netns: string, index: number): 
       () => true,
       () => false,
     );
-    return bridged ? [] : [`host${index}: net.bridge.bridge-nf-call-iptables is not available (the br_netfilter module is not loaded: modprobe br_netfilter); kubeadm's preflight will complain`];
+    return bridged
+      ? []
+      : [
+          `host${index}: net.bridge.bridge-nf-call-iptables is not available (the br_netfilter module is not loaded: modprobe br_netfilter); kubeadm's preflight will complain`,
+        ];
   } catch (err) {
     await hostNetDown(net, netns, index).catch(() => undefined);
     throw err;

@@ -59,7 +59,10 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
           indices = kubeIndices(count, opts.firstIndex, new Set());
           if (kube.subnet !== undefined) await checkSubnetFree(kube.subnet);
           const hub = netFor(name, kube.subnet ?? `${KUBE_NET_PREFIX}0.0/24`).hubNetns;
-          if (await netnsExists(hub)) throw new Error(`network namespace ${hub} already exists: another Kubernetes sandbox named "${name}" is up elsewhere, or it is a leftover (ip netns del ${hub})`);
+          if (await netnsExists(hub))
+            throw new Error(
+              `network namespace ${hub} already exists: another Kubernetes sandbox named "${name}" is up elsewhere, or it is a leftover (ip netns del ${hub})`,
+            );
         } else {
           indices = await chooseIndices(dir, count, opts.firstIndex, new Set());
           await checkAddressesFree(indices);
@@ -70,7 +73,12 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
         await writeFile(`${pk}.pub`, `${pair.public}\n`, { mode: 0o644 });
         const passwd = randomBytes(18).toString("base64url");
         await writeFile(join(dir, "passwd"), `${passwd}\n`, { mode: 0o600 });
-        const state: State = { version: 1, name, ssh: { user: "root", pk, passwd, knownHosts: join(dir, "known_hosts") }, hosts: indices.map((index) => ({ index, realDirs })) };
+        const state: State = {
+          version: 1,
+          name,
+          ssh: { user: "root", pk, passwd, knownHosts: join(dir, "known_hosts") },
+          hosts: indices.map((index) => ({ index, realDirs })),
+        };
         if (kube) await reserveNetwork(dir, state, kube.subnet);
         try {
           const keys = await startHosts(dir, state, state.hosts, opts);

@@ -58,7 +58,16 @@ export async function toSandbox(dir: string, state: State): Promise<Sandbox> {
   for (const r of state.hosts) {
     const l = layoutOf(dir, state, r);
     const running = await isAlive(r.pid1);
-    const host: SandboxHost = { index: r.index, ip: l.ip, hostname: l.hostname, pid: running ? r.pid1!.pid : 0, running, dir: l.dir, upper: hostPaths(l.dir).upper, realDirs: r.realDirs };
+    const host: SandboxHost = {
+      index: r.index,
+      ip: l.ip,
+      hostname: l.hostname,
+      pid: running ? r.pid1!.pid : 0,
+      running,
+      dir: l.dir,
+      upper: hostPaths(l.dir).upper,
+      realDirs: r.realDirs,
+    };
     if (r.kube) {
       host.netns = r.kube.netns;
       if (running && r.kube.cgroups) host.cgroups = [...r.kube.cgroups];
@@ -68,7 +77,14 @@ export async function toSandbox(dir: string, state: State): Promise<Sandbox> {
   const sb: Sandbox = { name: state.name, dir, hosts, ssh: { ...state.ssh } };
   if (state.kubernetes) {
     const n = state.kubernetes.net;
-    sb.kubernetes = { subnet: n.subnet, hubIp: n.hubIp, hubNetns: n.hubNetns, rootIp: n.rootIp, rootVeth: n.rootVeth, warnings: [...(state.kubernetes.warnings ?? [])] };
+    sb.kubernetes = {
+      subnet: n.subnet,
+      hubIp: n.hubIp,
+      hubNetns: n.hubNetns,
+      rootIp: n.rootIp,
+      rootVeth: n.rootVeth,
+      warnings: [...(state.kubernetes.warnings ?? [])],
+    };
   }
   return sb;
 }

@@ -184,7 +184,12 @@ async function attempt(ep: SshEndpoint, opts: DialOptions, secrets: string[], so
   const privateKey = ep.privateKey ?? (ep.privateKeyPath !== undefined ? await readKey(name, ep.privateKeyPath) : undefined);
   const agent = ep.agent === true ? process.env["SSH_AUTH_SOCK"] : ep.agent || undefined;
   if (ep.agent === true && !agent) throw new SshConnectError(name, "config", "agent: SSH_AUTH_SOCK is not set");
-  const methods = [ep.password !== undefined ? "password" : "", privateKey !== undefined ? "publickey" : "", agent ? "agent" : "", ep.password !== undefined ? "keyboard-interactive" : ""].filter(Boolean);
+  const methods = [
+    ep.password !== undefined ? "password" : "",
+    privateKey !== undefined ? "publickey" : "",
+    agent ? "agent" : "",
+    ep.password !== undefined ? "keyboard-interactive" : "",
+  ].filter(Boolean);
 
   let hostKeyError: HostKeyError | undefined;
   let hostKeyFailure: unknown;
@@ -301,7 +306,8 @@ function classify(
   if (err.level === "client-dns" || code === "ENOTFOUND" || code === "EAI_AGAIN") {
     return new SshConnectError(name, "config", `connect: cannot resolve host (${code || msg})`, { cause: err });
   }
-  if (/Connection lost before handshake/.test(err.message)) return new SshConnectError(name, "closed", "connect: connection closed before the SSH handshake", { cause: err });
+  if (/Connection lost before handshake/.test(err.message))
+    return new SshConnectError(name, "closed", "connect: connection closed before the SSH handshake", { cause: err });
   return new SshConnectError(name, "protocol", `connect: ${msg}`, { cause: err });
 }
 
@@ -311,4 +317,3 @@ async function endClient(client: Client, closed: Promise<void>): Promise<void> {
   const timer = new Promise<"late">((r) => setTimeout(() => r("late"), 2000).unref());
   if ((await Promise.race([closed.then(() => "closed" as const), timer])) === "late") client.destroy();
 }
-

@@ -85,10 +85,18 @@ export class FakeConnection implements Connection {
     if (this.closed) throw new Error(`${this.host}: connection is closed`);
     const secrets = [...(this.opts.secrets ?? []), ...(opts.secrets ?? [])];
     if (opts.signal?.aborted) {
-      throw new RemoteCommandError({ host: this.host, command: redact(command, secrets), exitCode: null, stderrTail: "", aborted: true }, { cause: opts.signal.reason });
+      throw new RemoteCommandError(
+        { host: this.host, command: redact(command, secrets), exitCode: null, stderrTail: "", aborted: true },
+        { cause: opts.signal.reason },
+      );
     }
     const stdin = opts.stdin === undefined ? undefined : await readAll(opts.stdin);
-    this.commands.push({ command, sudo: opts.sudo === true, ...(opts.env ? { env: { ...opts.env } } : {}), ...(stdin !== undefined ? { stdin: stdin.toString("utf8") } : {}) });
+    this.commands.push({
+      command,
+      sudo: opts.sudo === true,
+      ...(opts.env ? { env: { ...opts.env } } : {}),
+      ...(stdin !== undefined ? { stdin: stdin.toString("utf8") } : {}),
+    });
     for (const rule of this.rules) {
       if (rule.left <= 0) continue;
       const m = typeof rule.match === "string" ? (rule.match === command ? ([command] as RegExpMatchArray) : null) : command.match(rule.match);
@@ -96,7 +104,12 @@ export class FakeConnection implements Connection {
       rule.left--;
       const answer = typeof rule.answer === "function" ? await rule.answer(command, m, opts) : rule.answer;
       if (answer instanceof Error) throw answer;
-      const result: ExecResult = { code: answer.code ?? (answer.signal ? -1 : 0), stdout: answer.stdout ?? "", stderr: answer.stderr ?? "", ...(answer.signal ? { signal: answer.signal } : {}) };
+      const result: ExecResult = {
+        code: answer.code ?? (answer.signal ? -1 : 0),
+        stdout: answer.stdout ?? "",
+        stderr: answer.stderr ?? "",
+        ...(answer.signal ? { signal: answer.signal } : {}),
+      };
       if (result.stdout) opts.onStdout?.(Buffer.from(result.stdout));
       if (result.stderr) opts.onStderr?.(Buffer.from(result.stderr));
       return result;

@@ -105,7 +105,10 @@ export function entryMatchesHost(hosts: string, host: string, port: number): boo
 
 function globMatch(pattern: string, name: string): boolean {
   if (!/[*?]/.test(pattern)) return pattern === name;
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${re}$`).test(name);
 }
 
@@ -144,7 +147,9 @@ export function validateHostKeyOptions(opts: HostKeyOptions): void {
   }
   for (const fp of opts.fingerprints ?? []) {
     if (!/^(SHA256:)?[A-Za-z0-9+/]{43}=?$/.test(fp.trim())) {
-      throw new Error(`hostKey.fingerprints: ${JSON.stringify(fp)} is not a SHA256 fingerprint (expected SHA256:<43 base64 characters>, as ssh-keygen -lf prints)`);
+      throw new Error(
+        `hostKey.fingerprints: ${JSON.stringify(fp)} is not a SHA256 fingerprint (expected SHA256:<43 base64 characters>, as ssh-keygen -lf prints)`,
+      );
     }
   }
 }
@@ -205,14 +210,7 @@ export async function verifyHostKey(host: string, port: number, keyBlob: Buffer,
 }
 
 /** "trusted", "unknown", or throws for a changed or revoked key. */
-async function judge(
-  host: string,
-  port: number,
-  keyBlob: Buffer,
-  opts: HostKeyOptions,
-  files: string[],
-  display: string,
-): Promise<"trusted" | "unknown"> {
+async function judge(host: string, port: number, keyBlob: Buffer, opts: HostKeyOptions, files: string[], display: string): Promise<"trusted" | "unknown"> {
   const presented = hostKeyInfo(keyBlob);
   const entries: KnownHostEntry[] = [];
   for (const file of files) {
@@ -220,7 +218,12 @@ async function judge(
   }
   const revoked = entries.find((e) => e.marker === "revoked" && e.key.equals(keyBlob));
   if (revoked) {
-    throw new HostKeyError(display, presented, "revoked", `host key ${presented.keyType} ${presented.fingerprint} is marked @revoked in ${revoked.file}:${revoked.line}; refusing to connect`);
+    throw new HostKeyError(
+      display,
+      presented,
+      "revoked",
+      `host key ${presented.keyType} ${presented.fingerprint} is marked @revoked in ${revoked.file}:${revoked.line}; refusing to connect`,
+    );
   }
   const plain = entries.filter((e) => e.marker === undefined);
   const pins = (opts.fingerprints ?? []).map(normalizeFingerprint);
@@ -231,9 +234,10 @@ async function judge(
   ];
   if (expected.length === 0) return "unknown";
   const old = expected.map((k) => `${k.keyType === "pinned" ? "" : `${k.keyType} `}${k.fingerprint} (${k.source})`).join(", ");
-  const fix = plain.length > 0
-    ? `remove the old key (ssh-keygen -R "${knownHostName(host, port)}" -f ${plain[0]!.file}) and connect again`
-    : `update hostKey.fingerprints to "${presented.fingerprint}"`;
+  const fix =
+    plain.length > 0
+      ? `remove the old key (ssh-keygen -R "${knownHostName(host, port)}" -f ${plain[0]!.file}) and connect again`
+      : `update hostKey.fingerprints to "${presented.fingerprint}"`;
   throw new HostKeyError(
     display,
     presented,

@@ -34,7 +34,9 @@ export class HostsError extends Error {
     /** How many hosts the work was for. */
     readonly total: number,
   ) {
-    super(`${failures.length} ${failures.length === 1 ? "host" : "hosts"} failed${total > failures.length ? ` (of ${total})` : ""}:\n${failures.map(failureLine).join("\n")}`);
+    super(
+      `${failures.length} ${failures.length === 1 ? "host" : "hosts"} failed${total > failures.length ? ` (of ${total})` : ""}:\n${failures.map(failureLine).join("\n")}`,
+    );
     this.name = "HostsError";
   }
 
@@ -163,7 +165,10 @@ export class Hosts<H extends HostLike> implements Iterable<H> {
     }
     if (failures.length > 0) {
       failures.sort((x, y) => x.index - y.index);
-      throw new HostsError(failures.map((f) => f.failure), this.items.length);
+      throw new HostsError(
+        failures.map((f) => f.failure),
+        this.items.length,
+      );
     }
     if (skipped > 0) opts.signal?.throwIfAborted();
     return results;

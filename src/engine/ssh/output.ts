@@ -43,7 +43,10 @@ export class TailBuffer {
  * at most `maxChars` characters (cut at the front).
  */
 export function tailOf(text: string, maxLines = 20, maxChars = 2000): string {
-  const lines = text.replace(/\s+$/, "").split(/\r?\n/).filter((l) => l.trim() !== "");
+  const lines = text
+    .replace(/\s+$/, "")
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== "");
   let out = lines.slice(-maxLines).join("\n");
   if (out.length > maxChars) out = `...${out.slice(out.length - maxChars)}`;
   return out;
@@ -68,7 +71,7 @@ export class MarkerLineFilter {
   push(chunk: Buffer): void {
     if (this.head === undefined) return this.emit(chunk);
     const head = Buffer.concat([this.head, chunk]);
-    for (let from = 0; ; ) {
+    for (let from = 0; ;) {
       const at = head.indexOf(this.marker, from);
       if (at < 0) break;
       if (at > 0 && head[at - 1] !== 0x0a) {

@@ -71,7 +71,8 @@ export class SshConnection implements Connection {
   private async execWith(command: string, opts: ExecOptions, queued: boolean): Promise<ExecResult> {
     const secrets = [...this.secrets, ...(opts.secrets ?? [])];
     const shown = redact(command, secrets);
-    if (opts.signal?.aborted) throw new RemoteCommandError({ host: this.host, command: shown, exitCode: null, stderrTail: "", aborted: true }, { cause: opts.signal.reason });
+    if (opts.signal?.aborted)
+      throw new RemoteCommandError({ host: this.host, command: shown, exitCode: null, stderrTail: "", aborted: true }, { cause: opts.signal.reason });
     const sudo = opts.sudo ? await this.sudo(opts.signal) : "none";
     const wire = withPidReport(wrapCommand(command, { ...(opts.env ? { env: opts.env } : {}), sudo }));
     const release = queued ? await this.sessions.acquire() : () => undefined;
@@ -145,7 +146,10 @@ export class SshConnection implements Connection {
       const probe = await this.exec("sudo -n -- sh -c true", { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
       if (probe.code === 0) return "nopasswd" as const;
       if (this.opts.sudoPassword ?? this.opts.password) return "password" as const;
-      throw new SshError(this.host, `sudo needs a password for user "${this.user}" (sudo -n: ${tailOf(probe.stderr) || `exit ${probe.code}`}); set sudoPassword`);
+      throw new SshError(
+        this.host,
+        `sudo needs a password for user "${this.user}" (sudo -n: ${tailOf(probe.stderr) || `exit ${probe.code}`}); set sudoPassword`,
+      );
     })();
     this.sudoMode.catch(() => (this.sudoMode = undefined));
     return this.sudoMode;
@@ -188,12 +192,13 @@ export class SshConnection implements Connection {
       stopped = { why, cause };
       sendSignal(channel, "KILL");
       const pid = Number(pidLine.value);
-      const killed = Number.isSafeInteger(pid) && pid > 1
-        ? this.execWith(killGroupCommand(pid), { ...(opts.sudo ? { sudo: true } : {}), timeoutMs: KILL_GRACE_MS }, false).then(
-            () => undefined,
-            () => undefined,
-          )
-        : Promise.resolve();
+      const killed =
+        Number.isSafeInteger(pid) && pid > 1
+          ? this.execWith(killGroupCommand(pid), { ...(opts.sudo ? { sudo: true } : {}), timeoutMs: KILL_GRACE_MS }, false).then(
+              () => undefined,
+              () => undefined,
+            )
+          : Promise.resolve();
       void killed.then(() => {
         channel.close();
         setTimeout(forceClosed, KILL_GRACE_MS).unref();

@@ -31,11 +31,7 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode?
  * Streams into a temp file; `commit` (given the temp file's path, after the stream ended)
  * decides by returning or throwing whether it is renamed into place.
  */
-export async function writeStreamAtomic(
-  path: string,
-  source: Readable,
-  commit: (tmp: string) => void | Promise<void> = () => undefined,
-): Promise<void> {
+export async function writeStreamAtomic(path: string, source: Readable, commit: (tmp: string) => void | Promise<void> = () => undefined): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempNameFor(path);
   try {

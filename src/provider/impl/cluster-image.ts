@@ -10,7 +10,22 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { resolveImage, type ResolvedImage } from "../../engine/image/resolve";
 import { containsUnknown } from "./unknown";
-import { authOf, failuresOf, flag, logger, normalisedRef, openSession, plain, reference, registryAuth, registryOf, sameJson, type Failure, type ProviderHooks, type RegistryAuth } from "./inputs";
+import {
+  authOf,
+  failuresOf,
+  flag,
+  logger,
+  normalisedRef,
+  openSession,
+  plain,
+  reference,
+  registryAuth,
+  registryOf,
+  sameJson,
+  type Failure,
+  type ProviderHooks,
+  type RegistryAuth,
+} from "./inputs";
 
 export interface ClusterImageInputs {
   /** Any image reference: `registry/repo:tag`, `repo@sha256:...`, `registry/repo:tag@sha256:...`. */
@@ -49,7 +64,11 @@ export async function check(_olds: Record<string, unknown>, news: Record<string,
 }
 
 /** A new reference (any spelling that normalises differently) or turning pull on is an update; credentials are not part of the image. */
-export async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
+export async function diff(
+  _id: string,
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
   const changed: string[] = [];
   if (containsUnknown(news["ref"]) || !sameJson(normalisedRef(olds["ref"]), normalisedRef(news["ref"]))) changed.push("ref");
   if (containsUnknown(news["pull"]) || (news["pull"] ?? true) !== (olds["pull"] ?? true)) changed.push("pull");
@@ -60,7 +79,12 @@ export async function create(inputs: Record<string, unknown>, hooks?: ProviderHo
   return { id: randomUUID(), outs: await resolveOuts(inputs, hooks) };
 }
 
-export async function update(_id: string, _olds: Record<string, unknown>, news: Record<string, unknown>, hooks?: ProviderHooks): Promise<{ outs: ClusterImageOutputs }> {
+export async function update(
+  _id: string,
+  _olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+  hooks?: ProviderHooks,
+): Promise<{ outs: ClusterImageOutputs }> {
   return { outs: await resolveOuts(news, hooks) };
 }
 
@@ -70,7 +94,11 @@ export async function update(_id: string, _olds: Record<string, unknown>, news: 
  * nowhere is gone (empty id). A registry that cannot be asked, for an image not in the local
  * store, is an error rather than "gone".
  */
-export async function read(id: string, props: Record<string, unknown> | undefined, hooks?: ProviderHooks): Promise<{ id: string; props: Record<string, unknown> }> {
+export async function read(
+  id: string,
+  props: Record<string, unknown> | undefined,
+  hooks?: ProviderHooks,
+): Promise<{ id: string; props: Record<string, unknown> }> {
   if (!props || typeof props["ref"] !== "string") return { id: "", props: {} };
   const session = await openSession(authOf(props["registryAuth"]), registryOf(props["ref"]));
   try {

@@ -46,15 +46,26 @@ const SECRET_INPUTS = new Set(["ssh", "registry", "hosts"]);
 
 /** What `delete` and a removal do with hosts they cannot reach: the inputs that are not the cluster spec's. */
 const oneOf = (allowed: readonly string[]) =>
-  orUnknown(z.enum(allowed as [string, ...string[]], { error: (iss) => `${describeValue(iss.input)} is not allowed (expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")})` })).nullish();
+  orUnknown(
+    z.enum(allowed as [string, ...string[]], {
+      error: (iss) => `${describeValue(iss.input)} is not allowed (expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")})`,
+    }),
+  ).nullish();
 const providerOptions = z.looseObject({ unreachableOnDelete: oneOf(["skip", "fail"]), unreachableOnRemove: oneOf(["fail", "force"]) });
 
 function parseInputs(inputs: ClusterInputs): { spec?: ClusterSpec; failures: CheckFailure[] } {
   const options = providerOptions.safeParse(inputs);
-  const optionFailures = options.success ? [] : failuresOf(options.error.issues).map((f) => ({ property: f.property, reason: `Cluster inputs: ${f.property}: ${f.reason}` }));
+  const optionFailures = options.success
+    ? []
+    : failuresOf(options.error.issues).map((f) => ({ property: f.property, reason: `Cluster inputs: ${f.property}: ${f.reason}` }));
   const r = validateClusterSpec(specInputOf(inputs), { source: "Cluster inputs" });
   if (r.spec && optionFailures.length === 0) return { spec: r.spec, failures: [] };
-  return { failures: [...r.problems.map((p) => ({ property: reportedProperty(String(p.path || "hosts").split(/[.[]/)[0] ?? ""), reason: formatProblem(p) })), ...optionFailures] };
+  return {
+    failures: [
+      ...r.problems.map((p) => ({ property: reportedProperty(String(p.path || "hosts").split(/[.[]/)[0] ?? ""), reason: formatProblem(p) })),
+      ...optionFailures,
+    ],
+  };
 }
 
 /**
@@ -146,17 +157,37 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
 
 /** The inputs a state holds, without what the provider adds. */
 function inputsOf(props: Record<string, unknown>): Record<string, unknown> {
-  const { __provider: _p, record: _r, nodes: _n, imageDigest: _i, lastPlan: _l, endpoint: _e, kubeconfig: _k, caCertificate: _c, unfinished: _u, ...rest } = props;
+  const {
+    __provider: _p,
+    record: _r,
+    nodes: _n,
+    imageDigest: _i,
+    lastPlan: _l,
+    endpoint: _e,
+    kubeconfig: _k,
+    caCertificate: _c,
+    unfinished: _u,
+    ...rest
+  } = props;
   return rest;
 }
 
 function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(",")}]`;
-  if (v && typeof v === "object") return `{${Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(",")}}`;
+  if (v && typeof v === "object")
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
   return JSON.stringify(v);
 }
 
-export async function diff(_id: string, olds: Record<string, unknown>, news: ClusterInputs): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
+export async function diff(
+  _id: string,
+  olds: Record<string, unknown>,
+  news: ClusterInputs,
+): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
   // `plan` is derived from the other inputs (check adds it; outputs do not keep it).
   const { plan: _before, ...before } = inputsOf(olds);
   const { plan: _after, ...after } = inputsOf(news as unknown as Record<string, unknown>);
@@ -210,13 +241,24 @@ async function run(inputs: ClusterInputs, id: string | undefined): Promise<{ id:
   const session = await Session.open();
   try {
     // Pulumi users expect `up` to converge on reality: every member is asked whether it still holds its files.
-    const result = await applyCluster({ session, spec, verifyHosts: true, forceRemoval: inputs.unreachableOnRemove === "force", onEvent: logger(), command: "pulumi up (sealant Cluster)" });
+    const result = await applyCluster({
+      session,
+      spec,
+      verifyHosts: true,
+      forceRemoval: inputs.unreachableOnRemove === "force",
+      onEvent: logger(),
+      command: "pulumi up (sealant Cluster)",
+    });
     return { id: spec.name, outs: outputsOf(inputs, result.record, result.plan, result.outputs) };
   } catch (err) {
     if (!(err instanceof ApplyError)) throw err;
     // Partly applied: the resource exists with what was reached; the next `pulumi up` resumes.
     const record = await currentRecord(spec).catch(() => undefined);
-    const properties = { ...outputsOf(inputs, record, undefined), unfinished: err.message, __provider: (inputs as unknown as Record<string, unknown>)["__provider"] };
+    const properties = {
+      ...outputsOf(inputs, record, undefined),
+      unfinished: err.message,
+      __provider: (inputs as unknown as Record<string, unknown>)["__provider"],
+    };
     throw Object.assign(new Error(err.message), { id: id ?? spec.name, properties, reasons: [err.message] });
   } finally {
     session.close();
@@ -250,7 +292,10 @@ export function update(id: string, _olds: Record<string, unknown>, news: Cluster
  * `up` performs it. `nodes`, `record` and `imageDigest` are the observed record. A cluster with
  * no record is gone (id "").
  */
-export async function read(id: string, props: Record<string, unknown>): Promise<{ id: string; props: Record<string, unknown>; inputs?: Record<string, unknown> }> {
+export async function read(
+  id: string,
+  props: Record<string, unknown>,
+): Promise<{ id: string; props: Record<string, unknown>; inputs?: Record<string, unknown> }> {
   const inputs = inputsOf(props) as unknown as ClusterInputs;
   const { spec } = parseInputs(inputs);
   if (!spec) return { id, props };

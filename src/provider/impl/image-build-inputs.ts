@@ -11,17 +11,22 @@ import { isUnknown } from "./unknown";
 const KUBEFILE_FORMS = 'expected a path relative to the context or { text: "..." }';
 
 const context = orUnknown(
-  z.string({ error: (iss) => `the build context directory is required (a path), got ${describeValue(iss.input)}` }).min(1, { error: (iss) => `the build context directory is required (a path), got ${describeValue(iss.input)}` }),
+  z
+    .string({ error: (iss) => `the build context directory is required (a path), got ${describeValue(iss.input)}` })
+    .min(1, { error: (iss) => `the build context directory is required (a path), got ${describeValue(iss.input)}` }),
 );
 
 /** `{ text }` and nothing else. */
 const inlineKubefile = z.looseObject({ text: z.unknown() }).superRefine((v, ctx) => {
   const extra = Object.keys(v).filter((k) => k !== "text");
-  if (typeof v.text !== "string" || extra.length > 0) ctx.addIssue({ code: "custom", message: `${KUBEFILE_FORMS}${extra.length ? ` (unknown: ${extra.join(", ")})` : ""}` });
+  if (typeof v.text !== "string" || extra.length > 0)
+    ctx.addIssue({ code: "custom", message: `${KUBEFILE_FORMS}${extra.length ? ` (unknown: ${extra.join(", ")})` : ""}` });
 });
 
 const kubefile = orUnknown(
-  z.union([z.string().min(1, { error: (iss) => `${KUBEFILE_FORMS}, got ${describeValue(iss.input)}` }), inlineKubefile], { error: (iss) => `${KUBEFILE_FORMS}, got ${describeValue(iss.input)}` }),
+  z.union([z.string().min(1, { error: (iss) => `${KUBEFILE_FORMS}, got ${describeValue(iss.input)}` }), inlineKubefile], {
+    error: (iss) => `${KUBEFILE_FORMS}, got ${describeValue(iss.input)}`,
+  }),
 ).nullish();
 
 const buildArgs = orUnknown(
@@ -64,7 +69,11 @@ const platforms = orUnknown(
   ),
 ).nullish();
 
-const push = orUnknown(z.union([z.boolean(), referenceText({ allowDigest: false })], { error: (iss) => `expected true (push to the tag) or a reference to push to, got ${describeValue(iss.input)}` })).nullish();
+const push = orUnknown(
+  z.union([z.boolean(), referenceText({ allowDigest: false })], {
+    error: (iss) => `expected true (push to the tag) or a reference to push to, got ${describeValue(iss.input)}`,
+  }),
+).nullish();
 
 /** The inputs (other properties, e.g. the serialised provider Pulumi adds, pass through). */
 export const imageBuildInputs = z.looseObject({

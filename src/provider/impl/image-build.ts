@@ -13,13 +13,35 @@
  */
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
-import { build, buildPlatforms, contextDir, hashContext, KubefileSyntaxError, parseKubefiles, readKubefile, type BuildEvent, type KubefileSource } from "../../engine/build";
+import {
+  build,
+  buildPlatforms,
+  contextDir,
+  hashContext,
+  KubefileSyntaxError,
+  parseKubefiles,
+  readKubefile,
+  type BuildEvent,
+  type KubefileSource,
+} from "../../engine/build";
 import { readImage, storeReader } from "../../engine/image/read-image";
 import { formatReference, parseReference } from "../../engine/image/reference";
 import { registryDigest, storedDigest } from "../../engine/image/resolve";
 import { pushImage } from "../../engine/image/transfer";
 import { parsePlatform, platformString } from "../../engine/image/types";
-import { authOf, failuresOf, logger, normalisedRef, openSession, plain, registryOf, sameJson, type Failure, type ProviderHooks, type RegistryAuth } from "./inputs";
+import {
+  authOf,
+  failuresOf,
+  logger,
+  normalisedRef,
+  openSession,
+  plain,
+  registryOf,
+  sameJson,
+  type Failure,
+  type ProviderHooks,
+  type RegistryAuth,
+} from "./inputs";
 import { imageBuildInputs } from "./image-build-inputs";
 import { containsUnknown, isUnknown, UNKNOWN } from "./unknown";
 
@@ -94,7 +116,9 @@ export async function check(_olds: Record<string, unknown>, news: Record<string,
   }
   let kubefile: { text: string; file: string } | undefined;
   if (context !== undefined && !bad("kubefile") && !containsUnknown(news["kubefile"])) {
-    kubefile = await readKubefile(context, kubefileSource(context, news["kubefile"])).catch((err: Error) => void failures.push({ property: "kubefile", reason: err.message }));
+    kubefile = await readKubefile(context, kubefileSource(context, news["kubefile"])).catch(
+      (err: Error) => void failures.push({ property: "kubefile", reason: err.message }),
+    );
   }
   if (HASHED.some((k) => containsUnknown(news[k]))) {
     inputs["contextHash"] = UNKNOWN;
@@ -126,7 +150,11 @@ function kubefileSource(context: string, value: unknown): KubefileSource {
  * new tag is a rebuild under the new name; the old name stays in the store). Credentials and
  * noCache are not part of the image. Unknown values (preview) count as changes.
  */
-export async function diff(_id: string, olds: Record<string, unknown>, news: Record<string, unknown>): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
+export async function diff(
+  _id: string,
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
   const changed = DIFF_KEYS.filter((k) => containsUnknown(news[k]) || !sameJson(normalised(k, olds), normalised(k, news)));
   return { changes: changed.length > 0, replaces: [], deleteBeforeReplace: false };
 }
@@ -161,7 +189,12 @@ export async function create(inputs: Record<string, unknown>, hooks?: ProviderHo
   return { id: randomUUID(), outs: await buildAndPush(inputs, hooks) };
 }
 
-export async function update(_id: string, _olds: Record<string, unknown>, news: Record<string, unknown>, hooks?: ProviderHooks): Promise<{ outs: ImageBuildOutputs }> {
+export async function update(
+  _id: string,
+  _olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+  hooks?: ProviderHooks,
+): Promise<{ outs: ImageBuildOutputs }> {
   return { outs: await buildAndPush(news, hooks) };
 }
 

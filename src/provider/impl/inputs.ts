@@ -76,14 +76,19 @@ const REQUIRED_REF = "an image reference is required, e.g. registry.example.com/
 
 /** An image reference's text; with `allowDigest: false`, one with a tag (a name to build or push to). */
 export function referenceText(opts: { allowDigest: boolean }) {
-  return z.string({ error: (iss) => (iss.input === undefined || iss.input === null ? REQUIRED_REF : `expected an image reference string, got ${describeValue(iss.input)}`) }).superRefine((v, ctx) => {
-    if (v === "") return void ctx.addIssue({ code: "custom", message: REQUIRED_REF });
-    try {
-      if (parseReference(v).digest && !opts.allowDigest) ctx.addIssue({ code: "custom", message: `"${v}" has a digest; a tag is needed here (e.g. registry.example.com/team/app:1.0)` });
-    } catch (err) {
-      ctx.addIssue({ code: "custom", message: (err as Error).message });
-    }
-  });
+  return z
+    .string({
+      error: (iss) => (iss.input === undefined || iss.input === null ? REQUIRED_REF : `expected an image reference string, got ${describeValue(iss.input)}`),
+    })
+    .superRefine((v, ctx) => {
+      if (v === "") return void ctx.addIssue({ code: "custom", message: REQUIRED_REF });
+      try {
+        if (parseReference(v).digest && !opts.allowDigest)
+          ctx.addIssue({ code: "custom", message: `"${v}" has a digest; a tag is needed here (e.g. registry.example.com/team/app:1.0)` });
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    });
 }
 
 /** A required image reference (see referenceText). */
@@ -92,20 +97,32 @@ export function reference(opts: { allowDigest: boolean }) {
 }
 
 const NON_EMPTY = "a non-empty string is required";
-const registryHint = (iss: { input?: unknown }): string => `expected a registry host[:port] such as "registry.example.com:5000", got ${describeValue(iss.input)}`;
+const registryHint = (iss: { input?: unknown }): string =>
+  `expected a registry host[:port] such as "registry.example.com:5000", got ${describeValue(iss.input)}`;
 
 /** registryAuth: never echoes the password. */
 export const registryAuth = orUnknown(
   z.strictObject(
     {
       registry: orUnknown(z.string({ error: registryHint }).refine((v) => registryKey(v) !== "", { error: registryHint })).optional(),
-      username: orUnknown(z.string({ error: NON_EMPTY }).min(1, { error: NON_EMPTY }).refine((v) => !v.includes(":"), { error: 'must not contain ":"' })),
-      password: orUnknown(z.string({ error: `${NON_EMPTY} (the value is not shown: it is a secret)` }).min(1, { error: `${NON_EMPTY} (the value is not shown: it is a secret)` })),
+      username: orUnknown(
+        z
+          .string({ error: NON_EMPTY })
+          .min(1, { error: NON_EMPTY })
+          .refine((v) => !v.includes(":"), { error: 'must not contain ":"' }),
+      ),
+      password: orUnknown(
+        z.string({ error: `${NON_EMPTY} (the value is not shown: it is a secret)` }).min(1, { error: `${NON_EMPTY} (the value is not shown: it is a secret)` }),
+      ),
     },
-    { error: (iss) => (iss.code === "unrecognized_keys" ? "unknown property (allowed: registry, username, password)" : `expected { registry?, username, password }, got ${Array.isArray(iss.input) ? "a list" : typeof iss.input}`) },
+    {
+      error: (iss) =>
+        iss.code === "unrecognized_keys"
+          ? "unknown property (allowed: registry, username, password)"
+          : `expected { registry?, username, password }, got ${Array.isArray(iss.input) ? "a list" : typeof iss.input}`,
+    },
   ),
 ).nullish();
-
 
 /** A field path as the inputs spell it: `registryAuth.username`, `platforms[1]`, `buildArgs.1x`. */
 function propertyOf(path: readonly PropertyKey[]): string {
@@ -129,7 +146,15 @@ export function failuresOf(issues: readonly z.core.$ZodIssue[]): Failure[] {
     const path = [...base, ...issue.path];
     if (issue.code === "invalid_union") {
       // A value that may also be "unknown": the other branch says what is wrong.
-      const branches = (issue.errors ?? []).filter((b) => !(b.length === 1 && b[0]!.code === "invalid_value" && b[0]!.path.length === 0 && JSON.stringify((b[0] as { values?: unknown[] }).values) === JSON.stringify([UNKNOWN])));
+      const branches = (issue.errors ?? []).filter(
+        (b) =>
+          !(
+            b.length === 1 &&
+            b[0]!.code === "invalid_value" &&
+            b[0]!.path.length === 0 &&
+            JSON.stringify((b[0] as { values?: unknown[] }).values) === JSON.stringify([UNKNOWN])
+          ),
+      );
       if (branches.length === 1 && branches.length < (issue.errors ?? []).length) return branches[0]!.forEach((i) => add(i, path));
     }
     if (issue.code === "unrecognized_keys") return (issue.keys ?? []).forEach((k) => out.push({ property: propertyOf([...path, k]), reason: issue.message }));

@@ -81,10 +81,22 @@ describe("real Kubernetes on Kubernetes-capable sandbox hosts", () => {
     // Cluster DNS, Services and pod traffic between nodes: from a pod on w2, the Service's name
     // resolves and both replicas answer (one of them on the other worker).
     const w2Node = (await nodesOf(kubectl)).find((n) => n.ip === w2)!.name;
-    const out = await kubectl("run", "probe", "-n", "hello", "--rm", "-i", "--restart=Never", "--image=docker.io/library/busybox:1.35",
-      `--overrides={"spec":{"nodeName":"${w2Node}"}}`, "--", "sh", "-c",
+    const out = await kubectl(
+      "run",
+      "probe",
+      "-n",
+      "hello",
+      "--rm",
+      "-i",
+      "--restart=Never",
+      "--image=docker.io/library/busybox:1.35",
+      `--overrides={"spec":{"nodeName":"${w2Node}"}}`,
+      "--",
+      "sh",
+      "-c",
       // busybox-static's wget crashes in glibc's static resolver; nc with the address nslookup gives does not.
-      'ip=$(nslookup hello.hello.svc.cluster.local | awk \'/^Address: / { a = $2 } END { print a }\'); for i in $(seq 1 12); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 "$ip" 80 | tail -n 1; done');
+      'ip=$(nslookup hello.hello.svc.cluster.local | awk \'/^Address: / { a = $2 } END { print a }\'); for i in $(seq 1 12); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 "$ip" 80 | tail -n 1; done',
+    );
     const answered = new Set(out.split("\n").filter((l) => l.startsWith("hello from ")));
     expect(answered.size).toBe(2);
 
@@ -131,7 +143,10 @@ describe("real Kubernetes on Kubernetes-capable sandbox hosts", () => {
     const apiserver = (await podsOf(kubectl, "kube-system")).find((p) => p.name.startsWith("kube-apiserver-h"))!;
     expect(apiserver.images).toEqual([`registry.k8s.io/kube-apiserver:${NEW}`]);
     expect(outages).toBe(0);
-    await eventually("the app's two replicas ready after the upgrade", async () => (await podsOf(kubectl, "hello")).filter((p) => p.name.startsWith("hello-") && p.ready).length === 2);
+    await eventually(
+      "the app's two replicas ready after the upgrade",
+      async () => (await podsOf(kubectl, "hello")).filter((p) => p.name.startsWith("hello-") && p.ready).length === 2,
+    );
   }, 900_000);
 
   it("reset leaves no process, mount, container, interface, rule or file of the cluster on any host", async () => {

@@ -26,10 +26,7 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
     parseClusterSpec({
       name: "faults",
       image,
-      hosts: [
-        { ips: [m], roles: ["master"] },
-        ...(workers.length > 0 ? [{ ips: workers, roles: ["node"], ...workerSettings }] : []),
-      ],
+      hosts: [{ ips: [m], roles: ["master"] }, ...(workers.length > 0 ? [{ ips: workers, roles: ["node"], ...workerSettings }] : [])],
       ssh: { privateKeyPath: sb.ssh.pk, knownHosts: sb.ssh.knownHosts },
       runtime: {
         drainTimeout,
@@ -64,7 +61,9 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
     const r = await applyCluster({ session, spec: spec([w1, w2]) });
     // The create goes on where it stopped: only w2 joins, and the image's app is launched as a create does last.
     expect(r.plan.actions).toEqual(["create"]);
-    expect(r.plan.phases.filter((p) => p.name.startsWith("runtime:join") || p.name === "runtime:bootstrap").flatMap((p) => p.steps.map((s) => s.host))).toEqual([w2]);
+    expect(r.plan.phases.filter((p) => p.name.startsWith("runtime:join") || p.name === "runtime:bootstrap").flatMap((p) => p.steps.map((s) => s.host))).toEqual(
+      [w2],
+    );
     kubectl = kubectlWith(await writeKubeconfig(join(bed.home, "admin.conf"), r.outputs.kubeconfig));
     expect(await nodesOf(kubectl)).toEqual([m, w1, w2].map((ip) => expect.objectContaining({ ip, ready: true, version: NEW })));
     await eventually("the app's two replicas ready", async () => (await helloPods()).filter((p) => p.ready).length === 2);
@@ -112,8 +111,21 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
     const r = await applyCluster({ session, spec: spec([w2, w1]) });
     expect(r.plan.summary[0]).toBe(`join ${w1} (node)`);
     expect(await nodesOf(kubectl)).toEqual([m, w1, w2].map((ip) => expect.objectContaining({ ip, ready: true, version: NEW })));
-    const probe = await kubectl("run", "probe-w1", "-n", "hello", "--rm", "-i", "--restart=Never", "--image=docker.io/library/busybox:1.35",
-      `--overrides={"spec":{"nodeName":"${(await nodeName(w1))!}"}}`, "--", "sh", "-c", "echo ran");
+    const probe = await kubectl(
+      "run",
+      "probe-w1",
+      "-n",
+      "hello",
+      "--rm",
+      "-i",
+      "--restart=Never",
+      "--image=docker.io/library/busybox:1.35",
+      `--overrides={"spec":{"nodeName":"${(await nodeName(w1))!}"}}`,
+      "--",
+      "sh",
+      "-c",
+      "echo ran",
+    );
     expect(probe).toContain("ran");
   }, 900_000);
 
@@ -121,7 +133,10 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
     const labelsAndTaints = async () =>
       Promise.all(
         [w1, w2].map(async (ip) => {
-          const n = JSON.parse(await kubectl("get", "node", (await nodeName(ip))!, "-o", "json")) as { metadata: { labels: Record<string, string> }; spec: { taints?: { key: string; value?: string; effect: string }[] } };
+          const n = JSON.parse(await kubectl("get", "node", (await nodeName(ip))!, "-o", "json")) as {
+            metadata: { labels: Record<string, string> };
+            spec: { taints?: { key: string; value?: string; effect: string }[] };
+          };
           return { tier: n.metadata.labels["tier"], taints: (n.spec.taints ?? []).map((t) => `${t.key}=${t.value ?? ""}:${t.effect}`) };
         }),
       );

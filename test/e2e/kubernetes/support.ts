@@ -21,7 +21,10 @@ export const NEW = "v1.31.4";
  * one-command script users run (binaries and container images come from the cache setup fills).
  */
 export async function buildBaseImage(home: string, version: string): Promise<string> {
-  const { stdout } = await execP("bash", [join(ROOT, "scripts/kube-base-image.sh"), version], { env: { ...process.env, SEALANT_HOME: home }, maxBuffer: 64 << 20 });
+  const { stdout } = await execP("bash", [join(ROOT, "scripts/kube-base-image.sh"), version], {
+    env: { ...process.env, SEALANT_HOME: home },
+    maxBuffer: 64 << 20,
+  });
   return stdout.trim();
 }
 

@@ -22,14 +22,25 @@ describe("the Pulumi program examples/pulumi-etcd with the real CLI", () => {
   const registryPassword = "e2e-registry-Pw-9d1f";
   const member = (ip: string) => `etcd-${ip.replaceAll(".", "-")}`;
   const heartbeatOn = async (ip: string, cluster: string) =>
-    (await runOnHost(bed.sandbox, ip, `tr '\\0' '\\n' < /proc/$(cat /var/lib/sealant/${cluster}/run/etcd.pid)/environ | sed -n 's/^ETCD_HEARTBEAT_INTERVAL=//p'`)).stdout.trim();
+    (
+      await runOnHost(
+        bed.sandbox,
+        ip,
+        `tr '\\0' '\\n' < /proc/$(cat /var/lib/sealant/${cluster}/run/etcd.pid)/environ | sed -n 's/^ETCD_HEARTBEAT_INTERVAL=//p'`,
+      )
+    ).stdout.trim();
   const holdsNothing = async (ip: string, cluster: string) =>
     (await runOnHost(bed.sandbox, ip, `ls -A /var/lib/sealant/${cluster} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
 
   /** A stack of the program on `count` hosts from `first`, with the sandbox's credentials as secrets. */
   async function initStack(stack: string, first: string, count: number): Promise<void> {
     await project.ok(["stack", "init", stack]);
-    await project.writeStackConfig(stack, { firstHost: first, hosts: count, knownHosts: bed.sandbox.ssh.knownHosts, etcdContext: join(__dirname, "../../../examples/etcd") });
+    await project.writeStackConfig(stack, {
+      firstHost: first,
+      hosts: count,
+      knownHosts: bed.sandbox.ssh.knownHosts,
+      etcdContext: join(__dirname, "../../../examples/etcd"),
+    });
     await project.setSecret(stack, "sshPassword", bed.sandbox.ssh.passwd!);
     await project.setSecret(stack, "sshPrivateKey", privateKey);
     await project.setSecret(stack, "registryPassword", registryPassword);
@@ -248,7 +259,10 @@ exports.constructNodes = k.nodes;
     base = join(bed.home, "pulumi-nested");
     await mkdir(join(base, "program", "context"), { recursive: true });
     await mkdir(join(base, "state"));
-    await writeFile(join(base, "program", "Pulumi.yaml"), "name: nested-secrets\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n");
+    await writeFile(
+      join(base, "program", "Pulumi.yaml"),
+      "name: nested-secrets\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
+    );
     await writeFile(join(base, "program", "package.json"), JSON.stringify({ name: "nested-secrets", private: true, main: "index.js" }));
     await writeFile(join(base, "program", "index.js"), PROGRAM);
     await symlink(join(ROOT, "node_modules"), join(base, "program", "node_modules"));
@@ -256,10 +270,18 @@ exports.constructNodes = k.nodes;
     // (A plain config value would be in the state anyway: Pulumi records the stack's config with its providers.)
     await writeFile(join(base, "password"), bed.sandbox.ssh.passwd!, { mode: 0o600 });
     const [a, b, c] = bed.ips as [string, string, string];
-    for (const [key, v] of Object.entries({ hostA: a, hostB: b, hostC: c, knownHosts: bed.sandbox.ssh.knownHosts, context: join(base, "program", "context"), hostBFile: join(base, "password") })) {
+    for (const [key, v] of Object.entries({
+      hostA: a,
+      hostB: b,
+      hostC: c,
+      knownHosts: bed.sandbox.ssh.knownHosts,
+      context: join(base, "program", "context"),
+      hostBFile: join(base, "password"),
+    })) {
       await pulumi(["config", "set", key, v]);
     }
-    for (const [key, v] of Object.entries({ sshPrivateKey: privateKey, sshPassword: bed.sandbox.ssh.passwd!, token, registryPassword })) await pulumi(["config", "set", "--secret", key], v);
+    for (const [key, v] of Object.entries({ sshPrivateKey: privateKey, sshPassword: bed.sandbox.ssh.passwd!, token, registryPassword }))
+      await pulumi(["config", "set", "--secret", key], v);
   }, 120_000);
   afterAll(async () => {
     if (base) await pulumi(["destroy", "--yes"]).catch(() => undefined);
@@ -269,8 +291,11 @@ exports.constructNodes = k.nodes;
   it("up runs the clusters with each host's own credential; the stack's state holds every nested secret only encrypted, and a host's other settings readable", async () => {
     await pulumi(["up", "--yes"]);
     const [a, b, c] = bed.ips as [string, string, string];
-    const state = JSON.parse(await pulumi(["stack", "export"])) as { deployment: { resources: { urn: string; type: string; inputs?: Record<string, unknown>; outputs?: Record<string, unknown> }[] } };
-    const resource = (name: string) => state.deployment.resources.find((r) => r.type === "pulumi-nodejs:dynamic/sealant:Cluster" && r.urn.endsWith(`::${name}`))!;
+    const state = JSON.parse(await pulumi(["stack", "export"])) as {
+      deployment: { resources: { urn: string; type: string; inputs?: Record<string, unknown>; outputs?: Record<string, unknown> }[] };
+    };
+    const resource = (name: string) =>
+      state.deployment.resources.find((r) => r.type === "pulumi-nodejs:dynamic/sealant:Cluster" && r.urn.endsWith(`::${name}`))!;
     const nodes = (name: string) => (resource(name).outputs!["nodes"] as { ip: string; member: boolean }[]).map((n) => [n.ip, n.member]);
     expect(nodes("nested")).toEqual([
       [a, true],

@@ -84,7 +84,11 @@ function plannedLines(preview: string): string[] {
   if (at < 0) return [];
   // A one-line plan is shown inline: ~ plan: "old" => "new".
   const inline = /=>\s*"(.*)"\s*$/.exec(lines[at]!);
-  if (inline) return JSON.parse(`"${inline[1]!}"`).split("\n").map((l: string) => l.trim()).filter(Boolean);
+  if (inline)
+    return JSON.parse(`"${inline[1]!}"`)
+      .split("\n")
+      .map((l: string) => l.trim())
+      .filter(Boolean);
   const out: string[] = [];
   for (const l of lines.slice(at + 1)) {
     const m = /^\s*([-+]) (.*)$/.exec(l);
@@ -93,7 +97,6 @@ function plannedLines(preview: string): string[] {
   }
   return out;
 }
-
 
 describe("the Pulumi program examples/pulumi-kubernetes with the real CLI: a real Kubernetes cluster", () => {
   let base: string;
@@ -132,8 +135,14 @@ describe("the Pulumi program examples/pulumi-kubernetes with the real CLI: a rea
     // GIVEN sealant's Kubernetes base image, built with the one-command script users run, and the
     // hello app (a busybox httpd Deployment + Service) built FROM it, pinned by digest.
     await execP("bash", [join(ROOT, "scripts/kube-base-image.sh"), VERSION], { env, maxBuffer: 64 << 20 });
-    await execP("node", [CLI, "build", "-q", "-t", `example/hello:${VERSION}`, "--build-arg", `BASE=sealant/kubernetes:${VERSION}`, join(ROOT, "test/fixtures/k8s-app")], { env, maxBuffer: 64 << 20 });
-    const inspected = JSON.parse((await execP("node", [CLI, "inspect", `example/hello:${VERSION}`, "--json"], { env, maxBuffer: 64 << 20 })).stdout) as { digest: string };
+    await execP(
+      "node",
+      [CLI, "build", "-q", "-t", `example/hello:${VERSION}`, "--build-arg", `BASE=sealant/kubernetes:${VERSION}`, join(ROOT, "test/fixtures/k8s-app")],
+      { env, maxBuffer: 64 << 20 },
+    );
+    const inspected = JSON.parse((await execP("node", [CLI, "inspect", `example/hello:${VERSION}`, "--json"], { env, maxBuffer: 64 << 20 })).stdout) as {
+      digest: string;
+    };
     image = `example/hello:${VERSION}@${inspected.digest}`;
     // AND three Kubernetes-capable sandbox hosts (own network namespaces, reached through a veth).
     sb = await sandboxUp(3, { kubernetes: true, name: `pk8s-${randomBytes(3).toString("hex")}`, dir: join(base, "sandbox") });

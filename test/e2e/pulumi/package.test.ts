@@ -29,7 +29,8 @@ describe("sealant packed and npm-installed into a TypeScript Pulumi program outs
   let ips: string[];
   const stack = "pkg";
   const member = (ip: string) => `etcd-${ip.replaceAll(".", "-")}`;
-  const holdsNothing = async (ip: string) => (await runOnHost(bed.sandbox, ip, `ls -A /var/lib/sealant/etcd-${stack} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
+  const holdsNothing = async (ip: string) =>
+    (await runOnHost(bed.sandbox, ip, `ls -A /var/lib/sealant/etcd-${stack} 2>/dev/null; pgrep -x etcd || true`)).stdout.trim() === "";
 
   beforeAll(async () => {
     bed = await openBed(3, 241);
@@ -40,7 +41,9 @@ describe("sealant packed and npm-installed into a TypeScript Pulumi program outs
     await mkdir(program, { recursive: true });
 
     // GIVEN the package as `npm pack` makes it (what `npm publish` would upload).
-    const packed = JSON.parse((await execP("npm", ["pack", "--json", "--pack-destination", base], { cwd: ROOT, maxBuffer: 16 << 20 })).stdout) as { filename: string }[];
+    const packed = JSON.parse((await execP("npm", ["pack", "--json", "--pack-destination", base], { cwd: ROOT, maxBuffer: 16 << 20 })).stdout) as {
+      filename: string;
+    }[];
     tarball = join(base, packed[0]!.filename);
     // AND a user's TypeScript program: the example, with the examples/etcd build context beside it.
     for (const f of ["Pulumi.yaml", "index.ts", "package.json", "tsconfig.json"]) await cp(join(ROOT, "examples/pulumi-etcd", f), join(program, f));
@@ -50,7 +53,11 @@ describe("sealant packed and npm-installed into a TypeScript Pulumi program outs
     const nodeDir = dirname(dirname(process.execPath));
     const npmEnv = { ...process.env, ...(existsSync(join(nodeDir, "include/node/node.h")) ? { npm_config_nodedir: nodeDir } : {}) };
     const deps = ["@pulumi/pulumi", "typescript", "@types/node"].map((p) => `${p}@${installedVersion(p)}`);
-    await execP("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball, ...deps], { cwd: program, env: npmEnv, maxBuffer: 64 << 20 });
+    await execP("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", tarball, ...deps], {
+      cwd: program,
+      env: npmEnv,
+      maxBuffer: 64 << 20,
+    });
     await mkdir(join(base, "state"), { recursive: true });
     project = PulumiProject.installed(base, bed.home);
   }, 600_000);
@@ -87,7 +94,9 @@ describe("sealant packed and npm-installed into a TypeScript Pulumi program outs
 
   it("the program type-checks against the installed package's types (tsc --noEmit of the program's own TypeScript)", async () => {
     const tsc = join(program, "node_modules/.bin/tsc");
-    const r = await execP(tsc, ["-p", "tsconfig.json", "--noEmit"], { cwd: program }).catch((e: { stdout?: string }) => ({ stdout: `tsc failed:\n${e.stdout ?? String(e)}` }));
+    const r = await execP(tsc, ["-p", "tsconfig.json", "--noEmit"], { cwd: program }).catch((e: { stdout?: string }) => ({
+      stdout: `tsc failed:\n${e.stdout ?? String(e)}`,
+    }));
     expect(r.stdout.trim()).toBe("");
   }, 120_000);
 

@@ -32,7 +32,11 @@ export class PulumiProject {
   private readonly env: NodeJS.ProcessEnv;
 
   /** `path`: the PATH after the Pulumi CLI's directory. @default the repo's @pulumi/pulumi, then this process's PATH */
-  private constructor(readonly base: string, sealantHome: string, path = `${join(ROOT, "node_modules/@pulumi/pulumi")}:${process.env.PATH ?? ""}`) {
+  private constructor(
+    readonly base: string,
+    sealantHome: string,
+    path = `${join(ROOT, "node_modules/@pulumi/pulumi")}:${process.env.PATH ?? ""}`,
+  ) {
     this.dir = join(base, "program");
     this.env = {
       ...process.env,
@@ -98,7 +102,9 @@ export class PulumiProject {
 
   /** A resource's outputs as the stack's state holds them (stack outputs change only on `up`; state on refresh too). */
   async resourceOutputs(stack: string, type: string): Promise<Record<string, unknown>> {
-    const state = JSON.parse(await this.ok(["stack", "export"], { stack })) as { deployment: { resources?: { type: string; outputs?: Record<string, unknown> }[] } };
+    const state = JSON.parse(await this.ok(["stack", "export"], { stack })) as {
+      deployment: { resources?: { type: string; outputs?: Record<string, unknown> }[] };
+    };
     const found = state.deployment.resources?.find((r) => r.type === type);
     if (!found) throw new Error(`no ${type} in stack ${stack}`);
     return found.outputs ?? {};

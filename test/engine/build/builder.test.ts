@@ -131,7 +131,7 @@ describe("RUN", () => {
 
   it("gets ARG and ENV values in its environment", async () => {
     const s = await session();
-    const ctx = await context({ Kubefile: "FROM scratch\nARG WHO=world\nENV GREETING=hello\nRUN echo \"$GREETING $WHO\" > out.txt\n" });
+    const ctx = await context({ Kubefile: 'FROM scratch\nARG WHO=world\nENV GREETING=hello\nRUN echo "$GREETING $WHO" > out.txt\n' });
     const r = await build(s, { context: ctx, tag: "env:1", buildArgs: { WHO: "sealant" } });
     const { manifest } = await s.store.manifestFor(r.descriptor);
     const root = await temp("sealant-rootfs-");
@@ -160,7 +160,7 @@ describe("bad input", () => {
 
   it("names the line of a LAUNCH that is not last", async () => {
     const s = await session();
-    const ctx = await context({ Kubefile: "FROM scratch\nAPP web local://web.yaml\nLAUNCH [\"web\"]\nCOPY web.yaml x\n", "web.yaml": "kind: List\n" });
+    const ctx = await context({ Kubefile: 'FROM scratch\nAPP web local://web.yaml\nLAUNCH ["web"]\nCOPY web.yaml x\n', "web.yaml": "kind: List\n" });
     await expect(build(s, { context: ctx, tag: "bad:1" })).rejects.toThrow(/Kubefile:3:.*LAUNCH/);
     s.close();
   });
@@ -168,7 +168,9 @@ describe("bad input", () => {
   it("fails with the reference when the base image does not exist", async () => {
     const s = await session();
     const ctx = await context({ Kubefile: "FROM docker.io/library/no-such-base:1\nCOPY a a\n", a: "x" });
-    await expect(build(s, { context: ctx, tag: "bad:1" })).rejects.toThrow(/Kubefile:1: FROM docker.io\/library\/no-such-base:1: .*(MANIFEST_UNKNOWN|NAME_UNKNOWN|404)/);
+    await expect(build(s, { context: ctx, tag: "bad:1" })).rejects.toThrow(
+      /Kubefile:1: FROM docker.io\/library\/no-such-base:1: .*(MANIFEST_UNKNOWN|NAME_UNKNOWN|404)/,
+    );
     s.close();
   });
 
@@ -192,7 +194,7 @@ describe("images FROM another cluster image", () => {
   it("inherits the base's layers, apps and container images", async () => {
     const s = await session();
     const base = await build(s, { context: EXAMPLE_APP, tag: "example/base:1" });
-    const ctx = await context({ Kubefile: "FROM example/base:1\nAPP extra local://extra.sh\nLAUNCH [\"web\", \"extra\"]\n", "extra.sh": "echo extra\n" });
+    const ctx = await context({ Kubefile: 'FROM example/base:1\nAPP extra local://extra.sh\nLAUNCH ["web", "extra"]\n', "extra.sh": "echo extra\n" });
     const child = await build(s, { context: ctx, tag: "example/child:1" });
     const { manifest } = await s.store.manifestFor(child.descriptor);
     const { manifest: baseManifest } = await s.store.manifestFor(base.descriptor);
@@ -209,7 +211,14 @@ describe("multi-platform", () => {
   it("builds an OCI index with one manifest per platform, ${ARCH} substituted", async () => {
     const s = await session();
     const ctx = await context({ Kubefile: "FROM scratch\nCOPY bin/${ARCH}/tool bin/tool\n", "bin/amd64/tool": "amd64\n", "bin/arm64/tool": "arm64\n" });
-    const r = await build(s, { context: ctx, tag: "multi:1", platforms: [{ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "arm64" }] });
+    const r = await build(s, {
+      context: ctx,
+      tag: "multi:1",
+      platforms: [
+        { os: "linux", architecture: "amd64" },
+        { os: "linux", architecture: "arm64" },
+      ],
+    });
     expect(r.descriptor.mediaType).toBe("application/vnd.oci.image.index.v1+json");
     const index = await s.store.readIndexBlob(r.digest);
     expect(index.manifests.map((m) => m.platform?.architecture)).toEqual(["amd64", "arm64"]);
@@ -248,7 +257,9 @@ describe("ADD", () => {
       expect(await readFile(join(root, "downloads/tool.tar.gz"), "utf8")).toBe("served-bytes");
       // AND a URL that answers 404 fails with the line and the status
       await writeFile(join(ctx, "Kubefile"), `FROM scratch\nADD http://127.0.0.1:${port}/missing.bin x\n`);
-      await expect(build(s, { context: ctx, tag: "add:2" })).rejects.toThrow(/Kubefile:2: ADD http:\/\/127\.0\.0\.1:\d+\/missing\.bin: download failed: HTTP 404/);
+      await expect(build(s, { context: ctx, tag: "add:2" })).rejects.toThrow(
+        /Kubefile:2: ADD http:\/\/127\.0\.0\.1:\d+\/missing\.bin: download failed: HTTP 404/,
+      );
       s.close();
     } finally {
       server.close();

@@ -35,7 +35,14 @@ describe("contextDir and readKubefile", () => {
 
   it("parses the Kubefile for every platform, with the lines of what is wrong", () => {
     const text = "FROM scratch\nCOPY data-${ARCH}.bin data.bin\n";
-    const parsed = parseKubefiles({ text, file: "K" }, {}, buildPlatforms([{ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "arm64" }]));
+    const parsed = parseKubefiles(
+      { text, file: "K" },
+      {},
+      buildPlatforms([
+        { os: "linux", architecture: "amd64" },
+        { os: "linux", architecture: "arm64" },
+      ]),
+    );
     expect(parsed).toHaveLength(2);
     expect(buildPlatforms(undefined)).toEqual([hostPlatform()]);
     expect(() => parseKubefiles({ text: "FROM scratch\nCOPYY a b\n", file: "K" }, {}, buildPlatforms([]))).toThrow(KubefileSyntaxError);

@@ -30,7 +30,9 @@ function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of files(ROOT)) {
     const text = readFileSync(file, "utf8");
-    const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/g), ...text.matchAll(/import\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1]!);
+    const specs = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"/g), ...text.matchAll(/import\(\s*"([^"]+)"\s*\)/g)].map(
+      (m) => m[1]!,
+    );
     const targets = specs.map((s) => resolveImport(file, s)).filter((t): t is string => t !== undefined && t.startsWith(`${ROOT}/`));
     graph.set(relative(ROOT, file), [...new Set(targets.map((t) => relative(ROOT, t)))]);
   }
@@ -82,7 +84,9 @@ describe("the floors of src/engine/cluster", () => {
   });
 
   it("GIVEN the pure planner WHEN its imports are listed THEN it needs nothing but plan/", () => {
-    const outside = [...graph].filter(([m]) => m.startsWith("plan/")).flatMap(([m, targets]) => targets.filter((t) => !t.startsWith("plan/")).map((t) => `${m} -> ${t}`));
+    const outside = [...graph]
+      .filter(([m]) => m.startsWith("plan/"))
+      .flatMap(([m, targets]) => targets.filter((t) => !t.startsWith("plan/")).map((t) => `${m} -> ${t}`));
     expect(outside).toEqual([]);
   });
 });

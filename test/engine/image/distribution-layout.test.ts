@@ -153,7 +153,11 @@ describe("cacheImages input handling", () => {
     const ac = new AbortController();
     ac.abort();
     await expect(
-      cacheImages(["nginx:1"], dir.path, { sourceFor: () => ({ getManifest: () => new Promise(() => {}), openBlob: () => new Promise(() => {}) }), platform: { os: "linux", architecture: "amd64" }, signal: ac.signal }),
+      cacheImages(["nginx:1"], dir.path, {
+        sourceFor: () => ({ getManifest: () => new Promise(() => {}), openBlob: () => new Promise(() => {}) }),
+        platform: { os: "linux", architecture: "amd64" },
+        signal: ac.signal,
+      }),
     ).rejects.toThrow();
   });
 });

@@ -25,7 +25,10 @@ const uniq = () => Math.random().toString(36).slice(2, 8);
 
 async function tiny(session: Session, tag: string, architectures?: string[]) {
   const ctx = await temp("sealant-read-ctx-");
-  await writeFile(join(ctx, "Kubefile"), 'FROM scratch\nLABEL io.sealant.runtime="hooks" io.sealant.runtime.version="r-1" purpose="read"\nCOPY data.txt data.txt\n');
+  await writeFile(
+    join(ctx, "Kubefile"),
+    'FROM scratch\nLABEL io.sealant.runtime="hooks" io.sealant.runtime.version="r-1" purpose="read"\nCOPY data.txt data.txt\n',
+  );
   await writeFile(join(ctx, "data.txt"), `${tag} ${uniq()}\n`);
   return build(session, { context: ctx, tag, ...(architectures ? { platforms: architectures.map((architecture) => ({ os: "linux", architecture })) } : {}) });
 }

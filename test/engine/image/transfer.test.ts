@@ -23,7 +23,10 @@ async function builtImage(session: Session, tag: string, platforms?: string[], r
   const ctx = await temp("sealant-transfer-ctx-");
   await writeFile(join(ctx, "Kubefile"), "FROM scratch\nCOPY data-${ARCH}.bin data.bin\n");
   for (const arch of ["amd64", "arm64"]) {
-    await writeFile(join(ctx, `data-${arch}.bin`), Buffer.concat([Buffer.from(`${tag} ${arch} ${Math.random()}\n`.repeat(1000)), randomBytes(randomBytesPerFile)]));
+    await writeFile(
+      join(ctx, `data-${arch}.bin`),
+      Buffer.concat([Buffer.from(`${tag} ${arch} ${Math.random()}\n`.repeat(1000)), randomBytes(randomBytesPerFile)]),
+    );
   }
   const r = await build(session, {
     context: ctx,
@@ -35,7 +38,10 @@ async function builtImage(session: Session, tag: string, platforms?: string[], r
 
 describe("pull", () => {
   // Small blobs are hashed while streaming, large ones (> 4 MiB) on a worker thread after writing.
-  it.each([["small", 0], ["large", 6 << 20]])("refuses a %s blob whose content does not match its digest and leaves no image behind", async (_label, extra) => {
+  it.each([
+    ["small", 0],
+    ["large", 6 << 20],
+  ])("refuses a %s blob whose content does not match its digest and leaves no image behind", async (_label, extra) => {
     // GIVEN an image pushed to a real registry, then one of its layers corrupted on the registry's disk
     const reg = sharedRegistries().upstream;
     const src = await Session.open({ home: await temp("sealant-src-") });

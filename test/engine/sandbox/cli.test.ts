@@ -64,7 +64,9 @@ describe("sealant sandbox", () => {
   it("GIVEN the sandbox is up WHEN `up` runs again with its name THEN it fails with one clear line and exit 1", async () => {
     const r = await sealant(["sandbox", "up", "1", "--name", NAME]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`sealant: sandbox "${NAME}" is already up at ${dir} (host121 127.0.10.121, host122 127.0.10.122); bring it down first (sealant sandbox down --name ${NAME})\n`);
+    expect(r.stderr).toBe(
+      `sealant: sandbox "${NAME}" is already up at ${dir} (host121 127.0.10.121, host122 127.0.10.122); bring it down first (sealant sandbox down --name ${NAME})\n`,
+    );
   });
 
   it("GIVEN host122 WHEN stopped and started through the CLI THEN it goes away and comes back", async () => {

@@ -63,7 +63,15 @@ describe("sandboxUp", () => {
         }),
       );
       c.on("error", reject);
-      c.connect({ host: "127.0.10.102", port: 22, username: "root", password: sb.ssh.passwd, tryKeyboard: false, agent: undefined, hostVerifier: (key: Buffer) => key.equals(expectedKey) });
+      c.connect({
+        host: "127.0.10.102",
+        port: 22,
+        username: "root",
+        password: sb.ssh.passwd,
+        tryKeyboard: false,
+        agent: undefined,
+        hostVerifier: (key: Buffer) => key.equals(expectedKey),
+      });
     });
     expect(out).toBe("host102");
     // The machine's own root password is untouched: the host's /etc/shadow lives in its upper dir.

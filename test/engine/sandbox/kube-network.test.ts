@@ -19,7 +19,8 @@ describe("Kubernetes-mode sandbox network", () => {
 
   it("GIVEN subnets WHEN checked THEN only private /24s are accepted, with the reason", () => {
     expect(checkSubnet("192.168.50.0/24")).toBe("192.168.50.0/24");
-    for (const bad of ["10.231.7.0/16", "10.231.7.5/24", "8.8.8.0/24", "10.300.1.0/24", "nonsense"]) expect(() => checkSubnet(bad), bad).toThrow(/expected a private \/24/);
+    for (const bad of ["10.231.7.0/16", "10.231.7.5/24", "8.8.8.0/24", "10.300.1.0/24", "nonsense"])
+      expect(() => checkSubnet(bad), bad).toThrow(/expected a private \/24/);
   });
 
   it("GIVEN a process that is not root WHEN Kubernetes hosts are asked for THEN it fails at once saying root is needed, creating nothing", async () => {
@@ -34,6 +35,8 @@ describe("Kubernetes-mode sandbox network", () => {
   });
 
   it("GIVEN a subnet that is not a private /24 WHEN up is asked for it THEN it is refused before anything is created", async () => {
-    await expect(sandboxUp(1, { name: "kube-never", dir: join(tmpdir(), `sealant-kube-never-${process.pid}`), kubernetes: { subnet: "8.8.8.0/24" } })).rejects.toThrow(/subnet "8\.8\.8\.0\/24": expected a private \/24/);
+    await expect(
+      sandboxUp(1, { name: "kube-never", dir: join(tmpdir(), `sealant-kube-never-${process.pid}`), kubernetes: { subnet: "8.8.8.0/24" } }),
+    ).rejects.toThrow(/subnet "8\.8\.8\.0\/24": expected a private \/24/);
   });
 });

@@ -17,7 +17,9 @@ const CLI = process.env.SEALANT_TEST_CLI ?? resolve(__dirname, "../../../dist/cl
 
 function sh(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: stdout.toString(), stderr: stderr.toString() }));
+    execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: stdout.toString(), stderr: stderr.toString() }),
+    );
   });
 }
 
@@ -214,7 +216,9 @@ describe("Kubernetes-mode sandbox hosts", () => {
 
   it("GIVEN the kubelet's global sysctls WHEN read inside a host THEN they hold the wanted values while the machine's are unchanged", async () => {
     const [h1] = sb.hosts as [SandboxHost];
-    expect(await onHost(sb, h1, "cat /proc/sys/kernel/panic /proc/sys/kernel/panic_on_oops /proc/sys/vm/overcommit_memory /proc/sys/net/ipv4/ip_forward")).toBe("10\n1\n1\n1");
+    expect(await onHost(sb, h1, "cat /proc/sys/kernel/panic /proc/sys/kernel/panic_on_oops /proc/sys/vm/overcommit_memory /proc/sys/net/ipv4/ip_forward")).toBe(
+      "10\n1\n1\n1",
+    );
     const bridged = await runOnHost(sb, h1, "cat /proc/sys/net/bridge/bridge-nf-call-iptables");
     if (bridged.code === 0) expect(bridged.stdout.trim()).toBe("1");
     else expect(sb.kubernetes!.warnings.join("\n")).toMatch(/br_netfilter/);
@@ -247,7 +251,9 @@ describe("Kubernetes-mode sandbox hosts", () => {
       const p = await onHost(sb, h2, "systemctl show -p MainPID --value tick");
       return p !== firstPid && p !== "0" ? p : undefined;
     });
-    expect(await onHost(sb, h2, `systemctl show -p NRestarts -p ActiveState tick; cat /proc/${secondPid}/cmdline | tr '\\0' ' '`)).toBe("ActiveState=active\nNRestarts=1\nsleep 1000");
+    expect(await onHost(sb, h2, `systemctl show -p NRestarts -p ActiveState tick; cat /proc/${secondPid}/cmdline | tr '\\0' ' '`)).toBe(
+      "ActiveState=active\nNRestarts=1\nsleep 1000",
+    );
     expect(await log()).toMatch(/Main process exited, code=killed, signal=KILL\n.*restarting in 0\.2s/);
     const status = await onHost(sb, h2, "systemctl status tick");
     expect(status).toMatch(/Drop-In: \/etc\/systemd\/system\/tick\.service\.d\n\s+└─override\.conf\n\s+Active: active \(running\)/);
@@ -296,7 +302,9 @@ describe("Kubernetes-mode sandbox hosts", () => {
     expect(up.running).toBe(true);
     const again = (await sandboxGet(dir))!;
     await eventually(async () => ((await runOnHost(again, h2.ip, "systemctl is-active tick")).stdout.trim() === "active" ? true : undefined), 10_000);
-    expect(await onHost(again, h2.ip, "cat /root/marker; test -e /tmp/marker || echo no-tmp; grep -c 'tick hello the world' /var/log/units/tick.log")).toBe(`kept\nno-tmp\n${ticks + 1}`);
+    expect(await onHost(again, h2.ip, "cat /root/marker; test -e /tmp/marker || echo no-tmp; grep -c 'tick hello the world' /var/log/units/tick.log")).toBe(
+      `kept\nno-tmp\n${ticks + 1}`,
+    );
 
     t = Date.now();
     await stopHost(dir, "host1");
@@ -388,7 +396,8 @@ describe("Kubernetes-mode sandbox hosts", () => {
     const zombies: string[] = [];
     for (const p of (await readdir("/proc")).filter((e) => /^\d+$/.test(e))) {
       const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
-      if (/\((sealant-init|unshare|nsenter)\) Z /.test(stat) && (await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "")) === "") zombies.push(stat.split(" ").slice(0, 4).join(" "));
+      if (/\((sealant-init|unshare|nsenter)\) Z /.test(stat) && (await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "")) === "")
+        zombies.push(stat.split(" ").slice(0, 4).join(" "));
     }
     expect(zombies.filter((z) => z.includes("sealant-init"))).toEqual([]);
     if (zombies.length) console.log(`zombies on the machine (launchers of CLI-started sandboxes, orphaned to the machine's init): ${zombies.join("; ")}`);

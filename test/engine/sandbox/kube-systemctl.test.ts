@@ -73,14 +73,21 @@ describe("systemctl stand-in: unit files", () => {
       ["KUBELET_CONFIG_ARGS", "--config=/var/lib/kubelet/config.yaml"],
     ]);
     expect(svc.environmentFiles).toEqual(["-/var/lib/kubelet/kubeadm-flags.env", "-/etc/default/kubelet"]);
-    expect([svc.restart, svc.restartSec, svc.workingDirectory, svc.description]).toEqual(["always", 2, "-/var/lib/kubelet", "kubelet: The Kubernetes Node Agent"]);
+    expect([svc.restart, svc.restartSec, svc.workingDirectory, svc.description]).toEqual([
+      "always",
+      2,
+      "-/var/lib/kubelet",
+      "kubelet: The Kubernetes Node Agent",
+    ]);
     expect(svc.wantedBy).toEqual(["multi-user.target"]);
     expect(svc.after).toEqual(["network-online.target", "containerd.service"]);
   });
 
   it("GIVEN the kubelet's environment files WHEN a start is prepared THEN $VAR splits into words, missing optional files are skipped", () => {
     const svc = loadService("kubelet", [etc, lib])!;
-    const files: Record<string, string> = { "/var/lib/kubelet/kubeadm-flags.env": `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-ip=10.231.0.11"\n` };
+    const files: Record<string, string> = {
+      "/var/lib/kubelet/kubeadm-flags.env": `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --node-ip=10.231.0.11"\n`,
+    };
     const { env, missing } = serviceEnvironment(svc, (p) => files[p]);
     expect(missing).toEqual([]);
     expect(parseExecLine(svc.execStart[0]!, env).argv).toEqual([
@@ -93,7 +100,9 @@ describe("systemctl stand-in: unit files", () => {
     ]);
     const script = startScript(svc, env, { state: "/run/sealant-systemd/kubelet.service", cgroup: "/sys/fs/cgroup/systemd/system.slice/kubelet.service" });
     expect(script).toContain("cd '/var/lib/kubelet' 2> /dev/null || cd /");
-    expect(script).toMatch(/\nexec env -i 'PATH=[^']+' 'KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=\/etc\/kubernetes\/bootstrap-kubelet.conf --kubeconfig=\/etc\/kubernetes\/kubelet.conf' .* '\/usr\/bin\/kubelet' '--bootstrap-kubeconfig=/);
+    expect(script).toMatch(
+      /\nexec env -i 'PATH=[^']+' 'KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=\/etc\/kubernetes\/bootstrap-kubelet.conf --kubeconfig=\/etc\/kubernetes\/kubelet.conf' .* '\/usr\/bin\/kubelet' '--bootstrap-kubeconfig=/,
+    );
     expect(script).toContain("echo $$ > '/sys/fs/cgroup/systemd/system.slice/kubelet.service/cgroup.procs'");
   });
 
@@ -110,13 +119,39 @@ describe("systemctl stand-in: unit files", () => {
   });
 
   it("GIVEN systemd's syntax WHEN parsed THEN sections, continuations, quotes, escapes, prefixes and time spans follow systemd", () => {
-    expect(parseUnitText("[Service]\n# c\nExecStart=/bin/a \\\n  --b \\\n  --c\n; x\nType=oneshot\n")).toEqual({ Service: [["ExecStart", "/bin/a  --b  --c"], ["Type", "oneshot"]] });
-    expect(splitWords(`a "b c" 'd e' f\\ g "h\\"i" $X`)).toEqual([{ text: "a" }, { text: "b c" }, { text: "d e" }, { text: "f g" }, { text: 'h"i' }, { text: "$X", bareVar: "X" }]);
-    const env = new Map([["A", "1 2"], ["B", "x"]]);
+    expect(parseUnitText("[Service]\n# c\nExecStart=/bin/a \\\n  --b \\\n  --c\n; x\nType=oneshot\n")).toEqual({
+      Service: [
+        ["ExecStart", "/bin/a  --b  --c"],
+        ["Type", "oneshot"],
+      ],
+    });
+    expect(splitWords(`a "b c" 'd e' f\\ g "h\\"i" $X`)).toEqual([
+      { text: "a" },
+      { text: "b c" },
+      { text: "d e" },
+      { text: "f g" },
+      { text: 'h"i' },
+      { text: "$X", bareVar: "X" },
+    ]);
+    const env = new Map([
+      ["A", "1 2"],
+      ["B", "x"],
+    ]);
     expect(parseExecLine("-/bin/echo $A ${A} pre${B}post $$A", env)).toEqual({ argv: ["/bin/echo", "1", "2", "1 2", "prexpost", "$A"], ignoreFailure: true });
     expect(parseExecLine(":/bin/echo $A", env).argv).toEqual(["/bin/echo", "$A"]);
     expect(parseExecLine("/bin/echo $MISSING end", env).argv).toEqual(["/bin/echo", "end"]);
-    expect([parseTimespan("10", 0), parseTimespan("100ms", 0), parseTimespan("1min 30s", 0), parseTimespan("infinity", 0), parseTimespan("bogus", 7)]).toEqual([10, 0.1, 90, Infinity, 7]);
-    expect(parseEnvironmentFile(`# c\nA=1\nB="two words"\nC='x y'\nexport D=4\nbad line\n`)).toEqual([["A", "1"], ["B", "two words"], ["C", "x y"], ["D", "4"]]);
+    expect([parseTimespan("10", 0), parseTimespan("100ms", 0), parseTimespan("1min 30s", 0), parseTimespan("infinity", 0), parseTimespan("bogus", 7)]).toEqual([
+      10,
+      0.1,
+      90,
+      Infinity,
+      7,
+    ]);
+    expect(parseEnvironmentFile(`# c\nA=1\nB="two words"\nC='x y'\nexport D=4\nbad line\n`)).toEqual([
+      ["A", "1"],
+      ["B", "two words"],
+      ["C", "x y"],
+      ["D", "4"],
+    ]);
   });
 });

@@ -14,10 +14,22 @@ describe("through a bastion (jump host)", () => {
     await target?.close();
     await jump?.close();
   });
-  const bastion = (): SshEndpoint => ({ host: jump.host, port: jump.port, user: "jumper", password: bastionPassword, hostKey: { fingerprints: [jump.hostKeys[0]!.fingerprint] } });
+  const bastion = (): SshEndpoint => ({
+    host: jump.host,
+    port: jump.port,
+    user: "jumper",
+    password: bastionPassword,
+    hostKey: { fingerprints: [jump.hostKeys[0]!.fingerprint] },
+  });
 
   it("reaches the target over a forwarded channel and runs commands there", async () => {
-    const c = await SshConnection.connect({ host: target.host, port: target.port, password: "root-pw", hostKey: { fingerprints: [target.hostKeys[0]!.fingerprint] }, bastion: bastion() });
+    const c = await SshConnection.connect({
+      host: target.host,
+      port: target.port,
+      password: "root-pw",
+      hostKey: { fingerprints: [target.hostKeys[0]!.fingerprint] },
+      bastion: bastion(),
+    });
     try {
       expect((await c.exec("pwd")).stdout.trim()).toBe(target.dir);
       for (let i = 0; i < 20; i++) expect((await c.exec(`echo ${i}`)).stdout).toBe(`${i}\n`);
@@ -30,17 +42,25 @@ describe("through a bastion (jump host)", () => {
   });
 
   it("verifies the target's own host key (not just the bastion's)", async () => {
-    const err = await SshConnection.connect({ host: target.host, port: target.port, password: "root-pw", hostKey: { fingerprints: [generateKey().fingerprint] }, bastion: bastion() }).catch(
-      (e: unknown) => e,
-    );
+    const err = await SshConnection.connect({
+      host: target.host,
+      port: target.port,
+      password: "root-pw",
+      hostKey: { fingerprints: [generateKey().fingerprint] },
+      bastion: bastion(),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HostKeyError);
     expect((err as Error).message).toMatch(new RegExp(`^127\\.0\\.0\\.1:${target.port}: WARNING: HOST KEY CHANGED`));
   });
 
   it("names the bastion when the bastion's key is unknown", async () => {
-    const err = await SshConnection.connect({ host: target.host, port: target.port, password: "root-pw", hostKey: { policy: "insecure" }, bastion: { ...bastion(), hostKey: {} } }).catch(
-      (e: unknown) => e,
-    );
+    const err = await SshConnection.connect({
+      host: target.host,
+      port: target.port,
+      password: "root-pw",
+      hostKey: { policy: "insecure" },
+      bastion: { ...bastion(), hostKey: {} },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HostKeyError);
     expect((err as Error).message).toMatch(new RegExp(`^127\\.0\\.0\\.1:${jump.port}: host key not trusted`));
   });
@@ -48,7 +68,14 @@ describe("through a bastion (jump host)", () => {
   it("retries while the target behind the bastion is still booting", async () => {
     const port = await freePort();
     const key = generateKey();
-    const connecting = SshConnection.connect({ host: "127.0.0.1", port, password: "root-pw", hostKey: { fingerprints: [key.fingerprint] }, bastion: bastion(), retry: { attempts: 20, initialDelayMs: 50, maxDelayMs: 200 } });
+    const connecting = SshConnection.connect({
+      host: "127.0.0.1",
+      port,
+      password: "root-pw",
+      hostKey: { fingerprints: [key.fingerprint] },
+      bastion: bastion(),
+      retry: { attempts: 20, initialDelayMs: 50, maxDelayMs: 200 },
+    });
     await new Promise((r) => setTimeout(r, 400));
     const late = await startTestServer({ port, hostKeys: [key] });
     try {

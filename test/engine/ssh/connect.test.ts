@@ -79,7 +79,9 @@ describe("authentication", () => {
     expect(e.kind).toBe("auth");
     expect(e.retryable).toBe(false);
     expect(e.attempts).toBe(1);
-    expect(e.message).toBe(`127.0.0.1:${server.port}: authentication failed for user "root" (tried: password, keyboard-interactive): All configured authentication methods failed`);
+    expect(e.message).toBe(
+      `127.0.0.1:${server.port}: authentication failed for user "root" (tried: password, keyboard-interactive): All configured authentication methods failed`,
+    );
     expect(e.message).not.toContain(wrong);
     expect(server.connections - before).toBe(1);
   });
@@ -142,9 +144,13 @@ describe("connect retries", () => {
 
   it("gives up after the configured attempts, saying how many", async () => {
     const port = await freePort();
-    const err = await SshConnection.connect({ host: "127.0.0.1", port, password: "x", hostKey: { policy: "insecure" }, retry: { attempts: 3, initialDelayMs: 20 } }).catch(
-      (e: unknown) => e,
-    );
+    const err = await SshConnection.connect({
+      host: "127.0.0.1",
+      port,
+      password: "x",
+      hostKey: { policy: "insecure" },
+      retry: { attempts: 3, initialDelayMs: 20 },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SshConnectError);
     expect((err as SshConnectError).kind).toBe("refused");
     expect((err as SshConnectError).attempts).toBe(3);
@@ -156,9 +162,10 @@ describe("connect retries", () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 150);
     const started = Date.now();
-    const err = await SshConnection.connect({ host: "127.0.0.1", port, password: "x", hostKey: { policy: "insecure" }, retry: { attempts: 100, initialDelayMs: 50 } }, ac.signal).catch(
-      (e: unknown) => e,
-    );
+    const err = await SshConnection.connect(
+      { host: "127.0.0.1", port, password: "x", hostKey: { policy: "insecure" }, retry: { attempts: 100, initialDelayMs: 50 } },
+      ac.signal,
+    ).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/connect aborted/);
     expect(Date.now() - started).toBeLessThan(2000);
   });

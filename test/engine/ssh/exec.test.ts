@@ -109,7 +109,9 @@ describe("SshConnection exec", () => {
     const c = await connectTo(stubborn);
     try {
       // GIVEN a command with a child process, that outlives its channel on this server
-      const err = await c.exec("sleep 30 & echo $! > child.pid; echo $$ > parent.pid; wait", { timeoutMs: 300, stdin: new Readable({ read() {} }) }).catch((e: unknown) => e);
+      const err = await c
+        .exec("sleep 30 & echo $! > child.pid; echo $$ > parent.pid; wait", { timeoutMs: 300, stdin: new Readable({ read() {} }) })
+        .catch((e: unknown) => e);
       expect((err as RemoteCommandError).timedOut).toBe(true);
       // THEN the signal request was sent (and ignored), and both processes are gone anyway
       expect(stubborn.signals).toEqual(["KILL"]);
@@ -180,7 +182,7 @@ describe("SshConnection exec", () => {
       const before = server.connections;
       await c.exec("echo hi");
       // sever the TCP connection under the client
-      ((c as unknown as { dialed: { client: { destroy(): void } } }).dialed.client).destroy();
+      (c as unknown as { dialed: { client: { destroy(): void } } }).dialed.client.destroy();
       await new Promise((r) => setTimeout(r, 100));
       // WHEN the next command runs THEN it runs on a new connection
       expect((await c.exec("echo again")).stdout).toBe("again\n");

@@ -88,7 +88,13 @@ describe("host key verification", () => {
   });
 
   it("accepts keys from a known_hosts file in [host]:port form", async () => {
-    await expectConnects(server, { knownHosts: knownHostsFile(["# comment", "other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAhYpADTwC9DiEk6JySN+9AehokrJ5vbrEgku89rCar0", line(server, key)]) });
+    await expectConnects(server, {
+      knownHosts: knownHostsFile([
+        "# comment",
+        "other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAhYpADTwC9DiEk6JySN+9AehokrJ5vbrEgku89rCar0",
+        line(server, key),
+      ]),
+    });
   });
 
   it("accepts hashed known_hosts entries (hashed by ssh-keygen -H)", async () => {
@@ -192,7 +198,10 @@ describe("known_hosts matching", () => {
 
   it("skips comments, unknown markers and malformed lines", () => {
     const k = generateKey().public.split(" ").slice(0, 2).join(" ");
-    const entries = parseKnownHosts(["", "# c", `h1 ${k}`, "h2 ssh-ed25519 !!!", `@weird h3 ${k}`, `@cert-authority *.example ${k}`, "h4 ssh-rsa"].join("\n"), "f");
+    const entries = parseKnownHosts(
+      ["", "# c", `h1 ${k}`, "h2 ssh-ed25519 !!!", `@weird h3 ${k}`, `@cert-authority *.example ${k}`, "h4 ssh-rsa"].join("\n"),
+      "f",
+    );
     expect(entries.map((e) => [e.hosts, e.line, e.marker])).toEqual([
       ["h1", 3, undefined],
       ["*.example", 6, "cert-authority"],

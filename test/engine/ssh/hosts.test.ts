@@ -7,10 +7,17 @@ interface Host extends HostLike {
 }
 
 describe("Hosts", () => {
-  const many = new Hosts<Host>(Array.from({ length: 40 }, (_, i) => ({ address: `10.0.0.${i + 1}`, roles: i < 3 ? ["master"] : i % 2 ? ["node"] : ["worker", "ingress"] })));
+  const many = new Hosts<Host>(
+    Array.from({ length: 40 }, (_, i) => ({ address: `10.0.0.${i + 1}`, roles: i < 3 ? ["master"] : i % 2 ? ["node"] : ["worker", "ingress"] })),
+  );
 
   it("filters by role", () => {
-    expect(many.masters().toArray().map((h) => h.address)).toEqual(["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    expect(
+      many
+        .masters()
+        .toArray()
+        .map((h) => h.address),
+    ).toEqual(["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
     expect(many.workers().length).toBe(37);
     expect(many.withRole("ingress").length).toBe(18);
     expect(many.filter((h) => h.address.endsWith(".7")).first()?.address).toBe("10.0.0.7");
@@ -31,7 +38,12 @@ describe("Hosts", () => {
         done.push(h.address);
       });
       expect(peak).toBe(limit);
-      expect(done.sort()).toEqual(many.toArray().map((h) => h.address).sort());
+      expect(done.sort()).toEqual(
+        many
+          .toArray()
+          .map((h) => h.address)
+          .sort(),
+      );
     }
   });
 
@@ -53,7 +65,13 @@ describe("Hosts", () => {
     const hosts = new Hosts<Host>([1, 2, 3, 4].map((i) => ({ address: `127.0.10.${i}`, roles: [] })));
     const err = await hosts
       .parallelEach(async (h) => {
-        if (h.address === "127.0.10.2") throw new RemoteCommandError({ host: h.address, command: "systemctl start etcd", exitCode: 1, stderrTail: "Job for etcd.service failed.\nSee journalctl" });
+        if (h.address === "127.0.10.2")
+          throw new RemoteCommandError({
+            host: h.address,
+            command: "systemctl start etcd",
+            exitCode: 1,
+            stderrTail: "Job for etcd.service failed.\nSee journalctl",
+          });
         if (h.address === "127.0.10.4") throw new Error("127.0.10.4: connect: ECONNREFUSED");
       })
       .catch((e: unknown) => e);
@@ -91,11 +109,15 @@ describe("Hosts", () => {
   it("stops starting hosts when the caller aborts", async () => {
     const ac = new AbortController();
     let ran = 0;
-    const p = many.parallelEach(2, async () => {
-      ran++;
-      if (ran === 4) ac.abort(new Error("cancelled by user"));
-      await new Promise((r) => setTimeout(r, 1));
-    }, ac.signal);
+    const p = many.parallelEach(
+      2,
+      async () => {
+        ran++;
+        if (ran === 4) ac.abort(new Error("cancelled by user"));
+        await new Promise((r) => setTimeout(r, 1));
+      },
+      ac.signal,
+    );
     await expect(p).rejects.toThrow("cancelled by user");
     expect(ran).toBeLessThan(8);
   });
@@ -117,7 +139,13 @@ describe("ConnectionPool over real SSH connections", () => {
       { address: "127.0.0.1", port: refusedPort, roles: ["node"] },
     ]);
     const fingerprints = servers.map((s) => s.hostKeys[0]!.fingerprint);
-    const pool = ConnectionPool.ssh<Host>((h) => ({ host: h.address, port: h.port!, password: DEFAULT_PASSWORD, hostKey: { fingerprints }, retry: { attempts: 1 } }));
+    const pool = ConnectionPool.ssh<Host>((h) => ({
+      host: h.address,
+      port: h.port!,
+      password: DEFAULT_PASSWORD,
+      hostKey: { fingerprints },
+      retry: { attempts: 1 },
+    }));
     expect(pool.size).toBe(0);
     try {
       // three commands per host, in parallel over hosts
@@ -161,7 +189,7 @@ describe("FakeConnection", () => {
     expect(err).toBeInstanceOf(RemoteCommandError);
     expect((err as Error).message).toBe("10.0.0.7: kubeadm join tok123 exited 1: token tok123 expired");
     expect((await fake.run("kubeadm join tok123")).stdout).toBe("joined\n");
-    await expect(fake.exec("rm -rf /")).rejects.toThrow('10.0.0.7: no fake rule matches the command: rm -rf /');
+    await expect(fake.exec("rm -rf /")).rejects.toThrow("10.0.0.7: no fake rule matches the command: rm -rf /");
     expect(fake.commands.map((c) => [c.command, c.sudo])).toEqual([
       ["uname -m", false],
       ["kubeadm join tok123", true],

@@ -1,6 +1,20 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -14,7 +28,12 @@ describe("upload", () => {
   let local: string;
   beforeAll(async () => {
     server = await startTestServer();
-    conn = await SshConnection.connect({ host: server.host, port: server.port, password: DEFAULT_PASSWORD, hostKey: { fingerprints: [server.hostKeys[0]!.fingerprint] } });
+    conn = await SshConnection.connect({
+      host: server.host,
+      port: server.port,
+      password: DEFAULT_PASSWORD,
+      hostKey: { fingerprints: [server.hostKeys[0]!.fingerprint] },
+    });
     local = mkdtempSync(join(tmpdir(), "sealant-upload-src-"));
     mkdirSync(join(local, "tree", "bin"), { recursive: true });
     mkdirSync(join(local, "tree", "etc", "empty"), { recursive: true });
@@ -65,7 +84,11 @@ describe("upload", () => {
     // GIVEN a layer made by the system tar
     execFileSync("tar", ["-czf", join(local, "layer.tar.gz"), "-C", join(local, "tree"), "."]);
     const progress: UploadProgress[] = [];
-    const r = await conn.upload(remote("up3/rootfs"), { tar: createReadStream(join(local, "layer.tar.gz")), gzip: true }, { onProgress: (p) => progress.push(p) });
+    const r = await conn.upload(
+      remote("up3/rootfs"),
+      { tar: createReadStream(join(local, "layer.tar.gz")), gzip: true },
+      { onProgress: (p) => progress.push(p) },
+    );
     expect(r.bytes).toBe(statSync(join(local, "layer.tar.gz")).size);
     expect(progress.at(-1)?.bytes).toBe(r.bytes);
     expect(readFileSync(remote("up3/rootfs/etc/app.conf"), "utf8")).toBe("a=1\n");

@@ -1,16 +1,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { normaliseReference } from "../../image/reference";
-import {
-  findHelm,
-  helmTemplate,
-  imagesFromChartValues,
-  imagesFromRawTemplates,
-  isChartDir,
-  loadChartArchive,
-  loadChartDir,
-  type ChartFiles,
-} from "./helm";
+import { findHelm, helmTemplate, imagesFromChartValues, imagesFromRawTemplates, isChartDir, loadChartArchive, loadChartDir, type ChartFiles } from "./helm";
 import { readImageList } from "./image-list";
 import { findImageFields, parseYamlDocuments, shortError, type Candidate } from "./yaml";
 

@@ -20,9 +20,7 @@ export function shortError(err: unknown): string {
   return msg.split("\n")[0] ?? msg;
 }
 
-export type Candidate =
-  | { kind: "image"; value: string; path: string }
-  | { kind: "skipped"; value: string; path: string; reason: "templated" | "invalid" };
+export type Candidate = { kind: "image"; value: string; path: string } | { kind: "skipped"; value: string; path: string; reason: "templated" | "invalid" };
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof Uint8Array);

@@ -48,9 +48,7 @@ export interface CachedImage {
 
 /** An image that could not be cached: names the image, its registry and the cause. */
 export class ImageCacheError extends Error {
-  constructor(
-    readonly failures: Array<{ image: string; registry?: string; error: Error }>,
-  ) {
+  constructor(readonly failures: Array<{ image: string; registry?: string; error: Error }>) {
     super(formatFailures(failures), failures.length === 1 ? { cause: failures[0]!.error } : undefined);
     this.name = "ImageCacheError";
   }
@@ -66,8 +64,7 @@ export function asError(err: unknown): Error {
 }
 
 function formatFailures(failures: Array<{ image: string; registry?: string; error: Error }>): string {
-  const line = (f: { image: string; registry?: string; error: Error }): string =>
-    `${f.image}${f.registry ? ` (from ${f.registry})` : ""}: ${f.error.message}`;
+  const line = (f: { image: string; registry?: string; error: Error }): string => `${f.image}${f.registry ? ` (from ${f.registry})` : ""}: ${f.error.message}`;
   if (failures.length === 1) return `caching image ${line(failures[0]!)}`;
   return `caching ${failures.length} images failed:\n` + failures.map((f) => `  ${line(f)}`).join("\n");
 }

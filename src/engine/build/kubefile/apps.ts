@@ -1,11 +1,5 @@
 import { LineError } from "./errors";
-import {
-  LABEL_KUBE_CNI_PREFIX,
-  LABEL_KUBE_CSI_PREFIX,
-  type AppSource,
-  type BaseAppRef,
-  type Instruction,
-} from "./instructions";
+import { LABEL_KUBE_CNI_PREFIX, LABEL_KUBE_CSI_PREFIX, type AppSource, type BaseAppRef, type Instruction } from "./instructions";
 import type { ParseState } from "./state";
 import { listArgs, NOT_STRINGS_MESSAGE, parseJsonArray, parseWords, type ArgWord } from "./words";
 
@@ -17,9 +11,7 @@ export function appName(st: ParseState, kind: string, raw: string, quotes: boole
     throw new LineError(`${kind} requires a name before its sources: ${kind} <name> local://<path>|https://<url>... (got "${name}" as the name)`);
   }
   if (name.includes("/") || name === "." || name === "..") {
-    throw new LineError(
-      `${kind}: invalid app name "${name}" (an app name is a directory name under application/apps/: no "/", not "." or "..")`,
-    );
+    throw new LineError(`${kind}: invalid app name "${name}" (an app name is a directory name under application/apps/: no "/", not "." or "..")`);
   }
   return name;
 }
@@ -57,17 +49,12 @@ export function parseApp(st: ParseState, kind: "APP" | "CNI" | "CSI", rest: stri
       if (s.length === s.indexOf("://") + 3) throw new LineError(`${kind} "${name}": source "${s}" has no host`);
       sources.push({ type: "remote", url: s });
     } else {
-      throw new LineError(
-        `${kind} "${name}": source "${s}" must start with local:// (a path in the build context), http:// or https://`,
-      );
+      throw new LineError(`${kind} "${name}": source "${s}" must start with local:// (a path in the build context), http:// or https://`);
     }
   }
   const previous = st.apps.get(name);
   if (previous !== undefined) {
-    st.warn(
-      line,
-      `${kind} "${name}" redeclares the app declared by ${previous.kind} on line ${previous.line}; the later declaration wins`,
-    );
+    st.warn(line, `${kind} "${name}" redeclares the app declared by ${previous.kind} on line ${previous.line}; the later declaration wins`);
   }
   st.apps.set(name, { name, kind, sources, line });
   if (kind === "CNI") st.labels[`${LABEL_KUBE_CNI_PREFIX}${name}`] = "true";

@@ -47,7 +47,7 @@ export function parseMaintainer(st: ParseState, rest: string, line: number): Ins
 
 /** KUBEVERSION <range>: recorded as sealer's supported-kube-version label too. */
 export function parseKubeVersion(st: ParseState, rest: string, line: number): Instruction {
-  if (rest === "") throw new LineError('KUBEVERSION requires a version range, e.g. KUBEVERSION 1.22 - 1.24');
+  if (rest === "") throw new LineError("KUBEVERSION requires a version range, e.g. KUBEVERSION 1.22 - 1.24");
   st.kubeVersion = rest;
   st.labels[LABEL_SUPPORTED_KUBE_VERSION] = rest;
   return { kind: "KUBEVERSION", line, version: rest };

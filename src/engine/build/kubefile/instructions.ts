@@ -109,9 +109,7 @@ export interface MaintainerInstruction extends At {
 }
 
 /** Where an app's files come from. `local://x` is `x` relative to the build context. */
-export type AppSource =
-  | { readonly type: "local"; readonly path: string }
-  | { readonly type: "remote"; readonly url: string };
+export type AppSource = { readonly type: "local"; readonly path: string } | { readonly type: "remote"; readonly url: string };
 
 interface AppLike extends At {
   readonly name: string;

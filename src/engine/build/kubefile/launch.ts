@@ -45,10 +45,10 @@ export function parseCmds(st: ParseState, rest: string, line: number): Instructi
 
 /** CMD <command>: deprecated (warned about once), otherwise like CMDS. */
 export function parseCmd(st: ParseState, rest: string, line: number): Instruction {
-  if (rest === "") throw new LineError("CMD requires a command: CMD <command> (CMD is deprecated: prefer CMDS [\"...\"] or LAUNCH)");
+  if (rest === "") throw new LineError('CMD requires a command: CMD <command> (CMD is deprecated: prefer CMDS ["..."] or LAUNCH)');
   if (!st.cmdWarned) {
     st.cmdWarned = true;
-    st.warn(line, "CMD is deprecated; use CMDS [\"...\"] or APP + LAUNCH");
+    st.warn(line, 'CMD is deprecated; use CMDS ["..."] or APP + LAUNCH');
   }
   const commands = commandList(st, "CMD", rest, line);
   st.cmds.push(...commands);

@@ -13,10 +13,7 @@ function fromRules(st: ParseState, lines: readonly LogicalLine[]): void {
     );
   } else if (st.beforeFrom !== undefined) {
     const fromLine = st.seen.find((s) => s.kind === "FROM")?.line;
-    st.error(
-      st.beforeFrom.line,
-      `${st.beforeFrom.kind} before FROM (line ${fromLine}): FROM must be the first instruction (only ARG may come before it)`,
-    );
+    st.error(st.beforeFrom.line, `${st.beforeFrom.kind} before FROM (line ${fromLine}): FROM must be the first instruction (only ARG may come before it)`);
   }
 }
 
@@ -29,13 +26,15 @@ function appRefRules(st: ParseState): void {
       appFirstLine.set(ins.name, ins.line);
     }
   }
-  const baseNote =
-    st.from !== undefined && st.from.image !== "scratch" ? ` and the base image ${st.from.image} does not provide` : "";
+  const baseNote = st.from !== undefined && st.from.image !== "scratch" ? ` and the base image ${st.from.image} does not provide` : "";
   for (const r of st.badRefs) {
     const later = appFirstLine.get(r.name);
-    st.error(r.line, later !== undefined
-      ? `${r.instruction} refers to app "${r.name}", which is declared only below (line ${later}); declare it with APP above ${r.instruction}`
-      : `${r.instruction} refers to app "${r.name}", which no APP, CNI or CSI above declares${baseNote}`);
+    st.error(
+      r.line,
+      later !== undefined
+        ? `${r.instruction} refers to app "${r.name}", which is declared only below (line ${later}); declare it with APP above ${r.instruction}`
+        : `${r.instruction} refers to app "${r.name}", which no APP, CNI or CSI above declares${baseNote}`,
+    );
   }
 }
 

@@ -14,7 +14,7 @@ function runEnv(st: ParseState): Record<string, string> {
 
 /** RUN <command> (shell form, kept as written) or RUN ["executable", "arg", ...]. */
 export function parseRun(st: ParseState, flags: string[], rest: string, line: number): Instruction {
-  if (rest === "") throw new LineError("RUN requires a command: RUN <command> or RUN [\"executable\", \"arg\", ...]");
+  if (rest === "") throw new LineError('RUN requires a command: RUN <command> or RUN ["executable", "arg", ...]');
   const json = parseJsonArray(rest);
   let command: string | string[];
   if (json.kind === "array") {

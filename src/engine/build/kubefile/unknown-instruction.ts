@@ -1,17 +1,7 @@
 import { KUBEFILE_INSTRUCTIONS } from "./instructions";
 
 /** Docker instructions a Kubefile cannot use (sealer rejects them as unsupported commands). */
-const DOCKERFILE_ONLY = new Set([
-  "workdir",
-  "user",
-  "expose",
-  "volume",
-  "entrypoint",
-  "onbuild",
-  "healthcheck",
-  "shell",
-  "stopsignal",
-]);
+const DOCKERFILE_ONLY = new Set(["workdir", "user", "expose", "volume", "entrypoint", "onbuild", "healthcheck", "shell", "stopsignal"]);
 
 const EXPECTED = KUBEFILE_INSTRUCTIONS.join(", ");
 
@@ -49,8 +39,6 @@ function suggest(word: string): string | undefined {
 export function unknownInstructionMessage(word: string): string {
   const cmd = word.toLowerCase();
   const hint = suggest(word);
-  const what = DOCKERFILE_ONLY.has(cmd)
-    ? `${word.toUpperCase()} is a Dockerfile instruction that Kubefiles do not support`
-    : `unknown instruction "${word}"`;
+  const what = DOCKERFILE_ONLY.has(cmd) ? `${word.toUpperCase()} is a Dockerfile instruction that Kubefiles do not support` : `unknown instruction "${word}"`;
   return `${what} (expected one of ${EXPECTED})${hint !== undefined && !DOCKERFILE_ONLY.has(cmd) ? `; did you mean ${hint}?` : ""}`;
 }

@@ -9,7 +9,13 @@ import { layerStep, withParents, type PlatformBuild } from "../platform-build";
 import { downloadSource } from "../remote-source";
 
 /** APP, CNI and CSI: the sources go to application/apps/<name>/ and the app into the metadata. */
-export async function appStep(build: PlatformBuild, context: string, ins: AppInstruction | CniInstruction | CsiInstruction, where: Where, meta: ClusterImageMetadata): Promise<boolean> {
+export async function appStep(
+  build: PlatformBuild,
+  context: string,
+  ins: AppInstruction | CniInstruction | CsiInstruction,
+  where: Where,
+  meta: ClusterImageMetadata,
+): Promise<boolean> {
   const app = await appEntries(context, join(build.rootfs, ".."), ins.name, ins.sources, where, build.opts.signal);
   upsertApp(meta, { name: ins.name, type: app.type, files: app.files, ...(ins.kind === "APP" ? {} : { role: ins.kind === "CNI" ? "cni" : "csi" }) });
   return layerStep(build, `${ins.kind} ${ins.name}`, withParents(app.entries));

@@ -19,7 +19,8 @@ export async function copyStep(build: PlatformBuild, context: string, ins: CopyI
     entries = [];
     for (const src of sources) {
       // Docker unpacks local archives only; a downloaded file is added as it is.
-      if (!src.startsWith(join(build.rootfs, "..")) && (await isArchive(src))) entries.push(...(await archiveEntries(src, normaliseDest(ins.dest), join(build.rootfs, "..", "add"))));
+      if (!src.startsWith(join(build.rootfs, "..")) && (await isArchive(src)))
+        entries.push(...(await archiveEntries(src, normaliseDest(ins.dest), join(build.rootfs, "..", "add"))));
       else entries.push(...(await copyEntries([src], ins.dest, destIsDir || sources.length > 1)));
     }
   } else {

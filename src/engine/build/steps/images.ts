@@ -72,7 +72,8 @@ export async function cacheContainerImages(
     onProgress: (e) => {
       if (e.type === "bytes") opts.onEvent?.({ type: "image-progress", platform: pf, image: e.image, bytes: e.imageBytes, done: false });
       else if (e.type === "done") opts.onEvent?.({ type: "image-progress", platform: pf, image: e.image, bytes: e.downloadedBytes, done: true });
-      else if (e.type === "retry") opts.onEvent?.({ type: "image-retry", platform: pf, image: e.image, text: `${e.what}: ${e.error} (retry ${e.attempt} in ${e.delayMs} ms)` });
+      else if (e.type === "retry")
+        opts.onEvent?.({ type: "image-retry", platform: pf, image: e.image, text: `${e.what}: ${e.error} (retry ${e.attempt} in ${e.delayMs} ms)` });
       else if (e.type === "warning") opts.onEvent?.({ type: "warning", platform: pf, text: `${e.image}: ${e.message}` });
     },
   });
@@ -89,4 +90,3 @@ interface ImagesRecord {
   diffId?: Digest;
   containerImages: string[];
 }
-

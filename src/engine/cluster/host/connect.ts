@@ -64,7 +64,10 @@ function bastionEndpoint(b: Bastion, ssh: HostSsh, opts: ConnectOptions): SshEnd
 export function sshOptionsFor(h: ClusterHost, opts: ConnectOptions): SshConnectionOptions {
   const ssh = h.ssh;
   // Under accept-new the first file is where new keys go: sealant's own, never the user's.
-  const knownHosts = ssh.hostKeyPolicy === "accept-new" ? [opts.knownHostsFile, ...(ssh.knownHosts ? [ssh.knownHosts] : [])] : [...(ssh.knownHosts ? [ssh.knownHosts] : []), opts.knownHostsFile];
+  const knownHosts =
+    ssh.hostKeyPolicy === "accept-new"
+      ? [opts.knownHostsFile, ...(ssh.knownHosts ? [ssh.knownHosts] : [])]
+      : [...(ssh.knownHosts ? [ssh.knownHosts] : []), opts.knownHostsFile];
   return {
     host: h.ip,
     port: ssh.port,

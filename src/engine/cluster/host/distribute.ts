@@ -68,7 +68,14 @@ export async function distributeTo(conn: Connection, opts: DistributeOptions): P
   }
   const hex = opts.imageDigest.replace(/^sha256:/, "");
   if (!facts.images.has(hex)) {
-    await conn.run(assembleScript(layout, opts.imageDigest, opts.layers.map((l) => l.dir)), { sudo: true, timeoutMs: 30 * 60_000, ...(opts.signal ? { signal: opts.signal } : {}) });
+    await conn.run(
+      assembleScript(
+        layout,
+        opts.imageDigest,
+        opts.layers.map((l) => l.dir),
+      ),
+      { sudo: true, timeoutMs: 30 * 60_000, ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
     facts.images.add(hex);
   }
   return sentBefore;
@@ -89,7 +96,7 @@ export function assembleScript(layout: HostLayout, imageDigest: Digest, layerDir
     'rm -rf "$tmp"; mkdir -p "$tmp/rootfs"',
     `for l in ${layerDirs.map(shellQuote).join(" ")}; do`,
     '  (cd "$layers/$l" && find . -name ".wh.*") > "$tmp/whiteouts"',
-    '  while IFS= read -r w; do',
+    "  while IFS= read -r w; do",
     '    d=$(dirname "$w"); b=$(basename "$w")',
     '    if [ "$b" = ".wh..wh..opq" ]; then find "$tmp/rootfs/$d" -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null || true',
     '    else rm -rf "$tmp/rootfs/$d/${b#.wh.}"; fi',
@@ -149,7 +156,8 @@ export async function extractedSize(store: ImageStore, layer: ClusterImageLayer)
       cb();
     },
   });
-  if (/gzip/.test(layer.mediaType)) await pipeline(createReadStream(store.blobPath(layer.digest), { highWaterMark: READ_CHUNK }), createGunzip({ chunkSize: GUNZIP_CHUNK }), counter);
+  if (/gzip/.test(layer.mediaType))
+    await pipeline(createReadStream(store.blobPath(layer.digest), { highWaterMark: READ_CHUNK }), createGunzip({ chunkSize: GUNZIP_CHUNK }), counter);
   else size = layer.size;
   sizeCache.set(layer.digest, size);
   await store.pin(`layer-size:${layer.digest}`, { digests: [layer.digest], size });

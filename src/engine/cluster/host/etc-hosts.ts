@@ -19,7 +19,10 @@ export async function setHostsBlock(conn: Connection, name: string, lines: strin
   const next = start >= 0 && stop >= 0 ? [...all.slice(0, start), ...block, ...all.slice(stop + 1)] : [...all, ...block];
   const text = next.length ? `${next.join("\n")}\n` : "";
   if (text === current) return;
-  await conn.run(`set -e; t=/etc/.hosts.sealant-tmp; cat > "$t"; chmod 644 "$t"; mv -f "$t" /etc/hosts 2>/dev/null || { cat "$t" > /etc/hosts; rm -f "$t"; }`, { ...opts, stdin: text });
+  await conn.run(`set -e; t=/etc/.hosts.sealant-tmp; cat > "$t"; chmod 644 "$t"; mv -f "$t" /etc/hosts 2>/dev/null || { cat "$t" > /etc/hosts; rm -f "$t"; }`, {
+    ...opts,
+    stdin: text,
+  });
 }
 
 /** The block name for a cluster's own host aliases (spec.hostAliases). */

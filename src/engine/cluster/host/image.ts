@@ -73,7 +73,16 @@ function layersOf(manifest: Manifest, config: ImageConfig): ClusterImageLayer[] 
 /** `uname -m` → the OCI architecture name. */
 export function ociArchitecture(machine: string): string {
   const m = machine.trim();
-  const map: Record<string, string> = { x86_64: "amd64", amd64: "amd64", aarch64: "arm64", arm64: "arm64", armv7l: "arm", ppc64le: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
+  const map: Record<string, string> = {
+    x86_64: "amd64",
+    amd64: "amd64",
+    aarch64: "arm64",
+    arm64: "arm64",
+    armv7l: "arm",
+    ppc64le: "ppc64le",
+    s390x: "s390x",
+    riscv64: "riscv64",
+  };
   return map[m] ?? m;
 }
 

@@ -73,7 +73,12 @@ export async function prepareRegistryTls(conn: Connection, setup: RegistrySetup,
   const dir = paths(setup.dataRoot).certs;
   const sans = [setup.domain, ...setup.servers, ...(setup.subjectAltNames ?? [])].filter((v, i, all) => all.indexOf(v) === i);
   for (const s of sans) if (!/^[A-Za-z0-9.:*-]+$/.test(s)) throw new Error(`registry certificate name "${s}": expected a host name or an IP address`);
-  const ext = [`subjectAltName=${sans.map((s) => (isIP(s) ? `IP:${s}` : `DNS:${s}`)).join(",")}`, "basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment", "extendedKeyUsage=serverAuth"].join("\n");
+  const ext = [
+    `subjectAltName=${sans.map((s) => (isIP(s) ? `IP:${s}` : `DNS:${s}`)).join(",")}`,
+    "basicConstraints=CA:FALSE",
+    "keyUsage=critical,digitalSignature,keyEncipherment",
+    "extendedKeyUsage=serverAuth",
+  ].join("\n");
   const ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
   // A new CA invalidates the old server cert (openssl verify fails), so both get remade.
   await conn.run(
@@ -103,7 +108,14 @@ export async function prepareRegistryTls(conn: Connection, setup: RegistrySetup,
  * answers. Idempotent: a running registry whose config, htpasswd and certificate are unchanged
  * and which answers is left alone; otherwise it is restarted.
  */
-export async function startRegistry(conn: Connection, hostIp: string, rootfs: string, setup: RegistrySetup, tls: RegistryTls | undefined, signal?: AbortSignal): Promise<void> {
+export async function startRegistry(
+  conn: Connection,
+  hostIp: string,
+  rootfs: string,
+  setup: RegistrySetup,
+  tls: RegistryTls | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
   check(setup);
   checkIp(hostIp);
   if (setup.tls && !tls) throw new Error("registry TLS is on but no certificate was given: call prepareRegistryTls first");
@@ -121,7 +133,19 @@ export async function startRegistry(conn: Connection, hostIp: string, rootfs: st
   const [root, binary] = found.stdout.trim().split("\n") as [string, string];
 
   const auth = setup.username !== undefined && setup.password !== undefined;
-  let changed = await writeIfChanged(conn, p.config, registryConfig({ binary, root: `${root}/registry`, addr: hostPort(hostIp, setup.port), tls: setup.tls ? p : undefined, htpasswd: auth ? p.htpasswd : undefined }), 0o644, signal);
+  let changed = await writeIfChanged(
+    conn,
+    p.config,
+    registryConfig({
+      binary,
+      root: `${root}/registry`,
+      addr: hostPort(hostIp, setup.port),
+      tls: setup.tls ? p : undefined,
+      htpasswd: auth ? p.htpasswd : undefined,
+    }),
+    0o644,
+    signal,
+  );
   if (auth) changed = (await ensureHtpasswd(conn, p.htpasswd, setup.username!, setup.password!, signal)) || changed;
   else await conn.run(`rm -f ${q(p.htpasswd)}`, opts(signal));
   if (setup.tls && tls) {
@@ -135,7 +159,10 @@ export async function startRegistry(conn: Connection, hostIp: string, rootfs: st
 
   await conn.run(stopCommand(p), opts(signal));
   // setsid -f: fully detached, or the ssh command would wait for it; the shell writes its own pid, then becomes the registry.
-  await conn.run(`mkdir -p ${q(posix.dirname(p.pid))} && setsid -f sh -c 'echo $$ > "$1"; exec "$2" serve "$3"' sealant-registry ${q(p.pid)} ${q(binary)} ${q(p.config)} >> ${q(p.log)} 2>&1 < /dev/null`, opts(signal));
+  await conn.run(
+    `mkdir -p ${q(posix.dirname(p.pid))} && setsid -f sh -c 'echo $$ > "$1"; exec "$2" serve "$3"' sealant-registry ${q(p.pid)} ${q(binary)} ${q(p.config)} >> ${q(p.log)} 2>&1 < /dev/null`,
+    opts(signal),
+  );
   await conn.run(
     [
       `command -v curl >/dev/null || { echo "curl is needed on registry hosts to check the registry" >&2; exit 1; }`,
@@ -161,7 +188,13 @@ export async function startRegistry(conn: Connection, hostIp: string, rootfs: st
  * containerd's CRI `[plugins."io.containerd.grpc.v1.cri".registry.configs."<server ip>:<port>".auth]`,
  * or `ctr --user`.
  */
-export async function configureRegistryClients(conn: Connection, hostIp: string, setup: RegistrySetup, tls: RegistryTls | undefined, o: ClientOptions = {}): Promise<void> {
+export async function configureRegistryClients(
+  conn: Connection,
+  hostIp: string,
+  setup: RegistrySetup,
+  tls: RegistryTls | undefined,
+  o: ClientOptions = {},
+): Promise<void> {
   check(setup);
   checkIp(hostIp);
   if (setup.tls && !tls) throw new Error("registry TLS is on but no CA certificate was given: call prepareRegistryTls first");
@@ -216,7 +249,14 @@ interface Paths {
 function paths(dataRoot: string): Paths {
   const root = dataRoot.replace(/\/+$/, "");
   const dir = `${root}/registry`;
-  return { dir, config: `${dir}/config.yml`, htpasswd: `${dir}/htpasswd`, certs: `${dir}/certs`, pid: `${root}/run/registry.pid`, log: `${root}/run/registry.log` };
+  return {
+    dir,
+    config: `${dir}/config.yml`,
+    htpasswd: `${dir}/htpasswd`,
+    certs: `${dir}/certs`,
+    pid: `${root}/run/registry.pid`,
+    log: `${root}/run/registry.log`,
+  };
 }
 
 const opts = (signal?: AbortSignal, extra: ExecOptions = {}): ExecOptions => ({ sudo: true, ...(signal ? { signal } : {}), ...extra });
@@ -231,12 +271,15 @@ function check(s: RegistrySetup): void {
   s.servers.forEach(checkIp);
   s.domains.forEach((d) => registryComponent(d)); // throws for what cannot be stored (IPv6 literals)
   if ((s.username === undefined) !== (s.password === undefined)) throw new Error("registry auth needs both a username and a password");
-  if (s.username !== undefined && !/^[^:\s]+$/.test(s.username)) throw new Error(`registry username "${s.username}": must not be empty or contain ":" or whitespace`);
-  if (s.password !== undefined && (s.password === "" || /[\r\n]/.test(s.password))) throw new Error("registry password: must not be empty or contain line breaks");
+  if (s.username !== undefined && !/^[^:\s]+$/.test(s.username))
+    throw new Error(`registry username "${s.username}": must not be empty or contain ":" or whitespace`);
+  if (s.password !== undefined && (s.password === "" || /[\r\n]/.test(s.password)))
+    throw new Error("registry password: must not be empty or contain line breaks");
 }
 
 function checkDataRoot(d: string): void {
-  if (!d.startsWith("/") || posix.normalize(d) === "/" || d.split("/").includes("..") || /[\n\r]/.test(d)) throw new Error(`data root "${d}": expected an absolute path other than /`);
+  if (!d.startsWith("/") || posix.normalize(d) === "/" || d.split("/").includes("..") || /[\n\r]/.test(d))
+    throw new Error(`data root "${d}": expected an absolute path other than /`);
 }
 
 function checkIp(ip: string): void {
@@ -245,29 +288,31 @@ function checkIp(ip: string): void {
 
 function registryConfig(c: { binary: string; root: string; addr: string; tls?: Paths | undefined; htpasswd?: string | undefined }): string {
   const s = JSON.stringify; // JSON strings are YAML strings
-  return [
-    `# Written by sealant; served by ${c.binary}. Changes here are overwritten.`,
-    "version: 0.1",
-    "log:",
-    "  level: info",
-    "  accesslog:",
-    "    disabled: false",
-    "storage:",
-    "  filesystem:",
-    `    rootdirectory: ${s(c.root)}`,
-    "  maintenance:",
-    // Never write into the image's files: no pushes, no purging of upload dirs.
-    "    uploadpurging:",
-    "      enabled: false",
-    "    readonly:",
-    "      enabled: true",
-    "  cache:",
-    "    blobdescriptor: inmemory",
-    "http:",
-    `  addr: ${s(c.addr)}`,
-    ...(c.tls ? ["  tls:", `    certificate: ${s(`${c.tls.certs}/registry.crt`)}`, `    key: ${s(`${c.tls.certs}/registry.key`)}`] : []),
-    ...(c.htpasswd ? ["auth:", "  htpasswd:", "    realm: sealant-registry", `    path: ${s(c.htpasswd)}`] : []),
-  ].join("\n") + "\n";
+  return (
+    [
+      `# Written by sealant; served by ${c.binary}. Changes here are overwritten.`,
+      "version: 0.1",
+      "log:",
+      "  level: info",
+      "  accesslog:",
+      "    disabled: false",
+      "storage:",
+      "  filesystem:",
+      `    rootdirectory: ${s(c.root)}`,
+      "  maintenance:",
+      // Never write into the image's files: no pushes, no purging of upload dirs.
+      "    uploadpurging:",
+      "      enabled: false",
+      "    readonly:",
+      "      enabled: true",
+      "  cache:",
+      "    blobdescriptor: inmemory",
+      "http:",
+      `  addr: ${s(c.addr)}`,
+      ...(c.tls ? ["  tls:", `    certificate: ${s(`${c.tls.certs}/registry.crt`)}`, `    key: ${s(`${c.tls.certs}/registry.key`)}`] : []),
+      ...(c.htpasswd ? ["auth:", "  htpasswd:", "    realm: sealant-registry", `    path: ${s(c.htpasswd)}`] : []),
+    ].join("\n") + "\n"
+  );
 }
 
 /** Replaces a file only when its content differs (atomically: temp file + rename); true when it did. */
@@ -312,7 +357,10 @@ function stopCommand(p: Paths): string {
 /** certs.d dirs whose hosts.toml this cluster wrote. */
 async function markedDirs(conn: Connection, certsDir: string, dataRoot: string, signal?: AbortSignal): Promise<string[]> {
   const r = await conn.run(`grep -lxF -- ${q(marker(dataRoot))} ${q(certsDir)}/*/hosts.toml 2>/dev/null || true`, opts(signal));
-  return r.stdout.split("\n").filter(Boolean).map((f) => posix.dirname(f));
+  return r.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((f) => posix.dirname(f));
 }
 
 async function removeDirs(conn: Connection, dirs: string[], signal?: AbortSignal): Promise<void> {

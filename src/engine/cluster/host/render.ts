@@ -107,10 +107,20 @@ export function renderFiles(files: ImageFiles, configs: readonly ConfigSpec[], e
  * beside it, then copied over with `--remove-destination`, which replaces the hard-linked
  * files instead of writing through them into the shared layers.
  */
-export async function writeRendered(conn: Connection, layout: HostLayout, imageDigest: Digest, rendered: Map<string, string>, signal?: AbortSignal): Promise<void> {
+export async function writeRendered(
+  conn: Connection,
+  layout: HostLayout,
+  imageDigest: Digest,
+  rendered: Map<string, string>,
+  signal?: AbortSignal,
+): Promise<void> {
   if (rendered.size === 0) return;
   const dir = `${layout.image(imageDigest)}/rendered`;
   const entries: UploadEntry[] = [...rendered].map(([path, content]) => ({ path, content, mode: 0o644 }));
   await conn.upload(dir, entries, { sudo: true, ...(signal ? { signal } : {}) });
-  await conn.run(`cp -rf --remove-destination ${shellQuote(dir)}/. ${shellQuote(layout.rootfs(imageDigest))}/`, { sudo: true, timeoutMs: 120_000, ...(signal ? { signal } : {}) });
+  await conn.run(`cp -rf --remove-destination ${shellQuote(dir)}/. ${shellQuote(layout.rootfs(imageDigest))}/`, {
+    sudo: true,
+    timeoutMs: 120_000,
+    ...(signal ? { signal } : {}),
+  });
 }

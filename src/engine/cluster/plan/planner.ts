@@ -1,5 +1,21 @@
 import { createHash } from "node:crypto";
-import { BOOTSTRAP, CHECK, CLEANUP, DISTRIBUTE, HOST_SETTINGS, INIT_HOST, JOIN, LAUNCH, LEAVE, MIRRORS, REGISTRY, RENDER, RESET, UPGRADE, pluginKind } from "./kinds";
+import {
+  BOOTSTRAP,
+  CHECK,
+  CLEANUP,
+  DISTRIBUTE,
+  HOST_SETTINGS,
+  INIT_HOST,
+  JOIN,
+  LAUNCH,
+  LEAVE,
+  MIRRORS,
+  REGISTRY,
+  RENDER,
+  RESET,
+  UPGRADE,
+  pluginKind,
+} from "./kinds";
 import { isMaster } from "./roles";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
@@ -91,7 +107,12 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       if (p.action !== action) continue;
       const base = phaseHosts === "cluster" ? (p.scope ? desired.hosts : [firstMaster]) : phaseHosts;
       const on = p.scope ? base.filter((h) => p.scope!.includes(h.ip)) : base;
-      phase(`plugin:${action}`, `Plugin ${p.name} (${action})`, "parallel", on.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`, stepVersion)));
+      phase(
+        `plugin:${action}`,
+        `Plugin ${p.name} (${action})`,
+        "parallel",
+        on.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`, stepVersion)),
+      );
     }
   };
 
@@ -99,18 +120,43 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (removed.length > 0) {
     actions.push("scale-down");
     summary.push(`remove ${describeHosts(removed)}`);
-    phase("runtime:leave", "Leave the cluster", "serial", removedMembers.map((h) => step(h, LEAVE, `${h.ip} leaves the cluster`)));
+    phase(
+      "runtime:leave",
+      "Leave the cluster",
+      "serial",
+      removedMembers.map((h) => step(h, LEAVE, `${h.ip} leaves the cluster`)),
+    );
     plugins("pre-clean-host", removed);
-    phase("runtime:reset", "Reset removed hosts", "parallel", removed.map((h) => step(h, RESET, `reset ${h.ip}`)));
+    phase(
+      "runtime:reset",
+      "Reset removed hosts",
+      "parallel",
+      removed.map((h) => step(h, RESET, `reset ${h.ip}`)),
+    );
     plugins("post-clean-host", removed);
-    phase(CLEANUP, "Remove sealant's files from removed hosts", "parallel", removed.map((h) => step(h, CLEANUP, `delete the data root on ${h.ip}`)));
+    phase(
+      CLEANUP,
+      "Remove sealant's files from removed hosts",
+      "parallel",
+      removed.map((h) => step(h, CLEANUP, `delete the data root on ${h.ip}`)),
+    );
   }
 
   // Everything a host needs before its runtime steps, for new hosts and (new image) all.
   const refresh = [...added, ...stale];
   if (refresh.length > 0) {
-    phase(DISTRIBUTE, "Distribute the image", "parallel", refresh.map((h) => step(h, DISTRIBUTE, `send image ${img} to ${h.ip}`, img)));
-    phase(RENDER, "Render configuration", "parallel", refresh.map((h) => step(h, RENDER, `render templates and configs on ${h.ip}`, version)));
+    phase(
+      DISTRIBUTE,
+      "Distribute the image",
+      "parallel",
+      refresh.map((h) => step(h, DISTRIBUTE, `send image ${img} to ${h.ip}`, img)),
+    );
+    phase(
+      RENDER,
+      "Render configuration",
+      "parallel",
+      refresh.map((h) => step(h, RENDER, `render templates and configs on ${h.ip}`, version)),
+    );
   }
   if (desired.registry) {
     // Versioned by the server list too: a changed set of servers re-points every host.
@@ -123,14 +169,29 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   }
   if (added.length > 0) {
     plugins("pre-init-host", added);
-    phase("runtime:init-host", "Prepare hosts", "parallel", added.map((h) => step(h, INIT_HOST, `prepare ${h.ip}`)));
+    phase(
+      "runtime:init-host",
+      "Prepare hosts",
+      "parallel",
+      added.map((h) => step(h, INIT_HOST, `prepare ${h.ip}`)),
+    );
     plugins("post-init-host", added);
   }
 
   /** Masters change membership one at a time; other hosts join in parallel. */
   const joins = (hosts: PlannedHost[]): void => {
-    phase("runtime:join-masters", "Join masters", "serial", hosts.filter((h) => isMaster(h)).map((h) => step(h, JOIN, `${h.ip} joins as master`)));
-    phase("runtime:join", "Join hosts", "parallel", hosts.filter((h) => !isMaster(h)).map((h) => step(h, JOIN, `${h.ip} joins as ${h.roles.join("+") || "worker"}`)));
+    phase(
+      "runtime:join-masters",
+      "Join masters",
+      "serial",
+      hosts.filter((h) => isMaster(h)).map((h) => step(h, JOIN, `${h.ip} joins as master`)),
+    );
+    phase(
+      "runtime:join",
+      "Join hosts",
+      "parallel",
+      hosts.filter((h) => !isMaster(h)).map((h) => step(h, JOIN, `${h.ip} joins as ${h.roles.join("+") || "worker"}`)),
+    );
   };
   if (creating) {
     actions.push("create");
@@ -140,7 +201,12 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       phase("runtime:bootstrap", "Bootstrap the cluster", "serial", [step(firstMaster, BOOTSTRAP, `bootstrap ${firstMaster.ip}`)]);
       joins(desired.hosts.filter((h) => h !== firstMaster));
     } else {
-      phase("runtime:bootstrap", "Bootstrap the cluster", "parallel", desired.hosts.map((h) => step(h, BOOTSTRAP, `bootstrap ${h.ip}`)));
+      phase(
+        "runtime:bootstrap",
+        "Bootstrap the cluster",
+        "parallel",
+        desired.hosts.map((h) => step(h, BOOTSTRAP, `bootstrap ${h.ip}`)),
+      );
     }
   } else if (added.length > 0) {
     actions.push("scale-up");
@@ -150,7 +216,12 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     joins(added);
   }
   if (added.length > 0) {
-    phase("runtime:check", "Check new hosts", "parallel", added.map((h) => step(h, CHECK, `check ${h.ip}`)));
+    phase(
+      "runtime:check",
+      "Check new hosts",
+      "parallel",
+      added.map((h) => step(h, CHECK, `check ${h.ip}`)),
+    );
   }
   if (creating) plugins("post-install", "cluster");
   else if (added.length > 0) plugins("post-scaleup", "cluster", shortHash(added.map((h) => h.ip).join(",")));
@@ -167,7 +238,9 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
     const hostPlugins = (desired.plugins ?? []).filter((p) => p.action === "upgrade-host");
     batches.forEach((batch, i) => {
       const steps = batch.flatMap((h) => [
-        ...hostPlugins.filter((p) => !p.scope || p.scope.includes(h.ip)).map((p) => step(h, pluginKind(p.name, "upgrade-host"), `run plugin ${p.name} on ${h.ip}`, version)),
+        ...hostPlugins
+          .filter((p) => !p.scope || p.scope.includes(h.ip))
+          .map((p) => step(h, pluginKind(p.name, "upgrade-host"), `run plugin ${p.name} on ${h.ip}`, version)),
         step(h, UPGRADE, `upgrade ${h.ip}`, version),
         step(h, CHECK, `check ${h.ip}`, version),
       ]);
@@ -181,13 +254,22 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   const masterIps = desired.hosts.filter((h) => isMaster(h)).map((h) => h.ip);
   const follows = (h: PlannedHost) => (desired.workersFollowMasters && !isMaster(h) ? masterIps : []);
   const settingsOf = (h: PlannedHost) => JSON.stringify([Object.entries(h.labels ?? {}).sort(), [...(h.taints ?? [])].sort()]);
-  const relabel = kept.filter((h) => (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? { ip: h.ip, roles: [] }));
-  const repoint = kept.filter((h) => follows(h).join(",") !== (desired.workersFollowMasters && !isMaster(h) ? (recorded.get(h.ip)?.follows ?? []).join(",") : ""));
+  const relabel = kept.filter(
+    (h) => (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? { ip: h.ip, roles: [] }),
+  );
+  const repoint = kept.filter(
+    (h) => follows(h).join(",") !== (desired.workersFollowMasters && !isMaster(h) ? (recorded.get(h.ip)?.follows ?? []).join(",") : ""),
+  );
   const resettle = kept.filter((h) => relabel.includes(h) || repoint.includes(h));
   if (relabel.length > 0) summary.push(`set labels and taints on ${relabel.map((h) => h.ip).join(", ")}`);
   if (repoint.length > 0) summary.push(`point ${repoint.map((h) => h.ip).join(", ")} at masters ${masterIps.join(", ")}`);
   if (resettle.length > 0) {
-    phase(HOST_SETTINGS, "Set host labels, taints and masters", "parallel", resettle.map((h) => step(h, HOST_SETTINGS, `settings of ${h.ip}`, shortHash(settingsOf(h) + follows(h).join(",")))));
+    phase(
+      HOST_SETTINGS,
+      "Set host labels, taints and masters",
+      "parallel",
+      resettle.map((h) => step(h, HOST_SETTINGS, `settings of ${h.ip}`, shortHash(settingsOf(h) + follows(h).join(",")))),
+    );
   }
 
   // Apps are the cluster's, not a host's: launched at create and again for a new image or config.
@@ -211,7 +293,12 @@ export function planReset(current: CurrentCluster, plugins: DesiredCluster["plug
       if (p.action !== action) continue;
       const targets = p.scope ? hosts.filter((h) => p.scope!.includes(h.ip)) : on;
       if (targets.length > 0) {
-        phases.push({ name: `plugin:${action}`, title: `Plugin ${p.name} (${action})`, mode: "parallel", steps: targets.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`)) });
+        phases.push({
+          name: `plugin:${action}`,
+          title: `Plugin ${p.name} (${action})`,
+          mode: "parallel",
+          steps: targets.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`)),
+        });
       }
     }
   };
@@ -220,7 +307,12 @@ export function planReset(current: CurrentCluster, plugins: DesiredCluster["plug
   phases.push({ name: "runtime:reset", title: "Reset hosts", mode: "parallel", steps: hosts.map((h) => step(h, RESET, `reset ${h.ip}`)) });
   pluginPhase("post-clean-host", hosts);
   pluginPhase("post-uninstall", firstMaster ? [firstMaster] : []);
-  phases.push({ name: CLEANUP, title: "Remove sealant's files", mode: "parallel", steps: hosts.map((h) => step(h, CLEANUP, `delete the data root on ${h.ip}`)) });
+  phases.push({
+    name: CLEANUP,
+    title: "Remove sealant's files",
+    mode: "parallel",
+    steps: hosts.map((h) => step(h, CLEANUP, `delete the data root on ${h.ip}`)),
+  });
   return { cluster: current.name, actions: ["reset"], phases, summary: [`reset cluster ${current.name} on ${describeHosts(hosts)}`] };
 }
 
@@ -265,5 +357,7 @@ export function describeHosts(hosts: PlannedHost[]): string {
     const role = h.roles.join("+") || "worker";
     byRole.set(role, [...(byRole.get(role) ?? []), h.ip]);
   }
-  return [...byRole].map(([role, ips]) => `${ips.length > 6 ? `${ips.slice(0, 5).join(", ")} and ${ips.length - 5} more` : ips.join(", ")} (${role})`).join("; ");
+  return [...byRole]
+    .map(([role, ips]) => `${ips.length > 6 ? `${ips.slice(0, 5).join(", ")} and ${ips.length - 5} more` : ips.join(", ")} (${role})`)
+    .join("; ");
 }

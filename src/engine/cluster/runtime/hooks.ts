@@ -38,10 +38,12 @@ export function parseHookOutputs(text: string, path: string): RuntimeOutputs {
   } catch (err) {
     throw new Error(`${path}, written by the image's hooks, is not JSON: ${(err as Error).message}`);
   }
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new Error(`${path}, written by the image's hooks, must hold a JSON object with ${OUTPUT_FIELDS.join(", ")}`);
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc))
+    throw new Error(`${path}, written by the image's hooks, must hold a JSON object with ${OUTPUT_FIELDS.join(", ")}`);
   const out: RuntimeOutputs = {};
   for (const [k, v] of Object.entries(doc)) {
-    if (!(OUTPUT_FIELDS as readonly string[]).includes(k)) throw new Error(`${path}, written by the image's hooks: unknown field "${k}" (allowed: ${OUTPUT_FIELDS.join(", ")})`);
+    if (!(OUTPUT_FIELDS as readonly string[]).includes(k))
+      throw new Error(`${path}, written by the image's hooks: unknown field "${k}" (allowed: ${OUTPUT_FIELDS.join(", ")})`);
     // Never the value in the message: the kubeconfig is a secret.
     if (typeof v !== "string") throw new Error(`${path}, written by the image's hooks: "${k}" must be a string`);
     out[k as (typeof OUTPUT_FIELDS)[number]] = v;
@@ -54,7 +56,11 @@ export function parseHookOutputs(text: string, path: string): RuntimeOutputs {
  * top. Lists are space-separated IPs, ordered as in the cluster spec.
  */
 export function hookEnv(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): Record<string, string> {
-  const ips = (pred: (h: PlannedHost) => boolean) => ctx.hosts.filter(pred).map((h) => h.ip).join(" ");
+  const ips = (pred: (h: PlannedHost) => boolean) =>
+    ctx.hosts
+      .filter(pred)
+      .map((h) => h.ip)
+      .join(" ");
   const masters = ctx.hosts.filter(isMaster);
   return {
     ...ctx.env,

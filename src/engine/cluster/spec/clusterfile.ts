@@ -40,13 +40,7 @@ export const SEALANT_API_VERSION = "sealant.io/v1";
 export const SEALER_API_GROUPS = ["sealer.io", "sealer.cloud", "sealer.aliyun.com", "cluster.sealer.cool"] as const;
 
 /** kubeadm's documents, which a sealer Clusterfile may carry; they go to `spec.runtime.kubeadm` as written. */
-export const KUBEADM_KINDS = [
-  "InitConfiguration",
-  "ClusterConfiguration",
-  "JoinConfiguration",
-  "KubeletConfiguration",
-  "KubeProxyConfiguration",
-] as const;
+export const KUBEADM_KINDS = ["InitConfiguration", "ClusterConfiguration", "JoinConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"] as const;
 
 const SEALER_KINDS = ["Cluster", "Config", "Plugin", "Application"] as const;
 
@@ -108,7 +102,12 @@ function hostProblems(hosts: unknown, source: string, prefix: PropertyKey[]): Sp
 
 function imageWarnings(spec: ClusterSpec, where: Locate): SpecProblem[] {
   if (parseReference(spec.image).digest !== undefined) return [];
-  return [{ ...where(["image"]), message: `"${spec.image}" is not pinned by digest: the cluster gets whatever the tag points to when applied (pin it as ref@sha256:...)` }];
+  return [
+    {
+      ...where(["image"]),
+      message: `"${spec.image}" is not pinned by digest: the cluster gets whatever the tag points to when applied (pin it as ref@sha256:...)`,
+    },
+  ];
 }
 
 /** `Clusterfile (Cluster "my-cluster")`, or `Clusterfile document 3 (Plugin)` without a name. */
@@ -270,7 +269,11 @@ export function parseClusterfile(text: string, options: ParseClusterfileOptions 
     problems.push({ source: file, path: "", message: `no Cluster document (apiVersion: sealer.io/v2 or ${SEALANT_API_VERSION}, kind: Cluster)` });
   }
   if (clusters.length > 1) {
-    problems.push({ source: clusters[1]?.source ?? file, path: "", message: `a second Cluster document: a Clusterfile describes one cluster (the first is ${clusters[0]?.source})` });
+    problems.push({
+      source: clusters[1]?.source ?? file,
+      path: "",
+      message: `a second Cluster document: a Clusterfile describes one cluster (the first is ${clusters[0]?.source})`,
+    });
   }
   if (applications.length > 1) {
     problems.push({ source: applications[1]?.source ?? file, path: "", message: `a second Application document (the first is ${applications[0]?.source})` });
@@ -318,7 +321,10 @@ export interface ParseClusterSpecOptions {
 }
 
 /** The same, without throwing: the spec, or every problem. */
-export function validateClusterSpec(input: unknown, options: ParseClusterSpecOptions = {}): { spec: ClusterSpec; problems: [] } | { spec?: undefined; problems: SpecProblem[] } {
+export function validateClusterSpec(
+  input: unknown,
+  options: ParseClusterSpecOptions = {},
+): { spec: ClusterSpec; problems: [] } | { spec?: undefined; problems: SpecProblem[] } {
   const source = options.source ?? "Cluster inputs";
   const coerced = coerceForSchema(input, clusterSpecSchema);
   const r = parseWith(clusterSpecSchema, coerced, source, (p) => [...p]);

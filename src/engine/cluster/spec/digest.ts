@@ -39,7 +39,9 @@ function canonical(v: unknown, path: string, key: string, secrets: "hash" | "exc
 }
 
 function digestOf(v: unknown, key: string, secrets: "hash" | "exclude"): string {
-  return `sha256:${createHash("sha256").update(canonical(v, "", key, secrets) ?? "null").digest("hex")}`;
+  return `sha256:${createHash("sha256")
+    .update(canonical(v, "", key, secrets) ?? "null")
+    .digest("hex")}`;
 }
 
 /**

@@ -185,7 +185,13 @@ function issueProblems(issue: Issue, base: PropertyKey[], ctx: IssueContext): Sp
       // A branch that got past the type check has the real complaint (e.g. a port out of range).
       const typed = branches.find((b) => b.length > 0 && !b.some((i) => i.code === "invalid_type" && i.path.length === 0));
       if (typed !== undefined) return typed.flatMap((i) => issueProblems(i, path, ctx));
-      const expected = [...new Set(branches.flatMap((b) => b.filter((i) => i.code === "invalid_type" && i.path.length === 0).map((i) => EXPECTED_WORDS[i.expected ?? ""] ?? i.expected ?? "")))];
+      const expected = [
+        ...new Set(
+          branches.flatMap((b) =>
+            b.filter((i) => i.code === "invalid_type" && i.path.length === 0).map((i) => EXPECTED_WORDS[i.expected ?? ""] ?? i.expected ?? ""),
+          ),
+        ),
+      ];
       if (value === undefined) return [at(path, "is required")];
       return [at(path, `expected ${expected.join(" or ")}, got ${shown}`)];
     }

@@ -4,14 +4,7 @@
  * typed spec or every problem out), except `loadClusterfile`/`resolveKeyFiles`, which read the
  * Clusterfile and the private key files it names.
  */
-export {
-  parseClusterfile,
-  parseClusterSpec,
-  validateClusterSpec,
-  SEALANT_API_VERSION,
-  SEALER_API_GROUPS,
-  KUBEADM_KINDS,
-} from "./clusterfile";
+export { parseClusterfile, parseClusterSpec, validateClusterSpec, SEALANT_API_VERSION, SEALER_API_GROUPS, KUBEADM_KINDS } from "./clusterfile";
 export type { ParsedClusterfile, ParseClusterfileOptions, ParseClusterSpecOptions, Locate } from "./clusterfile";
 export { loadClusterfile, resolveKeyFiles } from "./load";
 export type { LoadClusterfileOptions, KeyFileOptions } from "./load";
@@ -64,14 +57,7 @@ export { applyConfig, processConfigData, deepMerge, ConfigApplyError } from "./c
 export type { ConfigChange } from "./config-apply";
 export { specDigest, configDigest } from "./digest";
 export type { SpecDigestOptions } from "./digest";
-export {
-  PLUGIN_ACTIONS,
-  HOST_PLUGIN_ACTIONS,
-  CLUSTER_PLUGIN_ACTIONS,
-  LEGACY_PLUGIN_ACTIONS,
-  PLUGIN_TYPES,
-  isClusterAction,
-} from "./plugins";
+export { PLUGIN_ACTIONS, HOST_PLUGIN_ACTIONS, CLUSTER_PLUGIN_ACTIONS, LEGACY_PLUGIN_ACTIONS, PLUGIN_TYPES, isClusterAction } from "./plugins";
 export type { PluginAction, PluginType } from "./plugins";
 export { parseTaint, formatTaint, TAINT_EFFECTS, canonicalIp } from "./validators";
 export type { Taint, TaintEffect } from "./validators";

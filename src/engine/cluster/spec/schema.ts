@@ -182,7 +182,10 @@ export const hostGroupSchema = z.strictObject({
   /** IPv4 or IPv6 addresses (all hosts of a cluster in one family). */
   ips: z.array(ip).min(1),
   /** master, node (or worker), registry, or custom roles such as `db`. */
-  roles: z.array(roleSchema).min(1).transform((roles) => [...new Set(roles)]),
+  roles: z
+    .array(roleSchema)
+    .min(1)
+    .transform((roles) => [...new Set(roles)]),
   ssh: sshOverrideSchema.optional(),
   /** Over the cluster's env for these hosts. */
   env: envSchema.optional(),

@@ -99,9 +99,7 @@ export const sealerConfigDocSchema = docSchema(
 );
 
 /** sealer v1 Plugin: `scope` in current sealer, `on` in v0.8. */
-export const sealerPluginDocSchema = docSchema(
-  z.strictObject({ type: str, data: str, action: str, scope: str, on: str }),
-);
+export const sealerPluginDocSchema = docSchema(z.strictObject({ type: str, data: str, action: str, scope: str, on: str }));
 
 /** sealer v2 Application. */
 export const sealerApplicationDocSchema = docSchema(
@@ -236,7 +234,10 @@ export function sealerClusterPath(doc: unknown): (path: readonly PropertyKey[]) 
 /** A sealer Config document as a sealant config entry; a mapping `data` becomes its YAML text. */
 export function sealerConfigToInput(doc: unknown): Obj {
   const d = obj(doc);
-  const out: Obj = { name: obj(d["metadata"])["name"], ...pick(obj(d["spec"]), { path: "path", data: "data", strategy: "strategy", process: "process", appName: "appName" }) };
+  const out: Obj = {
+    name: obj(d["metadata"])["name"],
+    ...pick(obj(d["spec"]), { path: "path", data: "data", strategy: "strategy", process: "process", appName: "appName" }),
+  };
   if (isMapping(out["data"])) out["data"] = dumpYamlDocuments([out["data"]]);
   return out;
 }

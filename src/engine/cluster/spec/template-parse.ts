@@ -65,7 +65,8 @@ export function lex(text: string): (string | Action)[] {
   return out;
 }
 
-const TOKEN = /\s*(?:("(?:[^"\\]|\\.)*")|(`[^`]*`)|(-?\d+(?:\.\d+)?)(?![\w.])|(\.[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(\.)|([A-Za-z_][A-Za-z0-9_]*)|(\|)|(\()|(\))|(\$[A-Za-z0-9_]*|:=|=)|(\S))/y;
+const TOKEN =
+  /\s*(?:("(?:[^"\\]|\\.)*")|(`[^`]*`)|(-?\d+(?:\.\d+)?)(?![\w.])|(\.[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|(\.)|([A-Za-z_][A-Za-z0-9_]*)|(\|)|(\()|(\))|(\$[A-Za-z0-9_]*|:=|=)|(\S))/y;
 
 type Token = { kind: "str" | "num" | "field" | "dot" | "ident" | "pipe" | "lparen" | "rparen" | "bad"; text: string };
 

@@ -90,7 +90,10 @@ const FUNCTIONS: Record<string, Fn> = {
     const suf = text(p ?? "", "suffix");
     return suf !== "" && s.endsWith(suf) ? s.slice(0, -suf.length) : s;
   },
-  replace: ([from, to, v], n) => text(v ?? MISSING, n[2] ?? "argument").split(text(from ?? "", "old")).join(text(to ?? "", "new")),
+  replace: ([from, to, v], n) =>
+    text(v ?? MISSING, n[2] ?? "argument")
+      .split(text(from ?? "", "old"))
+      .join(text(to ?? "", "new")),
   index: ([m, key]) => {
     if (typeof m !== "object" || m === null) throw new Error("index needs the env (.) as its first argument");
     const k = text(key ?? MISSING, "index key");

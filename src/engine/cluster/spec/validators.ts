@@ -26,9 +26,7 @@ export function canonicalIp(ip: string): string {
 export function ipProblem(ip: string): string | undefined {
   const family = ipFamily(ip);
   if (family === undefined) {
-    return ip.includes("%")
-      ? `"${ip}" has an IPv6 zone: give the host's address without "%zone"`
-      : `"${ip}" is not an IPv4 or IPv6 address`;
+    return ip.includes("%") ? `"${ip}" has an IPv6 zone: give the host's address without "%zone"` : `"${ip}" is not an IPv4 or IPv6 address`;
   }
   const c = canonicalIp(ip);
   if (c === "0.0.0.0" || c === "::") return `"${ip}" is the unspecified address, not a host`;
@@ -155,7 +153,7 @@ export function fingerprintProblem(fp: string): string | undefined {
 
 /** An env key: anything a `K=V` entry can carry before its first "=" (sealer allows `etcd-dir`). */
 export function envKeyProblem(key: string): string | undefined {
-  if (key === "") return "the name before \"=\" is empty";
+  if (key === "") return 'the name before "=" is empty';
   if (/\s/.test(key)) return `"${key}" contains whitespace`;
   return undefined;
 }

@@ -47,9 +47,11 @@ export async function executePlan(opts: ExecutorOptions): Promise<void> {
   // Writes are chained so they land in order; each captures the record as it is then.
   const persistSoon = (): void => {
     const snapshot = structuredClone(record);
-    writing = writing.then(() => opts.persist(snapshot, false)).catch((err: unknown) => {
-      writeError ??= err;
-    });
+    writing = writing
+      .then(() => opts.persist(snapshot, false))
+      .catch((err: unknown) => {
+        writeError ??= err;
+      });
   };
   for (const phase of opts.plan.phases) {
     opts.signal?.throwIfAborted();
@@ -62,7 +64,15 @@ export async function executePlan(opts: ExecutorOptions): Promise<void> {
         await opts.runStep(step, opts.signal);
       } catch (error) {
         failures.push({ host: step.host, error });
-        opts.emit({ type: "step", host: step.host, id: step.id, description: step.description, status: "failed", error: error instanceof Error ? error.message : String(error), ms: Date.now() - started });
+        opts.emit({
+          type: "step",
+          host: step.host,
+          id: step.id,
+          description: step.description,
+          status: "failed",
+          error: error instanceof Error ? error.message : String(error),
+          ms: Date.now() - started,
+        });
         return false;
       }
       const host = record.hosts.find((h) => h.ip === step.host);

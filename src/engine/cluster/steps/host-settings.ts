@@ -9,7 +9,11 @@ export const hostSettings: StepKindDef = {
   kind: HOST_SETTINGS,
   async run(ctx, step, host, signal) {
     const { cluster, opts } = ctx;
-    const cmd = cluster.runtime.hostSettings?.(runtimeHost(host), opts.previousSettings?.get(host.ip) ?? {}, ctx.runtimeContext(planAction(opts.plan), cluster.layout.current));
+    const cmd = cluster.runtime.hostSettings?.(
+      runtimeHost(host),
+      opts.previousSettings?.get(host.ip) ?? {},
+      ctx.runtimeContext(planAction(opts.plan), cluster.layout.current),
+    );
     if (cmd) await runRuntimeCommand(cluster, await cluster.pool.get(host, signal), cmd, step.id, signal);
   },
   record: (host, _record, ctx) => recordSettings(host, ctx),

@@ -24,7 +24,23 @@ import { reset } from "./reset";
 import { upgrade } from "./upgrade";
 
 /** Every step kind there is, in the order a cluster meets them. */
-export const STEP_KINDS: readonly StepKindDef[] = [distribute, render, registry, mirrors, initHost, bootstrap, join, check, upgrade, hostSettings, launch, leave, reset, cleanup, plugin];
+export const STEP_KINDS: readonly StepKindDef[] = [
+  distribute,
+  render,
+  registry,
+  mirrors,
+  initHost,
+  bootstrap,
+  join,
+  check,
+  upgrade,
+  hostSettings,
+  launch,
+  leave,
+  reset,
+  cleanup,
+  plugin,
+];
 
 const BY_KIND = new Map(STEP_KINDS.map((k) => [k.kind, k]));
 

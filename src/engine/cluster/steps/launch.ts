@@ -12,7 +12,14 @@ export const launch: StepKindDef = {
     const conn = await cluster.pool.get(host, signal);
     const rootfs = cluster.layout.rootfs(cluster.image.digest);
     for (const command of launchCommands(cluster.image.metadata, cluster.spec.apps)) {
-      await runStreamed(conn, { command: `cd ${shellQuote(rootfs)} && ${command}`, env: host.env, step: step.id, timeoutMs: ctx.commandMs, emit: cluster.emit, ...(signal ? { signal } : {}) });
+      await runStreamed(conn, {
+        command: `cd ${shellQuote(rootfs)} && ${command}`,
+        env: host.env,
+        step: step.id,
+        timeoutMs: ctx.commandMs,
+        emit: cluster.emit,
+        ...(signal ? { signal } : {}),
+      });
     }
   },
 };

@@ -13,9 +13,19 @@ export const leave = lifecycleStep(LEAVE, "leave", {
   action: leavingAction,
   async runUnreachable(ctx, step, host, signal) {
     const { cluster } = ctx;
-    const cmd = cluster.runtime.command("leave", runtimeHost(host), { ...ctx.runtimeContext(leavingAction(ctx.opts.plan), cluster.layout.current), hostUnreachable: true });
+    const cmd = cluster.runtime.command("leave", runtimeHost(host), {
+      ...ctx.runtimeContext(leavingAction(ctx.opts.plan), cluster.layout.current),
+      hostUnreachable: true,
+    });
     if (cmd.before) await beforeOnFirstMaster(cluster, cmd.before, step.id, signal);
-    if (cmd.after) await runStreamed(await cluster.pool.get(firstMasterOf(cluster), signal), { ...cmd.after, step: `${step.id} (on the first master)`, timeoutMs: ctx.commandMs, emit: cluster.emit, ...(signal ? { signal } : {}) });
+    if (cmd.after)
+      await runStreamed(await cluster.pool.get(firstMasterOf(cluster), signal), {
+        ...cmd.after,
+        step: `${step.id} (on the first master)`,
+        timeoutMs: ctx.commandMs,
+        emit: cluster.emit,
+        ...(signal ? { signal } : {}),
+      });
   },
   record(host) {
     host.member = false;

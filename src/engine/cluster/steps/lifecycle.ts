@@ -32,7 +32,9 @@ export function lifecycleStep(
       const files = o.leaving ? undefined : await ctx.runtimeFiles(host);
       const cmd = cluster.runtime.command(name, runtimeHost(host), ctx.runtimeContext(action(ctx.opts.plan), rootfs, files));
       // A reset of a host that never got the image has nothing to run.
-      const command = o.leaving ? `if [ -d ${shellQuote(layout.current)} ]; then ${cmd.command}; fi` : `${useImage(layout.current, cluster.image.digest)}${cmd.command}`;
+      const command = o.leaving
+        ? `if [ -d ${shellQuote(layout.current)} ]; then ${cmd.command}; fi`
+        : `${useImage(layout.current, cluster.image.digest)}${cmd.command}`;
       await runRuntimeCommand(cluster, conn, { ...cmd, command }, step.id, signal);
     },
     ...(o.runUnreachable ? { runUnreachable: o.runUnreachable } : {}),

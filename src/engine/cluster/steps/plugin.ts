@@ -19,6 +19,13 @@ export const plugin: StepKindDef = {
     const command = pluginCommand(p, host);
     if (command === undefined) return;
     const env = { ...host.env, SEALANT_CLUSTER: spec.name, SEALANT_HOST_IP: host.ip, SEALANT_ROLES: host.roles.join(","), SEALANT_PLUGIN_ACTION: action };
-    await runStreamed(conn, { command: `cd ${shellQuote(rootfs)} 2>/dev/null || cd /; ${command}`, env, step: step.id, timeoutMs: ctx.commandMs, emit: cluster.emit, ...(signal ? { signal } : {}) });
+    await runStreamed(conn, {
+      command: `cd ${shellQuote(rootfs)} 2>/dev/null || cd /; ${command}`,
+      env,
+      step: step.id,
+      timeoutMs: ctx.commandMs,
+      emit: cluster.emit,
+      ...(signal ? { signal } : {}),
+    });
   },
 };

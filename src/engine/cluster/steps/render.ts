@@ -12,6 +12,11 @@ export const render: StepKindDef = {
     const conn = await cluster.pool.get(host, signal);
     const rendered = renderFiles(await ctx.imageFiles(ctx.platformOf(host)), spec.configs, host.env);
     await writeRendered(conn, layout, cluster.image.digest, rendered, signal);
-    await setHostsBlock(conn, aliasesBlock(layout.root), spec.hostAliases.map((a) => `${a.ip} ${a.hostnames.join(" ")}`), signal);
+    await setHostsBlock(
+      conn,
+      aliasesBlock(layout.root),
+      spec.hostAliases.map((a) => `${a.ip} ${a.hostnames.join(" ")}`),
+      signal,
+    );
   },
 };

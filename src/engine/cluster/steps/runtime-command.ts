@@ -17,7 +17,10 @@ export function runtimeContextOf(ctx: ClusterContext, registry: RegistrySetup | 
   const version = ctx.image.metadata.runtime?.version;
   const meta = ctx.image.metadata;
   const named = (meta.labels[BOOTSTRAP_APPS_LABEL] ?? "").split(/[\s,]+/).filter(Boolean);
-  const bootstrapApps = [...meta.applications.filter((a) => a.role === "cni").map((a) => a.name), ...named.filter((n) => !meta.applications.some((a) => a.name === n && a.role === "cni"))];
+  const bootstrapApps = [
+    ...meta.applications.filter((a) => a.role === "cni").map((a) => a.name),
+    ...named.filter((n) => !meta.applications.some((a) => a.name === n && a.role === "cni")),
+  ];
   return {
     cluster: spec.name,
     hosts: desiredHosts.map((h) => ({ ip: h.ip, roles: h.roles })),
@@ -48,7 +51,9 @@ export function firstMasterOf(ctx: ClusterContext): ClusterHost {
  */
 export async function beforeOnFirstMaster(ctx: ClusterContext, c: FirstMasterCommand, stepId: string, signal?: AbortSignal): Promise<Record<string, string>> {
   const fm = firstMasterOf(ctx);
-  const r = await (await ctx.pool.get(fm, signal)).run(c.command, { sudo: true, env: c.env, timeoutMs: ctx.spec.timeouts.command * 1000, ...(signal ? { signal } : {}) });
+  const r = await (
+    await ctx.pool.get(fm, signal)
+  ).run(c.command, { sudo: true, env: c.env, timeoutMs: ctx.spec.timeouts.command * 1000, ...(signal ? { signal } : {}) });
   const last = r.stdout.trim().split("\n").pop() ?? "";
   if (!last.startsWith("{")) return {};
   let parsed: unknown;
@@ -70,7 +75,15 @@ export async function runRuntimeCommand(ctx: ClusterContext, conn: Connection, c
   const secrets = Object.values(given);
   await runStreamed(conn, { ...withGiven(cmd.command, given), env: cmd.env, step: stepId, timeoutMs, emit: ctx.emit, secrets, ...sig });
   if (cmd.after) {
-    await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), { ...withGiven(cmd.after.command, given), env: cmd.after.env, step: `${stepId} (on the first master)`, timeoutMs, emit: ctx.emit, secrets, ...sig });
+    await runStreamed(await ctx.pool.get(firstMasterOf(ctx), signal), {
+      ...withGiven(cmd.after.command, given),
+      env: cmd.after.env,
+      step: `${stepId} (on the first master)`,
+      timeoutMs,
+      emit: ctx.emit,
+      secrets,
+      ...sig,
+    });
   }
 }
 

@@ -21,13 +21,7 @@ const BLOB_PATH = /^blobs\/sha256\/([a-f0-9]{64})$/;
 /** One entry of the tar being read (tar-stream does not export the type). */
 type TarEntry = tar.Extract extends AsyncIterable<infer S> ? S : never;
 
-export async function readEntry(
-  store: ImageStore,
-  entry: TarEntry,
-  state: LoadState,
-  opts: LoadArchiveOptions,
-  maxIndexBytes: number,
-): Promise<void> {
+export async function readEntry(store: ImageStore, entry: TarEntry, state: LoadState, opts: LoadArchiveOptions, maxIndexBytes: number): Promise<void> {
   const { header } = entry;
   const raw = header.name;
   const fail = (why: string): never => {

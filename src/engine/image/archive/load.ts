@@ -37,7 +37,7 @@ export async function loadArchive(store: ImageStore, input: string | Readable, o
 }
 
 async function loadLeased(store: ImageStore, input: string | Readable, opts: LoadArchiveOptions): Promise<LoadedImage[]> {
-  const label = typeof input === "string" ? input : opts.label ?? "archive stream";
+  const label = typeof input === "string" ? input : (opts.label ?? "archive stream");
   const maxIndexBytes = opts.maxIndexBytes ?? DEFAULT_MAX_INDEX_BYTES;
   opts.signal?.throwIfAborted();
   if (opts.repository !== undefined) checkRepositoryOption(opts.repository);

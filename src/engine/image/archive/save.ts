@@ -28,12 +28,7 @@ type EntryHeader = Partial<tar.Header> & Pick<tar.Header, "name">;
  * beside it and renamed only when complete, so `out` is either absent/its old content or a
  * whole archive. When `out` is a stream it is ended on success and destroyed on failure.
  */
-export async function saveArchive(
-  store: ImageStore,
-  refs: string[],
-  out: string | Writable,
-  opts: SaveArchiveOptions = {},
-): Promise<SaveArchiveResult> {
+export async function saveArchive(store: ImageStore, refs: string[], out: string | Writable, opts: SaveArchiveOptions = {}): Promise<SaveArchiveResult> {
   const target = typeof out === "string" ? out : "output stream";
   if (refs.length === 0) throw new Error(`saving archive ${target}: no images given`);
   opts.signal?.throwIfAborted();
@@ -106,7 +101,9 @@ export async function saveArchive(
         () => {
           const actual = `sha256:${hash.digest("hex")}`;
           if (actual !== digest || written !== desc.size) {
-            throw new Error(`blob ${digest} in the local store is corrupt (content hashes to ${actual}, ${written} bytes); run: sealant gc, then pull the image again`);
+            throw new Error(
+              `blob ${digest} in the local store is corrupt (content hashes to ${actual}, ${written} bytes); run: sealant gc, then pull the image again`,
+            );
           }
         },
       );

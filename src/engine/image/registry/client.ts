@@ -199,12 +199,7 @@ export class RegistryClient {
    * mount when one of `mountFrom` has it, else an upload (one PUT, or PATCH chunks and a closing
    * PUT above the chunk threshold). `open` is called again for each retry.
    */
-  async pushBlob(
-    repo: string,
-    desc: { digest: Digest; size: number },
-    open: () => Readable,
-    opts: PushBlobOptions = {},
-  ): Promise<PushBlobResult> {
+  async pushBlob(repo: string, desc: { digest: Digest; size: number }, open: () => Readable, opts: PushBlobOptions = {}): Promise<PushBlobResult> {
     checkRepository(repo);
     parseDigest(desc.digest);
     if (!Number.isSafeInteger(desc.size) || desc.size < 0) throw new Error(`pushing blob ${desc.digest}: invalid size ${desc.size}`);

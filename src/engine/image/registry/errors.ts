@@ -182,7 +182,11 @@ export function parseErrorBody(body: Buffer): RegistryErrorEntry[] {
 
 /** A short, single-line excerpt of a non-JSON error body (HTML error pages, proxies). */
 export function bodyExcerpt(body: Buffer): string | undefined {
-  const text = body.toString("utf8").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+  const text = body
+    .toString("utf8")
+    .replace(/<[^>]*>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
   return text ? truncate(text, 200) : undefined;
 }
 

@@ -102,7 +102,6 @@ function hasHeader(headers: Record<string, unknown>, name: string): boolean {
   return Object.keys(headers).some((k) => k.toLowerCase() === name);
 }
 
-
 /** Reads a whole response body, failing when it exceeds `limit` bytes. */
 export async function readBody(res: http.IncomingMessage, limit: number, what: string): Promise<Buffer> {
   const declared = Number(res.headers["content-length"]);

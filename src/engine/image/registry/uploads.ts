@@ -103,14 +103,7 @@ async function startUpload(http: UploadHttp, repo: string, signal: AbortSignal |
   return uploadLocation(http, res);
 }
 
-async function uploadMonolithic(
-  http: UploadHttp,
-  repo: string,
-  location: URL,
-  desc: BlobDesc,
-  open: () => Readable,
-  opts: PushBlobOptions,
-): Promise<void> {
+async function uploadMonolithic(http: UploadHttp, repo: string, location: URL, desc: BlobDesc, open: () => Readable, opts: PushBlobOptions): Promise<void> {
   const scopes = [repositoryScope(repo, "pull,push")];
   const { source, verifier, sourceError } = openSource(http, repo, desc, open, opts);
   const url = new URL(location);

@@ -14,7 +14,10 @@ export interface RegistryName {
 
 /** Checks a registry name (host[:port], an optional scheme and trailing slashes are dropped) and resolves Docker Hub's aliases. */
 export function parseRegistryName(registry: string): RegistryName {
-  const name = registry.trim().replace(/^https?:\/\//, "").replace(/\/+$/, "");
+  const name = registry
+    .trim()
+    .replace(/^https?:\/\//, "")
+    .replace(/\/+$/, "");
   if (name.includes("@")) throw new Error("invalid registry name: credentials do not belong in it (use sealant login)");
   if (!REGISTRY_RE.test(name)) throw new Error(`invalid registry "${registry}": expected host[:port]`);
   const user = name === "index.docker.io" || name === "registry-1.docker.io" ? "docker.io" : name;

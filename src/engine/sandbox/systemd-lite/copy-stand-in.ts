@@ -32,7 +32,10 @@ async function standInModules(dir: string, entry: string): Promise<Map<string, s
     if (out.has(name)) continue;
     const text = (await readFile(join(dir, name), "utf8")).replace(SPECIFIER, (m, spec: string) => {
       if (spec.startsWith("node:")) return m;
-      if (!/^\.\/[\w-]+$/.test(spec)) throw new Error(`systemctl stand-in: ${join(dir, name)} imports "${spec}": inside a host only node: built-ins and sibling modules (./name) can be imported`);
+      if (!/^\.\/[\w-]+$/.test(spec))
+        throw new Error(
+          `systemctl stand-in: ${join(dir, name)} imports "${spec}": inside a host only node: built-ins and sibling modules (./name) can be imported`,
+        );
       pending.push(`${spec.slice(2)}${ext}`);
       return ext === ".ts" ? m.replace(spec, `${spec}.ts`) : m;
     });

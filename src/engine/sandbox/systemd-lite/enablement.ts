@@ -61,4 +61,3 @@ export function enabledUnits(): string[] {
   }
   return names;
 }
-

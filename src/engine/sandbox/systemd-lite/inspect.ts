@@ -45,7 +45,8 @@ export function status(arg: string, opts: Options): number {
   const result = rt.active === "failed" ? ` (Result: ${rt.result})` : "";
   out.push(`     Active: ${rt.active} (${rt.sub})${result}${formatSince(rt.since)}`);
   if (rt.main) out.push(`   Main PID: ${rt.main} (${(readText(`/proc/${rt.main}/comm`) ?? "?").trim()})`);
-  else if (rt.exit !== undefined) out.push(`    Process: ExecStart (code=${rt.exit > 128 ? "killed" : "exited"}, status=${rt.exit > 128 ? rt.exit - 128 : rt.exit})`);
+  else if (rt.exit !== undefined)
+    out.push(`    Process: ExecStart (code=${rt.exit > 128 ? "killed" : "exited"}, status=${rt.exit > 128 ? rt.exit - 128 : rt.exit})`);
   const cg = unitCgroup(name);
   const pids = cgroupPids(cg);
   if (pids.length) {
@@ -128,6 +129,8 @@ export function listUnitFiles(): number {
     if (s) rows.push([n, enabledState(s)]);
   }
   const w = Math.max(9, ...rows.map((r) => r[0]!.length));
-  process.stdout.write(`${["UNIT FILE".padEnd(w) + " STATE", ...rows.map((r) => `${r[0]!.padEnd(w)} ${r[1]}`)].join("\n")}\n\n${rows.length} unit files listed.\n`);
+  process.stdout.write(
+    `${["UNIT FILE".padEnd(w) + " STATE", ...rows.map((r) => `${r[0]!.padEnd(w)} ${r[1]}`)].join("\n")}\n\n${rows.length} unit files listed.\n`,
+  );
   return 0;
 }

@@ -11,8 +11,49 @@ export interface Options {
   signal: string;
 }
 
-const FLAGS = new Set(["--now", "-q", "--quiet", "--no-block", "--no-pager", "--system", "-l", "--full", "--value", "-a", "--all", "-f", "--force", "--no-reload", "--no-legend", "--plain", "--no-ask-password", "--runtime", "-r", "--recursive", "--wait"]);
-const WITH_VALUE = new Set(["-p", "--property", "-n", "--lines", "-t", "--type", "--state", "-s", "--signal", "--kill-whom", "--kill-who", "-o", "--output", "--job-mode", "-H", "--host", "-M", "--machine"]);
+const FLAGS = new Set([
+  "--now",
+  "-q",
+  "--quiet",
+  "--no-block",
+  "--no-pager",
+  "--system",
+  "-l",
+  "--full",
+  "--value",
+  "-a",
+  "--all",
+  "-f",
+  "--force",
+  "--no-reload",
+  "--no-legend",
+  "--plain",
+  "--no-ask-password",
+  "--runtime",
+  "-r",
+  "--recursive",
+  "--wait",
+]);
+const WITH_VALUE = new Set([
+  "-p",
+  "--property",
+  "-n",
+  "--lines",
+  "-t",
+  "--type",
+  "--state",
+  "-s",
+  "--signal",
+  "--kill-whom",
+  "--kill-who",
+  "-o",
+  "--output",
+  "--job-mode",
+  "-H",
+  "--host",
+  "-M",
+  "--machine",
+]);
 
 /** The verb (default list-units), its units and the options; an unknown option or --user is a Fail with exit code 1. */
 export function parseCommandLine(argv: string[]): { verb: string; units: string[]; opts: Options } {

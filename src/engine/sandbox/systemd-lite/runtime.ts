@@ -36,7 +36,12 @@ export function runtime(unit: string): Runtime {
   const [active = "inactive", sub = "dead"] = (readText(join(d, "state")) ?? "inactive dead").trim().split(/\s+/);
   const supervisor = readNumber(join(d, "supervisor.pid"));
   const main = readNumber(join(d, "main.pid"));
-  const rt: Runtime = { active, sub, result: readText(join(d, "result"))?.trim() || "success", restarts: Math.max(0, (readNumber(join(d, "attempt")) ?? 1) - 1) };
+  const rt: Runtime = {
+    active,
+    sub,
+    result: readText(join(d, "result"))?.trim() || "success",
+    restarts: Math.max(0, (readNumber(join(d, "attempt")) ?? 1) - 1),
+  };
   const since = existsSync(join(d, "state")) ? statSync(join(d, "state")).mtime : undefined;
   if (since) rt.since = since;
   const exit = readNumber(join(d, "exit"));

@@ -8,13 +8,18 @@ import { parseExecLine, shQuote, type ExecLine } from "./unit-syntax";
 export function startScript(svc: Service, env: Map<string, string>, paths: { state: string; cgroup?: string }): string {
   const envArgs = [...env.entries()].map(([k, v]) => shQuote(`${k}=${v}`)).join(" ");
   const run = (line: ExecLine) => `env -i ${envArgs} ${line.argv.map(shQuote).join(" ")}`;
-  const lines = [`# ${svc.name}: one start, written by systemctl at ${new Date().toISOString()} (environment files read then)`, `S=${shQuote(paths.state)}`, `echo $$ > "$S/main.pid"`];
+  const lines = [
+    `# ${svc.name}: one start, written by systemctl at ${new Date().toISOString()} (environment files read then)`,
+    `S=${shQuote(paths.state)}`,
+    `echo $$ > "$S/main.pid"`,
+  ];
   if (paths.cgroup) lines.push(`[ ! -w ${shQuote(`${paths.cgroup}/cgroup.procs`)} ] || echo $$ > ${shQuote(`${paths.cgroup}/cgroup.procs`)}`);
   let wd = svc.workingDirectory;
   const wdOptional = wd.startsWith("-");
   if (wdOptional) wd = wd.slice(1);
   if (wd === "~") wd = "/root";
-  if (wd) lines.push(`cd ${shQuote(wd)}${wdOptional ? " 2> /dev/null || cd /" : " || { echo 'Changing to the requested working directory failed'; exit 200; }"}`);
+  if (wd)
+    lines.push(`cd ${shQuote(wd)}${wdOptional ? " 2> /dev/null || cd /" : " || { echo 'Changing to the requested working directory failed'; exit 200; }"}`);
   else lines.push("cd /");
   const step = (raw: string) => {
     const line = parseExecLine(raw, env);

@@ -13,7 +13,8 @@ import { parseExecLine, shQuote } from "./unit-syntax";
 // commands, and stopping it per KillMode=/KillSignal=/TimeoutStopSec=.
 
 export function startUnit(svc: Service, opts: Pick<Options, "noBlock">): void {
-  if (svc.type === "forking" || svc.type === "dbus") throw new Fail(`Failed to start ${svc.name}: Type=${svc.type} is not emulated by this sandbox host's systemctl`, 1);
+  if (svc.type === "forking" || svc.type === "dbus")
+    throw new Fail(`Failed to start ${svc.name}: Type=${svc.type} is not emulated by this sandbox host's systemctl`, 1);
   const rt = runtime(svc.name);
   if (rt.supervisor || rt.main || (rt.active === "active" && rt.sub === "exited")) return;
   const d = stateDir(svc.name);
@@ -30,7 +31,15 @@ export function startUnit(svc: Service, opts: Pick<Options, "noBlock">): void {
   mkdirSync(LOG_DIR, { recursive: true });
   writeFileSync(
     join(d, "policy"),
-    [`TYPE=${shQuote(svc.type)}`, `RESTART=${shQuote(svc.restart)}`, `RESTART_SEC=${shQuote(String(Number.isFinite(svc.restartSec) ? svc.restartSec : 0.1))}`, `REMAIN=${svc.remainAfterExit ? "yes" : "no"}`, `LOG=${shQuote(logFile(svc.name))}`, `DESC=${shQuote(svc.description)}`, ""].join("\n"),
+    [
+      `TYPE=${shQuote(svc.type)}`,
+      `RESTART=${shQuote(svc.restart)}`,
+      `RESTART_SEC=${shQuote(String(Number.isFinite(svc.restartSec) ? svc.restartSec : 0.1))}`,
+      `REMAIN=${svc.remainAfterExit ? "yes" : "no"}`,
+      `LOG=${shQuote(logFile(svc.name))}`,
+      `DESC=${shQuote(svc.description)}`,
+      "",
+    ].join("\n"),
   );
   writeFileSync(join(d, "state"), "activating start\n");
   const log = openSync(logFile(svc.name), "a");
@@ -49,9 +58,17 @@ export function startUnit(svc: Service, opts: Pick<Options, "noBlock">): void {
     const now = runtime(svc.name);
     const reached = existsSync(join(d, "reached"));
     if (svc.type !== "oneshot" && reached) return;
-    if (now.sub === "auto-restart" || now.active === "failed" || (now.active === "inactive" && !now.supervisor) || (now.active === "active" && now.sub === "exited")) {
+    if (
+      now.sub === "auto-restart" ||
+      now.active === "failed" ||
+      (now.active === "inactive" && !now.supervisor) ||
+      (now.active === "active" && now.sub === "exited")
+    ) {
       if (svc.type === "oneshot" && now.result === "success" && now.active !== "failed" && now.sub !== "auto-restart") return;
-      throw new Fail(`Job for ${svc.name} failed because the control process exited with error code.\nSee "systemctl status ${svc.name}" and "journalctl -xeu ${svc.name}" for details.`, 1);
+      throw new Fail(
+        `Job for ${svc.name} failed because the control process exited with error code.\nSee "systemctl status ${svc.name}" and "journalctl -xeu ${svc.name}" for details.`,
+        1,
+      );
     }
     if (Date.now() > deadline) throw new Fail(`Job for ${svc.name} failed because a timeout was exceeded.`, 1);
   }
@@ -65,7 +82,12 @@ export function runCommands(svc: Service, lines: string[], what: string): number
     if (!line.argv.length) continue;
     const log = openSync(logFile(svc.name), "a");
     try {
-      const r = spawnSync(line.argv[0]!, line.argv.slice(1), { env: Object.fromEntries(env), stdio: ["ignore", log, log], cwd: "/", timeout: Number.isFinite(svc.timeoutStopSec) ? svc.timeoutStopSec * 1000 : undefined });
+      const r = spawnSync(line.argv[0]!, line.argv.slice(1), {
+        env: Object.fromEntries(env),
+        stdio: ["ignore", log, log],
+        cwd: "/",
+        timeout: Number.isFinite(svc.timeoutStopSec) ? svc.timeoutStopSec * 1000 : undefined,
+      });
       const code = r.status ?? 1;
       if (code !== 0 && !line.ignoreFailure) {
         note(svc.name, `${what} ${line.argv[0]} failed with status ${code}`);

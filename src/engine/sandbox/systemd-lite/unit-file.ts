@@ -66,7 +66,20 @@ function specifiers(name: string): (text: string) => string {
   const at = stem.indexOf("@");
   const prefix = at >= 0 ? stem.slice(0, at) : stem;
   const instance = at >= 0 ? stem.slice(at + 1) : "";
-  const map: Record<string, string> = { n: name, N: stem, p: prefix, P: prefix, i: instance, I: instance, t: "/run", h: "/root", u: "root", U: "0", H: hostname(), "%": "%" };
+  const map: Record<string, string> = {
+    n: name,
+    N: stem,
+    p: prefix,
+    P: prefix,
+    i: instance,
+    I: instance,
+    t: "/run",
+    h: "/root",
+    u: "root",
+    U: "0",
+    H: hostname(),
+    "%": "%",
+  };
   return (text) => text.replace(/%([a-zA-Z%])/g, (m, c: string) => map[c] ?? m);
 }
 
@@ -176,7 +189,8 @@ export function loadService(arg: string, dirs: string[] = UNIT_DIRS): Service | 
 export function mustLoad(arg: string, verb: string): Service {
   const svc = loadService(arg);
   const name = unitName(arg);
-  if (!name.endsWith(".service")) throw new Fail(`Failed to ${verb} ${name}: only service units are emulated in this sandbox host (no targets, sockets, timers, ...).`, 1);
+  if (!name.endsWith(".service"))
+    throw new Fail(`Failed to ${verb} ${name}: only service units are emulated in this sandbox host (no targets, sockets, timers, ...).`, 1);
   if (!svc) throw new Fail(`Failed to ${verb} ${name}: Unit ${name} ${verb === "stop" ? "not loaded" : "not found"}.`, 5);
   if (svc.masked && verb !== "stop") throw new Fail(`Failed to ${verb} ${name}: Unit ${name} is masked.`, 1);
   return svc;

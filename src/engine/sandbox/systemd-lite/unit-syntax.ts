@@ -39,7 +39,27 @@ export function parseTimespan(text: string, fallback: number): number {
   const t = text.trim();
   if (t === "") return fallback;
   if (t === "infinity") return Infinity;
-  const units: Record<string, number> = { us: 1e-6, usec: 1e-6, ms: 1e-3, msec: 1e-3, s: 1, sec: 1, second: 1, seconds: 1, m: 60, min: 60, minute: 60, minutes: 60, h: 3600, hr: 3600, hour: 3600, hours: 3600, d: 86400, day: 86400, days: 86400 };
+  const units: Record<string, number> = {
+    us: 1e-6,
+    usec: 1e-6,
+    ms: 1e-3,
+    msec: 1e-3,
+    s: 1,
+    sec: 1,
+    second: 1,
+    seconds: 1,
+    m: 60,
+    min: 60,
+    minute: 60,
+    minutes: 60,
+    h: 3600,
+    hr: 3600,
+    hour: 3600,
+    hours: 3600,
+    d: 86400,
+    day: 86400,
+    days: 86400,
+  };
   let total = 0;
   const re = /(\d+(?:\.\d+)?)\s*([a-z]*)/g;
   let m: RegExpExecArray | null;

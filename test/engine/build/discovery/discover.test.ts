@@ -218,7 +218,10 @@ describe("discoverImages: Helm charts without helm", () => {
     await put("charts/myapp/Chart.yaml", CHART);
     await put("charts/myapp/values.yaml", VALUES);
     await put("charts/myapp/templates/deployment.yaml", `{{- if .Values.enabled }}\napiVersion: apps/v1\n{{- end }}\n`);
-    await put("charts/myapp/templates/job.yaml", `apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n        - image: busybox:1.36\n`);
+    await put(
+      "charts/myapp/templates/job.yaml",
+      `apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n        - image: busybox:1.36\n`,
+    );
     await put("charts/myapp/charts/cache/Chart.yaml", BITNAMI_CHART);
     await put("charts/myapp/charts/cache/values.yaml", BITNAMI_VALUES);
 
@@ -339,11 +342,7 @@ describe("discoverImages: image lists", () => {
     const { images } = await discoverImages(root, { helmBinary: null, imageListFiles: [extra], ignoredImageListFiles: [ignored] });
 
     // THEN duplicates collapse into one entry with every source, ignored ones are gone
-    expect(images.map((i) => i.image)).toEqual([
-      "docker.io/library/nginx:1.25",
-      `ghcr.io/example/tool:1@${DIGEST}`,
-      "quay.io/coreos/etcd:v3.5.9",
-    ]);
+    expect(images.map((i) => i.image)).toEqual(["docker.io/library/nginx:1.25", `ghcr.io/example/tool:1@${DIGEST}`, "quay.io/coreos/etcd:v3.5.9"]);
     expect(images[0]!.sources).toEqual(["manifests/app.yaml", "imageList", "manifests/imageList"]);
     expect(images[1]!.sources).toEqual([extra]);
   });

@@ -32,7 +32,14 @@ async function writeBlob(dir: string, b: BlobInfo): Promise<void> {
 async function writeImage(dir: string, layers: Array<BlobInfo & { diffId: string }>, platform: Platform): Promise<Built> {
   for (const l of layers) await writeBlob(dir, l);
   const config = blobInfo(
-    Buffer.from(JSON.stringify({ architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}), rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } })),
+    Buffer.from(
+      JSON.stringify({
+        architecture: platform.architecture,
+        os: platform.os,
+        ...(platform.variant ? { variant: platform.variant } : {}),
+        rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
+      }),
+    ),
     "application/vnd.oci.image.config.v1+json",
   );
   await writeBlob(dir, config);
@@ -55,11 +62,21 @@ async function writeIndexJson(dir: string, top: BlobInfo, tag: string): Promise<
   await fs.writeFile(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   await fs.writeFile(
     path.join(dir, "index.json"),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: top.mediaType, digest: top.digest, size: top.size, annotations: { "org.opencontainers.image.ref.name": tag } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: top.mediaType, digest: top.digest, size: top.size, annotations: { "org.opencontainers.image.ref.name": tag } }],
+    }),
   );
 }
 
-async function pushSingle(reg: TestRegistry, repo: string, tag: string, layers: Array<BlobInfo & { diffId: string }>, platform: Platform, work: string): Promise<Built> {
+async function pushSingle(
+  reg: TestRegistry,
+  repo: string,
+  tag: string,
+  layers: Array<BlobInfo & { diffId: string }>,
+  platform: Platform,
+  work: string,
+): Promise<Built> {
   const dir = await fs.mkdtemp(path.join(work, "layout-"));
   const built = await writeImage(dir, layers, platform);
   await writeIndexJson(dir, built.manifest, tag);
@@ -141,7 +158,16 @@ beforeAll(async () => {
   // Two repositories sharing a base layer; a multi-platform index; the same path in a second registry.
   web = await pushSingle(upA, "library/web", "1.0", [base, await makeLayer()], host, work.path);
   api = await pushSingle(upA, "team/api", "2.0", [base, await makeLayer()], host, work.path);
-  multi = await pushMulti(upA, "multi/tool", "3.0", [{ layers: [await makeLayer()], platform: host }, { layers: [await makeLayer()], platform: other }], work.path);
+  multi = await pushMulti(
+    upA,
+    "multi/tool",
+    "3.0",
+    [
+      { layers: [await makeLayer()], platform: host },
+      { layers: [await makeLayer()], platform: other },
+    ],
+    work.path,
+  );
   webB = await pushSingle(upB, "library/web", "1.0", [await makeLayer()], host, work.path);
 });
 
@@ -381,7 +407,9 @@ describe("cacheImages failures", () => {
   it("fails when an index has no manifest for the platform, listing what it has", async () => {
     const dest = await tempDir("sealant-cache-platform-");
     try {
-      const err = await cacheImages([`${upA.host}/multi/tool:3.0`], dest.path, { sourceFor, platform: { os: "linux", architecture: "s390x" } }).catch((e: unknown) => e);
+      const err = await cacheImages([`${upA.host}/multi/tool:3.0`], dest.path, { sourceFor, platform: { os: "linux", architecture: "s390x" } }).catch(
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ImageCacheError);
       expect((err as Error).message).toMatch(/no manifest for platform linux\/s390x/);
       expect((err as Error).message).toContain(`${host.os}/${host.architecture}`);

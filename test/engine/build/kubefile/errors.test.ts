@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  checkBaseAppRefs,
-  formatKubefileError,
-  KubefileSyntaxError,
-  parseKubefile,
-  parseKubefileOrThrow,
-} from "../../../../src/engine/build/kubefile";
+import { checkBaseAppRefs, formatKubefileError, KubefileSyntaxError, parseKubefile, parseKubefileOrThrow } from "../../../../src/engine/build/kubefile";
 import { errs, kf, ok } from "./helpers";
 
 describe("unknown and unsupported instructions", () => {
@@ -85,7 +79,11 @@ describe("missing and malformed arguments", () => {
     ["COPY with a quoted blank in shell form", 'COPY "my file" dest/', /^Kubefile:2: cannot expand ""my": .*use the JSON form COPY \["a b", "dest\/"\]/],
     ["COPY --from", "COPY --from=builder /out ./", /^Kubefile:2: COPY --from is not supported: Kubefiles have a single stage/],
     ["COPY with an unknown flag", "COPY --link a b", /^Kubefile:2: unknown flag --link for COPY \(expected --chown=<user> or --chmod=<mode>\)/],
-    ["COPY of several sources to a file", "COPY a b dest", /^Kubefile:2: when COPY has more than one source, the destination must be a directory ending with "\/" \(got "dest"\)/],
+    [
+      "COPY of several sources to a file",
+      "COPY a b dest",
+      /^Kubefile:2: when COPY has more than one source, the destination must be a directory ending with "\/" \(got "dest"\)/,
+    ],
     ["flags on an instruction without flags", "LABEL --x=y a=b", /^Kubefile:2: LABEL does not take flags \(got --x=y\)/],
     ["a bad substitution", "COPY ${DIR a", /^Kubefile:2: cannot expand "\$\{DIR": syntax error: missing '}'/],
     ["a required variable", "COPY ${DIR:?set --build-arg DIR} a", /^Kubefile:2: cannot expand "\$\{DIR:\?set": /],
@@ -121,7 +119,11 @@ describe("APP rules", () => {
       "APP web web.yaml",
       'Kubefile:2: APP "web": source "web.yaml" must start with local:// (a path in the build context), http:// or https://',
     ],
-    ["another scheme", "CNI calico oss://bucket/calico.yaml", 'Kubefile:2: CNI "calico": source "oss://bucket/calico.yaml" must start with local:// (a path in the build context), http:// or https://'],
+    [
+      "another scheme",
+      "CNI calico oss://bucket/calico.yaml",
+      'Kubefile:2: CNI "calico": source "oss://bucket/calico.yaml" must start with local:// (a path in the build context), http:// or https://',
+    ],
     ["an empty local path", "CSI csi local://", 'Kubefile:2: CSI "csi": source "local://" has an empty path'],
     [
       "a name with a slash",

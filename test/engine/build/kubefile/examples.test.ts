@@ -120,7 +120,8 @@ CMDS ["helm upgrade --install nginx charts/nginx", "kubectl get pods -A"]
     expect(run).toEqual({
       kind: "RUN",
       line: 7,
-      command: "curl -fsSL https://get.helm.sh/helm-${HELM_VERSION}-linux-${ARCH}.tar.gz       | tar -xz -C /tmp &&     mv /tmp/linux-${ARCH}/helm /usr/local/bin/helm",
+      command:
+        "curl -fsSL https://get.helm.sh/helm-${HELM_VERSION}-linux-${ARCH}.tar.gz       | tar -xz -C /tmp &&     mv /tmp/linux-${ARCH}/helm /usr/local/bin/helm",
       flags: [],
       env: { ARCH: "arm64", HELM_VERSION: "v3.12.1" },
     });
@@ -178,7 +179,15 @@ launch web
     expect(k.from.line).toBe(3);
     expect(k.labels).toEqual({ a: "1", b: "2" });
     expect(k.apps).toEqual([
-      { name: "web", kind: "APP", line: 8, sources: [{ type: "local", path: "web/deploy.yaml" }, { type: "local", path: "web/svc.yaml" }] },
+      {
+        name: "web",
+        kind: "APP",
+        line: 8,
+        sources: [
+          { type: "local", path: "web/deploy.yaml" },
+          { type: "local", path: "web/svc.yaml" },
+        ],
+      },
     ]);
     expect(k.launch).toEqual(["web"]);
   });

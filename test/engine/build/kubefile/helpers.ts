@@ -1,10 +1,4 @@
-import {
-  formatKubefileError,
-  parseKubefile,
-  type Instruction,
-  type Kubefile,
-  type ParseKubefileOptions,
-} from "../../../../src/engine/build/kubefile";
+import { formatKubefileError, parseKubefile, type Instruction, type Kubefile, type ParseKubefileOptions } from "../../../../src/engine/build/kubefile";
 
 /** Lines joined with "\n", so tests can write one instruction per array item. */
 export const kf = (...lines: string[]): string => lines.join("\n") + "\n";

@@ -81,7 +81,7 @@ describe("COPY and ADD", () => {
   });
 
   it("expands ${ARCH}, $ARCH, ARG and ENV values and removes quotes", () => {
-    const k = ok(kf("FROM scratch", "ARG DIR=charts", "ENV SUB=nginx", 'COPY ${ARCH}/bin $ARCH/"sub"\'s\' $DIR/$SUB/'), { arch: "amd64" });
+    const k = ok(kf("FROM scratch", "ARG DIR=charts", "ENV SUB=nginx", "COPY ${ARCH}/bin $ARCH/\"sub\"'s' $DIR/$SUB/"), { arch: "amd64" });
     expect(only(k, "COPY")).toMatchObject({ sources: ["amd64/bin", "amd64/subs"], dest: "charts/nginx/" });
   });
 
@@ -142,7 +142,7 @@ describe("RUN", () => {
 
 describe("ENV and LABEL", () => {
   it("parses key=value pairs with quotes, and the legacy ENV key value form", () => {
-    const k = ok(kf("FROM scratch", 'ENV A=1 B="v 2" C=\'$lit\'', "ENV LEGACY some value here"));
+    const k = ok(kf("FROM scratch", "ENV A=1 B=\"v 2\" C='$lit'", "ENV LEGACY some value here"));
     expect(k.env).toEqual({ A: "1", B: "v 2", C: "$lit", LEGACY: "some value here" });
   });
 
@@ -231,12 +231,21 @@ describe("APP, CNI, CSI", () => {
 
 describe("APPCMDS and APPENV", () => {
   it("APPCMDS takes a JSON array of commands; the last one wins", () => {
-    const k = ok(kf("FROM scratch", "APP nginx local://nginx.yaml", 'APPCMDS nginx ["kubectl apply -f a.yaml"]', 'APPCMDS nginx ["kubectl apply -f nginx.yaml -n nginx", "echo $DONE"]'));
+    const k = ok(
+      kf(
+        "FROM scratch",
+        "APP nginx local://nginx.yaml",
+        'APPCMDS nginx ["kubectl apply -f a.yaml"]',
+        'APPCMDS nginx ["kubectl apply -f nginx.yaml -n nginx", "echo $DONE"]',
+      ),
+    );
     expect(k.appCmds).toEqual({ nginx: ["kubectl apply -f nginx.yaml -n nginx", "echo $DONE"] });
   });
 
   it("APPENV sets key=value pairs per app, merged across instructions", () => {
-    const k = ok(kf("FROM scratch", "APP app1 local://app1", 'APPENV app1 key1=value1 key2="two words"', "APPENV app1 key1=override key3=$ARCH"), { arch: "amd64" });
+    const k = ok(kf("FROM scratch", "APP app1 local://app1", 'APPENV app1 key1=value1 key2="two words"', "APPENV app1 key1=override key3=$ARCH"), {
+      arch: "amd64",
+    });
     expect(k.appEnv).toEqual({ app1: { key1: "override", key2: "two words", key3: "amd64" } });
     expect(k.instructions[2]).toEqual({ kind: "APPENV", line: 3, app: "app1", pairs: { key1: "value1", key2: "two words" } });
   });

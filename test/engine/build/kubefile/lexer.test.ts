@@ -117,7 +117,7 @@ describe("words", () => {
   it("parseJsonArray distinguishes arrays, non-JSON, invalid JSON and non-string arrays", () => {
     expect(parseJsonArray(' ["a", "b c"]')).toEqual({ kind: "array", values: ["a", "b c"] });
     expect(parseJsonArray("echo hi")).toEqual({ kind: "not-json" });
-    expect(parseJsonArray('["a", \'b\']').kind).toBe("invalid");
+    expect(parseJsonArray("[\"a\", 'b']").kind).toBe("invalid");
     expect(parseJsonArray("[1, 2]")).toEqual({ kind: "not-strings" });
   });
 });

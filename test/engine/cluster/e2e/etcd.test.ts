@@ -20,7 +20,8 @@ describe("an etcd cluster on sandbox hosts", () => {
     await bed?.close();
   });
 
-  const spec = (image: string, n: number) => etcdSpec(bed, "etcd-e2e", image, bed.ips.slice(0, n), { ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts } });
+  const spec = (image: string, n: number) =>
+    etcdSpec(bed, "etcd-e2e", image, bed.ips.slice(0, n), { ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts } });
   const apply = (image: string, n: number) => applyCluster({ session: bed.session, spec: spec(image, n), onEvent: (e) => bed.events.push(e) });
 
   it("creates a healthy 3-member cluster, and re-applying sends nothing", async () => {
@@ -87,4 +88,3 @@ describe("an etcd cluster on sandbox hosts", () => {
     }
   }, 120_000);
 });
-

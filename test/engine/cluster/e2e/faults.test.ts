@@ -92,9 +92,16 @@ describe("faults while applying", () => {
       expect(refused).toBeInstanceOf(HostsError);
       expect((refused as Error).message).toContain(c);
       const warnings: string[] = [];
-      const r = await applyCluster({ session: bed.session, spec: smaller, forceRemoval: true, onEvent: (e) => (e.type === "warning" ? warnings.push(`${e.host}: ${e.text}`) : undefined) });
+      const r = await applyCluster({
+        session: bed.session,
+        spec: smaller,
+        forceRemoval: true,
+        onEvent: (e) => (e.type === "warning" ? warnings.push(`${e.host}: ${e.text}`) : undefined),
+      });
       expect(r.record?.hosts.map((h) => h.ip)).toEqual([a, b]);
-      expect(warnings.join("\n")).toMatch(new RegExp(`${c.replaceAll(".", "\\.")}: cannot be reached .*removed from the cluster without its own steps \\(forced\\); its files stay`));
+      expect(warnings.join("\n")).toMatch(
+        new RegExp(`${c.replaceAll(".", "\\.")}: cannot be reached .*removed from the cluster without its own steps \\(forced\\); its files stay`),
+      );
       // The next apply is a no-op: the host is gone from the record.
       expect((await applyCluster({ session: bed.session, spec: smaller })).plan.summary).toEqual(["no changes to cluster gone"]);
       await resetCluster({ session: bed.session, spec: smaller });
@@ -120,7 +127,10 @@ describe("faults while applying", () => {
     expect((refused as Error).message).toMatch(/cluster locked is locked on 127\.0\.10\.191 by .*first apply.* since .* ago\)/);
 
     // A lock left by an apply that died: refused until someone breaks it.
-    await on(bed.ips[0]!, `mkdir /var/lib/sealant/locked/lock && echo '{"user":"ci","machine":"gone","pid":1,"command":"sealant apply","since":"2026-01-01T00:00:00Z"}' > /var/lib/sealant/locked/lock/owner.json`);
+    await on(
+      bed.ips[0]!,
+      `mkdir /var/lib/sealant/locked/lock && echo '{"user":"ci","machine":"gone","pid":1,"command":"sealant apply","since":"2026-01-01T00:00:00Z"}' > /var/lib/sealant/locked/lock/owner.json`,
+    );
     await expect(applyCluster({ session: bed.session, spec })).rejects.toThrow(/by ci@gone \(pid 1, sealant apply\)/);
     expect((await unlockCluster({ session: bed.session, spec }))?.machine).toBe("gone");
     expect((await applyCluster({ session: bed.session, spec })).plan.phases).toEqual([]);
@@ -134,7 +144,9 @@ describe("faults while applying", () => {
       const spec = etcdSpec(bed, "full", image, [bed.ips[0]!, small]);
       const err = await applyCluster({ session: bed.session, spec }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ValidationError);
-      expect((err as Error).message).toMatch(new RegExp(`${small.replace(/\./g, "\\.")}: not enough free disk for the image under /var/lib/sealant/full: needs \\d+ MiB .* 1 MiB free`));
+      expect((err as Error).message).toMatch(
+        new RegExp(`${small.replace(/\./g, "\\.")}: not enough free disk for the image under /var/lib/sealant/full: needs \\d+ MiB .* 1 MiB free`),
+      );
       for (const ip of [bed.ips[0]!, small]) expect(await on(ip, "ls -A /var/lib/sealant/full 2>/dev/null || true"), ip).toBe("");
     } finally {
       await on(small, "umount /var/lib/sealant");
@@ -153,7 +165,12 @@ describe("faults while applying", () => {
     expect((e1 as Error).message).toMatch(/127\.0\.10\.191: .*authentication/i);
     expect((e1 as Error).message).not.toContain("not-the-password");
 
-    const unknownKey = parseClusterSpec({ name: "keys", image, hosts: [{ ips: [bed.ips[0]!], roles: ["master"] }], ssh: { privateKeyPath: bed.sandbox.ssh.pk } });
+    const unknownKey = parseClusterSpec({
+      name: "keys",
+      image,
+      hosts: [{ ips: [bed.ips[0]!], roles: ["master"] }],
+      ssh: { privateKeyPath: bed.sandbox.ssh.pk },
+    });
     const e2 = await applyCluster({ session: bed.session, spec: unknownKey }).catch((e: unknown) => e);
     expect((e2 as Error).message).toMatch(/127\.0\.10\.191: .*SHA256:[A-Za-z0-9+/]{43}/);
     expect((e2 as Error).message).toMatch(/ssh\.fingerprints: \{"127\.0\.10\.191": "SHA256:/);
@@ -169,7 +186,13 @@ describe("faults while applying", () => {
     const base = { name: "bad", image, ssh: ssh(bed) };
     expect(() => parseClusterSpec({ ...base, hosts: [{ ips: [bed.ips[0]!, bed.ips[0]!], roles: ["master"] }] })).toThrow(/127\.0\.10\.191/);
     expect(() =>
-      parseClusterSpec({ ...base, hosts: [{ ips: [bed.ips[0]!], roles: ["master"] }, { ips: [bed.ips[0]!], roles: ["node"] }] }),
+      parseClusterSpec({
+        ...base,
+        hosts: [
+          { ips: [bed.ips[0]!], roles: ["master"] },
+          { ips: [bed.ips[0]!], roles: ["node"] },
+        ],
+      }),
     ).toThrow(/hosts\[1\]\.ips\[0\].*127\.0\.10\.191/s);
     expect(() => parseClusterSpec({ ...base, hosts: [{ ips: [bed.ips[0]!], roles: ["master"] }], sshh: {} })).toThrow(/sshh/);
   });

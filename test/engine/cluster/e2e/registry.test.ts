@@ -76,7 +76,11 @@ describe("a cluster image with container images, served by the cluster's registr
     const layers = [...resolved.platforms.values()][0]!.layers;
     expect(layers.filter((l) => l.registryOnly)).toHaveLength(1);
     registryLayer = layers.find((l) => l.registryOnly)!.digest.replace(/^sha256:/, "");
-    expect(resolved.metadata.containerImages.map((c) => c.image).sort()).toEqual(["docker.io/library/busybox:1.36", "docker.io/library/nginx:1.25", "docker.io/library/redis:7.2"]);
+    expect(resolved.metadata.containerImages.map((c) => c.image).sort()).toEqual([
+      "docker.io/library/busybox:1.36",
+      "docker.io/library/nginx:1.25",
+      "docker.io/library/redis:7.2",
+    ]);
   }, 180_000);
   afterAll(async () => {
     await upstream?.stop();
@@ -106,7 +110,9 @@ describe("a cluster image with container images, served by the cluster's registr
     expect(r.plan.actions).toEqual(["create"]);
     expect(r.plan.phases.map((p) => p.name)).toContain("registry");
     expect(await registryProcesses()).toBe("1");
-    expect(await onHost(bed.sandbox, master, `curl -s http://${master}:5000/v2/_catalog`)).toBe('{"repositories":["docker.io/library/busybox","docker.io/library/nginx","docker.io/library/redis"]}');
+    expect(await onHost(bed.sandbox, master, `curl -s http://${master}:5000/v2/_catalog`)).toBe(
+      '{"repositories":["docker.io/library/busybox","docker.io/library/nginx","docker.io/library/redis"]}',
+    );
 
     // Every host: sea.hub is the master; containerd's certs.d sends docker.io to the master's registry.
     for (const ip of bed.ips) {
@@ -133,10 +139,17 @@ describe("a cluster image with container images, served by the cluster's registr
     const masterLayers = (await onHost(bed.sandbox, master, `ls ${DATA_ROOT}/layers`)).split("\n").sort();
     expect(masterLayers).toContain(registryLayer);
     expect(masterLayers.every((l) => !l.endsWith(".noregistry"))).toBe(true);
-    expect(await onHost(bed.sandbox, master, `ls ${DATA_ROOT}/images/*/rootfs/registry/docker/registry/v2/repositories/docker.io/library`)).toBe("busybox\nnginx\nredis");
+    expect(await onHost(bed.sandbox, master, `ls ${DATA_ROOT}/images/*/rootfs/registry/docker/registry/v2/repositories/docker.io/library`)).toBe(
+      "busybox\nnginx\nredis",
+    );
     for (const ip of nodes) {
       const layers = (await onHost(bed.sandbox, ip, `ls ${DATA_ROOT}/layers`)).split("\n").sort();
-      expect(layers, ip).toEqual(masterLayers.filter((l) => l !== registryLayer).map((l) => `${l}.noregistry`).sort());
+      expect(layers, ip).toEqual(
+        masterLayers
+          .filter((l) => l !== registryLayer)
+          .map((l) => `${l}.noregistry`)
+          .sort(),
+      );
       expect(await onHost(bed.sandbox, ip, `ls -d ${DATA_ROOT}/images/*/rootfs/registry 2>/dev/null || echo none`), ip).toBe("none");
       expect(await onHost(bed.sandbox, ip, `ls ${DATA_ROOT}/images/*/rootfs`), ip).toBe("imageList\nmanifests");
       expect(await onHost(bed.sandbox, ip, `pgrep -fc '[s]erve ${DATA_ROOT}/registry/config.yml' || true`), ip).toBe("0");
@@ -167,11 +180,17 @@ describe("a cluster image with container images, served by the cluster's registr
     expect(await onHost(bed.sandbox, nodes[1]!, `curl -s -o /dev/null -w '%{http_code}' http://${master}:5000/v2/`)).toBe("400");
 
     await pull("docker.io/library/redis:7.2");
-    expect(await onHost(bed.sandbox, master, `cat ${LOG}`)).toMatch(/"(HEAD|GET) \/v2\/docker\.io\/library\/redis\/manifests\/7\.2\?ns=docker\.io HTTP\/1\.1" 200/);
+    expect(await onHost(bed.sandbox, master, `cat ${LOG}`)).toMatch(
+      /"(HEAD|GET) \/v2\/docker\.io\/library\/redis\/manifests\/7\.2\?ns=docker\.io HTTP\/1\.1" 200/,
+    );
     // An image pulled over HTTP before resolves again over HTTPS.
     expect((await containerd.ctr("images rm docker.io/library/nginx:1.25")).code).toBe(0);
     await pull("docker.io/library/nginx:1.25");
-    expect((await containerd.ctr("images ls -q")).stdout.split("\n").sort()).toEqual(["docker.io/library/busybox:1.36", "docker.io/library/nginx:1.25", "docker.io/library/redis:7.2"]);
+    expect((await containerd.ctr("images ls -q")).stdout.split("\n").sort()).toEqual([
+      "docker.io/library/busybox:1.36",
+      "docker.io/library/nginx:1.25",
+      "docker.io/library/redis:7.2",
+    ]);
   }, 180_000);
 
   it("GIVEN the cluster WHEN reset THEN the registry is stopped and the hosts entries, certs.d files and data roots are gone", async () => {

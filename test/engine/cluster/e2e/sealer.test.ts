@@ -103,7 +103,8 @@ spec:
   const apply = async (spec: ClusterSpec) => applyCluster({ session: bed.session, spec, onEvent: (e) => bed.events.push(e) });
   const dataRoot = "/var/lib/sealant/sealer-e2e";
   /** `content|mtime` of the marker, or "absent". */
-  const marker = (ip: string) => onHost(bed.sandbox, ip, `if [ -f ${MARKER} ]; then printf '%s|' "$(cat ${MARKER})"; stat -c %Y.%i ${MARKER}; wc -l < ${COUNTER}; else echo absent; fi`);
+  const marker = (ip: string) =>
+    onHost(bed.sandbox, ip, `if [ -f ${MARKER} ]; then printf '%s|' "$(cat ${MARKER})"; stat -c %Y.%i ${MARKER}; wc -l < ${COUNTER}; else echo absent; fi`);
 
   it("GIVEN the Clusterfile WHEN loaded THEN sealer's fields map to sealant's: legacy PostInstall, scope, env list, string port, password", async () => {
     const parsed = await loadClusterfile(await write(clusterfile()));
@@ -149,22 +150,32 @@ spec:
     // The plugin: masters only, once each, with the cluster env, the group env and sealant's own variables.
     for (const ip of masters) {
       // It runs in the image's rootfs, as hooks do.
-      expect(await onHost(bed.sandbox, ip, `cat ${MARKER}`)).toMatch(new RegExp(`^hello from spec\\.env\\|masters-group\\|${esc(ip)}\\|master\\|post-install\\|${esc(dataRoot)}/images/[0-9a-f]{64}/rootfs$`));
+      expect(await onHost(bed.sandbox, ip, `cat ${MARKER}`)).toMatch(
+        new RegExp(`^hello from spec\\.env\\|masters-group\\|${esc(ip)}\\|master\\|post-install\\|${esc(dataRoot)}/images/[0-9a-f]{64}/rootfs$`),
+      );
       expect(await onHost(bed.sandbox, ip, `wc -l < ${COUNTER}`)).toBe("1");
     }
     expect(await marker(node)).toBe("absent");
-    const pluginSteps = bed.events.filter((e): e is Extract<ClusterEvent, { type: "step" }> => e.type === "step" && e.status === "done" && e.id.startsWith("plugin:"));
+    const pluginSteps = bed.events.filter(
+      (e): e is Extract<ClusterEvent, { type: "step" }> => e.type === "step" && e.status === "done" && e.id.startsWith("plugin:"),
+    );
     expect(pluginSteps.map((e) => `${e.host} ${e.id}`).sort()).toEqual(masters.map((ip) => `${ip} plugin:mark-masters:post-install`));
 
     // The Configs, on every host (the node too: it got the image).
     for (const ip of bed.ips) {
-      expect(await onHost(bed.sandbox, ip, `cat ${dataRoot}/rootfs/etc/etcd.env`)).toBe("ETCD_HEARTBEAT_INTERVAL=100\nETCD_ELECTION_TIMEOUT=1000\nETCD_SNAPSHOT_COUNT=4242");
+      expect(await onHost(bed.sandbox, ip, `cat ${dataRoot}/rootfs/etc/etcd.env`)).toBe(
+        "ETCD_HEARTBEAT_INTERVAL=100\nETCD_ELECTION_TIMEOUT=1000\nETCD_SNAPSHOT_COUNT=4242",
+      );
       // "1.10" stays the string it was written as (not the number 1.1).
-      expect(await onHost(bed.sandbox, ip, `cat ${dataRoot}/rootfs/etc/app-settings.yaml`)).toMatch(/^app:\n  replicas: 5\n  version: (['"])1\.10\1\ntier: prod$/);
+      expect(await onHost(bed.sandbox, ip, `cat ${dataRoot}/rootfs/etc/app-settings.yaml`)).toMatch(
+        /^app:\n  replicas: 5\n  version: (['"])1\.10\1\ntier: prod$/,
+      );
     }
     // ... and etcd really runs with the overwritten file.
     for (const ip of masters) {
-      expect(await onHost(bed.sandbox, ip, `tr '\\0' '\\n' < /proc/$(cat ${dataRoot}/run/etcd.pid)/environ | grep ^ETCD_SNAPSHOT_COUNT=`)).toBe("ETCD_SNAPSHOT_COUNT=4242");
+      expect(await onHost(bed.sandbox, ip, `tr '\\0' '\\n' < /proc/$(cat ${dataRoot}/run/etcd.pid)/environ | grep ^ETCD_SNAPSHOT_COUNT=`)).toBe(
+        "ETCD_SNAPSHOT_COUNT=4242",
+      );
     }
     // The layers on the hosts were not changed through the hard links: the image's own file is intact.
     expect(await onHost(bed.sandbox, masters[0]!, `cat ${dataRoot}/layers/*/etc/etcd.env | grep -c '^ETCD_SNAPSHOT_COUNT=10000$'`)).toBe("1");
@@ -214,7 +225,12 @@ spec:
     const r = await apply(await load([MARK_MASTERS, fixed]));
     const ran = bed.events.slice(after).filter((ev): ev is Extract<ClusterEvent, { type: "step" }> => ev.type === "step" && ev.status === "done");
     expect(ran.some((ev) => ev.id === "hook:bootstrap" || ev.id.startsWith("distribute"))).toBe(false);
-    expect(ran.filter((ev) => ev.id.startsWith("plugin:")).map((ev) => `${ev.host} ${ev.id}`).sort()).toEqual(masters.map((ip) => `${ip} plugin:fail-loud:post-install`));
+    expect(
+      ran
+        .filter((ev) => ev.id.startsWith("plugin:"))
+        .map((ev) => `${ev.host} ${ev.id}`)
+        .sort(),
+    ).toEqual(masters.map((ip) => `${ip} plugin:fail-loud:post-install`));
     expect(r.record?.hosts.every((h) => h.member)).toBe(true);
     for (const ip of masters) {
       expect(await onHost(bed.sandbox, ip, "cat /root/sealer-e2e-fixed")).toBe(`fixed on ${ip}`);

@@ -112,7 +112,9 @@ describe("plugins and launch commands", () => {
     expect(pluginCommand(spec.plugins[0]!, hosts[0]!)).toBe("sh -c 'echo hi'");
     expect(pluginCommand(spec.plugins[2]!, hosts[2]!)).toMatch(/^hostname gamma && /);
     expect(pluginCommand(spec.plugins[2]!, hosts[1]!)).toBeUndefined();
-    expect(pluginProblems(spec.plugins, "hooks")).toEqual(["plugin lbl: type LABEL needs the kubernetes runtime; this image uses the hooks runtime (use a SHELL plugin)"]);
+    expect(pluginProblems(spec.plugins, "hooks")).toEqual([
+      "plugin lbl: type LABEL needs the kubernetes runtime; this image uses the hooks runtime (use a SHELL plugin)",
+    ]);
   });
 
   it("launches the spec's cmds over the image's, and apps by their type", () => {

@@ -3,7 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheImages, type CachedImage } from "../../../../src/engine/build/image-cache";
-import { configureRegistryClients, prepareRegistryTls, registryDomains, removeRegistry, startRegistry, type RegistrySetup, type RegistryTls } from "../../../../src/engine/cluster/host/registry";
+import {
+  configureRegistryClients,
+  prepareRegistryTls,
+  registryDomains,
+  removeRegistry,
+  startRegistry,
+  type RegistrySetup,
+  type RegistryTls,
+} from "../../../../src/engine/cluster/host/registry";
 import { sandboxDown, sandboxUp, type Sandbox } from "../../../../src/engine/sandbox";
 import { Session } from "../../../../src/engine/session";
 import { SshConnection, type Connection } from "../../../../src/engine/ssh";
@@ -84,7 +92,11 @@ afterAll(async () => {
 
 describe("registryDomains", () => {
   it("GIVEN image references WHEN asked THEN it gives their source registries, normalised, deduplicated and sorted", () => {
-    expect(registryDomains(["nginx:1", "quay.io/a/b:1", "docker.io/library/redis", "127.0.0.1:5001/x:y", "index.docker.io/x/y"])).toEqual(["127.0.0.1:5001", "docker.io", "quay.io"]);
+    expect(registryDomains(["nginx:1", "quay.io/a/b:1", "docker.io/library/redis", "127.0.0.1:5001/x:y", "index.docker.io/x/y"])).toEqual([
+      "127.0.0.1:5001",
+      "docker.io",
+      "quay.io",
+    ]);
   });
 });
 
@@ -231,7 +243,9 @@ describe("registry binary", () => {
   it("GIVEN a host without a registry binary WHEN the image has none THEN start fails clearly; WHEN the image carries bin/registry THEN that one serves", async () => {
     await sh(C, "mv /usr/bin/docker-registry /usr/bin/docker-registry.off"); // C's own overlay: the machine keeps it
     await raw.get(C)!.upload(`${ROOTFS}/registry`, [{ local: join(parent, "rootfs/registry"), path: "." }]);
-    await expect(startRegistry(conn(C), C, ROOTFS, setup, undefined)).rejects.toThrow(/no registry binary: the image has no bin\/registry or bin\/docker-registry/);
+    await expect(startRegistry(conn(C), C, ROOTFS, setup, undefined)).rejects.toThrow(
+      /no registry binary: the image has no bin\/registry or bin\/docker-registry/,
+    );
     await expect(startRegistry(conn(C), C, "/srv/nothing", setup, undefined)).rejects.toThrow(/\/srv\/nothing\/registry does not exist/);
 
     const bin = join(parent, "bin");

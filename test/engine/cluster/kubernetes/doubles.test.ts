@@ -32,7 +32,9 @@ const HOST_FIXTURE = "/root/kube-fixture";
 function sendFixture(ip: string): Promise<void> {
   return new Promise((done, fail) => {
     const tar = spawn("tar", ["-C", FIXTURE, "-c", "."], { stdio: ["ignore", "pipe", "inherit"] });
-    const ssh = spawn("ssh", sshArgs(bed.sandbox, ip, `rm -rf ${HOST_FIXTURE} && mkdir -p ${HOST_FIXTURE} && tar -x -C ${HOST_FIXTURE}`), { stdio: ["pipe", "inherit", "inherit"] });
+    const ssh = spawn("ssh", sshArgs(bed.sandbox, ip, `rm -rf ${HOST_FIXTURE} && mkdir -p ${HOST_FIXTURE} && tar -x -C ${HOST_FIXTURE}`), {
+      stdio: ["pipe", "inherit", "inherit"],
+    });
     tar.stdout.pipe(ssh.stdin);
     ssh.on("error", fail);
     ssh.on("close", (code) => (code === 0 ? done() : fail(new Error(`${ip}: sending the fixture failed (ssh exit ${code})`))));
@@ -82,7 +84,10 @@ function joinFile(node: KubeNode, s: Record<string, string>): string {
 const join = (ip: string, text: string) => runOnHost(bed.sandbox, ip, `${writeOn("/root/join.yaml", text)}kubeadm join --config /root/join.yaml`);
 async function nodes(ip = m1): Promise<string[][]> {
   const out = await onHost(bed.sandbox, ip, `${KUBECONFIG}kubectl get nodes -o wide --no-headers`);
-  return out.split("\n").filter(Boolean).map((l) => l.trim().split(/\s+/));
+  return out
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.trim().split(/\s+/));
 }
 const nodeOf = async (ip: string) => (await nodes()).find((r) => r[5] === ip);
 
@@ -103,12 +108,17 @@ afterAll(async () => {
 describe("kubernetes test doubles", { timeout: 60_000 }, () => {
   it("the fixture builds: LABEL expands the ARG into the runtime version", async () => {
     const r = await build(bed.session, { context: FIXTURE, tag: "doubles.test/kube:v1.31.4", buildArgs: { KUBE_VERSION: "v1.31.4" } });
-    expect(r.metadata.labels).toMatchObject({ "cluster.alpha.sealer.io/cluster-runtime-type": "kubernetes", "cluster.alpha.sealer.io/cluster-runtime-version": "v1.31.4" });
+    expect(r.metadata.labels).toMatchObject({
+      "cluster.alpha.sealer.io/cluster-runtime-type": "kubernetes",
+      "cluster.alpha.sealer.io/cluster-runtime-version": "v1.31.4",
+    });
   });
 
   it("init-host's tools answer with the image's version; lvscare records the VIP's real servers", async () => {
     expect(await onHost(bed.sandbox, w1, "kubeadm version -o short && kubelet --version")).toBe(`${V0}\nKubernetes ${V0}`);
-    expect(JSON.parse(await onHost(bed.sandbox, w1, "cat /var/lib/sealant-kube-doubles/vip.json"))).toEqual({ [`${DEFAULT_VIP}:6443`]: [`${m1}:6443`, `${m2}:6443`] });
+    expect(JSON.parse(await onHost(bed.sandbox, w1, "cat /var/lib/sealant-kube-doubles/vip.json"))).toEqual({
+      [`${DEFAULT_VIP}:6443`]: [`${m1}:6443`, `${m2}:6443`],
+    });
     expect((await runOnHost(bed.sandbox, w1, `lvscare care --vs ${DEFAULT_VIP}:6443 --rs ${m1}:6443`)).stderr).toMatch(/supports only --run-once/);
     const bad = await runOnHost(bed.sandbox, w1, "kubelet --node-ip 1.2.3.4");
     expect(bad.code).toBe(1);
@@ -116,19 +126,46 @@ describe("kubernetes test doubles", { timeout: 60_000 }, () => {
   });
 
   it("kubeadm init checks the file with the real kubeadm, writes the cluster's files and starts the API", async () => {
-    const broken = await runOnHost(bed.sandbox, m1, `${writeOn("/root/bad.yaml", initConfig(inputs()).replace("podSubnet: 10.244.0.0/16", "podSubnet: not-a-cidr"))}kubeadm init --config /root/bad.yaml --upload-certs`);
+    const broken = await runOnHost(
+      bed.sandbox,
+      m1,
+      `${writeOn("/root/bad.yaml", initConfig(inputs()).replace("podSubnet: 10.244.0.0/16", "podSubnet: not-a-cidr"))}kubeadm init --config /root/bad.yaml --upload-certs`,
+    );
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/not-a-cidr/);
-    const r = await runOnHost(bed.sandbox, m1, `${writeOn("/var/lib/sealant/kubernetes/init.yaml", initConfig(inputs()))}kubeadm init --config /var/lib/sealant/kubernetes/init.yaml --upload-certs`);
+    const r = await runOnHost(
+      bed.sandbox,
+      m1,
+      `${writeOn("/var/lib/sealant/kubernetes/init.yaml", initConfig(inputs()))}kubeadm init --config /var/lib/sealant/kubernetes/init.yaml --upload-certs`,
+    );
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain("Your Kubernetes control-plane has initialized successfully!");
-    expect(await onHost(bed.sandbox, m1, "ls /etc/kubernetes /etc/kubernetes/manifests && openssl x509 -noout -subject -in /etc/kubernetes/pki/ca.crt")).toMatch(/admin\.conf[\s\S]*kubelet\.conf[\s\S]*etcd\.yaml\s+kube-apiserver\.yaml[\s\S]*CN ?= ?kubernetes/);
-    expect(await nodes()).toEqual([["host221", "Ready", "control-plane", expect.stringMatching(/^\d+s$/), V0, m1, "<none>", "Sealant", "Test", "Double", expect.any(String), "containerd://1.7.0-double"]]);
+    expect(
+      await onHost(bed.sandbox, m1, "ls /etc/kubernetes /etc/kubernetes/manifests && openssl x509 -noout -subject -in /etc/kubernetes/pki/ca.crt"),
+    ).toMatch(/admin\.conf[\s\S]*kubelet\.conf[\s\S]*etcd\.yaml\s+kube-apiserver\.yaml[\s\S]*CN ?= ?kubernetes/);
+    expect(await nodes()).toEqual([
+      [
+        "host221",
+        "Ready",
+        "control-plane",
+        expect.stringMatching(/^\d+s$/),
+        V0,
+        m1,
+        "<none>",
+        "Sealant",
+        "Test",
+        "Double",
+        expect.any(String),
+        "containerd://1.7.0-double",
+      ],
+    ]);
     // kubectl finds admin.conf on its own, as after the runtime's `cp admin.conf /root/.kube/config`
     expect(await onHost(bed.sandbox, m1, "kubectl get node host221 --no-headers")).toMatch(new RegExp(`^host221\\s+Ready\\s+control-plane\\s+\\S+\\s+${V0}$`));
     const again = await runOnHost(bed.sandbox, m1, "kubeadm init --config /var/lib/sealant/kubernetes/init.yaml --upload-certs");
     expect(again.stderr).toMatch(/\[preflight\] Some fatal errors occurred[\s\S]*already exists/);
-    const log = (await onHost(bed.sandbox, m1, "cat /var/log/sealant-kube-doubles.jsonl")).split("\n").map((l) => JSON.parse(l) as { tool: string; host: string; ok: boolean });
+    const log = (await onHost(bed.sandbox, m1, "cat /var/log/sealant-kube-doubles.jsonl"))
+      .split("\n")
+      .map((l) => JSON.parse(l) as { tool: string; host: string; ok: boolean });
     expect(log.filter((l) => l.tool === "kubeadm").map((l) => l.ok)).toEqual([false, true, false]);
     expect(log.map((l) => l.host).filter((h) => h !== "host221")).toEqual([]);
   });
@@ -154,7 +191,11 @@ describe("kubernetes test doubles", { timeout: 60_000 }, () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/new control plane instance was created/);
     // the runtime then points the API's name at the host itself
-    await onHost(bed.sandbox, m2, `sed -i 's/^.* apiserver.cluster.local # sealant-kubernetes$/${m2} apiserver.cluster.local # sealant-kubernetes/' /etc/hosts`);
+    await onHost(
+      bed.sandbox,
+      m2,
+      `sed -i 's/^.* apiserver.cluster.local # sealant-kubernetes$/${m2} apiserver.cluster.local # sealant-kubernetes/' /etc/hosts`,
+    );
     expect((await nodes(m2)).map((n) => [n[0], n[2], n[5]])).toEqual([
       ["host221", "control-plane", m1],
       ["host222", "control-plane", m2],
@@ -202,7 +243,8 @@ describe("kubernetes test doubles", { timeout: 60_000 }, () => {
   });
 
   it("upgrade: a skipped minor is refused; apply, node, kubelet restart; a downgrade is refused", async () => {
-    const use = (ip: string, v: string, bins = "kubeadm") => onHost(bed.sandbox, ip, `${image(v)} && for b in ${bins}; do install -m 0755 bin/$b /usr/bin/$b; done`);
+    const use = (ip: string, v: string, bins = "kubeadm") =>
+      onHost(bed.sandbox, ip, `${image(v)} && for b in ${bins}; do install -m 0755 bin/$b /usr/bin/$b; done`);
     await use(m1, "v1.32.0");
     const skip = await runOnHost(bed.sandbox, m1, "kubeadm upgrade apply -y v1.32.0");
     expect(skip.code).toBe(1);
@@ -242,7 +284,11 @@ describe("kubernetes test doubles", { timeout: 60_000 }, () => {
       ["host222", "Ready"],
       ["host223", "NotReady"],
     ]);
-    const st = await onHost(bed.sandbox, m2, `node -e 'fetch("http://${m2}:6443/state",{headers:{authorization:"Bearer "+require("fs").readFileSync("/etc/kubernetes/admin.conf","utf8").match(/token: (\\S+)/)[1]}}).then(r=>r.json()).then(s=>console.log(JSON.stringify(s.etcdMembers)))'`);
+    const st = await onHost(
+      bed.sandbox,
+      m2,
+      `node -e 'fetch("http://${m2}:6443/state",{headers:{authorization:"Bearer "+require("fs").readFileSync("/etc/kubernetes/admin.conf","utf8").match(/token: (\\S+)/)[1]}}).then(r=>r.json()).then(s=>console.log(JSON.stringify(s.etcdMembers)))'`,
+    );
     expect(JSON.parse(st)).toEqual([{ name: "host222", ip: m2 }]);
 
     for (const ip of [w1, m2]) expect(await onHost(bed.sandbox, ip, "kubeadm reset -f > /dev/null && ls /etc/kubernetes 2>&1 || true")).toMatch(/No such file/);

@@ -40,14 +40,17 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
   let m1: string, m2: string, w1: string, w2: string;
   const events: ClusterEvent[] = [];
 
-  const spec = (image: string, masters: string[], workers: string[], extra: Record<string, unknown> = {}, workerSettings: Record<string, unknown> = { labels: { tier: "app" } }): ClusterSpec =>
+  const spec = (
+    image: string,
+    masters: string[],
+    workers: string[],
+    extra: Record<string, unknown> = {},
+    workerSettings: Record<string, unknown> = { labels: { tier: "app" } },
+  ): ClusterSpec =>
     parseClusterSpec({
       name: "k8s",
       image,
-      hosts: [
-        { ips: masters, roles: ["master"] },
-        ...(workers.length > 0 ? [{ ips: workers, roles: ["node"], ...workerSettings }] : []),
-      ],
+      hosts: [{ ips: masters, roles: ["master"] }, ...(workers.length > 0 ? [{ ips: workers, roles: ["node"], ...workerSettings }] : [])],
       ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts },
       runtime: { drainTimeout: 5 },
       ...extra,
@@ -73,7 +76,8 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     [m1, m2, w1, w2] = bed.ips as [string, string, string, string];
     // A host sees this machine's files under its own writes: start from an empty call log.
     for (const ip of bed.ips) await onHost(bed.sandbox, ip, "rm -f /var/log/sealant-kube-doubles.jsonl");
-    const image = async (version: string) => `example/k8s:${version}@${(await build(bed.session, { context: FIXTURE, tag: `example/k8s:${version}`, buildArgs: { KUBE_VERSION: version } })).digest}`;
+    const image = async (version: string) =>
+      `example/k8s:${version}@${(await build(bed.session, { context: FIXTURE, tag: `example/k8s:${version}`, buildArgs: { KUBE_VERSION: version } })).digest}`;
     v130 = await image("v1.30.8");
     v131 = await image("v1.31.4");
   }, 180_000);
@@ -111,9 +115,16 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     const r = await apply(spec(v130, [m1, m2], [w1, w2]));
     expect(r.plan.summary).toEqual([`join ${m2} (master); ${w2} (node)`, `point ${w1} at masters ${m1}, ${m2}`]);
     expect(await asked(m2, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^join --config/)]));
-    expect((await asked(w1, "lvscare")).pop()).toBe(`care --vs 10.103.97.2:6443 --rs ${m1}:6443 --rs ${m2}:6443 --health-path /healthz --health-schem https --run-once`);
+    expect((await asked(w1, "lvscare")).pop()).toBe(
+      `care --vs 10.103.97.2:6443 --rs ${m1}:6443 --rs ${m2}:6443 --health-path /healthz --health-schem https --run-once`,
+    );
     expect(await onHost(bed.sandbox, w1, "cat /etc/kubernetes/manifests/kube-lvscare.yaml")).toContain(`"--rs", "${m1}:6443", "--rs", "${m2}:6443"`);
-    expect((await nodes()).map((n) => `${n.ip} ${n.roles} ${n.status}`)).toEqual([`${m1} control-plane Ready`, `${m2} control-plane Ready`, `${w1} <none> Ready`, `${w2} <none> Ready`]);
+    expect((await nodes()).map((n) => `${n.ip} ${n.roles} ${n.status}`)).toEqual([
+      `${m1} control-plane Ready`,
+      `${m2} control-plane Ready`,
+      `${w1} <none> Ready`,
+      `${w2} <none> Ready`,
+    ]);
     const health = await checkCluster({ session: bed.session, spec: spec(v130, [m1, m2], [w1, w2]) });
     expect(health.hosts.filter((h) => !h.ok)).toEqual([]);
   }, 240_000);
@@ -140,21 +151,30 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
     await apply(spec(v131, [m1, m2], [w1]));
     expect((await nodes()).map((n) => n.ip)).toEqual([m1, m2, w1]);
     expect(await asked(w2, "kubeadm")).toContain("reset -f");
-    expect(await asked(m1, "kubectl")).toEqual(expect.arrayContaining([expect.stringMatching(/^drain \S+ --ignore-daemonsets --delete-emptydir-data --timeout=5s$/), expect.stringMatching(/^delete node /)]));
+    expect(await asked(m1, "kubectl")).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^drain \S+ --ignore-daemonsets --delete-emptydir-data --timeout=5s$/),
+        expect.stringMatching(/^delete node /),
+      ]),
+    );
 
     await apply(spec(v131, [m1], [w1]));
     expect((await nodes()).map((n) => n.ip)).toEqual([m1, w1]);
     // Replacing the only master by a new one: the new master has no record, the worker holds the cluster's files.
     const err = await apply(spec(v131, [m2], [w1])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
-    expect((err as Error).message).toContain(`${w1} already holds files of cluster k8s under /var/lib/sealant/k8s, but no master in the spec has the cluster's record: keep at least one of the cluster's current masters`);
+    expect((err as Error).message).toContain(
+      `${w1} already holds files of cluster k8s under /var/lib/sealant/k8s, but no master in the spec has the cluster's record: keep at least one of the cluster's current masters`,
+    );
     expect((await nodes()).map((n) => n.ip)).toEqual([m1, w1]);
   }, 240_000);
 
   it("reset leaves no Kubernetes on any host", async () => {
     await resetCluster({ session: bed.session, spec: spec(v131, [m1], [w1]) });
     for (const ip of [m1, w1]) {
-      expect(await onHost(bed.sandbox, ip, "ls /etc/kubernetes 2>/dev/null | wc -l; command -v kubeadm || echo none; grep -c sealant-kubernetes /etc/hosts || true")).toBe("0\nnone\n0");
+      expect(
+        await onHost(bed.sandbox, ip, "ls /etc/kubernetes 2>/dev/null | wc -l; command -v kubeadm || echo none; grep -c sealant-kubernetes /etc/hosts || true"),
+      ).toBe("0\nnone\n0");
     }
   }, 120_000);
 });

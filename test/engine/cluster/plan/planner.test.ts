@@ -41,7 +41,15 @@ describe("planning a cluster", () => {
   it("creates kubeadm-style when the runtime says so: the first master bootstraps, other masters join one at a time, workers in parallel", () => {
     const d = { ...desired([...hosts(3), ...hosts(2, ["node"], 10)]), bootstrap: "first-master" as const };
     const plan = planCluster(d, undefined);
-    expect(plan.phases.map((p) => `${p.name}:${p.mode}`)).toEqual(["distribute:parallel", "render:parallel", "runtime:init-host:parallel", "runtime:bootstrap:serial", "runtime:join-masters:serial", "runtime:join:parallel", "runtime:check:parallel"]);
+    expect(plan.phases.map((p) => `${p.name}:${p.mode}`)).toEqual([
+      "distribute:parallel",
+      "render:parallel",
+      "runtime:init-host:parallel",
+      "runtime:bootstrap:serial",
+      "runtime:join-masters:serial",
+      "runtime:join:parallel",
+      "runtime:check:parallel",
+    ]);
     expect(stepsOf(plan, "runtime:bootstrap")).toEqual(["127.0.10.1"]);
     expect(stepsOf(plan, "runtime:join-masters")).toEqual(["127.0.10.2", "127.0.10.3"]);
     expect(stepsOf(plan, "runtime:join")).toEqual(["127.0.10.10", "127.0.10.11"]);
@@ -138,7 +146,10 @@ describe("planning a cluster", () => {
         ...h,
         member: false,
         imageDigest: IMG_A,
-        done: full.phases.flatMap((p) => p.steps).filter((s) => s.host === h.ip && (s.kind !== "hook:bootstrap" || h.ip !== "127.0.10.3")).map((s) => s.id),
+        done: full.phases
+          .flatMap((p) => p.steps)
+          .filter((s) => s.host === h.ip && (s.kind !== "hook:bootstrap" || h.ip !== "127.0.10.3"))
+          .map((s) => s.id),
       })),
     };
     // WHEN planned again THEN only host 3's bootstrap is left
@@ -160,7 +171,11 @@ describe("planning a cluster", () => {
         ...h,
         member: h.ip === "127.0.10.10",
         imageDigest: IMG_A,
-        done: full.phases.filter((p) => p.name !== "runtime:check" && p.name !== "launch").flatMap((p) => p.steps).filter((s) => s.host === h.ip && s !== failed).map((s) => s.id),
+        done: full.phases
+          .filter((p) => p.name !== "runtime:check" && p.name !== "launch")
+          .flatMap((p) => p.steps)
+          .filter((s) => s.host === h.ip && s !== failed)
+          .map((s) => s.id),
       })),
     };
     // WHEN planned again THEN it is still the create: the failed join, the checks of hosts not yet members, the launch
@@ -188,9 +203,15 @@ describe("planning a cluster", () => {
   it("refuses what it cannot do safely, in the user's terms", () => {
     const d = desired(hosts(2));
     const state = applied(d, planCluster(d, undefined));
-    expect(() => planCluster(desired([{ ip: "127.0.10.1", roles: ["master"] }, { ip: "127.0.10.2", roles: ["node"] }]), state)).toThrow(
-      /127\.0\.10\.2 is a master and would become a node/,
-    );
+    expect(() =>
+      planCluster(
+        desired([
+          { ip: "127.0.10.1", roles: ["master"] },
+          { ip: "127.0.10.2", roles: ["node"] },
+        ]),
+        state,
+      ),
+    ).toThrow(/127\.0\.10\.2 is a master and would become a node/);
     expect(() => planCluster(desired([...hosts(1), ...hosts(1)]), undefined)).toThrow(/127\.0\.10\.1 is listed twice/);
     expect(() => planCluster(desired(hosts(2, ["node"])), undefined)).toThrow(PlanError);
     expect(() => planCluster(desired(hosts(1, ["master"], 9)), state)).toThrow(/would leave no master of the running cluster/);

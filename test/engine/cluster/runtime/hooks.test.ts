@@ -63,7 +63,10 @@ describe("the hooks runtime contract", () => {
     files[path] = JSON.stringify({ endpoint: "x", kubeconfig: 42 });
     await expect(hooksRuntime.outputs!(readFile, ctx([]))).rejects.toThrow(/"kubeconfig" must be a string/);
     files[path] = JSON.stringify({ url: "token-xyz" });
-    const err = (await hooksRuntime.outputs!(readFile, ctx([])).then(() => undefined, (e: unknown) => e)) as Error;
+    const err = (await hooksRuntime.outputs!(readFile, ctx([])).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error;
     expect(err.message).toMatch(/unknown field "url" \(allowed: endpoint, kubeconfig, caCertificate\)/);
     expect(err.message).not.toContain("token-xyz");
   });
@@ -86,13 +89,21 @@ describe("the etcd example's hooks, driven by the hooks runtime", () => {
 
   async function run(step: LifecycleStep, ip: string, members: string[], over: Partial<RuntimeContext> & { action: Action }): Promise<string> {
     const hosts = members.map((m) => ({ ip: m, roles: ["master"] }));
-    const cmd = hooksRuntime.command(step, { ip, roles: ["master"] }, ctx(hosts, { rootfs: join(root, "rootfs"), dataRoot: join(root, ip), cluster: "etcd-test", ...over }));
+    const cmd = hooksRuntime.command(
+      step,
+      { ip, roles: ["master"] },
+      ctx(hosts, { rootfs: join(root, "rootfs"), dataRoot: join(root, ip), cluster: "etcd-test", ...over }),
+    );
     const { stdout } = await exec("sh", ["-c", cmd.command], { env: { PATH: process.env.PATH!, ...cmd.env }, timeout: 60_000 });
     return stdout;
   }
   async function members(ip: string): Promise<string[]> {
     const { stdout } = await exec("etcdctl", ["--endpoints", `http://${ip}:2379`, "member", "list"], { env: { ...process.env, ETCDCTL_API: "3" } });
-    return stdout.trim().split("\n").map((l) => l.split(", ")[2]!).sort();
+    return stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split(", ")[2]!)
+      .sort();
   }
 
   afterAll(async () => {

@@ -1,9 +1,22 @@
 import { loadAll } from "js-yaml";
 import { describe, expect, it } from "vitest";
-import { initConfig, joinConfig, kubeadmDocProblems, type KubeadmInputs, type KubeNode } from "../../../../src/engine/cluster/runtime/kubernetes/kubeadm-config";
+import {
+  initConfig,
+  joinConfig,
+  kubeadmDocProblems,
+  type KubeadmInputs,
+  type KubeNode,
+} from "../../../../src/engine/cluster/runtime/kubernetes/kubeadm-config";
 import { parseKubeVersion, upgradeProblem } from "../../../../src/engine/cluster/runtime/kubernetes/version";
 
-const node = (ip: string, roles: string[], over: Partial<KubeNode> = {}): KubeNode => ({ ip, name: `host-${ip.split(".")[3]}`, roles, labels: {}, taints: [], ...over });
+const node = (ip: string, roles: string[], over: Partial<KubeNode> = {}): KubeNode => ({
+  ip,
+  name: `host-${ip.split(".")[3]}`,
+  roles,
+  labels: {},
+  taints: [],
+  ...over,
+});
 const masters = [node("10.0.0.2", ["master"]), node("10.0.0.3", ["master"]), node("10.0.0.4", ["master"])];
 const inputs = (over: Partial<KubeadmInputs> = {}): KubeadmInputs => ({
   clusterName: "prod",
@@ -28,7 +41,11 @@ describe("kubeadm configuration from the cluster spec", () => {
     ]);
     const init = byKind(text, "InitConfiguration");
     expect(init["localAPIEndpoint"]).toEqual({ advertiseAddress: "10.0.0.2", bindPort: 6443 });
-    expect(init["nodeRegistration"]).toMatchObject({ name: "host-2", criSocket: "unix:///run/containerd/containerd.sock", taints: [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }] });
+    expect(init["nodeRegistration"]).toMatchObject({
+      name: "host-2",
+      criSocket: "unix:///run/containerd/containerd.sock",
+      taints: [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }],
+    });
     // v1beta4: extra arguments are a list of name/value pairs.
     expect(init["nodeRegistration"]["kubeletExtraArgs"]).toEqual([{ name: "node-ip", value: "10.0.0.2" }]);
     const cc = byKind(text, "ClusterConfiguration");
@@ -49,10 +66,23 @@ describe("kubeadm configuration from the cluster spec", () => {
 
   it("merges spec overrides over the image's kubeadm.yml over the defaults; SANs only grow", () => {
     const image = [
-      { apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking: { podSubnet: "10.244.0.0/16", serviceSubnet: "10.96.0.0/16" }, apiServer: { certSANs: ["from-image"] }, etcd: { local: { dataDir: "/var/lib/etcd" } } },
+      {
+        apiVersion: "kubeadm.k8s.io/v1beta3",
+        kind: "ClusterConfiguration",
+        networking: { podSubnet: "10.244.0.0/16", serviceSubnet: "10.96.0.0/16" },
+        apiServer: { certSANs: ["from-image"] },
+        etcd: { local: { dataDir: "/var/lib/etcd" } },
+      },
       { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", maxPods: 200 },
     ];
-    const overrides = [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking: { podSubnet: "172.16.0.0/16" }, apiServer: { certSANs: ["from-spec"] } }];
+    const overrides = [
+      {
+        apiVersion: "kubeadm.k8s.io/v1beta3",
+        kind: "ClusterConfiguration",
+        networking: { podSubnet: "172.16.0.0/16" },
+        apiServer: { certSANs: ["from-spec"] },
+      },
+    ];
     const text = initConfig(inputs({ image, overrides }));
     const cc = byKind(text, "ClusterConfiguration");
     expect(cc["apiVersion"]).toBe("kubeadm.k8s.io/v1beta4");
@@ -81,7 +111,11 @@ describe("kubeadm configuration from the cluster spec", () => {
   it("join: masters as control planes with the certificate key, workers with their taints; secrets stay shell variables", () => {
     const master = byKind(joinConfig(inputs(), masters[1]!), "JoinConfiguration");
     expect(master["controlPlane"]).toEqual({ localAPIEndpoint: { advertiseAddress: "10.0.0.3", bindPort: 6443 }, certificateKey: "${SEALANT_KUBE_CERT_KEY}" });
-    expect(master["discovery"]["bootstrapToken"]).toEqual({ apiServerEndpoint: "apiserver.cluster.local:6443", token: "${SEALANT_KUBE_TOKEN}", caCertHashes: ["${SEALANT_KUBE_CA_HASH}"] });
+    expect(master["discovery"]["bootstrapToken"]).toEqual({
+      apiServerEndpoint: "apiserver.cluster.local:6443",
+      token: "${SEALANT_KUBE_TOKEN}",
+      caCertHashes: ["${SEALANT_KUBE_CA_HASH}"],
+    });
     const worker = byKind(joinConfig(inputs(), node("10.0.0.10", ["node"], { taints: ["dedicated=db:NoSchedule", "gpu:NoExecute"] })), "JoinConfiguration");
     expect(worker["controlPlane"]).toBeUndefined();
     expect(worker["nodeRegistration"]["taints"]).toEqual([
@@ -102,7 +136,9 @@ describe("Kubernetes upgrades: one minor version at a time", () => {
   it("allows patches and the next minor; refuses skips and downgrades with what to do", () => {
     expect(upgradeProblem(v("v1.30.2"), v("v1.30.8"))).toBeUndefined();
     expect(upgradeProblem(v("v1.30.8"), v("v1.31.0"))).toBeUndefined();
-    expect(upgradeProblem(v("v1.29.3"), v("v1.31.4"))).toBe("Kubernetes v1.29.3 cannot be upgraded to v1.31.4 in one step: kubeadm upgrades one minor version at a time (first an image with v1.30.x, then the next)");
+    expect(upgradeProblem(v("v1.29.3"), v("v1.31.4"))).toBe(
+      "Kubernetes v1.29.3 cannot be upgraded to v1.31.4 in one step: kubeadm upgrades one minor version at a time (first an image with v1.30.x, then the next)",
+    );
     expect(upgradeProblem(v("v1.31.4"), v("v1.30.8"))).toBe("Kubernetes v1.31.4 cannot be downgraded to v1.30.8");
     expect(() => parseKubeVersion("1.31", "image example/k8s:1.31 label io.sealant.runtime.version")).toThrow(
       'image example/k8s:1.31 label io.sealant.runtime.version: "1.31" is not a Kubernetes version (expected vMAJOR.MINOR.PATCH, e.g. v1.31.4)',

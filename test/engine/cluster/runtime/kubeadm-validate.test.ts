@@ -26,7 +26,12 @@ const inputs = (version: string, over: Partial<KubeadmInputs> = {}): KubeadmInpu
   version: parseKubeVersion(version, "test"),
   masters,
   image: [
-    { apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking: { podSubnet: "10.244.0.0/16" }, apiServer: { certSANs: ["image.example"] } },
+    {
+      apiVersion: "kubeadm.k8s.io/v1beta3",
+      kind: "ClusterConfiguration",
+      networking: { podSubnet: "10.244.0.0/16" },
+      apiServer: { certSANs: ["image.example"] },
+    },
     { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", maxPods: 120 },
   ],
   overrides: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", apiServer: { extraArgs: { "audit-log-maxage": "30" } } }],
@@ -34,7 +39,10 @@ const inputs = (version: string, over: Partial<KubeadmInputs> = {}): KubeadmInpu
 });
 /** What the shell puts in for the join secrets on the host. */
 const withSecrets = (text: string) =>
-  text.replace("${SEALANT_KUBE_TOKEN}", "abcdef.0123456789abcdef").replace("${SEALANT_KUBE_CA_HASH}", `sha256:${"a".repeat(64)}`).replace("${SEALANT_KUBE_CERT_KEY}", "b".repeat(64));
+  text
+    .replace("${SEALANT_KUBE_TOKEN}", "abcdef.0123456789abcdef")
+    .replace("${SEALANT_KUBE_CA_HASH}", `sha256:${"a".repeat(64)}`)
+    .replace("${SEALANT_KUBE_CERT_KEY}", "b".repeat(64));
 
 describe("sealant's kubeadm configuration, checked by the real kubeadm (scripts/kubeadm.sh)", () => {
   let kubeadm: string;
@@ -56,13 +64,20 @@ describe("sealant's kubeadm configuration, checked by the real kubeadm (scripts/
     it(`${version}: init, control-plane join and worker join configurations validate`, async () => {
       await expect(validate(`init-${version}.yaml`, initConfig(inputs(version)))).resolves.toMatchObject({ stdout: expect.stringContaining("ok") });
       await expect(validate(`join-master-${version}.yaml`, withSecrets(joinConfig(inputs(version), masters[1]!)))).resolves.toBeDefined();
-      await expect(validate(`join-worker-${version}.yaml`, withSecrets(joinConfig(inputs(version), node("10.0.0.10", ["node"], ["dedicated=db:NoSchedule"]))))).resolves.toBeDefined();
+      await expect(
+        validate(`join-worker-${version}.yaml`, withSecrets(joinConfig(inputs(version), node("10.0.0.10", ["node"], ["dedicated=db:NoSchedule"])))),
+      ).resolves.toBeDefined();
     });
   }
 
   it("a user's typo in the spec's kubeadm documents is caught by kubeadm, naming the field", async () => {
-    const bad = initConfig(inputs("v1.31.4", { overrides: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking: { podSubnetz: "10.1.0.0/16" } }] }));
-    const err = (await validate("bad.yaml", bad).then(() => undefined, (e: unknown) => e)) as { stderr: string } | undefined;
+    const bad = initConfig(
+      inputs("v1.31.4", { overrides: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking: { podSubnetz: "10.1.0.0/16" } }] }),
+    );
+    const err = (await validate("bad.yaml", bad).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as { stderr: string } | undefined;
     expect(err?.stderr).toMatch(/unknown field "networking.podSubnetz"/);
   });
 

@@ -43,7 +43,17 @@ describe("the kubernetes runtime's commands", () => {
   });
 
   it("bootstrap writes the merged init configuration with a heredoc the shell leaves alone, then kubeadm init once", async () => {
-    const cmd = kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ settings: { kubeadm: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", apiServer: { extraArgs: { "audit-policy-file": "/etc/$HOME/`x`" } } }] } }));
+    const cmd = kubernetesRuntime.command(
+      "bootstrap",
+      hosts[0]!,
+      ctx({
+        settings: {
+          kubeadm: [
+            { apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", apiServer: { extraArgs: { "audit-policy-file": "/etc/$HOME/`x`" } } },
+          ],
+        },
+      }),
+    );
     expect(cmd.command).toContain("kubeadm init --config /var/lib/sealant/prod/kubernetes/init.yaml --upload-certs");
     expect(cmd.command).toContain("if [ ! -f /etc/kubernetes/admin.conf ]");
     // Run just the file-writing part with a real shell: the YAML arrives byte for byte.
@@ -63,7 +73,11 @@ describe("the kubernetes runtime's commands", () => {
     const master = kubernetesRuntime.command("join", hosts[1]!, ctx());
     expect(master.before?.command).toContain("kubeadm token create --ttl 2h");
     expect(master.before?.command).toContain("kubeadm init phase upload-certs --upload-certs");
-    const worker = kubernetesRuntime.command("join", { ...hosts[2]!, labels: { "node-role.kubernetes.io/worker": "" }, taints: ["dedicated=db:NoSchedule"] }, ctx());
+    const worker = kubernetesRuntime.command(
+      "join",
+      { ...hosts[2]!, labels: { "node-role.kubernetes.io/worker": "" }, taints: ["dedicated=db:NoSchedule"] },
+      ctx(),
+    );
     expect(worker.before?.command).not.toContain("upload-certs");
     expect(worker.after?.command).toContain(`kubectl label node "$n" node-role.kubernetes.io/worker= --overwrite`);
     expect(worker.after?.command).toContain(`kubeadm token delete "$SEALANT_KUBE_TOKEN"`);
@@ -76,7 +90,11 @@ describe("the kubernetes runtime's commands", () => {
     const env = { ...process.env, SEALANT_KUBE_TOKEN: "abcdef.0123456789abcdef", SEALANT_KUBE_CA_HASH: "sha256:" + "1".repeat(64), SEALANT_KUBE_CERT_KEY: "" };
     await exec("bash", ["-c", worker.command.slice(start, end).replaceAll("/var/lib/sealant/prod/kubernetes", dir)], { env });
     const join1 = (loadAll(await readFile(join(dir, "join.yaml"), "utf8")) as Record<string, any>[])[0]!; // eslint-disable-line @typescript-eslint/no-explicit-any
-    expect(join1["discovery"]["bootstrapToken"]).toEqual({ apiServerEndpoint: "apiserver.cluster.local:6443", token: "abcdef.0123456789abcdef", caCertHashes: ["sha256:" + "1".repeat(64)] });
+    expect(join1["discovery"]["bootstrapToken"]).toEqual({
+      apiServerEndpoint: "apiserver.cluster.local:6443",
+      token: "abcdef.0123456789abcdef",
+      caCertHashes: ["sha256:" + "1".repeat(64)],
+    });
     expect(join1["nodeRegistration"]["taints"]).toEqual([{ key: "dedicated", value: "db", effect: "NoSchedule" }]);
     // No secret is ever part of a command's text.
     for (const c of [worker.command, worker.before!.command, master.command]) expect(c).not.toContain("abcdef.0123456789abcdef");
@@ -102,13 +120,19 @@ describe("the kubernetes runtime's commands", () => {
   });
 
   it("refuses an image without a Kubernetes version, and an etc/kubeadm.yml with a document kubeadm does not read", () => {
-    expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ runtimeVersion: undefined }))).toThrow(/declares no Kubernetes version: label it cluster.alpha.sealer.io\/cluster-runtime-version/);
-    expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ imageFiles: new Map([["etc/kubeadm.yml", "kind: ClusterConfig\n"]]) }))).toThrow(/the image's etc\/kubeadm.yml\[0\]: kind "ClusterConfig"/);
+    expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ runtimeVersion: undefined }))).toThrow(
+      /declares no Kubernetes version: label it cluster.alpha.sealer.io\/cluster-runtime-version/,
+    );
+    expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ imageFiles: new Map([["etc/kubeadm.yml", "kind: ClusterConfig\n"]]) }))).toThrow(
+      /the image's etc\/kubeadm.yml\[0\]: kind "ClusterConfig"/,
+    );
   });
 
   it("checks the spec's runtime settings, naming each bad field and what it takes", () => {
     expect(kubernetesRuntime.settingsProblems!({ kubeadm: [], drainTimeout: 60, vip: "10.103.97.9", certSANs: ["k8s.example.com"] })).toEqual([]);
-    expect(kubernetesRuntime.settingsProblems!({ drainTimout: 60, drainTimeout: "5m", vip: "10.103.97.300", certSANs: "x", kubeadm: [{ kind: "ClusterConfig" }] })).toEqual([
+    expect(
+      kubernetesRuntime.settingsProblems!({ drainTimout: 60, drainTimeout: "5m", vip: "10.103.97.300", certSANs: "x", kubeadm: [{ kind: "ClusterConfig" }] }),
+    ).toEqual([
       "runtime.drainTimout: not a setting of the kubernetes runtime (it reads kubeadm, drainTimeout, vip, certSANs)",
       'runtime.kubeadm[0]: kind "ClusterConfig" is not a kubeadm document here (expected InitConfiguration, ClusterConfiguration, JoinConfiguration, KubeletConfiguration, KubeProxyConfiguration)',
       'runtime.drainTimeout: "5m" is not a number of seconds (a whole number above 0, e.g. 300)',
@@ -119,7 +143,8 @@ describe("the kubernetes runtime's commands", () => {
 
   it("offers the admin kubeconfig (pointed at the first master), the endpoint and the CA", async () => {
     const files: Record<string, string> = {
-      "/etc/kubernetes/admin.conf": "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: https://apiserver.cluster.local:6443\n    certificate-authority-data: Q0E=\nusers:\n- name: admin\n  user:\n    token: secret-token\n",
+      "/etc/kubernetes/admin.conf":
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: https://apiserver.cluster.local:6443\n    certificate-authority-data: Q0E=\nusers:\n- name: admin\n  user:\n    token: secret-token\n",
       "/etc/kubernetes/pki/ca.crt": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
     };
     const out = await kubernetesRuntime.outputs!((p) => Promise.resolve(files[p]), ctx());
@@ -161,7 +186,11 @@ describe("the kubernetes runtime with an image that brings its own API load bala
   });
 
   it("bootstrap installs the image's CNI and bootstrap apps right after kubeadm init, from the rootfs", () => {
-    const cmd = kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ bootstrapApps: ["sh 'application/apps/flannel/flannel.sh'", "sh 'application/apps/coredns/coredns.sh'"] })).command;
+    const cmd = kubernetesRuntime.command(
+      "bootstrap",
+      hosts[0]!,
+      ctx({ bootstrapApps: ["sh 'application/apps/flannel/flannel.sh'", "sh 'application/apps/coredns/coredns.sh'"] }),
+    ).command;
     const init = cmd.indexOf("kubeadm init");
     const cni = cmd.indexOf("(cd /var/lib/sealant/prod/rootfs && sh 'application/apps/flannel/flannel.sh')");
     expect(init).toBeGreaterThan(0);
@@ -170,6 +199,8 @@ describe("the kubernetes runtime with an image that brings its own API load bala
   });
 
   it("an image whose etc/kubeadm.yml is not YAML is named in the error", () => {
-    expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ imageFiles: new Map([["etc/kubeadm.yml", "kind: A\nkind: B\n"]]) }))).toThrow(/^the image's etc\/kubeadm.yml is not valid YAML: duplicated mapping key/);
+    expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ imageFiles: new Map([["etc/kubeadm.yml", "kind: A\nkind: B\n"]]) }))).toThrow(
+      /^the image's etc\/kubeadm.yml is not valid YAML: duplicated mapping key/,
+    );
   });
 });

@@ -129,7 +129,13 @@ describe("sealer Clusterfile v2, read unchanged", () => {
     ]);
     expect(spec.plugins).toEqual(r.plugins);
     expect(r.configs).toEqual([
-      { name: "mysql-config", path: "etc/mysql.yaml", data: "config:\n  username: root\n  passwd: xxx\n", strategy: "overwrite", process: ["value", "toJson", "toBase64"] },
+      {
+        name: "mysql-config",
+        path: "etc/mysql.yaml",
+        data: "config:\n  username: root\n  passwd: xxx\n",
+        strategy: "overwrite",
+        process: ["value", "toJson", "toBase64"],
+      },
     ]);
     expect(spec.apps).toEqual({ launch: ["app1", "app2"], configs: [{ name: "app2", launch: { cmds: ["kubectl apply -f app2.yaml"] } }] });
     expect(spec.runtime).toEqual({
@@ -210,7 +216,7 @@ spec:
 
   it("lets the Cluster's cmd override the Application's launch apps", () => {
     // GIVEN spec.cmd on the Cluster and launchApps in the Application
-    const text = `${sealerCluster("    - ips: [ 10.0.0.1 ]\n      roles: [ master ]", "  cmd: [ \"kubectl apply -f etc/tigera-operator.yaml\" ]")}
+    const text = `${sealerCluster("    - ips: [ 10.0.0.1 ]\n      roles: [ master ]", '  cmd: [ "kubectl apply -f etc/tigera-operator.yaml" ]')}
 ${APPLICATION}  launchApps: [ app1 ]
 `;
     // WHEN parsed THEN the Cluster's commands win (sealer: cmds have the highest priority)

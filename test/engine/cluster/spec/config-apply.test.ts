@@ -66,9 +66,7 @@ metadata:
     // GIVEN sealer's pre-process test vector
     const data = "\nconfig:\n  username: root\n  passwd: xxx\n";
     // THEN the value is JSON with sorted keys, then base64
-    expect(processConfigData(data, ["value", "toJson", "toBase64"])).toBe(
-      `config: ${Buffer.from('{"passwd":"xxx","username":"root"}').toString("base64")}\n`,
-    );
+    expect(processConfigData(data, ["value", "toJson", "toBase64"])).toBe(`config: ${Buffer.from('{"passwd":"xxx","username":"root"}').toString("base64")}\n`);
     expect(processConfigData("b: 1\na: [x]\n", ["toJson"])).toBe('{"a":["x"],"b":1}');
     expect(processConfigData("plain text", ["toBase64"])).toBe(Buffer.from("plain text").toString("base64"));
   });
@@ -114,7 +112,8 @@ spec:
 `);
     const [calico] = configs;
     expect(calico).toBeDefined();
-    const existing = "kind: Installation\nspec:\n  calicoNetwork:\n    ipPools: [{cidr: 100.64.0.0/10}]\n    nodeAddressAutodetectionV4:\n      interface: eth.*\n";
+    const existing =
+      "kind: Installation\nspec:\n  calicoNetwork:\n    ipPools: [{cidr: 100.64.0.0/10}]\n    nodeAddressAutodetectionV4:\n      interface: eth.*\n";
     // WHEN applied THEN only the interface changes
     expect(applyConfig(existing, calico as NonNullable<typeof calico>)).toBe(
       "kind: Installation\nspec:\n  calicoNetwork:\n    ipPools:\n      - cidr: 100.64.0.0/10\n    nodeAddressAutodetectionV4:\n      interface: eth*|en*\n",

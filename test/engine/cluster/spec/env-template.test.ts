@@ -45,7 +45,7 @@ describe("renderTemplate", () => {
       "  serviceSubnet: {{.SvcCIDR}}",
       '  dnsDomain: {{ default "cluster.local" .DNSDomain }}',
       "  token: {{ .Token | b64enc | quote }}",
-      "  dir: {{ index . \"etcd-dir\" }}",
+      '  dir: {{ index . "etcd-dir" }}',
       "{{- if .ExtraSAN }}",
       "certSANs: [{{ .ExtraSAN }}]",
       "{{- else }}",
@@ -73,7 +73,7 @@ describe("renderTemplate", () => {
 
   it("names the file, the line and every missing variable", () => {
     // GIVEN a template using two variables the env does not have
-    const tmpl = "a: {{ .PodCIDR }}\nb: {{ default \"x\" .Optional }}\nc: {{ .SvcCIDR | upper }}\n";
+    const tmpl = 'a: {{ .PodCIDR }}\nb: {{ default "x" .Optional }}\nc: {{ .SvcCIDR | upper }}\n';
     // WHEN rendered with neither
     let err: unknown;
     try {

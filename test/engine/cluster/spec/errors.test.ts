@@ -137,7 +137,9 @@ metadata:
   });
 
   it("uses the inputs' own paths for the Cluster resource", () => {
-    expect(inputProblems({ name: "c", image: "x:1", hosts: [{ ips: ["10.0.0.1", "nope"], roles: ["master"] }], parallelism: 0, timeouts: { apply: "soon" } })).toEqual([
+    expect(
+      inputProblems({ name: "c", image: "x:1", hosts: [{ ips: ["10.0.0.1", "nope"], roles: ["master"] }], parallelism: 0, timeouts: { apply: "soon" } }),
+    ).toEqual([
       'hosts[0].ips[1]: "nope" is not an IPv4 or IPv6 address',
       'timeouts.apply: "soon" is not a duration: a number of seconds or e.g. "90s", "5m", "1h30m"',
       "parallelism: 0 is below the minimum 1",

@@ -7,7 +7,10 @@ export function clusterfileProblems(text: string): string[] {
     parseClusterfile(text);
   } catch (err) {
     expect(err).toBeInstanceOf(ClusterSpecError);
-    return (err as ClusterSpecError).message.split("\n").slice(1).map((l) => l.trim());
+    return (err as ClusterSpecError).message
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim());
   }
   throw new Error("expected the Clusterfile to be invalid");
 }

@@ -28,7 +28,10 @@ function fakeCluster(conns: Map<string, FakeConnection>): ClusterContext {
   return {
     spec: {
       name: "demo",
-      hosts: [{ ips: [MASTER], roles: ["master"] }, { ips: [WORKER], roles: ["node"] }],
+      hosts: [
+        { ips: [MASTER], roles: ["master"] },
+        { ips: [WORKER], roles: ["node"] },
+      ],
       timeouts: { command: 60 },
       env: {},
       registry: { domain: "sea.hub", port: 5000 },
@@ -53,7 +56,13 @@ function fakeCluster(conns: Map<string, FakeConnection>): ClusterContext {
 
 function setup(plan: Pick<Plan, "actions">, unreachable: string[] = []) {
   const conns = new Map([MASTER, WORKER].map((ip) => [ip, new FakeConnection(ip, [], { unmatched: "ok" })]));
-  const run = stepRunner(fakeCluster(conns), { plan: { cluster: "demo", phases: [], summary: [], ...plan }, added: [WORKER], removed: [], sent: new Map(), unreachable: new Set(unreachable) });
+  const run = stepRunner(fakeCluster(conns), {
+    plan: { cluster: "demo", phases: [], summary: [], ...plan },
+    added: [WORKER],
+    removed: [],
+    sent: new Map(),
+    unreachable: new Set(unreachable),
+  });
   return { conns, run, master: conns.get(MASTER)!, worker: conns.get(WORKER)! };
 }
 
@@ -88,7 +97,8 @@ describe("the table of step kinds", () => {
     const create = planCluster(desired, undefined);
     const reset = planReset(record([recorded(MASTER, { member: true }), recorded(WORKER, { member: true })]), [{ name: "hello", action: "pre-uninstall" }]);
     const kinds = new Set([...create.phases, ...reset.phases].flatMap((p) => p.steps.map((s) => s.kind)));
-    for (const kind of kinds) expect(stepKindOf(kind).kind === kind || (kind.startsWith(K.PLUGIN_PREFIX) && stepKindOf(kind).kind === K.PLUGIN_PREFIX)).toBe(true);
+    for (const kind of kinds)
+      expect(stepKindOf(kind).kind === kind || (kind.startsWith(K.PLUGIN_PREFIX) && stepKindOf(kind).kind === K.PLUGIN_PREFIX)).toBe(true);
     expect(new Set(STEP_KINDS.map((k) => k.kind)).size).toBe(STEP_KINDS.length);
   });
 
@@ -174,7 +184,14 @@ describe("what each step kind records", () => {
   it("GIVEN a finished join WHEN recorded THEN the host is a member on the image and config, with its settings and the masters it follows", () => {
     const h = recorded(WORKER);
     recorder(step(K.JOIN, WORKER), h, record([h]));
-    expect(h).toMatchObject({ member: true, imageDigest: DIGEST, configDigest: "c0ffee", labels: { zone: "b" }, taints: ["t=1:NoSchedule"], follows: [MASTER] });
+    expect(h).toMatchObject({
+      member: true,
+      imageDigest: DIGEST,
+      configDigest: "c0ffee",
+      labels: { zone: "b" },
+      taints: ["t=1:NoSchedule"],
+      follows: [MASTER],
+    });
   });
 
   it("GIVEN a bootstrap or host settings WHEN recorded THEN only the settings change", () => {
@@ -198,7 +215,17 @@ describe("what each step kind records", () => {
   });
 
   it("GIVEN steps that change no membership WHEN recorded THEN the host stays as it was", () => {
-    for (const kind of [K.DISTRIBUTE, K.RENDER, K.REGISTRY, K.MIRRORS, K.INIT_HOST, K.CHECK, K.RESET, K.LAUNCH, K.pluginKind("hello", "post-install")] as PlanStep["kind"][]) {
+    for (const kind of [
+      K.DISTRIBUTE,
+      K.RENDER,
+      K.REGISTRY,
+      K.MIRRORS,
+      K.INIT_HOST,
+      K.CHECK,
+      K.RESET,
+      K.LAUNCH,
+      K.pluginKind("hello", "post-install"),
+    ] as PlanStep["kind"][]) {
       const h = recorded(WORKER, { member: true });
       recorder(step(kind, WORKER), h, record([h]));
       expect(h).toEqual(recorded(WORKER, { member: true }));

@@ -18,9 +18,21 @@ function fakeCluster(firstMaster: FakeConnection): ClusterContext {
 describe("a runtime command with a preparation on the first master", () => {
   const token = "abcdef.0123456789abcdef";
   it("gets the preparation's values on stdin, never on its command line or in its env, and runs the follow-up there", async () => {
-    const first = new FakeConnection("10.0.0.2").on(/token create/, { stdout: `noise\n{"SEALANT_KUBE_TOKEN":"${token}","SEALANT_KUBE_CA_HASH":"sha256:ab"}\n` }).on(/uncordon/, { stdout: "ok\n" });
+    const first = new FakeConnection("10.0.0.2")
+      .on(/token create/, { stdout: `noise\n{"SEALANT_KUBE_TOKEN":"${token}","SEALANT_KUBE_CA_HASH":"sha256:ab"}\n` })
+      .on(/uncordon/, { stdout: "ok\n" });
     const host = new FakeConnection("10.0.0.10", [], { unmatched: "ok" });
-    await runRuntimeCommand(fakeCluster(first), host, { command: 'echo "$SEALANT_KUBE_TOKEN"', env: { A: "1" }, before: { command: "kubeadm token create", env: {} }, after: { command: "kubectl uncordon n", env: {} } }, "hook:join");
+    await runRuntimeCommand(
+      fakeCluster(first),
+      host,
+      {
+        command: 'echo "$SEALANT_KUBE_TOKEN"',
+        env: { A: "1" },
+        before: { command: "kubeadm token create", env: {} },
+        after: { command: "kubectl uncordon n", env: {} },
+      },
+      "hook:join",
+    );
     const ran = host.commands[0]!;
     expect(ran.env).toEqual({ A: "1" });
     expect(ran.stdin).toBe(`${token}\nsha256:ab\n`);
@@ -32,7 +44,17 @@ describe("a runtime command with a preparation on the first master", () => {
     expect(after.command).not.toContain(token);
     // The same prefix in a real shell: the values arrive as exported variables; stdin is closed after.
     const out = await new Promise<string>((done, fail) => {
-      const p = execFile("sh", ["-c", ran.command.replace('echo "$SEALANT_KUBE_TOKEN"', 'echo "$SEALANT_KUBE_TOKEN $SEALANT_KUBE_CA_HASH"; sh -c \'echo "child $SEALANT_KUBE_TOKEN"\'; cat')], (err, stdout) => (err ? fail(err) : done(stdout)));
+      const p = execFile(
+        "sh",
+        [
+          "-c",
+          ran.command.replace(
+            'echo "$SEALANT_KUBE_TOKEN"',
+            'echo "$SEALANT_KUBE_TOKEN $SEALANT_KUBE_CA_HASH"; sh -c \'echo "child $SEALANT_KUBE_TOKEN"\'; cat',
+          ),
+        ],
+        (err, stdout) => (err ? fail(err) : done(stdout)),
+      );
       p.stdin!.end(ran.stdin);
     });
     expect(out).toBe(`${token} sha256:ab\nchild ${token}\n`);

@@ -152,7 +152,14 @@ describe("loadArchive accepts", () => {
 
   it("a stream, a repeated identical entry, and docker-save extras (manifest.json)", async () => {
     const f = fixture();
-    const data = await makeTar([LAYOUT, ...blobEntries(f), ...blobEntries(f), indexJson([f.manifestDesc]), file("manifest.json", "[]"), file("repositories", "{}")]);
+    const data = await makeTar([
+      LAYOUT,
+      ...blobEntries(f),
+      ...blobEntries(f),
+      indexJson([f.manifestDesc]),
+      file("manifest.json", "[]"),
+      file("repositories", "{}"),
+    ]);
     const loaded = await loadArchive(store, Readable.from([data]), { label: "stdin" });
     expect(loaded.map((l) => l.ref)).toEqual(["docker.io/library/evil:1"]);
   });
@@ -167,7 +174,10 @@ describe("loadArchive rejects, before anything becomes visible", () => {
 
   it("a .. component hidden inside a blob path", async () => {
     const f = fixture();
-    const path = await writeArchive("x.tar", await makeTar([LAYOUT, ...blobEntries(f), file("blobs/sha256/../../../etc/x", "pwned"), indexJson([f.manifestDesc])]));
+    const path = await writeArchive(
+      "x.tar",
+      await makeTar([LAYOUT, ...blobEntries(f), file("blobs/sha256/../../../etc/x", "pwned"), indexJson([f.manifestDesc])]),
+    );
     await expectRejected(path, /path traversal/);
   });
 
@@ -199,7 +209,10 @@ describe("loadArchive rejects, before anything becomes visible", () => {
   it("device and fifo entries", async () => {
     const f = fixture();
     for (const type of ["character-device", "block-device", "fifo"] as const) {
-      const path = await writeArchive(`${type}.tar`, await makeTar([LAYOUT, { header: { name: "dev", type } }, ...blobEntries(f), indexJson([f.manifestDesc])]));
+      const path = await writeArchive(
+        `${type}.tar`,
+        await makeTar([LAYOUT, { header: { name: "dev", type } }, ...blobEntries(f), indexJson([f.manifestDesc])]),
+      );
       await expectRejected(path, new RegExp(`${type} entries are not allowed`), "dev");
     }
   });
@@ -229,7 +242,10 @@ describe("loadArchive rejects, before anything becomes visible", () => {
     );
     await expectRejected(dupIndex, /duplicate entry with different content/, "index.json");
     const [layerDigest] = f.blobs.keys();
-    const dupBlob = await writeArchive("blob.tar", await makeTar([LAYOUT, ...blobEntries(f), file(blobName(layerDigest!), "other"), indexJson([f.manifestDesc])]));
+    const dupBlob = await writeArchive(
+      "blob.tar",
+      await makeTar([LAYOUT, ...blobEntries(f), file(blobName(layerDigest!), "other"), indexJson([f.manifestDesc])]),
+    );
     await expectRejected(dupBlob, /duplicate entry with different content/, blobName(layerDigest!));
   });
 
@@ -257,7 +273,10 @@ describe("loadArchive rejects, before anything becomes visible", () => {
 
   it("an unknown or missing oci-layout", async () => {
     const f = fixture();
-    const v2 = await writeArchive("v2.tar", await makeTar([file("oci-layout", '{"imageLayoutVersion":"2.0.0"}'), indexJson([f.manifestDesc]), ...blobEntries(f)]));
+    const v2 = await writeArchive(
+      "v2.tar",
+      await makeTar([file("oci-layout", '{"imageLayoutVersion":"2.0.0"}'), indexJson([f.manifestDesc]), ...blobEntries(f)]),
+    );
     await expectRejected(v2, /unsupported imageLayoutVersion "2\.0\.0"/, "oci-layout");
     const none = await writeArchive("none.tar", await makeTar([indexJson([f.manifestDesc]), ...blobEntries(f)]));
     await expectRejected(none, /no oci-layout/);
@@ -267,7 +286,10 @@ describe("loadArchive rejects, before anything becomes visible", () => {
     const f = fixture();
     await expectRejected(await writeArchive("a.tar", await makeTar([LAYOUT, ...blobEntries(f)])), /no index\.json/);
     await expectRejected(await writeArchive("b.tar", await makeTar([LAYOUT, file("index.json", "{nope"), ...blobEntries(f)])), /not valid JSON/, "index.json");
-    const badDigest = file("index.json", JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.ociManifest, digest: "sha256:../../x", size: 1 }] }));
+    const badDigest = file(
+      "index.json",
+      JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MediaType.ociManifest, digest: "sha256:../../x", size: 1 }] }),
+    );
     await expectRejected(await writeArchive("c.tar", await makeTar([LAYOUT, badDigest])), /manifests\[0\] has digest/, "index.json");
   });
 

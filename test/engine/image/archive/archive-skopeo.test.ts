@@ -46,11 +46,7 @@ async function putLayer(store: ImageStore, bytes = 4096): Promise<{ desc: Descri
   return { desc: { mediaType: MediaType.ociLayerGzip, digest, size }, diffId: sha256(raw) };
 }
 
-async function putManifest(
-  store: ImageStore,
-  layers: Array<{ desc: Descriptor; diffId: string }>,
-  arch = "amd64",
-): Promise<Descriptor> {
+async function putManifest(store: ImageStore, layers: Array<{ desc: Descriptor; diffId: string }>, arch = "amd64"): Promise<Descriptor> {
   const config: ImageConfig = {
     architecture: arch,
     os: "linux",

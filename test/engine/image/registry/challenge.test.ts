@@ -4,9 +4,7 @@ import { RegistryError, parseErrorBody } from "../../../../src/engine/image/regi
 
 describe("parseChallenges", () => {
   it("GIVEN Docker Hub's bearer challenge THEN realm, service and scope are read", () => {
-    expect(
-      parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"'),
-    ).toEqual([
+    expect(parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"')).toEqual([
       { scheme: "bearer", params: { realm: "https://auth.docker.io/token", service: "registry.docker.io", scope: "repository:library/nginx:pull" } },
     ]);
   });
@@ -37,7 +35,13 @@ describe("RegistryError", () => {
   });
 
   it("falls back to the status text for bodies that are not registry errors", () => {
-    const e = new RegistryError({ registry: "r", method: "HEAD", path: "r/v2/x/blobs/sha256:aa", status: 404, errors: parseErrorBody(Buffer.from("<html>nope</html>")) });
+    const e = new RegistryError({
+      registry: "r",
+      method: "HEAD",
+      path: "r/v2/x/blobs/sha256:aa",
+      status: 404,
+      errors: parseErrorBody(Buffer.from("<html>nope</html>")),
+    });
     expect(e.message).toBe("HEAD r/v2/x/blobs/sha256:aa: 404 Not Found");
   });
 });

@@ -35,7 +35,11 @@ async function readAll(stream: Readable): Promise<Buffer> {
 }
 
 /** Pushes a config and one layer, then an OCI manifest referencing them. */
-async function pushImage(c: RegistryClient, repo: string, tag: string): Promise<{ manifest: Buffer; digest: Digest; layer: ReturnType<typeof blob>; config: Buffer }> {
+async function pushImage(
+  c: RegistryClient,
+  repo: string,
+  tag: string,
+): Promise<{ manifest: Buffer; digest: Digest; layer: ReturnType<typeof blob>; config: Buffer }> {
   const layer = blob(3000);
   const { manifest, digest, config } = await pushOneLayerImage(c, repo, tag, { ...layer, diffId: layer.digest, open: () => streamOf(layer.bytes) });
   return { manifest, digest, layer, config };
@@ -105,10 +109,15 @@ describe("RegistryClient against a real docker-registry", () => {
     await client.pushBlob(source, b, () => streamOf(b.bytes));
     let opened = 0;
 
-    const result = await client.pushBlob(target, b, () => {
-      opened++;
-      return streamOf(b.bytes);
-    }, { mountFrom: ["test/does-not-have-it", source] });
+    const result = await client.pushBlob(
+      target,
+      b,
+      () => {
+        opened++;
+        return streamOf(b.bytes);
+      },
+      { mountFrom: ["test/does-not-have-it", source] },
+    );
 
     expect(result).toBe("mounted");
     expect(opened).toBe(0);

@@ -101,7 +101,7 @@ describe("CredentialStore", () => {
 
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('docker credential helper "docker-credential-ecr-login"');
-    expect(warnings[0]).toContain('sealant login r.example');
+    expect(warnings[0]).toContain("sealant login r.example");
   });
 
   it("GIVEN a broken auth.json WHEN reading or logging in THEN the error names the file instead of overwriting it", async () => {

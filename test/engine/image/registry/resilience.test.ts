@@ -33,7 +33,12 @@ async function pushBlob(repo: string, size: number) {
 async function pushManifest(repo: string, tag: string) {
   const config = await pushBlob(repo, 200);
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.size }, layers: [] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.size },
+      layers: [],
+    }),
   );
   return client.putManifest(repo, tag, manifest, MediaType.ociManifest);
 }
@@ -156,7 +161,9 @@ describe("retries", () => {
       expect(e.status).toBeUndefined();
       expect(e.attempts).toBe(3);
       expect(log).toHaveLength(2);
-      expect(e.message).toMatch(new RegExp(`^GET 127\\.0\\.0\\.1:${port}/v2/x/y/manifests/1\\.0: connection refused: is a registry listening at 127\\.0\\.0\\.1:${port}\\?`));
+      expect(e.message).toMatch(
+        new RegExp(`^GET 127\\.0\\.0\\.1:${port}/v2/x/y/manifests/1\\.0: connection refused: is a registry listening at 127\\.0\\.0\\.1:${port}\\?`),
+      );
       expect(e.message).toContain("(gave up after 3 attempts)");
       expect(Date.now() - started).toBeLessThan(5000);
     } finally {
@@ -248,7 +255,9 @@ describe("retries", () => {
     const c = new RegistryClient(proxy.host, { retries: 2, retryBaseDelayMs: 5 });
     try {
       const bytes = randomBytes(100);
-      const err = (await c.pushBlob(repoName("no-session"), { digest: sha256(bytes), size: 100 }, () => Readable.from([bytes])).catch((e: unknown) => e)) as RegistryError;
+      const err = (await c
+        .pushBlob(repoName("no-session"), { digest: sha256(bytes), size: 100 }, () => Readable.from([bytes]))
+        .catch((e: unknown) => e)) as RegistryError;
       expect(err).toBeInstanceOf(RegistryError);
       expect(err.method).toBe("POST");
       expect(err.attempts).toBe(3);

@@ -27,7 +27,9 @@ describe("HTTPS registries (docker-registry with a self-signed certificate)", ()
     try {
       const err = (await c.checkLogin().catch((e: unknown) => e)) as RegistryError;
       expect(err).toBeInstanceOf(RegistryError);
-      expect(err.message).toMatch(new RegExp(`^GET ${reg.host}/v2/: TLS certificate of ${reg.host} not trusted: .*\\(trust its CA, or mark the registry insecure\\)$`));
+      expect(err.message).toMatch(
+        new RegExp(`^GET ${reg.host}/v2/: TLS certificate of ${reg.host} not trusted: .*\\(trust its CA, or mark the registry insecure\\)$`),
+      );
     } finally {
       c.close();
     }

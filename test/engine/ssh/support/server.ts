@@ -112,7 +112,9 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       state.authAttempts.push({ user: ctx.username, method: ctx.method });
       const user = users[ctx.username];
       if (!user) return ctx.reject(["password", "publickey"]);
-      const methods: ("password" | "publickey" | "keyboard-interactive")[] = user.keyboardInteractive ? ["keyboard-interactive", "publickey"] : ["password", "publickey"];
+      const methods: ("password" | "publickey" | "keyboard-interactive")[] = user.keyboardInteractive
+        ? ["keyboard-interactive", "publickey"]
+        : ["password", "publickey"];
       if (ctx.method === "password" && !user.keyboardInteractive) {
         return user.password !== undefined && ctx.password === user.password ? ctx.accept() : ctx.reject(methods);
       }
@@ -213,10 +215,12 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
 }
 
 function publicKeyAuth(ctx: PublicKeyAuthContext, user: TestUser): void {
-  const allowed = (user.publicKeys ?? []).map((line) => utils.parseKey(line)).find((k) => {
-    if (k instanceof Error) return false;
-    return k.type === ctx.key.algo && k.getPublicSSH().equals(ctx.key.data);
-  });
+  const allowed = (user.publicKeys ?? [])
+    .map((line) => utils.parseKey(line))
+    .find((k) => {
+      if (k instanceof Error) return false;
+      return k.type === ctx.key.algo && k.getPublicSSH().equals(ctx.key.data);
+    });
   if (!allowed || allowed instanceof Error) return ctx.reject(["password", "publickey"]);
   if (!ctx.signature) return ctx.accept(); // the client asks whether the key would do
   if (allowed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) === true) return ctx.accept();

@@ -61,8 +61,11 @@ export function forgetNode(host: RuntimeHost, first: PlannedHost): FirstMasterCo
 if [ -n "$id" ]; then ${etcd} member remove "$id"; fi
 `
     : "";
-  return { command: `${PRELUDE}${member}n=$(node_of ${shellQuote(host.ip)})
-if [ -n "$n" ]; then kubectl delete node "$n"; fi`, env: {} };
+  return {
+    command: `${PRELUDE}${member}n=$(node_of ${shellQuote(host.ip)})
+if [ -n "$n" ]; then kubectl delete node "$n"; fi`,
+    env: {},
+  };
 }
 
 /** A new node's labels, set from the first master (kubeadm set its taints at init or join; it cannot set node-role labels). */
@@ -75,8 +78,12 @@ export function labelsAndTaints(host: RuntimeHost, previous: { labels?: Record<s
   const labels = host.labels ?? {};
   const taints = host.taints ?? [];
   const labelArgs = [
-    ...Object.entries(labels).filter(([k, v]) => previous.labels?.[k] !== v).map(([k, v]) => `${k}=${v}`),
-    ...Object.keys(previous.labels ?? {}).filter((k) => !(k in labels)).map((k) => `${k}-`),
+    ...Object.entries(labels)
+      .filter(([k, v]) => previous.labels?.[k] !== v)
+      .map(([k, v]) => `${k}=${v}`),
+    ...Object.keys(previous.labels ?? {})
+      .filter((k) => !(k in labels))
+      .map((k) => `${k}-`),
   ];
   const taintKey = (t: string) => `${t.slice(0, t.lastIndexOf(":")).split("=")[0]}:${t.slice(t.lastIndexOf(":") + 1)}`;
   // A taint whose value changed is overwritten, not removed (kubectl refuses both in one command).

@@ -87,7 +87,8 @@ function inApi(value: unknown, api: string): unknown {
   const out: Doc = {};
   for (const [k, v] of Object.entries(value as Doc)) {
     if (!ARG_KEYS.has(k)) out[k] = inApi(v, api);
-    else if (Array.isArray(v)) out[k] = api.endsWith("v1beta4") ? v : Object.fromEntries((v as { name: string; value: string }[]).map((a) => [a.name, a.value]));
+    else if (Array.isArray(v))
+      out[k] = api.endsWith("v1beta4") ? v : Object.fromEntries((v as { name: string; value: string }[]).map((a) => [a.name, a.value]));
     else out[k] = v !== null && typeof v === "object" ? args(api, v as Record<string, string>) : v;
   }
   return out;
@@ -109,7 +110,10 @@ function nodeRegistration(api: string, node: KubeNode, given: Doc): Doc {
   // The user's kubelet arguments are added to node-ip, not instead of it (a list would replace it whole).
   const userArgs = inApi({ kubeletExtraArgs: given["kubeletExtraArgs"] ?? {} }, "v1beta3") as { kubeletExtraArgs: Record<string, string> };
   const kubeletExtraArgs = args(api, { "node-ip": node.ip, ...userArgs.kubeletExtraArgs });
-  return { ...deepMerge({ ...(node.name ? { name: node.name } : {}), criSocket: CRI_SOCKET, taints }, withoutKey(given, "kubeletExtraArgs")), kubeletExtraArgs };
+  return {
+    ...deepMerge({ ...(node.name ? { name: node.name } : {}), criSocket: CRI_SOCKET, taints }, withoutKey(given, "kubeletExtraArgs")),
+    kubeletExtraArgs,
+  };
 }
 
 function clusterConfiguration(inputs: KubeadmInputs, api: string): Doc {
@@ -143,7 +147,11 @@ function kubeletConfiguration(inputs: KubeadmInputs): Doc {
 function kubeProxyConfiguration(inputs: KubeadmInputs): Doc {
   const vip = inputs.vip ?? DEFAULT_VIP;
   // Workers reach the masters through IPVS on the VIP: kube-proxy must leave that rule alone.
-  return { apiVersion: KUBE_PROXY_API, kind: "KubeProxyConfiguration", ...deepMerge({ mode: "ipvs", ipvs: { excludeCIDRs: [`${vip}/32`] } }, given(inputs, "KubeProxyConfiguration")) };
+  return {
+    apiVersion: KUBE_PROXY_API,
+    kind: "KubeProxyConfiguration",
+    ...deepMerge({ mode: "ipvs", ipvs: { excludeCIDRs: [`${vip}/32`] } }, given(inputs, "KubeProxyConfiguration")),
+  };
 }
 
 function withoutKey(d: Doc, key: string): Doc {
@@ -192,7 +200,9 @@ export function joinConfig(inputs: KubeadmInputs, node: KubeNode): string {
             caCertHashes: [JOIN_SECRETS.caCertHash],
           },
         },
-        ...(isMaster ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: API_SERVER_PORT }, certificateKey: JOIN_SECRETS.certificateKey } } : {}),
+        ...(isMaster
+          ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: API_SERVER_PORT }, certificateKey: JOIN_SECRETS.certificateKey } }
+          : {}),
       },
       withoutKey(g, "nodeRegistration"),
     ),

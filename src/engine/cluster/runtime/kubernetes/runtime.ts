@@ -27,7 +27,11 @@ function command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): R
   const isMaster = isMasterHost(host);
   const vip = vipOf(ctx);
   const masters = ctx.hosts.filter(isMasterHost).map((h) => h.ip);
-  const run = (body: string, extra: Partial<RuntimeCommand> = {}): RuntimeCommand => ({ command: `cd ${shellQuote(ctx.rootfs)}\n${PRELUDE}${body}`, env, ...extra });
+  const run = (body: string, extra: Partial<RuntimeCommand> = {}): RuntimeCommand => ({
+    command: `cd ${shellQuote(ctx.rootfs)}\n${PRELUDE}${body}`,
+    env,
+    ...extra,
+  });
 
   switch (step) {
     case "init-host":
@@ -98,7 +102,10 @@ printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CER
             env: {},
           },
           // The token has done its job: deleted rather than left valid for its TTL.
-          after: { command: `${PRELUDE}kubeadm token delete "$SEALANT_KUBE_TOKEN" > /dev/null\n${joinLabels(host)?.command.replace(PRELUDE, "") ?? ""}`, env: {} },
+          after: {
+            command: `${PRELUDE}kubeadm token delete "$SEALANT_KUBE_TOKEN" > /dev/null\n${joinLabels(host)?.command.replace(PRELUDE, "") ?? ""}`,
+            env: {},
+          },
         },
       );
     }

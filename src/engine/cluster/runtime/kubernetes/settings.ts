@@ -12,7 +12,10 @@ export const DEFAULT_DRAIN_TIMEOUT_S = 300;
 /** The image's Kubernetes version, from its runtime label. */
 export function versionOf(ctx: RuntimeContext): string {
   const v = ctx.runtimeVersion;
-  if (!v) throw new Error("the image declares no Kubernetes version: label it cluster.alpha.sealer.io/cluster-runtime-version=vX.Y.Z (or io.sealant.runtime.version)");
+  if (!v)
+    throw new Error(
+      "the image declares no Kubernetes version: label it cluster.alpha.sealer.io/cluster-runtime-version=vX.Y.Z (or io.sealant.runtime.version)",
+    );
   return v;
 }
 
@@ -76,7 +79,8 @@ export function settingsProblems(settings: Record<string, unknown>): string[] {
   }
   const { kubeadm, drainTimeout, vip, certSANs } = settings;
   if (kubeadm !== undefined) {
-    if (!Array.isArray(kubeadm) || kubeadm.some((d) => d === null || typeof d !== "object" || Array.isArray(d))) problems.push("runtime.kubeadm: must be a list of kubeadm documents (mappings with apiVersion and kind)");
+    if (!Array.isArray(kubeadm) || kubeadm.some((d) => d === null || typeof d !== "object" || Array.isArray(d)))
+      problems.push("runtime.kubeadm: must be a list of kubeadm documents (mappings with apiVersion and kind)");
     else problems.push(...kubeadmDocProblems(kubeadm as Record<string, unknown>[], "runtime.kubeadm"));
   }
   if (drainTimeout !== undefined && !(typeof drainTimeout === "number" && Number.isInteger(drainTimeout) && drainTimeout > 0)) {
@@ -85,6 +89,7 @@ export function settingsProblems(settings: Record<string, unknown>): string[] {
   if (vip !== undefined && !(typeof vip === "string" && /^(\d{1,3})(\.\d{1,3}){3}$/.test(vip) && vip.split(".").every((o) => Number(o) <= 255))) {
     problems.push(`runtime.vip: ${JSON.stringify(vip)} is not an IPv4 address (the workers' virtual IP for the API, e.g. ${DEFAULT_VIP})`);
   }
-  if (certSANs !== undefined && !(Array.isArray(certSANs) && certSANs.every((s) => typeof s === "string" && s !== ""))) problems.push("runtime.certSANs: must be a list of host names or IPs");
+  if (certSANs !== undefined && !(Array.isArray(certSANs) && certSANs.every((s) => typeof s === "string" && s !== "")))
+    problems.push("runtime.certSANs: must be a list of host names or IPs");
   return problems;
 }

@@ -7,7 +7,16 @@ import { writeFile } from "./shell";
 /** A worker's way to the API through the VIP: lvscare's static pod or haproxy's (see api-load-balancer.ts). */
 /** A worker's lvscare as a static pod: it keeps the VIP's IPVS rules pointed at the healthy masters. */
 export function workerVipPod(vip: string, masters: string[]): string {
-  const args = ["care", "--vs", `${vip}:${API_SERVER_PORT}`, ...masters.flatMap((m) => ["--rs", `${m}:${API_SERVER_PORT}`]), "--health-path", "/healthz", "--health-schem", "https"];
+  const args = [
+    "care",
+    "--vs",
+    `${vip}:${API_SERVER_PORT}`,
+    ...masters.flatMap((m) => ["--rs", `${m}:${API_SERVER_PORT}`]),
+    "--health-path",
+    "/healthz",
+    "--health-schem",
+    "https",
+  ];
   const pod = `apiVersion: v1
 kind: Pod
 metadata:
