@@ -5,7 +5,8 @@ import { load, save } from "./archive";
 import { login, logout } from "./login";
 import { merge } from "./merge";
 import { sandbox } from "./sandbox";
-import { apply, check, del, exec, plan, reset, unlock } from "./cluster";
+import { apply, del, plan } from "./cluster";
+import { check, exec, reset, unlock } from "./cluster-ops";
 
 import type { Command } from "./command";
 
