@@ -1,3 +1,4 @@
+import { isMaster } from "../../engine/cluster/plan";
 import type { ClusterSpecInput } from "../../engine/cluster/spec";
 
 /**
@@ -49,8 +50,8 @@ export function specInputOf(inputs: ClusterInputs): ClusterSpecInput {
   // `__provider` is the serialised provider the Pulumi engine adds to every dynamic resource's inputs.
   const { hosts, unreachableOnDelete: _u, unreachableOnRemove: _r, plan: _p, __provider: _s, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
   const ips = Object.keys(hosts ?? {}).sort((a, b) => {
-    const am = hosts[a]!.roles?.includes("master") ? 0 : 1;
-    const bm = hosts[b]!.roles?.includes("master") ? 0 : 1;
+    const am = isMaster({ roles: hosts[a]!.roles ?? [] }) ? 0 : 1;
+    const bm = isMaster({ roles: hosts[b]!.roles ?? [] }) ? 0 : 1;
     return am - bm || compareIps(a, b);
   });
   const groups = ips.map((ip) => {

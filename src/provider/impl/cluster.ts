@@ -15,7 +15,7 @@ import { z } from "zod";
 import { applyCluster, ApplyError, observeCluster, openCluster, readRecord, resetCluster, type ClusterEvent, type ClusterRecord } from "../../engine/cluster";
 import { desiredCluster } from "../../engine/cluster/desired";
 import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/image";
-import { planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
+import { isMaster, planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
 import type { RuntimeOutputs } from "../../engine/cluster/runtime";
 import { resolveHosts, validateClusterSpec, type ClusterSpec, formatProblem } from "../../engine/cluster/spec";
 import { kubeadmNetwork } from "../../engine/cluster/runtime/kubernetes/network";
@@ -113,8 +113,8 @@ function asApplied(desired: DesiredCluster): CurrentCluster {
 
 /** What an apply records for a worker whose runtime keeps its masters (see apply's membership): the same here, or every preview would plan re-pointing it. */
 function followsOf(desired: DesiredCluster, h: DesiredCluster["hosts"][number]): { follows?: string[] } {
-  if (!desired.workersFollowMasters || h.roles.includes("master")) return {};
-  return { follows: desired.hosts.filter((m) => m.roles.includes("master")).map((m) => m.ip) };
+  if (!desired.workersFollowMasters || isMaster(h)) return {};
+  return { follows: desired.hosts.filter(isMaster).map((m) => m.ip) };
 }
 
 function describePlan(plan: Plan): string {

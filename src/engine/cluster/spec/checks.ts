@@ -1,3 +1,4 @@
+import { isMaster } from "../plan/roles";
 import { canonicalIp, ipFamily, normaliseRole } from "./validators";
 
 /** A cross-field problem, at a path relative to the hosts list's parent (`hosts[2]`, `hosts`). */
@@ -32,7 +33,7 @@ export function checkHosts(hosts: unknown, groupName: (index: number) => string 
     const { ips, roles } = group as { ips?: unknown; roles?: unknown };
     const roleList = [...new Set(strings(roles).map(normaliseRole))];
     const roleText = [...roleList].sort().join(", ") || "no roles";
-    if (roleList.includes("master")) masters++;
+    if (isMaster({ roles: roleList })) masters++;
     const inGroup = new Set<string>();
     strings(ips).forEach((raw, i) => {
       const family = ipFamily(raw);
