@@ -123,14 +123,15 @@ function dedupeLastWins(entries: LayerEntry[]): LayerEntry[] {
 /**
  * A digest of what a set of entries would put in a layer: paths, types, modes, link targets
  * and file contents. Equal digests mean an identical layer, so the cache can reuse it.
- * File hashes are memoised by (path, size, mtime, inode) within one process.
+ * File hashes are memoised in `fileDigests` by (path, size, mtime, inode): the caller owns the
+ * memo (one build), so a long-lived process (a Pulumi provider) keeps nothing between builds.
  */
-export async function entriesDigest(entries: LayerEntry[]): Promise<string> {
+export async function entriesDigest(entries: LayerEntry[], fileDigests = new Map<string, string>()): Promise<string> {
   const h = createHash("sha256");
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     switch (e.type) {
       case "file":
-        h.update(`f ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0} ${e.size} ${await fileDigest(e.source)}\n`);
+        h.update(`f ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0} ${e.size} ${await fileDigest(e.source, fileDigests)}\n`);
         break;
       case "directory":
         h.update(`d ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0}\n`);
@@ -146,17 +147,16 @@ export async function entriesDigest(entries: LayerEntry[]): Promise<string> {
   return h.digest("hex");
 }
 
-const fileDigests = new Map<string, string>();
-
-export async function fileDigest(path: string): Promise<string> {
+/** A file's sha256, remembered in `memo` while the file's size, mtime and inode stay the same. */
+export async function fileDigest(path: string, memo: Map<string, string>): Promise<string> {
   const st = await stat(path, { bigint: true });
   const key = `${path}\0${st.size}\0${st.mtimeNs}\0${st.ino}`;
-  const known = fileDigests.get(key);
+  const known = memo.get(key);
   if (known) return known;
   const h = createHash("sha256");
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   const digest = h.digest("hex");
-  fileDigests.set(key, digest);
+  memo.set(key, digest);
   return digest;
 }
 

@@ -24,6 +24,8 @@ export class PlatformBuild {
   /** Layers already in the image but not yet extracted into the working rootfs. */
   private pending: Digest[] = [];
   private materialised = false;
+  /** File hashes of this build's COPY sources (see entriesDigest). */
+  readonly fileDigests = new Map<string, string>();
   cacheKey: string;
 
   constructor(
@@ -75,7 +77,7 @@ export class PlatformBuild {
 
 /** A step whose layer is fully described by `entries`: reused when they hash the same. */
 export async function layerStep(build: PlatformBuild, step: string, entries: LayerEntry[]): Promise<boolean> {
-  const key = build.nextKey(`${step}\n${await entriesDigest(entries)}`);
+  const key = build.nextKey(`${step}\n${await entriesDigest(entries, build.fileDigests)}`);
   const hit = await build.cached(key);
   if (hit) {
     build.addLayer(key, hit.layer, hit.diffId, step, true, false);
