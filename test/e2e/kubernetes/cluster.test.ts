@@ -81,15 +81,13 @@ describe("real Kubernetes on Kubernetes-capable sandbox hosts", () => {
     // Cluster DNS, Services and pod traffic between nodes: from a pod on w2, the Service's name
     // resolves and both replicas answer (one of them on the other worker).
     const w2Node = (await nodesOf(kubectl)).find((n) => n.ip === w2)!.name;
-    const out = await kubectl(
-      // the attached stream lasts as long as the probe (the default 20 s would cut it)
-      "--request-timeout=3m",
+    // Run to completion, then its log: an attached `kubectl run -i` loses the output of a pod
+    // that finishes before the attach (seen on a loaded machine).
+    await kubectl(
       "run",
       "probe",
       "-n",
       "hello",
-      "--rm",
-      "-i",
       "--restart=Never",
       "--image=docker.io/library/busybox:1.35",
       `--overrides={"spec":{"nodeName":"${w2Node}"}}`,
@@ -101,6 +99,16 @@ describe("real Kubernetes on Kubernetes-capable sandbox hosts", () => {
       // loaded machine the first lookups can time out, so it is asked again for up to a minute.
       'for t in $(seq 1 30); do ip=$(nslookup hello.hello.svc.cluster.local 2> /dev/null | awk \'/^Name:/ { n = 1 } n && /^Address/ { print $2; exit }\'); [ -n "$ip" ] && break; sleep 2; done; echo "service address: $ip"; for i in $(seq 1 16); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 "$ip" 80 | tail -n 1; done',
     );
+    await eventually(
+      "the probe pod finished",
+      async () => {
+        const phase = await kubectl("get", "pod", "probe", "-n", "hello", "-o", "jsonpath={.status.phase}");
+        return phase === "Succeeded" || phase === "Failed";
+      },
+      240_000,
+    );
+    const out = await kubectl("logs", "probe", "-n", "hello");
+    await kubectl("delete", "pod", "probe", "-n", "hello", "--wait=false");
     const answered = new Set(out.split("\n").filter((l) => l.startsWith("hello from ")));
     expect(answered.size, out).toBe(2);
 
