@@ -1,5 +1,5 @@
 import { createWriteStream } from "node:fs";
-import { chmod, lstat, mkdir, readdir, rm, symlink, utimes } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, readdir, readlink, rm, symlink, utimes } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
@@ -9,7 +9,11 @@ import type { ImageStore } from "../image/store";
 
 /**
  * Applies an OCI layer onto a directory: whiteouts delete, opaque markers empty a directory,
- * everything else is written. Paths that would land outside the directory are refused.
+ * everything else is written. Paths that would land outside the directory are refused, and a
+ * symlink met on the way to an entry (this layer's or an earlier one's) is followed inside the
+ * directory, as if it were the root — the way a container runtime applies layers — so no entry,
+ * whiteout or hard link reaches the build machine's own files through a link such as
+ * `esc -> /etc` or `up -> ../../..`. The links themselves are kept as written: they are data.
  */
 export async function extractLayer(store: ImageStore, digest: Digest, rootfs: string): Promise<void> {
   const extract = tar.extract();
@@ -22,18 +26,18 @@ export async function extractLayer(store: ImageStore, digest: Digest, rootfs: st
         continue;
       }
       const base = rel.split("/").pop()!;
-      const parent = dirname(rel) === "." ? "" : dirname(rel);
+      const parent = await inRoot(rootfs, dirname(rel) === "." ? "" : dirname(rel), digest);
       if (base === ".wh..wh..opq") {
-        await emptyDirectory(join(rootfs, parent));
+        await emptyDirectory(parent);
         entry.resume();
         continue;
       }
       if (base.startsWith(".wh.")) {
-        await rm(join(rootfs, parent, base.slice(4)), { recursive: true, force: true });
+        await rm(join(parent, base.slice(4)), { recursive: true, force: true });
         entry.resume();
         continue;
       }
-      const target = join(rootfs, rel);
+      const target = join(parent, base);
       await mkdir(dirname(target), { recursive: true });
       const mode = (header.mode ?? 0o644) & 0o7777;
       const existing = await lstat(target).catch(() => undefined);
@@ -58,8 +62,8 @@ export async function extractLayer(store: ImageStore, digest: Digest, rootfs: st
           break;
         case "link": {
           if (existing) await rm(target, { recursive: true, force: true });
-          const source = join(rootfs, safeRelativePath(header.linkname ?? "", digest));
-          const { link } = await import("node:fs/promises");
+          const from = safeRelativePath(header.linkname ?? "", digest);
+          const source = join(await inRoot(rootfs, dirname(from) === "." ? "" : dirname(from), digest), from.split("/").pop()!);
           await link(source, target);
           entry.resume();
           break;
@@ -78,6 +82,38 @@ function safeRelativePath(name: string, digest: Digest): string {
   if (cleaned === "." || cleaned === "") return "";
   if (cleaned === ".." || cleaned.startsWith("../")) throw new Error(`layer ${digest}: entry "${name}" escapes the root`);
   return cleaned;
+}
+
+/** Symlinks followed on the way to one entry before the layer is refused (as the kernel's ELOOP). */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * The real directory for `rel` (a cleaned relative path) under `root`, every symlink on the way
+ * resolved with `root` as `/`: an absolute target starts again at `root`, `..` stops at it.
+ */
+async function inRoot(root: string, rel: string, digest: Digest): Promise<string> {
+  let todo = rel === "" ? [] : rel.split("/");
+  const done: string[] = [];
+  let hops = 0;
+  while (todo.length > 0) {
+    const part = todo.shift()!;
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      done.pop();
+      continue;
+    }
+    const here = join(root, ...done, part);
+    const st = await lstat(here).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      if (++hops > MAX_LINK_HOPS) throw new Error(`layer ${digest}: more than ${MAX_LINK_HOPS} symlinks on the way to "${rel}"`);
+      const target = await readlink(here);
+      if (target.startsWith("/")) done.length = 0;
+      todo = [...target.split("/"), ...todo];
+      continue;
+    }
+    done.push(part);
+  }
+  return join(root, ...done);
 }
 
 async function emptyDirectory(dir: string): Promise<void> {
