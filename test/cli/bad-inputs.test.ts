@@ -1,0 +1,171 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * Bad inputs against the compiled CLI, the way a user meets them: each must end in one
+ * `sealant: ...` error (no stack trace) with a non-zero exit, print no secret, leave no temp
+ * file, lease or lock in the sealant home, name no half-built image, and write nothing outside
+ * the directories it was given. The classes' own tests go deeper; this is the user's view.
+ */
+
+const CLI = resolve(__dirname, "../../dist/cli/main.js");
+const SECRET = "Sup3r-Secret-Pa55";
+let root: string;
+let home: string;
+let outside: string;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function sealant(args: string[], opts: { cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<Run> {
+  const started = Date.now();
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? root, env: { ...process.env, SEALANT_HOME: home } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.stdin.end(opts.input ?? "");
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** Files in the home that only a crash or a missed clean-up leaves: temp names, leases, locks. */
+async function leftovers(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      if (e.name.startsWith(".tmp-") || e.name === ".lock" || e.name.endsWith(".partial")) found.push(p);
+      else if (e.isDirectory() && e.name === "leases") found.push(...(await readdir(p)).map((n) => join(p, n)));
+      else if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return found;
+}
+
+async function imageNames(): Promise<string[]> {
+  const r = await sealant(["images", "--json"]);
+  return (JSON.parse(r.stdout || "[]") as Array<{ ref: string }>).map((i) => i.ref);
+}
+
+/** The checks every bad input must pass; `message` is what the error must say. */
+async function expectClearFailure(r: Run, message: RegExp): Promise<void> {
+  const context = `exit ${r.code}\n--- stderr ---\n${r.stderr}--- stdout ---\n${r.stdout}`;
+  expect(r.code, context).not.toBe(0);
+  expect(r.code, context).not.toBeNull();
+  expect(r.stderr.trimStart().startsWith("sealant: "), context).toBe(true);
+  expect(r.stderr, context).not.toMatch(/^\s+at .+\(.*:\d+:\d+\)$/m);
+  expect(r.stderr, context).toMatch(message);
+  expect(r.stdout + r.stderr, context).not.toContain(SECRET);
+  expect(await leftovers(home)).toEqual([]);
+  expect(await readdir(outside)).toEqual([]);
+}
+
+async function context(files: Record<string, string | Buffer>): Promise<string> {
+  const dir = await mkdtemp(join(root, "ctx-"));
+  for (const [name, body] of Object.entries(files)) {
+    await mkdir(join(dir, name, ".."), { recursive: true });
+    await writeFile(join(dir, name), body);
+  }
+  return dir;
+}
+
+let builds = 0;
+
+async function build(files: Record<string, string | Buffer>, tag = `bad/input:${++builds}`): Promise<Run> {
+  const dir = await context(files);
+  const r = await sealant(["build", "-q", "-t", tag, dir]);
+  expect((await imageNames()).some((n) => n.includes(tag.toLowerCase()))).toBe(false);
+  return r;
+}
+
+async function clusterfile(body: string): Promise<string> {
+  const dir = await mkdtemp(join(root, "cf-"));
+  const path = join(dir, "Clusterfile");
+  await writeFile(path, body);
+  return path;
+}
+
+const cluster = (spec: string, extra = ""): string =>
+  `apiVersion: sealant.io/v1\nkind: Cluster\nmetadata:\n  name: bad\nspec:\n  image: example/none:1\n  ssh:\n    user: root\n    passwd: ${SECRET}\n${spec}${extra}`;
+const oneMaster = "  hosts:\n    - ips: [127.0.10.250]\n      roles: [master]\n";
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "sealant-bad-inputs-"));
+  home = join(root, "home");
+  outside = join(root, "outside");
+  await mkdir(home);
+  await mkdir(outside);
+});
+
+afterAll(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe("the CLI with bad input: one clear error, nothing left, nothing outside, no secret", () => {
+  describe("command line", () => {
+    it.each([
+      [["frobnicate"], /unknown command/i],
+      [["build", "--no-such-flag", "."], /no-such-flag/],
+      [["build", "-t"], /-t|tag/],
+      [["pull"], /reference|image/i],
+      [["pull", "UPPER::case"], /UPPER::case/],
+      [["inspect", "nothing/here:1"], /nothing\/here:1/],
+      [["tag", "nothing/here:1", "x/y:1"], /nothing\/here:1/],
+      [["rmi", "nothing/here:1"], /nothing\/here:1/],
+      [["save", "-o", "/nonexistent-dir/out.tar", "nothing/here:1"], /nothing\/here:1|nonexistent-dir/],
+      [["load", "-i", "/nonexistent-dir/in.tar"], /nonexistent-dir/],
+      [["merge", "-t", "m/x:1", "nothing/a:1", "nothing/b:1"], /nothing\/a:1/],
+      [["plan", "-f", "/nonexistent-dir/Clusterfile"], /nonexistent-dir/],
+    ])("sealant %j", async (args, message) => {
+      await expectClearFailure(await sealant(args), message);
+    });
+  });
+
+  describe("Kubefile", () => {
+    it.each<[string, Record<string, string>, RegExp]>([
+      ["an unknown instruction", { Kubefile: "FROM scratch\nFROBNICATE x\n" }, /Kubefile:2.*FROBNICATE/s],
+      ["FROM without an image", { Kubefile: "FROM\n" }, /Kubefile:1/],
+      ["COPY from outside the context", { Kubefile: "FROM scratch\nCOPY ../outside /x\n" }, /Kubefile:2/],
+      ["COPY of a missing file", { Kubefile: "FROM scratch\nCOPY missing.txt /x\n" }, /missing\.txt/],
+      ["an empty Kubefile", { Kubefile: "" }, /Kubefile/],
+      ["binary garbage", { Kubefile: "\u0000\u0001\u0002\uFFFD\n\u0000FROM\n" }, /Kubefile/],
+      ["a bad tag", { Kubefile: "FROM scratch\n" }, /UPPER/],
+    ])("%s", async (what, files, message) => {
+      const r = await build(files, what === "a bad tag" ? "UPPER/Case:1" : undefined);
+      await expectClearFailure(r, message);
+    });
+
+    it("no Kubefile in the context", async () => {
+      await expectClearFailure(await build({ "README.md": "x" }), /Kubefile/);
+    });
+  });
+
+  describe("Clusterfile", () => {
+    it.each<[string, string, RegExp]>([
+      ["YAML that does not parse", "apiVersion: sealant.io/v1\nkind: Cluster\nspec: [\n", /Clusterfile/],
+      ["an unknown kind", "apiVersion: sealant.io/v1\nkind: Clustre\nmetadata:\n  name: x\n", /Clustre/],
+      ["a host IP out of range", cluster("  hosts:\n    - ips: [300.1.1.1]\n      roles: [master]\n"), /300\.1\.1\.1/],
+      ["a host listed twice", cluster("  hosts:\n    - ips: [127.0.10.250, 127.0.10.250]\n      roles: [master]\n"), /127\.0\.10\.250/],
+      ["an SSH port that is not a number", cluster(oneMaster).replace("    passwd", "    port: abc\n    passwd"), /port/],
+      ["no hosts", cluster(""), /hosts/],
+      ["an empty file", "", /Clusterfile/],
+    ])("%s", async (_what, body, message) => {
+      const path = await clusterfile(body);
+      await expectClearFailure(await sealant(["plan", "-f", path]), message);
+    });
+  });
+});
