@@ -56,10 +56,14 @@ export function parseReference(input: string): Reference {
       registry = first;
       path = rest.slice(slash + 1);
       if (!DOMAIN.test(registry)) throw new InvalidReferenceError(input, `"${registry}" is not a valid registry host[:port]`);
+      const port = /:([0-9]+)$/.exec(registry)?.[1];
+      if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) throw new InvalidReferenceError(input, `port ${port} is not 1-65535`);
     }
   }
   if (registry === "index.docker.io" || registry === "registry-1.docker.io") registry = DEFAULT_REGISTRY;
   if (path === "") throw new InvalidReferenceError(input, "the repository name is empty");
+  // The distribution spec's limit: registries refuse longer names, so say it before any request.
+  if (path.length > 255) throw new InvalidReferenceError(`${input.slice(0, 60)}…`, `the repository name is ${path.length} characters (at most 255)`);
   for (const component of path.split("/")) {
     if (!PATH_COMPONENT.test(component)) {
       throw new InvalidReferenceError(input, `repository component "${component}" must be lowercase letters, digits and separators (. _ __ -)`);
