@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type Stats } from "node:fs";
 import { glob, lstat, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { LayerEntry } from "./layer-writer";
@@ -44,16 +44,47 @@ export async function resolveSources(context: string, sources: string[], where: 
       let real: string;
       try {
         real = await realpath(m);
-      } catch {
-        throw new BuildInputError(where.file, where.line, `${where.instruction} source "${src}" does not exist in the build context ${context}`);
+      } catch (err) {
+        const why = (err as NodeJS.ErrnoException).code === "ELOOP" ? "is a symlink loop" : "does not exist";
+        throw new BuildInputError(where.file, where.line, `${where.instruction} source "${src}" ${why} in the build context ${context}`);
       }
       if (!isInside(root, real)) {
         throw new BuildInputError(where.file, where.line, `${where.instruction} source "${src}" resolves to ${real}, outside the build context ${context}`);
       }
+      await refuseSpecialFiles(root, real, where);
       out.push(m);
     }
   }
   return out;
+}
+
+/**
+ * A FIFO, socket or device is no file a layer can hold, and opening a FIFO blocks until some
+ * writer appears (for ever): refuse them by their path in the context before anything reads the
+ * source. A directory source is walked for them (symlinks inside it are kept as links, never
+ * followed, so a link loop costs nothing).
+ */
+async function refuseSpecialFiles(root: string, path: string, where: Where): Promise<void> {
+  const st = await lstat(path);
+  const kind = specialFileKind(st);
+  if (kind !== undefined) {
+    throw new BuildInputError(
+      where.file,
+      where.line,
+      `${where.instruction} source "${relative(root, path) || "."}" in the build context is a ${kind}: only files, directories and symlinks can be copied`,
+    );
+  }
+  if (!st.isDirectory()) return;
+  for (const name of (await readdir(path)).sort()) await refuseSpecialFiles(root, join(path, name), where);
+}
+
+/** "FIFO", "socket", "character device" or "block device"; undefined for files, directories and symlinks. */
+export function specialFileKind(st: Stats): string | undefined {
+  if (st.isFIFO()) return "FIFO";
+  if (st.isSocket()) return "socket";
+  if (st.isCharacterDevice()) return "character device";
+  if (st.isBlockDevice()) return "block device";
+  return undefined;
 }
 
 async function expandGlob(root: string, pattern: string): Promise<string[]> {

@@ -8,6 +8,7 @@ import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { hostPlatform, platformString, type Platform } from "../image/types";
+import { specialFileKind } from "./context";
 import { parseKubefileOrThrow, type Kubefile } from "./kubefile";
 
 /** A Kubefile's path (default: <context>/Kubefile), or its text and the name its errors use. */
@@ -26,6 +27,13 @@ export async function contextDir(context: string): Promise<string> {
 export async function readKubefile(context: string, kubefile: KubefileSource | undefined): Promise<{ text: string; file: string }> {
   if (kubefile && typeof kubefile === "object") return { text: kubefile.text, file: kubefile.file ?? "Kubefile" };
   const path = kubefile ? resolve(kubefile) : join(resolve(context), "Kubefile");
+  if (!kubefile) {
+    // The context's own Kubefile must be a file: a FIFO there would block the build for ever.
+    // An explicit -f may be a pipe (-f <(generate-kubefile)); the user chose to wait on it.
+    const st = await stat(path).catch(() => undefined);
+    const kind = st && specialFileKind(st);
+    if (kind) throw new Error(`cannot read the Kubefile ${path}: it is a ${kind}, not a file`);
+  }
   try {
     return { text: await readFile(path, "utf8"), file: path };
   } catch (err) {
@@ -75,7 +83,10 @@ export async function hashContext(context: string, kubefile: string, buildArgs: 
       } else if (st.isSymbolicLink()) {
         record(["symlink", path, await readlink(abs)]);
       } else {
-        record(["other", path, mode]);
+        // A FIFO would block the reader for ever and no layer can hold one: refused by name.
+        throw new Error(
+          `the build context ${context} holds a ${specialFileKind(st) ?? "special file"} at "${path}": only files, directories and symlinks can be in a build context`,
+        );
       }
     }
   };
