@@ -101,6 +101,12 @@ async function clusterfile(body: string): Promise<string> {
 
 const cluster = (spec: string, extra = ""): string =>
   `apiVersion: sealant.io/v1\nkind: Cluster\nmetadata:\n  name: bad\nspec:\n  image: example/none:1\n  ssh:\n    user: root\n    passwd: ${SECRET}\n${spec}${extra}`;
+/** `levels` of ten aliases each under spec: 10^levels values from a few hundred bytes. */
+const laughs = (levels: number): string =>
+  [
+    "  a0: &a0 [x, x, x, x, x, x, x, x, x, x]",
+    ...Array.from({ length: levels }, (_, i) => `  a${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(", ")}]`),
+  ].join("\n") + "\n";
 const oneMaster = "  hosts:\n    - ips: [127.0.10.250]\n      roles: [master]\n";
 
 beforeAll(async () => {
@@ -163,6 +169,7 @@ describe("the CLI with bad input: one clear error, nothing left, nothing outside
       ["an SSH port that is not a number", cluster(oneMaster).replace("    passwd", "    port: abc\n    passwd"), /port/],
       ["no hosts", cluster(""), /hosts/],
       ["an empty file", "", /Clusterfile/],
+      ["a billion laughs (aliases expanding to 10^9 values)", cluster(oneMaster, laughs(9)), /expand to more than 1,000,000 values/],
     ])("%s", async (_what, body, message) => {
       const path = await clusterfile(body);
       await expectClearFailure(await sealant(["plan", "-f", path]), message);

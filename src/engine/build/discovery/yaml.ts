@@ -1,5 +1,6 @@
 import { binaryTag, FAILSAFE_SCHEMA, loadAll, mergeTag, nullCoreTag } from "js-yaml";
 import { parseReference } from "../../image/reference";
+import { checkExpandedSize } from "../../util/yaml-bounds";
 
 /**
  * The schema used for every YAML sealant reads to find images: scalars stay the strings they
@@ -11,6 +12,7 @@ const SCHEMA = FAILSAFE_SCHEMA.withTags(mergeTag, nullCoreTag, binaryTag);
 /** Every document of a YAML (or JSON) stream; empty documents are dropped. Throws on invalid YAML. */
 export function parseYamlDocuments(text: string, filename?: string): unknown[] {
   const docs = loadAll(text, filename === undefined ? { schema: SCHEMA } : { schema: SCHEMA, filename });
+  checkExpandedSize(docs, filename ?? "YAML document");
   return docs.filter((d) => d !== null && d !== undefined);
 }
 

@@ -13,6 +13,7 @@ import {
   visit,
   type ScalarTagDefinition,
 } from "js-yaml";
+import { checkExpandedSize } from "../../util/yaml-bounds";
 
 /**
  * A plain YAML scalar that reads as a number or boolean (`123456`, `0123`, `1e3`, `true`), kept
@@ -84,12 +85,15 @@ export class YamlSyntaxError extends Error {
  * document numbers match the file. Numbers and booleans are `YamlScalar`s (see above).
  */
 export function loadYamlDocuments(text: string, file = "Clusterfile"): unknown[] {
+  let docs: unknown[];
   try {
-    return loadAll(text, { schema: LOAD_SCHEMA, filename: file });
+    docs = loadAll(text, { schema: LOAD_SCHEMA, filename: file });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new YamlSyntaxError(file, msg.split("\n")[0] ?? msg);
   }
+  checkExpandedSize(docs, file);
+  return docs;
 }
 
 /** Writes documents as a YAML stream (`---` between documents); YamlScalars keep their text, key order is kept. */

@@ -4,6 +4,7 @@ import type { RuntimeContext, RuntimeHost } from "../types";
 import { DEFAULT_VIP, kubeadmDocProblems, type KubeadmInputs, type KubeNode } from "./kubeadm-config";
 import { parseKubeVersion } from "./version";
 import { isMaster } from "../../plan/roles";
+import { checkExpandedSize } from "../../../util/yaml-bounds";
 
 /** What the kubernetes runtime reads from the spec's `runtime` settings and the image. */
 /** Seconds a drain may take before the step fails. @default 300 (spec: runtime.drainTimeout) */
@@ -27,6 +28,7 @@ function docsOf(text: string | undefined, where: string): Record<string, unknown
   } catch (err) {
     throw new Error(`${where} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
   }
+  checkExpandedSize(parsed, where);
   const docs = parsed.filter((d): d is Record<string, unknown> => d !== null && typeof d === "object" && !Array.isArray(d));
   const problems = kubeadmDocProblems(docs, where);
   if (problems.length > 0) throw new Error(problems.join("\n"));
