@@ -1,3 +1,5 @@
+import { checkRemoteUrl } from "./copy-add";
+import { checkVariableName } from "./env-label";
 import { LineError } from "./errors";
 import { LABEL_KUBE_CNI_PREFIX, LABEL_KUBE_CSI_PREFIX, type AppSource, type BaseAppRef, type Instruction } from "./instructions";
 import type { ParseState } from "./state";
@@ -47,6 +49,7 @@ export function parseApp(st: ParseState, kind: "APP" | "CNI" | "CSI", rest: stri
       sources.push({ type: "local", path });
     } else if (s.startsWith("http://") || s.startsWith("https://")) {
       if (s.length === s.indexOf("://") + 3) throw new LineError(`${kind} "${name}": source "${s}" has no host`);
+      checkRemoteUrl(`${kind} "${name}":`, s);
       sources.push({ type: "remote", url: s });
     } else {
       throw new LineError(`${kind} "${name}": source "${s}" must start with local:// (a path in the build context), http:// or https://`);
@@ -100,6 +103,7 @@ export function parseAppEnv(st: ParseState, rest: string, line: number): Instruc
     }
     const key = st.expand(w.text.slice(0, eq), w.quotes);
     if (key === "") throw new LineError(`APPENV ${app}: names can not be blank (in "${w.text}")`);
+    checkVariableName(`APPENV ${app}:`, key);
     pairs[key] = st.expand(w.text.slice(eq + 1), w.quotes);
   }
   if (words.length === 1) st.warn(line, `APPENV ${app} sets no variables`);

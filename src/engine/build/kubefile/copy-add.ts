@@ -38,6 +38,7 @@ export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[],
     if (expanded[i] === "") throw new LineError(`${kind} argument "${words[i].text}" expands to an empty string`);
   }
   const sources = expanded.slice(0, -1);
+  if (kind === "ADD") for (const src of sources) if (/^https?:\/\//i.test(src)) checkRemoteUrl("ADD", src);
   const dest = expanded[expanded.length - 1];
   if (sources.length > 1 && !dest.endsWith("/")) {
     throw new LineError(`when ${kind} has more than one source, the destination must be a directory ending with "/" (got "${dest}")`);
@@ -50,4 +51,31 @@ export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[],
     ...(chown !== undefined ? { chown } : {}),
     ...(chmod !== undefined ? { chmod } : {}),
   };
+}
+
+/**
+ * An http(s) source of ADD or APP/CNI/CSI, checked as the builder will use it: a URL that parses,
+ * has a host, a path whose %-escapes decode (the file is named after its last part), and no
+ * user or password (the URL is recorded in the image's history and shown in progress lines).
+ */
+export function checkRemoteUrl(kind: string, url: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new LineError(`${kind} source "${url}" is not a valid URL`);
+  }
+  if (parsed.hostname === "") throw new LineError(`${kind} source "${url}" has no host`);
+  try {
+    decodeURIComponent(parsed.pathname);
+  } catch {
+    throw new LineError(
+      `${kind} source "${url}" has a malformed %-escape in its path (% must be followed by two hex digits of UTF-8; write a literal % as %25)`,
+    );
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    throw new LineError(
+      `${kind} source "${parsed.protocol}//***@${parsed.host}${parsed.pathname}" carries credentials: they would be recorded in the image's history; serve the file without them`,
+    );
+  }
 }

@@ -1,5 +1,6 @@
 import { LineError } from "./errors";
 import { LABEL_SUPPORTED_KUBE_VERSION, type Instruction } from "./instructions";
+import { kubeVersionRangeProblem } from "./kube-version";
 import type { ParseState } from "./state";
 import { parseWords } from "./words";
 
@@ -13,6 +14,7 @@ function nameValues(st: ParseState, kind: "ENV" | "LABEL", rest: string): Record
     if (m === null) throw new LineError(`${kind} must have two arguments: ${kind} <key>=<value> (or the legacy ${kind} <key> <value>)`);
     const key = st.expand(rest.slice(0, m.index));
     if (key === "") throw new LineError(`${kind} names can not be blank`);
+    if (kind === "ENV") checkVariableName("ENV", key);
     pairs[key] = st.expand(rest.slice(m.index + m[0].length));
     return pairs;
   }
@@ -21,9 +23,24 @@ function nameValues(st: ParseState, kind: "ENV" | "LABEL", rest: string): Record
     if (eq < 0) throw new LineError(`syntax error - can't find = in "${w}". Must be of the form: name=value`);
     const key = st.expand(w.slice(0, eq));
     if (key === "") throw new LineError(`${kind} names can not be blank (in "${w}")`);
+    if (kind === "ENV") checkVariableName("ENV", key);
     pairs[key] = st.expand(w.slice(eq + 1));
   }
   return pairs;
+}
+
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * ENV, ARG and APPENV names become variables of a shell on the hosts (and of RUN's shell here):
+ * a name a POSIX shell cannot export (`1BAD`, `a.b`, `a-b`) would only fail there, later.
+ */
+export function checkVariableName(kind: string, name: string): void {
+  if (!VARIABLE_NAME.test(name)) {
+    throw new LineError(
+      `${kind} name "${name}" is not a valid variable name: use letters, digits and _, not starting with a digit (a name every host's shell accepts)`,
+    );
+  }
 }
 
 export function parseEnv(st: ParseState, rest: string, line: number): Instruction {
@@ -48,6 +65,10 @@ export function parseMaintainer(st: ParseState, rest: string, line: number): Ins
 /** KUBEVERSION <range>: recorded as sealer's supported-kube-version label too. */
 export function parseKubeVersion(st: ParseState, rest: string, line: number): Instruction {
   if (rest === "") throw new LineError("KUBEVERSION requires a version range, e.g. KUBEVERSION 1.22 - 1.24");
+  const problem = kubeVersionRangeProblem(rest);
+  if (problem !== undefined) {
+    throw new LineError(`KUBEVERSION "${rest}" is not a version range: ${problem} (e.g. KUBEVERSION 1.22 - 1.24, >=1.22 <1.25, ~1.24 || ^1.26)`);
+  }
   st.kubeVersion = rest;
   st.labels[LABEL_SUPPORTED_KUBE_VERSION] = rest;
   return { kind: "KUBEVERSION", line, version: rest };

@@ -1,4 +1,5 @@
 import { parseReference } from "../../image/reference";
+import { checkVariableName } from "./env-label";
 import { LineError } from "./errors";
 import type { ArgDeclaration, FromInstruction, Instruction } from "./instructions";
 import type { ParseState } from "./state";
@@ -67,6 +68,7 @@ export function parseArg(st: ParseState, rest: string, line: number): Instructio
     const eq = w.indexOf("=");
     const name = eq < 0 ? w : w.slice(0, eq);
     if (name === "") throw new LineError(`ARG names can not be blank (in "${w}")`);
+    checkVariableName("ARG", name);
     const def = eq < 0 ? undefined : st.expand(w.slice(eq + 1));
     st.declaredArgs.add(name);
     let value: string | undefined;

@@ -31,6 +31,8 @@ function instruction(st: ParseState, l: LogicalLine): void {
     return;
   }
   const kind = upper as InstructionKind;
+  st.instructionKind = kind;
+  st.expandedInInstruction = 0;
 
   if (st.from === undefined && kind !== "FROM" && kind !== "ARG" && st.beforeFrom === undefined) {
     st.beforeFrom = { kind, line: l.line };

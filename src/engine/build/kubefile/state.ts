@@ -2,7 +2,7 @@ import { LineError, type KubefileError, type KubefileWarning } from "./errors";
 import type { BaseAppRef, FromInstruction, Instruction, KubefileApp } from "./instructions";
 import type { EscapeToken } from "./lexer";
 import type { ParseKubefileOptions } from "./options";
-import { expand as expandWord, SubstitutionError, type Lookup } from "./substitute";
+import { expand as expandWord, ExpansionTooLongError, MAX_EXPANDED_LENGTH, SubstitutionError, type Lookup } from "./substitute";
 
 /** An instruction as written (known or not), for the whole-file ordering rules. */
 export interface Recorded {
@@ -48,6 +48,9 @@ export class ParseState {
   /** References to apps that are known to be missing; reported once the whole file is read. */
   readonly badRefs: BaseAppRef[] = [];
   cmdWarned = false;
+  /** The instruction being parsed, and the characters its words expanded to so far (capped at 1 MiB). */
+  instructionKind = "";
+  expandedInInstruction = 0;
 
   constructor(
     readonly file: string,
@@ -57,7 +60,7 @@ export class ParseState {
   // ---- diagnostics ----------------------------------------------------------------------
 
   error(line: number, message: string): void {
-    this.errors.push({ file: this.file, line, message });
+    this.errors.push({ file: this.file, line, message: clip(message) });
   }
 
   warn(line: number | undefined, message: string): void {
@@ -82,8 +85,9 @@ export class ParseState {
 
   /** Expand a word; errors become LineErrors. `quotes` false for JSON-form strings. */
   expand(word: string, quotes = true): string {
+    let out: string;
     try {
-      return expandWord(word, this.lookup, {
+      out = expandWord(word, this.lookup, {
         escape: this.escape,
         quotes,
         onUnset: (name) => {
@@ -91,10 +95,29 @@ export class ParseState {
             throw new LineError("uses $ARCH, but no target architecture was given to the parser (opts.arch) and no ARG or ENV sets ARCH");
           }
         },
+        maxLength: MAX_EXPANDED_LENGTH - this.expandedInInstruction,
       });
     } catch (e) {
-      if (e instanceof SubstitutionError) throw new LineError(`cannot expand "${word}": ${e.message}`);
+      if (e instanceof ExpansionTooLongError) {
+        throw new LineError(
+          `${this.instructionKind}: expanding "${clip(word, 200)}" gives more than 1 MiB of text, the limit for one instruction (a variable that doubles itself?)`,
+        );
+      }
+      if (e instanceof SubstitutionError) throw new LineError(`cannot expand "${clip(word, 200)}": ${e.message}`);
       throw e;
     }
+    this.expandedInInstruction += out.length;
+    return out;
   }
+}
+
+/**
+ * A message quoting a huge word (a 10 MB line) is useless and floods the terminal: keep its
+ * start and end, saying how much was left out.
+ */
+export function clip(text: string, max = 2000): string {
+  if (text.length <= max) return text;
+  const head = Math.floor(max * 0.75);
+  const tail = max - head;
+  return `${text.slice(0, head)}... (${text.length - max} characters left out) ...${text.slice(-tail)}`;
 }

@@ -15,6 +15,14 @@ export class SubstitutionError extends Error {
   }
 }
 
+/** The expansion would exceed `ExpandOptions.maxLength`. */
+export class ExpansionTooLongError extends SubstitutionError {
+  constructor(readonly limit: number) {
+    super(`the expanded text would be longer than ${limit} characters`);
+    this.name = "ExpansionTooLongError";
+  }
+}
+
 /** undefined = unset (as opposed to set to ""). */
 export type Lookup = (name: string) => string | undefined;
 
@@ -25,12 +33,23 @@ export interface ExpandOptions {
   readonly quotes?: boolean;
   /** Called once per plain `$NAME`/`${NAME}` that expanded from an unset variable. */
   readonly onUnset?: (name: string) => void;
+  /** The longest result allowed (characters); default MAX_EXPANDED_LENGTH. */
+  readonly maxLength?: number;
 }
+
+/**
+ * 1 MiB: far more than any real word, and small enough that `ARG A=$A$A` repeated cannot grow a
+ * value until the process runs out of memory ("Invalid string length").
+ */
+export const MAX_EXPANDED_LENGTH = 1 << 20;
+/** `${A:-${B:-...}}` nesting deeper than this is refused before it can exhaust the stack. */
+export const MAX_NESTING = 64;
 
 const NAME_CHAR = /[A-Za-z0-9_]/;
 
 class Expander {
   private pos = 0;
+  private depth = 0;
   /** Unset plain references seen, kept only when the text containing them is used. */
   readonly unset: string[] = [];
 
@@ -39,7 +58,14 @@ class Expander {
     private readonly lookup: Lookup,
     private readonly escape: string,
     private readonly quotes: boolean,
+    private readonly maxLength: number,
   ) {}
+
+  /** `out + more`, refusing a result longer than the limit. */
+  private append(out: string, more: string): string {
+    if (out.length + more.length > this.maxLength) throw new ExpansionTooLongError(this.maxLength);
+    return out + more;
+  }
 
   /** Expand up to `stop` (consumed) or the end of the text. */
   run(stop?: string): string {
@@ -62,11 +88,11 @@ class Expander {
         continue;
       }
       if (this.quotes && ch === '"') {
-        out += this.doubleQuoted();
+        out = this.append(out, this.doubleQuoted());
         continue;
       }
       if (ch === "$") {
-        out += this.dollar();
+        out = this.append(out, this.dollar());
         continue;
       }
       out += ch;
@@ -96,7 +122,7 @@ class Expander {
         return out;
       }
       if (ch === "$") {
-        out += this.dollar();
+        out = this.append(out, this.dollar());
         continue;
       }
       this.pos++;
@@ -152,7 +178,9 @@ class Expander {
       throw new SubstitutionError(`unsupported modifier (${colon ? ":" : ""}${op}) in substitution \${${name}${colon ? ":" : ""}${op}...}`);
     }
     const mark = this.unset.length;
+    if (++this.depth > MAX_NESTING) throw new SubstitutionError(`substitutions nested more than ${MAX_NESTING} deep`);
     const word = this.run("}");
+    this.depth--;
     const value = this.lookup(name);
     const present = colon ? value !== undefined && value !== "" : value !== undefined;
     switch (op) {
@@ -178,8 +206,10 @@ class Expander {
 
 /** Expand one word. Throws SubstitutionError for bad syntax or a `${VAR?msg}` whose VAR is unset. */
 export function expand(word: string, lookup: Lookup, opts: ExpandOptions = {}): string {
-  const x = new Expander(word, lookup, opts.escape ?? "\\", opts.quotes ?? true);
+  const x = new Expander(word, lookup, opts.escape ?? "\\", opts.quotes ?? true, opts.maxLength ?? MAX_EXPANDED_LENGTH);
   const out = x.run();
+  // Literal text is not checked as it is copied; the whole result is.
+  if (out.length > (opts.maxLength ?? MAX_EXPANDED_LENGTH)) throw new ExpansionTooLongError(opts.maxLength ?? MAX_EXPANDED_LENGTH);
   if (opts.onUnset !== undefined) for (const name of new Set(x.unset)) opts.onUnset(name);
   return out;
 }

@@ -19,6 +19,8 @@ function distance(a: string, b: string): number {
 
 /** The Kubefile instruction closest to a misspelled word (at most two edits away). */
 function suggest(word: string): string | undefined {
+  // No instruction is within two edits of a long word; skip the quadratic table for it.
+  if (word.length > 13) return undefined;
   const upper = word.toUpperCase();
   let best: string | undefined;
   let bestD = 3;
