@@ -18,7 +18,11 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Run as root: through sudo when the login user is not root (no-op for root). */
   sudo?: boolean;
-  /** Environment for the command (set with `env`, so it works whatever sshd's AcceptEnv says). */
+  /**
+   * Environment for the command: sent on its stdin ahead of `stdin` and exported by the shell
+   * that runs it, so it works whatever sshd's AcceptEnv says and no value shows in a process
+   * list or sudo's log.
+   */
   env?: Record<string, string>;
   /** Live output, as it arrives (also buffered into the result, up to the cap). */
   onStdout?(chunk: Buffer): void;

@@ -12,7 +12,7 @@ import * as tar from "tar-stream";
 import type { Connection, ExecOptions, ExecResult, UploadOptions, UploadResult, UploadSource } from "./connection";
 import { failureOf } from "./connection";
 import { RemoteCommandError } from "./errors";
-import { redact } from "./redact";
+import { envSecrets, redact } from "./redact";
 import { checkTargetDir, isTarSource, packEntries } from "./upload";
 
 export interface FakeReply {
@@ -83,7 +83,7 @@ export class FakeConnection implements Connection {
 
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (this.closed) throw new Error(`${this.host}: connection is closed`);
-    const secrets = [...(this.opts.secrets ?? []), ...(opts.secrets ?? [])];
+    const secrets = [...(this.opts.secrets ?? []), ...(opts.secrets ?? []), ...envSecrets(opts.env)];
     if (opts.signal?.aborted) {
       throw new RemoteCommandError(
         { host: this.host, command: redact(command, secrets), exitCode: null, stderrTail: "", aborted: true },
@@ -120,7 +120,7 @@ export class FakeConnection implements Connection {
 
   async run(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const result = await this.exec(command, opts);
-    const failure = failureOf(this.host, command, result, [...(this.opts.secrets ?? []), ...(opts.secrets ?? [])]);
+    const failure = failureOf(this.host, command, result, [...(this.opts.secrets ?? []), ...(opts.secrets ?? []), ...envSecrets(opts.env)]);
     if (failure) throw failure;
     return result;
   }

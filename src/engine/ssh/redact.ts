@@ -14,3 +14,16 @@ export function redact(text: string, secrets: Iterable<string | undefined>): str
   for (const v of values) out = out.split(v).join(REDACTED);
   return out;
 }
+
+/**
+ * Env names that say their value is a secret (`DB_PASSWORD`, `REGISTRY_TOKEN`, `API_KEY`,
+ * `SECRET_x`, `x_CREDENTIALS`, sealer's `passwd`): those values are kept out of errors and logs
+ * like any other secret, whatever a failing command (`set -x`, say) prints.
+ */
+const SECRET_ENV_NAME = /pass|secret|token|credential|private|api_?key|(^|[_.-])(key|pwd|auth)([_.-]|$)/i;
+
+export function envSecrets(env: Record<string, string> | undefined): string[] {
+  return Object.entries(env ?? {})
+    .filter(([k, v]) => v !== "" && SECRET_ENV_NAME.test(k))
+    .map(([, v]) => v);
+}

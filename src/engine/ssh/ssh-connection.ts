@@ -11,8 +11,8 @@ import { failureOf } from "./connection";
 import { dial, endpointName, endpointSecrets, validateEndpoint, type Dialed, type DialOptions, type Negotiated, type SshEndpoint } from "./dial";
 import { RemoteCommandError, SshError, errorMessage } from "./errors";
 import { MarkerLineFilter, TailBuffer, tailOf } from "./output";
-import { redact } from "./redact";
-import { PID_MARKER, killGroupCommand, withPidReport, wrapCommand, type SudoMode } from "./shell";
+import { envSecrets, redact } from "./redact";
+import { PID_MARKER, killGroupCommand, withPidReport, wireCommand, type SudoMode, type Wire } from "./shell";
 import { uploadWith } from "./upload";
 
 export interface SshConnectionOptions extends SshEndpoint, Omit<DialOptions, "signal"> {
@@ -69,12 +69,12 @@ export class SshConnection implements Connection {
 
   /** `queued`: wait for a free session slot (kills of stuck commands do not, or they could wait forever). */
   private async execWith(command: string, opts: ExecOptions, queued: boolean): Promise<ExecResult> {
-    const secrets = [...this.secrets, ...(opts.secrets ?? [])];
+    const secrets = [...this.secrets, ...(opts.secrets ?? []), ...envSecrets(opts.env)];
     const shown = redact(command, secrets);
     if (opts.signal?.aborted)
       throw new RemoteCommandError({ host: this.host, command: shown, exitCode: null, stderrTail: "", aborted: true }, { cause: opts.signal.reason });
     const sudo = opts.sudo ? await this.sudo(opts.signal) : "none";
-    const wire = withPidReport(wrapCommand(command, { ...(opts.env ? { env: opts.env } : {}), sudo }));
+    const wire = wireCommand(command, { ...(opts.env ? { env: opts.env } : {}), sudo });
     const release = queued ? await this.sessions.acquire() : () => undefined;
     try {
       const client = await this.client(opts.signal);
@@ -90,7 +90,7 @@ export class SshConnection implements Connection {
 
   async run(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const result = await this.exec(command, opts);
-    const failure = failureOf(this.host, command, result, [...this.secrets, ...(opts.secrets ?? [])]);
+    const failure = failureOf(this.host, command, result, [...this.secrets, ...(opts.secrets ?? []), ...envSecrets(opts.env)]);
     if (failure) throw failure;
     return result;
   }
@@ -155,8 +155,8 @@ export class SshConnection implements Connection {
     return this.sudoMode;
   }
 
-  private async runChannel(client: Client, wire: string, shown: string, sudo: SudoMode, opts: ExecOptions, secrets: string[]): Promise<ExecResult> {
-    const { channel, exit } = await openExec(client, wire).catch((err: unknown) => {
+  private async runChannel(client: Client, wire: Wire, shown: string, sudo: SudoMode, opts: ExecOptions, secrets: string[]): Promise<ExecResult> {
+    const { channel, exit } = await openExec(client, withPidReport(wire.line)).catch((err: unknown) => {
       throw new SshError(this.host, `${shown}: cannot open a session: ${redact(errorMessage(err), secrets)}`, { cause: err });
     });
     const out = new TailBuffer(opts.maxStdoutBytes ?? 16 << 20);
@@ -209,7 +209,8 @@ export class SshConnection implements Connection {
     opts.signal?.addEventListener("abort", onAbort, { once: true });
 
     const password = sudo === "password" ? (this.opts.sudoPassword ?? this.opts.password)! : undefined;
-    feedStdin(channel, password, opts.stdin, () => isClosed).catch((e: unknown) => stop("stdin", e));
+    const head = [...(password !== undefined ? [`${password}\n`] : []), ...(wire.stdinPrefix !== undefined ? [wire.stdinPrefix] : [])];
+    feedStdin(channel, head.length > 0 ? head.join("") : undefined, opts.stdin, () => isClosed).catch((e: unknown) => stop("stdin", e));
 
     await Promise.race([closed, forced]);
     pidLine.flush();
@@ -284,16 +285,17 @@ function sendSignal(channel: ClientChannel, name: string): void {
 }
 
 /**
- * Writes the sudo password line (if any), then stdin, honouring backpressure, then EOF.
+ * Writes what goes ahead of stdin (sudo's password line, the env block), then stdin, honouring
+ * backpressure, then EOF.
  * Stops quietly if the command closed the channel first (it need not read all its input).
  * ssh2 never calls back a write on a closed channel, so every wait also ends on 'close'.
  */
-async function feedStdin(channel: ClientChannel, password: string | undefined, stdin: ExecOptions["stdin"], isClosed: () => boolean): Promise<void> {
+async function feedStdin(channel: ClientChannel, head: string | undefined, stdin: ExecOptions["stdin"], isClosed: () => boolean): Promise<void> {
   const write = async (chunk: Buffer): Promise<void> => {
     if (isClosed() || channel.write(chunk)) return;
     await drained(channel);
   };
-  if (password !== undefined) await write(Buffer.from(`${password}\n`));
+  if (head !== undefined) await write(Buffer.from(head));
   if (typeof stdin === "string" || Buffer.isBuffer(stdin)) {
     await write(Buffer.from(stdin));
   } else if (stdin !== undefined) {

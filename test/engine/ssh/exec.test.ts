@@ -218,10 +218,13 @@ describe("sudo for a non-root user", () => {
     const lines: string[] = [];
     const conn = await connectTo(server, { user: "deploy", password, log: (l) => lines.push(l) });
     try {
-      const r = await conn.exec("echo $SUDO_OK; cat", { sudo: true, stdin: "payload\n", env: { K: "v" } });
-      expect(r).toMatchObject({ code: 0, stdout: "1\npayload\n" });
+      const r = await conn.exec('echo $SUDO_OK "$K"; cat', { sudo: true, stdin: "payload\n", env: { K: "env-value" } });
+      expect(r).toMatchObject({ code: 0, stdout: "1 env-value\npayload\n" });
       for (const cmd of server.execs) expect(cmd).not.toContain(password);
-      expect(server.execs.at(-1)).toBe(`echo "@sealant-pid $$" >&2; sudo -k -S -p '' -- env K=v sh -c 'echo $SUDO_OK; cat'`);
+      // The env's value travels on stdin too: the command line holds only the command.
+      expect(server.execs.at(-1)).toMatch(/^echo "@sealant-pid \$\$" >&2; sudo -k -S -p '' -- sh -c '/);
+      expect(server.execs.at(-1)).toContain(`echo $SUDO_OK "$K"; cat`);
+      expect(server.execs.at(-1)).not.toContain("env-value");
       expect(lines.join("\n")).not.toContain(password);
     } finally {
       await conn.close();

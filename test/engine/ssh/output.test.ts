@@ -46,7 +46,8 @@ describe("redaction and quoting", () => {
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
     expect(wrapCommand("ls")).toBe("ls");
     expect(wrapCommand("a; b", { sudo: "nopasswd" })).toBe("sudo -n -- sh -c 'a; b'");
-    expect(wrapCommand("x", { env: { A: "1 2" }, sudo: "password" })).toBe("sudo -k -S -p '' -- env 'A=1 2' sh -c x");
+    expect(wrapCommand("x", { env: { A: "1 2" }, sudo: "password" })).toMatch(/^sudo -k -S -p '' -- sh -c /);
+    expect(wrapCommand("x", { env: { A: "1 2" }, sudo: "password" })).not.toContain("1 2");
     expect(() => wrapCommand("x", { env: { "A-B": "1" } })).toThrow(/invalid environment variable name/);
   });
 });

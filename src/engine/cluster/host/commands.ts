@@ -1,4 +1,4 @@
-import { redact, type Connection, type ExecResult } from "../../ssh";
+import { envSecrets, redact, type Connection, type ExecResult } from "../../ssh";
 import type { ClusterEvent } from "./context";
 
 export interface StreamedCommand {
@@ -16,9 +16,10 @@ export interface StreamedCommand {
 
 /** Runs a step's command as root, its output streamed line by line as events (secrets redacted); a non-zero exit throws with the stderr tail. */
 export async function runStreamed(conn: Connection, c: StreamedCommand): Promise<ExecResult> {
+  const secrets = [...(c.secrets ?? []), ...envSecrets(c.env)];
   const lines = (stream: "stdout" | "stderr") => {
     let rest = "";
-    const emit = (line: string): void => c.emit({ type: "output", host: conn.host, step: c.step, stream, line: c.secrets ? redact(line, c.secrets) : line });
+    const emit = (line: string): void => c.emit({ type: "output", host: conn.host, step: c.step, stream, line: redact(line, secrets) });
     return {
       add(chunk: Buffer): void {
         const parts = (rest + chunk.toString("utf8")).split("\n");
