@@ -243,7 +243,17 @@ async function attempt(ep: SshEndpoint, opts: DialOptions, secrets: string[], so
       negotiated = { kex: n.kex, serverHostKey: n.serverHostKey, cipher: n.cs.cipher, compress: n.cs.compress };
     });
     client.on("keyboard-interactive", (_name, _instructions, _lang, prompts, finish) => {
-      finish(prompts.map(() => ep.password ?? ""));
+      // The password answers a password prompt only: a server asking for anything else (a
+      // one-time code, a yes/no) would otherwise be handed the password as the answer.
+      const other = prompts.find((p) => !isPasswordPrompt(p));
+      if (other === undefined) return finish(prompts.map(() => ep.password ?? ""));
+      fail(
+        new SshConnectError(
+          name,
+          "auth",
+          `keyboard-interactive login asked ${JSON.stringify(other.prompt)}${other.echo ? " (answer shown as typed)" : ""}, which is not a password prompt: sealant answers only a hidden "Password:" prompt with the password (use a key, or password authentication)`,
+        ),
+      );
     });
     client.on("ready", () => {
       if (settled) return;
@@ -272,6 +282,11 @@ async function attempt(ep: SshEndpoint, opts: DialOptions, secrets: string[], so
       fail(new SshConnectError(name, "auth", `private key cannot be read: ${why}`, { cause: err }));
     }
   });
+}
+
+/** A keyboard-interactive prompt that asks for the login password: "Password:", input not echoed. */
+export function isPasswordPrompt(p: { prompt: string; echo?: boolean }): boolean {
+  return p.echo !== true && /password/i.test(p.prompt);
 }
 
 async function readKey(name: string, path: string): Promise<Buffer> {

@@ -17,7 +17,21 @@ describe("authentication", () => {
     key = generateKey("ed25519");
     keyWithPassphrase = generateKey("ecdsa", passphrase);
     server = await startTestServer({
-      users: { root: { password }, deploy: { publicKeys: [key.public, keyWithPassphrase.public] }, kbd: { password: "kbd-pw", keyboardInteractive: true } },
+      users: {
+        root: { password },
+        deploy: { publicKeys: [key.public, keyWithPassphrase.public] },
+        kbd: { password: "kbd-pw", keyboardInteractive: true },
+        otp: { password: "otp-pw", keyboardInteractive: true, keyboardPrompts: [{ prompt: "Verification code: ", echo: true }] },
+        mfa: {
+          password: "mfa-pw",
+          keyboardInteractive: true,
+          keyboardPrompts: [
+            { prompt: "Password: ", echo: false },
+            { prompt: "One-time code: ", echo: false },
+          ],
+        },
+        echoed: { password: "echoed-pw", keyboardInteractive: true, keyboardPrompts: [{ prompt: "Password: ", echo: true }] },
+      },
     });
     dir = mkdtempSync(join(tmpdir(), "sealant-ssh-auth-"));
   });
@@ -42,6 +56,22 @@ describe("authentication", () => {
     expect((await c.exec("echo kbd")).stdout).toBe("kbd\n");
     await c.close();
     expect(server.authAttempts.filter((a) => a.user === "kbd").map((a) => a.method)).toContain("keyboard-interactive");
+  });
+
+  it("GIVEN keyboard-interactive prompts that are not (only) the password WHEN logging in THEN it refuses, naming the host and the prompt, and the password is never sent as an answer", async () => {
+    for (const [user, prompt] of [
+      ["otp", "Verification code: "],
+      ["mfa", "One-time code: "],
+      ["echoed", "Password: "],
+    ] as const) {
+      const err = await SshConnection.connect({ ...base(), user, password: `${user}-pw`, retry: { attempts: 3, initialDelayMs: 10 } }).catch((e: unknown) => e);
+      expect(err, user).toBeInstanceOf(SshConnectError);
+      expect((err as SshConnectError).kind).toBe("auth");
+      expect((err as Error).message).toContain(`${server.host}:${server.port}: keyboard-interactive login asked ${JSON.stringify(prompt)}`);
+      expect((err as Error).message).toMatch(/not a password prompt/);
+      expect((err as Error).message).not.toContain(`${user}-pw`);
+    }
+    expect(server.passwordAnswers.filter((a) => !a.startsWith("kbd: "))).toEqual([]);
   });
 
   it("logs in with a private key, given inline or as a path", async () => {

@@ -39,6 +39,12 @@ export interface TestUser {
   password?: string;
   /** Take the password only as keyboard-interactive (like sshd with PasswordAuthentication no). */
   keyboardInteractive?: boolean;
+  /**
+   * The keyboard-interactive prompts (PAM's, say a one-time code after the password); the login
+   * succeeds when the answer to the first prompt mentioning "password" is the password.
+   * @default [{ prompt: "Password: ", echo: false }]
+   */
+  keyboardPrompts?: { prompt: string; echo: boolean }[];
   /** Allowed public keys (OpenSSH public key lines). */
   publicKeys?: string[];
 }
@@ -72,6 +78,8 @@ export interface TestServer {
   connections: number;
   /** Authentication attempts by method (never the secrets themselves). */
   authAttempts: { user: string; method: string }[];
+  /** Keyboard-interactive answers received that were the user's password, as `user: prompt` (never the answers). */
+  passwordAnswers: string[];
   /** Every exec command line received, as received. */
   execs: string[];
   /** Signals received for running commands. */
@@ -97,6 +105,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     hostKeys,
     connections: 0,
     authAttempts: [],
+    passwordAnswers: [],
     execs: [],
     signals: [],
     forwards: 0,
@@ -119,7 +128,14 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         return user.password !== undefined && ctx.password === user.password ? ctx.accept() : ctx.reject(methods);
       }
       if (ctx.method === "keyboard-interactive" && user.keyboardInteractive) {
-        return ctx.prompt([{ prompt: "Password: ", echo: false }], (answers) => (answers[0] === user.password ? ctx.accept() : ctx.reject(methods)));
+        const prompts = user.keyboardPrompts ?? [{ prompt: "Password: ", echo: false }];
+        return ctx.prompt(prompts, (answers) => {
+          prompts.forEach((p, i) => {
+            if (answers[i] !== undefined && answers[i] === user.password) state.passwordAnswers.push(`${ctx.username}: ${p.prompt}`);
+          });
+          const at = prompts.findIndex((p) => /password/i.test(p.prompt));
+          return at >= 0 && answers[at] === user.password ? ctx.accept() : ctx.reject(methods);
+        });
       }
       if (ctx.method === "publickey") return publicKeyAuth(ctx, user);
       return ctx.reject(methods);
