@@ -19,6 +19,10 @@ Build a cluster image from a Kubefile and the files of CONTEXT.
       --no-cache               rebuild every layer
       --image-list FILE        extra container images to cache, one per line
       --ignored-image-list F   container images not to cache, one per line
+      --download-max-size SIZE ADD/APP http(s) downloads larger than SIZE fail (default 4G;
+                               bytes, or with K, M, G)
+      --download-timeout SECS  a download taking longer fails (default 3600; one without a
+                               byte for 60 s fails too)
       --insecure               allow plain HTTP / unverified TLS to non-loopback registries
       --registry-mirror R=HOST fetch images of registry R from HOST (repeatable; also
                                SEALANT_REGISTRY_MIRRORS="docker.io=host:5000,...")
@@ -39,6 +43,8 @@ export const build: Command = {
         "image-list": { type: "string", multiple: true },
         "ignored-image-list": { type: "string", multiple: true },
         insecure: { type: "boolean", default: false },
+        "download-max-size": { type: "string" },
+        "download-timeout": { type: "string" },
         "registry-mirror": { type: "string", multiple: true },
         json: { type: "boolean", default: false },
         quiet: { type: "boolean", short: "q", default: false },
@@ -48,6 +54,10 @@ export const build: Command = {
     if (!values.tag) throw new UsageError(`build needs -t REF\n\n${usage}`);
     if (positionals.length !== 1) throw new UsageError(`build needs exactly one CONTEXT directory, got ${positionals.length}\n\n${usage}`);
     const context = resolve(positionals[0]!);
+    const downloads = {
+      ...(values["download-max-size"] !== undefined ? { maxBytes: byteSize(values["download-max-size"], "--download-max-size") } : {}),
+      ...(values["download-timeout"] !== undefined ? { timeoutMs: positiveSeconds(values["download-timeout"], "--download-timeout") * 1000 } : {}),
+    };
     const progress = new Progress(values.quiet || values.json);
     const session = await Session.open({ insecure: values.insecure, mirrors: parseMirrors((values["registry-mirror"] ?? []).join(",")) });
     const started = Date.now();
@@ -59,6 +69,7 @@ export const build: Command = {
         buildArgs: keyValues(values["build-arg"], "--build-arg"),
         platforms: (values.platform ?? []).flatMap((p) => p.split(",")).map(parsePlatform),
         noCache: values["no-cache"],
+        downloads,
         ...(values["image-list"] ? { imageListFiles: values["image-list"].map((f) => resolve(f)) } : {}),
         ...(values["ignored-image-list"] ? { ignoredImageListFiles: values["ignored-image-list"].map((f) => resolve(f)) } : {}),
         signal,
@@ -90,3 +101,16 @@ export const build: Command = {
     }
   },
 };
+
+/** `512M`, `4G`, `1048576`: a size in bytes (K, M, G are powers of 1024). */
+function byteSize(text: string, flag: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m || Number(m[1]) === 0) throw new UsageError(`${flag} ${text}: expected a size such as 512M, 4G or a number of bytes`);
+  return Number(m[1]) * 1024 ** " KMG".indexOf((m[2] || " ").toUpperCase());
+}
+
+function positiveSeconds(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} ${text}: expected a number of seconds greater than 0`);
+  return n;
+}

@@ -3,6 +3,7 @@ import type { ClusterImageMetadata } from "../image/metadata";
 import type { ImageSourceFactory } from "../image/source";
 import type { ImageStore } from "../image/store";
 import type { Descriptor, Platform } from "../image/types";
+import type { DownloadLimits } from "./remote-source";
 
 export interface BuildOptions {
   store: ImageStore;
@@ -21,6 +22,8 @@ export interface BuildOptions {
   sourceFor: ImageSourceFactory;
   /** Makes a FROM image available in the store (pulling it when missing). */
   resolveBase: (ref: string) => Promise<Descriptor>;
+  /** Size and time limits of ADD/APP http(s) downloads (defaults: 4 GiB, 60 s idle, 1 hour). */
+  downloads?: DownloadLimits;
   /** Parallel container-image pulls. */
   concurrency?: number;
   signal?: AbortSignal;

@@ -3,21 +3,30 @@ import type { Instruction } from "./instructions";
 import type { ParseState } from "./state";
 import { listArgs } from "./words";
 
+const CHECKSUM = /^(sha256|sha384|sha512):[0-9a-f]+$/;
+const HEX_DIGITS: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+
 /** COPY/ADD [--chown=<user>] [--chmod=<mode>] <src>... <dest>, or the JSON form. */
 export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[], rest: string, line: number): Instruction {
   let chown: string | undefined;
   let chmod: string | undefined;
+  let checksum: string | undefined;
   for (const f of flags) {
     const eq = f.indexOf("=");
     const name = (eq < 0 ? f : f.slice(0, eq)).replace(/^-+/, "");
     if (name === "from") {
       throw new LineError(`${kind} --from is not supported: Kubefiles have a single stage (no multi-stage builds or copying from images)`);
     }
-    if (name !== "chown" && name !== "chmod") throw new LineError(`unknown flag --${name} for ${kind} (expected --chown=<user> or --chmod=<mode>)`);
+    const known = kind === "ADD" ? ["chown", "chmod", "checksum"] : ["chown", "chmod"];
+    if (!known.includes(name)) {
+      const expected = kind === "ADD" ? "--chown=<user>, --chmod=<mode> or --checksum=sha256:<hex>" : "--chown=<user> or --chmod=<mode>";
+      throw new LineError(`unknown flag --${name} for ${kind} (expected ${expected})`);
+    }
     if (eq < 0) throw new LineError(`--${name} needs a value: --${name}=<value>`);
     const value = st.expand(f.slice(eq + 1));
     if (name === "chown") chown = value;
-    else chmod = value;
+    else if (name === "chmod") chmod = value;
+    else checksum = value;
   }
   const words = listArgs(kind, rest, "glob");
   const usage = `${kind} requires at least two arguments: ${kind} <src>... <dest>`;
@@ -39,6 +48,16 @@ export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[],
   }
   const sources = expanded.slice(0, -1);
   if (kind === "ADD") for (const src of sources) if (/^https?:\/\//i.test(src)) checkRemoteUrl("ADD", src);
+  if (checksum !== undefined) {
+    if (!CHECKSUM.test(checksum) || checksum.length - checksum.indexOf(":") - 1 !== HEX_DIGITS[checksum.slice(0, checksum.indexOf(":"))]) {
+      throw new LineError(`ADD --checksum=${checksum}: expected sha256:<64 lowercase hex digits> (or sha384:<96>, sha512:<128>)`);
+    }
+    if (sources.length !== 1 || !/^https?:\/\//i.test(sources[0]!)) {
+      throw new LineError(
+        `ADD --checksum needs exactly one http(s) source (got ${sources.map((x) => `"${x}"`).join(", ")}): local files are pinned by the build context`,
+      );
+    }
+  }
   const dest = expanded[expanded.length - 1];
   if (sources.length > 1 && !dest.endsWith("/")) {
     throw new LineError(`when ${kind} has more than one source, the destination must be a directory ending with "/" (got "${dest}")`);
@@ -50,7 +69,8 @@ export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[],
     dest,
     ...(chown !== undefined ? { chown } : {}),
     ...(chmod !== undefined ? { chmod } : {}),
-  };
+    ...(checksum !== undefined ? { checksum } : {}),
+  } as Instruction;
 }
 
 /**

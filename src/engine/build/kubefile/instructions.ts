@@ -80,6 +80,8 @@ export interface CopyInstruction extends CopyLike {
 /** ADD: like COPY, but sources may also be archives (extracted) or http(s) URLs; the builder decides. */
 export interface AddInstruction extends CopyLike {
   readonly kind: "ADD";
+  /** `--checksum=sha256:<hex>` (or sha384/sha512): the one http(s) source must have this digest. */
+  readonly checksum?: string;
 }
 
 export interface RunInstruction extends At {

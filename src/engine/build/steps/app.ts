@@ -6,7 +6,7 @@ import { BuildInputError, copyEntries, joinLayerPath, resolveSources, type Where
 import type { AppInstruction, AppSource, CniInstruction, CsiInstruction } from "../kubefile";
 import type { LayerEntry } from "../layer-writer";
 import { layerStep, withParents, type PlatformBuild } from "../platform-build";
-import { downloadSource } from "../remote-source";
+import { downloadSource, type DownloadLimits } from "../remote-source";
 
 /** APP, CNI and CSI: the sources go to application/apps/<name>/ and the app into the metadata. */
 export async function appStep(
@@ -16,7 +16,8 @@ export async function appStep(
   where: Where,
   meta: ClusterImageMetadata,
 ): Promise<boolean> {
-  const app = await appEntries(context, join(build.rootfs, ".."), ins.name, ins.sources, where, build.opts.signal);
+  const download = { ...(build.opts.signal ? { signal: build.opts.signal } : {}), ...(build.opts.downloads ? { limits: build.opts.downloads } : {}) };
+  const app = await appEntries(context, join(build.rootfs, ".."), ins.name, ins.sources, where, download);
   upsertApp(meta, { name: ins.name, type: app.type, files: app.files, ...(ins.kind === "APP" ? {} : { role: ins.kind === "CNI" ? "cni" : "csi" }) });
   return layerStep(build, `${ins.kind} ${ins.name}`, withParents(app.entries));
 }
@@ -33,11 +34,11 @@ async function appEntries(
   name: string,
   sources: readonly AppSource[],
   where: Where,
-  signal?: AbortSignal,
+  download: { signal?: AbortSignal; limits?: DownloadLimits },
 ): Promise<{ entries: LayerEntry[]; type: Application["type"]; files: string[] }> {
   const local = sources.filter((s): s is { type: "local"; path: string } => s.type === "local").map((s) => s.path);
   const paths = await resolveSources(context, local, where);
-  for (const s of sources) if (s.type === "remote") paths.push(await downloadSource(s.url, scratch, where, signal));
+  for (const s of sources) if (s.type === "remote") paths.push(await downloadSource(s.url, scratch, where, download));
   const appDir = joinLayerPath("application/apps", name);
   const entries = await copyEntries(paths, `${appDir}/`, true);
   // A single chart directory becomes the app directory itself (helm install <app dir>).

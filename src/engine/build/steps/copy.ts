@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { archiveEntries, isArchive } from "../add-archive";
 import { applyCopyFlags, copyEntries, normaliseDest, resolveSources, type Where } from "../context";
 import type { CopyInstruction, AddInstruction } from "../kubefile";
@@ -12,7 +12,15 @@ export async function copyStep(build: PlatformBuild, context: string, ins: CopyI
   const remote = ins.kind === "ADD" ? ins.sources.filter(isRemoteSource) : [];
   const local = ins.sources.filter((src) => !remote.includes(src));
   const sources = await resolveSources(context, local, where);
-  for (const url of remote) sources.push(await downloadSource(url, join(build.rootfs, ".."), where, build.opts.signal));
+  for (const url of remote) {
+    sources.push(
+      await downloadSource(url, join(build.rootfs, ".."), where, {
+        ...(build.opts.signal ? { signal: build.opts.signal } : {}),
+        ...(build.opts.downloads ? { limits: build.opts.downloads } : {}),
+        ...(ins.kind === "ADD" && ins.checksum !== undefined ? { checksum: ins.checksum } : {}),
+      }),
+    );
+  }
   const destIsDir = await destIsDirectory(build, ins.dest);
   let entries: LayerEntry[];
   if (ins.kind === "ADD") {
@@ -20,7 +28,7 @@ export async function copyStep(build: PlatformBuild, context: string, ins: CopyI
     for (const src of sources) {
       // Docker unpacks local archives only; a downloaded file is added as it is.
       if (!src.startsWith(join(build.rootfs, "..")) && (await isArchive(src)))
-        entries.push(...(await archiveEntries(src, normaliseDest(ins.dest), join(build.rootfs, "..", "add"))));
+        entries.push(...(await archiveEntries(src, relative(context, src), normaliseDest(ins.dest), join(build.rootfs, "..", "add"), where)));
       else entries.push(...(await copyEntries([src], ins.dest, destIsDir || sources.length > 1)));
     }
   } else {

@@ -99,3 +99,23 @@ describe("remote source URLs", () => {
     expect(k.instructions[1]).toMatchObject({ kind: "ADD", sources: ["http://127.0.0.1/a%20b%25.tar"] });
   });
 });
+
+describe("ADD --checksum", () => {
+  const sum = "ab".repeat(32);
+  it("records the checksum of an ADD with one http(s) source", () => {
+    const k = ok(kf("FROM scratch", `ADD --checksum=sha256:${sum} https://127.0.0.1/a.tar x/`));
+    expect(k.instructions[1]).toMatchObject({ kind: "ADD", checksum: `sha256:${sum}`, sources: ["https://127.0.0.1/a.tar"] });
+  });
+
+  it.each([
+    [`ADD --checksum=sha256:${sum.slice(1)} http://127.0.0.1/a x`, "ADD --checksum=sha256:" + sum.slice(1) + ": expected sha256:<64 lowercase hex digits>"],
+    [`ADD --checksum=md5:${sum.slice(32)} http://127.0.0.1/a x`, `ADD --checksum=md5:${sum.slice(32)}: expected sha256:<64 lowercase hex digits>`],
+    [`ADD --checksum=sha256:${sum} local.tar x`, 'ADD --checksum needs exactly one http(s) source (got "local.tar")'],
+    [`ADD --checksum=sha256:${sum} http://127.0.0.1/a http://127.0.0.1/b x/`, "ADD --checksum needs exactly one http(s) source"],
+    [`COPY --checksum=sha256:${sum} a x`, "unknown flag --checksum for COPY (expected --chown=<user> or --chmod=<mode>)"],
+  ])("refuses %s", (line, message) => {
+    const e = errs(kf("FROM scratch", line));
+    expect(e).toHaveLength(1);
+    expect(e[0]).toContain(`Kubefile:2: ${message}`);
+  });
+});
