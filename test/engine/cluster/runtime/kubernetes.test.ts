@@ -80,7 +80,7 @@ describe("the kubernetes runtime's commands", () => {
     );
     expect(worker.before?.command).not.toContain("upload-certs");
     expect(worker.after?.command).toContain(`kubectl label node "$n" node-role.kubernetes.io/worker= --overwrite`);
-    expect(worker.after?.command).toContain(`kubeadm token delete "$SEALANT_KUBE_TOKEN"`);
+    expect(worker.after?.command).toContain(`kubeadm token delete "\${SEALANT_KUBE_TOKEN%%.*}"`);
     expect(worker.command).toContain("lvscare");
     // The join file: the shell fills in the secrets from env, nothing else.
     const dir = await mkdtemp(join(tmpdir(), "sealant-k8s-"));

@@ -101,9 +101,10 @@ etcd=$(echo "$members" | awk -F', ' -v url=${shellQuote(`https://${host.ip}:2380
 printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CERT_KEY":"%s","SEALANT_KUBE_CA_DATA":"%s","SEALANT_KUBE_ETCD":"%s"}\\n' "$token" "$hash" "$key" "$ca" "$etcd"`,
             env: {},
           },
-          // The token has done its job: deleted rather than left valid for its TTL.
+          // The token has done its job: deleted rather than left valid for its TTL. By its ID (the
+          // part before the "."): the secret half never becomes a command line.
           after: {
-            command: `${PRELUDE}kubeadm token delete "$SEALANT_KUBE_TOKEN" > /dev/null\n${joinLabels(host)?.command.replace(PRELUDE, "") ?? ""}`,
+            command: `${PRELUDE}kubeadm token delete "\${SEALANT_KUBE_TOKEN%%.*}" > /dev/null\n${joinLabels(host)?.command.replace(PRELUDE, "") ?? ""}`,
             env: {},
           },
         },

@@ -1,4 +1,4 @@
-import { shellQuote } from "../../../ssh/shell";
+import { delimiterFor, shellQuote } from "../../../ssh/shell";
 
 /** Shell pieces every kubernetes runtime command is built from. */
 export const ADMIN_CONF = "/etc/kubernetes/admin.conf";
@@ -26,14 +26,17 @@ hosts_line() {
 /**
  * A heredoc writing `text` to `path` with mode 600: the text's `$` and backquotes are escaped,
  * except `${SEALANT_...}` placeholders, which the shell fills from the command's (secret) env.
+ * The delimiter is random and occurs nowhere in the text: a line of the user's YAML can never
+ * end the heredoc early and have the rest run as commands.
  */
 export function writeFile(path: string, text: string): string {
   const escaped = text.replace(/[\\$`]/g, "\\$&").replace(/\\\$\{(SEALANT_[A-Z0-9_]+)\}/g, "${$1}");
   const dir = path.slice(0, path.lastIndexOf("/"));
   // The temp file is hidden: the kubelet reads every other file in its manifests dir, half-written ones too.
   const tmp = `${dir}/.${path.slice(path.lastIndexOf("/") + 1)}.tmp`;
-  return `(umask 077; mkdir -p ${shellQuote(dir)}; cat > ${shellQuote(tmp)} <<SEALANT_EOF
+  const end = delimiterFor(escaped, "SEALANT_EOF_");
+  return `(umask 077; mkdir -p ${shellQuote(dir)}; cat > ${shellQuote(tmp)} <<${end}
 ${escaped}
-SEALANT_EOF
+${end}
 mv -f ${shellQuote(tmp)} ${shellQuote(path)})\n`;
 }
