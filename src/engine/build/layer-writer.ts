@@ -77,6 +77,7 @@ function addEntry(pack: tar.Pack, entry: LayerEntry): Promise<void> {
         const sink = pack.entry({ ...base, name: entry.path, type: "file", mode: entry.mode, size: entry.size }, (err) =>
           err ? reject(new Error(`adding ${entry.path} to layer: ${err.message}`)) : resolve(),
         );
+        sink.on("error", () => undefined); // reported through the entry's callback above
         const src: Readable = createReadStream(entry.source);
         src.on("error", (err) => {
           sink.destroy(err);
