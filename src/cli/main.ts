@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { constants as osConstants } from "node:os";
+import { InterruptedError } from "../engine/util/abort";
 import { commands } from "./commands";
 import { UsageError, formatError } from "./errors";
 
@@ -52,15 +54,40 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    return (await command.run(rest, controller.signal)) ?? 0;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) {
+      // A second signal: the user does not want to wait for the cleanup.
+      process.stderr.write(`sealant: ${name} interrupted (${sig} again; stopped without cleaning up)\n`);
+      process.exit(exitCodeFor(sig));
+    }
+    interrupted = { command: name, signal: sig };
+    controller.abort(new InterruptedError(sig));
+    // Everything the command waits on takes the signal; should something not, the process still
+    // ends: a stuck command must never outlive the user's Ctrl-C or a supervisor's SIGTERM.
+    const grace = stopGraceMs(name);
+    setTimeout(() => {
+      process.stderr.write(`sealant: ${name} interrupted (${sig}; it did not stop within ${grace / 1000} s, so some temporary files may remain)\n`);
+      process.exit(exitCodeFor(sig));
+    }, grace);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return (await command.run(rest, controller.signal)) ?? 0;
+}
+
+/**
+ * How long an interrupted command may take to stop: local work (a build, a pull) aborts and
+ * removes its temporary files in well under a second; a cluster command may still have to
+ * release its lock on the hosts over SSH.
+ */
+function stopGraceMs(command: string): number {
+  return ["plan", "apply", "delete", "reset", "check", "exec", "unlock", "sandbox"].includes(command) ? 60_000 : 5000;
+}
+let interrupted: { command: string; signal: NodeJS.Signals } | undefined;
+
+/** The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM). */
+function exitCodeFor(sig: NodeJS.Signals): number {
+  return 128 + (osConstants.signals[sig] ?? 15);
 }
 
 // If the event loop empties while a command is still pending, something never settled: that
@@ -80,6 +107,11 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     finished = true;
+    if (interrupted) {
+      // Whatever the aborted work failed with, the cause was the signal: say that, once.
+      process.stderr.write(`sealant: ${interrupted.command} interrupted (${interrupted.signal})\n`);
+      process.exit(exitCodeFor(interrupted.signal));
+    }
     process.stderr.write(`sealant: ${formatError(err)}\n`);
     process.exit(err instanceof UsageError ? 2 : 1);
   },

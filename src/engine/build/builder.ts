@@ -42,6 +42,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
         await rm(work, { recursive: true, force: true });
       }
     }
+    // An interrupted build names nothing, even when its last step had just finished.
+    opts.signal?.throwIfAborted();
     const descriptor = built.length === 1 ? built[0]!.manifest : await opts.store.putJson(indexOf(built), MediaType.ociIndex);
     const ref = await opts.store.setTag(opts.tag, descriptor);
     return {

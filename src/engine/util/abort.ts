@@ -6,3 +6,11 @@ export function abortError(signal: AbortSignal): Error {
   err.name = "AbortError";
   return err;
 }
+
+/** The reason a command's signal is aborted with when the process gets SIGINT or SIGTERM. */
+export class InterruptedError extends Error {
+  constructor(readonly signalName: NodeJS.Signals) {
+    super(`interrupted by ${signalName}`);
+    this.name = "InterruptedError";
+  }
+}
