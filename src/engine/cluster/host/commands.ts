@@ -1,5 +1,14 @@
 import { envSecrets, redact, type Connection, type ExecResult } from "../../ssh";
+import { POSIX_ENV_NAME } from "../spec";
 import type { ClusterEvent } from "./context";
+
+/**
+ * The env a command on a host gets: the names a shell can export. sealer-style names with "-"
+ * or "." (`etcd-dir`) serve templates only (no shell can export them).
+ */
+export function commandEnv(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => POSIX_ENV_NAME.test(k)));
+}
 
 export interface StreamedCommand {
   command: string;
@@ -38,7 +47,7 @@ export async function runStreamed(conn: Connection, c: StreamedCommand): Promise
   try {
     return await conn.run(c.command, {
       sudo: true,
-      env: c.env,
+      env: commandEnv(c.env),
       timeoutMs: c.timeoutMs,
       onStdout: (b) => out.add(b),
       onStderr: (b) => err.add(b),

@@ -59,6 +59,6 @@ export { specDigest, configDigest } from "./digest";
 export type { SpecDigestOptions } from "./digest";
 export { PLUGIN_ACTIONS, HOST_PLUGIN_ACTIONS, CLUSTER_PLUGIN_ACTIONS, LEGACY_PLUGIN_ACTIONS, PLUGIN_TYPES, isClusterAction } from "./plugins";
 export type { PluginAction, PluginType } from "./plugins";
-export { parseTaint, formatTaint, TAINT_EFFECTS, canonicalIp } from "./validators";
+export { parseTaint, formatTaint, TAINT_EFFECTS, canonicalIp, POSIX_ENV_NAME } from "./validators";
 export type { Taint, TaintEffect } from "./validators";
 export { YamlScalar, loadYamlDocuments, dumpYamlDocuments, YamlSyntaxError } from "./yaml";

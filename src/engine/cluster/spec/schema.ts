@@ -8,7 +8,15 @@ import {
   envKeyProblem,
   fingerprintProblem,
   formatTaint,
+  hasControlChars,
+  hostDirProblem,
+  hostnameProblem,
+  hostOrIpProblem,
   ipProblem,
+  oneLineSecretProblem,
+  quote,
+  registryUserProblem,
+  subjectAltNameProblem,
   labelValueProblem,
   normaliseRole,
   parseDuration,
@@ -50,8 +58,19 @@ const port = numberOrString<number>(parsePort);
 const duration = numberOrString<number>(parseDuration);
 const ip = checkedString(ipProblem).transform(canonicalIp);
 const nonEmpty = z.string().min(1);
+/** A name shown in messages and step ids (plugins, configs, apps, users): one line. */
+const oneLineName = nonEmpty.superRefine((v, ctx) => {
+  if (hasControlChars(v)) ctx.addIssue({ code: "custom", message: `${quote(v)} contains a control character (a line break, a tab...)` });
+});
 const fingerprint = checkedString(fingerprintProblem);
-const absolutePath = checkedString((p) => (p.startsWith("/") ? undefined : `"${p}" is not an absolute path`));
+const hostDir = checkedString(hostDirProblem);
+const hostname = checkedString(hostnameProblem);
+const hostOrIp = checkedString(hostOrIpProblem);
+/** A secret that must be one line; its value never appears in a message. */
+const oneLineSecret = z.string().superRefine((v, ctx) => {
+  const problem = oneLineSecretProblem(v);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
 
 /** An image reference; a reference pinned by digest (ref@sha256:...) is what a cluster should run. */
 const imageRef = checkedString((v) => {
@@ -130,11 +149,11 @@ function oneKeySource(v: { privateKey?: string; privateKeyPath?: string }, ctx: 
 export const bastionSchema = z
   .strictObject({
     /** IP or host name of the bastion. */
-    host: nonEmpty,
+    host: hostOrIp,
     /** @default 22 */
     port: port.default(22),
     /** @default the cluster's ssh user */
-    user: nonEmpty.optional(),
+    user: oneLineName.optional(),
     ...credentialFields,
     /** Expected host key fingerprint of the bastion (`SHA256:...`). */
     fingerprint: fingerprint.optional(),
@@ -142,7 +161,7 @@ export const bastionSchema = z
   .superRefine(oneKeySource);
 
 const sshFields = {
-  user: nonEmpty.optional(),
+  user: oneLineName.optional(),
   port: port.optional(),
   ...credentialFields,
   bastion: bastionSchema.optional(),
@@ -165,7 +184,7 @@ export const sshSchema = z
   .strictObject({
     ...sshFields,
     /** @default "root" */
-    user: nonEmpty.default("root"),
+    user: oneLineName.default("root"),
     /** @default 22 */
     port: port.default(22),
     /**
@@ -196,13 +215,14 @@ export const hostGroupSchema = z.strictObject({
 
 /** The registry the cluster's container images are served from. */
 export const registrySchema = z.strictObject({
-  /** @default "sea.hub" (sealer's) */
-  domain: nonEmpty.default("sea.hub"),
+  /** A host name (an IPv4 address reads as one): it lands in every host's /etc/hosts, the certificate and containerd's config. @default "sea.hub" (sealer's) */
+  domain: hostname.default("sea.hub"),
   /** @default 5000 */
   port: port.default(5000),
-  username: nonEmpty.optional(),
-  /** Secret. */
-  password: z.string().optional(),
+  /** Goes into the registry's htpasswd file. */
+  username: nonEmpty.pipe(checkedString(registryUserProblem)).optional(),
+  /** Secret; one line (it is fed to htpasswd on the registry hosts). */
+  password: oneLineSecret.pipe(nonEmpty).optional(),
   /** Run the local registry on every master (else on the first). @default true */
   ha: z.boolean().default(true),
   /** Serve plain HTTP (no certificate). @default false */
@@ -210,12 +230,12 @@ export const registrySchema = z.strictObject({
   /** An existing registry at domain:port instead of the local one. @default false */
   external: z.boolean().default(false),
   /** More names and IPs for the local registry's certificate. */
-  subjectAltNames: z.array(nonEmpty).optional(),
+  subjectAltNames: z.array(checkedString(subjectAltNameProblem)).optional(),
 });
 
 /** A script run at a lifecycle phase (sealer's Plugin). */
 export const pluginSchema = z.strictObject({
-  name: nonEmpty,
+  name: oneLineName,
   /** @default "SHELL" */
   type: z.enum(PLUGIN_TYPES).default("SHELL"),
   /** Phases, as a list or sealer's `a|b`. */
@@ -243,7 +263,7 @@ export type ConfigProcessor = (typeof CONFIG_PROCESSORS)[number];
 
 /** A file in the image's rootfs overwritten or merged with data (sealer's Config). */
 export const configSchema = z.strictObject({
-  name: nonEmpty,
+  name: oneLineName,
   /** Relative to the rootfs (or to application/apps/<appName>/ with appName). */
   path: checkedString(rootfsPathProblem),
   data: nonEmpty,
@@ -262,14 +282,14 @@ export const configSchema = z.strictObject({
       return out;
     })
     .optional(),
-  appName: nonEmpty.optional(),
+  appName: oneLineName.optional(),
 });
 
 export const APP_FILE_STRATEGIES = ["overwrite", "merge", "render"] as const;
 
 /** Per-app overrides (sealer's Application `configs`). */
 export const appConfigSchema = z.strictObject({
-  name: nonEmpty,
+  name: oneLineName,
   /** Only this app's files and commands see it, over the cluster env. */
   env: envSchema.optional(),
   launch: z.strictObject({ cmds: z.array(nonEmpty).min(1) }).optional(),
@@ -289,7 +309,7 @@ export const appConfigSchema = z.strictObject({
 export const appsSchema = z
   .strictObject({
     /** App names to launch instead of the image's LAUNCH. */
-    launch: z.array(nonEmpty).optional(),
+    launch: z.array(oneLineName).optional(),
     /** Commands to run instead of the image's CMDS/LAUNCH (exclusive with launch). */
     cmds: z.array(nonEmpty).optional(),
     /** Values for the image's launch arguments (sealer's `cmd_args`). */
@@ -336,11 +356,11 @@ export const clusterSpecBodyShape = {
   /** Runtime overrides, free-form (e.g. `kubeadm`: kubeadm documents, `containerRuntime`). */
   runtime: z.record(z.string(), z.unknown()).default({}),
   /** Extra /etc/hosts entries on every host. */
-  hostAliases: z.array(z.strictObject({ ip, hostnames: z.array(nonEmpty).min(1) })).default([]),
+  hostAliases: z.array(z.strictObject({ ip, hostnames: z.array(hostname).min(1) })).default([]),
   upgrade: upgradeSchema.prefault({}),
   timeouts: timeoutsSchema.prefault({}),
   /** Where the cluster's files live on each host. @default "/var/lib/sealant/<name>/" */
-  dataRoot: absolutePath.optional(),
+  dataRoot: hostDir.optional(),
   /** Hosts worked on at once. @default 16 */
   parallelism: z.number().int().min(1).max(1024).default(16),
 };

@@ -1,7 +1,7 @@
 import { shellQuote, type Connection } from "../../ssh";
 import type { ClusterContext } from "../host/context";
 import type { ClusterHost } from "../host/connect";
-import { runStreamed } from "../host/commands";
+import { commandEnv, runStreamed } from "../host/commands";
 import { launchCommands } from "../host/launch";
 import type { RegistrySetup } from "../host/registry";
 import { isMaster } from "../plan/roles";
@@ -53,7 +53,7 @@ export async function beforeOnFirstMaster(ctx: ClusterContext, c: FirstMasterCom
   const fm = firstMasterOf(ctx);
   const r = await (
     await ctx.pool.get(fm, signal)
-  ).run(c.command, { sudo: true, env: c.env, timeoutMs: ctx.spec.timeouts.command * 1000, ...(signal ? { signal } : {}) });
+  ).run(c.command, { sudo: true, env: commandEnv(c.env), timeoutMs: ctx.spec.timeouts.command * 1000, ...(signal ? { signal } : {}) });
   const last = r.stdout.trim().split("\n").pop() ?? "";
   if (!last.startsWith("{")) return {};
   let parsed: unknown;

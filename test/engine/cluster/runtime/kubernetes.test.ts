@@ -139,6 +139,10 @@ describe("the kubernetes runtime's commands", () => {
       'runtime.vip: "10.103.97.300" is not an IPv4 address (the workers\' virtual IP for the API, e.g. 10.103.97.2)',
       "runtime.certSANs: must be a list of host names or IPs",
     ]);
+    // Each name lands in kubeadm's configuration and the API server's certificate.
+    expect(kubernetesRuntime.settingsProblems!({ certSANs: ["ok.example", "bad\nname", "*.example.com"] })).toEqual([
+      'runtime.certSANs[1]: "bad\\nname" is not a certificate name: a host name (optionally "*." first) or an IP address',
+    ]);
   });
 
   it("offers the admin kubeconfig (pointed at the first master), the endpoint and the CA", async () => {

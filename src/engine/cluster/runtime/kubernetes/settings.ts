@@ -5,6 +5,7 @@ import { DEFAULT_VIP, kubeadmDocProblems, type KubeadmInputs, type KubeNode } fr
 import { parseKubeVersion } from "./version";
 import { isMaster } from "../../plan/roles";
 import { checkExpandedSize } from "../../../util/yaml-bounds";
+import { subjectAltNameProblem } from "../../spec/validators";
 
 /** What the kubernetes runtime reads from the spec's `runtime` settings and the image. */
 /** Seconds a drain may take before the step fails. @default 300 (spec: runtime.drainTimeout) */
@@ -93,5 +94,10 @@ export function settingsProblems(settings: Record<string, unknown>): string[] {
   }
   if (certSANs !== undefined && !(Array.isArray(certSANs) && certSANs.every((s) => typeof s === "string" && s !== "")))
     problems.push("runtime.certSANs: must be a list of host names or IPs");
+  else if (certSANs !== undefined)
+    (certSANs as string[]).forEach((san, i) => {
+      const problem = subjectAltNameProblem(san);
+      if (problem !== undefined) problems.push(`runtime.certSANs[${i}]: ${problem}`);
+    });
   return problems;
 }
