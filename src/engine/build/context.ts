@@ -106,7 +106,7 @@ function isInside(root: string, path: string): boolean {
 export async function copyEntries(sources: string[], dest: string, destIsDirectory: boolean): Promise<LayerEntry[]> {
   const destPath = normaliseDest(dest);
   const entries: LayerEntry[] = [];
-  const intoDir = destIsDirectory || sources.length > 1 || dest.endsWith("/") || dest === "." || dest === "/";
+  const intoDir = destIsDirectory || sources.length > 1 || dest.endsWith("/") || destPath === "";
   for (const src of sources) {
     const st = await stat(src);
     if (st.isDirectory()) {
@@ -134,11 +134,19 @@ async function walkInto(dir: string, prefix: string, out: LayerEntry[]): Promise
   }
 }
 
+/**
+ * A destination as a path in the image, relative to its root: Docker's rule that the
+ * destination is resolved from / and `..` at the root stays at the root (`COPY a ../../x`
+ * writes /x), so no layer entry ever starts with `..`.
+ */
 export function normaliseDest(dest: string): string {
-  return dest
-    .split("/")
-    .filter((p) => p !== "" && p !== ".")
-    .join("/");
+  const parts: string[] = [];
+  for (const p of dest.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return parts.join("/");
 }
 
 export function joinLayerPath(a: string, b: string): string {

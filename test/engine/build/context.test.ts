@@ -123,3 +123,24 @@ describe("symlinks in the build context", () => {
     session.close();
   });
 });
+
+describe("COPY destinations", () => {
+  it("resolves .. in a destination at the image's root, as Docker does: no layer entry starts with ..", async () => {
+    // GIVEN a COPY whose destination climbs above the root
+    const ctx = await contextWith("FROM scratch\nCOPY a.txt ../../etc/../x.txt\nCOPY a.txt ..\n", { "a.txt": "a\n" });
+    // WHEN it is built
+    const { result, session } = await buildIn(ctx);
+    // THEN the files land at the root of the image
+    const { manifest } = await session.store.manifestFor(result.descriptor);
+    const names = [];
+    for (const l of manifest.layers)
+      names.push(
+        ...execFileSync("tar", ["-tzf", "-"], { input: await session.store.readBlob(l.digest) })
+          .toString()
+          .split("\n")
+          .filter(Boolean),
+      );
+    expect(names).toEqual(["x.txt", "a.txt"]);
+    session.close();
+  });
+});
