@@ -14,9 +14,13 @@ import type { ImageStore } from "../image/store";
  * directory, as if it were the root — the way a container runtime applies layers — so no entry,
  * whiteout or hard link reaches the build machine's own files through a link such as
  * `esc -> /etc` or `up -> ../../..`. The links themselves are kept as written: they are data.
+ * Whiteouts and opaque markers remove only what earlier layers made (the OCI rule), whatever
+ * the order of the tar: `.wh.-x` sorts after `-x`, and must not delete this layer's `-x`.
  */
 export async function extractLayer(store: ImageStore, digest: Digest, rootfs: string): Promise<void> {
   const extract = tar.extract();
+  /** The paths this layer wrote and their directories (resolved inside rootfs): its own whiteouts leave them alone. */
+  const written = new Set<string>();
   const done = (async () => {
     for await (const entry of extract) {
       const header = entry.header;
@@ -28,16 +32,18 @@ export async function extractLayer(store: ImageStore, digest: Digest, rootfs: st
       const base = rel.split("/").pop()!;
       const parent = await inRoot(rootfs, dirname(rel) === "." ? "" : dirname(rel), digest);
       if (base === ".wh..wh..opq") {
-        await emptyDirectory(parent);
+        await emptyDirectory(parent, written);
         entry.resume();
         continue;
       }
       if (base.startsWith(".wh.")) {
-        await rm(join(parent, base.slice(4)), { recursive: true, force: true });
+        const gone = join(parent, base.slice(4));
+        if (!written.has(gone)) await rm(gone, { recursive: true, force: true });
         entry.resume();
         continue;
       }
       const target = join(parent, base);
+      for (let p = target; p.length > rootfs.length && !written.has(p); p = dirname(p)) written.add(p);
       await mkdir(dirname(target), { recursive: true });
       const mode = (header.mode ?? 0o644) & 0o7777;
       const existing = await lstat(target).catch(() => undefined);
@@ -116,12 +122,12 @@ async function inRoot(root: string, rel: string, digest: Digest): Promise<string
   return join(root, ...done);
 }
 
-async function emptyDirectory(dir: string): Promise<void> {
+async function emptyDirectory(dir: string, keep: Set<string>): Promise<void> {
   let names: string[];
   try {
     names = await readdir(dir);
   } catch {
     return;
   }
-  await Promise.all(names.map((n) => rm(join(dir, n), { recursive: true, force: true })));
+  await Promise.all(names.filter((n) => !keep.has(join(dir, n))).map((n) => rm(join(dir, n), { recursive: true, force: true })));
 }

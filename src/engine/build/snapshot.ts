@@ -45,19 +45,28 @@ export async function takeSnapshot(root: string): Promise<Snapshot> {
  * What changed between two snapshots of `root`, as layer entries: added and modified paths
  * (with their ancestor directories, so the layer extracts with the right modes) and
  * whiteouts for deleted ones (only the topmost deleted path of a deleted tree).
+ *
+ * A directory that became a file or a link (or the reverse) gets a whiteout of its own beside
+ * its new entry, and none for what it held: the layer then never has an entry under one of its
+ * own links (`d -> x` with `d/.wh.f` would be written through the link by a host's tar), and a
+ * host's assembly, which applies a layer's whiteouts before copying it, removes the old tree
+ * first (`cp` refuses to put a directory over a link, or a link over a directory).
  */
 export function diffSnapshots(root: string, before: Snapshot, after: Snapshot): LayerEntry[] {
   const changed: string[] = [];
+  const retyped: string[] = [];
   for (const [path, now] of after) {
     const was = before.get(path);
     if (!was || differs(was, now)) {
       // A directory whose only change is a child's mtime bump is covered by its parents list.
       if (now.type === "directory" && was && was.type === "directory" && was.mode === now.mode) continue;
       changed.push(path);
+      if (was && was.type !== now.type && (was.type === "directory" || now.type === "directory")) retyped.push(path);
     }
   }
   const deletedSet = new Set([...before.keys()].filter((p) => !after.has(p)));
-  const topDeleted = [...deletedSet].filter((p) => !hasDeletedAncestor(p, deletedSet));
+  const gone = new Set([...deletedSet, ...retyped]);
+  const topDeleted = [...deletedSet].filter((p) => !hasDeletedAncestor(p, gone));
   const entries: LayerEntry[] = [];
   const included = new Set<string>();
   for (const path of changed) {
@@ -75,7 +84,7 @@ export function diffSnapshots(root: string, before: Snapshot, after: Snapshot): 
       entries.push({ type: "directory", path: dir, mode: st.mode });
     }
   }
-  for (const path of topDeleted) entries.push({ type: "whiteout", path });
+  for (const path of [...topDeleted, ...retyped]) entries.push({ type: "whiteout", path });
   return entries;
 }
 

@@ -110,3 +110,33 @@ describe("applying a layer onto a rootfs (RUN's view of earlier layers)", () => 
     expect(await readdir(outside)).toEqual(["victim"]);
   });
 });
+
+describe("a layer's own whiteouts (OCI: they hide only what earlier layers made)", () => {
+  let home: string;
+  let session: Session;
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), "sealant-extract-own-"));
+    session = await Session.open({ home });
+  });
+  afterAll(async () => {
+    session?.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it("GIVEN a name that sorts before its own whiteout (-x, then .wh.-x) WHEN applied THEN the lower -x goes and this layer's -x stays", async () => {
+    const root = await mkdtemp(join(home, "rootfs-"));
+    await extractLayer(session.store, await layer(session, [{ name: "-x/old", body: "old\n" }]), root);
+    await extractLayer(
+      session.store,
+      await layer(session, [
+        { name: "-x", type: "symlink", linkname: "target" },
+        { name: ".wh.-x" },
+        { name: "d/-kept", body: "new\n" },
+        { name: "d/.wh..wh..opq" },
+      ]),
+      root,
+    );
+    expect(await readlink(join(root, "-x"))).toBe("target");
+    expect(await readdir(join(root, "d"))).toEqual(["-kept"]);
+  });
+});
