@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Digest } from "../image/digest";
 import { MediaType } from "../image/media-types";
@@ -29,6 +29,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const { text, file } = await readKubefile(context, opts.kubefile);
   const platforms = buildPlatforms(opts.platforms);
   const kubefiles = parseKubefiles({ text, file }, opts.buildArgs ?? {}, platforms);
+  await checkImageLists([...(opts.imageListFiles ?? []), ...(opts.ignoredImageListFiles ?? [])]);
   const workRoot = join(dirname(opts.store.root), "tmp");
   await mkdir(workRoot, { recursive: true });
   const release = await opts.store.lease();
@@ -55,6 +56,15 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     };
   } finally {
     await release();
+  }
+}
+
+/** The image lists are read only at the end of a build: a wrong path must fail before any work. */
+async function checkImageLists(files: string[]): Promise<void> {
+  for (const f of files) {
+    const st = await stat(f).catch(() => undefined);
+    if (!st) throw new Error(`cannot read the image list ${f}: no such file`);
+    if (!st.isFile()) throw new Error(`cannot read the image list ${f}: not a regular file`);
   }
 }
 

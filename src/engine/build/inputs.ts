@@ -38,17 +38,27 @@ export async function readKubefile(context: string, kubefile: KubefileSource | u
     return { text: await readFile(path, "utf8"), file: path };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(
-      `cannot read the Kubefile ${path}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (err as Error).message}`,
-      { cause: err },
-    );
+    if (code === "ENOENT" || code === "EISDIR")
+      throw new Error(`cannot read the Kubefile ${path}: ${code === "ENOENT" ? "no such file" : "it is a directory"}`);
+    throw new Error(`cannot read the Kubefile ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
 /** The platforms a build makes: those asked for, else this machine's. */
 export function buildPlatforms(platforms: Platform[] | undefined): Platform[] {
-  return platforms && platforms.length > 0 ? platforms : [hostPlatform()];
+  if (!platforms || platforms.length === 0) return [hostPlatform()];
+  for (const p of platforms) {
+    // A typo (--platform amd46) would otherwise build an image no host or registry matches.
+    if (p.os !== "linux") throw new Error(`cannot build for ${platformString(p)}: cluster images run on Linux hosts (use linux/<arch>)`);
+    if (!ARCHITECTURES.includes(p.architecture)) {
+      throw new Error(`cannot build for ${platformString(p)}: unknown architecture "${p.architecture}" (expected one of ${ARCHITECTURES.join(", ")})`);
+    }
+  }
+  return platforms;
 }
+
+/** The Linux architectures OCI platforms name (Go's GOARCH values). */
+const ARCHITECTURES = ["amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "loong64", "mips", "mipsle", "mips64", "mips64le"];
 
 /**
  * The Kubefile parsed for every platform (${ARCH} differs per platform), before any work

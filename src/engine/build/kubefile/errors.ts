@@ -20,6 +20,8 @@ export function formatKubefileError(e: KubefileError | KubefileWarning): string 
   return e.line === undefined ? `${e.file}: ${e.message}` : `${e.file}:${e.line}: ${e.message}`;
 }
 
+const MAX_ERRORS_SHOWN = 20;
+
 /** Thrown by `parseKubefileOrThrow`; the message lists every error, one per line. */
 export class KubefileSyntaxError extends Error {
   readonly errors: readonly KubefileError[];
@@ -28,7 +30,10 @@ export class KubefileSyntaxError extends Error {
   constructor(errors: readonly KubefileError[], warnings: readonly KubefileWarning[] = []) {
     const file = errors[0]?.file ?? "Kubefile";
     const head = errors.length === 1 ? `${file} is invalid` : `${file} is invalid (${errors.length} errors)`;
-    super(`${head}:\n${errors.map((e) => `  ${formatKubefileError(e)}`).join("\n")}`);
+    // A binary file given as a Kubefile is an error on every line: the first ones say enough.
+    const shown = errors.slice(0, MAX_ERRORS_SHOWN).map((e) => `  ${formatKubefileError(e)}`);
+    if (errors.length > MAX_ERRORS_SHOWN) shown.push(`  ... and ${errors.length - MAX_ERRORS_SHOWN} more`);
+    super(`${head}:\n${shown.join("\n")}`);
     this.name = "KubefileSyntaxError";
     this.errors = errors;
     this.warnings = warnings;

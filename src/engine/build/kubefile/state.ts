@@ -60,7 +60,7 @@ export class ParseState {
   // ---- diagnostics ----------------------------------------------------------------------
 
   error(line: number, message: string): void {
-    this.errors.push({ file: this.file, line, message: clip(message) });
+    this.errors.push({ file: this.file, line, message: clip(visible(message)) });
   }
 
   warn(line: number | undefined, message: string): void {
@@ -120,4 +120,12 @@ export function clip(text: string, max = 2000): string {
   const head = Math.floor(max * 0.75);
   const tail = max - head;
   return `${text.slice(0, head)}... (${text.length - max} characters left out) ...${text.slice(-tail)}`;
+}
+
+/**
+ * Control characters from the Kubefile shown as escapes (`\x1b`): a message must not move the
+ * cursor, recolour or clear the user's terminal.
+ */
+export function visible(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }

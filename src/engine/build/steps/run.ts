@@ -25,6 +25,19 @@ export async function runStep(build: PlatformBuild, command: string | readonly s
     env,
     ...(build.opts.signal ? { signal: build.opts.signal } : {}),
     onOutput: (t) => build.opts.onEvent?.({ type: "output", platform: pf, text: t }),
+  }).catch((err: NodeJS.ErrnoException) => {
+    if (build.opts.signal?.aborted || typeof err.code !== "string") throw err;
+    // The exec form names a program that could not be started (ENOENT, EACCES, E2BIG).
+    const program = typeof command === "string" ? "/bin/sh" : command[0];
+    const why =
+      err.code === "ENOENT"
+        ? "no such program"
+        : err.code === "EACCES"
+          ? "permission denied"
+          : err.code === "E2BIG"
+            ? "its arguments and environment are too large"
+            : err.message;
+    throw new BuildInputError(where.file, where.line, `RUN ${text}: cannot start ${program}: ${why}`);
   });
   if (result.code !== 0) {
     const tail = result.stderrTail ? `:\n${result.stderrTail}` : " (no stderr)";

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { KubefileSyntaxError, parseKubefile } from "../../../../src/engine/build/kubefile";
 import { errs, kf, ok } from "./helpers";
 
 /**
@@ -117,5 +118,19 @@ describe("ADD --checksum", () => {
     const e = errs(kf("FROM scratch", line));
     expect(e).toHaveLength(1);
     expect(e[0]).toContain(`Kubefile:2: ${message}`);
+  });
+});
+
+describe("messages about unreadable input", () => {
+  it("shows control characters as escapes and lists at most 20 errors", () => {
+    const e = errs(kf("FROM scratch", "\u001b[2JCOPPY a b"));
+    expect(e).toEqual([expect.stringContaining('Kubefile:2: unknown instruction "\\x1b[2JCOPPY"')]);
+    const many = Array.from({ length: 30 }, (_, i) => `BAD${i} x`);
+    const r = parseKubefile(kf("FROM scratch", ...many));
+    expect(r.ok).toBe(false);
+    const message = new KubefileSyntaxError(r.ok ? [] : r.errors).message.split("\n");
+    expect(message[0]).toBe("Kubefile is invalid (30 errors):");
+    expect(message).toHaveLength(22);
+    expect(message[21]).toBe("  ... and 10 more");
   });
 });

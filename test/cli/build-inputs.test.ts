@@ -1,0 +1,90 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * `sealant build` with bad inputs, through the real compiled CLI: each is one `sealant: ...` line
+ * naming what is wrong (the Kubefile line where there is one), a non-zero exit, no stack trace,
+ * and no image or scratch directory left.
+ */
+
+const CLI = resolve(__dirname, "../../dist/cli/main.js");
+const temps: string[] = [];
+let home: string;
+let ctx: string;
+
+async function temp(prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+
+function sealant(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SEALANT_HOME: home } });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => done({ code, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  home = await temp("sealant-cli-inputs-home-");
+  ctx = await temp("sealant-cli-inputs-ctx-");
+  await writeFile(join(ctx, "a.txt"), "a\n");
+});
+afterAll(async () => {
+  await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function kubefile(text: string): Promise<void> {
+  await writeFile(join(ctx, "Kubefile"), text);
+}
+
+describe("sealant build refuses bad inputs with one line", () => {
+  it.each([
+    ["an unknown architecture", ["--platform", "amd46"], 'cannot build for linux/amd46: unknown architecture "amd46" (expected one of amd64, arm64,'],
+    ["a non-Linux platform", ["--platform", "windows/amd64"], "cannot build for windows/amd64: cluster images run on Linux hosts"],
+    ["a missing image list (before any step runs)", ["--image-list", "/nonexistent/list"], "cannot read the image list /nonexistent/list: no such file"],
+    ["a missing Kubefile", ["-f", "/nonexistent/Kubefile"], "cannot read the Kubefile /nonexistent/Kubefile: no such file"],
+    ["a bad download size", ["--download-max-size", "lots"], "--download-max-size lots: expected a size such as 512M, 4G or a number of bytes"],
+  ])("%s", async (_what, flags, message) => {
+    await kubefile("FROM scratch\nCOPY a.txt a.txt\nRUN touch ran\n");
+    const r = await sealant(["build", "-q", "-t", "bad:1", ...flags, ctx]);
+    expect(r.code).not.toBe(0);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`sealant: ${message}`);
+    expect(lines[0]).not.toContain("ENOENT");
+  });
+
+  it.each([
+    [
+      "an exec-form RUN of a missing program",
+      'RUN ["/nonexistent/tool", "x"]',
+      'Kubefile:2: RUN ["/nonexistent/tool","x"]: cannot start /nonexistent/tool: no such program',
+    ],
+    ["ENV 1BAD=x", "ENV 1BAD=x", 'Kubefile:2: ENV name "1BAD" is not a valid variable name'],
+    ["KUBEVERSION not-a-range", "KUBEVERSION not-a-range", 'Kubefile:2: KUBEVERSION "not-a-range" is not a version range'],
+    ["a malformed %-escape", "ADD http://127.0.0.1:1/a%zz x", 'Kubefile:2: ADD source "http://127.0.0.1:1/a%zz" has a malformed %-escape in its path'],
+  ])("%s", async (_what, line, message) => {
+    await kubefile(`FROM scratch\n${line}\n`);
+    const r = await sealant(["build", "-q", "-t", "bad:1", ctx]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await readdir(join(home, "tmp")).catch(() => [])).toEqual([]);
+  });
+
+  it("names the line of an ARG doubled 24 times, quickly", async () => {
+    await kubefile(["FROM scratch", "ARG A=0123456789abcdef0123456789abcdef", ...Array<string>(24).fill("ARG A=$A$A")].join("\n"));
+    const started = Date.now();
+    const r = await sealant(["build", "-q", "-t", "bad:1", ctx]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Kubefile:18: ARG: expanding "$A$A" gives more than 1 MiB of text');
+    expect(r.stderr).not.toContain("Invalid string length");
+  });
+});
