@@ -126,13 +126,12 @@ export const hostile = {
 
 /**
  * The tar entries of an OCI image layout holding one image (a config and the given gzip layers),
- * named `ref`: for feeding hostile layers through `load`.
+ * named `ref`: for feeding hostile layers through `load`. `diffIds` overrides the config's list.
  */
-export function ociImageEntries(layersGz: Buffer[], ref: string): HostileEntry[] {
+export function ociImageEntries(layersGz: Buffer[], ref: string, opts: { diffIds?: string[] } = {}): HostileEntry[] {
   const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-  const config = Buffer.from(
-    JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layersGz.map((l) => `sha256:${sha(gunzipSync(l))}`) } }),
-  );
+  const diffIds = opts.diffIds ?? layersGz.map((l) => `sha256:${sha(gunzipSync(l))}`);
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: diffIds } }));
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,

@@ -40,6 +40,13 @@ async function mergeLeased(store: ImageStore, refs: string[], target: string): P
       images.map(async (img) => {
         const { manifest } = await store.manifestFor(img.descriptor, platform);
         const config = await store.readJson<ImageConfig>(manifest.config.digest);
+        // The merged config pairs each layer with its diff_id by position: a count that differs would misname every layer after it.
+        const diffIds = config.rootfs?.diff_ids;
+        if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+          throw new Error(
+            `cannot merge ${img.ref} (${platformString(platform)}): its manifest lists ${manifest.layers.length} layers but its config ${Array.isArray(diffIds) ? diffIds.length : "no"} rootfs.diff_ids`,
+          );
+        }
         return { manifest, config, metadata: readMetadata(manifest, config) };
       }),
     );

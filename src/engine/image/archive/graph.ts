@@ -1,6 +1,6 @@
 /** Checking index.json and the graph of indexes, manifests, configs and layers it reaches. */
 import { isDigest, type Digest } from "../digest";
-import { isIndexMediaType, isManifestMediaType } from "../media-types";
+import { isIndexMediaType, isManifestMediaType, MediaType } from "../media-types";
 import type { ImageStore } from "../store";
 import type { Descriptor, Index, Manifest } from "../types";
 import type { LoadState } from "./state";
@@ -100,4 +100,23 @@ export async function checkGraph(
     });
   }
   for (const [child, where] of children) await checkGraph(store, child, state, where, visited, depth + 1, maxIndexBytes);
+  if (!isIndex && (doc.config!.mediaType === MediaType.ociConfig || doc.config!.mediaType === MediaType.dockerConfig)) {
+    await checkImageConfig(store, doc.config!, doc.layers!.length, maxIndexBytes, fail);
+  }
+}
+
+/** An image config pairs each layer with a diff_id by position: a build FROM the image relies on it. */
+async function checkImageConfig(store: ImageStore, config: Descriptor, layers: number, maxBytes: number, fail: (why: string) => never): Promise<void> {
+  if (config.size > maxBytes) fail(`config of ${config.size} bytes is larger than the ${maxBytes} bytes allowed`);
+  let parsed: { rootfs?: { diff_ids?: unknown } } | null;
+  try {
+    parsed = JSON.parse((await store.readBlob(config.digest)).toString("utf8")) as typeof parsed;
+  } catch (err) {
+    return fail(`config ${config.digest} is not valid JSON: ${(err as Error).message}`);
+  }
+  const diffIds = parsed?.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || !diffIds.every((d) => typeof d === "string" && isDigest(d))) {
+    fail(`config ${config.digest} has no rootfs.diff_ids list of sha256 digests`);
+  }
+  if ((diffIds as unknown[]).length !== layers) fail(`lists ${layers} layers but its config ${config.digest} ${(diffIds as unknown[]).length} rootfs.diff_ids`);
 }
