@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseReference } from "../../image/reference";
+import { ExcessiveAliasingError } from "../../util/yaml-bounds";
 import { checkHosts } from "./checks";
 import { coerceForSchema } from "./coerce";
 import { ClusterSpecError, formatPath, issuesToProblems, type SpecProblem } from "./errors";
@@ -30,7 +31,7 @@ import {
   type ConfigSpec,
   type PluginSpec,
 } from "./schema";
-import { suggest } from "./validators";
+import { quote, suggest } from "./validators";
 import { isMapping, loadYamlDocuments, plain, YamlSyntaxError } from "./yaml";
 
 /** sealant's own Clusterfile: `apiVersion: sealant.io/v1`, `kind: Cluster`, `metadata.name`, `spec`. */
@@ -105,7 +106,7 @@ function imageWarnings(spec: ClusterSpec, where: Locate): SpecProblem[] {
   return [
     {
       ...where(["image"]),
-      message: `"${spec.image}" is not pinned by digest: the cluster gets whatever the tag points to when applied (pin it as ref@sha256:...)`,
+      message: `${quote(spec.image)} is not pinned by digest: the cluster gets whatever the tag points to when applied (pin it as ref@sha256:...)`,
     },
   ];
 }
@@ -114,7 +115,7 @@ function imageWarnings(spec: ClusterSpec, where: Locate): SpecProblem[] {
 function sourceOf(file: string, index: number, kind: string, doc: Record<string, unknown>): string {
   const meta = doc["metadata"];
   const name = isMapping(meta) ? meta["name"] : undefined;
-  return typeof name === "string" && name !== "" ? `${file} (${kind} "${name}")` : `${file} document ${index + 1} (${kind})`;
+  return typeof name === "string" && name !== "" ? `${file} (${kind} ${quote(name)})` : `${file} document ${index + 1} (${kind})`;
 }
 
 type DocKind = "sealant-cluster" | "sealer-cluster" | "config" | "plugin" | "application" | "kubeadm";
@@ -129,14 +130,14 @@ function classify(doc: Record<string, unknown>): DocKind | string {
   const version = slash >= 0 ? apiVersion.slice(slash + 1) : "";
   if (apiVersion === SEALANT_API_VERSION) {
     if (kind === "Cluster") return "sealant-cluster";
-    return `kind "${kind}" is not in ${SEALANT_API_VERSION} (only Cluster: plugins, configs and apps are fields of its spec; sealer's Config, Plugin and Application documents are read with a sealer apiVersion)`;
+    return `kind ${quote(kind)} is not in ${SEALANT_API_VERSION} (only Cluster: plugins, configs and apps are fields of its spec; sealer's Config, Plugin and Application documents are read with a sealer apiVersion)`;
   }
   if (!(SEALER_KINDS as readonly string[]).includes(kind)) {
     const hint = suggest(kind, [...SEALER_KINDS, ...KUBEADM_KINDS]);
-    return `unknown kind "${kind}" (expected ${[...SEALER_KINDS, ...KUBEADM_KINDS].join(", ")})${hint !== undefined ? `; did you mean "${hint}"?` : ""}`;
+    return `unknown kind ${quote(kind)} (expected ${[...SEALER_KINDS, ...KUBEADM_KINDS].join(", ")})${hint !== undefined ? `; did you mean "${hint}"?` : ""}`;
   }
   if (!(SEALER_API_GROUPS as readonly string[]).includes(group)) {
-    return `apiVersion "${apiVersion}" is neither sealant's (${SEALANT_API_VERSION}) nor sealer's (e.g. sealer.io/v2 for Cluster, sealer.io/v1 for Config and Plugin)`;
+    return `apiVersion ${quote(apiVersion)} is neither sealant's (${SEALANT_API_VERSION}) nor sealer's (e.g. sealer.io/v2 for Cluster, sealer.io/v1 for Config and Plugin)`;
   }
   if (kind === "Cluster") {
     return version.startsWith("v2")
@@ -220,6 +221,7 @@ export function parseClusterfile(text: string, options: ParseClusterfileOptions 
     docs = loadYamlDocuments(text, file);
   } catch (err) {
     if (err instanceof YamlSyntaxError) throw new ClusterSpecError([{ source: file, path: "", message: err.message.slice(file.length + 2) }], file);
+    if (err instanceof ExcessiveAliasingError) throw new ClusterSpecError([{ source: file, path: "", message: err.message.slice(file.length + 2) }], file);
     throw err;
   }
   const problems: SpecProblem[] = [];

@@ -1,4 +1,4 @@
-import { envKeyProblem } from "./validators";
+import { envKeyProblem, quote } from "./validators";
 
 /** Environment for rendering templates and running scripts: name → value. */
 export type Env = Record<string, string>;
@@ -20,7 +20,7 @@ export function parseEnvList(entries: readonly string[]): { env: Env; problems: 
   entries.forEach((entry, index) => {
     const eq = entry.indexOf("=");
     if (eq < 0) {
-      problems.push({ index, message: `"${entry}" is not KEY=VALUE` });
+      problems.push({ index, message: `${quote(entry)} is not KEY=VALUE` });
       return;
     }
     const key = entry.slice(0, eq).trim();

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { knownKeys } from "./coerce";
-import { suggest } from "./validators";
+import { quote, suggest } from "./validators";
 
 /** One thing wrong with a cluster spec, in the terms of the file (or inputs) the user wrote. */
 export interface SpecProblem {
@@ -35,7 +35,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
   for (const k of path) {
     if (typeof k === "number") out += `[${k}]`;
     else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(k))) out += out === "" ? String(k) : `.${String(k)}`;
-    else out += `[${JSON.stringify(String(k))}]`;
+    else out += `[${quote(String(k))}]`;
   }
   return out;
 }
@@ -60,7 +60,7 @@ export function describeValue(value: unknown, path: readonly PropertyKey[]): str
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
   if (isSecretPath(path)) return REDACTED;
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") return quote(value);
   return String(value);
 }
 
@@ -94,11 +94,13 @@ const SYNONYMS: Record<string, readonly string[]> = {
 
 /** The known field a misspelled one most likely means, through SYNONYMS too. */
 function suggestField(key: string, known: readonly string[]): string | undefined {
-  const direct = SYNONYMS[key]?.find((s) => known.includes(s));
+  // Own keys only: a field named "constructor" or "__proto__" is an unknown field, not Object's.
+  const synonyms = (k: string): readonly string[] | undefined => (Object.hasOwn(SYNONYMS, k) ? SYNONYMS[k] : undefined);
+  const direct = synonyms(key)?.find((s) => known.includes(s));
   if (direct !== undefined) return direct;
   const hint = suggest(key, [...known, ...Object.keys(SYNONYMS)]);
   if (hint === undefined || known.includes(hint)) return hint;
-  return SYNONYMS[hint]?.find((s) => known.includes(s)) ?? suggest(key, known);
+  return synonyms(hint)?.find((s) => known.includes(s)) ?? suggest(key, known);
 }
 
 const EXPECTED_WORDS: Record<string, string> = {
@@ -112,7 +114,7 @@ const EXPECTED_WORDS: Record<string, string> = {
 };
 
 function quoteAll(xs: readonly unknown[]): string {
-  return xs.map((x) => JSON.stringify(x)).join(", ");
+  return xs.map((x) => (typeof x === "string" ? quote(x) : JSON.stringify(x))).join(", ");
 }
 
 /** A zod issue, read loosely (zod 4's issue union without its internals). */

@@ -1,4 +1,4 @@
-import { canonicalIp, ipFamily, ipProblem, roleProblem, normaliseRole, suggest } from "./validators";
+import { canonicalIp, ipFamily, ipProblem, quote, roleProblem, normaliseRole, suggest } from "./validators";
 
 /**
  * sealer's plugin phases (`Plugin.spec.action`, current sealer): host phases run on the hosts
@@ -62,7 +62,7 @@ export function parsePluginActions(v: string | readonly string[]): { actions: Pl
     problems.push(
       w === "Originally"
         ? `"Originally" (run when loaded, outside any phase) is not supported: choose a phase such as pre-init-host or post-install`
-        : `"${w}" is not a plugin action (expected ${PLUGIN_ACTIONS.join(", ")})${hint !== undefined ? `; did you mean "${hint}"?` : ""}`,
+        : `${quote(w)} is not a plugin action (expected ${PLUGIN_ACTIONS.join(", ")})${hint !== undefined ? `; did you mean "${hint}"?` : ""}`,
     );
   }
   return { actions, problems };
@@ -104,7 +104,7 @@ export function parsePluginScope(v: string | readonly string[]): { scope: string
       if (p !== undefined) problems.push(p);
       else add(canonicalIp(word));
     } else if (word.includes("=")) {
-      problems.push(`"${raw}" is a label selector: scope by role (e.g. master, node) or by IP instead`);
+      problems.push(`${quote(raw)} is a label selector: scope by role (e.g. master, node) or by IP instead`);
     } else {
       const p = roleProblem(word);
       if (p !== undefined) problems.push(p);

@@ -74,6 +74,7 @@ const oneLineSecret = z.string().superRefine((v, ctx) => {
 
 /** An image reference; a reference pinned by digest (ref@sha256:...) is what a cluster should run. */
 const imageRef = checkedString((v) => {
+  if (hasControlChars(v)) return `${quote(v)} is not an image reference (it holds a control character)`;
   try {
     parseReference(v);
     return undefined;
@@ -277,7 +278,7 @@ export const configSchema = z.strictObject({
       const out: ConfigProcessor[] = [];
       for (const w of words) {
         if ((CONFIG_PROCESSORS as readonly string[]).includes(w)) out.push(w as ConfigProcessor);
-        else ctx.addIssue({ code: "custom", message: `"${w}" is not a processor (expected ${CONFIG_PROCESSORS.join(", ")})` });
+        else ctx.addIssue({ code: "custom", message: `${quote(w)} is not a processor (expected ${CONFIG_PROCESSORS.join(", ")})` });
       }
       return out;
     })

@@ -9,7 +9,8 @@ export type IpFamily = "IPv4" | "IPv6";
 
 /** A value as a message shows it: in double quotes, control characters escaped (a newline is `\\n`, never a line break). */
 export function quote(value: string): string {
-  return JSON.stringify(value);
+  // JSON escapes C0 controls only: DEL, C1 (NEL...) and the line/paragraph separators too.
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: never in a value that lands in a host file. */
@@ -190,7 +191,7 @@ export function formatTaint(t: Taint): string {
 /** A TCP port, as a number or a decimal string (sealer writes `port: "22"`). */
 export function parsePort(v: number | string): number | string {
   const n = typeof v === "number" ? v : /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > 65535) return `${JSON.stringify(v)} is not a port number (1-65535)`;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) return `${typeof v === "string" ? quote(v) : String(v)} is not a port number (1-65535)`;
   return n;
 }
 
