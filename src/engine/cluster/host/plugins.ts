@@ -26,17 +26,19 @@ export function pluginProblems(plugins: readonly PluginSpec[], runtime: string):
 }
 
 /**
- * The command a plugin runs on one host: a SHELL plugin's script with `sh -c` (the caller cds to the rootfs);
+ * The command a plugin runs on one host (the caller cds to the rootfs), and its stdin.
+ * A SHELL plugin's script travels on stdin and runs in a subshell (`eval`), never as a command
+ * line: scripts often carry passwords, and a command line is in every user's `ps` and sudo's log.
  * HOSTNAME sets the host's name from its `IP hostname` lines.
  */
-export function pluginCommand(plugin: PluginSpec, host: ResolvedHost): string | undefined {
-  if (plugin.type === "SHELL") return `sh -c ${shellQuote(plugin.data)}`;
+export function pluginCommand(plugin: PluginSpec, host: ResolvedHost): { command: string; stdin?: string } | undefined {
+  if (plugin.type === "SHELL") return { command: 'sealant_script=$(cat); (eval "$sealant_script")', stdin: plugin.data };
   if (plugin.type === "HOSTNAME") {
     for (const line of plugin.data.split("\n")) {
       const [ip, name] = line.trim().split(/\s+/);
       if (ip === host.ip && name) {
         const n = shellQuote(name);
-        return `hostname ${n} && echo ${n} > /etc/hostname.sealant && mv -f /etc/hostname.sealant /etc/hostname`;
+        return { command: `hostname ${n} && echo ${n} > /etc/hostname.sealant && mv -f /etc/hostname.sealant /etc/hostname` };
       }
     }
     return undefined;

@@ -16,11 +16,12 @@ export const plugin: StepKindDef = {
     if (!p) throw new Error(`plugin ${name} is not in the spec`);
     // Clean-up phases run where the host's image is; the others after distribute, in the new image.
     const rootfs = /clean|uninstall/.test(action) ? layout.current : layout.rootfs(cluster.image.digest);
-    const command = pluginCommand(p, host);
-    if (command === undefined) return;
+    const planned = pluginCommand(p, host);
+    if (planned === undefined) return;
     const env = { ...host.env, SEALANT_CLUSTER: spec.name, SEALANT_HOST_IP: host.ip, SEALANT_ROLES: host.roles.join(","), SEALANT_PLUGIN_ACTION: action };
     await runStreamed(conn, {
-      command: `cd ${shellQuote(rootfs)} 2>/dev/null || cd /; ${command}`,
+      command: `cd ${shellQuote(rootfs)} 2>/dev/null || cd /; ${planned.command}`,
+      ...(planned.stdin !== undefined ? { stdin: planned.stdin } : {}),
       env,
       step: step.id,
       timeoutMs: ctx.commandMs,

@@ -14,6 +14,7 @@ import { build } from "../../../../src/engine/build";
 import { Session } from "../../../../src/engine/session";
 import { emptyMetadata } from "../../../../src/engine/image/metadata";
 import { parseClusterSpec, resolveHosts } from "../../../../src/engine/cluster/spec";
+import { wireCommand } from "../../../../src/engine/ssh";
 
 const sh = promisify(execFile);
 const temps: string[] = [];
@@ -109,12 +110,27 @@ describe("plugins and launch commands", () => {
   });
 
   it("runs SHELL scripts and HOSTNAME lines; Kubernetes-only types are refused for the hooks runtime", () => {
-    expect(pluginCommand(spec.plugins[0]!, hosts[0]!)).toBe("sh -c 'echo hi'");
-    expect(pluginCommand(spec.plugins[2]!, hosts[2]!)).toMatch(/^hostname gamma && /);
+    // The script goes on stdin, never into the command line.
+    expect(pluginCommand(spec.plugins[0]!, hosts[0]!)).toEqual({ command: 'sealant_script=$(cat); (eval "$sealant_script")', stdin: "echo hi" });
+    expect(pluginCommand(spec.plugins[2]!, hosts[2]!)?.command).toMatch(/^hostname gamma && /);
     expect(pluginCommand(spec.plugins[2]!, hosts[1]!)).toBeUndefined();
     expect(pluginProblems(spec.plugins, "hooks")).toEqual([
       "plugin lbl: type LABEL needs the kubernetes runtime; this image uses the hooks runtime (use a SHELL plugin)",
     ]);
+  });
+
+  it("GIVEN a SHELL plugin's script WHEN its command runs in a real sh, env block first as over ssh THEN the script runs whole, in a subshell, with the env, and its exit status is the command's", async () => {
+    const script = `set -e\necho "pw=$DB_PASSWORD in $(pwd)"\nprintf '%s\\n' 'it'"'"'s quoted'\nexit 3\necho never`;
+    const planned = pluginCommand({ name: "p", type: "SHELL", action: ["post-install"], data: script }, hosts[0]!)!;
+    const wire = wireCommand(`cd / && ${planned.command}; echo "after $?"`, { env: { DB_PASSWORD: "s3cret" } });
+    expect(wire.line).not.toContain("s3cret");
+    expect(wire.line).not.toContain("quoted");
+    const child = execFile("sh", ["-c", wire.line]);
+    child.stdin!.end(`${wire.stdinPrefix}${planned.stdin}`);
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    await new Promise((r) => child.on("close", r));
+    expect(out).toBe("pw=s3cret in /\nit's quoted\nafter 3\n");
   });
 
   it("launches the spec's cmds over the image's, and apps by their type", () => {
