@@ -1,8 +1,9 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostile, tarBytes, type HostileEntry } from "../support/hostile-archive";
 
 /**
  * Bad inputs against the compiled CLI, the way a user meets them: each must end in one
@@ -107,6 +108,23 @@ const laughs = (levels: number): string =>
     "  a0: &a0 [x, x, x, x, x, x, x, x, x, x]",
     ...Array.from({ length: levels }, (_, i) => `  a${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(", ")}]`),
   ].join("\n") + "\n";
+/** Archives ADD must refuse, each aimed at `outside`. */
+const hostileAdds: Record<string, (outside: string) => HostileEntry[]> = {
+  "a .. name": () => hostile.dotdot(),
+  "an absolute name": (o) => hostile.absolute(o),
+  "a write through a link out": (o) => hostile.symlinkThenWrite(o),
+  "a write through a .. link": () => hostile.dotdotLinkThenWrite(),
+  "a write through a chain of links": (o) => hostile.linkChain(o),
+  "a hard link to a file outside": () => hostile.hardlinkOutside("/etc/hostname"),
+  "a hard link through a link out": (o) => hostile.hardlinkThroughLink(o, "x"),
+  "a whiteout through a link out": (o) => hostile.whiteoutThroughLink(o, "x"),
+  "an opaque marker through a link out": (o) => hostile.opaqueThroughLink(o),
+  "device files": () => hostile.devices(),
+  "a setuid file": () => hostile.setuid(),
+  "a directory replaced by a link out": (o) => hostile.duplicateDirThenLink(o),
+  "a file claiming 10 GiB": () => hostile.hugeDeclaredSize(),
+  "a PAX long name hiding ..": () => hostile.longNameDotdot(),
+};
 const oneMaster = "  hosts:\n    - ips: [127.0.10.250]\n      roles: [master]\n";
 
 beforeAll(async () => {
@@ -155,6 +173,28 @@ describe("the CLI with bad input: one clear error, nothing left, nothing outside
       await expectClearFailure(r, message);
     });
 
+    it.each<[string, string, RegExp]>([
+      ["an ENV name no shell accepts", "FROM scratch\nENV 1BAD=x\n", /Kubefile:2.*1BAD/s],
+      ["a KUBEVERSION that is no version range", "FROM scratch\nKUBEVERSION not-a-range\n", /Kubefile:2.*not-a-range/s],
+      ["an ARG doubled until it is gigabytes", `FROM scratch\nARG A=xxxxxxxx\n${"ARG A=${A}${A}\n".repeat(30)}LABEL a=\${A}\n`, /Kubefile:\d+/],
+      ["a URL with a malformed %-escape", "FROM scratch\nADD http://127.0.0.1:9/%zz /x\n", /Kubefile:2/],
+      ["ADD --checksum that is not a digest", "FROM scratch\nADD --checksum=md5:abc http://127.0.0.1:9/x /x\n", /Kubefile:2/],
+    ])("%s", async (_what, kubefile, message) => {
+      await expectClearFailure(await build({ Kubefile: kubefile }), message);
+    });
+
+    it("a FIFO in the context (would block the build for ever)", async () => {
+      const dir = await context({ Kubefile: "FROM scratch\nCOPY . /ctx\n" });
+      execFileSync("mkfifo", [join(dir, "pipe")]);
+      const r = await sealant(["build", "-q", "-t", "bad/fifo:1", dir], { timeoutMs: 60_000 });
+      await expectClearFailure(r, /pipe/);
+    });
+
+    it.each(Object.keys(hostileAdds))("ADD of a hostile archive: %s", async (name) => {
+      const r = await build({ Kubefile: "FROM scratch\nADD evil.tar x/\nRUN true\n", "evil.tar": tarBytes(hostileAdds[name]!(outside)) });
+      await expectClearFailure(r, /Kubefile:2.*evil\.tar/s);
+    });
+
     it("no Kubefile in the context", async () => {
       await expectClearFailure(await build({ "README.md": "x" }), /Kubefile/);
     });
@@ -170,6 +210,18 @@ describe("the CLI with bad input: one clear error, nothing left, nothing outside
       ["no hosts", cluster(""), /hosts/],
       ["an empty file", "", /Clusterfile/],
       ["a billion laughs (aliases expanding to 10^9 values)", cluster(oneMaster, laughs(9)), /expand to more than 1,000,000 values/],
+      [
+        "a registry domain with a newline (lines injected into /etc/hosts)",
+        cluster(oneMaster, '  registry:\n    domain: "sea.hub\\n6.6.6.6 evil"\n'),
+        /registry\.domain/,
+      ],
+      ["an env name no shell accepts", cluster(oneMaster, "  env:\n    1BAD: x\n"), /1BAD/],
+      [
+        "a node label no Kubernetes accepts",
+        cluster("  hosts:\n    - ips: [127.0.10.250]\n      roles: [master]\n      labels: {'bad key!': v}\n"),
+        /bad key!/,
+      ],
+      ["a host alias that is not a host name", cluster(oneMaster, '  hostAliases:\n    - ip: 127.0.0.9\n      hostnames: ["a b"]\n'), /a b/],
     ])("%s", async (_what, body, message) => {
       const path = await clusterfile(body);
       await expectClearFailure(await sealant(["plan", "-f", path]), message);
