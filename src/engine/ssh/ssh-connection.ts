@@ -96,7 +96,7 @@ export class SshConnection implements Connection {
   }
 
   upload(targetDir: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
-    return uploadWith((c, o) => this.exec(c, o), this.host, targetDir, source, opts);
+    return uploadWith((c, o) => this.exec(c, o), this.host, targetDir, source, opts, this.secrets);
   }
 
   async close(): Promise<void> {
@@ -148,7 +148,7 @@ export class SshConnection implements Connection {
       if (this.opts.sudoPassword ?? this.opts.password) return "password" as const;
       throw new SshError(
         this.host,
-        `sudo needs a password for user "${this.user}" (sudo -n: ${tailOf(probe.stderr) || `exit ${probe.code}`}); set sudoPassword`,
+        `sudo needs a password for user "${this.user}" (sudo -n: ${redact(tailOf(probe.stderr), this.secrets) || `exit ${probe.code}`}); set sudoPassword`,
       );
     })();
     this.sudoMode.catch(() => (this.sudoMode = undefined));

@@ -31,7 +31,15 @@ export function isTarSource(source: UploadSource): source is Extract<UploadSourc
   return !Array.isArray(source);
 }
 
-export async function uploadWith(exec: Exec, host: string, targetDir: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
+/** `secrets`: the connection's (its passwords), kept out of the error when tar or the swap fails. */
+export async function uploadWith(
+  exec: Exec,
+  host: string,
+  targetDir: string,
+  source: UploadSource,
+  opts: UploadOptions = {},
+  secrets: readonly string[] = [],
+): Promise<UploadResult> {
   const target = checkTargetDir(targetDir);
   const tmp = posix.join(posix.dirname(target), `.${posix.basename(target)}.upload-${randomBytes(6).toString("hex")}`);
   const gzip = isTarSource(source) && source.gzip === true;
@@ -65,7 +73,7 @@ export async function uploadWith(exec: Exec, host: string, targetDir: string, so
   const extract = `rm -rf ${q} && mkdir -p ${q} && tar -x${gzip ? "z" : ""}f - -C ${q}${excludes.length ? ` --anchored ${excludes.join(" ")}` : ""}`;
   try {
     const r = await exec(extract, { ...base, stdin: counted, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const failure = failureOf(host, extract, r, []);
+    const failure = failureOf(host, extract, r, secrets);
     if (failure) throw failure;
   } catch (err) {
     counted.destroy();
@@ -80,7 +88,7 @@ export async function uploadWith(exec: Exec, host: string, targetDir: string, so
     `else mv -T "$n" "$t"; fi`;
   try {
     const r = await exec(swap, { ...base, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const failure = failureOf(host, `moving ${tmp} to ${target}`, r, []);
+    const failure = failureOf(host, `moving ${tmp} to ${target}`, r, secrets);
     if (failure) throw failure;
   } catch (err) {
     return fail(err);
