@@ -26,3 +26,45 @@ export function keyValues(values: string[] | undefined, flag: string): Record<st
 export function insecureOption(): Options {
   return { insecure: { type: "boolean", default: false } };
 }
+
+/** The options of every command that talks to registries: transport security and the deadline. */
+export const registryOptions = {
+  insecure: { type: "boolean", default: false },
+  "allow-http-credentials": { type: "boolean", default: false },
+  timeout: { type: "string" },
+} as const;
+
+export const REGISTRY_HELP = `      --insecure               allow unverified TLS, or plain HTTP, to non-loopback registries;
+                               credentials are then sent only over TLS
+      --allow-http-credentials with --insecure: send credentials over plain HTTP too (only on a
+                               network you trust: anyone on the way can read them)
+      --timeout DURATION       give up after this long (e.g. 90s, 10m, 1h; a bare number is
+                               seconds; default 1h; 0: never)`;
+
+/** What the registry options mean to a Session: pass the result to Session.open. */
+export function registrySessionOptions(values: { insecure?: boolean; "allow-http-credentials"?: boolean; timeout?: string | undefined }): {
+  insecure: boolean;
+  allowHttpCredentials: boolean;
+  timeoutMs?: number;
+} {
+  if (values["allow-http-credentials"] && !values.insecure) {
+    throw new UsageError("--allow-http-credentials only applies with --insecure (plain HTTP is used only for a registry marked insecure)");
+  }
+  return {
+    insecure: values.insecure ?? false,
+    allowHttpCredentials: values["allow-http-credentials"] ?? false,
+    ...(values.timeout !== undefined ? { timeoutMs: parseDuration(values.timeout, "--timeout") } : {}),
+  };
+}
+
+/** `90`, `90s`, `10m`, `1h30m`, `0` in ms; a bare number is seconds. */
+export function parseDuration(value: string, flag: string): number {
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
+    throw new UsageError(`${flag} "${value}": expected a duration such as 90s, 10m or 1h (a bare number is seconds)`);
+  }
+  return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0));
+}

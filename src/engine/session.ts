@@ -9,6 +9,13 @@ export interface SessionOptions {
   home?: string;
   /** Plain HTTP / unverified TLS for these registries (true: all). Loopback registries are always plain HTTP. */
   insecure?: boolean | string[];
+  /**
+   * Send credentials over plain HTTP to registries that `insecure` lets fall back to it (true:
+   * all). Without it they are used anonymously there. @default false
+   */
+  allowHttpCredentials?: boolean | string[];
+  /** Overall deadline of one pull or push in ms (0: none). @default 1 h (the registry client's) */
+  timeoutMs?: number;
   /** Extra registry client options (retries, timeouts) for every registry. */
   client?: Omit<RegistryClientOptions, "insecure" | "credentials">;
   /**
@@ -73,10 +80,12 @@ export class Session {
     const clients = own ? this.authClients : this.clients;
     let client = clients.get(registry);
     if (!client) {
-      const insecure = this.opts.insecure === true || (Array.isArray(this.opts.insecure) && this.opts.insecure.includes(registry));
+      const listed = (v: boolean | string[] | undefined) => v === true || (Array.isArray(v) && v.includes(registry));
       client = new RegistryClient(registry, {
         ...this.opts.client,
-        insecure: insecure && !isLoopbackRegistry(registry),
+        ...(this.opts.timeoutMs !== undefined ? { operationTimeoutMs: this.opts.timeoutMs } : {}),
+        insecure: listed(this.opts.insecure) && !isLoopbackRegistry(registry),
+        allowHttpCredentials: listed(this.opts.allowHttpCredentials),
         credentials: own ? staticCredentials(own) : this.credentials,
       });
       clients.set(registry, client);

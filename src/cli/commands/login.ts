@@ -1,14 +1,21 @@
 import { RegistryClient } from "../../engine/image/registry";
 import { staticCredentials } from "../../engine/image/credentials";
 import { isLoopbackRegistry } from "../../engine/image/reference";
+import { formatDuration } from "../../engine/image/transfer";
 import { Session } from "../../engine/session";
-import { parse } from "../args";
+import { REGISTRY_HELP, parse, registryOptions, registrySessionOptions } from "../args";
 import { UsageError } from "../errors";
 import type { Command } from "./command";
 
-const loginUsage = `Usage: sealant login REGISTRY -u USER (-p PASSWORD | --password-stdin) [--insecure]
+const loginUsage = `Usage: sealant login REGISTRY -u USER (-p PASSWORD | --password-stdin) [--insecure] [--timeout DURATION]
 
-Check the credentials against REGISTRY and store them in $SEALANT_HOME/auth.json (mode 0600).`;
+Check the credentials against REGISTRY and store them in $SEALANT_HOME/auth.json (mode 0600).
+Prefer --password-stdin: a password given with -p is visible to other users in the process list.
+
+${REGISTRY_HELP.replace("default 1h", "default 2m")}`;
+
+/** A login is one request or two: a registry that takes longer is not answering. */
+const LOGIN_TIMEOUT_MS = 120_000;
 
 export const login: Command = {
   usage: loginUsage,
@@ -19,7 +26,7 @@ export const login: Command = {
         username: { type: "string", short: "u" },
         password: { type: "string", short: "p" },
         "password-stdin": { type: "boolean", default: false },
-        insecure: { type: "boolean", default: false },
+        ...registryOptions,
       },
       loginUsage,
     );
@@ -28,14 +35,22 @@ export const login: Command = {
     if (values.password !== undefined && values["password-stdin"]) throw new UsageError("use either -p or --password-stdin, not both");
     const password = values["password-stdin"] ? (await readStdin()).replace(/\r?\n$/, "") : values.password;
     if (!password) throw new UsageError(`login needs a password: -p PASSWORD or --password-stdin\n\n${loginUsage}`);
+    const options = registrySessionOptions(values);
+    if (values.password !== undefined) process.stderr.write("warning: a password given with -p is visible in the process list; prefer --password-stdin\n");
     const registry = positionals[0]!;
     const client = new RegistryClient(registry, {
-      insecure: values.insecure && !isLoopbackRegistry(registry),
+      insecure: options.insecure && !isLoopbackRegistry(registry),
+      allowHttpCredentials: options.allowHttpCredentials,
       credentials: staticCredentials({ username: values.username, password }),
       retries: 1,
     });
+    const timeoutMs = options.timeoutMs ?? LOGIN_TIMEOUT_MS;
+    const deadline = timeoutMs > 0 ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : signal;
     try {
-      await client.checkLogin(signal);
+      await client.checkLogin(deadline);
+    } catch (err) {
+      if (deadline.aborted && !signal.aborted) throw new Error(`login ${registry}: no answer within ${formatDuration(timeoutMs)}`);
+      throw err;
     } finally {
       client.close();
     }

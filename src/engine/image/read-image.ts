@@ -1,19 +1,21 @@
 import type { Readable } from "node:stream";
 import type { Digest } from "./digest";
-import { isIndexMediaType } from "./media-types";
 import { readMetadata, type ClusterImageMetadata } from "./metadata";
+import { MAX_DOCUMENT_BYTES, checkDocumentSize, parseImageConfig, parseManifest, parseManifestDocument, type ManifestDocument } from "./schemas";
 import type { ImageSource } from "./source";
 import type { ImageStore } from "./store";
-import type { Descriptor, ImageConfig, Index, Manifest, Platform } from "./types";
+import type { Descriptor, ImageConfig, Manifest, Platform } from "./types";
 
 /**
  * Where an image's manifests and configs are read from: the local store or a registry (any
- * ImageSource). Only JSON documents are read here, never layers.
+ * ImageSource). Only JSON documents are read here, never layers; each is size-capped and
+ * checked against its schema before use.
  */
 export interface ImageReader {
-  /** A manifest or index, and its media type (as the source says, else as the descriptor does). */
-  manifest(desc: Descriptor): Promise<{ mediaType: string | undefined; json: unknown }>;
-  config(desc: Descriptor): Promise<ImageConfig>;
+  /** The bytes of a manifest or index, and its media type (as the source says, else as the descriptor does). */
+  manifest(desc: Descriptor): Promise<{ mediaType: string | undefined; bytes: Buffer }>;
+  /** The bytes of a config. */
+  config(desc: Descriptor): Promise<Buffer>;
 }
 
 /** One platform's manifest of an image, with its config and what it says about itself. */
@@ -40,15 +42,16 @@ export interface ImageParts {
  * The one walk the store's inspection, the cluster image and a registry lookup share.
  */
 export async function readImage(reader: ImageReader, top: Descriptor): Promise<ImageParts> {
-  const got = await reader.manifest(top);
-  const mediaType = got.mediaType ?? top.mediaType;
-  const entries: Array<{ desc: Descriptor; manifest?: Manifest }> = isIndexMediaType(mediaType)
-    ? (got.json as Index).manifests.map((desc) => ({ desc }))
-    : [{ desc: top, manifest: got.json as Manifest }];
+  const topDoc = await readDocument(reader, top);
+  const mediaType = topDoc.mediaType;
+  const entries: Array<{ desc: Descriptor; manifest?: Manifest }> =
+    topDoc.kind === "index" ? topDoc.index.manifests.map((desc) => ({ desc })) : [{ desc: top, manifest: topDoc.manifest }];
   const parts: ImagePart[] = [];
   for (const e of entries) {
-    const manifest = e.manifest ?? ((await reader.manifest(e.desc)).json as Manifest);
-    const config = await reader.config(manifest.config);
+    const manifest = e.manifest ?? (await readManifest(reader, e.desc));
+    const what = `config ${manifest.config.digest}`;
+    checkDocumentSize(manifest.config.size, what);
+    const config = parseImageConfig(await reader.config(manifest.config), what);
     const platform: Platform = e.desc.platform ?? {
       os: config.os ?? "linux",
       architecture: config.architecture ?? "amd64",
@@ -59,11 +62,25 @@ export async function readImage(reader: ImageReader, top: Descriptor): Promise<I
   return { descriptor: top, mediaType, parts };
 }
 
+async function readDocument(reader: ImageReader, desc: Descriptor): Promise<ManifestDocument> {
+  const what = `manifest ${desc.digest}`;
+  checkDocumentSize(desc.size, what);
+  const got = await reader.manifest(desc);
+  return parseManifestDocument(got.bytes, what, got.mediaType ?? desc.mediaType);
+}
+
+async function readManifest(reader: ImageReader, desc: Descriptor): Promise<Manifest> {
+  const what = `manifest ${desc.digest}`;
+  checkDocumentSize(desc.size, what);
+  const got = await reader.manifest(desc);
+  return parseManifest(got.bytes, what, got.mediaType ?? desc.mediaType);
+}
+
 /** Reads from the local store (every blob must be there). */
 export function storeReader(store: ImageStore): ImageReader {
   return {
-    manifest: async (desc) => ({ mediaType: desc.mediaType, json: await store.readJson<unknown>(desc.digest) }),
-    config: (desc) => store.readJson<ImageConfig>(desc.digest),
+    manifest: async (desc) => ({ mediaType: desc.mediaType, bytes: await store.readBlob(desc.digest) }),
+    config: (desc) => store.readBlob(desc.digest),
   };
 }
 
@@ -72,16 +89,23 @@ export function sourceReader(source: ImageSource, repository: string): ImageRead
   return {
     manifest: async (desc) => {
       const got = await source.getManifest(repository, desc.digest);
-      return { mediaType: got.mediaType, json: JSON.parse(got.bytes.toString("utf8")) as unknown };
+      return { mediaType: got.mediaType, bytes: got.bytes };
     },
-    config: async (desc) =>
-      JSON.parse((await readAll(await source.openBlob(repository, desc.digest as Digest, { size: desc.size }))).toString("utf8")) as ImageConfig,
+    config: async (desc) => readAll(await source.openBlob(repository, desc.digest as Digest, { size: desc.size }), `config ${desc.digest}`),
   };
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+async function readAll(stream: Readable, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_DOCUMENT_BYTES) {
+      stream.destroy();
+      throw new Error(`${what}: more than ${MAX_DOCUMENT_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
   return Buffer.concat(chunks);
 }
 

@@ -119,7 +119,8 @@ export class ImageStore {
       // Large blob of known digest: hashed on a worker thread as it streams, so the main
       // thread keeps receiving other blobs meanwhile. Still renamed only after the check.
       const hasher = new WorkerHashingStream();
-      source.once("error", (err) => hasher.destroy(err));
+      // on, not once: a source that fails twice must not crash the process with an unhandled 'error'.
+      source.on("error", (err) => hasher.destroy(err));
       await writeStreamAtomic(target, source.pipe(hasher), async () => {
         const { digest, size } = await hasher.result();
         check(digest, size);
@@ -127,7 +128,7 @@ export class ImageStore {
     } else {
       const hasher = new DigestingStream();
       // pipe() does not forward errors; without this a failed source would leave the write hanging.
-      source.once("error", (err) => hasher.destroy(err));
+      source.on("error", (err) => hasher.destroy(err));
       await writeStreamAtomic(target, source.pipe(hasher), () => check(hasher.digest(), hasher.size));
     }
     if (!result) throw new Error("internal: blob stream ended without a digest");

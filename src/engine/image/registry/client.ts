@@ -1,18 +1,18 @@
 import type { Readable } from "node:stream";
 import { DigestMismatchError, isDigest, parseDigest, sha256, type Digest } from "../digest";
-import { ACCEPT_MANIFESTS, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MediaType } from "../media-types";
+import { ACCEPT_MANIFESTS, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES } from "../media-types";
 import type { Descriptor } from "../types";
 import { repositoryScope } from "./auth";
-import { RegistryError, parseErrorBody } from "./errors";
+import { MAX_DOCUMENT_BYTES, checkDocumentSize, parseManifestDocument } from "../schemas";
+import { RegistryError, bodyError, parseErrorBody } from "./errors";
 import type { ManifestResponse, OpenBlobOptions, PushBlobOptions, PushBlobResult, RegistryClientOptions } from "./options";
-import { RegistryHttp, type Reply } from "./requests";
+import { RegistryHttp } from "./requests";
 import { SizeMismatchError, VerifyingStream } from "./streams";
-import { discard, readBody, readErrorBody } from "./transport";
+import { discard } from "./transport";
 import { uploadBlob, type UploadSizes } from "./uploads";
 import { checkReference, checkRepository, parseRegistryName } from "./validate";
 
-const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
-const MAX_SMALL_BLOB_BYTES = 64 * 1024 * 1024;
+const MAX_TAG_PAGE_BYTES = 8 * 1024 * 1024;
 
 /**
  * A client of one registry (Docker Registry HTTP API v2 / OCI distribution spec): manifests,
@@ -27,7 +27,10 @@ export class RegistryClient {
   private readonly http: RegistryHttp;
   private readonly uploadSizes: UploadSizes;
 
-  constructor(registry: string, opts: RegistryClientOptions = {}) {
+  constructor(
+    registry: string,
+    private readonly opts: RegistryClientOptions = {},
+  ) {
     const name = parseRegistryName(registry);
     this.registry = name.registry;
     this.host = name.host;
@@ -48,22 +51,26 @@ export class RegistryClient {
    * the registry asks for. Throws a RegistryError (401 with a hint) when they are refused.
    */
   async checkLogin(signal?: AbortSignal): Promise<void> {
+    const withheld = await this.http.credentialsWithheld();
+    if (withheld) throw new Error(`login ${this.registry}: ${withheld}`);
     const res = await this.http.request({ method: "GET", url: "/v2/", scopes: [], ok: [200], signal });
     await discard(res.res);
+  }
+
+  /** The overall deadline of one pull or push through this client, in ms (0: none). */
+  get operationTimeoutMs(): number {
+    return this.opts.operationTimeoutMs ?? 3_600_000;
   }
 
   async getManifest(repo: string, reference: string, accept: string = ACCEPT_MANIFESTS, signal?: AbortSignal): Promise<ManifestResponse> {
     checkRepository(repo);
     checkReference(reference);
-    const res = await this.http.request({
-      method: "GET",
-      url: `/v2/${repo}/manifests/${reference}`,
-      scopes: [repositoryScope(repo, "pull")],
-      ok: [200],
-      headers: { Accept: accept },
-      signal,
-    });
-    const bytes = await readBody(res.res, MAX_MANIFEST_BYTES, `manifest ${this.registry}/${repo}:${reference}`);
+    const what = `manifest ${this.registry}/${repo}${isDigest(reference) ? "@" : ":"}${reference}`;
+    const { reply: res, body: bytes } = await this.http.document(
+      { method: "GET", url: `/v2/${repo}/manifests/${reference}`, scopes: [repositoryScope(repo, "pull")], ok: [200], headers: { Accept: accept }, signal },
+      MAX_DOCUMENT_BYTES,
+      what,
+    );
     const digest = sha256(bytes);
     if (isDigest(reference) && reference !== digest) {
       throw new DigestMismatchError(`manifest ${this.registry}/${repo}@${reference}`, reference, digest);
@@ -72,7 +79,8 @@ export class RegistryClient {
     if (header && header.startsWith("sha256:") && header !== digest) {
       throw new DigestMismatchError(`manifest ${this.registry}/${repo}:${reference} (Docker-Content-Digest)`, header, digest);
     }
-    const mediaType = manifestMediaType(res.header("content-type"), bytes);
+    // Checked here, once, so nothing downstream reads a field of a document that lacks it.
+    const { mediaType } = parseManifestDocument(bytes, what, res.header("content-type")?.split(";")[0]?.trim());
     return { descriptor: { mediaType, digest, size: bytes.length }, bytes, mediaType };
   }
 
@@ -158,7 +166,7 @@ export class RegistryClient {
       signal: opts.signal,
     });
     const what = `blob ${this.registry}/${repo}@${digest}`;
-    const declared = Number(res.header("content-length"));
+    const declared = Number(res.header("content-length") ?? Number.NaN);
     const size = opts.size ?? (Number.isFinite(declared) ? declared : undefined);
     if (opts.size !== undefined && Number.isFinite(declared) && declared !== opts.size) {
       res.res.destroy();
@@ -166,9 +174,16 @@ export class RegistryClient {
     }
     const verifier = new VerifyingStream(what, digest, size, undefined, opts.verify ?? true);
     const body = res.res;
-    body.on("error", (err) => verifier.destroy(new Error(`${what}: reading failed after ${verifier.bytes} bytes: ${err.message}`, { cause: err })));
+    // A body that breaks off fails the stream with a RegistryError carrying a network code, so
+    // fetchBlob can fetch it again; the message names the blob and how far it got.
+    const broken = (err: Error) => {
+      const mapped = bodyError(this.registry, "GET", res.url, err, verifier.bytes, size);
+      if (mapped instanceof RegistryError) mapped.message = `${what}: ${mapped.message.slice(mapped.message.indexOf(": ") + 2)}`;
+      return mapped as Error;
+    };
+    body.on("error", (err) => verifier.destroy(broken(err)));
     body.on("close", () => {
-      if (!body.complete) verifier.destroy(new Error(`${what}: the connection closed after ${verifier.bytes} bytes`));
+      if (!body.complete) verifier.destroy(broken(new Error("the connection closed")));
     });
     verifier.on("close", () => {
       if (!body.complete) body.destroy();
@@ -177,21 +192,37 @@ export class RegistryClient {
     return verifier;
   }
 
-  /** A whole (small) blob, verified; for configs and other JSON blobs. */
+  /**
+   * Streams a blob into `consume`, fetching it again from the start when the connection breaks
+   * off or stalls (under the retry policy); a digest or size mismatch, or an error of `consume`'s
+   * own, is not retried. `consume` must read the stream to its end or fail.
+   */
+  fetchBlob<T>(repo: string, digest: Digest, opts: OpenBlobOptions, consume: (stream: Readable) => Promise<T>): Promise<T> {
+    return this.http.retrying(
+      async () => consume(await this.openBlob(repo, digest, opts)),
+      (err) => (err instanceof RegistryError ? `GET ${err.path}` : `blob ${digest}`),
+      opts.signal,
+    );
+  }
+
+  /** A whole (small) blob, verified; for configs and other JSON blobs (at most 4 MiB unless `maxBytes` says otherwise). */
   async getBlob(repo: string, digest: Digest, opts: OpenBlobOptions & { maxBytes?: number } = {}): Promise<Buffer> {
-    const stream = await this.openBlob(repo, digest, opts);
-    const max = opts.maxBytes ?? MAX_SMALL_BLOB_BYTES;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > max) {
-        stream.destroy();
-        throw new Error(`blob ${this.registry}/${repo}@${digest}: more than ${max} bytes; stream it with openBlob`);
+    const max = opts.maxBytes ?? MAX_DOCUMENT_BYTES;
+    const what = `blob ${this.registry}/${repo}@${digest}`;
+    if (opts.size !== undefined) checkDocumentSize(opts.size, what);
+    return this.fetchBlob(repo, digest, opts, async (stream) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > max) {
+          stream.destroy();
+          throw new Error(`${what}: more than ${max} bytes; stream it with openBlob`);
+        }
+        chunks.push(chunk);
       }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, size);
+      return Buffer.concat(chunks, size);
+    });
   }
 
   /**
@@ -213,14 +244,16 @@ export class RegistryClient {
     const tags: string[] = [];
     let next: string | URL | undefined = `/v2/${repo}/tags/list`;
     for (let page = 0; next !== undefined && page < 10_000; page++) {
-      const res: Reply = await this.http.request({ method: "GET", url: next, scopes: [repositoryScope(repo, "pull")], ok: [200, 404], signal });
+      const { reply: res, body } = await this.http.document(
+        { method: "GET", url: next, scopes: [repositoryScope(repo, "pull")], ok: [200, 404], signal },
+        MAX_TAG_PAGE_BYTES,
+        `tags of ${this.registry}/${repo}`,
+      );
       if (res.status === 404) {
-        const body = await readErrorBody(res.res);
         const errors = parseErrorBody(body);
         if (errors.some((e) => e.code === "NAME_UNKNOWN")) return [];
         throw new RegistryError({ registry: this.registry, method: "GET", path: res.path, status: 404, errors });
       }
-      const body = await readBody(res.res, MAX_MANIFEST_BYTES, `tags of ${this.registry}/${repo}`);
       let parsed: { tags?: unknown };
       try {
         parsed = JSON.parse(body.toString("utf8")) as { tags?: unknown };
@@ -238,19 +271,4 @@ export class RegistryClient {
 
 function isKnownManifestType(type: string): boolean {
   return MANIFEST_MEDIA_TYPES.includes(type) || INDEX_MEDIA_TYPES.includes(type);
-}
-
-/** Content-Type when it names a manifest type, else the document's own mediaType, else a guess from its shape. */
-function manifestMediaType(contentType: string | undefined, bytes: Buffer): string {
-  const type = contentType?.split(";")[0]?.trim();
-  if (type && isKnownManifestType(type)) return type;
-  try {
-    const doc = JSON.parse(bytes.toString("utf8")) as { mediaType?: unknown; manifests?: unknown; config?: unknown };
-    if (typeof doc.mediaType === "string" && doc.mediaType) return doc.mediaType;
-    if (Array.isArray(doc.manifests)) return MediaType.ociIndex;
-    if (doc.config && typeof doc.config === "object") return MediaType.ociManifest;
-  } catch {
-    // not JSON: keep what the registry said
-  }
-  return type ?? "application/octet-stream";
 }

@@ -159,6 +159,20 @@ export function networkError(registry: string, method: string, url: URL, err: un
   return new RegistryError(init);
 }
 
+/**
+ * A response body that broke off (connection closed or reset, stalled, deadline passed) as a
+ * RegistryError with a network code, so the retry policy can try the whole exchange again.
+ */
+export function bodyError(registry: string, method: string, url: URL, err: unknown, received: number, expected?: number): unknown {
+  if (!(err instanceof Error) || err instanceof RegistryError || err instanceof DigestMismatchError) return err;
+  if (err.name === "AbortError" || (err as { code?: string }).code === "ABORT_ERR") return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const of = expected !== undefined ? ` of ${expected}` : "";
+  const timedOut = code === "ETIMEDOUT";
+  const message = timedOut ? `${err.message} (after ${received}${of} bytes)` : `the connection broke after ${received}${of} bytes (${err.message})`;
+  return new RegistryError({ registry, method, path: `${url.host}${url.pathname}`, message, code: timedOut ? "ETIMEDOUT" : "ECONNRESET", cause: err });
+}
+
 /** Parses a registry error body; tolerant of non-JSON bodies (returns []). */
 export function parseErrorBody(body: Buffer): RegistryErrorEntry[] {
   if (body.length === 0) return [];

@@ -24,8 +24,31 @@ export interface RegistryClientOptions {
   maxRetryDelayMs?: number;
   /** Cap of a delay asked for by Retry-After. @default 60000 */
   maxRetryAfterMs?: number;
-  /** Socket idle timeout. @default 60000 */
+  /** Retries for a request that stalled (each costs a whole stall window). @default 1 */
+  timeoutRetries?: number;
+  /**
+   * Stall timeout: no answer within this long, or a body that delivers less than 1 KiB in this
+   * long while sealant waits for it, fails the request (and is retried `timeoutRetries` times).
+   * @default 30000
+   */
   timeoutMs?: number;
+  /**
+   * Deadline of one attempt at a small document (manifest, index, config, token, tag list): a
+   * registry trickling one just above the stall rate still ends. @default 120000
+   */
+  documentTimeoutMs?: number;
+  /**
+   * Overall deadline of one pull or push through this client (image/transfer reads it; its own
+   * `timeoutMs` option wins). 0: none. @default 3600000 (1 h)
+   */
+  operationTimeoutMs?: number;
+  /**
+   * Send credentials to a registry that is reached over plain HTTP and is not on loopback (after
+   * `insecure` fell back to HTTP). Without it such a registry is used anonymously, and a refusal
+   * says the credentials were withheld. Token realms on another host never get credentials over
+   * plain HTTP. @default false
+   */
+  allowHttpCredentials?: boolean;
   /** Parallel connections to one origin; further requests wait. @default 8 */
   maxConnections?: number;
   /** Blobs larger than this are uploaded in chunks (PATCH); smaller ones with one PUT. @default 64 MiB */

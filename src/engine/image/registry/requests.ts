@@ -1,15 +1,17 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Credentials } from "../credentials";
 import { isLoopbackRegistry } from "../reference";
+import type { CredentialSource } from "../credentials";
 import { Authenticator, basicHeader, type TokenResponse } from "./auth";
-import { RegistryError, bodyExcerpt, networkError, parseErrorBody } from "./errors";
+import { RegistryError, bodyError, bodyExcerpt, networkError, parseErrorBody, type RegistryErrorEntry } from "./errors";
 import type { RegistryClientOptions } from "./options";
 import { RetryPolicy, parseRetryAfter } from "./retry";
-import { HttpTransport, discard, readBody, readErrorBody, type RequestBody } from "./transport";
+import { HttpTransport, discard, readBody, readErrorBody, seconds, type RequestBody } from "./transport";
 import type { RegistryName } from "./validate";
 
 const MAX_TOKEN_BYTES = 1024 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
 
 export interface Req {
   method: string;
@@ -64,7 +66,10 @@ export class RegistryHttp {
   private readonly auth: Authenticator;
   private readonly retries: RetryPolicy;
   private readonly insecure: boolean;
+  private readonly documentTimeoutMs: number;
   private basePromise: Promise<URL> | undefined;
+  /** Secrets that must never appear in an error message: credentials, their Basic form, tokens. */
+  private readonly secrets = new Set<string>();
 
   constructor(
     name: RegistryName,
@@ -77,12 +82,94 @@ export class RegistryHttp {
     const transportOpts: ConstructorParameters<typeof HttpTransport>[0] = {
       insecure: this.insecure,
       maxSockets: opts.maxConnections ?? 8,
-      timeoutMs: opts.timeoutMs ?? 60_000,
+      timeoutMs: opts.timeoutMs ?? 30_000,
       userAgent: opts.userAgent ?? "sealant/0.1",
     };
     if (opts.ca !== undefined) transportOpts.ca = opts.ca;
     this.transport = new HttpTransport(transportOpts);
-    this.auth = new Authenticator(this.registry, opts.credentials, (realm, creds) => this.fetchToken(realm, creds));
+    this.documentTimeoutMs = opts.documentTimeoutMs ?? 120_000;
+    this.auth = new Authenticator(this.registry, this.guardedCredentials(opts.credentials), (realm, creds) => this.fetchToken(realm, creds));
+  }
+
+  /**
+   * The credential source as the authenticator sees it: empty while the registry is reached
+   * over plain HTTP off this machine (unless allowHttpCredentials), so no Basic header and no
+   * credentialed token request is ever made for it. Every credential handed out is remembered
+   * for redaction.
+   */
+  private guardedCredentials(source: CredentialSource | undefined): CredentialSource | undefined {
+    if (!source) return undefined;
+    return {
+      get: async (registry) => {
+        if (await this.credentialsWithheld()) return undefined;
+        const creds = await source.get(registry);
+        if (creds) this.rememberSecret(creds.password, basicHeader(creds).slice("Basic ".length));
+        return creds;
+      },
+    };
+  }
+
+  /** Why credentials are not sent to this registry, when they are not: it is reached over plain HTTP and is not on loopback. */
+  async credentialsWithheld(): Promise<string | undefined> {
+    const base = await this.base();
+    if (base.protocol === "https:" || isLoopbackRegistry(this.host) || this.opts.allowHttpCredentials) return undefined;
+    return (
+      `${this.host} is reached over plain HTTP, so sealant does not send it credentials (anyone on the way could read them); ` +
+      `give the registry TLS, or allow credentials over HTTP explicitly (--allow-http-credentials) on a network you trust`
+    );
+  }
+
+  private rememberSecret(...values: string[]): void {
+    for (const v of values) if (v.length >= 4) this.secrets.add(v);
+  }
+
+  /** Text from a registry (error bodies may echo what they were sent) with every known secret replaced. */
+  redact(text: string): string {
+    let out = text;
+    for (const secret of this.secrets) out = out.split(secret).join("***");
+    return out;
+  }
+
+  private redactEntries(errors: RegistryErrorEntry[]): RegistryErrorEntry[] {
+    return errors.map((e) => {
+      const entry: RegistryErrorEntry = { code: this.redact(e.code) };
+      if (e.message !== undefined) entry.message = this.redact(e.message);
+      if (e.detail !== undefined) entry.detail = JSON.parse(this.redact(JSON.stringify(e.detail))) as unknown;
+      return entry;
+    });
+  }
+
+  /**
+   * A small document (manifest, index, tag list page): the request and reading its whole body
+   * are one attempt, retried together (a body that breaks off is fetched again), each attempt
+   * within the document deadline.
+   */
+  async document(r: Req, limit: number, what: string): Promise<{ reply: Reply; body: Buffer }> {
+    return this.retrying(
+      async () => {
+        const deadline = AbortSignal.timeout(this.documentTimeoutMs);
+        const signal = r.signal ? AbortSignal.any([r.signal, deadline]) : deadline;
+        let reply: Reply | undefined;
+        try {
+          reply = await this.request({ ...r, signal });
+          const got = reply;
+          const body = await readBody(got.res, limit, what, (err, received) => bodyError(this.registry, r.method, got.url, err, received));
+          return { reply: got, body };
+        } catch (err) {
+          if (!deadline.aborted || r.signal?.aborted || this.opts.signal?.aborted) throw err;
+          const url = reply?.url ?? (typeof r.url === "string" ? new URL(r.url, await this.base()) : r.url);
+          throw new RegistryError({
+            registry: this.registry,
+            method: r.method,
+            path: `${url.host}${url.pathname}`,
+            code: "ETIMEDOUT",
+            message: `${what}: no complete answer within ${seconds(this.documentTimeoutMs)}`,
+          });
+        }
+      },
+      (err) => `${r.method} ${err instanceof RegistryError ? err.path : ""}`,
+      r.signal,
+    );
   }
 
   close(): void {
@@ -136,7 +223,10 @@ export class RegistryHttp {
       return new URL(`https://${this.host}`);
     } catch (err) {
       if ((err as Error).name === "AbortError") throw err;
-      this.opts.log?.(`${this.host}: no TLS (${(err as Error).message}); using plain HTTP because the registry is marked insecure`);
+      this.opts.log?.(
+        `${this.host}: no TLS (${(err as Error).message}); using plain HTTP because the registry is marked insecure` +
+          (this.opts.allowHttpCredentials ? "" : " (without credentials)"),
+      );
       return new URL(`http://${this.host}`);
     }
   }
@@ -184,8 +274,17 @@ export class RegistryHttp {
         throw networkError(this.registry, r.method, current, err);
       }
       const loc = headerOf(res.headers, "location");
-      if ((r.method === "GET" || r.method === "HEAD") && REDIRECTS.has(res.statusCode ?? 0) && loc && hop < 5) {
+      if ((r.method === "GET" || r.method === "HEAD") && REDIRECTS.has(res.statusCode ?? 0) && loc) {
         await discard(res);
+        if (hop >= MAX_REDIRECTS) {
+          throw new RegistryError({
+            registry: this.registry,
+            method: r.method,
+            path: `${url.host}${url.pathname}`,
+            status: res.statusCode ?? 0,
+            message: `more than ${MAX_REDIRECTS} redirects (the last to ${new URL(loc, current).host}${new URL(loc, current).pathname})`,
+          });
+        }
         const next = new URL(loc, current);
         if (next.origin !== current.origin) auth = undefined;
         current = next;
@@ -198,7 +297,7 @@ export class RegistryHttp {
   private async statusError(res: Reply): Promise<RegistryError> {
     const body = res.method === "HEAD" ? Buffer.alloc(0) : await readErrorBody(res.res);
     if (res.method === "HEAD") await discard(res.res);
-    const errors = parseErrorBody(body);
+    const errors = this.redactEntries(parseErrorBody(body));
     const init: ConstructorParameters<typeof RegistryError>[0] = {
       registry: this.registry,
       method: res.method,
@@ -208,7 +307,7 @@ export class RegistryHttp {
     };
     if (errors.length === 0) {
       const excerpt = bodyExcerpt(body);
-      if (excerpt && !excerpt.startsWith("{")) init.message = excerpt;
+      if (excerpt && !excerpt.startsWith("{")) init.message = this.redact(excerpt);
     }
     const retryAfter = parseRetryAfter(res.header("retry-after"));
     if (retryAfter !== undefined) init.retryAfterMs = retryAfter;
@@ -216,11 +315,12 @@ export class RegistryHttp {
   }
 
   private async unauthorized(method: string, url: URL, status: number, body: Buffer, challenge: string | undefined): Promise<RegistryError> {
+    const withheld = await this.credentialsWithheld().catch(() => undefined);
     const hasCreds = await this.auth.hasCredentials().catch(() => false);
-    let hint = this.credentialsHint(hasCreds);
+    let hint = withheld ?? this.credentialsHint(hasCreds);
     const why = Authenticator.challengeError(challenge);
     if (hasCreds && (why === "insufficient_scope" || status === 403)) hint += `; the credentials may lack access to this repository`;
-    const errors = parseErrorBody(body);
+    const errors = this.redactEntries(parseErrorBody(body));
     return new RegistryError({ registry: this.registry, method, path: `${url.host}${url.pathname}`, status, errors, message: hint });
   }
 
@@ -231,16 +331,22 @@ export class RegistryHttp {
   }
 
   private async fetchToken(realm: URL, creds: Credentials | undefined): Promise<TokenResponse> {
-    if (creds && realm.protocol === "http:" && !isLoopbackRegistry(realm.host) && !this.insecure && realm.host !== this.host) {
-      throw new Error(
-        `${this.registry} asks for a token from ${realm.host} over plain HTTP; refusing to send credentials there (mark the registry insecure to allow it)`,
-      );
+    // Credentials go to a token realm over plain HTTP only on this machine, or to the registry's
+    // own host when credentials over HTTP were allowed for it; never to another host in clear.
+    const sameHost = realm.host === this.host && this.opts.allowHttpCredentials === true;
+    if (creds && realm.protocol !== "https:" && !isLoopbackRegistry(realm.host) && !sameHost) {
+      throw new RegistryError({
+        registry: this.registry,
+        method: "GET",
+        path: `${realm.host}${realm.pathname}`,
+        message: `${this.registry} asks for a token from ${realm.host} over plain HTTP; sealant sends credentials to a token service only over TLS`,
+      }).gaveUp(1);
     }
     const req: Req = { method: "GET", url: realm, scopes: [], ok: [200], noAuth: true, headers: { Accept: "application/json" } };
     if (creds) req.authorization = basicHeader(creds);
-    let res: Reply;
+    let body: Buffer;
     try {
-      res = await this.request(req);
+      body = (await this.document(req, MAX_TOKEN_BYTES, `token from ${realm.host}${realm.pathname}`)).body;
     } catch (err) {
       if (err instanceof RegistryError && err.unauthorized) {
         const hint = this.credentialsHint(creds !== undefined);
@@ -250,15 +356,16 @@ export class RegistryHttp {
       if (err instanceof RegistryError) throw new Error(`getting a token for ${this.registry}: ${err.message}`, { cause: err });
       throw err;
     }
-    const body = await readBody(res.res, MAX_TOKEN_BYTES, `token from ${realm.host}`);
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       parsed = JSON.parse(body.toString("utf8")) as typeof parsed;
     } catch {
       throw new Error(`token from ${realm.host}${realm.pathname} for ${this.registry}: not JSON`);
     }
+    if (parsed === null || typeof parsed !== "object") throw new Error(`token from ${realm.host}${realm.pathname} for ${this.registry}: not a JSON object`);
     const token = typeof parsed.token === "string" && parsed.token ? parsed.token : parsed.access_token;
     if (typeof token !== "string" || token === "") throw new Error(`token from ${realm.host}${realm.pathname} for ${this.registry}: no token in the answer`);
+    this.rememberSecret(token);
     const expiresIn = typeof parsed.expires_in === "number" && parsed.expires_in > 0 ? parsed.expires_in : 60;
     return { token, expiresIn };
   }

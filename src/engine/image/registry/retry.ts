@@ -15,7 +15,10 @@ const RETRYABLE_CODES = new Set([
   "UND_ERR_SOCKET",
 ]);
 
-export type RetrySettings = Pick<RegistryClientOptions, "retries" | "connectRetries" | "retryBaseDelayMs" | "maxRetryDelayMs" | "maxRetryAfterMs" | "log">;
+export type RetrySettings = Pick<
+  RegistryClientOptions,
+  "retries" | "connectRetries" | "timeoutRetries" | "retryBaseDelayMs" | "maxRetryDelayMs" | "maxRetryAfterMs" | "log"
+>;
 
 /**
  * Which failures are worth another attempt, and how long to wait first: 429, 408 and most 5xx,
@@ -25,6 +28,7 @@ export type RetrySettings = Pick<RegistryClientOptions, "retries" | "connectRetr
 export class RetryPolicy {
   private readonly retries: number;
   private readonly connectRetries: number;
+  private readonly timeoutRetries: number;
   private readonly baseDelay: number;
   private readonly maxDelay: number;
   private readonly maxRetryAfter: number;
@@ -33,6 +37,7 @@ export class RetryPolicy {
   constructor(opts: RetrySettings) {
     this.retries = Math.max(0, opts.retries ?? 4);
     this.connectRetries = Math.max(0, Math.min(opts.connectRetries ?? 2, this.retries));
+    this.timeoutRetries = Math.max(0, Math.min(opts.timeoutRetries ?? 1, this.retries));
     this.baseDelay = opts.retryBaseDelayMs ?? 250;
     this.maxDelay = opts.maxRetryDelayMs ?? 10_000;
     this.maxRetryAfter = opts.maxRetryAfterMs ?? 60_000;
@@ -67,6 +72,11 @@ export class RetryPolicy {
         state.refused++;
         if (state.refused > this.connectRetries) return undefined;
       }
+      // A registry that stalled once is likely to stall again: each try costs a whole stall window.
+      if (err.code === "ETIMEDOUT") {
+        state.timedOut++;
+        if (state.timedOut > this.timeoutRetries) return undefined;
+      }
     }
     if (!retryable) return undefined;
     state.attempt++;
@@ -78,6 +88,7 @@ export class RetryPolicy {
 class RetryState {
   attempt = 1;
   refused = 0;
+  timedOut = 0;
 }
 
 /** A Retry-After header (seconds or an HTTP date) in milliseconds. */

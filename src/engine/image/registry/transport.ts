@@ -13,7 +13,7 @@ export interface TransportOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   /** Connections per origin; further requests queue. */
   maxSockets: number;
-  /** Socket idle timeout: no bytes for this long fails the request with ETIMEDOUT. */
+  /** Stall timeout: no answer within this long, or a body delivering under 1 KiB in this long, fails with ETIMEDOUT. */
   timeoutMs: number;
   userAgent: string;
 }
@@ -69,7 +69,7 @@ export class HttpTransport {
       const request = (isHttps ? https : http).request(url, options);
       let settled = false;
       request.on("timeout", () => {
-        request.destroy(Object.assign(new Error(`no data for ${this.opts.timeoutMs} ms`), { code: "ETIMEDOUT" }));
+        request.destroy(Object.assign(new Error(`no answer from ${url.host} within ${seconds(this.opts.timeoutMs)}`), { code: "ETIMEDOUT" }));
       });
       request.on("error", (err) => {
         if (settled) return;
@@ -79,6 +79,10 @@ export class HttpTransport {
       });
       request.on("response", (res) => {
         settled = true;
+        // From here the body's own watchdog judges progress; the socket's idle timer would also
+        // fire while a slow consumer (not the registry) holds the flow back.
+        request.setTimeout(0);
+        watchBody(res, this.opts.timeoutMs, url.host);
         resolve(res);
       });
       if (body === undefined) {
@@ -98,27 +102,75 @@ export class HttpTransport {
   }
 }
 
+/** Fewer bytes than this in one stall window, while nothing waits for the consumer, is a stalled body. */
+const STALL_MIN_BYTES = 1024;
+
+/**
+ * Fails a response body that stalls or trickles: fewer than STALL_MIN_BYTES arriving in a window
+ * of `windowMs`, while its buffer is empty (a full buffer means the consumer is slow, not the
+ * registry). The body is destroyed with an ETIMEDOUT error that its consumer sees. An 'error'
+ * listener is always attached, so a body destroyed before its consumer listens cannot crash the
+ * process with an unhandled 'error' event.
+ */
+function watchBody(res: http.IncomingMessage, windowMs: number, host: string): void {
+  res.on("error", () => undefined);
+  const socket = res.socket;
+  if (!socket || windowMs <= 0) return;
+  let last = socket.bytesRead;
+  const timer = setInterval(() => {
+    const now = socket.bytesRead;
+    const got = now - last;
+    last = now;
+    if (got < STALL_MIN_BYTES && res.readableLength === 0 && !res.complete) {
+      clearInterval(timer);
+      res.destroy(Object.assign(new Error(`stalled: ${got} bytes from ${host} in ${seconds(windowMs)}`), { code: "ETIMEDOUT" }));
+    }
+  }, windowMs);
+  timer.unref();
+  const stop = (): void => clearInterval(timer);
+  res.once("end", stop);
+  res.once("close", stop);
+}
+
+export function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
 function hasHeader(headers: Record<string, unknown>, name: string): boolean {
   return Object.keys(headers).some((k) => k.toLowerCase() === name);
 }
 
-/** Reads a whole response body, failing when it exceeds `limit` bytes. */
-export async function readBody(res: http.IncomingMessage, limit: number, what: string): Promise<Buffer> {
+/**
+ * Reads a whole response body, failing when it exceeds `limit` bytes. A body that breaks off
+ * fails with what `broken` makes of the error and the bytes received so far.
+ */
+export async function readBody(
+  res: http.IncomingMessage,
+  limit: number,
+  what: string,
+  broken: (err: unknown, received: number) => unknown = (err) => err,
+): Promise<Buffer> {
   const declared = Number(res.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) {
     res.destroy();
-    throw new Error(`${what}: ${declared} bytes is more than the limit of ${limit}`);
+    throw new Error(`${what}: the registry announces ${declared} bytes, more than the limit of ${limit} for this kind of document`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      res.destroy();
-      throw new Error(`${what}: more than the limit of ${limit} bytes`);
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) break;
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (err) {
+    throw broken(err, size);
   }
+  if (size > limit) {
+    res.destroy();
+    throw new Error(`${what}: more than the limit of ${limit} bytes for this kind of document`);
+  }
+  if (!res.complete) throw broken(new Error("the body ended early"), size);
   return Buffer.concat(chunks, size);
 }
 
