@@ -149,6 +149,35 @@ export function normaliseDest(dest: string): string {
   return parts.join("/");
 }
 
+/** Linux's limits (NAME_MAX, PATH_MAX less room for the directory a host unpacks into). */
+const MAX_NAME_BYTES = 255;
+const MAX_PATH_BYTES = 3900;
+
+/**
+ * Every path a COPY/ADD/APP layer would hold must be creatable on the build machine and the
+ * hosts: a name over 255 bytes failed later with a raw ENAMETOOLONG, and a destination
+ * thousands of directories deep took minutes to write and unpack.
+ */
+export function checkLayerPaths(entries: LayerEntry[], where: Where): void {
+  for (const e of entries) {
+    const long = e.path.split("/").find((part) => Buffer.byteLength(part) > MAX_NAME_BYTES);
+    if (long !== undefined) {
+      throw new BuildInputError(where.file, where.line, `${where.instruction} would create "${clipMiddle(long)}": a name longer than ${MAX_NAME_BYTES} bytes`);
+    }
+    if (Buffer.byteLength(e.path) > MAX_PATH_BYTES) {
+      throw new BuildInputError(
+        where.file,
+        where.line,
+        `${where.instruction} would create "${clipMiddle(e.path)}": a path longer than ${MAX_PATH_BYTES} bytes`,
+      );
+    }
+  }
+}
+
+function clipMiddle(text: string): string {
+  return text.length <= 120 ? text : `${text.slice(0, 60)}...${text.slice(-60)}`;
+}
+
 export function joinLayerPath(a: string, b: string): string {
   return a === "" ? b : `${a}/${b}`;
 }
@@ -200,10 +229,12 @@ export async function fileDigest(path: string, memo: Map<string, string>): Promi
 }
 
 /**
- * COPY/ADD --chmod and --chown, applied to every entry the instruction adds. Owners must be
- * numeric (uid[:gid]) or root: a cluster image has no user database to resolve names from.
+ * COPY/ADD --chmod and --chown, applied to every entry the instruction adds, once its paths are
+ * checked (checkLayerPaths). Owners must be numeric (uid[:gid]) or root: a cluster image has no
+ * user database to resolve names from.
  */
 export function applyCopyFlags(entries: LayerEntry[], flags: { chmod?: string; chown?: string }, where: Where): LayerEntry[] {
+  checkLayerPaths(entries, where);
   let mode: number | undefined;
   if (flags.chmod !== undefined) {
     if (!/^[0-7]{3,4}$/.test(flags.chmod)) {

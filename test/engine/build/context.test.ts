@@ -143,4 +143,16 @@ describe("COPY destinations", () => {
     expect(names).toEqual(["x.txt", "a.txt"]);
     session.close();
   });
+
+  it("refuses a name over 255 bytes or a path over 3900 bytes, with the line, before writing a layer", { timeout: 20_000 }, async () => {
+    const ctx = await contextWith(`FROM scratch\nCOPY a.txt ${"n".repeat(300)}\n`, { "a.txt": "a\n", "w.yaml": "a: 1\n" });
+    await expect(buildIn(ctx)).rejects.toThrow(/\/Kubefile:2: COPY would create "n{60}\.\.\.n{60}": a name longer than 255 bytes$/);
+    // AND a destination 3000 directories deep (it used to take minutes and fail with ENAMETOOLONG)
+    const started = Date.now();
+    await writeFile(join(ctx, "Kubefile"), `FROM scratch\nCOPY a.txt ${"d/".repeat(3000)}x\n`);
+    await expect(buildIn(ctx)).rejects.toThrow(/\/Kubefile:2: COPY would create "d\/d.*": a path longer than 3900 bytes$/);
+    await writeFile(join(ctx, "Kubefile"), `FROM scratch\nAPP web local://w.yaml\nAPP ${"w".repeat(256)} local://w.yaml\n`);
+    await expect(buildIn(ctx)).rejects.toThrow(/\/Kubefile:3: APP would create "w{60}\.\.\.w{60}": a name longer than 255 bytes$/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
 });

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Application, ClusterImageMetadata } from "../../image/metadata";
 import { detectAppType } from "../app-type";
-import { BuildInputError, copyEntries, joinLayerPath, resolveSources, type Where } from "../context";
+import { BuildInputError, checkLayerPaths, copyEntries, joinLayerPath, resolveSources, type Where } from "../context";
 import type { AppInstruction, AppSource, CniInstruction, CsiInstruction } from "../kubefile";
 import type { LayerEntry } from "../layer-writer";
 import { layerStep, withParents, type PlatformBuild } from "../platform-build";
@@ -19,6 +19,7 @@ export async function appStep(
   const download = { ...(build.opts.signal ? { signal: build.opts.signal } : {}), ...(build.opts.downloads ? { limits: build.opts.downloads } : {}) };
   const app = await appEntries(context, join(build.rootfs, ".."), ins.name, ins.sources, where, download);
   upsertApp(meta, { name: ins.name, type: app.type, files: app.files, ...(ins.kind === "APP" ? {} : { role: ins.kind === "CNI" ? "cni" : "csi" }) });
+  checkLayerPaths(app.entries, where);
   return layerStep(build, `${ins.kind} ${ins.name}`, withParents(app.entries));
 }
 
