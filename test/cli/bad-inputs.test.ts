@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostile, tarBytes, type HostileEntry } from "../support/hostile-archive";
+import { hostile, ociImageEntries, tarBytes, tarGzBytes, type HostileEntry } from "../support/hostile-archive";
 
 /**
  * Bad inputs against the compiled CLI, the way a user meets them: each must end in one
@@ -197,6 +197,22 @@ describe("the CLI with bad input: one clear error, nothing left, nothing outside
 
     it("no Kubefile in the context", async () => {
       await expectClearFailure(await build({ "README.md": "x" }), /Kubefile/);
+    });
+  });
+
+  describe("archives given to load", () => {
+    it.each(Object.keys(hostileAdds))("%s", async (name) => {
+      const path = join(root, `load-${name.replace(/\W+/g, "-")}.tar`);
+      await writeFile(path, tarBytes([{ type: "file", name: "oci-layout", content: '{"imageLayoutVersion":"1.0.0"}' }, ...hostileAdds[name]!(outside)]));
+      await expectClearFailure(await sealant(["load", "-i", path]), /archive .*load-/);
+      expect(await imageNames()).toEqual([]);
+    });
+
+    it("a truncated archive", async () => {
+      const path = join(root, "truncated.tar");
+      await writeFile(path, tarBytes(ociImageEntries([tarGzBytes(hostile.longName())], "bad/truncated:1"), { truncateAt: 1536 }));
+      await expectClearFailure(await sealant(["load", "-i", path]), /truncated\.tar/);
+      expect(await imageNames()).toEqual([]);
     });
   });
 
