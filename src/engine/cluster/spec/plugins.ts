@@ -1,4 +1,4 @@
-import { canonicalIp, ipFamily, ipProblem, quote, roleProblem, normaliseRole, suggest } from "./validators";
+import { canonicalIp, hostnameProblem, ipFamily, ipProblem, quote, roleProblem, normaliseRole, suggest } from "./validators";
 
 /**
  * sealer's plugin phases (`Plugin.spec.action`, current sealer): host phases run on the hosts
@@ -112,4 +112,21 @@ export function parsePluginScope(v: string | readonly string[]): { scope: string
     }
   }
   return { scope, problems };
+}
+
+/**
+ * What is wrong with a plugin's data for its type: a HOSTNAME plugin's lines are `IP hostname`,
+ * and the name is set on the host (`hostname`, /etc/hostname), so it must be a host name.
+ */
+export function pluginDataProblems(type: PluginType, data: string): string[] {
+  if (type !== "HOSTNAME") return [];
+  const problems: string[] = [];
+  data.split("\n").forEach((line, i) => {
+    const words = line.trim().split(/\s+/).filter(Boolean);
+    if (words.length === 0) return;
+    const [ip, name] = words;
+    const problem = words.length !== 2 ? `${quote(line)} is not "IP hostname"` : (ipProblem(ip!) ?? hostnameProblem(name!));
+    if (problem !== undefined) problems.push(`line ${i + 1}: ${problem}`);
+  });
+  return problems;
 }

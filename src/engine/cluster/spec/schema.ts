@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { InvalidReferenceError, parseReference } from "../../image/reference";
 import { parseEnvList, type Env } from "./env";
-import { parsePluginActions, parsePluginScope, PLUGIN_TYPES } from "./plugins";
+import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
 import {
   canonicalIp,
   dnsLabelProblem,
@@ -235,28 +235,32 @@ export const registrySchema = z.strictObject({
 });
 
 /** A script run at a lifecycle phase (sealer's Plugin). */
-export const pluginSchema = z.strictObject({
-  name: oneLineName,
-  /** @default "SHELL" */
-  type: z.enum(PLUGIN_TYPES).default("SHELL"),
-  /** Phases, as a list or sealer's `a|b`. */
-  action: z.union([nonEmpty, z.array(nonEmpty)]).transform((v, ctx) => {
-    const { actions, problems } = parsePluginActions(v);
-    for (const p of problems) ctx.addIssue({ code: "custom", message: p });
-    return actions;
-  }),
-  /** Roles or IPs a host phase runs on. @default every host */
-  scope: z
-    .union([z.string(), z.array(nonEmpty)])
-    .transform((v, ctx) => {
-      const { scope, problems } = parsePluginScope(v);
+export const pluginSchema = z
+  .strictObject({
+    name: oneLineName,
+    /** @default "SHELL" */
+    type: z.enum(PLUGIN_TYPES).default("SHELL"),
+    /** Phases, as a list or sealer's `a|b`. */
+    action: z.union([nonEmpty, z.array(nonEmpty)]).transform((v, ctx) => {
+      const { actions, problems } = parsePluginActions(v);
       for (const p of problems) ctx.addIssue({ code: "custom", message: p });
-      return scope;
-    })
-    .optional(),
-  /** The script; a trailing newline is dropped, as sealer does. */
-  data: z.string().transform((d) => d.replace(/\n$/, "")),
-});
+      return actions;
+    }),
+    /** Roles or IPs a host phase runs on. @default every host */
+    scope: z
+      .union([z.string(), z.array(nonEmpty)])
+      .transform((v, ctx) => {
+        const { scope, problems } = parsePluginScope(v);
+        for (const p of problems) ctx.addIssue({ code: "custom", message: p });
+        return scope;
+      })
+      .optional(),
+    /** The script; a trailing newline is dropped, as sealer does. */
+    data: z.string().transform((d) => d.replace(/\n$/, "")),
+  })
+  .superRefine((p, ctx) => {
+    for (const message of pluginDataProblems(p.type, p.data)) ctx.addIssue({ code: "custom", message, path: ["data"] });
+  });
 
 export const CONFIG_STRATEGIES = ["overwrite", "merge"] as const;
 export const CONFIG_PROCESSORS = ["value", "toJson", "toBase64", "toSecret"] as const;
