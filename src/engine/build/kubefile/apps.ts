@@ -12,6 +12,9 @@ export function appName(st: ParseState, kind: string, raw: string, quotes: boole
   if (declares && name.includes("://")) {
     throw new LineError(`${kind} requires a name before its sources: ${kind} <name> local://<path>|https://<url>... (got "${name}" as the name)`);
   }
+  if (/[\s\u0000-\u001f\u007f]/.test(name)) {
+    throw new LineError(`${kind}: invalid app name "${name}" (an app name is a directory name and part of labels: no blanks or control characters)`);
+  }
   if (name.includes("/") || name === "." || name === "..") {
     throw new LineError(`${kind}: invalid app name "${name}" (an app name is a directory name under application/apps/: no "/", not "." or "..")`);
   }

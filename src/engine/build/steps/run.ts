@@ -11,6 +11,8 @@ import { platformString } from "../../image/types";
  */
 export async function runStep(build: PlatformBuild, command: string | readonly string[], env: Record<string, string>, where: Where): Promise<boolean> {
   const text = typeof command === "string" ? command : JSON.stringify(command);
+  // Messages quote the command; a 50 MB RUN line must not become a 50 MB error.
+  const shown = text.length <= 300 ? text : `${text.slice(0, 200)}... (${text.length} characters)`;
   const key = build.nextKey(`RUN ${text}\n${JSON.stringify(Object.entries(env).sort())}`);
   const hit = await build.cached(key);
   if (hit) {
@@ -37,11 +39,11 @@ export async function runStep(build: PlatformBuild, command: string | readonly s
           : err.code === "E2BIG"
             ? "its arguments and environment are too large"
             : err.message;
-    throw new BuildInputError(where.file, where.line, `RUN ${text}: cannot start ${program}: ${why}`);
+    throw new BuildInputError(where.file, where.line, `RUN ${shown}: cannot start ${program}: ${why}`);
   });
   if (result.code !== 0) {
     const tail = result.stderrTail ? `:\n${result.stderrTail}` : " (no stderr)";
-    throw new BuildInputError(where.file, where.line, `RUN ${text} exited ${result.code}${tail}`);
+    throw new BuildInputError(where.file, where.line, `RUN ${shown} exited ${result.code}${tail}`);
   }
   const entries = diffSnapshots(rootfs, before, await takeSnapshot(rootfs));
   const written = await writeLayer(build.opts.store, entries);

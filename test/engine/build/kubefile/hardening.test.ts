@@ -134,3 +134,11 @@ describe("messages about unreadable input", () => {
     expect(message[21]).toBe("  ... and 10 more");
   });
 });
+
+describe("app names", () => {
+  it.each(['APP ["a b", "local://a.yaml"]', "APP a\u0001b local://a.yaml", 'LAUNCH ["a\\tb"]'])("refuses blanks and control characters: %s", (line) => {
+    expect(errs(kf("FROM scratch", line))[0]).toMatch(
+      /^Kubefile:2: (APP|LAUNCH): invalid app name ".*" \(an app name is a directory name and part of labels: no blanks or control characters\)$/,
+    );
+  });
+});
