@@ -4,13 +4,15 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { Readable as ReadableStream } from "node:stream";
-import { DigestingStream, DigestMismatchError, digestHex, isDigest, parseDigest, sha256, type Digest } from "./digest";
+import { DigestingStream, DigestMismatchError, digestHex, parseDigest, sha256, type Digest } from "./digest";
 import { isIndexMediaType, MediaType } from "./media-types";
 import { formatReference, parseReference } from "./reference";
 import { pickPlatform } from "./platform";
 import type { Descriptor, Index, Manifest, Platform } from "./types";
 import { exists, writeFileAtomic, writeStreamAtomic } from "../util/fs";
 import { withLock } from "../util/lock";
+import { collectGarbage, restoreTrash } from "./store-gc";
+import { Leases } from "./store-leases";
 import { WorkerHashingStream } from "../util/worker-hash";
 
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
@@ -44,7 +46,11 @@ export function sealantHome(env: NodeJS.ProcessEnv = process.env): string {
  * at worst unreferenced blobs that `gc` removes.
  */
 export class ImageStore {
-  private constructor(readonly root: string) {}
+  private readonly leases: Leases;
+
+  private constructor(readonly root: string) {
+    this.leases = new Leases(join(root, "leases"));
+  }
 
   static async open(home: string = sealantHome()): Promise<ImageStore> {
     const root = join(home, "images");
@@ -56,6 +62,7 @@ export class ImageStore {
     if (!(await exists(join(root, "index.json")))) {
       await writeFileAtomic(join(root, "index.json"), JSON.stringify(emptyIndex()));
     }
+    await restoreTrash(root);
     return new ImageStore(root);
   }
 
@@ -65,11 +72,16 @@ export class ImageStore {
     return join(this.root, "blobs", "sha256", digestHex(parseDigest(digest)));
   }
 
+  // hasBlob, blobSize and readBlob claim the blob for the running operations first (see
+  // Leases): whoever learns here that a blob is stored may reference it, and gc must know.
+
   async hasBlob(digest: Digest): Promise<boolean> {
+    await this.leases.claim([digest]);
     return exists(this.blobPath(digest));
   }
 
   async blobSize(digest: Digest): Promise<number | undefined> {
+    await this.leases.claim([digest]);
     try {
       return (await stat(this.blobPath(digest))).size;
     } catch {
@@ -82,6 +94,7 @@ export class ImageStore {
   }
 
   async readBlob(digest: Digest): Promise<Buffer> {
+    await this.leases.claim([digest]);
     try {
       return await readFile(this.blobPath(digest));
     } catch (err) {
@@ -248,7 +261,11 @@ export class ImageStore {
    * index entry matching `platform` (default: this machine's, or the only entry).
    */
   async manifestFor(desc: Descriptor, platform?: Platform): Promise<{ descriptor: Descriptor; manifest: Manifest }> {
-    if (!isIndexMediaType(desc.mediaType)) return { descriptor: desc, manifest: await this.readManifest(desc.digest) };
+    if (!isIndexMediaType(desc.mediaType)) {
+      const manifest = await this.readManifest(desc.digest);
+      if (this.leases.active) await this.claimPresent(desc.digest, [manifest.config, ...manifest.layers]);
+      return { descriptor: desc, manifest };
+    }
     const index = await this.readIndexBlob(desc.digest);
     const chosen = pickPlatform(index.manifests, platform);
     return this.manifestFor(chosen, platform);
@@ -267,74 +284,27 @@ export class ImageStore {
     return out;
   }
 
-  /** Deletes blobs no name and no pin reaches. */
+  /** Deletes blobs no name, no pin and no running pull, load, build or merge reaches (see store-gc). */
   async gc(): Promise<{ removed: number; bytes: number }> {
-    return withLock(this.root, async () => {
-      const cutoff = (await this.oldestLiveLease()) ?? Infinity;
-      const keep = new Set<string>();
-      for (const img of await this.list()) {
-        for (const d of await this.reachable(img.descriptor).catch(() => [img.descriptor])) keep.add(d.digest);
-      }
-      for (const file of await readdir(join(this.root, "pins"))) {
-        if (!file.endsWith(".json")) continue;
-        try {
-          const pin = JSON.parse(await readFile(join(this.root, "pins", file), "utf8")) as { digests: string[] };
-          for (const d of pin.digests) keep.add(d);
-        } catch {
-          // an unreadable pin protects nothing
-        }
-      }
-      let removed = 0;
-      let bytes = 0;
-      const dir = join(this.root, "blobs", "sha256");
-      for (const name of await readdir(dir)) {
-        const digest = `sha256:${name}`;
-        if (isDigest(digest) && keep.has(digest)) continue;
-        const path = join(dir, name);
-        const st = await stat(path).catch(() => undefined);
-        if (!st) continue;
-        // Blobs of a pull, load or build still running are not named yet: spare whatever was
-        // written since the oldest of them started.
-        if (st.mtimeMs >= cutoff) continue;
-        await rm(path, { force: true, recursive: true });
-        removed++;
-        bytes += st.size;
-      }
-      return { removed, bytes };
-    });
+    return withLock(this.root, () => collectGarbage(this, this.leases));
   }
 
   // ---- leases: writers in flight, so gc spares their not-yet-named blobs ----
 
-  /** Marks an operation that writes blobs before naming them; call the result when done. */
+  /** Marks an operation that writes or reuses blobs before naming them; call the result when done. */
   async lease(): Promise<() => Promise<void>> {
-    const dir = join(this.root, "leases");
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, `${process.pid}-${Math.random().toString(16).slice(2)}.json`);
-    // A second of slack: file systems with coarse mtimes must not make a fresh blob look older.
-    await writeFileAtomic(file, JSON.stringify({ pid: process.pid, started: Date.now() - 1000 }));
-    return () => rm(file, { force: true });
+    return this.leases.take();
   }
 
-  private async oldestLiveLease(): Promise<number | undefined> {
-    const dir = join(this.root, "leases");
-    let oldest: number | undefined;
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (!name.endsWith(".json")) continue;
-      const path = join(dir, name);
-      try {
-        const lease = JSON.parse(await readFile(path, "utf8")) as { pid: number; started: number };
-        if (!processAlive(lease.pid)) {
-          await rm(path, { force: true });
-          continue;
-        }
-        oldest = oldest === undefined ? lease.started : Math.min(oldest, lease.started);
-      } catch {
-        // being written right now: treat as starting now
-        oldest = oldest === undefined ? Date.now() - 1000 : oldest;
-      }
+  /**
+   * Claims the blobs of a manifest a running operation builds on (a build's base, a merge's
+   * inputs), then checks they are all stored: its new image will reference them.
+   */
+  private async claimPresent(manifest: Digest, blobs: Descriptor[]): Promise<void> {
+    await this.leases.claim(blobs.map((b) => b.digest));
+    for (const b of blobs) {
+      if (!(await exists(this.blobPath(b.digest)))) throw new Error(`blob ${b.digest} of manifest ${manifest} is missing from the local store`);
     }
-    return oldest;
   }
 
   // ---- index.json ----
@@ -354,15 +324,6 @@ export class ImageStore {
       change(index);
       await writeFileAtomic(join(this.root, "index.json"), JSON.stringify(index, null, 2));
     });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
   }
 }
 

@@ -194,7 +194,7 @@ export function ownerIsGone(owner: LockOwner): boolean {
 let bootId: string | undefined;
 
 /** Boot id and start tick of a process (Linux /proc); undefined where /proc has no answer. */
-function processStart(pid: number): string | undefined {
+export function processStart(pid: number): string | undefined {
   try {
     bootId ??= readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim().slice(0, 8);
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
