@@ -21,6 +21,11 @@ import { splitCommand } from "./words";
 export type { ParseKubefileOptions, ParseKubefileResult } from "./options";
 
 function instruction(st: ParseState, l: LogicalLine): void {
+  if (l.text.includes("\u0000")) {
+    // No file name, variable or command can hold a NUL: a binary file, or one saved as UTF-16.
+    st.error(l.line, "the line holds a NUL character: a Kubefile is UTF-8 text (was it saved as UTF-16, or is it a binary file?)");
+    return;
+  }
   const { word, flags, rest } = splitCommand(l.text);
   const upper = word.toUpperCase();
   const known = (KUBEFILE_INSTRUCTIONS as readonly string[]).includes(upper);

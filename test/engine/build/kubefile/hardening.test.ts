@@ -142,3 +142,11 @@ describe("app names", () => {
     );
   });
 });
+
+describe("NUL characters", () => {
+  it.each(["ENV A=x\u0000y", "COPY a x\u0000y", "RUN echo x\u0000y"])("refuses a line holding one: %j", (line) => {
+    expect(errs(kf("FROM scratch", line))).toEqual([
+      "Kubefile:2: the line holds a NUL character: a Kubefile is UTF-8 text (was it saved as UTF-16, or is it a binary file?)",
+    ]);
+  });
+});
