@@ -30,7 +30,7 @@ export async function extractLayer(store: ImageStore, digest: Digest, rootfs: st
         continue;
       }
       const base = rel.split("/").pop()!;
-      const parent = await inRoot(rootfs, dirname(rel) === "." ? "" : dirname(rel), digest);
+      const parent = await resolveInRoot(rootfs, dirname(rel) === "." ? "" : dirname(rel), `layer ${digest}`);
       if (base === ".wh..wh..opq") {
         await emptyDirectory(parent, written);
         entry.resume();
@@ -69,7 +69,7 @@ export async function extractLayer(store: ImageStore, digest: Digest, rootfs: st
         case "link": {
           if (existing) await rm(target, { recursive: true, force: true });
           const from = safeRelativePath(header.linkname ?? "", digest);
-          const source = join(await inRoot(rootfs, dirname(from) === "." ? "" : dirname(from), digest), from.split("/").pop()!);
+          const source = join(await resolveInRoot(rootfs, dirname(from) === "." ? "" : dirname(from), `layer ${digest}`), from.split("/").pop()!);
           await link(source, target);
           entry.resume();
           break;
@@ -94,10 +94,11 @@ function safeRelativePath(name: string, digest: Digest): string {
 const MAX_LINK_HOPS = 40;
 
 /**
- * The real directory for `rel` (a cleaned relative path) under `root`, every symlink on the way
+ * The real path for `rel` (a cleaned relative path) under `root`, every symlink on the way
  * resolved with `root` as `/`: an absolute target starts again at `root`, `..` stops at it.
+ * `what` names the caller in the error for a link loop.
  */
-async function inRoot(root: string, rel: string, digest: Digest): Promise<string> {
+export async function resolveInRoot(root: string, rel: string, what: string): Promise<string> {
   let todo = rel === "" ? [] : rel.split("/");
   const done: string[] = [];
   let hops = 0;
@@ -111,7 +112,7 @@ async function inRoot(root: string, rel: string, digest: Digest): Promise<string
     const here = join(root, ...done, part);
     const st = await lstat(here).catch(() => undefined);
     if (st?.isSymbolicLink()) {
-      if (++hops > MAX_LINK_HOPS) throw new Error(`layer ${digest}: more than ${MAX_LINK_HOPS} symlinks on the way to "${rel}"`);
+      if (++hops > MAX_LINK_HOPS) throw new Error(`${what}: more than ${MAX_LINK_HOPS} symlinks on the way to "${rel}"`);
       const target = await readlink(here);
       if (target.startsWith("/")) done.length = 0;
       todo = [...target.split("/"), ...todo];

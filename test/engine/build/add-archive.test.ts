@@ -178,3 +178,28 @@ describe("ADD keeps what a layer can safely carry", () => {
     expect(await layerListing("add-gz:1")).toMatch(/docs\/notes\.txt\.gz$/m);
   });
 });
+
+describe("COPY and ADD layers and the image's links", () => {
+  it("GIVEN an earlier layer's link esc -> a directory of the build machine WHEN COPY targets esc THEN esc is resolved inside the image (not a directory there), so the file replaces the link", async () => {
+    const ctx = await mkdtemp(join(tmpdir(), "sealant-add-ctx-"));
+    temps.push(ctx);
+    await writeFile(join(ctx, "links.tar"), tarBytes([{ type: "symlink", name: "esc", target: outside }]));
+    await writeFile(join(ctx, "file"), "content\n");
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nADD links.tar /\nCOPY file esc\n");
+    const built = await build(session, { context: ctx, tag: "copy-link:1" });
+    const { manifest } = await session.store.manifestFor(built.descriptor);
+    const listing = execFileSync("tar", ["-tzf", "-"], { input: await session.store.readBlob(manifest.layers[1]!.digest) }).toString();
+    expect(listing.trim().split("\n")).toEqual(["esc"]);
+    expect(await readdir(outside)).toEqual(["victim"]);
+  });
+
+  it("GIVEN a file named .wh.x in the context WHEN COPY adds it THEN it is refused: in a layer it would delete x", async () => {
+    const ctx = await mkdtemp(join(tmpdir(), "sealant-add-ctx-"));
+    temps.push(ctx);
+    await writeFile(join(ctx, ".wh.passwd"), "");
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nCOPY .wh.passwd etc/\n");
+    await expect(build(session, { context: ctx, tag: "copy-wh:1" })).rejects.toThrow(
+      /\/Kubefile:2: COPY would put "etc\/\.wh\.passwd" in the image: a name starting with \.wh\. is a whiteout \(a deletion\) in a layer/,
+    );
+  });
+});

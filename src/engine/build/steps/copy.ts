@@ -1,8 +1,9 @@
-import { stat } from "node:fs/promises";
+import { lstat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { archiveEntries, isArchive } from "../add-archive";
-import { applyCopyFlags, copyEntries, normaliseDest, resolveSources, type Where } from "../context";
+import { applyCopyFlags, BuildInputError, copyEntries, normaliseDest, resolveSources, type Where } from "../context";
 import type { CopyInstruction, AddInstruction } from "../kubefile";
+import { resolveInRoot } from "../layer-extract";
 import type { LayerEntry } from "../layer-writer";
 import { layerStep, withParents, type PlatformBuild } from "../platform-build";
 import { downloadSource, isRemoteSource } from "../remote-source";
@@ -21,7 +22,7 @@ export async function copyStep(build: PlatformBuild, context: string, ins: CopyI
       }),
     );
   }
-  const destIsDir = await destIsDirectory(build, ins.dest);
+  const destIsDir = await destIsDirectory(build, ins.dest, where);
   let entries: LayerEntry[];
   if (ins.kind === "ADD") {
     entries = [];
@@ -34,14 +35,34 @@ export async function copyStep(build: PlatformBuild, context: string, ins: CopyI
   } else {
     entries = await copyEntries(sources, ins.dest, destIsDir);
   }
+  refuseWhiteoutNames(entries, where);
   const flags = { ...(ins.chmod !== undefined ? { chmod: ins.chmod } : {}), ...(ins.chown !== undefined ? { chown: ins.chown } : {}) };
   return layerStep(build, `${ins.kind} ${ins.sources.join(" ")} ${ins.dest}`, withParents(applyCopyFlags(entries, flags, where)));
 }
 
-async function destIsDirectory(build: PlatformBuild, dest: string): Promise<boolean> {
+async function destIsDirectory(build: PlatformBuild, dest: string, where: Where): Promise<boolean> {
   if (dest.endsWith("/") || normaliseDest(dest) === "") return true;
   // Docker's rule: an existing directory in the image is copied into.
   const rootfs = await build.rootfsReady();
-  const st = await stat(join(rootfs, normaliseDest(dest))).catch(() => undefined);
+  // Links in the image are followed inside it (an earlier layer's `x -> /etc` means the image's etc, never the build machine's).
+  const inImage = await resolveInRoot(rootfs, normaliseDest(dest), `${where.instruction} destination ${dest}`).catch((err: Error) => {
+    throw new BuildInputError(where.file, where.line, err.message);
+  });
+  const st = await lstat(inImage).catch(() => undefined);
   return st?.isDirectory() ?? false;
+}
+
+/**
+ * A name starting `.wh.` is a whiteout in a layer: it would delete a file of the image below
+ * (ADD refuses it inside archives; this covers files from the context and downloads).
+ */
+function refuseWhiteoutNames(entries: LayerEntry[], where: Where): void {
+  const bad = entries.find((e) => e.type !== "whiteout" && e.path.split("/").pop()!.startsWith(".wh."));
+  if (bad) {
+    throw new BuildInputError(
+      where.file,
+      where.line,
+      `${where.instruction} would put "${bad.path}" in the image: a name starting with .wh. is a whiteout (a deletion) in a layer, so it cannot be copied; rename it`,
+    );
+  }
 }
