@@ -99,6 +99,18 @@ export function hostDirProblem(path: string): string | undefined {
   return undefined;
 }
 
+/** An address range `IP/prefix` (`100.64.0.0/10`, `fd00:10::/64`): an IP and a prefix length its family allows. */
+export function cidrProblem(value: string): string | undefined {
+  const slash = value.indexOf("/");
+  const family = slash > 0 ? ipFamily(value.slice(0, slash)) : undefined;
+  const bits = slash > 0 ? value.slice(slash + 1) : "";
+  const max = family === "IPv6" ? 128 : 32;
+  if (family === undefined || !/^\d{1,3}$/.test(bits) || Number(bits) > max) {
+    return `${quote(value)} is not an address range: an IP, "/" and a prefix length (e.g. 100.64.0.0/10, fd00:10::/64)`;
+  }
+  return undefined;
+}
+
 /** A registry user name: goes into the htpasswd file (`user:hash`). */
 export function registryUserProblem(user: string): string | undefined {
   if (/[:\s]/.test(user) || hasControlChars(user)) return `${quote(user)} is not a user name: no ":", whitespace or control characters`;

@@ -139,6 +139,12 @@ describe("the kubernetes runtime's commands", () => {
       'runtime.vip: "10.103.97.300" is not an IPv4 address (the workers\' virtual IP for the API, e.g. 10.103.97.2)',
       "runtime.certSANs: must be a list of host names or IPs",
     ]);
+    // The ranges and DNS domain, before kubeadm meets them on the first master.
+    const networking = { podSubnet: "100.64.0.0/10,fd00:10::/56", serviceSubnet: "10.96.0.0/33", dnsDomain: "cluster.local\nx" };
+    expect(kubernetesRuntime.settingsProblems!({ kubeadm: [{ apiVersion: "kubeadm.k8s.io/v1beta3", kind: "ClusterConfiguration", networking }] })).toEqual([
+      'runtime.kubeadm: ClusterConfiguration networking.serviceSubnet: "10.96.0.0/33" is not an address range: an IP, "/" and a prefix length (e.g. 100.64.0.0/10, fd00:10::/64)',
+      'runtime.kubeadm: ClusterConfiguration networking.dnsDomain: "cluster.local\\nx" is not a host name: dot-separated labels of letters, digits and "-" (not first or last), each at most 63 characters (e.g. sea.hub)',
+    ]);
     // Each name lands in kubeadm's configuration and the API server's certificate.
     expect(kubernetesRuntime.settingsProblems!({ certSANs: ["ok.example", "bad\nname", "*.example.com"] })).toEqual([
       'runtime.certSANs[1]: "bad\\nname" is not a certificate name: a host name (optionally "*." first) or an IP address',

@@ -5,7 +5,8 @@ import { DEFAULT_VIP, kubeadmDocProblems, type KubeadmInputs, type KubeNode } fr
 import { parseKubeVersion } from "./version";
 import { isMaster } from "../../plan/roles";
 import { checkExpandedSize } from "../../../util/yaml-bounds";
-import { subjectAltNameProblem } from "../../spec/validators";
+import { cidrProblem, hostnameProblem, subjectAltNameProblem } from "../../spec/validators";
+import { kubeadmNetwork } from "./network";
 
 /** What the kubernetes runtime reads from the spec's `runtime` settings and the image. */
 /** Seconds a drain may take before the step fails. @default 300 (spec: runtime.drainTimeout) */
@@ -84,7 +85,7 @@ export function settingsProblems(settings: Record<string, unknown>): string[] {
   if (kubeadm !== undefined) {
     if (!Array.isArray(kubeadm) || kubeadm.some((d) => d === null || typeof d !== "object" || Array.isArray(d)))
       problems.push("runtime.kubeadm: must be a list of kubeadm documents (mappings with apiVersion and kind)");
-    else problems.push(...kubeadmDocProblems(kubeadm as Record<string, unknown>[], "runtime.kubeadm"));
+    else problems.push(...kubeadmDocProblems(kubeadm as Record<string, unknown>[], "runtime.kubeadm"), ...networkProblems(kubeadm));
   }
   if (drainTimeout !== undefined && !(typeof drainTimeout === "number" && Number.isInteger(drainTimeout) && drainTimeout > 0)) {
     problems.push(`runtime.drainTimeout: ${JSON.stringify(drainTimeout)} is not a number of seconds (a whole number above 0, e.g. 300)`);
@@ -99,5 +100,28 @@ export function settingsProblems(settings: Record<string, unknown>): string[] {
       const problem = subjectAltNameProblem(san);
       if (problem !== undefined) problems.push(`runtime.certSANs[${i}]: ${problem}`);
     });
+  return problems;
+}
+
+/** The cluster's ranges and DNS domain as the kubeadm documents set them: what kubeadm would refuse only on the first master. */
+function networkProblems(kubeadmDocs: unknown): string[] {
+  const net = kubeadmNetwork(kubeadmDocs);
+  const problems: string[] = [];
+  for (const key of ["podSubnet", "serviceSubnet"] as const) {
+    const v = net[key];
+    if (v === undefined) continue;
+    // Dual stack: one IPv4 and one IPv6 range, comma-separated.
+    const bad =
+      typeof v !== "string"
+        ? `${JSON.stringify(v)} is not a string`
+        : v
+            .split(",")
+            .map((r) => cidrProblem(r.trim()))
+            .find(Boolean);
+    if (bad !== undefined) problems.push(`runtime.kubeadm: ClusterConfiguration networking.${key}: ${bad}`);
+  }
+  const dns = net.dnsDomain;
+  const badDns = dns === undefined ? undefined : typeof dns !== "string" ? `${JSON.stringify(dns)} is not a string` : hostnameProblem(dns);
+  if (badDns !== undefined) problems.push(`runtime.kubeadm: ClusterConfiguration networking.dnsDomain: ${badDns}`);
   return problems;
 }
