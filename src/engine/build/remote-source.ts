@@ -45,10 +45,12 @@ export async function downloadSource(
   const fail = (why: string): BuildInputError => new BuildInputError(where.file, where.line, `${where.instruction} ${url}: ${why}`);
   let name: string;
   try {
-    name = basename(decodeURIComponent(new URL(url).pathname)) || "download";
+    name = basename(decodeURIComponent(new URL(url).pathname));
   } catch {
     throw new BuildInputError(where.file, where.line, `${where.instruction} source "${url}" is not a valid URL`);
   }
+  // `%2e%2e` decodes to "..": the file must stay a file inside its download directory.
+  if (name === "" || name === "." || name === ".." || name.includes("\u0000")) name = "download";
   const expected = opts.checksum ? CHECKSUM.exec(opts.checksum) : null;
   const dir = join(scratch, `download-${Math.random().toString(16).slice(2)}`);
   await mkdir(dir, { recursive: true });

@@ -24,7 +24,8 @@ const timers = new Set<NodeJS.Timeout>();
 
 function misbehave(req: IncomingMessage, res: ServerResponse): void {
   const path = req.url ?? "/";
-  if (path === "/file.bin") return void res.end(BODY);
+  // (the URL parser turns /dir/%2e%2e into /)
+  if (path === "/file.bin" || path === "/" || path.startsWith("/dir/")) return void res.end(BODY);
   if (path === "/endless") {
     // An endless body, no Content-Length: 64 KiB chunks as fast as the client reads.
     res.writeHead(200);
@@ -99,6 +100,15 @@ describe("downloadSource", () => {
     expect(await readFile(await download("/file.bin", { checksum: `sha256:${SHA}` }), "utf8")).toBe(BODY.toString());
     // AND a redirect to another loopback address is followed
     expect(await readFile(await download("/redirect-127.0.0.2"), "utf8")).toBe(BODY.toString());
+  });
+
+  it("names a file whose URL path ends in an escaped .. or NUL 'download', inside its own directory", async () => {
+    // (the URL parser resolves /dir/%2e%2e to /, whose last part is empty)
+    for (const path of ["/dir/%2e%2e", "/dir/%00"]) {
+      const file = await download(path);
+      expect(file.endsWith("/download")).toBe(true);
+      expect(await readFile(file, "utf8")).toBe(BODY.toString());
+    }
   });
 
   it("refuses a checksum mismatch naming the URL, the expected and the actual digest, keeping nothing", async () => {
