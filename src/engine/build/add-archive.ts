@@ -52,7 +52,8 @@ function gunzipHead(gz: Buffer): Buffer {
  *   device node unpacked as root on every host is an open door.
  * - Setuid and setgid files are refused: every host would get a root-owned setuid program from
  *   someone else's archive. A Kubefile that means it sets the bit itself (`RUN chmod u+s`).
- * - Names starting `.wh.` are refused: in a layer they are whiteouts, which delete files.
+ * - Names starting `.wh.` are refused: in a layer they are whiteouts, which delete files; so
+ *   are names with control characters (a newline splits a name in a host's `find | read`).
  * - The archive's owners are dropped (entries are root's, or `--chown`'s); a name that comes
  *   twice keeps its last content, but may not change type (a directory, then a link).
  */
@@ -60,7 +61,7 @@ export async function archiveEntries(archive: string, shown: string, dest: strin
   const root = join(scratch, String(Date.now()) + Math.random().toString(16).slice(2));
   await mkdir(root, { recursive: true });
   const fail = (entry: string, why: string): never => {
-    throw new BuildInputError(where.file, where.line, `${where.instruction} ${shown}: entry "${entry}" ${why}`);
+    throw new BuildInputError(where.file, where.line, `${where.instruction} ${shown}: entry ${JSON.stringify(entry)} ${why}`);
   };
   const seen = new ArchiveTree(fail);
   let files = 0;
@@ -194,7 +195,8 @@ class ArchiveTree {
 
 /** The entry's name without `./` and trailing `/`; `..` components and absolute names are refused. */
 function cleanName(raw: string, fail: (entry: string, why: string) => never): string {
-  if (raw.includes("\0")) fail(raw, "has a NUL byte in its name");
+  // A newline splits the name in every host script that reads names line by line (find | while read).
+  if (/[\u0000-\u001f\u007f]/.test(raw)) fail(raw, "has a control character in its name");
   if (raw.startsWith("/")) fail(raw, "has an absolute name: archive names must be relative to where ADD unpacks them");
   const parts = raw.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.includes("..")) fail(raw, 'has a ".." component, which would leave where ADD unpacks it');

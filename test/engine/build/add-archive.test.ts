@@ -109,6 +109,7 @@ const cases: Array<[string, () => HostileEntry[], RegExp]> = [
     /entry "f\/g" is under "f", which the archive made a file/,
   ],
   ["a PAX long name hiding ..", hostile.longNameDotdot, /entry "(d\/){60}(\.\.\/){64}pwned" has a "\.\." component/],
+  ["a newline in a name", () => [{ type: "file", name: "a\n..\nb", content: "x" }], /entry "a\\n\.\.\\nb" has a control character in its name/],
   ["a link with an empty target", () => [{ type: "symlink", name: "l", target: "" }], /entry "l" is a symlink with an empty target/],
 ];
 
@@ -191,6 +192,16 @@ describe("COPY and ADD layers and the image's links", () => {
     const listing = execFileSync("tar", ["-tzf", "-"], { input: await session.store.readBlob(manifest.layers[1]!.digest) }).toString();
     expect(listing.trim().split("\n")).toEqual(["esc"]);
     expect(await readdir(outside)).toEqual(["victim"]);
+  });
+
+  it("GIVEN a file named with a newline in the context WHEN COPY adds it THEN it is refused by name", async () => {
+    const ctx = await mkdtemp(join(tmpdir(), "sealant-add-ctx-"));
+    temps.push(ctx);
+    await writeFile(join(ctx, "two\nlines"), "");
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nCOPY . etc/\n");
+    await expect(build(session, { context: ctx, tag: "copy-nl:1" })).rejects.toThrow(
+      /\/Kubefile:2: COPY would put "etc\/two\\nlines" in the image: a name with a control character cannot be copied; rename it/,
+    );
   });
 
   it("GIVEN a file named .wh.x in the context WHEN COPY adds it THEN it is refused: in a layer it would delete x", async () => {

@@ -35,7 +35,7 @@ export async function copyStep(build: PlatformBuild, context: string, ins: CopyI
   } else {
     entries = await copyEntries(sources, ins.dest, destIsDir);
   }
-  refuseWhiteoutNames(entries, where);
+  refuseUnsafeNames(entries, where);
   const flags = { ...(ins.chmod !== undefined ? { chmod: ins.chmod } : {}), ...(ins.chown !== undefined ? { chown: ins.chown } : {}) };
   return layerStep(build, `${ins.kind} ${ins.sources.join(" ")} ${ins.dest}`, withParents(applyCopyFlags(entries, flags, where)));
 }
@@ -54,15 +54,17 @@ async function destIsDirectory(build: PlatformBuild, dest: string, where: Where)
 
 /**
  * A name starting `.wh.` is a whiteout in a layer: it would delete a file of the image below
- * (ADD refuses it inside archives; this covers files from the context and downloads).
+ * (ADD refuses it inside archives; this covers files from the context and downloads). Names
+ * with control characters are refused too.
  */
-function refuseWhiteoutNames(entries: LayerEntry[], where: Where): void {
-  const bad = entries.find((e) => e.type !== "whiteout" && e.path.split("/").pop()!.startsWith(".wh."));
-  if (bad) {
-    throw new BuildInputError(
-      where.file,
-      where.line,
-      `${where.instruction} would put "${bad.path}" in the image: a name starting with .wh. is a whiteout (a deletion) in a layer, so it cannot be copied; rename it`,
-    );
+function refuseUnsafeNames(entries: LayerEntry[], where: Where): void {
+  const fail = (path: string, why: string): never => {
+    throw new BuildInputError(where.file, where.line, `${where.instruction} would put ${JSON.stringify(path)} in the image: ${why}; rename it`);
+  };
+  for (const e of entries) {
+    if (e.type === "whiteout") continue;
+    if (e.path.split("/").pop()!.startsWith(".wh.")) fail(e.path, "a name starting with .wh. is a whiteout (a deletion) in a layer, so it cannot be copied");
+    // A newline splits the name in every host script that reads names line by line (find | while read).
+    if (/[\u0000-\u001f\u007f]/.test(e.path)) fail(e.path, "a name with a control character cannot be copied");
   }
 }
