@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, readdir, readFile, readlink, stat } from "node:fs/promises";
+import { lstat, readdir, readlink, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { hostPlatform, platformString, type Platform } from "../image/types";
 import { specialFileKind } from "./context";
@@ -27,21 +27,33 @@ export async function contextDir(context: string): Promise<string> {
 export async function readKubefile(context: string, kubefile: KubefileSource | undefined): Promise<{ text: string; file: string }> {
   if (kubefile && typeof kubefile === "object") return { text: kubefile.text, file: kubefile.file ?? "Kubefile" };
   const path = kubefile ? resolve(kubefile) : join(resolve(context), "Kubefile");
-  if (!kubefile) {
-    // The context's own Kubefile must be a file: a FIFO there would block the build for ever.
-    // An explicit -f may be a pipe (-f <(generate-kubefile)); the user chose to wait on it.
-    const st = await stat(path).catch(() => undefined);
-    const kind = st && specialFileKind(st);
-    if (kind) throw new Error(`cannot read the Kubefile ${path}: it is a ${kind}, not a file`);
-  }
+  const st = await stat(path).catch(() => undefined);
+  if (!st) throw new Error(`cannot read the Kubefile ${path}: no such file`);
+  if (st.isDirectory()) throw new Error(`cannot read the Kubefile ${path}: it is a directory`);
+  // The context's own Kubefile must be a file: a FIFO there would block the build for ever. An
+  // explicit -f may be a pipe (-f <(generate-kubefile)): the user chose to wait on it. A device
+  // (-f /dev/zero) is never a Kubefile.
+  const kind = specialFileKind(st);
+  if (kind && (!kubefile || kind !== "FIFO")) throw new Error(`cannot read the Kubefile ${path}: it is a ${kind}, not a file`);
   try {
-    return { text: await readFile(path, "utf8"), file: path };
+    return { text: await readCapped(path, MAX_KUBEFILE_BYTES), file: path };
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "EISDIR")
-      throw new Error(`cannot read the Kubefile ${path}: ${code === "ENOENT" ? "no such file" : "it is a directory"}`);
     throw new Error(`cannot read the Kubefile ${path}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Far above any real Kubefile; a pipe that never ends must not fill the memory. */
+const MAX_KUBEFILE_BYTES = 16 << 20;
+
+async function readCapped(path: string, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new Error(`it is larger than ${max >> 20} MiB, which no Kubefile is`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** The platforms a build makes: those asked for, else this machine's. */

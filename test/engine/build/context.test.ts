@@ -97,6 +97,23 @@ describe("special files in the build context", () => {
   });
 });
 
+describe("the Kubefile given with -f", () => {
+  it("may be a pipe, but not a device, and not larger than 16 MiB", { timeout: 20_000 }, async () => {
+    const ctx = await temp("sealant-ctx-");
+    await expect(readKubefile(ctx, "/dev/zero")).rejects.toThrow("cannot read the Kubefile /dev/zero: it is a character device, not a file");
+    // GIVEN a FIFO a writer fills with a Kubefile (as -f <(generate) does)
+    const pipe = join(ctx, "generated");
+    execFileSync("mkfifo", [pipe]);
+    const writer = writeFile(pipe, "FROM scratch\n");
+    expect(await readKubefile(ctx, pipe)).toEqual({ text: "FROM scratch\n", file: pipe });
+    await writer;
+    // AND one that never stops writing
+    const endless = writeFile(pipe, Buffer.alloc(17 << 20, 0x41)).catch(() => undefined);
+    await expect(readKubefile(ctx, pipe)).rejects.toThrow(`cannot read the Kubefile ${pipe}: it is larger than 16 MiB, which no Kubefile is`);
+    await endless;
+  });
+});
+
 describe("symlinks in the build context", () => {
   it("names a symlink loop given as a source", async () => {
     const ctx = await contextWith("FROM scratch\nCOPY loop x\n");
