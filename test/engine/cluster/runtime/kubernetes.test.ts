@@ -123,6 +123,13 @@ describe("the kubernetes runtime's commands", () => {
     expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ runtimeVersion: undefined }))).toThrow(
       /declares no Kubernetes version: label it cluster.alpha.sealer.io\/cluster-runtime-version/,
     );
+    // The version lands in commands on the hosts (kubeadm upgrade apply, the readiness check): only a version's characters.
+    for (const step of ["check", "upgrade"] as const) {
+      expect(() => kubernetesRuntime.command(step, hosts[0]!, ctx({ runtimeVersion: 'v1.31.4-$(touch /pwned)"' }))).toThrow(
+        /the image's Kubernetes version: "v1.31.4-\$\(touch \/pwned\)\\"" is not a Kubernetes version/,
+      );
+    }
+    expect(kubernetesRuntime.command("check", hosts[0]!, ctx({ runtimeVersion: "v1.31.4-rc.1+build.5" })).before?.command).toContain("v1.31.4-rc.1+build.5");
     expect(() => kubernetesRuntime.command("bootstrap", hosts[0]!, ctx({ imageFiles: new Map([["etc/kubeadm.yml", "kind: ClusterConfig\n"]]) }))).toThrow(
       /the image's etc\/kubeadm.yml\[0\]: kind "ClusterConfig"/,
     );
@@ -178,7 +185,7 @@ describe("the kubernetes runtime with an image that brings its own API load bala
     expect(join).toContain("ip addr add 10.103.97.2/32 dev lo");
     expect(join).toContain("server master1 10.0.0.2:6443");
     expect(join).toContain("server master2 10.0.0.3:6443");
-    expect(join).toContain("image: docker.io/library/haproxy:2.6");
+    expect(join).toContain('image: "docker.io/library/haproxy:2.6"');
     // The name moves only after the load balancer answered /healthz.
     expect(join.indexOf("get --raw /healthz")).toBeGreaterThan(0);
     expect(vip).toBeGreaterThan(join.indexOf("get --raw /healthz"));

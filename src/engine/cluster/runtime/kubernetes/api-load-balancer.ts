@@ -54,7 +54,7 @@ spec:
   priorityClassName: system-node-critical
   containers:
   - name: haproxy
-    image: ${image}
+    image: ${JSON.stringify(image)}
     command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
     resources: {requests: {cpu: 10m, memory: 16Mi}}
     volumeMounts:

@@ -166,7 +166,7 @@ if [ -n "$bad" ]; then echo "kube-system pods not running: $bad" >&2; exit 1; fi
   fi
   sleep 2
 done
-echo "node ${host.ip} is not Ready on ${version} after 120 s: $(kubectl get node "\${n:-?}" --no-headers 2>&1 || true)" >&2; exit 1`,
+echo ${shellQuote(`node ${host.ip} is not Ready on ${version} after 120 s:`)} "$(kubectl get node "\${n:-?}" --no-headers 2>&1 || true)" >&2; exit 1`,
           env: {},
         },
       });

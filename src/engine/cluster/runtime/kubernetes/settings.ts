@@ -12,14 +12,14 @@ import { kubeadmNetwork } from "./network";
 /** Seconds a drain may take before the step fails. @default 300 (spec: runtime.drainTimeout) */
 export const DEFAULT_DRAIN_TIMEOUT_S = 300;
 
-/** The image's Kubernetes version, from its runtime label. */
+/** The image's Kubernetes version, from its runtime label: checked (it lands in commands), with its leading "v". */
 export function versionOf(ctx: RuntimeContext): string {
   const v = ctx.runtimeVersion;
   if (!v)
     throw new Error(
       "the image declares no Kubernetes version: label it cluster.alpha.sealer.io/cluster-runtime-version=vX.Y.Z (or io.sealant.runtime.version)",
     );
-  return v;
+  return parseKubeVersion(v, "the image's Kubernetes version").text;
 }
 
 function docsOf(text: string | undefined, where: string): Record<string, unknown>[] {

@@ -11,11 +11,12 @@ export interface KubeVersion {
   text: string;
 }
 
-const VERSION = /^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$/;
+/** Semantic version with an optional pre-release/build suffix of its own characters only: it lands in commands on hosts. */
+const VERSION = /^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?$/;
 
 export function parseKubeVersion(text: string, where: string): KubeVersion {
   const m = VERSION.exec(text.trim());
-  if (!m) throw new Error(`${where}: "${text}" is not a Kubernetes version (expected vMAJOR.MINOR.PATCH, e.g. v1.31.4)`);
+  if (!m) throw new Error(`${where}: ${JSON.stringify(text)} is not a Kubernetes version (expected vMAJOR.MINOR.PATCH, e.g. v1.31.4)`);
   const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
   return { major, minor, patch, text: text.trim().startsWith("v") ? text.trim() : `v${text.trim()}` };
 }
