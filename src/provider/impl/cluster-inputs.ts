@@ -49,13 +49,18 @@ export function compareIps(a: string, b: string): number {
 export function specInputOf(inputs: ClusterInputs): ClusterSpecInput {
   // `__provider` is the serialised provider the Pulumi engine adds to every dynamic resource's inputs.
   const { hosts, unreachableOnDelete: _u, unreachableOnRemove: _r, plan: _p, __provider: _s, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
-  const ips = Object.keys(hosts ?? {}).sort((a, b) => {
-    const am = isMaster({ roles: hosts[a]!.roles ?? [] }) ? 0 : 1;
-    const bm = isMaster({ roles: hosts[b]!.roles ?? [] }) ? 0 : 1;
-    return am - bm || compareIps(a, b);
-  });
+  // Anything may arrive (a null host, roles that are not a list): the spec's schema names it; here it must only not throw.
+  const hostOf = (ip: string): Partial<ClusterHostInputs> => {
+    const h: unknown = (hosts as Record<string, unknown>)[ip];
+    return h !== null && typeof h === "object" && !Array.isArray(h) ? (h as Partial<ClusterHostInputs>) : {};
+  };
+  const masterFirst = (ip: string): number => {
+    const roles = hostOf(ip).roles;
+    return Array.isArray(roles) && isMaster({ roles: roles.filter((r) => typeof r === "string") }) ? 0 : 1;
+  };
+  const ips = Object.keys(hosts !== null && typeof hosts === "object" ? hosts : {}).sort((a, b) => masterFirst(a) - masterFirst(b) || compareIps(a, b));
   const groups = ips.map((ip) => {
-    const h = hosts[ip]!;
+    const h = hostOf(ip);
     return {
       ips: [ip],
       roles: h.roles,
