@@ -27,7 +27,9 @@ export async function mergeImages(store: ImageStore, refs: string[], target: str
 
 async function mergeLeased(store: ImageStore, refs: string[], target: string): Promise<MergeResult> {
   if (refs.length < 2) throw new Error(`merge needs at least two images, got ${refs.length}`);
-  const images = await Promise.all(refs.map((r) => store.resolve(r)));
+  // One at a time: with several missing, the error names the first as given, not whichever lookup lost a race.
+  const images: StoredImage[] = [];
+  for (const r of refs) images.push(await store.resolve(r));
   const platformSets = await Promise.all(images.map((i) => platformsOf(store, i)));
   const common = platformSets[0]!.filter((p) => platformSets.every((set) => set.some((q) => platformString(q) === platformString(p))));
   if (common.length === 0) {

@@ -65,3 +65,11 @@ describe("merge with hostile inputs", () => {
     await expect(session.store.resolve("bad-merge:1")).rejects.toThrow();
   });
 });
+
+describe("merge of images that are not there", () => {
+  it("names the first missing image as given, every time", async () => {
+    for (let i = 0; i < 20; i++) {
+      await expect(mergeImages(session.store, ["nothing/a:1", "nothing/b:1"], "m/x:1")).rejects.toThrow(/"nothing\/a:1" not found/);
+    }
+  });
+});
