@@ -21,7 +21,11 @@ import { posix } from "node:path";
 import { registryComponent } from "../../image/distribution-layout";
 import { parseReference } from "../../image/reference";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
+import { underHostLock } from "../../ssh/host-lock";
 import { setHostsBlock } from "./etc-hosts";
+
+/** The host lock of containerd's certs.d: clusters on one host write and remove entries there. */
+const CERTS_LOCK = "containerd-certs";
 
 export interface RegistrySetup {
   /** The registry's name on the hosts (spec.registry.domain), e.g. `sea.hub`. */
@@ -222,7 +226,7 @@ export async function configureRegistryClients(
   }
   // Domains the image no longer carries: drop what this cluster wrote for them earlier.
   const stale = (await markedDirs(conn, certsDir, setup.dataRoot, o.signal)).filter((d) => !wanted.has(posix.basename(d)));
-  await removeDirs(conn, stale, o.signal);
+  await removeDirs(conn, stale, setup.dataRoot, o.signal);
 }
 
 /** Stops the registry on a host and removes everything this cluster's registry phase wrote there. */
@@ -231,7 +235,7 @@ export async function removeRegistry(conn: Connection, setup: Pick<RegistrySetup
   const p = paths(setup.dataRoot);
   await conn.run(stopCommand(p), opts(o.signal));
   await setHostsBlock(conn, `sealant registry ${setup.dataRoot}`, [], o.signal);
-  await removeDirs(conn, await markedDirs(conn, o.certsDir ?? DEFAULT_CERTS_DIR, setup.dataRoot, o.signal), o.signal);
+  await removeDirs(conn, await markedDirs(conn, o.certsDir ?? DEFAULT_CERTS_DIR, setup.dataRoot, o.signal), setup.dataRoot, o.signal);
   await conn.run(`rm -rf ${q(p.dir)} && rm -f ${q(p.log)}`, opts(o.signal));
 }
 
@@ -316,13 +320,19 @@ function registryConfig(c: { binary: string; root: string; addr: string; tls?: P
 }
 
 /** Replaces a file only when its content differs (atomically: temp file + rename); true when it did. */
+/**
+ * Writes a file through a temp file of its own (several clusters may write one certs.d file at
+ * once), under the host's certs.d lock so that no removal by another cluster interleaves.
+ */
 async function writeIfChanged(conn: Connection, path: string, content: string, mode: number, signal?: AbortSignal): Promise<boolean> {
   const f = q(path);
-  const t = q(`${path}.sealant-tmp`);
-  const r = await conn.run(
-    `set -e; mkdir -p ${q(posix.dirname(path))}; umask 077; cat > ${t}; chmod ${mode.toString(8)} ${t}; if [ -f ${f} ] && cmp -s ${t} ${f}; then rm -f ${t}; echo same; else mv -f ${t} ${f}; echo changed; fi`,
-    opts(signal, { stdin: content }),
-  );
+  const script = [
+    `set -e; mkdir -p ${q(posix.dirname(path))}; umask 077`,
+    `t=$(mktemp ${q(`${path}.sealant-`)}XXXXXX); trap 'rm -f "$t"' EXIT`,
+    `cat > "$t"; chmod ${mode.toString(8)} "$t"`,
+    `if [ -f ${f} ] && cmp -s "$t" ${f}; then echo same; else mv -f "$t" ${f}; echo changed; fi`,
+  ].join("\n");
+  const r = await conn.run(`sh -c ${q(underHostLock(CERTS_LOCK, "containerd's registry configuration", script))}`, opts(signal, { stdin: content }));
   return r.stdout.trim() === "changed";
 }
 
@@ -363,9 +373,13 @@ async function markedDirs(conn: Connection, certsDir: string, dataRoot: string, 
     .map((f) => posix.dirname(f));
 }
 
-async function removeDirs(conn: Connection, dirs: string[], signal?: AbortSignal): Promise<void> {
+async function removeDirs(conn: Connection, dirs: string[], dataRoot: string, signal?: AbortSignal): Promise<void> {
   if (dirs.length === 0) return;
-  // Only our files; the dir goes only when nothing else is left in it.
-  const cmds = dirs.map((d) => `rm -f ${q(`${d}/hosts.toml`)} ${q(`${d}/${CA_FILE}`)}; rmdir ${q(d)} 2>/dev/null || true`);
-  await conn.run(cmds.join("\n"), opts(signal));
+  // Only our files, checked again under the lock (another cluster may have written the dir since
+  // it was listed); the dir goes only when nothing else is left in it.
+  const cmds = dirs.map(
+    (d) =>
+      `if grep -qxF -- ${q(marker(dataRoot))} ${q(`${d}/hosts.toml`)} 2>/dev/null; then rm -f ${q(`${d}/hosts.toml`)} ${q(`${d}/${CA_FILE}`)}; rmdir ${q(d)} 2>/dev/null || true; fi`,
+  );
+  await conn.run(`sh -c ${q(underHostLock(CERTS_LOCK, "containerd's registry configuration", cmds.join("\n")))}`, opts(signal));
 }

@@ -1,3 +1,4 @@
+import { ETC_HOSTS_LOCK, underHostLock } from "../../../ssh/host-lock";
 import { delimiterFor, shellQuote } from "../../../ssh/shell";
 
 /** Shell pieces every kubernetes runtime command is built from. */
@@ -14,12 +15,18 @@ wait_api() {
 }
 # the node registered with this IP (kubectl's wide listing: NAME STATUS ROLES AGE VERSION INTERNAL-IP ...)
 node_of() { kubectl get nodes -o wide --no-headers | awk -v ip="$1" '$6 == ip { print $1; exit }'; }
-# one line of /etc/hosts, ours, replaced whole (written in place: /etc/hosts may be a bind mount)
+# one line of /etc/hosts, ours, replaced whole under the host's /etc/hosts lock (other clusters
+# edit the file too); renamed into place, or written in place when /etc/hosts is a bind mount
 hosts_line() {
-  tmp=$(mktemp)
-  grep -v " $1 # sealant-kubernetes$" /etc/hosts > "$tmp" || true
-  [ -z "$2" ] || echo "$2 $1 # sealant-kubernetes" >> "$tmp"
-  cat "$tmp" > /etc/hosts; rm -f "$tmp"
+${underHostLock(
+  ETC_HOSTS_LOCK,
+  "/etc/hosts",
+  `tmp=$(mktemp /etc/.hosts.sealant-XXXXXX)
+grep -v " $1 # sealant-kubernetes$" /etc/hosts > "$tmp" || true
+[ -z "$2" ] || echo "$2 $1 # sealant-kubernetes" >> "$tmp"
+chmod 644 "$tmp"
+mv -f "$tmp" /etc/hosts 2> /dev/null || { cat "$tmp" > /etc/hosts; rm -f "$tmp"; }`,
+)}
 }
 `;
 
