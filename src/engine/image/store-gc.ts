@@ -1,8 +1,15 @@
 import { mkdir, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { isDigest } from "./digest";
-import type { ImageStore } from "./store";
 import type { Leases } from "./store-leases";
+import type { Descriptor } from "./types";
+
+/** What gc needs of the store (ImageStore; not imported, store.ts imports this module). */
+export interface CollectableStore {
+  readonly root: string;
+  list(): Promise<Array<{ descriptor: Descriptor }>>;
+  reachable(desc: Descriptor): Promise<Descriptor[]>;
+}
 
 /** Where gc parks the blobs it is about to delete until it has read the claims once more. */
 const TRASH = "gc-trash";
@@ -19,7 +26,7 @@ const TRASH = "gc-trash";
  * 3. each remaining candidate is moved aside, then the claims are read again: a blob claimed
  *    meanwhile goes back (its reuser claimed before it looked, see Leases), the rest is deleted.
  */
-export async function collectGarbage(store: ImageStore, leases: Leases): Promise<{ removed: number; bytes: number }> {
+export async function collectGarbage(store: CollectableStore, leases: Leases): Promise<{ removed: number; bytes: number }> {
   await restoreTrash(store.root);
   const blobsDir = join(store.root, "blobs", "sha256");
   const listed: Array<{ name: string; mtimeMs: number }> = [];
@@ -66,7 +73,7 @@ export async function collectGarbage(store: ImageStore, leases: Leases): Promise
 }
 
 /** Every digest a name or a pin reaches. */
-async function keptDigests(store: ImageStore): Promise<Set<string>> {
+async function keptDigests(store: CollectableStore): Promise<Set<string>> {
   const keep = new Set<string>();
   for (const img of await store.list()) {
     for (const d of await store.reachable(img.descriptor).catch(() => [img.descriptor])) keep.add(d.digest);
