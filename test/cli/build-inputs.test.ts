@@ -87,4 +87,12 @@ describe("sealant build refuses bad inputs with one line", () => {
     expect(r.stderr).toContain('Kubefile:18: ARG: expanding "$A$A" gives more than 1 MiB of text');
     expect(r.stderr).not.toContain("Invalid string length");
   });
+
+  it("builds, but warns, when ENV stores a build argument with a secret name", async () => {
+    await kubefile("FROM scratch\nARG DB_PASSWORD\nENV PW=$DB_PASSWORD\n");
+    const r = await sealant(["build", "-t", "warned:1", "--build-arg", "DB_PASSWORD=hunter2", ctx]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: .*\/Kubefile:3: ENV stores the build argument "DB_PASSWORD" in the image/);
+    expect(r.stderr).not.toContain("hunter2");
+  });
 });

@@ -8,7 +8,7 @@ import { platformString, type Descriptor, type ImageConfig, type Index, type Man
 import { BuildInputError, type Where } from "./context";
 import { describe } from "./describe";
 import { buildPlatforms, contextDir, parseKubefiles, readKubefile } from "./inputs";
-import { checkBaseAppRefs, KubefileSyntaxError, type Instruction, type Kubefile } from "./kubefile";
+import { checkBaseAppRefs, formatKubefileError, isSecretName, KubefileSyntaxError, type Instruction, type Kubefile } from "./kubefile";
 import type { BuildOptions, BuildResult, BuiltLayer } from "./options";
 import { PlatformBuild } from "./platform-build";
 import { appStep } from "./steps/app";
@@ -29,6 +29,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const { text, file } = await readKubefile(context, opts.kubefile);
   const platforms = buildPlatforms(opts.platforms);
   const kubefiles = parseKubefiles({ text, file }, opts.buildArgs ?? {}, platforms);
+  for (const w of kubefiles[0]!.warnings) opts.onEvent?.({ type: "warning", platform: platformString(platforms[0]!), text: formatKubefileError(w) });
   await checkImageLists([...(opts.imageListFiles ?? []), ...(opts.ignoredImageListFiles ?? [])]);
   const workRoot = join(dirname(opts.store.root), "tmp");
   await mkdir(workRoot, { recursive: true });
@@ -57,6 +58,18 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     await release();
   }
+}
+
+/**
+ * A step's progress line with the values of secret-named build args (DB_PASSWORD=...) shown as
+ * ***: ENV/LABEL lines print expanded values, and a build log is no place for a password.
+ */
+function hideSecretArgs(text: string, buildArgs: Record<string, string> | undefined): string {
+  const values = Object.entries(buildArgs ?? {})
+    .filter(([name, value]) => value !== "" && isSecretName(name))
+    .map(([, value]) => value)
+    .sort((a, b) => b.length - a.length);
+  return values.reduce((out, v) => out.split(v).join("***"), text);
 }
 
 /** The image lists are read only at the end of a build: a wrong path must fail before any work. */
@@ -102,7 +115,7 @@ async function buildPlatform(
     index++;
     opts.signal?.throwIfAborted();
     const where: Where = { file: kubefile.file, line: ins.line, instruction: ins.kind };
-    const text = describe(ins);
+    const text = hideSecretArgs(describe(ins), opts.buildArgs);
     const cached = await applyInstruction(build, context, ins, where, meta, env, labels);
     opts.onEvent?.({ type: "step", platform: pf, index, total, text, cached });
   }

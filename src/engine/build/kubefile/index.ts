@@ -9,4 +9,5 @@ export type { KubefileError, KubefileWarning } from "./errors";
 export { KUBEFILE_INSTRUCTIONS, LABEL_SUPPORTED_KUBE_VERSION, LABEL_KUBE_CNI_PREFIX, LABEL_KUBE_CSI_PREFIX } from "./instructions";
 export type * from "./instructions";
 export { expand, SubstitutionError } from "./substitute";
+export { isSecretName } from "./state";
 export type { Lookup, ExpandOptions } from "./substitute";

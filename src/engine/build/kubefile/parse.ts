@@ -38,6 +38,7 @@ function instruction(st: ParseState, l: LogicalLine): void {
   const kind = upper as InstructionKind;
   st.instructionKind = kind;
   st.expandedInInstruction = 0;
+  st.secretArgsUsed.clear();
 
   if (st.from === undefined && kind !== "FROM" && kind !== "ARG" && st.beforeFrom === undefined) {
     st.beforeFrom = { kind, line: l.line };
@@ -49,6 +50,14 @@ function instruction(st: ParseState, l: LogicalLine): void {
     }
     const ins = dispatch(st, kind, flags, rest, l.line);
     if (ins !== undefined) st.instructions.push(ins);
+    if ((kind === "ENV" || kind === "LABEL" || kind === "APPENV") && st.secretArgsUsed.size > 0) {
+      // Build args are not secrets in Docker either; these names say the value is one.
+      const names = [...st.secretArgsUsed].map((n) => `"${n}"`).join(", ");
+      st.warn(
+        l.line,
+        `${kind} stores the build argument ${names} in the image, where anyone who can pull it reads it; give secrets to the hosts through the Clusterfile's env instead`,
+      );
+    }
   } catch (e) {
     if (e instanceof LineError) st.error(l.line, e.message);
     else throw e;

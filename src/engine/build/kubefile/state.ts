@@ -69,19 +69,27 @@ export class ParseState {
 
   // ---- variables ------------------------------------------------------------------------
 
+  /** Build arguments with secret-looking names that the current instruction expanded. */
+  readonly secretArgsUsed = new Set<string>();
+
   private lookup: Lookup = (name) => {
     if (this.from !== undefined) {
       const e = this.env.get(name);
       if (e !== undefined) return e;
       const a = this.stageArgs.get(name);
-      if (a !== undefined) return a;
+      if (a !== undefined) return this.noteArg(name, a);
     } else {
       const g = this.globalArgs.get(name);
-      if (g !== undefined) return g;
+      if (g !== undefined) return this.noteArg(name, g);
     }
     if (name === "ARCH") return this.opts.arch;
     return undefined;
   };
+
+  private noteArg(name: string, value: string): string {
+    if (isSecretName(name) && Object.prototype.hasOwnProperty.call(this.opts.buildArgs ?? {}, name)) this.secretArgsUsed.add(name);
+    return value;
+  }
 
   /** Expand a word; errors become LineErrors. `quotes` false for JSON-form strings. */
   expand(word: string, quotes = true): string {
@@ -109,6 +117,13 @@ export class ParseState {
     this.expandedInInstruction += out.length;
     return out;
   }
+}
+
+/** Names that say a value is a secret (DB_PASSWORD, API_KEY, REGISTRY_TOKEN, ...). */
+const SECRET_NAME = /pass|secret|token|credential|private|api_?key|(^|[_.-])(key|pwd|auth)([_.-]|$)/i;
+
+export function isSecretName(name: string): boolean {
+  return SECRET_NAME.test(name);
 }
 
 /**

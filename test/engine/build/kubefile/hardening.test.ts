@@ -150,3 +150,27 @@ describe("NUL characters", () => {
     ]);
   });
 });
+
+describe("build arguments with secret names", () => {
+  it("warns when ENV, LABEL or APPENV stores one in the image, and not when only RUN sees it", () => {
+    const k = ok(
+      kf(
+        "FROM scratch",
+        "ARG DB_PASSWORD API_KEY PORT",
+        "APP web local://web.yaml",
+        "ENV PW=$DB_PASSWORD PORT=$PORT",
+        "LABEL k=${API_KEY}",
+        "APPENV web X=$DB_PASSWORD",
+        "RUN use $DB_PASSWORD",
+      ),
+      { buildArgs: { DB_PASSWORD: "hunter2", API_KEY: "k", PORT: "80" } },
+    );
+    const warned = k.warnings.map((w) => `${w.line}: ${w.message}`);
+    expect(warned).toEqual([
+      `4: ENV stores the build argument "DB_PASSWORD" in the image, where anyone who can pull it reads it; give secrets to the hosts through the Clusterfile's env instead`,
+      `5: LABEL stores the build argument "API_KEY" in the image, where anyone who can pull it reads it; give secrets to the hosts through the Clusterfile's env instead`,
+      `6: APPENV stores the build argument "DB_PASSWORD" in the image, where anyone who can pull it reads it; give secrets to the hosts through the Clusterfile's env instead`,
+    ]);
+    expect(warned.join("\n")).not.toContain("hunter2");
+  });
+});
