@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,5 +95,34 @@ describe("sealant build refuses bad inputs with one line", () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/warning: .*\/Kubefile:3: ENV stores the build argument "DB_PASSWORD" in the image/);
     expect(r.stderr).not.toContain("hunter2");
+  });
+
+  it("quotes at most 200 characters of a failing RUN's command", async () => {
+    await kubefile(`FROM scratch\nRUN exit 3 # ${"x".repeat(5000)}\n`);
+    const r = await sealant(["build", "-q", "-t", "bad:1", ctx]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Kubefile:2: RUN exit 3 # x{191}\.\.\. \(5009 characters\) exited 3 \(no stderr\)\n$/);
+  });
+
+  it("gives up on a trickling download after --download-timeout", async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200);
+      const t = setInterval(() => (res.destroyed ? clearInterval(t) : res.write("x")), 100);
+      res.on("close", () => clearInterval(t));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/slow.tar`;
+      await kubefile(`FROM scratch\nADD ${url} x/\n`);
+      const started = Date.now();
+      const r = await sealant(["build", "-q", "-t", "bad:1", "--download-timeout", "1", ctx]);
+      expect(Date.now() - started).toBeLessThan(8000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`sealant: ${join(ctx, "Kubefile")}:2: ADD ${url}: the download took longer than 1 s\n`);
+      expect(await readdir(join(home, "tmp")).catch(() => [])).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
