@@ -35,8 +35,9 @@ export function parseHookOutputs(text: string, path: string): RuntimeOutputs {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${path}, written by the image's hooks, is not JSON: ${(err as Error).message}`);
+  } catch {
+    // Not the parser's message: it quotes the text around the fault, and the text holds the kubeconfig.
+    throw new Error(`${path}, written by the image's hooks, is not JSON (its content is not shown: it may hold secrets)`);
   }
   if (doc === null || typeof doc !== "object" || Array.isArray(doc))
     throw new Error(`${path}, written by the image's hooks, must hold a JSON object with ${OUTPUT_FIELDS.join(", ")}`);

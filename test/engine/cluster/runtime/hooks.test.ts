@@ -58,8 +58,11 @@ describe("the hooks runtime contract", () => {
     const path = "/var/lib/sealant/demo/outputs.json";
     files[path] = JSON.stringify({ endpoint: "http://127.0.10.1:2379", kubeconfig: "apiVersion: v1 # token-xyz" });
     expect(await hooksRuntime.outputs!(readFile, ctx([]))).toEqual({ endpoint: "http://127.0.10.1:2379", kubeconfig: "apiVersion: v1 # token-xyz" });
-    files[path] = "{ not json";
-    await expect(hooksRuntime.outputs!(readFile, ctx([]))).rejects.toThrow(/outputs.json, written by the image's hooks, is not JSON/);
+    // The parser quotes the text around a fault: none of it is shown (a kubeconfig is in there).
+    files[path] = '{"kubeconfig": token-xyz-secret}';
+    const notJson = (await hooksRuntime.outputs!(readFile, ctx([])).catch((e: unknown) => e)) as Error;
+    expect(notJson.message).toMatch(/outputs.json, written by the image's hooks, is not JSON/);
+    expect(notJson.message).not.toContain("token-xyz");
     files[path] = JSON.stringify({ endpoint: "x", kubeconfig: 42 });
     await expect(hooksRuntime.outputs!(readFile, ctx([]))).rejects.toThrow(/"kubeconfig" must be a string/);
     files[path] = JSON.stringify({ url: "token-xyz" });

@@ -169,6 +169,11 @@ describe("the kubernetes runtime's commands", () => {
     expect(out.kubeconfig).toContain("server: https://10.0.0.2:6443");
     expect(out.kubeconfig).toContain("token: secret-token");
     expect(out.caCertificate).toContain("BEGIN CERTIFICATE");
+    // A broken admin.conf is named, its lines (the admin's key) never quoted.
+    files["/etc/kubernetes/admin.conf"] = "users:\n- name: admin\n  user: {client-key-data: S3CR3TKEY\n  token: [unclosed";
+    const err = (await kubernetesRuntime.outputs!((p) => Promise.resolve(files[p]), ctx()).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/admin.conf on 10.0.0.2 is not YAML/);
+    expect(err.message).not.toContain("S3CR3TKEY");
   });
 });
 

@@ -200,7 +200,13 @@ async function outputs(readFile: (path: string) => Promise<string | undefined>, 
   const ca = await readFile(CA_CERT);
   const out: RuntimeOutputs = { endpoint };
   if (admin !== undefined) {
-    const doc = load(admin) as { clusters?: { cluster?: { server?: string } }[] } | null;
+    let doc: { clusters?: { cluster?: { server?: string } }[] } | null;
+    try {
+      doc = load(admin) as typeof doc;
+    } catch {
+      // Not js-yaml's message: it quotes the lines around the fault, which hold the admin's key.
+      throw new Error(`${ADMIN_CONF} on ${first.ip} is not YAML (its content is not shown: it holds the cluster admin's credentials)`);
+    }
     for (const c of doc?.clusters ?? []) if (c.cluster) c.cluster.server = endpoint;
     // Re-serialised only when it parsed; the values are never put in an error message.
     out.kubeconfig = doc ? dump(doc, { lineWidth: -1 }) : admin;
