@@ -28,6 +28,7 @@ const TRASH = "gc-trash";
  */
 export async function collectGarbage(store: CollectableStore, leases: Leases): Promise<{ removed: number; bytes: number }> {
   await restoreTrash(store.root);
+  await sweepTempFiles(store.root);
   const blobsDir = join(store.root, "blobs", "sha256");
   const listed: Array<{ name: string; mtimeMs: number }> = [];
   for (const name of await readdir(blobsDir)) {
@@ -89,6 +90,20 @@ async function keptDigests(store: CollectableStore): Promise<Set<string>> {
     }
   }
   return keep;
+}
+
+/** A temp file (util/fs tempNameFor) this old was left by a writer that died: its write takes milliseconds. */
+const TEMP_FILE_MAX_AGE_MS = 10 * 60_000;
+
+/** Removes the temp files dead writers left beside index.json, pins and leases (blobs' are gc candidates). */
+async function sweepTempFiles(root: string): Promise<void> {
+  for (const dir of [root, join(root, "pins"), join(root, "leases")]) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!name.startsWith(".tmp-")) continue;
+      const st = await stat(join(dir, name)).catch(() => undefined);
+      if (st?.isFile() && Date.now() - st.mtimeMs > TEMP_FILE_MAX_AGE_MS) await rm(join(dir, name), { force: true });
+    }
+  }
 }
 
 /**

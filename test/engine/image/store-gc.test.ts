@@ -211,4 +211,25 @@ describe("leases and gc left behind by dead processes", () => {
     // THEN the image is complete
     expect(await missingBlobs(reopened.store, "gc/parked:1")).toEqual([]);
   });
+
+  it("removes the temp files writers that died left beside index.json, pins and leases", async () => {
+    // GIVEN temp files of writes that never finished (an hour old), and one being written now
+    const home = await temp("sealant-gc-temps-");
+    const session = await Session.open({ home });
+    const root = session.store.root;
+    const dead = [join(root, ".tmp-index.json-1-aaaa"), join(root, "pins", ".tmp-x.json-1-bbbb"), join(root, "leases", ".tmp-1-cc.json-1-cccc")];
+    await mkdir(join(root, "leases"), { recursive: true });
+    const then = new Date(Date.now() - 3600_000);
+    for (const f of dead) {
+      await writeFile(f, "{");
+      await utimes(f, then, then);
+    }
+    const fresh = join(root, "pins", ".tmp-y.json-1-dddd");
+    await writeFile(fresh, "{");
+    // WHEN gc runs
+    await session.store.gc();
+    // THEN the old ones are gone, the fresh one is left to its writer
+    expect(dead.filter((f) => existsSync(f))).toEqual([]);
+    expect(existsSync(fresh)).toBe(true);
+  });
 });
