@@ -1,3 +1,4 @@
+import { checkLayerStack, LayerPathError, type StackedLayer } from "./archive/layer-paths";
 import type { Digest } from "./digest";
 import { isIndexMediaType, MediaType } from "./media-types";
 import { metadataAnnotations, readMetadata, type ClusterImageMetadata } from "./metadata";
@@ -14,7 +15,9 @@ export interface MergeResult {
  * Combines cluster images into one (e.g. a Kubernetes base + a CNI image + an app image):
  * layers in the order given, a layer shared by several inputs kept once (the first place it
  * appears), env and labels merged with later images winning, apps and container images
- * united, launch lists concatenated. Only platforms every input has are merged.
+ * united, launch lists concatenated. Only platforms every input has are merged. The stacked
+ * layers are read once (headers only): no entry may pass through a link another layer made,
+ * since a host assembling the image would follow it (archive/layer-paths.ts).
  */
 export async function mergeImages(store: ImageStore, refs: string[], target: string): Promise<MergeResult> {
   const release = await store.lease();
@@ -49,7 +52,7 @@ async function mergeLeased(store: ImageStore, refs: string[], target: string): P
             `cannot merge ${img.ref} (${platformString(platform)}): its manifest lists ${manifest.layers.length} layers but its config ${Array.isArray(diffIds) ? diffIds.length : "no"} rootfs.diff_ids`,
           );
         }
-        return { manifest, config, metadata: readMetadata(manifest, config) };
+        return { ref: img.ref, manifest, config, metadata: readMetadata(manifest, config) };
       }),
     );
     merged.push({ platform, descriptor: await mergePlatform(store, parts, platform) });
@@ -76,19 +79,21 @@ async function platformsOf(store: ImageStore, image: StoredImage): Promise<Platf
 
 async function mergePlatform(
   store: ImageStore,
-  parts: Array<{ manifest: Manifest; config: ImageConfig; metadata: ClusterImageMetadata }>,
+  parts: Array<{ ref: string; manifest: Manifest; config: ImageConfig; metadata: ClusterImageMetadata }>,
   platform: Platform,
 ): Promise<Descriptor> {
   const layers: Descriptor[] = [];
+  const stack: StackedLayer[] = [];
   const diffIds: Digest[] = [];
   const history: NonNullable<ImageConfig["history"]> = [];
   const env = new Map<string, string>();
   const labels: Record<string, string> = {};
   const meta: ClusterImageMetadata = { schemaVersion: "v1", kind: "app-installer", applications: [], launch: {}, env: {}, labels: {}, containerImages: [] };
-  for (const { manifest, config, metadata } of parts) {
+  for (const { ref, manifest, config, metadata } of parts) {
     manifest.layers.forEach((layer, i) => {
       if (layers.some((l) => l.digest === layer.digest)) return;
       layers.push(layer);
+      stack.push({ digest: layer.digest, mediaType: layer.mediaType, label: `layer ${i + 1} of ${ref}` });
       diffIds.push(config.rootfs.diff_ids[i]!);
       history.push({ created_by: `merged from layer ${i + 1} of ${manifest.config.digest.slice(7, 19)}` });
     });
@@ -109,6 +114,13 @@ async function mergePlatform(
     Object.assign(meta.env, metadata.env);
     Object.assign(meta.labels, metadata.labels);
     for (const c of metadata.containerImages) if (!meta.containerImages.some((x) => x.image === c.image)) meta.containerImages.push(c);
+  }
+  // The merged order stacks one image's links under another's entries, which no build checked.
+  try {
+    await checkLayerStack(store, stack);
+  } catch (err) {
+    if (err instanceof LayerPathError) throw new Error(`cannot merge (${platformString(platform)}): ${err.message}`);
+    throw err;
   }
   const config: ImageConfig = {
     architecture: platform.architecture,

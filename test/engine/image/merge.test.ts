@@ -10,9 +10,9 @@ import { Session } from "../../../src/engine/session";
 import { ociImageEntries, tarBytes, tarGzBytes, type HostileEntry } from "../../support/hostile-archive";
 
 /**
- * merge stacks layers of several images (it reads no path of theirs: layers move as
- * digest-checked blobs). A merged stack can put one image's link under another image's
- * entries; building FROM the merge applies them inside the rootfs all the same.
+ * merge stacks layers of several images as digest-checked blobs; the merged stack can put one
+ * image's link under another image's entries, which a host assembling the image would follow,
+ * so merge reads the stacked layers' names and refuses that.
  */
 let work: string;
 let session: Session;
@@ -37,16 +37,35 @@ async function loadImage(ref: string, layer: HostileEntry[]): Promise<void> {
 }
 
 describe("merge with hostile inputs", () => {
-  it("GIVEN one image linking esc out and another writing and whiting out under esc WHEN merged and built FROM with a RUN THEN nothing outside changes", async () => {
+  const through: Array<[string, HostileEntry[], RegExp]> = [
+    ["a file", [{ type: "file", name: "esc/pwned", content: "x\n" }], /entry "esc\/pwned" is under "esc"/],
+    ["a whiteout", [{ type: "file", name: "esc/.wh.victim" }], /entry "esc\/\.wh\.victim" is under "esc"/],
+    ["an opaque marker", [{ type: "file", name: "esc/.wh..wh..opq" }], /entry "esc\/\.wh\.\.wh\.\.opq" is under "esc"/],
+    ["a hard link's source", [{ type: "hardlink", name: "h", target: "esc/victim" }], /entry "h" is a hard link to "esc\/victim", which is under "esc"/],
+  ];
+  for (const [what, entries, message] of through) {
+    it(`GIVEN one image linking esc out and another with ${what} under esc WHEN merged THEN it is refused by layer, entry and link, nothing tagged`, async () => {
+      await loadImage("docker.io/library/links:1", [{ type: "symlink", name: "esc", target: outside }]);
+      const other = `docker.io/library/under-${what.replace(/\W+/g, "-")}:1`;
+      await loadImage(other, entries);
+      const merging = mergeImages(session.store, ["docker.io/library/links:1", other], "merged:1");
+      await expect(merging).rejects.toThrow(new RegExp(`^cannot merge \\(linux/amd64\\): layer 1 of ${other.replace(/[.]/g, "\\.")}: ${message.source}`));
+      await expect(merging).rejects.toThrow(/a symlink to ".*" from layer 1 of docker\.io\/library\/links:1: a host would follow it/);
+      await expect(session.store.resolve("merged:1")).rejects.toThrow();
+      expect(await readdir(outside)).toEqual(["victim"]);
+    });
+  }
+
+  it("GIVEN a link the next image whites out and replaces with a directory WHEN merged and built FROM with a RUN THEN it is merged, and nothing outside changes", async () => {
     await loadImage("docker.io/library/links:1", [{ type: "symlink", name: "esc", target: outside }]);
-    await loadImage("docker.io/library/writes:1", [
-      { type: "file", name: "esc/pwned", content: "x\n" },
-      { type: "file", name: "esc/.wh.victim" },
-      { type: "file", name: "esc/.wh..wh..opq" },
+    await loadImage("docker.io/library/replaces:1", [
+      { type: "file", name: ".wh.esc" },
+      { type: "dir", name: "esc" },
+      { type: "file", name: "esc/inside", content: "in\n" },
     ]);
-    await mergeImages(session.store, ["docker.io/library/links:1", "docker.io/library/writes:1"], "merged:1");
+    await mergeImages(session.store, ["docker.io/library/links:1", "docker.io/library/replaces:1"], "merged-ok:1");
     const ctx = await mkdtemp(join(work, "ctx-"));
-    await writeFile(join(ctx, "Kubefile"), "FROM merged:1\nRUN true\n");
+    await writeFile(join(ctx, "Kubefile"), "FROM merged-ok:1\nRUN test -f esc/inside\n");
     await build(session, { context: ctx, tag: "from-merged:1" });
     expect(await readdir(outside)).toEqual(["victim"]);
     expect(await readFile(join(outside, "victim"), "utf8")).toBe("keep me\n");
