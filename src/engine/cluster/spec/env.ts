@@ -3,9 +3,18 @@ import { envKeyProblem, quote } from "./validators";
 /** Environment for rendering templates and running scripts: name → value. */
 export type Env = Record<string, string>;
 
-export interface EnvListProblem {
-  index: number;
+export interface EnvProblem {
+  /** The entry's index (list form) or name (map form). */
+  at: number | string;
   message: string;
+}
+
+/**
+ * A value no host command can carry: a shell variable cannot hold a NUL byte (it would be cut
+ * there without a word). The value itself is not shown: env values are often passwords.
+ */
+function envValueProblem(value: string): string | undefined {
+  return value.includes("\0") ? "the value holds a NUL character, which no shell variable can carry (the value is not shown)" : undefined;
 }
 
 /**
@@ -14,21 +23,34 @@ export interface EnvListProblem {
  * current sealer). An entry without "=" is a problem (sealer drops it silently); its text is
  * shown, it has no value to leak.
  */
-export function parseEnvList(entries: readonly string[]): { env: Env; problems: EnvListProblem[] } {
+export function parseEnvList(entries: readonly string[]): { env: Env; problems: EnvProblem[] } {
   const env: Env = {};
-  const problems: EnvListProblem[] = [];
+  const problems: EnvProblem[] = [];
   entries.forEach((entry, index) => {
     const eq = entry.indexOf("=");
     if (eq < 0) {
-      problems.push({ index, message: `${quote(entry)} is not KEY=VALUE` });
+      problems.push({ at: index, message: envValueProblem(entry) ?? `${quote(entry)} is not KEY=VALUE` });
       return;
     }
     const key = entry.slice(0, eq).trim();
     const problem = envKeyProblem(key);
-    if (problem !== undefined) problems.push({ index, message: `env entry: ${problem}` });
+    const valueProblem = envValueProblem(entry.slice(eq + 1));
+    if (problem !== undefined) problems.push({ at: index, message: `env entry: ${problem}` });
+    else if (valueProblem !== undefined) problems.push({ at: index, message: valueProblem });
     else env[key] = entry.slice(eq + 1);
   });
   return { env, problems };
+}
+
+/** sealant's env map, checked the same way (problems at the name). */
+export function parseEnvMap(map: Readonly<Record<string, string>>): { env: Env; problems: EnvProblem[] } {
+  const problems: EnvProblem[] = [];
+  for (const [key, value] of Object.entries(map)) {
+    const problem = envKeyProblem(key);
+    const message = problem !== undefined ? `env name ${problem}` : envValueProblem(value);
+    if (message !== undefined) problems.push({ at: key, message });
+  }
+  return { env: { ...map }, problems };
 }
 
 /** `KEY=VALUE` lines for an env, sorted by key (stable for digests and shell wrappers). */

@@ -47,8 +47,8 @@ export type {
 } from "./schema";
 export { ClusterSpecError, formatProblem, REDACTED, SECRET_FIELDS } from "./errors";
 export type { SpecProblem } from "./errors";
-export { effectiveEnv, parseEnvList, formatEnvList } from "./env";
-export type { Env } from "./env";
+export { effectiveEnv, parseEnvList, parseEnvMap, formatEnvList } from "./env";
+export type { Env, EnvProblem } from "./env";
 export { resolveHosts, hostsWithRole } from "./hosts";
 export type { ResolvedHost, HostSsh } from "./hosts";
 export { renderTemplate, renderedName, TemplateError } from "./template";

@@ -1,11 +1,10 @@
 import { z } from "zod";
 import { InvalidReferenceError, parseReference } from "../../image/reference";
-import { parseEnvList, type Env } from "./env";
+import { parseEnvList, parseEnvMap, type Env } from "./env";
 import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
 import {
   canonicalIp,
   dnsLabelProblem,
-  envKeyProblem,
   fingerprintProblem,
   formatTaint,
   hasControlChars,
@@ -92,15 +91,8 @@ const privateKey = z.string().superRefine((v, ctx) => {
 
 /** Env as a map, or as sealer's `KEY=VALUE` list (a later key wins). */
 export const envSchema = z.union([z.record(z.string(), z.string()), z.array(z.string())]).transform((v, ctx): Env => {
-  if (!Array.isArray(v)) {
-    for (const key of Object.keys(v)) {
-      const problem = envKeyProblem(key);
-      if (problem !== undefined) ctx.addIssue({ code: "custom", message: `env name ${problem}`, path: [key] });
-    }
-    return { ...v };
-  }
-  const { env, problems } = parseEnvList(v);
-  for (const p of problems) ctx.addIssue({ code: "custom", message: p.message, path: [p.index] });
+  const { env, problems } = Array.isArray(v) ? parseEnvList(v) : parseEnvMap(v);
+  for (const p of problems) ctx.addIssue({ code: "custom", message: p.message, path: [p.at] });
   return env;
 });
 

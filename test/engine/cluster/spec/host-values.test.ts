@@ -55,6 +55,15 @@ describe("values that land on hosts, in the Cluster inputs", () => {
     expect(problems).toEqual(["registry.password: must be one line (no line break or NUL character; the value is not shown)"]);
   });
 
+  it("GIVEN an env value with a NUL character (no shell variable can hold one) WHEN read THEN it is refused at its name, the value unshown", () => {
+    expect(inputProblems({ ...base, env: { DB_PASSWORD: "pa\u0000ss-s3cret" } })).toEqual([
+      "env.DB_PASSWORD: the value holds a NUL character, which no shell variable can carry (the value is not shown)",
+    ]);
+    expect(inputProblems({ ...base, env: ["DB_PASSWORD=pa\u0000ss-s3cret"] })).toEqual([
+      "env[0]: the value holds a NUL character, which no shell variable can carry (the value is not shown)",
+    ]);
+  });
+
   it("GIVEN good values of every kind WHEN read THEN they are accepted as written", () => {
     const spec = parseClusterSpec({
       ...base,
