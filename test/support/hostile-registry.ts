@@ -57,6 +57,8 @@ export interface HostileRegistryOptions {
   tls?: { names?: string[] };
   /** For `basic`, `echo-credentials` and the realms: accepted users. */
   users?: Array<{ username: string; password: string }>;
+  /** `GET /v2/` asks for Basic credentials of `users` too (what `sealant login` checks). @default false */
+  baseAuth?: boolean;
   /** host[:port] the `realm-other-host-http` challenge names (default: the token listener's 127.0.0.1:port). */
   realmHost?: string;
   /** Delay between trickled bytes. @default 2000 */
@@ -106,7 +108,11 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     requests.push(`${req.method} ${req.url}`);
     const url = new URL(req.url ?? "/", "http://x");
-    if (url.pathname === "/v2/" || url.pathname === "/v2") return json(res, 200, {});
+    const basicOk = () => users.some((u) => req.headers.authorization === `Basic ${Buffer.from(`${u.username}:${u.password}`).toString("base64")}`);
+    if (url.pathname === "/v2/" || url.pathname === "/v2") {
+      if (opts.baseAuth && !basicOk()) return challenge(res);
+      return json(res, 200, {});
+    }
     if (url.pathname === "/token") return json(res, 200, url.searchParams.get("scope")?.includes("bad-token") ? "<html>no</html>" : { nothing: true });
     const m = /^\/v2\/((?:[^/]+\/)*[^/]+)\/(blobs\/uploads|manifests|blobs)\/?(.*)$/.exec(url.pathname);
     if (!m) return json(res, 404, { errors: [{ code: "NOT_FOUND" }] });
@@ -114,11 +120,7 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
     const behaviour = repo.split("/")[0] as Behaviour;
     const auth = req.headers.authorization;
     if (behaviour === "basic" || behaviour === "echo-credentials") {
-      const ok = users.some((u) => auth === `Basic ${Buffer.from(`${u.username}:${u.password}`).toString("base64")}`);
-      if (!ok) {
-        res.writeHead(401, { "WWW-Authenticate": 'Basic realm="hostile"', "Content-Type": "application/json" });
-        return void res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
-      }
+      if (!basicOk()) return challenge(res);
       if (behaviour === "echo-credentials") return json(res, 500, { errors: [{ code: "UNKNOWN", message: `you sent ${auth}` }] });
     }
     if (behaviour === "bad-token" || behaviour === "realm-other-host-http") {
@@ -312,6 +314,11 @@ async function makeImage(bytes: number) {
     [wrongLayerDesc.digest, wrong],
   ]);
   return { layerDesc, configDesc, garbageConfigDesc, wrongLayerDesc, manifest, manifestDigest: sha256(manifest), blobs };
+}
+
+function challenge(res: http.ServerResponse): void {
+  res.writeHead(401, { "WWW-Authenticate": 'Basic realm="hostile"', "Content-Type": "application/json" });
+  res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
 }
 
 function dropAfter(res: http.ServerResponse, headers: http.OutgoingHttpHeaders, data: Buffer, bytes: number): void {
