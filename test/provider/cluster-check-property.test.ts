@@ -28,6 +28,26 @@ describe("the Cluster provider's check, on arbitrary inputs (fast-check)", () =>
     await rm(home, { recursive: true, force: true });
   });
 
+  it("GIVEN values that would inject lines on the hosts WHEN checked THEN each is a failure naming its field, the value escaped", async () => {
+    const inputs = {
+      name: "c",
+      image: "example/app:1",
+      hosts: { "10.0.0.1": { roles: ["master"], labels: { tier: "a\nb" } } },
+      ssh: { password: `${SECRET}x` },
+      registry: { domain: "sea.hub\n10.6.6.6 evil.example" },
+      hostAliases: [{ ip: "10.0.0.9", hostnames: ["db\n10.6.6.6 x"] }],
+    } as unknown as ClusterInputs;
+    const reasons = ((await impl.check(undefined, inputs)).failures ?? []).map((f) => f.reason);
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('Cluster inputs: registry.domain: "sea.hub\\n10.6.6.6 evil.example" is not a host name'),
+        expect.stringContaining('Cluster inputs: hostAliases[0].hostnames[0]: "db\\n10.6.6.6 x" is not a host name'),
+        expect.stringContaining('labels.tier: "a\\nb" is not a valid label value'),
+      ]),
+    );
+    for (const r of reasons) expect(r).not.toMatch(/[\n]/);
+  });
+
   it("GIVEN hosts maps and registries holding anything WHEN checked THEN failures (or none), never a thrown error, never the password", async () => {
     const value = fc.oneof(fc.anything({ maxDepth: 2 }), fc.record({ roles: fc.anything({ maxDepth: 1 }) }), fc.constant({ roles: ["master"] }));
     const key = fc.oneof(fc.ipV4(), fc.string({ maxLength: 8 }), fc.constantFrom("__proto__", "constructor", "10.0.0.1\n"));
