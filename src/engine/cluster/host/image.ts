@@ -5,6 +5,7 @@ import { ImageNotFoundError } from "../../image/store";
 import { pullImage } from "../../image/transfer";
 import type { ImageConfig, Manifest, Platform } from "../../image/types";
 import type { Session } from "../../session";
+import { checkLayersForHosts } from "./layer-check";
 
 /** The history entry the builder writes for its container-image layer (see build/steps/images.ts). */
 const REGISTRY_LAYER_HISTORY = "cache container images";
@@ -55,6 +56,7 @@ export async function resolveClusterImage(session: Session, ref: string, signal?
   }
   const metadata = image.parts[0]?.metadata;
   if (!metadata) throw new Error(`image ${ref} has no manifests`);
+  for (const [name, platform] of platforms) await checkLayersForHosts(session.store, stored.ref, name, platform);
   return { ref: stored.ref, digest: stored.descriptor.digest, metadata, platforms };
 }
 
