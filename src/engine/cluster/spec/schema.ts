@@ -3,6 +3,7 @@ import { InvalidReferenceError, parseReference } from "../../image/reference";
 import { parseEnvList, parseEnvMap, type Env } from "./env";
 import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
 import {
+  appNameProblem,
   canonicalIp,
   dnsLabelProblem,
   fingerprintProblem,
@@ -279,7 +280,7 @@ export const configSchema = z.strictObject({
       return out;
     })
     .optional(),
-  appName: oneLineName.optional(),
+  appName: checkedString(appNameProblem).optional(),
 });
 
 export const APP_FILE_STRATEGIES = ["overwrite", "merge", "render"] as const;

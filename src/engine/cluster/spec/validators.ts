@@ -258,6 +258,14 @@ export function rootfsPathProblem(p: string): string | undefined {
   return undefined;
 }
 
+/** An app's name (Config `appName`): one directory under application/apps/, so no "/", "." or "..". */
+export function appNameProblem(name: string): string | undefined {
+  if (name === "" || name === "." || name === ".." || name.includes("/") || hasControlChars(name)) {
+    return `${quote(name)} is not an app name (one directory name under application/apps/: no "/", not "." or "..")`;
+  }
+  return undefined;
+}
+
 /** Levenshtein distance, for "did you mean" hints. */
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);

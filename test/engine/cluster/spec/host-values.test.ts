@@ -39,6 +39,7 @@ describe("values that land on hosts, in the Cluster inputs", () => {
     [{ ssh: { password: "pw", user: "ro ot\n" } }, "ssh.user"],
     [{ plugins: [{ name: "p\n1", action: "post-install", data: "true" }] }, "plugins[0].name"],
     [{ configs: [{ name: "c", path: "etc/a\nb", data: "x" }] }, "configs[0].path"],
+    [{ configs: [{ name: "c", appName: "../../etc", path: "passwd", data: "x" }] }, "configs[0].appName"],
     [{ plugins: [{ name: "n", type: "HOSTNAME", action: "pre-init-host", data: "10.0.0.2 ok\n10.0.0.3 bad;name" }] }, "plugins[0].data"],
     [{ plugins: [{ name: "n", type: "HOSTNAME", action: "pre-init-host", data: "10.0.0.999 node1" }] }, "plugins[0].data"],
     [{ hosts: [{ ips: ["10.0.0.2"], roles: ["master"], labels: { "a\nb": "c" } }] }, 'hosts[0].labels["a\\nb"]'],
