@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -212,5 +212,18 @@ describe("COPY and ADD layers and the image's links", () => {
     await expect(build(session, { context: ctx, tag: "copy-wh:1" })).rejects.toThrow(
       /\/Kubefile:2: COPY would put "etc\/\.wh\.passwd" in the image: a name starting with \.wh\. is a whiteout \(a deletion\) in a layer/,
     );
+  });
+
+  it.each([
+    ["APP", ".wh.passwd.sh", /\/Kubefile:2: APP would put "application\/apps\/app\/\.wh\.passwd\.sh" in the image: a name starting with \.wh\. is a whiteout/],
+    ["CNI", "two\nlines.sh", /\/Kubefile:2: CNI would put "application\/apps\/app\/two\\nlines\.sh" in the image: a name with a control character/],
+  ])("GIVEN %s of a directory holding %j THEN it is refused like COPY", async (kind, name, message) => {
+    const ctx = await mkdtemp(join(tmpdir(), "sealant-add-ctx-"));
+    temps.push(ctx);
+    await mkdir(join(ctx, "app"));
+    await writeFile(join(ctx, "app", "install.sh"), "#!/bin/sh\n");
+    await writeFile(join(ctx, "app", name), "");
+    await writeFile(join(ctx, "Kubefile"), `FROM scratch\n${kind} app local://app\n`);
+    await expect(build(session, { context: ctx, tag: `app-${kind.toLowerCase()}:1` })).rejects.toThrow(message);
   });
 });

@@ -7,6 +7,7 @@ import type { AppInstruction, AppSource, CniInstruction, CsiInstruction } from "
 import type { LayerEntry } from "../layer-writer";
 import { layerStep, withParents, type PlatformBuild } from "../platform-build";
 import { downloadSource, type DownloadLimits } from "../remote-source";
+import { refuseUnsafeNames } from "./copy";
 
 /** APP, CNI and CSI: the sources go to application/apps/<name>/ and the app into the metadata. */
 export async function appStep(
@@ -20,6 +21,7 @@ export async function appStep(
   const app = await appEntries(context, join(build.rootfs, ".."), ins.name, ins.sources, where, download);
   upsertApp(meta, { name: ins.name, type: app.type, files: app.files, ...(ins.kind === "APP" ? {} : { role: ins.kind === "CNI" ? "cni" : "csi" }) });
   checkLayerPaths(app.entries, where);
+  refuseUnsafeNames(app.entries, where);
   return layerStep(build, `${ins.kind} ${ins.name}`, withParents(app.entries));
 }
 

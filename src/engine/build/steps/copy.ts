@@ -57,7 +57,7 @@ async function destIsDirectory(build: PlatformBuild, dest: string, where: Where)
  * (ADD refuses it inside archives; this covers files from the context and downloads). Names
  * with control characters are refused too.
  */
-function refuseUnsafeNames(entries: LayerEntry[], where: Where): void {
+export function refuseUnsafeNames(entries: LayerEntry[], where: Where): void {
   const fail = (path: string, why: string): never => {
     throw new BuildInputError(where.file, where.line, `${where.instruction} would put ${JSON.stringify(path)} in the image: ${why}; rename it`);
   };
