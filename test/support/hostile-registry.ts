@@ -78,6 +78,8 @@ export interface HostileRegistry {
   image: { manifestDigest: string; layerDigest: string; layerSize: number; configDigest: string };
   /** "METHOD /path" of every request, in order. */
   requests: string[];
+  /** The Authorization header of every request (undefined: none), in the same order. */
+  authorizations: Array<string | undefined>;
   /** Authorization headers the token listener received (undefined: none sent). */
   tokenAuthorizations: Array<string | undefined>;
   close(): Promise<void>;
@@ -91,6 +93,7 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
   const users = opts.users ?? [];
   const trickleMs = opts.trickleMs ?? 2000;
   const requests: string[] = [];
+  const authorizations: Array<string | undefined> = [];
   const tokenAuthorizations: Array<string | undefined> = [];
   const uploads = new Map<string, Buffer>();
   const pushed = new Map<string, Buffer>();
@@ -107,6 +110,7 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
   let origin = "";
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     requests.push(`${req.method} ${req.url}`);
+    authorizations.push(req.headers.authorization);
     const url = new URL(req.url ?? "/", "http://x");
     const basicOk = () => users.some((u) => req.headers.authorization === `Basic ${Buffer.from(`${u.username}:${u.password}`).toString("base64")}`);
     if (url.pathname === "/v2/" || url.pathname === "/v2") {
@@ -276,6 +280,7 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
       configDigest: content.configDesc.digest,
     },
     requests,
+    authorizations,
     tokenAuthorizations,
     close: async () => {
       for (const t of timers) clearInterval(t);
