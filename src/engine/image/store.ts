@@ -9,7 +9,7 @@ import { isIndexMediaType, MediaType } from "./media-types";
 import { formatReference, parseReference } from "./reference";
 import { pickPlatform } from "./platform";
 import type { Descriptor, Index, Manifest, Platform } from "./types";
-import { exists, writeFileAtomic, writeStreamAtomic } from "../util/fs";
+import { exists, tempNameFor, writeFileAtomic, writeStreamAtomic } from "../util/fs";
 import { withLock } from "../util/lock";
 import { collectGarbage, restoreTrash } from "./store-gc";
 import { Leases } from "./store-leases";
@@ -122,7 +122,8 @@ export class ImageStore {
   async putBlobStream(source: Readable, expected: { digest?: Digest; size?: number; what?: string } = {}): Promise<{ digest: Digest; size: number }> {
     const what = expected.what ?? "blob";
     let result: { digest: Digest; size: number } | undefined;
-    const target = expected.digest ? this.blobPath(expected.digest) : join(this.root, "blobs", "sha256", ".incoming");
+    // Digest unknown: a name of its own until it is known (writers streaming at once must not share one).
+    const target = expected.digest ? this.blobPath(expected.digest) : tempNameFor(join(this.root, "blobs", "sha256", "incoming"));
     const check = (digest: Digest, size: number): void => {
       if (expected.digest !== undefined && digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, digest);
       if (expected.size !== undefined && size !== expected.size) throw new Error(`${what}: size mismatch: expected ${expected.size} bytes, got ${size}`);

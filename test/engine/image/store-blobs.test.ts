@@ -1,0 +1,29 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, describe, expect, it } from "vitest";
+import { sha256 } from "../../../src/engine/image/digest";
+import { ImageStore } from "../../../src/engine/image/store";
+
+const temps: string[] = [];
+afterAll(async () => {
+  await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+describe("blobs streamed in at the same time", () => {
+  it("each land whole under their own digest when their digests are not known up front (layers of builds running at once)", async () => {
+    // GIVEN one store, as two builds in one process (Pulumi's parallel ImageBuilds) or two `sealant build`s share it
+    const home = await mkdtemp(join(tmpdir(), "sealant-blobs-"));
+    temps.push(home);
+    const store = await ImageStore.open(home);
+    const layers = Array.from({ length: 8 }, () => randomBytes(3 << 20));
+    // WHEN eight layers of unknown digest stream in at once, each in two chunks
+    const stored = await Promise.all(layers.map((l) => store.putBlobStream(Readable.from([l.subarray(0, 1 << 20), l.subarray(1 << 20)]), { what: "layer" })));
+    // THEN each is stored under its own digest with its own bytes, and no temp file is left
+    expect(stored.map((s) => s.digest)).toEqual(layers.map((l) => sha256(l)));
+    for (const l of layers) expect(sha256(await store.readBlob(sha256(l)))).toBe(sha256(l));
+    expect((await readdir(join(store.root, "blobs", "sha256"))).filter((n) => n.startsWith("."))).toEqual([]);
+  });
+});
