@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -32,8 +33,8 @@ interface Running {
   done: Promise<{ code: number | null; stderr: string; stdout: string; at: number }>;
 }
 
-function startBuild(home: string, tmp: string, ctx: string): Running {
-  const child = spawn(process.execPath, [CLI, "build", "-t", "interrupted:1", ctx], { env: { ...process.env, SEALANT_HOME: home, TMPDIR: tmp } });
+function startBuild(home: string, tmp: string, ctx: string, extra: string[] = []): Running {
+  const child = spawn(process.execPath, [CLI, "build", "-t", "interrupted:1", ...extra, ctx], { env: { ...process.env, SEALANT_HOME: home, TMPDIR: tmp } });
   children.push(child);
   let stdout = "";
   let stderr = "";
@@ -137,6 +138,31 @@ describe("an interrupted build", () => {
     } finally {
       server.closeAllConnections();
       server.close();
+    }
+  });
+
+  it("stops while reading a -f pipe whose writer sends nothing", { timeout: 60_000 }, async () => {
+    // GIVEN a build reading its Kubefile from a FIFO that the test holds open and never writes to
+    const ctx = await temp("sealant-sig-ctx-");
+    const fifo = join(ctx, "generated");
+    execFileSync("mkfifo", [fifo]);
+    const keeper = openSync(fifo, fsConstants.O_RDWR);
+    try {
+      const home = await temp("sealant-sig-home-");
+      const tmp = await temp("sealant-sig-tmp-");
+      const build = startBuild(home, tmp, ctx, ["-f", fifo]);
+      await new Promise((r) => setTimeout(r, 1000));
+      // WHEN it gets SIGTERM
+      const sent = Date.now();
+      build.child.kill("SIGTERM");
+      const r = await build.done;
+      // THEN it stops at once (a blocking open of a FIFO used to make even process.exit hang)
+      expect(r.at - sent).toBeLessThan(2000);
+      expect(r.code).toBe(143);
+      expect(sealantLines(r.stderr)).toEqual(["sealant: build interrupted (SIGTERM)"]);
+      await expectNothingLeft(home, tmp);
+    } finally {
+      closeSync(keeper);
     }
   });
 });

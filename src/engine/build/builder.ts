@@ -26,7 +26,7 @@ export type { BuildEvent, BuildOptions, BuildResult, BuiltLayer } from "./option
  */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const context = await contextDir(opts.context);
-  const { text, file } = await readKubefile(context, opts.kubefile);
+  const { text, file } = await readKubefile(context, opts.kubefile, opts.signal);
   const platforms = buildPlatforms(opts.platforms);
   const kubefiles = parseKubefiles({ text, file }, opts.buildArgs ?? {}, platforms);
   for (const w of kubefiles[0]!.warnings) opts.onEvent?.({ type: "warning", platform: platformString(platforms[0]!), text: formatKubefileError(w) });

@@ -4,7 +4,9 @@
  * whatever must know ahead of a build whether it would change (the ImageBuild resource).
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { closeSync, constants as fsConstants, createReadStream, openSync, readSync } from "node:fs";
+import { Socket } from "node:net";
+import type { Readable } from "node:stream";
 import { lstat, readdir, readlink, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { hostPlatform, platformString, type Platform } from "../image/types";
@@ -23,20 +25,24 @@ export async function contextDir(context: string): Promise<string> {
   return dir;
 }
 
-/** The Kubefile's text and the name its errors use (a relative path is relative to the working directory). */
-export async function readKubefile(context: string, kubefile: KubefileSource | undefined): Promise<{ text: string; file: string }> {
+/**
+ * The Kubefile's text and the name its errors use (a relative path is relative to the working
+ * directory). `signal` ends a wait on a pipe.
+ */
+export async function readKubefile(context: string, kubefile: KubefileSource | undefined, signal?: AbortSignal): Promise<{ text: string; file: string }> {
   if (kubefile && typeof kubefile === "object") return { text: kubefile.text, file: kubefile.file ?? "Kubefile" };
   const path = kubefile ? resolve(kubefile) : join(resolve(context), "Kubefile");
   const st = await stat(path).catch(() => undefined);
   if (!st) throw new Error(`cannot read the Kubefile ${path}: no such file`);
   if (st.isDirectory()) throw new Error(`cannot read the Kubefile ${path}: it is a directory`);
   // The context's own Kubefile must be a file: a FIFO there would block the build for ever. An
-  // explicit -f may be a pipe (-f <(generate-kubefile)): the user chose to wait on it. A device
-  // (-f /dev/zero) is never a Kubefile.
+  // explicit -f may be a pipe (-f <(generate-kubefile), -f /dev/stdin). A device (-f /dev/zero)
+  // is never a Kubefile.
   const kind = specialFileKind(st);
   if (kind && (!kubefile || kind !== "FIFO")) throw new Error(`cannot read the Kubefile ${path}: it is a ${kind}, not a file`);
   try {
-    return { text: await readCapped(path, MAX_KUBEFILE_BYTES), file: path };
+    const bytes = await readCapped(kind === "FIFO" ? pipeStream(path) : createReadStream(path), MAX_KUBEFILE_BYTES, signal);
+    return { text: bytes.toString("utf8"), file: path };
   } catch (err) {
     throw new Error(`cannot read the Kubefile ${path}: ${(err as Error).message}`, { cause: err });
   }
@@ -45,15 +51,49 @@ export async function readKubefile(context: string, kubefile: KubefileSource | u
 /** Far above any real Kubefile; a pipe that never ends must not fill the memory. */
 const MAX_KUBEFILE_BYTES = 16 << 20;
 
-async function readCapped(path: string, max: number): Promise<string> {
+/**
+ * A FIFO read through the event loop: opened without blocking (a plain open waits for a writer
+ * in a libuv worker thread, which not even process.exit can interrupt) and read as a pipe
+ * socket. One read first tells a FIFO nobody writes to (end of file at once) from one whose
+ * writer is still busy (EAGAIN): the event loop alone would wait for ever on the former.
+ */
+function pipeStream(path: string): Readable {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  const first = Buffer.alloc(64 << 10);
+  let n = -1;
+  try {
+    n = readSync(fd, first);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EAGAIN") {
+      closeSync(fd);
+      throw err;
+    }
+  }
+  if (n === 0) {
+    closeSync(fd);
+    throw new Error("it is a FIFO with nothing written to it (no program has it open for writing)");
+  }
+  const socket = new Socket({ fd, readable: true, writable: false });
+  if (n > 0) socket.unshift(first.subarray(0, n));
+  return socket;
+}
+
+async function readCapped(stream: Readable, max: number, signal?: AbortSignal): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    size += (chunk as Buffer).length;
-    if (size > max) throw new Error(`it is larger than ${max >> 20} MiB, which no Kubefile is`);
-    chunks.push(chunk as Buffer);
+  const stop = (): void => void stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+  signal?.addEventListener("abort", stop, { once: true });
+  try {
+    for await (const chunk of stream) {
+      size += (chunk as Buffer).length;
+      if (size > max) throw new Error(`it is larger than ${max >> 20} MiB, which no Kubefile is`);
+      chunks.push(chunk as Buffer);
+    }
+  } finally {
+    signal?.removeEventListener("abort", stop);
+    stream.destroy();
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
 
 /** The platforms a build makes: those asked for, else this machine's. */

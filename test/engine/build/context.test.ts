@@ -1,4 +1,5 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { closeSync, constants as fsConstants, openSync, writeSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -101,16 +102,27 @@ describe("the Kubefile given with -f", () => {
   it("may be a pipe, but not a device, and not larger than 16 MiB", { timeout: 20_000 }, async () => {
     const ctx = await temp("sealant-ctx-");
     await expect(readKubefile(ctx, "/dev/zero")).rejects.toThrow("cannot read the Kubefile /dev/zero: it is a character device, not a file");
-    // GIVEN a FIFO a writer fills with a Kubefile (as -f <(generate) does)
+    // AND a FIFO no program writes to is named at once (opening it used to wait for ever)
+    const lonely = join(ctx, "lonely");
+    execFileSync("mkfifo", [lonely]);
+    await expect(readKubefile(ctx, lonely)).rejects.toThrow(
+      `cannot read the Kubefile ${lonely}: it is a FIFO with nothing written to it (no program has it open for writing)`,
+    );
+    // GIVEN a FIFO a writer fills with a Kubefile (as -f <(generate) does). The test holds the
+    // FIFO open read-write first, so the writer is there before readKubefile opens it.
     const pipe = join(ctx, "generated");
     execFileSync("mkfifo", [pipe]);
-    const writer = writeFile(pipe, "FROM scratch\n");
-    expect(await readKubefile(ctx, pipe)).toEqual({ text: "FROM scratch\n", file: pipe });
-    await writer;
+    let keeper = openSync(pipe, fsConstants.O_RDWR);
+    writeSync(keeper, "FROM scratch\n");
+    const read = readKubefile(ctx, pipe);
+    setTimeout(() => closeSync(keeper), 200);
+    expect(await read).toEqual({ text: "FROM scratch\n", file: pipe });
     // AND one that never stops writing
-    const endless = writeFile(pipe, Buffer.alloc(17 << 20, 0x41)).catch(() => undefined);
+    keeper = openSync(pipe, fsConstants.O_RDWR);
+    const endless = spawn("sh", ["-c", `exec head -c 17000000 /dev/zero > ${pipe}`]);
     await expect(readKubefile(ctx, pipe)).rejects.toThrow(`cannot read the Kubefile ${pipe}: it is larger than 16 MiB, which no Kubefile is`);
-    await endless;
+    closeSync(keeper);
+    await new Promise((r) => endless.on("close", r));
   });
 });
 
