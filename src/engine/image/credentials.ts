@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { withLock } from "../util/lock";
 
 /** A username and password (or token used as password) for one registry. */
 export interface Credentials {
@@ -111,28 +112,38 @@ export class CredentialStore implements CredentialSource {
     if (username === "") throw new Error(`login ${key}: the username is empty`);
     if (username.includes(":")) throw new Error(`login ${key}: the username must not contain ":"`);
     if (password === "") throw new Error(`login ${key}: the password is empty`);
-    const file = (await readAuthFile(this.authFile)) ?? {};
-    const auths = { ...(file.auths ?? {}) };
-    for (const k of Object.keys(auths)) if (registryKey(k) === key) delete auths[k];
-    auths[key] = { auth: Buffer.from(`${username}:${password}`, "utf8").toString("base64") };
-    await writeAuthFile(this.authFile, { ...file, auths });
+    await this.locked(async () => {
+      const file = (await readAuthFile(this.authFile)) ?? {};
+      const auths = { ...(file.auths ?? {}) };
+      for (const k of Object.keys(auths)) if (registryKey(k) === key) delete auths[k];
+      auths[key] = { auth: Buffer.from(`${username}:${password}`, "utf8").toString("base64") };
+      await writeAuthFile(this.authFile, { ...file, auths });
+    });
   }
 
   /** Removes stored credentials; false when there were none in sealant's own file. */
   async logout(registry: string): Promise<boolean> {
     const key = registryKey(registry);
-    const file = await readAuthFile(this.authFile);
-    if (!file?.auths) return false;
-    const auths = { ...file.auths };
-    let removed = false;
-    for (const k of Object.keys(auths)) {
-      if (registryKey(k) === key) {
-        delete auths[k];
-        removed = true;
+    return this.locked(async () => {
+      const file = await readAuthFile(this.authFile);
+      if (!file?.auths) return false;
+      const auths = { ...file.auths };
+      let removed = false;
+      for (const k of Object.keys(auths)) {
+        if (registryKey(k) === key) {
+          delete auths[k];
+          removed = true;
+        }
       }
-    }
-    if (removed) await writeAuthFile(this.authFile, { ...file, auths });
-    return removed;
+      if (removed) await writeAuthFile(this.authFile, { ...file, auths });
+      return removed;
+    });
+  }
+
+  /** auth.json is read, changed and written back: two logins at once must not lose one. */
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    await fs.mkdir(this.home, { recursive: true, mode: 0o700 });
+    return withLock(this.home, fn);
   }
 }
 
