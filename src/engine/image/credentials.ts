@@ -160,7 +160,9 @@ async function readAuthFile(file: string): Promise<AuthFile | undefined> {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new Error(`reading credentials from ${file}: invalid JSON: ${(err as Error).message}`);
+    // V8's message quotes the text around the fault, which here may be a password: keep only where it is.
+    const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((err as Error).message)?.[0];
+    throw new Error(`reading credentials from ${file}: invalid JSON${where ? ` ${where}` : ""}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new Error(`reading credentials from ${file}: expected a JSON object`);

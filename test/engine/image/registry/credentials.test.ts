@@ -33,6 +33,17 @@ describe("CredentialStore", () => {
     await fs.writeFile(path.join(dockerDir, "config.json"), JSON.stringify(content));
   }
 
+  it("GIVEN a docker config.json broken next to a credential WHEN it is read THEN the error says where, not what the text around it is", async () => {
+    await fs.mkdir(dockerDir, { recursive: true });
+    const secret = b64("alice:hunter2-secret");
+    await fs.writeFile(path.join(dockerDir, "config.json"), `{"auths":{"r.example":{"auth":${secret}}}}`);
+
+    const err = (await store.get("r.example").catch((e: unknown) => e)) as Error;
+
+    expect(err.message).toBe(`reading credentials from ${path.join(dockerDir, "config.json")}: invalid JSON`);
+    expect(err.message).not.toContain(secret.slice(0, 8));
+  });
+
   it("GIVEN a login WHEN the store is read THEN auth.json holds base64(user:pass) under host:port with mode 0600", async () => {
     await store.login("127.0.0.1:5000", "alice", "s3cr:et");
 
