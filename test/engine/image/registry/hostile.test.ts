@@ -2,6 +2,8 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Digest } from "../../../../src/engine/image/digest";
+import { RegistryClient } from "../../../../src/engine/image/registry";
 import { pullImage, pushImage, TransferTimeoutError } from "../../../../src/engine/image/transfer";
 import { Session } from "../../../../src/engine/session";
 import { startHostileRegistry, type HostileRegistry } from "../../../support/hostile-registry";
@@ -139,5 +141,22 @@ describe("GIVEN a registry that breaks uploads WHEN an image is pushed THEN one 
     expect(err.message.slice(`push ${dest}: `.length)).toMatch(expected);
     expect(await leftovers(s.home)).toEqual([]);
     s.close();
+  });
+});
+
+describe("GIVEN a registry that sends fast WHEN sealant itself reads slowly", () => {
+  it("THEN the stall watchdog does not blame the registry: a body held back by its consumer for three stall windows still arrives whole", async () => {
+    const big = await startHostileRegistry({ layerBytes: 8 << 20 });
+    const client = new RegistryClient(big.host, { timeoutMs: 300, retries: 0 });
+    try {
+      const stream = await client.openBlob("good/x", big.image.layerDigest as Digest, { size: big.image.layerSize });
+      await new Promise((r) => setTimeout(r, 1000));
+      let size = 0;
+      for await (const chunk of stream as AsyncIterable<Buffer>) size += chunk.length;
+      expect(size).toBe(big.image.layerSize);
+    } finally {
+      client.close();
+      await big.close();
+    }
   });
 });
