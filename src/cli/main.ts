@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { constants as osConstants } from "node:os";
 import { InterruptedError } from "../engine/util/abort";
 import { commands } from "./commands";
 import { UsageError, formatError } from "./errors";
@@ -54,11 +53,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
+  onSignal = (sig: NodeJS.Signals): void => {
     if (interrupted) {
       // A second signal: the user does not want to wait for the cleanup.
       process.stderr.write(`sealant: ${name} interrupted (${sig} again; stopped without cleaning up)\n`);
-      process.exit(exitCodeFor(sig));
+      return dieBy(sig);
     }
     interrupted = { command: name, signal: sig };
     controller.abort(new InterruptedError(sig));
@@ -67,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     const grace = stopGraceMs(name);
     setTimeout(() => {
       process.stderr.write(`sealant: ${name} interrupted (${sig}; it did not stop within ${grace / 1000} s, so some temporary files may remain)\n`);
-      process.exit(exitCodeFor(sig));
+      dieBy(sig);
     }, grace);
   };
   process.on("SIGINT", onSignal);
@@ -84,10 +83,22 @@ function stopGraceMs(command: string): number {
   return ["plan", "apply", "delete", "reset", "check", "exec", "unlock", "sandbox"].includes(command) ? 60_000 : 5000;
 }
 let interrupted: { command: string; signal: NodeJS.Signals } | undefined;
+let onSignal: ((sig: NodeJS.Signals) => void) | undefined;
 
-/** The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM). */
-function exitCodeFor(sig: NodeJS.Signals): number {
-  return 128 + (osConstants.signals[sig] ?? 15);
+/**
+ * Ends the process by the signal itself, its handler removed, as a program that caught SIGINT
+ * should once it has cleaned up (so a shell running it as part of a script stops too; the exit
+ * status reads 130 or 143). process.exit would instead first join libuv's worker threads, and
+ * one blocked in a system call (an open() waiting for a FIFO's writer, a hung network file
+ * system) would keep the process alive for ever.
+ */
+function dieBy(sig: NodeJS.Signals): void {
+  finished = true;
+  if (onSignal) {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  process.kill(process.pid, sig);
 }
 
 // If the event loop empties while a command is still pending, something never settled: that
@@ -110,7 +121,7 @@ main(process.argv.slice(2)).then(
     if (interrupted) {
       // Whatever the aborted work failed with, the cause was the signal: say that, once.
       process.stderr.write(`sealant: ${interrupted.command} interrupted (${interrupted.signal})\n`);
-      process.exit(exitCodeFor(interrupted.signal));
+      return dieBy(interrupted.signal);
     }
     process.stderr.write(`sealant: ${formatError(err)}\n`);
     process.exit(err instanceof UsageError ? 2 : 1);
