@@ -80,7 +80,9 @@ async function tryAcquire(path: string, mine: string, grace: number, depth: numb
       await symlink(mine, path);
       return "acquired";
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      // Node's message would quote the owner text as the link's target: say what failed instead.
+      if (code !== "EEXIST") throw new Error(`cannot take the lock ${path}: ${code ?? (err as Error).message}`, { cause: err });
     }
     const holder = await readHolder(path);
     if (holder === "gone") continue; // released between our attempt and the read

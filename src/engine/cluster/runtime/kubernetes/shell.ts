@@ -21,7 +21,7 @@ hosts_line() {
 ${underHostLock(
   ETC_HOSTS_LOCK,
   "/etc/hosts",
-  `tmp=$(mktemp /etc/.hosts.sealant-XXXXXX)
+  `tmp=$(mktemp /etc/.hosts.sealant-XXXXXX 2> /dev/null || mktemp)
 grep -v " $1 # sealant-kubernetes$" /etc/hosts > "$tmp" || true
 [ -z "$2" ] || echo "$2 $1 # sealant-kubernetes" >> "$tmp"
 chmod 644 "$tmp"
