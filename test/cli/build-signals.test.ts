@@ -167,4 +167,25 @@ describe("an interrupted build", () => {
       closeSync(keeper);
     }
   });
+
+  it("leaves a scratch directory after SIGKILL, which the next build removes", { timeout: 60_000 }, async () => {
+    // GIVEN a build killed outright in the middle of a RUN
+    const home = await temp("sealant-sig-home-");
+    const tmp = await temp("sealant-sig-tmp-");
+    const ctx = await temp("sealant-sig-ctx-");
+    const pidFile = join(await temp("sealant-sig-pid-"), "pid");
+    await writeFile(join(ctx, "Kubefile"), `FROM scratch\nRUN sh -c 'echo $$ > ${pidFile}; exec sleep 600'; true\n`);
+    const killed = startBuild(home, tmp, ctx);
+    await until("the RUN to start", async () => (await readFile(pidFile, "utf8").catch(() => "")).endsWith("\n"));
+    killed.child.kill("SIGKILL");
+    await killed.done;
+    process.kill(Number(await readFile(pidFile, "utf8")), "SIGKILL"); // nothing was left to end it
+    expect(await readdir(join(home, "tmp"))).toEqual([expect.stringMatching(new RegExp(`^build-${killed.child.pid}-`))]);
+    // WHEN the next build runs in the same home
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\n");
+    const next = await startBuild(home, tmp, ctx).done;
+    // THEN it succeeds and the dead build's scratch is gone
+    expect(next.code).toBe(0);
+    expect(await readdir(join(home, "tmp"))).toEqual([]);
+  });
 });

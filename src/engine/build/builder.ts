@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Digest } from "../image/digest";
 import { MediaType } from "../image/media-types";
@@ -33,11 +33,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   await checkImageLists([...(opts.imageListFiles ?? []), ...(opts.ignoredImageListFiles ?? [])]);
   const workRoot = join(dirname(opts.store.root), "tmp");
   await mkdir(workRoot, { recursive: true });
+  await removeDeadBuildsScratch(workRoot);
   const release = await opts.store.lease();
   try {
     const built: Array<{ platform: Platform; manifest: Descriptor; layers: BuiltLayer[]; metadata: ClusterImageMetadata }> = [];
     for (const [i, platform] of platforms.entries()) {
-      const work = await mkdtemp(join(workRoot, "build-"));
+      const work = await mkdtemp(join(workRoot, `build-${process.pid}-`));
       try {
         built.push({ platform, ...(await buildPlatform(opts, context, kubefiles[i]!, platform, work)) });
       } finally {
@@ -70,6 +71,26 @@ function hideSecretArgs(text: string, buildArgs: Record<string, string> | undefi
     .map(([, value]) => value)
     .sort((a, b) => b.length - a.length);
   return values.reduce((out, v) => out.split(v).join("***"), text);
+}
+
+/**
+ * A build killed outright (SIGKILL, a power cut) cannot remove its scratch directory: the next
+ * build removes those whose process is gone. The pid is in the name; a live process keeps its own.
+ */
+async function removeDeadBuildsScratch(workRoot: string): Promise<void> {
+  for (const name of await readdir(workRoot).catch(() => [])) {
+    const pid = Number(/^build-(\d+)-/.exec(name)?.[1]);
+    if (pid > 0 && !processAlive(pid)) await rm(join(workRoot, name), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** The image lists are read only at the end of a build: a wrong path must fail before any work. */
