@@ -41,6 +41,9 @@ export const BEHAVIOURS = {
   index: "a valid index with one linux/amd64 manifest",
   "index-garbage": "an index whose manifests are not descriptors",
   "redirect-loop": "every request redirects to itself",
+  "redirect-file": "every request redirects to file:///etc/passwd",
+  "realm-not-url": "a bearer challenge whose realm is not a URL",
+  "duplicate-digest": "the manifest lists the layer twice, with two sizes",
   "500": "every request under the repository answers 500 with an HTML page",
   "bad-token": "a bearer challenge whose realm answers with something that is not a token",
   "realm-other-host-http": "a bearer challenge whose realm is the plain-HTTP token listener (realmHost)",
@@ -127,9 +130,14 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
       if (!basicOk()) return challenge(res);
       if (behaviour === "echo-credentials") return json(res, 500, { errors: [{ code: "UNKNOWN", message: `you sent ${auth}` }] });
     }
-    if (behaviour === "bad-token" || behaviour === "realm-other-host-http") {
+    if (behaviour === "bad-token" || behaviour === "realm-other-host-http" || behaviour === "realm-not-url") {
       if (!auth?.startsWith("Bearer ")) {
-        const realm = behaviour === "bad-token" ? `${origin}/token` : `http://${opts.realmHost ?? tokenHost}/token`;
+        const realms = {
+          "bad-token": `${origin}/token`,
+          "realm-other-host-http": `http://${opts.realmHost ?? tokenHost}/token`,
+          "realm-not-url": "::not a url",
+        };
+        const realm = realms[behaviour];
         res.writeHead(401, { "WWW-Authenticate": `Bearer realm="${realm}",service="hostile",scope="repository:${repo}:pull"` });
         return void res.end();
       }
@@ -138,8 +146,8 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
       res.writeHead(500, { "Content-Type": "text/html" });
       return void res.end("<html><body><h1>500 Internal Server Error</h1></body></html>");
     }
-    if (behaviour === "redirect-loop") {
-      res.writeHead(302, { Location: req.url ?? "/" });
+    if (behaviour === "redirect-loop" || behaviour === "redirect-file") {
+      res.writeHead(302, { Location: behaviour === "redirect-file" ? "file:///etc/passwd" : (req.url ?? "/") });
       return void res.end();
     }
     if (kind === "blobs/uploads") return upload(req, res, repo, behaviour, ref, url);
@@ -183,6 +191,7 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
       "huge-config": { ...base, config: { ...configDesc, size: 64 << 20 } },
       "config-garbage": { ...base, config: content.garbageConfigDesc },
       "wrong-digest": { ...base, layers: [content.wrongLayerDesc] },
+      "duplicate-digest": { ...base, layers: [layerDesc, { ...layerDesc, size: layerDesc.size + 1 }] },
     };
     if (behaviour === "not-json") return { body: Buffer.from("<html><body>Welcome to nginx!</body></html>"), type: OCI_MANIFEST };
     if (ref.startsWith("sha256:")) return ref === content.manifestDigest ? { body: content.manifest, type: OCI_MANIFEST } : undefined;

@@ -263,8 +263,12 @@ async function pushStored(
 function collectBlobs(manifest: Manifest, into: Map<Digest, Descriptor>): void {
   // Whoever uses the image reads its config into memory: refuse an oversized one up front.
   checkDocumentSize(manifest.config.size, `config ${manifest.config.digest}`);
-  into.set(manifest.config.digest, manifest.config);
-  for (const l of manifest.layers) into.set(l.digest, l);
+  for (const d of [manifest.config, ...manifest.layers]) {
+    // One digest is one content: two sizes for it mean one descriptor lies.
+    const seen = into.get(d.digest);
+    if (seen && seen.size !== d.size) throw new Error(`blob ${d.digest} is described as ${seen.size} bytes and as ${d.size}`);
+    into.set(d.digest, d);
+  }
 }
 
 function platformMatches(have: Platform, want: Platform): boolean {

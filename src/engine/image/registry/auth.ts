@@ -188,7 +188,10 @@ export class Authenticator {
     if (running) return running;
     const bearer = this.bearer;
     const promise = (async () => {
-      const realm = new URL(bearer.realm);
+      const realm = URL.parse(bearer.realm);
+      if (!realm || (realm.protocol !== "https:" && realm.protocol !== "http:")) {
+        throw new Error(`${this.registry} names a token service that is not an http(s) URL: ${JSON.stringify(bearer.realm.slice(0, 100))}`);
+      }
       if (bearer.service !== undefined) realm.searchParams.set("service", bearer.service);
       for (const s of [...scopes].sort()) realm.searchParams.append("scope", s);
       const creds = await this.credentials();

@@ -276,16 +276,26 @@ export class RegistryHttp {
       const loc = headerOf(res.headers, "location");
       if ((r.method === "GET" || r.method === "HEAD") && REDIRECTS.has(res.statusCode ?? 0) && loc) {
         await discard(res);
+        const target = URL.parse(loc, current.href);
+        if (!target || (target.protocol !== "http:" && target.protocol !== "https:")) {
+          throw new RegistryError({
+            registry: this.registry,
+            method: r.method,
+            path: `${current.host}${current.pathname}`,
+            status: res.statusCode ?? 0,
+            message: `redirected to ${JSON.stringify(loc.slice(0, 100))}, which is not an http(s) URL`,
+          }).gaveUp(1);
+        }
         if (hop >= MAX_REDIRECTS) {
           throw new RegistryError({
             registry: this.registry,
             method: r.method,
             path: `${url.host}${url.pathname}`,
             status: res.statusCode ?? 0,
-            message: `more than ${MAX_REDIRECTS} redirects (the last to ${new URL(loc, current).host}${new URL(loc, current).pathname})`,
-          });
+            message: `more than ${MAX_REDIRECTS} redirects (the last to ${target.host}${target.pathname})`,
+          }).gaveUp(1);
         }
-        const next = new URL(loc, current);
+        const next = target;
         if (next.origin !== current.origin) auth = undefined;
         current = next;
         continue;

@@ -88,6 +88,9 @@ describe("GIVEN a registry that misbehaves WHEN an image is pulled THEN one clea
     ["config-garbage/x", /^config sha256:[a-f0-9]{64}: rootfs: Invalid input: expected object, received undefined$/],
     ["index-garbage/x", /^manifest .*\/index-garbage\/x:1: manifests\[0\]\.mediaType: .*; manifests\[0\]\.digest: .*\(and \d+ more\)$/],
     ["redirect-loop/x", /^GET .*\/manifests\/1: 302 more than 5 redirects/],
+    ["redirect-file/x", /^GET .*\/manifests\/1: 302 redirected to "file:\/\/\/etc\/passwd", which is not an http\(s\) URL$/],
+    ["realm-not-url/x", /^127\.0\.0\.1:\d+ names a token service that is not an http\(s\) URL: "::not a url"$/],
+    ["duplicate-digest/x", /^blob sha256:[a-f0-9]{64} is described as \d+ bytes and as \d+$/],
     ["500/x", /^GET .*\/v2\/500\/x\/manifests\/1: 500 500 Internal Server Error \(gave up after 5 attempts\)$/],
     ["bad-token/x", /^token from 127\.0\.0\.1:\d+\/token for 127\.0\.0\.1:\d+: not JSON$/],
   ])("%s", async (repo, expected) => {
