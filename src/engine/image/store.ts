@@ -204,10 +204,14 @@ export class ImageStore {
     throw new ImageNotFoundError(ref);
   }
 
-  /** Points `ref` at `descriptor` (whose blobs must already be stored). */
+  /**
+   * Points `ref` at `descriptor`, whose blobs must all be stored: checked under the lock gc
+   * takes, so no name ever reaches a missing blob, whatever ran beside the writer.
+   */
   async setTag(ref: string, descriptor: Descriptor): Promise<string> {
     const name = formatReference(parseReference(ref));
-    await this.updateIndex((index) => {
+    await this.updateIndex(async (index) => {
+      await this.checkComplete(name, descriptor);
       index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name);
       const entry = stripRefName(descriptor);
       entry.annotations = { ...entry.annotations, [REF_NAME_ANNOTATION]: name };
@@ -297,6 +301,15 @@ export class ImageStore {
     return this.leases.take();
   }
 
+  private async checkComplete(name: string, descriptor: Descriptor): Promise<void> {
+    const blobs = await this.reachable(descriptor).catch((err: Error) => {
+      throw new Error(`cannot name ${name}: ${err.message}`);
+    });
+    for (const b of blobs) {
+      if (!(await exists(this.blobPath(b.digest)))) throw new Error(`cannot name ${name}: its blob ${b.digest} is missing from the local store`);
+    }
+  }
+
   /**
    * Claims the blobs of a manifest a running operation builds on (a build's base, a merge's
    * inputs), then checks they are all stored: its new image will reference them.
@@ -319,10 +332,10 @@ export class ImageStore {
     }
   }
 
-  private async updateIndex(change: (index: Index) => void): Promise<void> {
+  private async updateIndex(change: (index: Index) => void | Promise<void>): Promise<void> {
     await withLock(this.root, async () => {
       const index = await this.readIndex();
-      change(index);
+      await change(index);
       await writeFileAtomic(join(this.root, "index.json"), JSON.stringify(index, null, 2));
     });
   }

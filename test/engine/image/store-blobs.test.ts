@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { sha256 } from "../../../src/engine/image/digest";
+import { MediaType } from "../../../src/engine/image/media-types";
 import { ImageStore } from "../../../src/engine/image/store";
 
 const temps: string[] = [];
@@ -25,5 +26,27 @@ describe("blobs streamed in at the same time", () => {
     expect(stored.map((s) => s.digest)).toEqual(layers.map((l) => sha256(l)));
     for (const l of layers) expect(sha256(await store.readBlob(sha256(l)))).toBe(sha256(l));
     expect((await readdir(join(store.root, "blobs", "sha256"))).filter((n) => n.startsWith("."))).toEqual([]);
+  });
+});
+
+describe("naming an image", () => {
+  it("refuses a name for an image one of whose blobs is gone, and leaves the names as they were", async () => {
+    // GIVEN an image's manifest and config stored, and its layer deleted (as a prune beside the writer would)
+    const home = await mkdtemp(join(tmpdir(), "sealant-blobs-"));
+    temps.push(home);
+    const store = await ImageStore.open(home);
+    const layer = await store.putBlob(randomBytes(100));
+    const config = await store.putJson({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }, MediaType.ociConfig);
+    const manifest = await store.putJson(
+      { schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers: [{ ...layer, mediaType: MediaType.ociLayerGzip }] },
+      MediaType.ociManifest,
+    );
+    await rm(store.blobPath(layer.digest));
+    // WHEN it is to be named
+    // THEN one error names the image and the missing blob, and no name was set
+    await expect(store.setTag("app:1", manifest)).rejects.toThrow(
+      `cannot name docker.io/library/app:1: its blob ${layer.digest} is missing from the local store`,
+    );
+    expect(await store.list()).toEqual([]);
   });
 });
