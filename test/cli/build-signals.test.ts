@@ -168,6 +168,25 @@ describe("an interrupted build", () => {
     }
   });
 
+  it("stops while hashing a large COPY source", { timeout: 60_000 }, async () => {
+    // GIVEN a build copying an 8 GiB (sparse) file: hashing it alone takes several seconds
+    const home = await temp("sealant-sig-home-");
+    const tmp = await temp("sealant-sig-tmp-");
+    const ctx = await temp("sealant-sig-ctx-");
+    execFileSync("truncate", ["-s", "8G", join(ctx, "big.img")]);
+    await writeFile(join(ctx, "Kubefile"), "FROM scratch\nCOPY big.img big.img\n");
+    const build = startBuild(home, tmp, ctx);
+    await new Promise((r) => setTimeout(r, 1500));
+    // WHEN it gets SIGTERM
+    const sent = Date.now();
+    build.child.kill("SIGTERM");
+    const r = await build.done;
+    // THEN it stops at once, cleanly (not after the 5 s grace, with its scratch left)
+    expect(r.at - sent).toBeLessThan(2000);
+    expect(sealantLines(r.stderr)).toEqual(["sealant: build interrupted (SIGTERM)"]);
+    await expectNothingLeft(home, tmp);
+  });
+
   it("leaves a scratch directory after SIGKILL, which the next build removes", { timeout: 60_000 }, async () => {
     // GIVEN a build killed outright in the middle of a RUN
     const home = await temp("sealant-sig-home-");

@@ -194,12 +194,12 @@ function dedupeLastWins(entries: LayerEntry[]): LayerEntry[] {
  * File hashes are memoised in `fileDigests` by (path, size, mtime, inode): the caller owns the
  * memo (one build), so a long-lived process (a Pulumi provider) keeps nothing between builds.
  */
-export async function entriesDigest(entries: LayerEntry[], fileDigests = new Map<string, string>()): Promise<string> {
+export async function entriesDigest(entries: LayerEntry[], fileDigests = new Map<string, string>(), signal?: AbortSignal): Promise<string> {
   const h = createHash("sha256");
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     switch (e.type) {
       case "file":
-        h.update(`f ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0} ${e.size} ${await fileDigest(e.source, fileDigests)}\n`);
+        h.update(`f ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0} ${e.size} ${await fileDigest(e.source, fileDigests, signal)}\n`);
         break;
       case "directory":
         h.update(`d ${e.path} ${e.mode} ${e.uid ?? 0}:${e.gid ?? 0}\n`);
@@ -216,13 +216,14 @@ export async function entriesDigest(entries: LayerEntry[], fileDigests = new Map
 }
 
 /** A file's sha256, remembered in `memo` while the file's size, mtime and inode stay the same. */
-export async function fileDigest(path: string, memo: Map<string, string>): Promise<string> {
+export async function fileDigest(path: string, memo: Map<string, string>, signal?: AbortSignal): Promise<string> {
   const st = await stat(path, { bigint: true });
   const key = `${path}\0${st.size}\0${st.mtimeNs}\0${st.ino}`;
   const known = memo.get(key);
   if (known) return known;
   const h = createHash("sha256");
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  // Hashing a large COPY source takes a while: an interrupted build must not wait for it.
+  for await (const chunk of createReadStream(path, signal ? { signal } : {})) h.update(chunk as Buffer);
   const digest = h.digest("hex");
   memo.set(key, digest);
   return digest;

@@ -77,7 +77,7 @@ export class PlatformBuild {
 
 /** A step whose layer is fully described by `entries`: reused when they hash the same. */
 export async function layerStep(build: PlatformBuild, step: string, entries: LayerEntry[]): Promise<boolean> {
-  const key = build.nextKey(`${step}\n${await entriesDigest(entries, build.fileDigests)}`);
+  const key = build.nextKey(`${step}\n${await entriesDigest(entries, build.fileDigests, build.opts.signal)}`);
   const hit = await build.cached(key);
   if (hit) {
     build.addLayer(key, hit.layer, hit.diffId, step, true, false);
