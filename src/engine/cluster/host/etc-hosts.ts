@@ -22,12 +22,13 @@ export async function setHostsBlock(conn: Connection, name: string, lines: strin
   const opts = { sudo: true, timeoutMs: 120_000, ...(signal ? { signal } : {}) };
   for (let attempt = 1; ; attempt++) {
     const read = (await conn.run(READ, opts)).stdout;
-    if (!/^[0-9a-f]{64}\n/.test(read))
-      throw new Error(`${conn.host}: reading /etc/hosts: no sha256 checksum from the host (sha256sum, from coreutils, is needed)`);
-    const checksum = read.slice(0, 64);
-    const current = read.slice(65);
+    // The checksum goes into the write command: only 64 hex digits do. (No output at all: nothing to change, nothing to write.)
+    const valid = /^[0-9a-f]{64}\n/.test(read);
+    const current = valid ? read.slice(65) : "";
     const text = withBlock(current, name, lines);
-    if (text === current) return;
+    if (text === current && (valid || read === "")) return;
+    if (!valid) throw new Error(`${conn.host}: reading /etc/hosts: no sha256 checksum from the host (sha256sum, from coreutils, is needed)`);
+    const checksum = read.slice(0, 64);
     const write = [
       `[ "$({ cat /etc/hosts 2>/dev/null || true; } | sha256sum | cut -c1-64)" = ${checksum} ] || exit ${CHANGED}`,
       // in /etc for an atomic rename; in /tmp when /etc is read-only around a bind-mounted /etc/hosts
