@@ -1,6 +1,7 @@
-import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,9 +23,9 @@ async function temp(prefix: string): Promise<string> {
   return d;
 }
 
-function sealant(args: string[]): Promise<{ code: number | null; stderr: string }> {
+function sealant(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SEALANT_HOME: home } });
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SEALANT_HOME: home, ...env } });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     child.on("close", (code) => done({ code, stderr }));
@@ -122,6 +123,51 @@ describe("sealant build refuses bad inputs with one line", () => {
       expect(await readdir(join(home, "tmp")).catch(() => [])).toEqual([]);
     } finally {
       server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("follows no redirect from https to plain http", async () => {
+    // GIVEN an https server on loopback (its self-signed certificate trusted through
+    // NODE_EXTRA_CA_CERTS) that redirects to plain http
+    const dir = await temp("sealant-cli-tls-");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    const server = createHttpsServer({ key: await readFile(join(dir, "key.pem")), cert: await readFile(join(dir, "cert.pem")) }, (req, res) => {
+      if (req.url === "/file.bin") res.end("over tls");
+      else res.writeHead(302, { location: "http://127.0.0.1:1/file.bin" }).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    try {
+      const base = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const env = { NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") };
+      // THEN a direct https download works, and the redirect to http is refused by name
+      await kubefile(`FROM scratch\nADD ${base}/file.bin x/\n`);
+      expect((await sealant(["build", "-q", "-t", "tls:1", ctx], env)).code).toBe(0);
+      await kubefile(`FROM scratch\nADD ${base}/moved.bin x/\n`);
+      const r = await sealant(["build", "-q", "-t", "tls:2", ctx], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`sealant: ${join(ctx, "Kubefile")}:2: ADD ${base}/moved.bin: redirected from https to plain http (127.0.0.1:1); refused\n`);
+    } finally {
       server.close();
     }
   });
