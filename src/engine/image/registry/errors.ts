@@ -160,8 +160,27 @@ export function networkError(registry: string, method: string, url: URL, err: un
 }
 
 /**
+ * A body that broke off after its request was answered: a new request may fetch it whole, but
+ * no retry inside the client covered it (its own name, so callers that leave RegistryErrors to
+ * the client's retries, like the image cache, still retry it).
+ */
+export class BrokenBodyError extends RegistryError {
+  constructor(init: RegistryErrorInit) {
+    super(init);
+    this.name = "BrokenBodyError";
+  }
+
+  /** Once the client's retries gave up on it, it reads as any RegistryError: nobody should retry it again. */
+  override gaveUp(attempts: number): this {
+    super.gaveUp(attempts);
+    if (attempts > 1) this.name = "RegistryError";
+    return this;
+  }
+}
+
+/**
  * A response body that broke off (connection closed or reset, stalled, deadline passed) as a
- * RegistryError with a network code, so the retry policy can try the whole exchange again.
+ * BrokenBodyError with a network code, so the retry policy can try the whole exchange again.
  */
 export function bodyError(registry: string, method: string, url: URL, err: unknown, received: number, expected?: number): unknown {
   if (!(err instanceof Error) || err instanceof RegistryError || err instanceof DigestMismatchError) return err;
@@ -170,7 +189,7 @@ export function bodyError(registry: string, method: string, url: URL, err: unkno
   const of = expected !== undefined ? ` of ${expected}` : "";
   const timedOut = code === "ETIMEDOUT";
   const message = timedOut ? `${err.message} (after ${received}${of} bytes)` : `the connection broke after ${received}${of} bytes (${err.message})`;
-  return new RegistryError({ registry, method, path: `${url.host}${url.pathname}`, message, code: timedOut ? "ETIMEDOUT" : "ECONNRESET", cause: err });
+  return new BrokenBodyError({ registry, method, path: `${url.host}${url.pathname}`, message, code: timedOut ? "ETIMEDOUT" : "ECONNRESET", cause: err });
 }
 
 /** Parses a registry error body; tolerant of non-JSON bodies (returns []). */

@@ -1,6 +1,6 @@
 export { RegistryClient } from "./client";
 export type { ManifestResponse, OpenBlobOptions, PushBlobOptions, PushBlobResult, RegistryClientOptions } from "./options";
-export { RegistryError, parseErrorBody } from "./errors";
+export { BrokenBodyError, RegistryError, parseErrorBody } from "./errors";
 export type { RegistryErrorEntry } from "./errors";
 export { parseChallenges, repositoryScope } from "./auth";
 export type { Challenge } from "./auth";

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Digest } from "../../../../src/engine/image/digest";
-import { RegistryClient } from "../../../../src/engine/image/registry";
+import { isTransient } from "../../../../src/engine/build/image-cache/retry";
+import { BrokenBodyError, RegistryClient } from "../../../../src/engine/image/registry";
 import { pullImage, pushImage, TransferTimeoutError } from "../../../../src/engine/image/transfer";
 import { Session } from "../../../../src/engine/session";
 import { startHostileRegistry, type HostileRegistry } from "../../../support/hostile-registry";
@@ -160,6 +161,32 @@ describe("GIVEN a registry that sends fast WHEN sealant itself reads slowly", ()
     } finally {
       client.close();
       await big.close();
+    }
+  });
+});
+
+describe("GIVEN a blob body that breaks off WHEN a caller streams it with openBlob", () => {
+  it("THEN it fails with a BrokenBodyError carrying a network code, which the image cache retries; once fetchBlob gave up on it, nobody retries it again", async () => {
+    const client = new RegistryClient(hostile.host, { retryBaseDelayMs: 5 });
+    try {
+      const stream = await client.openBlob("drop-mid-blob/x", hostile.image.layerDigest as Digest, { size: hostile.image.layerSize });
+      const err = (await (async () => {
+        for await (const _ of stream as AsyncIterable<Buffer>) void _;
+      })().catch((e: unknown) => e)) as BrokenBodyError;
+      expect(err).toBeInstanceOf(BrokenBodyError);
+      expect(err.code).toBe("ECONNRESET");
+      expect(isTransient(err)).toBe(true);
+
+      const drain = async (s: NodeJS.ReadableStream) => {
+        for await (const _ of s as AsyncIterable<Buffer>) void _;
+      };
+      const final = (await client
+        .fetchBlob("drop-mid-blob/x", hostile.image.layerDigest as Digest, { size: hostile.image.layerSize }, drain)
+        .catch((e: unknown) => e)) as Error;
+      expect(final.message).toMatch(/gave up after 5 attempts/);
+      expect(isTransient(final)).toBe(false);
+    } finally {
+      client.close();
     }
   });
 });
