@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import type { Credentials } from "../credentials";
+import type { CredentialSource, Credentials } from "../credentials";
 import { isLoopbackRegistry } from "../reference";
-import type { CredentialSource } from "../credentials";
 import { Authenticator, basicHeader, type TokenResponse } from "./auth";
 import { RegistryError, bodyError, bodyExcerpt, networkError, parseErrorBody, type RegistryErrorEntry } from "./errors";
 import type { RegistryClientOptions } from "./options";
