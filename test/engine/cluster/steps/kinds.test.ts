@@ -167,7 +167,9 @@ describe("what each step kind runs on a scripted host", () => {
     await run(step(K.LAUNCH, MASTER));
     expect(master.ran(`cd /var/lib/sealant/demo/images/${"a".repeat(64)}/rootfs && ./start-app`)).toHaveLength(1);
     await run(step(K.pluginKind("hello", "post-install"), MASTER));
-    const plugin = master.commands.find((c) => c.command.includes("echo hello"))!;
+    // The script travels on stdin (never the command line: ps and sudo's log show that).
+    const plugin = master.commands.find((c) => c.stdin?.includes("echo hello"))!;
+    expect(plugin.command).not.toContain("echo hello");
     expect(plugin.env).toMatchObject({ SEALANT_CLUSTER: "demo", SEALANT_HOST_IP: MASTER, SEALANT_PLUGIN_ACTION: "post-install", E: "1" });
     await expect(run(step(K.pluginKind("gone", "post-install"), MASTER))).rejects.toThrow("plugin gone is not in the spec");
   });
