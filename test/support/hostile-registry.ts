@@ -40,6 +40,7 @@ export const BEHAVIOURS = {
   "config-garbage": "the config is JSON without rootfs",
   index: "a valid index with one linux/amd64 manifest",
   "index-garbage": "an index whose manifests are not descriptors",
+  "empty-index": "an index that lists no manifest",
   "redirect-loop": "every request redirects to itself",
   "redirect-file": "every request redirects to file:///etc/passwd",
   "realm-not-url": "a bearer challenge whose realm is not a URL",
@@ -195,11 +196,14 @@ export async function startHostileRegistry(opts: HostileRegistryOptions = {}): P
     };
     if (behaviour === "not-json") return { body: Buffer.from("<html><body>Welcome to nginx!</body></html>"), type: OCI_MANIFEST };
     if (ref.startsWith("sha256:")) return ref === content.manifestDigest ? { body: content.manifest, type: OCI_MANIFEST } : undefined;
-    if (behaviour === "index" || behaviour === "wrong-content-type" || behaviour === "index-garbage") {
-      const manifests =
-        behaviour === "index-garbage"
-          ? [{ digest: 42, platform: "linux" }, "not a descriptor"]
-          : [{ mediaType: OCI_MANIFEST, digest: content.manifestDigest, size: content.manifest.length, platform: { os: "linux", architecture: "amd64" } }];
+    if (behaviour === "index" || behaviour === "wrong-content-type" || behaviour === "index-garbage" || behaviour === "empty-index") {
+      const entry = {
+        mediaType: OCI_MANIFEST,
+        digest: content.manifestDigest,
+        size: content.manifest.length,
+        platform: { os: "linux", architecture: "amd64" },
+      };
+      const manifests = behaviour === "index-garbage" ? [{ digest: 42, platform: "linux" }, "not a descriptor"] : behaviour === "empty-index" ? [] : [entry];
       const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }));
       return { body, type: behaviour === "wrong-content-type" ? OCI_MANIFEST : OCI_INDEX };
     }

@@ -109,6 +109,7 @@ async function pullLeased(store: ImageStore, ref: Reference, client: RegistryCli
   const topDoc = parseManifestDocument(top.bytes, `manifest ${refText}`, top.mediaType);
   if (topDoc.kind === "index") {
     const index = topDoc.index;
+    if (index.manifests.length === 0) throw new Error(`manifest ${refText}: manifests: an index that lists no image`);
     children = opts.platform ? index.manifests.filter((m) => m.platform && platformMatches(m.platform, opts.platform!)) : index.manifests;
     if (opts.platform && children.length === 0) {
       throw new Error(

@@ -88,6 +88,7 @@ describe("GIVEN a registry that misbehaves WHEN an image is pulled THEN one clea
     ["huge-config/x", /^config sha256:[a-f0-9]{64}: its descriptor says 67108864 bytes, more than the limit of 4194304/],
     ["config-garbage/x", /^config sha256:[a-f0-9]{64}: rootfs: Invalid input: expected object, received undefined$/],
     ["index-garbage/x", /^manifest .*\/index-garbage\/x:1: manifests\[0\]\.mediaType: .*; manifests\[0\]\.digest: .*\(and \d+ more\)$/],
+    ["empty-index/x", /^manifest .*\/empty-index\/x:1: manifests: an index that lists no image$/],
     ["redirect-loop/x", /^GET .*\/manifests\/1: 302 more than 5 redirects/],
     ["redirect-file/x", /^GET .*\/manifests\/1: 302 redirected to "file:\/\/\/etc\/passwd", which is not an http\(s\) URL$/],
     ["realm-not-url/x", /^127\.0\.0\.1:\d+ names a token service that is not an http\(s\) URL: "::not a url"$/],
