@@ -197,6 +197,6 @@ describe("connect retries", () => {
       ac.signal,
     ).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/connect aborted/);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(5000); // 100 attempts would take minutes; a loaded machine may take seconds
   });
 });

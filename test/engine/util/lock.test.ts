@@ -110,10 +110,8 @@ describe("withLock", () => {
     // WHEN the holder is killed (no chance to release)
     holder.child.kill("SIGKILL");
     await new Promise((r) => holder.child.once("exit", r));
-    const started = Date.now();
-    // THEN the next process takes the lock at once
-    expect(await contender(dir, 1, 5000)).toEqual({ code: 0, stderr: "" });
-    expect(Date.now() - started).toBeLessThan(1500);
+    // THEN the next process takes the lock at once: its own wait is capped below the 2 s an ownerless lock is given
+    expect(await contender(dir, 1, 1500)).toEqual({ code: 0, stderr: "" });
   });
 
   it("breaks a lock whose pid now belongs to another process (pid reused after a crash)", async () => {

@@ -58,7 +58,7 @@ describe("runaway expansion", () => {
     // THEN the first line whose value would pass 1 MiB is named (and each later one, which would too)
     expect(e[0]).toBe('Kubefile:18: ARG: expanding "$A$A" gives more than 1 MiB of text, the limit for one instruction (a variable that doubles itself?)');
     expect(e.map((m) => m.split(":")[1])).toEqual(["18", "19", "20", "21", "22", "23", "24", "25", "26"]);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(10_000); // without the cap: gigabytes of text (a bound, not a benchmark)
   });
 
   it("counts every word of one instruction together", () => {

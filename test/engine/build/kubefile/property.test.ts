@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { expand, KubefileSyntaxError, parseKubefile, parseKubefileOrThrow, SubstitutionError } from "../../../../src/engine/build/kubefile";
+import {
+  expand,
+  KUBEFILE_INSTRUCTIONS,
+  KubefileSyntaxError,
+  parseKubefile,
+  parseKubefileOrThrow,
+  SubstitutionError,
+} from "../../../../src/engine/build/kubefile";
 
 /**
  * Property-based tests of the Kubefile parser (fast-check): a fixed seed so a failure replays,
@@ -11,25 +18,7 @@ import { expand, KubefileSyntaxError, parseKubefile, parseKubefileOrThrow, Subst
 
 const RUNS = { seed: 20261205, numRuns: 400, interruptAfterTimeLimit: 4000 };
 
-const INSTRUCTIONS = [
-  "FROM",
-  "ARG",
-  "COPY",
-  "ADD",
-  "RUN",
-  "ENV",
-  "LABEL",
-  "MAINTAINER",
-  "APP",
-  "APPCMDS",
-  "APPENV",
-  "CNI",
-  "CSI",
-  "KUBEVERSION",
-  "LAUNCH",
-  "CMDS",
-  "CMD",
-];
+const INSTRUCTIONS = [...KUBEFILE_INSTRUCTIONS];
 
 /** Characters that mean something to the lexer, the word splitter or the expander. */
 const SPECIAL = fc.constantFrom(
@@ -160,7 +149,7 @@ describe("the Kubefile parser, for any input", () => {
       fc.property(fc.constantFrom(...INSTRUCTIONS), WORDISH, fc.integer({ min: 10_000, max: 200_000 }), (ins, word, n) => {
         const started = Date.now();
         parsesWithinContract(`FROM scratch\n${ins} ${word.repeat(Math.ceil(n / Math.max(1, word.length)))}\n`);
-        expect(Date.now() - started).toBeLessThan(2000);
+        expect(Date.now() - started).toBeLessThan(10_000); // a hang, not a speed, is what this catches
       }),
       { ...RUNS, numRuns: 40 },
     );
