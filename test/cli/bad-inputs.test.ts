@@ -154,6 +154,9 @@ describe("the CLI with bad input: one clear error, nothing left, nothing outside
       [["load", "-i", "/nonexistent-dir/in.tar"], /nonexistent-dir/],
       [["merge", "-t", "m/x:1", "nothing/a:1", "nothing/b:1"], /nothing\/a:1/],
       [["plan", "-f", "/nonexistent-dir/Clusterfile"], /nonexistent-dir/],
+      [["build", "--timeout", "soon", "-t", "x/y:1", "."], /--timeout "soon"/],
+      [["apply", "--allow-http-credentials", "-f", "/nonexistent-dir/Clusterfile"], /--allow-http-credentials only applies with --insecure|nonexistent-dir/],
+      [["pull", "--timeout", "-5s", "x/y:1"], /--timeout/],
     ])("sealant %j", async (args, message) => {
       await expectClearFailure(await sealant(args), message);
     });

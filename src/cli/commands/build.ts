@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { build as buildWith } from "../../engine/build";
 import { parsePlatform } from "../../engine/image/types";
 import { parseMirrors, Session } from "../../engine/session";
-import { keyValues, parse } from "../args";
+import { keyValues, parse, REGISTRY_HELP, registryOptions, registrySessionOptions } from "../args";
 import { UsageError } from "../errors";
 import { formatBytes, printJson, shortDigest } from "../format";
 import { Progress } from "../progress";
@@ -23,7 +23,7 @@ Build a cluster image from a Kubefile and the files of CONTEXT.
                                bytes, or with K, M, G)
       --download-timeout SECS  a download taking longer fails (default 3600; one without a
                                byte for 60 s fails too)
-      --insecure               allow plain HTTP / unverified TLS to non-loopback registries
+${REGISTRY_HELP}
       --registry-mirror R=HOST fetch images of registry R from HOST (repeatable; also
                                SEALANT_REGISTRY_MIRRORS="docker.io=host:5000,...")
       --json                   print the result as JSON
@@ -42,7 +42,7 @@ export const build: Command = {
         "no-cache": { type: "boolean", default: false },
         "image-list": { type: "string", multiple: true },
         "ignored-image-list": { type: "string", multiple: true },
-        insecure: { type: "boolean", default: false },
+        ...registryOptions,
         "download-max-size": { type: "string" },
         "download-timeout": { type: "string" },
         "registry-mirror": { type: "string", multiple: true },
@@ -59,7 +59,7 @@ export const build: Command = {
       ...(values["download-timeout"] !== undefined ? { timeoutMs: positiveSeconds(values["download-timeout"], "--download-timeout") * 1000 } : {}),
     };
     const progress = new Progress(values.quiet || values.json);
-    const session = await Session.open({ insecure: values.insecure, mirrors: parseMirrors((values["registry-mirror"] ?? []).join(",")) });
+    const session = await Session.open({ ...registrySessionOptions(values), mirrors: parseMirrors((values["registry-mirror"] ?? []).join(",")) });
     const started = Date.now();
     try {
       const result = await buildWith(session, {

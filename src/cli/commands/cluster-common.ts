@@ -4,6 +4,7 @@ import type { ClusterOptions } from "../../engine/cluster";
 import { loadClusterfile, formatProblem, type ClusterSpec } from "../../engine/cluster/spec";
 import { parseMirrors, Session } from "../../engine/session";
 import { UsageError } from "../errors";
+import { REGISTRY_HELP, registryOptions, registrySessionOptions } from "../args";
 import { Progress } from "../progress";
 import { ClusterPrinter } from "../cluster-output";
 
@@ -17,8 +18,8 @@ import { ClusterPrinter } from "../cluster-output";
 
 export const CLUSTERFILE_HELP = `  -f, --file FILE              the Clusterfile: sealant's (apiVersion: sealant.io/v1, kind:
                                Cluster) or sealer's (sealer.io/v2) (default: ./Clusterfile)`;
-export const SESSION_HELP = `      --insecure               allow plain HTTP / unverified TLS to non-loopback registries
-                               (when the image must be pulled)
+export const SESSION_HELP = `${REGISTRY_HELP}
+                               (these apply when the image must be pulled)
       --registry-mirror R=HOST fetch images of registry R from HOST (repeatable; also
                                SEALANT_REGISTRY_MIRRORS="docker.io=host:5000,...")`;
 export const OUTPUT_HELP = `  -v, --verbose                show the output of every remote command, prefixed by host
@@ -26,7 +27,7 @@ export const OUTPUT_HELP = `  -v, --verbose                show the output of ev
 
 export const common = {
   file: { type: "string", short: "f", default: "Clusterfile" },
-  insecure: { type: "boolean", default: false },
+  ...registryOptions,
   "registry-mirror": { type: "string", multiple: true },
   quiet: { type: "boolean", short: "q", default: false },
 } as const;
@@ -37,6 +38,8 @@ export const withVerbose = { ...common, verbose: { type: "boolean", short: "v", 
 export interface CommonValues {
   file: string;
   insecure: boolean;
+  "allow-http-credentials": boolean;
+  timeout?: string | undefined;
   "registry-mirror"?: string[] | undefined;
   verbose?: boolean;
   quiet: boolean;
@@ -66,7 +69,7 @@ export async function openSession(values: CommonValues): Promise<Session> {
   } catch (err) {
     throw new UsageError(`--registry-mirror: ${(err as Error).message}`);
   }
-  return Session.open({ insecure: values.insecure, mirrors });
+  return Session.open({ ...registrySessionOptions(values), mirrors });
 }
 
 /** Clusterfile + session + progress printer, closed whatever happens. */
