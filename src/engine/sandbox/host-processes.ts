@@ -3,8 +3,9 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/fs";
 import { cgroupLayout, type CgroupLayout } from "./cgroups";
-import { launchHost, preflight, prepareHost, waitReady, type HostLayout, type Launched } from "./host";
+import { hostPaths, launchHost, preflight, prepareHost, waitReady, type HostLayout, type Launched } from "./host";
 import { KUBE_TOOLS, cleanKubeHost, kubePreflightProblems, launchKubeHost, prepareKubeHost } from "./kube-host";
+import { prepareLoginUser } from "./login-user";
 import { hubUp } from "./network";
 import { firstChild, identify, isAlive, killExact, waitGone, type ProcessId } from "./process";
 import { ipOf, kubeSetup, layoutOf, writeState, type HostRecord, type State } from "./state";
@@ -98,9 +99,11 @@ export async function startHosts(dir: string, state: State, records: HostRecord[
         k.warnings.forEach((w) => warnings.add(w.replace(/^host\d+: /, "")));
         launched = k.launched;
       } else {
-        const files = await prepareHost(layout, pub);
+        const user = { name: state.ssh.user, ...(state.ssh.sudo ? { sudo: state.ssh.sudo } : {}) };
+        const files = await prepareHost(layout, pub, { user });
+        await prepareLoginUser(hostPaths(layout.dir).upper, user);
         keys.set(record.index, files.hostKey);
-        launched = await launchHost(layout, files.needsPassword ? passwdFile : undefined);
+        launched = await launchHost(layout, files.needsPassword ? passwdFile : undefined, user.name);
       }
       record.launcher = launched.launcher;
       delete record.pid1;

@@ -4,6 +4,7 @@ import { access, chown, lstat, mkdir, open, readFile, writeFile } from "node:fs/
 import { connect } from "node:net";
 import { delimiter, join } from "node:path";
 import { generateEd25519 } from "./keys";
+import type { LoginUser } from "./login-user";
 import { firstChild, identify, type ProcessId } from "./process";
 
 /** sandbox hosts live on 127.0.10.N (every 127/8 address reaches the loopback interface). */
@@ -90,12 +91,13 @@ export async function preflight(extra: Tool[] = [], more: () => Promise<string[]
 /**
  * Runs as PID 1 of the host's new mount/UTS/PID namespaces (written to `<host dir>/launch.sh`).
  * Arguments: host dir, hostname, password file ("-" once the host has its own /etc/shadow),
- * then pairs REAL_DIR PATH_INSIDE.
+ * login user (root, or a user made here on first boot with the sandbox's key), then pairs
+ * REAL_DIR PATH_INSIDE.
  */
 const LAUNCH_SCRIPT = `#!/bin/sh
 # sealant sandbox host launcher (run by unshare as the host's PID 1; ends as sshd)
 set -eu
-D=$1; H=$2; PW=$3; shift 3
+D=$1; H=$2; PW=$3; U=$4; shift 4
 R=$D/root
 mount -t overlay overlay -o "lowerdir=/,upperdir=$D/upper,workdir=$D/work" "$R"
 mount -t proc proc "$R/proc"
@@ -106,15 +108,20 @@ mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
 mkdir -m 755 "$R/run/sshd"
 while [ $# -ge 2 ]; do mkdir -p "$R$2"; mount --bind "$1" "$R$2"; shift 2; done
 hostname "$H"
-if [ "$PW" != - ]; then printf 'root:%s\\n' "$(cat "$PW")" | chroot "$R" chpasswd; fi
+if [ "$U" != root ] && ! chroot "$R" id -u "$U" > /dev/null 2>&1; then
+  chroot "$R" useradd -m -s /bin/sh -U "$U"
+  chroot "$R" install -d -m 700 -o "$U" -g "$U" "/home/$U/.ssh"
+  chroot "$R" install -m 600 -o "$U" -g "$U" /root/.ssh/authorized_keys "/home/$U/.ssh/authorized_keys"
+fi
+if [ "$PW" != - ]; then printf '%s:%s\\n' "$U" "$(cat "$PW")" | chroot "$R" chpasswd; fi
 exec chroot "$R" /usr/sbin/sshd -D -e
 `;
 
-function sshdConfig(ip: string): string {
+function sshdConfig(ip: string, permitRoot: boolean): string {
   return `# sealant sandbox host ${ip}: written by sealant, replaced at every start
 ListenAddress ${ip}:22
 HostKey /etc/ssh/ssh_host_ed25519_key
-PermitRootLogin yes
+PermitRootLogin ${permitRoot ? "yes" : "no"}
 PubkeyAuthentication yes
 PasswordAuthentication yes
 KbdInteractiveAuthentication no
@@ -162,7 +169,7 @@ export interface HostFiles {
  * in the host's /): sshd config, host key (kept across restarts), root's authorized key and
  * minimal .bashrc, hostname and hosts entries; and the real directories.
  */
-export async function prepareHost(h: HostLayout, authorizedKey: string, opts: { hostsSeed?: string } = {}): Promise<HostFiles> {
+export async function prepareHost(h: HostLayout, authorizedKey: string, opts: { hostsSeed?: string; user?: LoginUser } = {}): Promise<HostFiles> {
   const p = hostPaths(h.dir);
   await mkdir(h.dir, { recursive: true, mode: 0o700 });
   for (const d of [p.upper, p.work, p.root, p.real]) await mkdir(d, { recursive: true, mode: 0o755 });
@@ -181,7 +188,7 @@ export async function prepareHost(h: HostLayout, authorizedKey: string, opts: { 
     hostKey = pair.public.trim();
   }
   await writeFile(p.launch, LAUNCH_SCRIPT, { mode: 0o755 });
-  await writeFile(join(ssh, "sshd_config"), sshdConfig(h.ip), { mode: 0o644 });
+  await writeFile(join(ssh, "sshd_config"), sshdConfig(h.ip, (opts.user?.name ?? "root") === "root"), { mode: 0o644 });
   await writeFile(join(etc, "hostname"), `${h.hostname}\n`, { mode: 0o644 });
   const machineHosts = opts.hostsSeed ?? (await readFile("/etc/hosts", "utf8").catch(() => "127.0.0.1\tlocalhost\n"));
   const ownLine = `${h.ip}\t${h.hostname}`;
@@ -208,7 +215,7 @@ export interface Launched {
  * Starts the host's process tree, detached (own session, output to its log file) so it outlives
  * the calling process: `unshare ... sh launch.sh`, which becomes `sshd -D` in the host.
  */
-export async function launchHost(h: HostLayout, passwordFile: string | undefined): Promise<Launched> {
+export async function launchHost(h: HostLayout, passwordFile: string | undefined, user = "root"): Promise<Launched> {
   const p = hostPaths(h.dir);
   const binds = h.realDirs.flatMap((inside) => [join(p.real, realDirName(inside)), inside]);
   return spawnLauncher(h, "unshare", [
@@ -224,6 +231,7 @@ export async function launchHost(h: HostLayout, passwordFile: string | undefined
     h.dir,
     h.hostname,
     passwordFile ?? "-",
+    user,
     ...binds,
   ]);
 }

@@ -10,6 +10,7 @@ import { killHosts, kubePreflight, startHosts, writeKnownHosts } from "./host-pr
 import { generateEd25519 } from "./keys";
 import { KUBE_REAL_DIRS } from "./kube-host";
 import { KUBE_MAX_INDEX, KUBE_NET_PREFIX, checkSubnet, checkSubnetFree, hubDown, netFor, netnsExists } from "./network";
+import { checkLoginUser } from "./login-user";
 import { kubeSetup, layoutOf, mustReadState, readState, toSandbox, writeState, type HostRecord, type State } from "./state";
 import type { Sandbox, SandboxCommonOptions, SandboxRef, SandboxUpOptions } from "./types";
 
@@ -22,6 +23,8 @@ import type { Sandbox, SandboxCommonOptions, SandboxRef, SandboxUpOptions } from
  */
 export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Promise<Sandbox> {
   const kube = opts.kubernetes ? (opts.kubernetes === true ? {} : opts.kubernetes) : undefined;
+  const user = checkLoginUser(opts.user);
+  if (kube && user.name !== "root") throw new Error(`login user "${user.name}": Kubernetes-mode hosts log in as root only`);
   await (kube ? kubePreflight() : preflight());
   const max = kube ? KUBE_MAX_INDEX : MAX_INDEX;
   if (!Number.isInteger(count) || count < 1 || count > max) throw new Error(`host count ${count}: expected 1-${max}`);
@@ -76,7 +79,7 @@ export async function sandboxUp(count: number, opts: SandboxUpOptions = {}): Pro
         const state: State = {
           version: 1,
           name,
-          ssh: { user: "root", pk, passwd, knownHosts: join(dir, "known_hosts") },
+          ssh: { user: user.name, ...(user.sudo ? { sudo: user.sudo } : {}), pk, passwd, knownHosts: join(dir, "known_hosts") },
           hosts: indices.map((index) => ({ index, realDirs })),
         };
         if (kube) await reserveNetwork(dir, state, kube.subnet);

@@ -43,10 +43,13 @@ export interface SandboxKubernetes {
 }
 
 export interface SandboxSsh {
-  user: "root";
-  /** Private key file (ed25519, mode 0600) that every host's root accepts. */
+  /** The login user: root, or the `user` option's (then sshd refuses root logins). */
+  user: string;
+  /** How a login user other than root becomes root (its sudo rule); absent for root. */
+  sudo?: "password" | "nopasswd";
+  /** Private key file (ed25519, mode 0600) that every host's login user accepts. */
   pk: string;
-  /** root's password on every host. */
+  /** The login user's password on every host (for `sudo: "password"`, also what sudo asks for). */
   passwd: string;
   /** A known_hosts file with every host's key (use with StrictHostKeyChecking=yes). */
   knownHosts: string;
@@ -86,4 +89,11 @@ export interface SandboxUpOptions extends SandboxCommonOptions {
    * /24. @default false (loopback hosts on 127.0.10.N)
    */
   kubernetes?: boolean | { subnet?: string };
+  /**
+   * Hosts as production has them: SSH logs in as this user (by the sandbox's key or its password),
+   * who becomes root with sudo — asking for the user's password unless `sudo: "nopasswd"` — and
+   * sshd refuses root logins (`PermitRootLogin no`). sudo logs to /var/log/sudo.log on each host.
+   * Loopback hosts only. @default root logins, no sudo
+   */
+  user?: { name?: string; sudo?: "password" | "nopasswd" };
 }
