@@ -138,17 +138,31 @@ export class SshConnection implements Connection {
 
   /**
    * How to become root: not at all for root; `sudo -n` when that works without a password;
-   * otherwise the sudo password on stdin. Probed once per connection.
+   * otherwise the sudo password on stdin. Probed once per connection, the password checked
+   * then, alone on stdin: sudo -S takes up to three lines as attempts, so a wrong password
+   * on a real command would feed it the command's own input (its env block, a tar stream).
    */
   private sudo(signal?: AbortSignal): Promise<SudoMode> {
     if (this.user === "root") return Promise.resolve("none");
     this.sudoMode ??= (async () => {
-      const probe = await this.exec("sudo -n -- sh -c true", { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
+      const limits = { timeoutMs: 30_000, ...(signal ? { signal } : {}) };
+      const probe = await this.exec("sudo -n -- sh -c true", limits);
       if (probe.code === 0) return "nopasswd" as const;
-      if (this.opts.sudoPassword ?? this.opts.password) return "password" as const;
+      const password = this.opts.sudoPassword ?? this.opts.password;
+      if (password === undefined) {
+        throw new SshError(
+          this.host,
+          `sudo needs a password for user "${this.user}" (sudo -n: ${redact(tailOf(probe.stderr), this.secrets) || `exit ${probe.code}`}); set sudoPassword`,
+        );
+      }
+      const check = await this.exec(wireCommand("true", { sudo: "password" }).line, { ...limits, stdin: `${password}\n` });
+      if (check.code === 0) return "password" as const;
+      const said = redact(lastLine(check.stderr), this.secrets) || `exit ${check.code}`;
       throw new SshError(
         this.host,
-        `sudo needs a password for user "${this.user}" (sudo -n: ${redact(tailOf(probe.stderr), this.secrets) || `exit ${probe.code}`}); set sudoPassword`,
+        /incorrect password/.test(check.stderr)
+          ? `sudo refused the password given for user "${this.user}" (${said})`
+          : `sudo with the password given for user "${this.user}" failed (${said})`,
       );
     })();
     this.sudoMode.catch(() => (this.sudoMode = undefined));
@@ -239,6 +253,11 @@ export class SshConnection implements Connection {
       ...(dropped > 0 ? { truncatedBytes: dropped } : {}),
     };
   }
+}
+
+/** The last non-empty line (sudo's verdict after its "Sorry, try again." lines). */
+function lastLine(text: string): string {
+  return text.trim().split("\n").at(-1)?.trim() ?? "";
 }
 
 /**
