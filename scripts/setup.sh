@@ -8,7 +8,7 @@ cache="${SEALANT_CACHE:-$HOME/.cache/sealant}"
 mkdir -p "$cache"
 
 need_pkgs=()
-for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client /usr/sbin/sshd:openssh-server containerd:containerd runc:runc iptables:iptables conntrack:conntrack haproxy:haproxy busybox:busybox-static ip:iproute2 nsenter:util-linux perl:perl-base nft:nftables sudo:sudo; do
+for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client /usr/sbin/sshd:openssh-server containerd:containerd runc:runc iptables:iptables conntrack:conntrack haproxy:haproxy busybox:busybox-static ip:iproute2 nsenter:util-linux perl:perl-base nft:nftables sudo:sudo dockerd:docker.io; do
   command -v "${pair%%:*}" > /dev/null 2>&1 || need_pkgs+=("${pair#*:}")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

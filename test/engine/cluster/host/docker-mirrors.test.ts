@@ -2,9 +2,8 @@
  * What dockerd is given for the cluster's registry, on a real sandbox host (127.0.10.90): the
  * files written there, read back and parsed, and the docker.io view answered over TLS exactly as
  * dockerd asks a mirror (`/v2/library/<name>/manifests/<tag>`, trusting the CA from its
- * certs.d). dockerd itself does not run here (no Docker daemon package, and it would need a
- * network and storage set-up the sandbox hosts lack); its documented rules are in
- * docker-mirrors.ts: registry-mirrors is for docker.io only and takes no path.
+ * certs.d); then a real dockerd (Debian's docker.io, no bridge, no iptables, vfs storage on a
+ * real directory) given those files pulls through it.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,7 +18,7 @@ import {
   stopDockerHubView,
 } from "../../../../src/engine/cluster/host/docker-mirrors";
 import { prepareRegistryTls, type RegistrySetup, type RegistryTls } from "../../../../src/engine/cluster/host/registry";
-import { sandboxDown, sandboxUp, type Sandbox } from "../../../../src/engine/sandbox";
+import { DEFAULT_REAL_DIRS, sandboxDown, sandboxUp, type Sandbox } from "../../../../src/engine/sandbox";
 import { SshConnection } from "../../../../src/engine/ssh";
 import { startRegistry } from "../../../support/registry";
 import { skopeoCopy, writeOciLayout, type OciLayoutImage } from "../../../support/tools";
@@ -36,7 +35,8 @@ let tls: RegistryTls;
 
 beforeAll(async () => {
   parent = await mkdtemp(join(tmpdir(), "sealant-docker-mirrors-"));
-  sb = await sandboxUp(1, { name: "test-docker-mirrors", dir: join(parent, "sb"), firstIndex: FIRST });
+  // dockerd's storage must be a real directory (an overlay cannot hold its layers).
+  sb = await sandboxUp(1, { name: "test-docker-mirrors", dir: join(parent, "sb"), firstIndex: FIRST, realDirs: [...DEFAULT_REAL_DIRS, "/var/lib/docker"] });
   ip = sb.hosts[0]!.ip;
   conn = await SshConnection.connect({ host: ip, privateKeyPath: sb.ssh.pk, hostKey: { knownHosts: sb.ssh.knownHosts } });
   // A cluster image's registry/ tree, as a build leaves it: images stored under their source registry.
@@ -143,4 +143,31 @@ describe("on a host whose runtime is Docker", () => {
     await stopDockerHubView(conn, DATA_ROOT);
     expect(await sh(`kill -0 ${pid.trim()} 2>/dev/null && echo alive || echo gone; ls ${DATA_ROOT}/registry`)).toBe("gone\ncerts\n");
   }, 60_000);
+
+  it("a real dockerd given that configuration pulls the docker.io image by its own name through the view, and goes to quay.io itself for the quay.io one", async () => {
+    await configureDockerClient(conn, setup, tls);
+    await startDockerHubView(conn, ip, `${DATA_ROOT}/rootfs`, setup);
+    // Upstream names resolve to a loopback address where nothing listens: whatever dockerd sends
+    // upstream stays on this machine (and is refused), and shows in its error.
+    await conn.run(`printf '%s\\n' "${ip} sea.hub" "127.0.0.9 quay.io registry-1.docker.io index.docker.io auth.docker.io" >> /etc/hosts`);
+    await conn.run(
+      "setsid -f dockerd --host unix:///run/docker.sock --pidfile /run/dockerd.pid --data-root /var/lib/docker --exec-root /run/docker --bridge none --iptables=false --ip6tables=false --ip-masq=false --storage-driver vfs > /run/dockerd.log 2>&1 < /dev/null",
+    );
+    try {
+      await conn.run(
+        "i=0; until docker -H unix:///run/docker.sock version > /dev/null 2>&1; do i=$((i+1)); [ $i -lt 300 ] || { tail -20 /run/dockerd.log >&2; exit 1; }; sleep 0.1; done",
+        { timeoutMs: 60_000 },
+      );
+      const pulled = await conn.exec("docker -H unix:///run/docker.sock pull docker.io/library/hello:1 2>&1", { timeoutMs: 120_000 });
+      expect(pulled.stdout).toContain(`Digest: ${image.manifest.digest}`);
+      expect(pulled.code).toBe(0);
+      const names = await sh("docker -H unix:///run/docker.sock images --format '{{.Repository}}:{{.Tag}}'");
+      expect(names.trim()).toBe("hello:1");
+      const other = await conn.exec("docker -H unix:///run/docker.sock pull quay.io/coreos/etcd:1 2>&1", { timeoutMs: 120_000 });
+      expect(other.code).not.toBe(0);
+      expect(other.stdout).toMatch(/Get "https?:\/\/quay\.io\/v2\/": dial tcp 127\.0\.0\.9:(443|80): connect: connection refused/);
+    } finally {
+      await conn.run("kill $(cat /run/dockerd.pid) 2>/dev/null; true");
+    }
+  }, 180_000);
 });
