@@ -28,7 +28,7 @@ export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[],
     else if (name === "chmod") chmod = value;
     else checksum = value;
   }
-  const words = listArgs(kind, rest, "glob");
+  const words = commentAfterCopy(st, kind, listArgs(kind, rest, "glob"), line);
   const usage = `${kind} requires at least two arguments: ${kind} <src>... <dest>`;
   if (words.length < 2) throw new LineError(words.length === 0 ? usage : `${usage} (got only "${words[0].text}")`);
   const expanded = words.map((w) => {
@@ -71,6 +71,28 @@ export function parseCopy(st: ParseState, kind: "COPY" | "ADD", flags: string[],
     ...(chmod !== undefined ? { chmod } : {}),
     ...(checksum !== undefined ? { checksum } : {}),
   } as Instruction;
+}
+
+/**
+ * sealer's COPY takes its first word as the source and its second as the destination and
+ * ignores the rest, so its docs end COPY lines with `# a comment` (`COPY app.yaml.tmpl
+ * manifests/ # only manifests, etc, charts are rendered`). A Kubefile comment is a whole line;
+ * where a later word starts with "#", it and what follows are dropped with a warning, as sealer
+ * drops them. Other extra words keep Docker's meaning (several sources into a directory).
+ */
+function commentAfterCopy<W extends { text: string }>(st: ParseState, kind: "COPY" | "ADD", words: W[], line: number): W[] {
+  if (kind !== "COPY") return words;
+  const hash = words.findIndex((w, i) => i >= 2 && w.text.startsWith("#"));
+  if (hash < 0) return words;
+  st.warn(
+    line,
+    `COPY: "${words
+      .slice(hash)
+      .map((w) => w.text)
+      .join(" ")
+      .slice(0, 80)}" is not a comment (a comment is a whole line): ignored, as sealer ignores words after the destination`,
+  );
+  return words.slice(0, hash);
 }
 
 /**

@@ -9,10 +9,6 @@ import {
   sealerApplicationDocSchema,
   sealerApplicationPath,
   sealerApplicationToInput,
-  sealerClusterDocSchema,
-  sealerClusterPath,
-  sealerClusterProblems,
-  sealerClusterToInput,
   sealerConfigDocSchema,
   sealerConfigToInput,
   sealerPluginDocSchema,
@@ -20,6 +16,7 @@ import {
   sealerPluginToInput,
   specPath,
 } from "./sealer";
+import { readSealerCluster, readSealerPart, sealerApplicationRejects, sealerConfigRejects, type SealerReading } from "./sealer-read";
 import {
   appsSchema,
   clusterSpecBodyShape,
@@ -118,33 +115,31 @@ function sourceOf(file: string, index: number, kind: string, doc: Record<string,
   return typeof name === "string" && name !== "" ? `${file} (${kind} ${quote(name)})` : `${file} document ${index + 1} (${kind})`;
 }
 
-type DocKind = "sealant-cluster" | "sealer-cluster" | "config" | "plugin" | "application" | "kubeadm";
+type DocKind = "sealant-cluster" | "sealer-cluster" | "config" | "plugin" | "application" | "kubeadm" | "ignored";
 
-function classify(doc: Record<string, unknown>): DocKind | string {
+/**
+ * What a document is, by its kind, as sealer reads it: sealer never looks at apiVersion, so its
+ * kinds are read under any group (sealer.io, sealer.cloud, sealer.aliyun.com, zlink.aliyun.com,
+ * sealer.com ...) or none. Only `sealant.io/v1` marks sealant's own Cluster. Documents of other
+ * kinds, or with none, sealer skips: they are ignored with a warning.
+ */
+function classify(doc: Record<string, unknown>): DocKind {
   const apiVersion = typeof doc["apiVersion"] === "string" ? doc["apiVersion"] : "";
   const kind = typeof doc["kind"] === "string" ? doc["kind"] : "";
-  if (kind === "") return `no kind: expected one of ${[...SEALER_KINDS, ...KUBEADM_KINDS].join(", ")}`;
   if ((KUBEADM_KINDS as readonly string[]).includes(kind)) return "kubeadm";
-  const slash = apiVersion.lastIndexOf("/");
-  const group = slash >= 0 ? apiVersion.slice(0, slash) : apiVersion;
-  const version = slash >= 0 ? apiVersion.slice(slash + 1) : "";
-  if (apiVersion === SEALANT_API_VERSION) {
-    if (kind === "Cluster") return "sealant-cluster";
-    return `kind ${quote(kind)} is not in ${SEALANT_API_VERSION} (only Cluster: plugins, configs and apps are fields of its spec; sealer's Config, Plugin and Application documents are read with a sealer apiVersion)`;
-  }
-  if (!(SEALER_KINDS as readonly string[]).includes(kind)) {
-    const hint = suggest(kind, [...SEALER_KINDS, ...KUBEADM_KINDS]);
-    return `unknown kind ${quote(kind)} (expected ${[...SEALER_KINDS, ...KUBEADM_KINDS].join(", ")})${hint !== undefined ? `; did you mean "${hint}"?` : ""}`;
-  }
-  if (!(SEALER_API_GROUPS as readonly string[]).includes(group)) {
-    return `apiVersion ${quote(apiVersion)} is neither sealant's (${SEALANT_API_VERSION}) nor sealer's (e.g. sealer.io/v2 for Cluster, sealer.io/v1 for Config and Plugin)`;
-  }
-  if (kind === "Cluster") {
-    return version.startsWith("v2")
-      ? "sealer-cluster"
-      : `a sealer ${apiVersion} Cluster (spec.masters/spec.nodes) is the old format: write it as sealer.io/v2 with spec.hosts`;
-  }
-  return kind === "Config" ? "config" : kind === "Plugin" ? "plugin" : "application";
+  if (kind === "Cluster") return apiVersion === SEALANT_API_VERSION ? "sealant-cluster" : "sealer-cluster";
+  if (kind === "Config") return "config";
+  if (kind === "Plugin") return "plugin";
+  if (kind === "Application") return "application";
+  return "ignored";
+}
+
+function ignoredMessage(doc: Record<string, unknown>): string {
+  const kind = typeof doc["kind"] === "string" ? doc["kind"] : "";
+  const known = [...SEALER_KINDS, ...KUBEADM_KINDS];
+  if (kind === "") return `no kind: ignored, as sealer ignores it (a Clusterfile's kinds are ${known.join(", ")})`;
+  const hint = suggest(kind, known);
+  return `kind ${quote(kind)} is not one sealer or sealant reads: ignored, as sealer ignores it${hint !== undefined ? ` (did you mean "${hint}"?)` : ` (expected ${known.join(", ")})`}`;
 }
 
 const sealantDocSchema = z.strictObject({
@@ -179,42 +174,25 @@ function readSealantCluster(doc: Record<string, unknown>, source: string, proble
   return { format: "sealant", source, spec: r.value, userPath };
 }
 
-function readSealerCluster(doc: Record<string, unknown>, source: string, problems: SpecProblem[]): ClusterDoc {
-  const coerced = coerceForSchema(doc, sealerClusterDocSchema);
-  // The shape schema has sealer's field names: it finds the unknown ones. Values are checked below.
-  problems.push(...shapeProblems(sealerClusterDocSchema, coerced, source, (code) => code === "unrecognized_keys"));
-  problems.push(...sealerClusterProblems(coerced).map((p) => ({ source, path: formatPath(p.path), message: p.message })));
-  const userPath = sealerClusterPath(coerced);
-  const r = parseWith(clusterSpecSchema, sealerClusterToInput(coerced), source, userPath);
-  problems.push(...r.problems, ...hostProblems(isMapping(coerced) && isMapping(coerced["spec"]) ? coerced["spec"]["hosts"] : undefined, source, ["spec"]));
-  return { format: "sealer", source, spec: r.value, userPath };
-}
-
-function readSealerPart<S extends z.ZodType>(
-  docSchema: z.ZodType,
-  toInput: (doc: unknown) => unknown,
-  schema: S,
-  userPath: (doc: unknown) => (path: readonly PropertyKey[]) => PropertyKey[],
-  doc: Record<string, unknown>,
-  source: string,
-  problems: SpecProblem[],
-): z.output<S> | undefined {
-  const coerced = coerceForSchema(doc, docSchema);
-  problems.push(...shapeProblems(docSchema, coerced, source, (code) => code === "unrecognized_keys"));
-  const r = parseWith(schema, toInput(coerced), source, userPath(coerced));
-  problems.push(...r.problems);
-  return r.value;
+/** What a Clusterfile holds, read as sealer reads it (see `readClusterfile`). */
+export interface ClusterfileReading extends Omit<ParsedClusterfile, "spec"> {
+  /** The spec; `undefined` when the Cluster document has problems only applying would report (`deferred`). */
+  spec?: ClusterSpec;
+  /** Problems sealer's decoder does not have, but applying the file would: every one stops `parseClusterfile`. */
+  deferred: SpecProblem[];
 }
 
 /**
- * Reads a Clusterfile: sealer's (a `sealer.io/v2` Cluster with its `Config`, `Plugin` and
- * `Application` documents and kubeadm documents, read unchanged) or sealant's own
- * (`sealant.io/v1` Cluster; sealer's Config/Plugin/Application documents may follow it). Pure:
- * key files named by `pk`/`privateKeyPath` are not read here (see `loadClusterfile`).
+ * Reads a Clusterfile as sealer reads it: documents by kind (sealer's kinds under any apiVersion
+ * group or none; sealant's `sealant.io/v1` Cluster), unknown fields and kinds ignored with a
+ * warning, refused only where sealer's decoder refuses (YAML, a value of the wrong type, an
+ * external registry without a domain, a bad SvcCIDR, a Config without path or data, ...; and no
+ * Cluster document at all). What sealer reads but could not apply — no image, no master, a
+ * plugin sealant cannot run — is returned in `deferred`. Pure: key files are not read.
  *
- * Throws `ClusterSpecError` listing every problem, each at its field in the file's own terms.
+ * Throws `ClusterSpecError` listing every refusal, each at its field in the file's own terms.
  */
-export function parseClusterfile(text: string, options: ParseClusterfileOptions = {}): ParsedClusterfile {
+export function readClusterfile(text: string, options: ParseClusterfileOptions = {}): ClusterfileReading {
   const file = options.file ?? "Clusterfile";
   let docs: unknown[];
   try {
@@ -224,85 +202,130 @@ export function parseClusterfile(text: string, options: ParseClusterfileOptions 
     if (err instanceof ExcessiveAliasingError) throw new ClusterSpecError([{ source: file, path: "", message: err.message.slice(file.length + 2) }], file);
     throw err;
   }
-  const problems: SpecProblem[] = [];
+  const rejects: SpecProblem[] = [];
+  const deferred: SpecProblem[] = [];
+  const warnings: SpecProblem[] = [];
   const clusters: ClusterDoc[] = [];
   const configs: { value: ConfigSpec; source: string }[] = [];
   const plugins: { value: PluginSpec; source: string }[] = [];
   const applications: { value: AppsSpec; source: string }[] = [];
   const kubeadm: Record<string, unknown>[] = [];
+  const take = <T>(r: SealerReading<T>): T | undefined => {
+    rejects.push(...r.rejects);
+    deferred.push(...r.deferred);
+    warnings.push(...r.warnings);
+    return r.value;
+  };
   docs.forEach((doc, index) => {
     if (doc === null || doc === undefined) return;
     if (!isMapping(doc)) {
-      problems.push({ source: `${file} document ${index + 1}`, path: "", message: "expected a mapping with apiVersion and kind" });
+      rejects.push({ source: `${file} document ${index + 1}`, path: "", message: "expected a mapping with apiVersion and kind" });
       return;
     }
-    const kind = classify(doc);
     const source = sourceOf(file, index, typeof doc["kind"] === "string" ? doc["kind"] : "?", doc);
-    switch (kind) {
-      case "sealant-cluster":
-        clusters.push(readSealantCluster(doc, source, problems));
+    switch (classify(doc)) {
+      case "sealant-cluster": {
+        const own: SpecProblem[] = [];
+        clusters.push(readSealantCluster(doc, source, own));
+        rejects.push(...own);
         break;
-      case "sealer-cluster":
-        clusters.push(readSealerCluster(doc, source, problems));
+      }
+      case "sealer-cluster": {
+        const r = readSealerCluster(doc, source);
+        const value = take(r);
+        clusters.push({ format: "sealer", source, ...(value !== undefined ? { spec: value } : {}), userPath: r.userPath });
         break;
+      }
       case "config": {
-        const v = readSealerPart(sealerConfigDocSchema, sealerConfigToInput, configSchema, () => specPath, doc, source, problems);
+        const v = take(readSealerPart(sealerConfigDocSchema, sealerConfigToInput, configSchema, () => specPath, sealerConfigRejects, doc, source));
         if (v !== undefined) configs.push({ value: v, source });
         break;
       }
       case "plugin": {
-        const v = readSealerPart(sealerPluginDocSchema, sealerPluginToInput, pluginSchema, sealerPluginPath, doc, source, problems);
+        const v = take(readSealerPart(sealerPluginDocSchema, sealerPluginToInput, pluginSchema, sealerPluginPath, () => [], doc, source));
         if (v !== undefined) plugins.push({ value: v, source });
         break;
       }
       case "application": {
-        const v = readSealerPart(sealerApplicationDocSchema, sealerApplicationToInput, appsSchema, () => sealerApplicationPath, doc, source, problems);
+        const v = take(
+          readSealerPart(sealerApplicationDocSchema, sealerApplicationToInput, appsSchema, () => sealerApplicationPath, sealerApplicationRejects, doc, source),
+        );
         if (v !== undefined) applications.push({ value: v, source });
         break;
       }
       case "kubeadm":
         kubeadm.push(plain(doc) as Record<string, unknown>);
         break;
-      default:
-        problems.push({ source, path: "kind", message: kind });
+      case "ignored":
+        warnings.push({ source, path: "kind", message: ignoredMessage(doc) });
     }
   });
-  if (clusters.length === 0 && problems.length === 0) {
-    problems.push({ source: file, path: "", message: `no Cluster document (apiVersion: sealer.io/v2 or ${SEALANT_API_VERSION}, kind: Cluster)` });
+  if (clusters.length === 0) {
+    const ignored = warnings.filter((w) => w.path === "kind").map((w) => `${w.source}: ${w.message}`);
+    rejects.push({
+      source: file,
+      path: "",
+      message: `no Cluster document (kind: Cluster, with apiVersion sealer.io/v2 or ${SEALANT_API_VERSION})${ignored.length > 0 ? `; ${ignored.join("; ")}` : ""}`,
+    });
   }
+  // sealer keeps the last of several Cluster (or Application) documents; which one was meant is
+  // not sealant's to guess when applying.
   if (clusters.length > 1) {
-    problems.push({
+    deferred.push({
       source: clusters[1]?.source ?? file,
       path: "",
-      message: `a second Cluster document: a Clusterfile describes one cluster (the first is ${clusters[0]?.source})`,
+      message: `a second Cluster document: a Clusterfile describes one cluster (the first is ${clusters[0]?.source}; sealer would take the last)`,
     });
   }
   if (applications.length > 1) {
-    problems.push({ source: applications[1]?.source ?? file, path: "", message: `a second Application document (the first is ${applications[0]?.source})` });
+    deferred.push({
+      source: applications[1]?.source ?? file,
+      path: "",
+      message: `a second Application document (the first is ${applications[0]?.source}; sealer would take the last)`,
+    });
   }
-  const cluster = clusters[0];
-  if (problems.length > 0 || cluster?.spec === undefined) throw new ClusterSpecError(problems, file);
-
-  const application = applications[0]?.value;
-  const spec: ClusterSpec = {
-    ...cluster.spec,
-    plugins: [...cluster.spec.plugins, ...plugins.map((p) => p.value)],
-    configs: [...cluster.spec.configs, ...configs.map((c) => c.value)],
-    apps: mergeApps(application, cluster.spec.apps),
-    runtime: kubeadm.length > 0 ? { ...cluster.spec.runtime, kubeadm } : cluster.spec.runtime,
-  };
+  // A refused file is refused with everything wrong in it, applying's problems included.
+  if (rejects.length > 0) throw new ClusterSpecError([...rejects, ...deferred], file);
+  const cluster = clusters[0]!;
   const locate: Locate = (p) => ({ source: cluster.source, path: formatPath(cluster.userPath(p)) });
-  const result: ParsedClusterfile = {
-    spec,
+  const application = applications[0]?.value;
+  const result: ClusterfileReading = {
     format: cluster.format,
     configs: configs.map((c) => c.value),
     plugins: plugins.map((p) => p.value),
     kubeadm,
-    warnings: imageWarnings(spec, locate),
+    warnings,
+    deferred,
     locate,
   };
   if (application !== undefined) result.application = application;
+  if (cluster.spec !== undefined) {
+    result.spec = {
+      ...cluster.spec,
+      plugins: [...cluster.spec.plugins, ...plugins.map((p) => p.value)],
+      configs: [...cluster.spec.configs, ...configs.map((c) => c.value)],
+      apps: mergeApps(application, cluster.spec.apps),
+      runtime: kubeadm.length > 0 ? { ...cluster.spec.runtime, kubeadm } : cluster.spec.runtime,
+    };
+    if (result.spec.image !== "") warnings.push(...imageWarnings(result.spec, locate));
+  }
   return result;
+}
+
+/**
+ * Reads a Clusterfile to apply it: sealer's (Cluster, Config, Plugin, Application and kubeadm
+ * documents, read unchanged, see `readClusterfile`) or sealant's own (`sealant.io/v1` Cluster;
+ * sealer's Config/Plugin/Application documents may follow it). Everything sealant needs to apply
+ * it must be there: every problem of `readClusterfile`'s, deferred ones included, is thrown.
+ * Pure: key files named by `pk`/`privateKeyPath` are not read here (see `loadClusterfile`).
+ *
+ * Throws `ClusterSpecError` listing every problem, each at its field in the file's own terms.
+ */
+export function parseClusterfile(text: string, options: ParseClusterfileOptions = {}): ParsedClusterfile {
+  const file = options.file ?? "Clusterfile";
+  const { deferred, spec, ...reading } = readClusterfile(text, options);
+  if (deferred.length > 0 || spec === undefined) throw new ClusterSpecError(deferred, file);
+  return { ...reading, spec };
 }
 
 /** The Cluster's own `cmd`/`appNames`/app settings win over the Application document's (sealer's rule). */

@@ -4,8 +4,8 @@
  * typed spec or every problem out), except `loadClusterfile`/`resolveKeyFiles`, which read the
  * Clusterfile and the private key files it names.
  */
-export { parseClusterfile, parseClusterSpec, validateClusterSpec, SEALANT_API_VERSION, SEALER_API_GROUPS, KUBEADM_KINDS } from "./clusterfile";
-export type { ParsedClusterfile, ParseClusterfileOptions, ParseClusterSpecOptions, Locate } from "./clusterfile";
+export { parseClusterfile, readClusterfile, parseClusterSpec, validateClusterSpec, SEALANT_API_VERSION, SEALER_API_GROUPS, KUBEADM_KINDS } from "./clusterfile";
+export type { ParsedClusterfile, ClusterfileReading, ParseClusterfileOptions, ParseClusterSpecOptions, Locate } from "./clusterfile";
 export { loadClusterfile, resolveKeyFiles } from "./load";
 export type { LoadClusterfileOptions, KeyFileOptions } from "./load";
 export {

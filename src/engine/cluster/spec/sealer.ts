@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { dumpYamlDocuments, isMapping } from "./yaml";
+import { sealerEnv } from "./sealer-checks";
+import { isMapping } from "./yaml";
 
 /*
  * sealer's Clusterfile documents, field for field (sealer's types/api/v2 Cluster and
@@ -76,7 +77,7 @@ const sealerClusterSpecSchema = z.strictObject({
 
 function docSchema<S extends z.ZodType>(spec: S) {
   return z.strictObject({
-    apiVersion: z.string(),
+    apiVersion: z.string().optional(),
     kind: z.string(),
     metadata: objectMetaSchema.optional(),
     spec: spec.optional(),
@@ -86,13 +87,12 @@ function docSchema<S extends z.ZodType>(spec: S) {
 
 export const sealerClusterDocSchema = docSchema(sealerClusterSpecSchema);
 
-/** sealer v1 Config. `data` is a string in sealer's type; its docs also show a mapping, which is accepted. */
+/** sealer v1 Config. `data` is a string in sealer's type: a mapping (shown in some of its docs) is refused by its decoder. */
 export const sealerConfigDocSchema = docSchema(
   z.strictObject({
     strategy: str,
     process: str,
-    // z.any(): kept as loaded, so numbers keep their text when the mapping is written out.
-    data: z.union([z.string(), z.record(z.string(), z.any())]).optional(),
+    data: str,
     path: str,
     appName: str,
   }),
@@ -162,6 +162,7 @@ export function sealerClusterToInput(doc: unknown): Obj {
     input["hosts"] = spec["hosts"].map((h: unknown) => {
       const host = obj(h);
       const out = pick(host, { ips: "ips", roles: "roles", env: "env", labels: "labels", taints: "taints" });
+      if (out["env"] !== undefined) out["env"] = sealerEnv(out["env"]);
       const ssh = sshToInput(host["ssh"]);
       if (ssh !== undefined) out["ssh"] = ssh;
       return out;
@@ -171,14 +172,25 @@ export function sealerClusterToInput(doc: unknown): Obj {
   }
   const ssh = sshToInput(spec["ssh"]);
   if (ssh !== undefined) input["ssh"] = ssh;
-  if (spec["env"] !== undefined) input["env"] = spec["env"];
-  const apps = pick(spec, { appNames: "launch", cmd: "cmds", cmd_args: "args" });
+  if (spec["env"] !== undefined) input["env"] = sealerEnv(spec["env"]);
+  const apps = pick(spec, { appNames: "launch", cmd: "cmds" });
+  if (Array.isArray(spec["cmd_args"])) {
+    // sealer's cmd_args is a list of KEY=VALUE (an entry without "=" is warned about and left out).
+    const args: Record<string, string> = {};
+    for (const a of spec["cmd_args"]) {
+      if (typeof a !== "string" || !a.includes("=")) continue;
+      args[a.slice(0, a.indexOf("="))] = a.slice(a.indexOf("=") + 1);
+    }
+    if (Object.keys(args).length > 0) apps["args"] = args;
+  }
   if (Object.keys(apps).length > 0) input["apps"] = apps;
   const registry = obj(spec["registry"]);
   const external = registry["externalRegistry"];
   const local = obj(registry["localRegistry"]);
   if (isMapping(external)) {
-    input["registry"] = { ...pick(external, { domain: "domain", port: "port", username: "username", password: "password" }), external: true };
+    // sealer's port 0 (or none) means the domain alone names the registry.
+    const { port, ...rest } = pick(external, { domain: "domain", port: "port", username: "username", password: "password" });
+    input["registry"] = { external: port === 0 || port === "0" || port === undefined ? rest : { ...rest, port } };
   } else if (Object.keys(local).length > 0) {
     const r = pick(local, { domain: "domain", port: "port", username: "username", password: "password", ha: "ha", insecure: "insecure" });
     const san = obj(obj(local["cert"])["subjectAltName"]);
@@ -221,6 +233,7 @@ export function sealerClusterPath(doc: unknown): (path: readonly PropertyKey[]) 
       }
       case "registry": {
         if (rest[0] === "subjectAltNames") return ["spec", "registry", which, "cert", "subjectAltName"];
+        if (rest[0] === "external") return ["spec", "registry", "externalRegistry", ...rest.slice(1)];
         return ["spec", "registry", which, ...rest];
       }
       case "runtime":
@@ -231,15 +244,13 @@ export function sealerClusterPath(doc: unknown): (path: readonly PropertyKey[]) 
   };
 }
 
-/** A sealer Config document as a sealant config entry; a mapping `data` becomes its YAML text. */
+/** A sealer Config document as a sealant config entry. */
 export function sealerConfigToInput(doc: unknown): Obj {
   const d = obj(doc);
-  const out: Obj = {
+  return {
     name: obj(d["metadata"])["name"],
     ...pick(obj(d["spec"]), { path: "path", data: "data", strategy: "strategy", process: "process", appName: "appName" }),
   };
-  if (isMapping(out["data"])) out["data"] = dumpYamlDocuments([out["data"]]);
-  return out;
 }
 
 /** A sealer Plugin document as a sealant plugin entry (`on` read as the scope when `scope` is not set). */
@@ -281,13 +292,6 @@ export function sealerApplicationPath(path: readonly PropertyKey[]): PropertyKey
 export function sealerClusterProblems(doc: unknown): { path: PropertyKey[]; message: string }[] {
   const spec = obj(obj(doc)["spec"]);
   const out: { path: PropertyKey[]; message: string }[] = [];
-  const encrypted = (ssh: unknown, path: PropertyKey[]): void => {
-    if (obj(ssh)["encrypted"] === true) {
-      out.push({ path: [...path, "encrypted"], message: "sealer-encrypted credentials are not supported: give the password itself (sealant keeps it secret)" });
-    }
-  };
-  encrypted(spec["ssh"], ["spec", "ssh"]);
-  if (Array.isArray(spec["hosts"])) spec["hosts"].forEach((h: unknown, i) => encrypted(obj(h)["ssh"], ["spec", "hosts", i, "ssh"]));
   const registry = obj(spec["registry"]);
   if (isMapping(registry["localRegistry"]) && isMapping(registry["externalRegistry"])) {
     out.push({ path: ["spec", "registry"], message: "give localRegistry or externalRegistry, not both" });

@@ -58,7 +58,7 @@ metadata:
 spec:
   path: etc/mysql.yaml
   process: value|toJson|toBase64
-  data:
+  data: |
     config:
       username: root
       passwd: xxx

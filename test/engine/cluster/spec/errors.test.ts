@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ClusterSpecError, parseClusterfile } from "../../../../src/engine/cluster/spec";
+import { ClusterSpecError, formatProblem, parseClusterfile, readClusterfile } from "../../../../src/engine/cluster/spec";
 import { clusterfileProblems, inputProblems, sealerCluster } from "./helpers";
 
 const SOURCE = 'Clusterfile (Cluster "my-cluster")';
@@ -22,11 +22,13 @@ describe("problems in the user's terms", () => {
     ]);
   });
 
-  it("lists the allowed fields when nothing is close", () => {
+  it("ignores an unknown field with no near miss, as sealer does, and says so", () => {
+    // GIVEN sealer's obsolete spec.provider (sealer's decoder ignores unknown fields)
     const text = sealerCluster(twoHosts, "  provider: BAREMETAL");
-    expect(clusterfileProblems(text)).toEqual([
-      `${SOURCE}: spec.provider: unknown field (expected one of "image", "env", "cmd_args", "cmd", "appNames", "hosts", "ssh", "containerRuntime", "hostAliases", "registry", "dataRoot")`,
-    ]);
+    // WHEN read THEN it is read, with a warning listing the fields there are
+    expect(parseClusterfile(text).warnings.map(formatProblem)).toContain(
+      `${SOURCE}: spec.provider: unknown field (expected one of "image", "env", "cmd_args", "cmd", "appNames", "hosts", "ssh", "containerRuntime", "hostAliases", "registry", "dataRoot"): ignored, as sealer ignores it`,
+    );
   });
 
   it("names a bad IP with its position and what is allowed", () => {
@@ -95,8 +97,11 @@ metadata:
       `${SOURCE}: spec.hosts[0].labels["-bad"]: label "-bad" is not a valid name: at most 63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit (optionally prefixed by "example.com/")`,
       `${SOURCE}: spec.hosts[0].taints[0]: taint "dedicated=db:NoScheduled" has effect "NoScheduled": expected one of NoSchedule, PreferNoSchedule, NoExecute`,
       'Clusterfile (Plugin "hook"): spec.action: "post-instal" is not a plugin action (expected pre-init-host, post-init-host, pre-clean-host, post-clean-host, upgrade-host, pre-install, post-install, pre-uninstall, post-uninstall, pre-scaleup, post-scaleup, upgrade, rollback); did you mean "post-install"?',
-      'Clusterfile (Confg "x"): kind: unknown kind "Confg" (expected Cluster, Config, Plugin, Application, InitConfiguration, ClusterConfiguration, JoinConfiguration, KubeletConfiguration, KubeProxyConfiguration); did you mean "Config"?',
     ]);
+    // AND the document of no known kind is skipped, as sealer skips it, with a did-you-mean
+    expect(readClusterfile(text).warnings.map(formatProblem)).toContain(
+      'Clusterfile (Confg "x"): kind: kind "Confg" is not one sealer or sealant reads: ignored, as sealer ignores it (did you mean "Config"?)',
+    );
   });
 
   it("never prints a secret's value", () => {
@@ -123,8 +128,8 @@ metadata:
     const lines = inputProblems(inputs);
     // THEN the messages say what is wrong, never the secret
     expect(message.split("\n").slice(1)).toEqual([
-      `  ${SOURCE}: spec.hosts[0].ssh.port: 0 is not a port number (1-65535)`,
       `  ${SOURCE}: spec.ssh.passwd: expected a string, got a list`,
+      `  ${SOURCE}: spec.hosts[0].ssh.port: 0 is not a port number (1-65535)`,
     ]);
     expect(message).not.toMatch(/s3cret-Pa55|hunter2|424242/);
     expect(lines).toEqual([
@@ -146,14 +151,18 @@ metadata:
     ]);
   });
 
-  it("rejects sealer's v1 Cluster format and a file without a Cluster", () => {
-    expect(clusterfileProblems("apiVersion: sealer.aliyun.com/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec: {}\n")).toEqual([
-      'Clusterfile (Cluster "c"): kind: a sealer sealer.aliyun.com/v1alpha1 Cluster (spec.masters/spec.nodes) is the old format: write it as sealer.io/v2 with spec.hosts',
-    ]);
+  it("reads sealer's v1 Cluster format as sealer v0.8 did, and rejects a file without a Cluster", () => {
+    // GIVEN a v1 Cluster with no masters: read, but there is nothing to apply
+    const v1 = "apiVersion: sealer.aliyun.com/v1alpha1\nkind: Cluster\nmetadata: {name: c}\nspec: {image: x:1, masters: {ipList: []}}\n";
+    expect(readClusterfile(v1).warnings.map(formatProblem)).toContain(
+      'Clusterfile (Cluster "c"): spec: sealer\'s first Clusterfile format (spec.masters/spec.nodes), read as sealer v0.8 read it; `sealant convert -f FILE` writes it as a current one',
+    );
+    expect(clusterfileProblems(v1)).toEqual(['Clusterfile (Cluster "c"): spec.hosts: no hosts: list the cluster\'s hosts (ips and roles)']);
+    // AND an `encrypted` password that is not sealer's encryption of one is named without its value
     expect(clusterfileProblems(sealerCluster(twoHosts).replace("passwd: s3cret-Pa55", "passwd: b64stuff\n    encrypted: true"))).toEqual([
-      `${SOURCE}: spec.ssh.encrypted: sealer-encrypted credentials are not supported: give the password itself (sealant keeps it secret)`,
+      `${SOURCE}: spec.ssh.passwd: encrypted is true, but this is not a password encrypted by sealer (sealer fails to log in with it too)`,
     ]);
-    expect(clusterfileProblems("# nothing\n")).toEqual(["Clusterfile: no Cluster document (apiVersion: sealer.io/v2 or sealant.io/v1, kind: Cluster)"]);
+    expect(clusterfileProblems("# nothing\n")).toEqual(["Clusterfile: no Cluster document (kind: Cluster, with apiVersion sealer.io/v2 or sealant.io/v1)"]);
     expect(clusterfileProblems("a: [1\n")[0]).toMatch(/^Clusterfile: invalid YAML: /);
   });
 });
