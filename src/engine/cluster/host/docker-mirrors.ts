@@ -285,3 +285,53 @@ export async function stopDockerHubView(conn: Connection, dataRoot: string, sign
 function viewRunning(p: ReturnType<typeof dockerHubViewPaths>): string {
   return `pid=$(cat ${q(p.pid)} 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\\0' ' ' < /proc/"$pid"/cmdline | grep -qF -- ${q(p.config)}`;
 }
+
+/**
+ * Takes out what configureDockerClient wrote: this cluster's mirror and insecure-registries
+ * entries from daemon.json (every other key and the user's own entries stay) and its CA files.
+ */
+export async function removeDockerClient(conn: Connection, setup: RegistrySetup, o: DockerClientOptions = {}): Promise<void> {
+  const daemonJson = o.daemonJson ?? DOCKER_DAEMON_JSON;
+  const certsDir = o.certsDir ?? DOCKER_CERTS_DIR;
+  const run = (cmd: string, extra: ExecOptions = {}) => conn.run(cmd, { sudo: true, timeoutMs: 60_000, ...(o.signal ? { signal: o.signal } : {}), ...extra });
+  const plan = dockerMirrorPlan({ ...setup, domains: [DOCKER_HUB], username: undefined });
+  const ours = plan.endpoints.map((e) => `${certsDir}/${e}`);
+  await run(
+    sudoScript(
+      ours.map((d) => `rm -f ${q(`${d}/${CA_NAME}`)}; rmdir ${q(d)} 2>/dev/null || true`),
+      "Docker's registry configuration",
+    ),
+  );
+  for (let attempt = 0; ; attempt++) {
+    const read = await run(`if [ -f ${q(daemonJson)} ]; then sha256sum < ${q(daemonJson)} | cut -c1-64; cat ${q(daemonJson)}; else echo none; fi`);
+    const [sum, ...rest] = read.stdout.split("\n");
+    if (sum === "none") return;
+    const existing = rest.join("\n");
+    const conf = JSON.parse(
+      mergeDaemonJson(
+        existing,
+        { endpoints: [], upstreamOnly: [], warnings: [] },
+        { tls: true, where: `${daemonJson} on ${conn.host}`, previousMirror: plan.mirror! },
+      ),
+    ) as Record<string, unknown>;
+    const insecure = ((conf["insecure-registries"] as string[] | undefined) ?? []).filter((e) => !plan.endpoints.includes(e));
+    if (insecure.length > 0) conf["insecure-registries"] = insecure;
+    else delete conf["insecure-registries"];
+    const wanted = `${JSON.stringify(conf, null, 2)}\n`;
+    if (wanted === existing) return;
+    if ((await writeUnderLock(daemonJson, wanted, sum!, run)) === "written") return;
+    if (attempt >= 4) throw new Error(`${daemonJson} on ${conn.host} kept changing while sealant took its registry mirror out`);
+  }
+}
+
+const sudoScript = (lines: string[], what: string) => `sh -c ${q(underHostLock(DAEMON_LOCK, what, lines.join("\n")))}`;
+
+/** Whether the image on this host (its rootfs, distributed) runs Docker: see runsDocker. */
+export async function hostRunsDocker(conn: Connection, rootfs: string, containerRuntimeType?: string, signal?: AbortSignal): Promise<boolean> {
+  const r = await conn.run(`ls -1 ${q(`${rootfs.replace(/\/+$/, "")}/scripts`)} 2>/dev/null || true`, {
+    sudo: true,
+    timeoutMs: 30_000,
+    ...(signal ? { signal } : {}),
+  });
+  return runsDocker(r.stdout.split("\n").filter(Boolean), containerRuntimeType);
+}

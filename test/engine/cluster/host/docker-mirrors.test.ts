@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureDockerClient,
   dockerMirrorPlan,
+  hostRunsDocker,
+  removeDockerClient,
   mergeDaemonJson,
   runsDocker,
   startDockerHubView,
@@ -170,4 +172,27 @@ describe("on a host whose runtime is Docker", () => {
       await conn.run("kill $(cat /run/dockerd.pid) 2>/dev/null; true");
     }
   }, 180_000);
+
+  it("removing takes out only what sealant wrote: the user's daemon.json comes back as it was, the CA files go", async () => {
+    const mine = { "log-driver": "json-file", "registry-mirrors": ["https://mirror.example.com"], "insecure-registries": ["old.example:5000"] };
+    for (const tlsOn of [true, false]) {
+      const s = { ...setup, tls: tlsOn };
+      await conn.run("cat > /etc/docker/daemon.json", { stdin: JSON.stringify(mine) });
+      await configureDockerClient(conn, s, tls);
+      expect(JSON.parse(await sh("cat /etc/docker/daemon.json"))).not.toEqual(mine);
+      await removeDockerClient(conn, s);
+      expect(JSON.parse(await sh("cat /etc/docker/daemon.json"))).toEqual(mine);
+    }
+    expect(await sh("ls /etc/docker/certs.d")).toBe("");
+  });
+
+  it("reads the runtime from the image's scripts on the host, or sealer's containerRuntime.type", async () => {
+    const rootfs = `${DATA_ROOT}/rootfs`;
+    await conn.run(`mkdir -p ${rootfs}/scripts && touch ${rootfs}/scripts/docker.sh ${rootfs}/scripts/init-kube.sh`);
+    expect(await hostRunsDocker(conn, rootfs)).toBe(true);
+    await conn.run(`touch ${rootfs}/scripts/containerd.sh`);
+    expect(await hostRunsDocker(conn, rootfs)).toBe(false);
+    expect(await hostRunsDocker(conn, rootfs, "docker")).toBe(true);
+    expect(await hostRunsDocker(conn, "/nonexistent")).toBe(false);
+  });
 });
