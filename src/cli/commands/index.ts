@@ -7,6 +7,7 @@ import { merge } from "./merge";
 import { sandbox } from "./sandbox";
 import { apply, del, plan } from "./cluster";
 import { check, exec, reset, unlock } from "./cluster-ops";
+import { convert } from "./convert";
 
 import type { Command } from "./command";
 
@@ -34,4 +35,5 @@ export const commands: Record<string, Command> = {
   check,
   exec,
   unlock,
+  convert,
 };

@@ -6,6 +6,8 @@
  */
 export { parseClusterfile, readClusterfile, parseClusterSpec, validateClusterSpec, SEALANT_API_VERSION, SEALER_API_GROUPS, KUBEADM_KINDS } from "./clusterfile";
 export type { ParsedClusterfile, ClusterfileReading, ParseClusterfileOptions, ParseClusterSpecOptions, Locate } from "./clusterfile";
+export { convertClusterfile } from "./convert";
+export type { ConvertedClusterfile } from "./convert";
 export { loadClusterfile, resolveKeyFiles } from "./load";
 export type { LoadClusterfileOptions, KeyFileOptions } from "./load";
 export {
