@@ -257,7 +257,8 @@ export async function startDockerHubView(
       `mkdir -p ${q(`${p.dir}/docker/registry/v2`)} ${q(posix.dirname(p.pid))}`,
       `ln -sfn ${q(`${v2}/blobs`)} ${q(`${p.dir}/docker/registry/v2/blobs`)}`,
       `ln -sfn ${q(`${v2}/repositories/${DOCKER_HUB}`)} ${q(`${p.dir}/docker/registry/v2/repositories`)}`,
-      `t=$(mktemp ${q(`${p.config}.sealant-`)}XXXXXX); cat > "$t"; chmod 644 "$t"`,
+      // The certificate's checksum in the config: a renewed certificate restarts the view, which reads it only at start.
+      `t=$(mktemp ${q(`${p.config}.sealant-`)}XXXXXX); { cat; if [ -f ${q(`${p.certs}/registry.crt`)} ]; then echo "# certificate sha256 $(sha256sum < ${q(`${p.certs}/registry.crt`)} | cut -c1-64)"; fi; } > "$t"; chmod 644 "$t"`,
       `if ${running} && cmp -s "$t" ${q(p.config)} && [ "$(${curl})" = 200 ]; then rm -f "$t"; exit 0; fi`,
       `mv -f "$t" ${q(p.config)}`,
       `if ${running}; then kill "$pid"; i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -9 "$pid" 2>/dev/null || true; fi`,
@@ -307,6 +308,12 @@ export async function removeDockerClient(conn: Connection, setup: RegistrySetup,
     const [sum, ...rest] = read.stdout.split("\n");
     if (sum === "none") return;
     const existing = rest.join("\n");
+    let before: unknown;
+    try {
+      before = JSON.parse(existing);
+    } catch {
+      return; // not JSON: nothing sealant wrote can be in it (configureDockerClient refuses such a file)
+    }
     const conf = JSON.parse(
       mergeDaemonJson(
         existing,
@@ -317,8 +324,8 @@ export async function removeDockerClient(conn: Connection, setup: RegistrySetup,
     const insecure = ((conf["insecure-registries"] as string[] | undefined) ?? []).filter((e) => !plan.endpoints.includes(e));
     if (insecure.length > 0) conf["insecure-registries"] = insecure;
     else delete conf["insecure-registries"];
+    if (JSON.stringify(conf) === JSON.stringify(before)) return; // nothing of ours: the user's file stays byte for byte
     const wanted = `${JSON.stringify(conf, null, 2)}\n`;
-    if (wanted === existing) return;
     if ((await writeUnderLock(daemonJson, wanted, sum!, run)) === "written") return;
     if (attempt >= 4) throw new Error(`${daemonJson} on ${conn.host} kept changing while sealant took its registry mirror out`);
   }
@@ -334,4 +341,44 @@ export async function hostRunsDocker(conn: Connection, rootfs: string, container
     ...(signal ? { signal } : {}),
   });
   return runsDocker(r.stdout.split("\n").filter(Boolean), containerRuntimeType);
+}
+
+/** sealer's `containerRuntime.type`, as the spec keeps it under `runtime` (see spec/sealer.ts). */
+export function containerRuntimeTypeOf(runtime: unknown): string | undefined {
+  const cr = runtime !== null && typeof runtime === "object" ? (runtime as Record<string, unknown>)["containerRuntime"] : undefined;
+  const type = cr !== null && typeof cr === "object" ? (cr as Record<string, unknown>)["type"] : undefined;
+  return typeof type === "string" ? type : undefined;
+}
+
+/** The mirrors step's part: dockerd configured when the image on this host runs Docker; returns what to warn about (nothing otherwise). */
+export async function dockerMirrorsFor(
+  conn: Connection,
+  rootfs: string,
+  setup: RegistrySetup,
+  tls: RegistryTls | undefined,
+  runtime: unknown,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  if (!(await hostRunsDocker(conn, rootfs, containerRuntimeTypeOf(runtime), signal))) return [];
+  await configureDockerClient(conn, setup, tls, signal ? { signal } : {});
+  return dockerMirrorPlan(setup).warnings;
+}
+
+/** The registry step's part: the docker.io view beside the cluster's registry when the image runs Docker. */
+export async function dockerHubViewFor(
+  conn: Connection,
+  hostIp: string,
+  rootfs: string,
+  setup: RegistrySetup,
+  runtime: unknown,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (await hostRunsDocker(conn, rootfs, containerRuntimeTypeOf(runtime), signal))
+    await startDockerHubView(conn, hostIp, rootfs, setup, signal ? { signal } : {});
+}
+
+/** The cleanup step's part: the view stopped and dockerd's configuration taken back (a no-op on hosts that never had them). */
+export async function removeDockerFor(conn: Connection, setup: RegistrySetup, signal?: AbortSignal): Promise<void> {
+  await stopDockerHubView(conn, setup.dataRoot, signal);
+  await removeDockerClient(conn, setup, signal ? { signal } : {});
 }

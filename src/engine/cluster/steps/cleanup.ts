@@ -1,3 +1,4 @@
+import { removeDockerFor } from "../host/docker-mirrors";
 import { shellQuote } from "../../ssh";
 import { aliasesBlock, setHostsBlock } from "../host/etc-hosts";
 import { removeRegistry } from "../host/registry";
@@ -11,6 +12,7 @@ export const cleanup: StepKindDef = {
     const { cluster, opts } = ctx;
     const conn = await cluster.pool.get(host, signal);
     const sig = signal ? { signal } : {};
+    if (opts.registry) await removeDockerFor(conn, opts.registry, signal);
     if (opts.registry) await removeRegistry(conn, opts.registry, sig);
     await setHostsBlock(conn, aliasesBlock(cluster.layout.root), [], signal);
     await conn.run(`rm -rf ${shellQuote(cluster.layout.root)}`, { sudo: true, timeoutMs: ctx.commandMs, ...sig });

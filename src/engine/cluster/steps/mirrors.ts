@@ -1,3 +1,4 @@
+import { dockerMirrorsFor } from "../host/docker-mirrors";
 import { configureRegistryClients } from "../host/registry";
 import { MIRRORS } from "../plan/kinds";
 import type { StepKindDef } from "./kind";
@@ -9,5 +10,15 @@ export const mirrors: StepKindDef = {
     const conn = await ctx.cluster.pool.get(host, signal);
     const tls = await ctx.registryTls(signal);
     await configureRegistryClients(conn, host.ip, ctx.opts.registry!, tls, signal ? { signal } : {});
+    // Images whose runtime is Docker: dockerd gets what it can take (docker.io only), and the rest is said.
+    const warnings = await dockerMirrorsFor(
+      conn,
+      ctx.cluster.layout.rootfs(ctx.cluster.image.digest),
+      ctx.opts.registry!,
+      tls,
+      ctx.cluster.spec.runtime,
+      signal,
+    );
+    for (const text of warnings) ctx.cluster.emit({ type: "warning", host: host.ip, text });
   },
 };

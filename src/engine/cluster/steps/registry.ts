@@ -1,3 +1,4 @@
+import { dockerHubViewFor } from "../host/docker-mirrors";
 import { startRegistry } from "../host/registry";
 import { REGISTRY } from "../plan/kinds";
 import type { StepKindDef } from "./kind";
@@ -10,5 +11,6 @@ export const registry: StepKindDef = {
     const conn = await cluster.pool.get(host, signal);
     const tls = await ctx.registryTls(signal);
     await startRegistry(conn, host.ip, cluster.layout.rootfs(cluster.image.digest), ctx.opts.registry!, tls, signal);
+    await dockerHubViewFor(conn, host.ip, cluster.layout.rootfs(cluster.image.digest), ctx.opts.registry!, cluster.spec.runtime, signal);
   },
 };
