@@ -26,7 +26,7 @@
 import { posix } from "node:path";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
 import { underHostLock } from "../../ssh/host-lock";
-import { checkDataRoot, type RegistrySetup, type RegistryTls } from "./registry";
+import type { RegistrySetup, RegistryTls } from "./registry";
 
 export const DOCKER_HUB = "docker.io";
 export const DOCKER_DAEMON_JSON = "/etc/docker/daemon.json";
@@ -195,7 +195,9 @@ async function writeUnderLock(
 
 /** Where a cluster's docker.io view lives on a registry host. */
 export function dockerHubViewPaths(dataRoot: string) {
-  checkDataRoot(dataRoot);
+  if (!dataRoot.startsWith("/") || posix.normalize(dataRoot) === "/" || dataRoot.split("/").includes("..") || /[\n\r]/.test(dataRoot)) {
+    throw new Error(`data root "${dataRoot}": expected an absolute path other than /`);
+  }
   const root = dataRoot.replace(/\/+$/, "");
   const dir = `${root}/registry/docker-hub`;
   return {
