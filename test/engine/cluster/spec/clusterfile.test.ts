@@ -121,7 +121,8 @@ describe("sealer Clusterfile v2, read unchanged", () => {
       },
       { ips: ["192.168.0.5"], roles: ["node", "db"], ssh: { password: "yyy", port: 2222 } },
     ]);
-    expect(spec.registry).toMatchObject({ domain: "sea.hub", port: 5000, ha: false, external: false });
+    expect(spec.registry).toMatchObject({ domain: "sea.hub", port: 5000, ha: false });
+    expect(spec.registry.external).toBeFalsy();
     // AND the other documents are typed and folded in
     expect(r.plugins.map((p) => [p.name, p.type, p.action, p.scope, p.data])).toEqual([
       ["pre_init_host", "SHELL", ["pre-init-host"], ["master", "node"], "set -x\nbash scripts/pre_init_disk.sh"],

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ClusterSpecError, formatProblem, loadClusterfile, parseClusterfile, readClusterfile } from "../../../../src/engine/cluster/spec";
+import { ClusterSpecError, convertClusterfile, formatProblem, loadClusterfile, parseClusterfile, readClusterfile } from "../../../../src/engine/cluster/spec";
 import { clusterfileProblems, sealerCluster } from "./helpers";
 
 /*
@@ -122,6 +122,24 @@ describe("ssh.encrypted: sealer's scheme", () => {
     expect(w).toContain(`${SOURCE}: spec.ssh.encrypted: sealer's encrypted password, decrypted with the key in sealer's source: anyone can do the same`);
     expect(w).toMatch(/Pulumi secret/);
     expect(w).not.toMatch(/s3cret-Pa55|gr0up-pa55/);
+  });
+
+  it("is not written back in the clear by convert", () => {
+    // GIVEN an encrypted password and a host group without roles
+    const text = sealerCluster(`${master}\n    - ips: [ 10.0.0.9 ]`).replace(
+      "passwd: s3cret-Pa55",
+      `passwd: ${sealerEncrypt("s3cret-Pa55")}\n    encrypted: true`,
+    );
+    const r = convertClusterfile(text);
+    // THEN the new file has no password, and both are said
+    expect(r.text).not.toContain("s3cret-Pa55");
+    expect(r.text).not.toMatch(/password/);
+    expect(r.warnings.map(formatProblem)).toContain(
+      "Clusterfile: spec.ssh.passwd: a password sealer encrypted is not written in the clear: give it as a Pulumi secret, or use ssh.privateKeyPath with a key file",
+    );
+    expect(r.unresolved.map(formatProblem)).toEqual([
+      "Clusterfile: spec.hosts[1].roles: none: sealer gives these hosts no role; sealant's format names them (node for a worker)",
+    ]);
   });
 
   it("names a password that is not sealer's encryption, never showing it", () => {
