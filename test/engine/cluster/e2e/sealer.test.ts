@@ -68,7 +68,7 @@ spec:
     ETCD_HEARTBEAT_INTERVAL=100
     ETCD_ELECTION_TIMEOUT=1000
     ETCD_SNAPSHOT_COUNT=4242`,
-      // A new YAML file, the mapping form of data sealer's docs show.
+      // A new YAML file (data is text: sealer's decoder refuses the mapping form some of its docs show).
       `apiVersion: sealer.io/v1
 kind: Config
 metadata:
@@ -76,7 +76,7 @@ metadata:
 spec:
   path: etc/app-settings.yaml
   strategy: merge
-  data:
+  data: |
     app:
       replicas: 3
       version: "1.10"`,
