@@ -5,6 +5,7 @@ import { formatPath, issuesToProblems, type SpecProblem } from "./errors";
 import { clusterSpecSchema, defaultDataRoot, hostGroupSchema, roleSchema, type ClusterSpec } from "./schema";
 import { sealerClusterDocSchema, sealerClusterPath, sealerClusterProblems, sealerClusterToInput } from "./sealer";
 import { decryptSealerPassword, ENCRYPTED_NOTE, sealerClusterRejects, sealerClusterWarnings, type SealerNote } from "./sealer-checks";
+import { foldFieldCase } from "./sealer-case";
 import { isSealerV1Cluster, sealerV1ToV2, V1_NOTE } from "./sealer-v1";
 import { isMapping } from "./yaml";
 
@@ -121,7 +122,7 @@ export function readSealerCluster(raw: Obj, source: string): SealerReading<Clust
     warnings.push({ source, path: "spec", message: V1_NOTE }, ...notes(v1.notes, source));
     doc = v1.doc;
   }
-  const coerced = coerceForSchema(doc, sealerClusterDocSchema) as Obj;
+  const coerced = coerceForSchema(foldFieldCase(doc, sealerClusterDocSchema, source, warnings), sealerClusterDocSchema) as Obj;
   const shaped = shape(sealerClusterDocSchema, coerced, source);
   const rejects = [...shaped.rejects, ...notes(sealerClusterRejects(coerced), source)];
   warnings.push(...shaped.warnings, ...notes(sealerClusterWarnings(coerced), source));
@@ -159,13 +160,14 @@ export function readSealerPart<S extends z.ZodType>(
   raw: Obj,
   source: string,
 ): SealerReading<z.output<S>> {
-  const coerced = coerceForSchema(raw, docSchema) as Obj;
+  const folded: SpecProblem[] = [];
+  const coerced = coerceForSchema(foldFieldCase(raw, docSchema, source, folded), docSchema) as Obj;
   const shaped = shape(docSchema, coerced, source);
   const rejects = [...shaped.rejects, ...notes(shaped.rejects.length === 0 ? checks(coerced) : [], source)];
   const input = toInput(coerced);
   const r = schema.safeParse(input);
   const deferred = [...shaped.deferred, ...(r.success ? [] : issuesToProblems(r.error.issues, { schema, input, source, userPath: userPath(coerced) }))];
-  return { ...(r.success ? { value: r.data } : {}), rejects, deferred: without(deferred, rejects), warnings: shaped.warnings };
+  return { ...(r.success ? { value: r.data } : {}), rejects, deferred: without(deferred, rejects), warnings: [...folded, ...shaped.warnings] };
 }
 
 /** sealer's own checks of a Config: a path and data (its decoder refuses either empty). */

@@ -76,6 +76,22 @@ describe("sealer's fields as sealer writes them", () => {
     ]);
   });
 
+  it("matches field names in any case, as Go's JSON decoding in sealer does", () => {
+    const text = `apiVersion: sealer.io/v2
+kind: Cluster
+metadata: {name: my-cluster}
+Spec:
+  Image: kubernetes:v1.19.8
+  SSH: {Passwd: s3cret-Pa55}
+  Hosts:
+    - IPS: [ 10.0.0.1 ]
+      Roles: [ master ]
+`;
+    const r = parseClusterfile(text);
+    expect([r.spec.image, r.spec.ssh.password, r.spec.hosts]).toEqual(["kubernetes:v1.19.8", "s3cret-Pa55", [{ ips: ["10.0.0.1"], roles: ["master"] }]]);
+    expect(r.warnings.map(formatProblem)).toContain(`${SOURCE}: spec.hosts[0].IPS: read as ips (sealer matches field names in any case): write ips`);
+  });
+
   it("drops env entries sealer drops (no '=', or one sealer sets itself) with a warning", () => {
     const text = sealerCluster(master, "  env:\n    - A=1\n    - justaword\n    - RegistryURL=evil:5000");
     expect(parseClusterfile(text).spec.env).toEqual({ A: "1" });
