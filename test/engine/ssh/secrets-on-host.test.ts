@@ -14,19 +14,13 @@ import { runOnHost } from "../../support/hosts";
 const FIRST = 176;
 
 /**
- * sudo is not installed on this machine (so not on its sandbox hosts): this stand-in behaves as
- * sudo does where it matters here — it logs the command line it was given (sudo's
- * `COMMAND=...` log line), reads the password line with -S, and stays the parent of the command
- * while it runs, its own command line in the process list all along.
+ * The real sudo (Debian's, which setup installs; the hosts see the machine's binaries), with its
+ * own log file: it logs the command line it was given and shows it in ps while the command runs.
  */
-const SUDO_STAND_IN = `#!/bin/sh
-mode=n
-while [ $# -gt 0 ]; do
-  case "$1" in -n) mode=n; shift;; -k) shift;; -S) mode=S; shift;; -p) shift 2;; --) shift; break;; *) break;; esac
-done
-echo "sudo: deploy : COMMAND=$*" >> /var/log/sudo-stand-in.log
-if [ "$mode" = S ]; then IFS= read -r pw; [ "$pw" = deploy-sudo-pw ] || { echo "sudo: 1 incorrect password attempt" >&2; exit 1; }; fi
-"$@"
+const SUDOERS = `Defaults logfile=/var/log/sudo.log
+Defaults !syslog
+Defaults loglinelen=0
+deploy ALL=(ALL:ALL) ALL
 `;
 
 let parent: string;
@@ -41,9 +35,9 @@ beforeAll(async () => {
   const host = sb.hosts[0]!;
   conn = await SshConnection.connect({ host: host.ip, privateKeyPath: sb.ssh.pk, hostKey: { knownHosts: sb.ssh.knownHosts } });
   await conn.run(
-    "useradd -m -p '*' deploy && mkdir -p ~deploy/.ssh && cp /root/.ssh/authorized_keys ~deploy/.ssh/ && chown -R deploy ~deploy/.ssh && " +
-      "cat > /usr/local/bin/sudo && chmod 755 /usr/local/bin/sudo && touch /var/log/sudo-stand-in.log && chmod 666 /var/log/sudo-stand-in.log",
-    { stdin: SUDO_STAND_IN },
+    "useradd -m deploy && echo 'deploy:deploy-sudo-pw' | chpasswd && mkdir -p ~deploy/.ssh && cp /root/.ssh/authorized_keys ~deploy/.ssh/ && chown -R deploy ~deploy/.ssh && " +
+      "cat > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy",
+    { stdin: SUDOERS },
   );
   deploy = await SshConnection.connect({
     host: host.ip,
@@ -78,8 +72,8 @@ describe("a command's env on a real host", () => {
     expect(seen).toContain("sleep 2");
     expect(seen).not.toContain(secret);
     expect(seen).not.toContain("line 'two'");
-    const log = (await runOnHost(sb, sb.hosts[0]!, "cat /var/log/sudo-stand-in.log")).stdout;
-    expect(log).toContain("COMMAND=");
+    const log = (await runOnHost(sb, sb.hosts[0]!, "cat /var/log/sudo.log")).stdout;
+    expect(log).toMatch(/deploy : .*USER=root ; COMMAND=\/usr\/bin\/sh -c /);
     expect(log).not.toContain(secret);
     // ... and the command got them, newlines and quotes and all.
     expect(result.stdout).toBe(`${secret}|line one\nline 'two'\n$HOME \`x\`|`);
