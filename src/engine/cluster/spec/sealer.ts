@@ -47,7 +47,8 @@ const sealerHostSchema = z.strictObject({
   taints: strList,
 });
 
-const registryConfigFields = { domain: str, port: num, username: str, password: str };
+// A registry port is an int in sealer's type: "5000" in quotes is refused by its decoder (an ssh port is a string there, and either is read).
+const registryConfigFields = { domain: str, port: z.number().optional(), username: str, password: str };
 
 const sealerClusterSpecSchema = z.strictObject({
   image: str,
