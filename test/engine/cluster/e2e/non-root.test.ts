@@ -5,12 +5,12 @@
  * what every process on the hosts showed while it ran (`ps` reads the same /proc), by sudo's log
  * and by everything sealant said.
  */
-import { readdir, readFile, rm, mkdtemp } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyCluster, resetCluster, type ClusterEvent } from "../../../../src/engine/cluster";
-import { parseClusterSpec, type ClusterSpec } from "../../../../src/engine/cluster/spec";
+import { parseClusterfile, parseClusterSpec, type ClusterSpec } from "../../../../src/engine/cluster/spec";
 import { hostExec, sandboxDown, sandboxUp, type Sandbox } from "../../../../src/engine/sandbox";
 import { Session } from "../../../../src/engine/session";
 import type { Bed } from "../../../support/bed";
@@ -181,4 +181,30 @@ describe("a non-root user whose sudo asks for a password, root login refused", (
     await resetCluster({ session: bed.session, spec: spec("etcd-deploy", [...cluster, bed.ips[4]!]) });
     for (const ip of [...cluster, bed.ips[4]!]) expect(await hostSh(ip, "ls /var/lib/sealant 2>/dev/null; pgrep -x etcd || true")).toBe("");
   }, 60_000);
+
+  it("GIVEN sealer's Clusterfile for such hosts (user deploy, passwd, pk) WHEN applied THEN the same healthy cluster, and no password anywhere sealant or the hosts show", async () => {
+    // sealer's Clusterfile names no known_hosts: the user trusts the hosts once in sealant's own.
+    await copyFile(sb.ssh.knownHosts, join(bed.home, "known_hosts"));
+    const text = [
+      "apiVersion: sealer.io/v2",
+      "kind: Cluster",
+      "metadata: {name: etcd-sealer}",
+      "spec:",
+      `  image: ${image}`,
+      "  hosts:",
+      `    - {ips: [${cluster.join(", ")}], roles: [master]}`,
+      `  ssh: {user: deploy, passwd: "${sb.ssh.passwd}", pk: ${sb.ssh.pk}}`,
+      "",
+    ].join("\n");
+    const sealerSpec = parseClusterfile(text).spec;
+    const watch = watchProcesses(sb.ssh.passwd);
+    const events: ClusterEvent[] = [];
+    await applyCluster({ session: bed.session, spec: sealerSpec, onEvent: (e) => events.push(e) });
+    const { seen } = await watch.stop();
+    expect(await etcdHealthy(cluster)).toBe(true);
+    expect(seen).toEqual([]);
+    expect(JSON.stringify(events)).not.toContain(sb.ssh.passwd);
+    await resetCluster({ session: bed.session, spec: sealerSpec });
+    for (const ip of cluster) expect(await hostSh(ip, "ls /var/lib/sealant 2>/dev/null; pgrep -x etcd || true")).toBe("");
+  }, 120_000);
 });
