@@ -34,7 +34,7 @@ export const SUDO_LOG = "/var/log/sudo.log";
 /**
  * Writes the user's sudoers rule into the host's upper layer (the user itself is made by the
  * launcher, inside the host, with the machine's useradd). sudo's log goes to a file of the host's
- * own, not the machine's syslog. Debian's `Defaults use_pty` stays: it is what users have.
+ * own, not the machine's syslog. Debian's `Defaults use_pty` and sudo's first-time lecture stay: they are what users have.
  */
 export async function prepareLoginUser(upper: string, user: LoginUser): Promise<void> {
   if (user.name === "root") return;
@@ -46,7 +46,6 @@ export async function prepareLoginUser(upper: string, user: LoginUser): Promise<
     "Defaults !syslog",
     // One line per entry (sudo wraps at 80 columns by default): a test can grep it.
     "Defaults loglinelen=0",
-    "Defaults lecture=never",
     `${user.name} ALL=(ALL:ALL) ${rule}`,
     "",
   ].join("\n");
