@@ -22,7 +22,7 @@ Registries and archives:
   load       Read images from an OCI archive
   login      Store credentials for a registry
   logout     Remove stored credentials
-Clusters (from a Clusterfile, -f; sealant's or sealer's v2):
+Clusters (from a Clusterfile, -f; sealant's or any of sealer's):
   plan       Show what apply would do, host by host; change nothing
   apply      Create the cluster or make it match the Clusterfile (join, remove, upgrade)
   delete     Remove hosts from the cluster (--nodes IP,...)
@@ -30,6 +30,7 @@ Clusters (from a Clusterfile, -f; sealant's or sealer's v2):
   check      Check every host: reachable, a member, the runtime's check passing
   exec       Run a command on the cluster's hosts (-- COMMAND)
   unlock     Break a stale cluster lock
+  convert    Write a sealer Clusterfile (any format) as sealant's own
 Hosts:
   sandbox    Local test hosts (namespaces + sshd on 127.0.10.N; needs root)
 
