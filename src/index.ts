@@ -18,6 +18,7 @@ export type {
   ClusterRegistryArgs,
   ConfigArgs,
   EnvArgs,
+  ExternalRegistryArgs,
   HostAliasArgs,
   HostSettingsArgs,
   PluginArgs,

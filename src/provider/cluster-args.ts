@@ -99,10 +99,29 @@ export interface ClusterRegistryArgs {
   readonly ha?: pulumi.Input<boolean>;
   /** Serve plain HTTP (no certificate). @default false */
   readonly insecure?: pulumi.Input<boolean>;
-  /** An existing registry at domain:port instead of the local one. @default false */
-  readonly external?: pulumi.Input<boolean>;
+  /** An existing registry the image's container images are pushed to, instead of the local one (then the fields above are not used). */
+  readonly external?: pulumi.Input<ExternalRegistryArgs>;
   /** More names and IPs for the local registry's certificate. */
   readonly subjectAltNames?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/**
+ * A registry the cluster uses instead of running its own (Harbor, a cloud registry): the image's
+ * container images are pushed there, and every host's container runtime pulls them from it,
+ * under their original names, trusting `ca` and logging in with username/password.
+ */
+export interface ExternalRegistryArgs {
+  /** Its host name (or IPv4 address), as the hosts and the machine running Pulumi reach it. */
+  readonly domain: pulumi.Input<string>;
+  /** @default 443 (the domain alone is the registry's name) */
+  readonly port?: pulumi.Input<number | string>;
+  /** Repositories go under this path (a Harbor project: `sealant` gives `sealant/docker.io/library/nginx`). */
+  readonly namespace?: pulumi.Input<string>;
+  readonly username?: pulumi.Input<string>;
+  /** Secret (the whole `registry` input is made secret). */
+  readonly password?: pulumi.Input<string>;
+  /** The CA its certificate is signed by, when not a public one: PEM text or a file path. */
+  readonly ca?: pulumi.Input<string>;
 }
 
 /** A script run at a lifecycle phase (sealer's Plugin). */

@@ -12,6 +12,7 @@ export type {
   ClusterRegistryArgs,
   ConfigArgs,
   EnvArgs,
+  ExternalRegistryArgs,
   HostAliasArgs,
   HostSettingsArgs,
   PluginArgs,

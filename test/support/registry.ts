@@ -46,6 +46,14 @@ export interface StartRegistryOptions {
   proxyRemoteUrl?: string;
   /** Serve HTTPS with a self-signed certificate for 127.0.0.1 (made by openssl; PEM in `tlsCert`). */
   tls?: boolean;
+  /**
+   * With `tls`: sign the server certificate with a private CA of its own instead (as a company's
+   * Harbor is), the CA's PEM in `tlsCert`; the server certificate is not a CA and cannot be
+   * trusted alone. @default false
+   */
+  privateCa?: boolean;
+  /** Extra subject alternative names of the TLS certificate (`DNS:x`, `IP:y`). */
+  tlsNames?: string[];
 }
 
 /** What crosses from globalSetup to the test workers (plain JSON). */
@@ -56,7 +64,7 @@ export interface RegistryInfo {
   storageDir: string;
   auth: RegistryAuthKind;
   users: RegistryUser[];
-  /** TLS variant: the registry's self-signed certificate (PEM), to trust it as a CA. */
+  /** TLS variant: the registry's self-signed certificate (PEM), to trust it as a CA; with `privateCa`, that CA's certificate. */
   tlsCert?: string;
 }
 
@@ -119,26 +127,31 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     if (opts.tls) {
       const keyPath = path.join(dir, "tls.key");
       const certPath = path.join(dir, "tls.crt");
-      await execFileP("openssl", [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        keyPath,
-        "-out",
-        certPath,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      ]);
-      tlsCert = await fs.readFile(certPath, "utf8");
+      const names = ["IP:127.0.0.1", "DNS:localhost", ...(opts.tlsNames ?? [])].join(",");
+      if (opts.privateCa) {
+        tlsCert = await signedByPrivateCa(dir, keyPath, certPath, names);
+      } else {
+        await execFileP("openssl", [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          keyPath,
+          "-out",
+          certPath,
+          "-days",
+          "2",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-addext",
+          `subjectAltName=${names}`,
+        ]);
+        tlsCert = await fs.readFile(certPath, "utf8");
+      }
       tlsConfig = `  tls:\n    certificate: ${certPath}\n    key: ${keyPath}\n`;
     }
     let lastError: Error | undefined;
@@ -195,6 +208,35 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     await fs.rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** A CA (kept in `dir`) and a server key and certificate it signs for `names`; returns the CA's PEM. */
+async function signedByPrivateCa(dir: string, keyPath: string, certPath: string, names: string): Promise<string> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const ca = { key: path.join(dir, "ca.key"), crt: path.join(dir, "ca.crt") };
+  await execFileP("openssl", [
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    ca.key,
+    "-out",
+    ca.crt,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=sealant test private CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  const csr = path.join(dir, "tls.csr");
+  const ext = path.join(dir, "tls.ext");
+  await fs.writeFile(ext, `subjectAltName=${names}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`);
+  await execFileP("openssl", ["req", "-new", ...ec, "-keyout", keyPath, "-out", csr, "-subj", "/CN=registry"]);
+  await execFileP("openssl", ["x509", "-req", "-in", csr, "-CA", ca.crt, "-CAkey", ca.key, "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", certPath]);
+  return fs.readFile(ca.crt, "utf8");
 }
 
 /** The registries global-setup starts once for the whole run. */

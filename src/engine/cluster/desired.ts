@@ -1,3 +1,4 @@
+import { externalRegistryPlan } from "./host/external-registry";
 import type { ClusterImage } from "./host/image";
 import { hasLaunch } from "./host/launch";
 import { plannedPlugins } from "./host/plugins";
@@ -21,6 +22,8 @@ export function imageHasRegistry(image: ClusterImage): boolean {
 /** The spec and image, reduced to what the planner decides on. */
 export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: readonly ResolvedHost[]): DesiredCluster {
   const registry = imageHasRegistry(image) && !spec.registry.external ? { servers: registryServers(spec, hosts) } : undefined;
+  const ext = spec.registry.external;
+  const externalRegistry = ext && imageHasRegistry(image) ? externalRegistryPlan(ext, image, spec.name) : undefined;
   return {
     name: spec.name,
     image: image.ref,
@@ -29,6 +32,7 @@ export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: re
     upgrade: { maxUnavailable: spec.upgrade.strategy === "all-at-once" ? hosts.length : spec.upgrade.maxUnavailable },
     configDigest: configDigest(spec),
     ...(registry ? { registry } : {}),
+    ...(externalRegistry ? { externalRegistry } : {}),
     plugins: plannedPlugins(spec.plugins, hosts),
     launch: hasLaunch(image.metadata, spec.apps),
     bootstrap: findRuntime(image.metadata)?.bootstrap ?? "every-host",

@@ -60,7 +60,7 @@ export interface ClientOptions {
 }
 
 export const DEFAULT_CERTS_DIR = "/etc/containerd/certs.d";
-const CA_FILE = "sealant-registry-ca.crt";
+export const CA_FILE = "sealant-registry-ca.crt";
 
 /** The source registry of each image reference (`nginx:1` -> `docker.io`), deduplicated and sorted. */
 export function registryDomains(images: string[]): string[] {
@@ -264,7 +264,7 @@ function paths(dataRoot: string): Paths {
 }
 
 const opts = (signal?: AbortSignal, extra: ExecOptions = {}): ExecOptions => ({ sudo: true, ...(signal ? { signal } : {}), ...extra });
-const marker = (dataRoot: string) => `# sealant-cluster: ${dataRoot}`;
+export const marker = (dataRoot: string) => `# sealant-cluster: ${dataRoot}`;
 const hostPort = (ip: string, port: number) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`);
 
 function check(s: RegistrySetup): void {
@@ -281,7 +281,7 @@ function check(s: RegistrySetup): void {
     throw new Error("registry password: must not be empty or contain line breaks");
 }
 
-function checkDataRoot(d: string): void {
+export function checkDataRoot(d: string): void {
   if (!d.startsWith("/") || posix.normalize(d) === "/" || d.split("/").includes("..") || /[\n\r]/.test(d))
     throw new Error(`data root "${d}": expected an absolute path other than /`);
 }
@@ -319,12 +319,11 @@ function registryConfig(c: { binary: string; root: string; addr: string; tls?: P
   );
 }
 
-/** Replaces a file only when its content differs (atomically: temp file + rename); true when it did. */
 /**
- * Writes a file through a temp file of its own (several clusters may write one certs.d file at
+ * Replaces a file only when its content differs (true when it did). Writes it through a temp file of its own (several clusters may write one certs.d file at
  * once), under the host's certs.d lock so that no removal by another cluster interleaves.
  */
-async function writeIfChanged(conn: Connection, path: string, content: string, mode: number, signal?: AbortSignal): Promise<boolean> {
+export async function writeIfChanged(conn: Connection, path: string, content: string, mode: number, signal?: AbortSignal): Promise<boolean> {
   const f = q(path);
   const script = [
     `set -e; mkdir -p ${q(posix.dirname(path))}; umask 077`,
@@ -365,7 +364,7 @@ function stopCommand(p: Paths): string {
 }
 
 /** certs.d dirs whose hosts.toml this cluster wrote. */
-async function markedDirs(conn: Connection, certsDir: string, dataRoot: string, signal?: AbortSignal): Promise<string[]> {
+export async function markedDirs(conn: Connection, certsDir: string, dataRoot: string, signal?: AbortSignal): Promise<string[]> {
   const r = await conn.run(`grep -lxF -- ${q(marker(dataRoot))} ${q(certsDir)}/*/hosts.toml 2>/dev/null || true`, opts(signal));
   return r.stdout
     .split("\n")
@@ -373,7 +372,7 @@ async function markedDirs(conn: Connection, certsDir: string, dataRoot: string, 
     .map((f) => posix.dirname(f));
 }
 
-async function removeDirs(conn: Connection, dirs: string[], dataRoot: string, signal?: AbortSignal): Promise<void> {
+export async function removeDirs(conn: Connection, dirs: string[], dataRoot: string, signal?: AbortSignal): Promise<void> {
   if (dirs.length === 0) return;
   // Only our files, checked again under the lock (another cluster may have written the dir since
   // it was listed); the dir goes only when nothing else is left in it.

@@ -10,6 +10,7 @@ import {
   LAUNCH,
   LEAVE,
   MIRRORS,
+  PUSH,
   REGISTRY,
   RENDER,
   RESET,
@@ -166,6 +167,19 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       ...servers.map((h) => step(h, REGISTRY, `serve the image's registry on ${h.ip}`, regVersion)),
       ...desired.hosts.map((h) => step(h, MIRRORS, `point ${h.ip}'s container runtime at the cluster's registry`, regVersion)),
     ]);
+  }
+  if (desired.externalRegistry) {
+    // No registry of the cluster's own: the images go to the external one (from this machine,
+    // recorded on the first master), and every host's container runtime is pointed at it.
+    const ext = desired.externalRegistry;
+    const n = `${ext.images} container image${ext.images === 1 ? "" : "s"}`;
+    phase(PUSH, `Push the container images to ${ext.endpoint}`, "serial", [step(firstMaster, PUSH, `push ${n} to ${ext.endpoint}`, `${img}.${ext.version}`)]);
+    phase(
+      MIRRORS,
+      `Point the hosts at ${ext.endpoint}`,
+      "parallel",
+      desired.hosts.map((h) => step(h, MIRRORS, `point ${h.ip}'s container runtime at ${ext.endpoint}`, `${version}.${ext.version}`)),
+    );
   }
   if (added.length > 0) {
     plugins("pre-init-host", added);

@@ -40,6 +40,11 @@ export interface DesiredCluster {
   configDigest: string;
   /** The cluster's registry: the hosts that serve the image's registry/ (absent: the image carries no container images). */
   registry?: { servers: string[] };
+  /**
+   * The external registry the image's container images are pushed to instead (`registry.external`):
+   * its `domain[:port]`, how many images, and a version of its settings (hosts are re-pointed when it changes).
+   */
+  externalRegistry?: { endpoint: string; images: number; version: string };
   /** Plugins at their phases, scope already resolved to IPs (undefined scope: the phase's default hosts). */
   plugins?: PlannedPlugin[];
   /** Whether the image or spec has apps / CMDS to launch on the first master once the cluster is up. */
@@ -95,7 +100,8 @@ export interface CurrentCluster {
 export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfigure" | "reset";
 
 /** What a step does; `hook:<name>` runs that lifecycle command of the image's runtime. */
-export type StepKind = "distribute" | "render" | "registry" | "mirrors" | "launch" | "cleanup" | "host-settings" | `hook:${string}` | `plugin:${string}`;
+export type StepKind =
+  "distribute" | "render" | "registry" | "push" | "mirrors" | "launch" | "cleanup" | "host-settings" | `hook:${string}` | `plugin:${string}`;
 
 export interface PlanStep {
   /**

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { InvalidReferenceError, parseReference } from "../../image/reference";
 import { parseEnvList, parseEnvMap, type Env } from "./env";
+import { externalRegistrySchema } from "./external-registry";
 import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
 import {
   appNameProblem,
@@ -221,8 +222,8 @@ export const registrySchema = z.strictObject({
   ha: z.boolean().default(true),
   /** Serve plain HTTP (no certificate). @default false */
   insecure: z.boolean().default(false),
-  /** An existing registry at domain:port instead of the local one. @default false */
-  external: z.boolean().default(false),
+  /** An existing registry the image's container images are pushed to, instead of the local one (then the fields above are not used). */
+  external: externalRegistrySchema.optional(),
   /** More names and IPs for the local registry's certificate. */
   subjectAltNames: z.array(checkedString(subjectAltNameProblem)).optional(),
 });
@@ -385,6 +386,8 @@ export type SshConfig = ClusterSpec["ssh"];
 export type SshOverride = z.output<typeof sshOverrideSchema>;
 export type Bastion = z.output<typeof bastionSchema>;
 export type RegistryConfig = ClusterSpec["registry"];
+export type { ExternalRegistryConfig } from "./external-registry";
+export { externalRegistrySchema };
 export type PluginSpec = z.output<typeof pluginSchema>;
 export type ConfigSpec = z.output<typeof configSchema>;
 export type AppsSpec = ClusterSpec["apps"];

@@ -18,6 +18,7 @@ import { launch } from "./launch";
 import { leave } from "./leave";
 import { mirrors } from "./mirrors";
 import { plugin } from "./plugin";
+import { push } from "./push";
 import { registry } from "./registry";
 import { render } from "./render";
 import { reset } from "./reset";
@@ -28,6 +29,7 @@ export const STEP_KINDS: readonly StepKindDef[] = [
   distribute,
   render,
   registry,
+  push,
   mirrors,
   initHost,
   bootstrap,

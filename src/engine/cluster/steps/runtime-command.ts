@@ -2,6 +2,7 @@ import { shellQuote, type Connection } from "../../ssh";
 import type { ClusterContext } from "../host/context";
 import type { ClusterHost } from "../host/connect";
 import { commandEnv, runStreamed } from "../host/commands";
+import { externalEndpoint } from "../host/external-registry";
 import { launchCommands } from "../host/launch";
 import type { RegistrySetup } from "../host/registry";
 import { isMaster } from "../plan/roles";
@@ -27,7 +28,11 @@ export function runtimeContextOf(ctx: ClusterContext, registry: RegistrySetup | 
     env: { ...ctx.image.metadata.env, ...spec.env },
     dataRoot: ctx.layout.root,
     ...(version ? { runtimeVersion: version } : {}),
-    ...(registry || spec.registry.external ? { registry: `${spec.registry.domain}:${spec.registry.port}` } : {}),
+    ...(spec.registry.external
+      ? { registry: externalEndpoint(spec.registry.external) }
+      : registry
+        ? { registry: `${spec.registry.domain}:${spec.registry.port}` }
+        : {}),
     settings: spec.runtime,
     ...(bootstrapApps.length > 0 ? { bootstrapApps: launchCommands(meta, { launch: bootstrapApps }) } : {}),
   };

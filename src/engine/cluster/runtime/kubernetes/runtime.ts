@@ -38,6 +38,7 @@ function command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): R
       // The image's container runtime and kubelet set-up (sealer's scripts), its binaries, and
       // the API's stable name: the first master on masters, the VIP on other hosts.
       return run(`if [ -f scripts/containerd.sh ]; then sh scripts/containerd.sh; elif [ -f scripts/docker.sh ]; then sh scripts/docker.sh; fi
+${externalRegistryAuth(ctx)}
 for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then install -m 0755 bin/$b /usr/bin/$b; fi; done
 if [ -f scripts/init-kube.sh ]; then sh scripts/init-kube.sh; fi
 ${
@@ -137,6 +138,7 @@ for b in kubelet kubectl crictl; do if [ -f bin/$b ]; then install -m 0755 bin/$
 # The new image's container runtime and kubelet set-up (e.g. its pause image: containerd's
 # sandbox image must be one the new image's registry serves).
 if [ -f scripts/containerd.sh ]; then sh scripts/containerd.sh; elif [ -f scripts/docker.sh ]; then sh scripts/docker.sh; fi
+${externalRegistryAuth(ctx)}
 if [ -f scripts/init-kube.sh ]; then sh scripts/init-kube.sh; fi
 systemctl daemon-reload && systemctl restart kubelet`,
         { before: drain(host.ip, ctx), after: onNode(host.ip, `kubectl uncordon "$n"`) },
@@ -185,6 +187,16 @@ done
 hosts_line ${API_SERVER_DOMAIN} ""
 for b in kubeadm kubectl kubelet crictl lvscare; do if [ -f bin/$b ]; then rm -f /usr/bin/$b; fi; done`);
   }
+}
+
+/**
+ * The external registry's login put back into containerd's config.toml, which the image's
+ * container runtime script has just rewritten (the script is sealant's mirrors step's, see
+ * host/external-registry-clients.ts; absent without registry.external).
+ */
+function externalRegistryAuth(ctx: RuntimeContext): string {
+  const script = shellQuote(`${ctx.dataRoot.replace(/\/$/, "")}/registry/containerd-auth.sh`);
+  return `if [ -f ${script} ]; then sh ${script} > /dev/null; fi`;
 }
 
 /** The image's pod network and DNS (its bootstrap apps), from its rootfs, as soon as the API answers. */
