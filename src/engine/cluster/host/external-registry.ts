@@ -7,8 +7,8 @@
  * external-registry-clients.ts) and pods keep their original image names.
  *
  * The push is idempotent and resumes: blobs and manifests the registry has are skipped (a HEAD
- * each), blobs another repository of it has are mounted, and only what is missing is streamed
- * out of the image's layers.
+ * each), a blob that another of the pushed repositories holds there is mounted, and only what
+ * is missing is streamed out of the image's layers.
  */
 import { createHmac } from "node:crypto";
 import { readFile } from "node:fs/promises";
