@@ -7,7 +7,7 @@ import type { ClusterSpec } from "./schema";
 
 /*
  * The only part of the spec module that touches the file system: reading a Clusterfile and the
- * private key files its `pk` / `privateKeyPath` fields name.
+ * private key files its `pk` / `privateKeyPath` fields name (and an external registry's CA file).
  */
 
 export interface KeyFileOptions {
@@ -81,6 +81,20 @@ export async function resolveKeyFiles(spec: ClusterSpec, options: KeyFileOptions
       }
     }),
   );
+  const ext = out.registry.external;
+  if (ext?.ca !== undefined && !ext.ca.includes("-----BEGIN")) {
+    // The external registry's CA named by a file: read here, relative to the Clusterfile, so a changed CA is a changed spec.
+    const file = expandPath(ext.ca, options.baseDir, home);
+    try {
+      const pem = await read(file);
+      if (/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(pem)) ext.ca = pem;
+      else problems.push({ ...locate(["registry", "external", "ca"]), message: `"${file}" holds no PEM certificate (-----BEGIN CERTIFICATE-----)` });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : err instanceof Error ? err.message : String(err);
+      problems.push({ ...locate(["registry", "external", "ca"]), message: `cannot read CA file "${file}": ${why}` });
+    }
+  }
   if (problems.length > 0) throw new ClusterSpecError(problems.sort((a, b) => a.path.localeCompare(b.path)));
   return out;
 }

@@ -3,8 +3,11 @@
  * itself (domain, port, namespace, login, CA), each value checked where it is written, the
  * password never shown.
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseClusterfile, parseClusterSpec } from "../../../../src/engine/cluster/spec";
+import { loadClusterfile, parseClusterfile, parseClusterSpec } from "../../../../src/engine/cluster/spec";
 import { inputProblems } from "./helpers";
 
 const base = { name: "c1", image: "example/app:1", hosts: [{ ips: ["10.0.0.2"], roles: ["master"] }], ssh: { password: "pw" } };
@@ -70,5 +73,22 @@ spec:
 
   it("GIVEN a CA as PEM text WHEN read THEN it is kept as given", () => {
     expect(parseClusterSpec({ ...base, registry: { external: { domain: "h.example", ca: PEM } } }).registry.external?.ca).toBe(PEM);
+  });
+
+  it("GIVEN a Clusterfile naming its CA file relative to itself WHEN loaded THEN the CA's PEM is in the spec; a missing file is named at its field", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sealant-ext-ca-"));
+    try {
+      const doc = (ca: string) =>
+        `apiVersion: sealant.io/v1\nkind: Cluster\nmetadata: {name: c1}\nspec:\n  image: example/app:1\n  hosts: [{ips: [10.0.0.2], roles: [master]}]\n  ssh: {password: pw}\n  registry: {external: {domain: h.example, ca: ${ca}}}\n`;
+      await writeFile(join(dir, "harbor-ca.pem"), PEM);
+      await writeFile(join(dir, "Clusterfile"), doc("harbor-ca.pem"));
+      expect((await loadClusterfile(join(dir, "Clusterfile"))).spec.registry.external?.ca).toBe(PEM);
+      await writeFile(join(dir, "Clusterfile"), doc("missing.pem"));
+      await expect(loadClusterfile(join(dir, "Clusterfile"))).rejects.toThrow(
+        /spec\.registry\.external\.ca.*cannot read CA file ".*missing\.pem": no such file/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
