@@ -85,7 +85,8 @@ describe("an external registry (TLS with a private CA, htpasswd) instead of the 
   }, 240_000);
   afterAll(async () => {
     await upstream?.stop();
-    await runOnHost(bed.sandbox, node, `pkill -f '[c]ontainerd --config ${CONFIG}' || true`).catch(() => undefined);
+    // The containerd this test started, by its pid (the host's teardown would end it too).
+    await runOnHost(bed.sandbox, node, "[ -f /run/ctd/pid ] && kill $(cat /run/ctd/pid) || true").catch(() => undefined);
     await bed?.close();
     await harbor?.stop();
   });
@@ -122,8 +123,12 @@ describe("an external registry (TLS with a private CA, htpasswd) instead of the 
     psLog = `/tmp/ps-${NAME}.log`;
     for (const ip of bed.ips)
       await onHost(bed.sandbox, ip, `setsid -f sh -c 'while [ ! -e /tmp/ps-stop ]; do ps -eo args >> ${psLog}; sleep 0.02; done' > /dev/null 2>&1 < /dev/null`);
-    const r = await apply(spec({ ca: harbor.tlsCert! }));
-    for (const ip of bed.ips) await onHost(bed.sandbox, ip, "touch /tmp/ps-stop");
+    let r;
+    try {
+      r = await apply(spec({ ca: harbor.tlsCert! }));
+    } finally {
+      for (const ip of bed.ips) await onHost(bed.sandbox, ip, "touch /tmp/ps-stop");
+    }
     expect(r.plan.actions).toEqual(["create"]);
     expect(r.plan.phases.map((p) => p.name)).toEqual(expect.arrayContaining(["push", "mirrors"]));
 
@@ -152,7 +157,7 @@ describe("an external registry (TLS with a private CA, htpasswd) instead of the 
     );
     expect(await onHost(bed.sandbox, node, `stat -c %a ${DATA_ROOT}/registry/containerd-auth.toml`)).toBe("600");
 
-    await onHost(bed.sandbox, node, `setsid -f containerd --config ${CONFIG} > /run/ctd/log 2>&1 < /dev/null`);
+    await onHost(bed.sandbox, node, `setsid -f sh -c 'echo $$ > /run/ctd/pid; exec containerd --config ${CONFIG}' > /run/ctd/log 2>&1 < /dev/null`);
     await onHost(
       bed.sandbox,
       node,
