@@ -32,6 +32,7 @@ export const registryOptions = {
   insecure: { type: "boolean", default: false },
   "allow-http-credentials": { type: "boolean", default: false },
   timeout: { type: "string" },
+  registries: { type: "string" },
 } as const;
 
 export const REGISTRY_HELP = `      --insecure               allow unverified TLS, or plain HTTP, to non-loopback registries;
@@ -39,13 +40,21 @@ export const REGISTRY_HELP = `      --insecure               allow unverified TL
       --allow-http-credentials with --insecure: send credentials over plain HTTP too (only on a
                                network you trust: anyone on the way can read them)
       --timeout DURATION       give up after this long (e.g. 90s, 10m, 1h; a bare number is
-                               seconds; default 1h; 0: never)`;
+                               seconds; default 1h; 0: never)
+      --registries FILE        per-registry mirrors, auth, CA, plain HTTP and proxy (k3s's
+                               registries.yaml shape; default $SEALANT_HOME/registries.yaml)`;
 
 /** What the registry options mean to a Session: pass the result to Session.open. */
-export function registrySessionOptions(values: { insecure?: boolean; "allow-http-credentials"?: boolean; timeout?: string | undefined }): {
+export function registrySessionOptions(values: {
+  insecure?: boolean;
+  "allow-http-credentials"?: boolean;
+  timeout?: string | undefined;
+  registries?: string | undefined;
+}): {
   insecure: boolean;
   allowHttpCredentials: boolean;
   timeoutMs?: number;
+  registries?: string;
 } {
   if (values["allow-http-credentials"] && !values.insecure) {
     throw new UsageError("--allow-http-credentials only applies with --insecure (plain HTTP is used only for a registry marked insecure)");
@@ -54,6 +63,7 @@ export function registrySessionOptions(values: { insecure?: boolean; "allow-http
     insecure: values.insecure ?? false,
     allowHttpCredentials: values["allow-http-credentials"] ?? false,
     ...(values.timeout !== undefined ? { timeoutMs: parseDuration(values.timeout, "--timeout") } : {}),
+    ...(values.registries !== undefined ? { registries: values.registries } : {}),
   };
 }
 

@@ -1,13 +1,10 @@
-import { RegistryClient } from "../../engine/image/registry";
-import { staticCredentials } from "../../engine/image/credentials";
-import { isLoopbackRegistry } from "../../engine/image/reference";
 import { formatDuration } from "../../engine/image/transfer";
 import { Session } from "../../engine/session";
 import { REGISTRY_HELP, parse, registryOptions, registrySessionOptions } from "../args";
 import { UsageError } from "../errors";
 import type { Command } from "./command";
 
-const loginUsage = `Usage: sealant login REGISTRY -u USER (-p PASSWORD | --password-stdin) [--insecure] [--timeout DURATION]
+const loginUsage = `Usage: sealant login REGISTRY -u USER (-p PASSWORD | --password-stdin) [--insecure] [--timeout DURATION] [--registries FILE]
 
 Check the credentials against REGISTRY and store them in $SEALANT_HOME/auth.json (mode 0600).
 Prefer --password-stdin: a password given with -p is visible to other users in the process list.
@@ -38,12 +35,9 @@ export const login: Command = {
     const options = registrySessionOptions(values);
     if (values.password !== undefined) process.stderr.write("warning: a password given with -p is visible in the process list; prefer --password-stdin\n");
     const registry = positionals[0]!;
-    const client = new RegistryClient(registry, {
-      insecure: options.insecure && !isLoopbackRegistry(registry),
-      allowHttpCredentials: options.allowHttpCredentials,
-      credentials: staticCredentials({ username: values.username, password }),
-      retries: 1,
-    });
+    // The registries file says how to reach it (CA, plain HTTP, proxy); the credentials are these.
+    const session = await Session.open(options);
+    const client = session.clientWithCredentials(registry, { username: values.username, password }, { retries: 1 });
     const timeoutMs = options.timeoutMs ?? LOGIN_TIMEOUT_MS;
     const deadline = timeoutMs > 0 ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : signal;
     try {
@@ -54,7 +48,6 @@ export const login: Command = {
     } finally {
       client.close();
     }
-    const session = await Session.open();
     await session.credentials.login(registry, values.username, password);
     process.stdout.write(`login succeeded for ${registry}\n`);
   },

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
-import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
+import type { IncomingMessage } from "node:http";
 import { basename, join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { proxiedRequest, proxyFromEnv, proxyLabel, TunnelAgent, type ProxyRule } from "../image/registry/proxy";
 import { BuildInputError, type Where } from "./context";
 
 /** Bounds on one http(s) download of ADD or APP/CNI/CSI; every field has a default. */
@@ -39,7 +39,7 @@ export async function downloadSource(
   url: string,
   scratch: string,
   where: Where,
-  opts: { signal?: AbortSignal; checksum?: string; limits?: DownloadLimits } = {},
+  opts: { signal?: AbortSignal; checksum?: string; limits?: DownloadLimits; proxy?: ProxyRule } = {},
 ): Promise<string> {
   const limits = { ...DEFAULT_DOWNLOAD_LIMITS, ...opts.limits };
   const fail = (why: string): BuildInputError => new BuildInputError(where.file, where.line, `${where.instruction} ${url}: ${why}`);
@@ -62,7 +62,9 @@ export async function downloadSource(
   const deadline = setTimeout(() => stop.abort(fail(`the download took longer than ${seconds(limits.timeoutMs)}`)), limits.timeoutMs);
   try {
     opts.signal?.throwIfAborted();
-    const res = await follow(new URL(url), stop.signal, limits, fail);
+    // HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as for registry requests (loopback is never proxied).
+    const proxy = opts.proxy ?? proxyFromEnv(process.env);
+    const res = await follow(new URL(url), stop.signal, limits, fail, proxy);
     const length = Number(res.headers["content-length"] ?? NaN);
     if (length > limits.maxBytes) {
       res.destroy();
@@ -104,9 +106,15 @@ export async function downloadSource(
 }
 
 /** GET `url`, following redirects; the response of the last one, which must be 2xx. */
-async function follow(url: URL, signal: AbortSignal, limits: Required<DownloadLimits>, fail: (why: string) => BuildInputError): Promise<IncomingMessage> {
+async function follow(
+  url: URL,
+  signal: AbortSignal,
+  limits: Required<DownloadLimits>,
+  fail: (why: string) => BuildInputError,
+  proxy: ProxyRule,
+): Promise<IncomingMessage> {
   for (let hop = 0; ; hop++) {
-    const res = await get(url, signal, limits.idleTimeoutMs, fail);
+    const res = await get(url, signal, limits.idleTimeoutMs, fail, proxy.proxyFor(url));
     const status = res.statusCode ?? 0;
     if (status >= 300 && status < 400 && res.headers.location) {
       res.resume();
@@ -126,10 +134,13 @@ async function follow(url: URL, signal: AbortSignal, limits: Required<DownloadLi
   }
 }
 
-function get(url: URL, signal: AbortSignal, idleTimeoutMs: number, fail: (why: string) => BuildInputError): Promise<IncomingMessage> {
+function get(url: URL, signal: AbortSignal, idleTimeoutMs: number, fail: (why: string) => BuildInputError, proxy: URL | undefined): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-    const req = send(url, { method: "GET", signal, headers: { "user-agent": "sealant", "accept-encoding": "identity" } });
+    const headers = { "user-agent": "sealant", "accept-encoding": "identity" };
+    // One tunnel per download: no pool outlives it.
+    const agent = proxy && url.protocol === "https:" ? new TunnelAgent(proxy, { keepAlive: false, connectTimeoutMs: idleTimeoutMs }) : undefined;
+    const req = proxiedRequest(url, { method: "GET", signal, headers, ...(agent ? { agent } : {}) }, proxy);
+    const via = proxy ? ` (through proxy ${proxyLabel(proxy)})` : "";
     // Connecting and waiting for the headers count as idle time too.
     const waiting = setTimeout(() => req.destroy(fail(`no response for ${seconds(idleTimeoutMs)}`)), idleTimeoutMs);
     req.on("response", (res) => {
@@ -138,7 +149,7 @@ function get(url: URL, signal: AbortSignal, idleTimeoutMs: number, fail: (why: s
     });
     req.on("error", (err) => {
       clearTimeout(waiting);
-      reject(signal.aborted ? signal.reason : err instanceof BuildInputError ? err : fail(`download failed: ${err.message}`));
+      reject(signal.aborted ? signal.reason : err instanceof BuildInputError ? err : fail(`download failed${via}: ${err.message}`));
     });
     req.end();
   });

@@ -1,5 +1,6 @@
 import type { CredentialSource } from "../credentials";
 import type { Descriptor } from "../types";
+import type { ProxyRule } from "./proxy";
 
 export interface RegistryClientOptions {
   /**
@@ -12,6 +13,8 @@ export interface RegistryClientOptions {
   scheme?: "http" | "https";
   /** Extra trusted CA certificates (PEM), in addition to the system CAs. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /** Which requests go through an HTTP proxy (https tunnelled with CONNECT). Loopback never is. @default direct */
+  proxy?: ProxyRule;
   /** Where credentials come from; asked once, lazily, with the user-facing registry name. @default anonymous */
   credentials?: CredentialSource;
   /** Retries after the first attempt for 429, 5xx and connection errors. @default 4 */

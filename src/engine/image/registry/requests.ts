@@ -85,6 +85,7 @@ export class RegistryHttp {
       userAgent: opts.userAgent ?? "sealant/0.1",
     };
     if (opts.ca !== undefined) transportOpts.ca = opts.ca;
+    if (opts.proxy !== undefined) transportOpts.proxy = opts.proxy;
     this.transport = new HttpTransport(transportOpts);
     this.documentTimeoutMs = opts.documentTimeoutMs ?? 120_000;
     this.auth = new Authenticator(this.registry, this.guardedCredentials(opts.credentials), (realm, creds) => this.fetchToken(realm, creds));

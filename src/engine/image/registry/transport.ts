@@ -3,6 +3,7 @@ import * as https from "node:https";
 import type { Readable } from "node:stream";
 import * as tls from "node:tls";
 import { abortError } from "../../util/abort";
+import { DIRECT, TunnelAgent, proxiedRequest, type ProxyRule } from "./proxy";
 
 export { abortError };
 
@@ -16,6 +17,8 @@ export interface TransportOptions {
   /** Stall timeout: no answer within this long, or a body delivering under 1 KiB in this long, fails with ETIMEDOUT. */
   timeoutMs: number;
   userAgent: string;
+  /** Which requests go through an HTTP proxy. @default direct */
+  proxy?: ProxyRule;
 }
 
 export type RequestBody = Buffer | Readable;
@@ -36,13 +39,40 @@ export interface SendOptions {
 export class HttpTransport {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  /** Per proxy: a tunnelling agent for https and a keep-alive agent for plain http to the proxy. */
+  private readonly proxyAgents = new Map<string, { https: TunnelAgent; http: http.Agent }>();
+  private readonly common: http.AgentOptions;
+  private readonly tlsOptions: https.AgentOptions;
 
   constructor(private readonly opts: TransportOptions) {
-    const common = { keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, scheduling: "lifo" as const };
-    this.httpAgent = new http.Agent(common);
+    this.common = { keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, scheduling: "lifo" as const };
+    this.httpAgent = new http.Agent(this.common);
     let ca: Array<string | Buffer> | undefined;
     if (opts.ca !== undefined) ca = [...tls.rootCertificates, ...(Array.isArray(opts.ca) ? opts.ca : [opts.ca])];
-    this.httpsAgent = new https.Agent({ ...common, rejectUnauthorized: !opts.insecure, ...(ca ? { ca } : {}) });
+    this.tlsOptions = { rejectUnauthorized: !opts.insecure, ...(ca ? { ca } : {}) };
+    this.httpsAgent = new https.Agent({ ...this.common, ...this.tlsOptions });
+  }
+
+  /** Tunnels opened through proxies so far. */
+  get tunnels(): number {
+    let n = 0;
+    for (const a of this.proxyAgents.values()) n += a.https.tunnels;
+    return n;
+  }
+
+  private agentFor(url: URL): { agent: http.Agent; proxy: URL | undefined } {
+    const isHttps = url.protocol === "https:";
+    const proxy = (this.opts.proxy ?? DIRECT).proxyFor(url);
+    if (!proxy) return { agent: isHttps ? this.httpsAgent : this.httpAgent, proxy };
+    let agents = this.proxyAgents.get(proxy.href);
+    if (!agents) {
+      agents = {
+        https: new TunnelAgent(proxy, { ...this.common, ...this.tlsOptions, connectTimeoutMs: this.opts.timeoutMs }),
+        http: new http.Agent(this.common),
+      };
+      this.proxyAgents.set(proxy.href, agents);
+    }
+    return { agent: isHttps ? agents.https : agents.http, proxy };
   }
 
   send(req: SendOptions): Promise<http.IncomingMessage> {
@@ -59,14 +89,10 @@ export class HttpTransport {
         reject(abortError(signal));
         return;
       }
-      const options: http.RequestOptions = {
-        method,
-        headers,
-        agent: isHttps ? this.httpsAgent : this.httpAgent,
-        timeout: this.opts.timeoutMs,
-      };
+      const { agent, proxy } = this.agentFor(url);
+      const options: http.RequestOptions = { method, headers, agent, timeout: this.opts.timeoutMs };
       if (signal) options.signal = signal;
-      const request = (isHttps ? https : http).request(url, options);
+      const request = proxiedRequest(url, options, proxy);
       let settled = false;
       request.on("timeout", () => {
         request.destroy(Object.assign(new Error(`no answer from ${url.host} within ${seconds(this.opts.timeoutMs)}`), { code: "ETIMEDOUT" }));
@@ -99,6 +125,10 @@ export class HttpTransport {
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    for (const a of this.proxyAgents.values()) {
+      a.https.destroy();
+      a.http.destroy();
+    }
   }
 }
 
