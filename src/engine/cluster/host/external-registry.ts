@@ -14,7 +14,7 @@ import { createHmac } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
-import type { Digest } from "../../image/digest";
+import { sha256, type Digest } from "../../image/digest";
 import { staticCredentials, type CredentialSource } from "../../image/credentials";
 import { RegistryClient, RegistryError } from "../../image/registry";
 import { parseManifestDocument } from "../../image/schemas";
@@ -115,7 +115,9 @@ export async function pushImageRegistry(o: PushOptions): Promise<PushResult> {
   const layers = uniqueLayers(o.image);
   const tree = await readRegistryTree(o.store, layers, signal);
   const result: PushResult = { images: 0, blobsUploaded: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0, manifestsPut: 0 };
-  const plans = [...tree.tags].sort(([a], [b]) => a.localeCompare(b)).map(([repo, tags]) => ({ repo, tags, ...documentsOf(tree, repo, tags) }));
+  const notes: string[] = [];
+  const plans = [...tree.tags].sort(([a], [b]) => a.localeCompare(b)).map(([repo, tags]) => ({ repo, tags, ...documentsOf(tree, repo, tags, notes) }));
+  for (const n of notes) o.log?.(n);
 
   try {
     // Blobs: present ones skipped; one that another repository here already has is mounted; the rest uploaded, each once.
@@ -181,6 +183,7 @@ function documentsOf(
   tree: RegistryTree,
   repo: string,
   tags: Map<string, Digest>,
+  notes: string[],
 ): { blobs: { digest: Digest; size: number }[]; children: Doc[]; tagged: [string, Doc][] } {
   const blobs = new Map<Digest, number>();
   const children = new Map<Digest, Doc>();
@@ -204,9 +207,31 @@ function documentsOf(
     blobs.set(parsed.manifest.config.digest, parsed.manifest.config.size);
     for (const l of parsed.manifest.layers) blobs.set(l.digest, l.size);
   };
-  const tagged: [string, Doc][] = [...tags].sort(([a], [b]) => a.localeCompare(b)).map(([tag, digest]) => [tag, doc(digest)]);
+  const tagged: [string, Doc][] = [...tags].sort(([a], [b]) => a.localeCompare(b)).map(([tag, digest]) => [tag, carried(tree, doc(digest), notes)]);
   for (const [, d] of tagged) walk(d);
   return { blobs: [...blobs].map(([digest, size]) => ({ digest, size })), children: [...children.values()], tagged };
+}
+
+/**
+ * A tagged index as a registry takes it: the image cache keeps an upstream index byte for byte
+ * with only the cluster's platforms present (so the local registry serves the upstream digest),
+ * but a registry refuses an index whose manifests it does not have. Such an index is pushed
+ * with only the platforms carried — a new digest, which `notes` says.
+ */
+function carried(tree: RegistryTree, d: Doc, notes: string[]): Doc {
+  const parsed = parseManifestDocument(d.bytes, d.digest, d.mediaType);
+  if (parsed.kind !== "index") return d;
+  const present = parsed.index.manifests.filter((m) => tree.blobs.get(m.digest)?.bytes !== undefined);
+  if (present.length === parsed.index.manifests.length) return d;
+  const json = JSON.parse(d.bytes.toString("utf8")) as { manifests: unknown[] };
+  const keep = new Set(present.map((m) => m.digest));
+  json.manifests = json.manifests.filter((m) => keep.has((m as { digest: Digest }).digest));
+  const bytes = Buffer.from(JSON.stringify(json));
+  const digest = sha256(bytes);
+  notes.push(
+    `${d.digest}: the image carries ${present.length} of its ${parsed.index.manifests.length} platforms; pushed as an index of those, ${digest} (references by the upstream digest do not resolve there)`,
+  );
+  return { digest, bytes, mediaType: d.mediaType };
 }
 
 /** Whether the registry already has `reference` as exactly `digest`. */

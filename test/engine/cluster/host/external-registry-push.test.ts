@@ -7,6 +7,12 @@ import { externalClient, pushImageRegistry } from "../../../../src/engine/cluste
 import { resolveClusterImage, type ClusterImage } from "../../../../src/engine/cluster/host/image";
 import { staticCredentials } from "../../../../src/engine/image/credentials";
 import { Session } from "../../../../src/engine/session";
+import { Readable } from "node:stream";
+import { gunzipSync } from "node:zlib";
+import { sha256 } from "../../../../src/engine/image/digest";
+import { MediaType } from "../../../../src/engine/image/media-types";
+import { RegistryClient } from "../../../../src/engine/image/registry";
+import { tarGzBytes } from "../../../support/hostile-archive";
 import { startRegistry, type TestRegistry } from "../../../support/registry";
 import { startExampleUpstream } from "../../../support/upstream";
 
@@ -25,7 +31,9 @@ describe("pushing the image's container images to an external registry", () => {
 
   beforeAll(async () => {
     const upstream = await startExampleUpstream();
+    const multi = await startRegistry();
     try {
+      await pushTwoPlatforms(multi.host);
       home = await mkdtemp(join(tmpdir(), "sealant-ext-push-"));
       session = await Session.open({ home, mirrors: upstream.mirrors, env: {} });
       const context = join(home, "ctx");
@@ -33,7 +41,7 @@ describe("pushing the image's container images to an external registry", () => {
       await writeFile(join(context, "Kubefile"), "FROM scratch\nCOPY manifests manifests\n");
       await writeFile(
         join(context, "manifests/pods.yaml"),
-        ["busybox:1.36", "docker.io/library/nginx:1.25", "redis:7.2"]
+        ["busybox:1.36", "docker.io/library/nginx:1.25", "redis:7.2", `${multi.host}/multi/app:1.0`]
           .map((i, n) => `---\napiVersion: v1\nkind: Pod\nmetadata: {name: p${n}}\nspec: {containers: [{name: c, image: "${i}"}]}\n`)
           .join(""),
       );
@@ -41,6 +49,7 @@ describe("pushing the image's container images to an external registry", () => {
       image = await resolveClusterImage(session, `example/ext-push:1@${r.digest}`);
     } finally {
       await upstream.stop();
+      await multi.stop();
     }
     harbor = await startRegistry({ auth: "htpasswd", tls: true, privateCa: true, users: [{ username: "robot", password: PASSWORD }] });
   }, 240_000);
@@ -75,7 +84,7 @@ describe("pushing the image's container images to an external registry", () => {
     expect(first).toBe("AbortError");
     const tagsBefore = await client.listTags("team/docker.io/library/busybox");
     const r = await pushImageRegistry({ store: session.store, image, client, ext: { namespace: "team" } });
-    expect(r.images).toBe(3);
+    expect(r.images).toBe(4);
     expect(r.blobsPresent).toBeGreaterThanOrEqual(1);
     expect(r.blobsUploaded).toBeGreaterThanOrEqual(1);
     for (const [repo, tag] of [
@@ -86,7 +95,7 @@ describe("pushing the image's container images to an external registry", () => {
       expect(await client.listTags(`team/docker.io/library/${repo}`), repo).toEqual([tag]);
     expect(tagsBefore).toEqual([]);
     const again = await pushImageRegistry({ store: session.store, image, client, ext: { namespace: "team" } });
-    expect(again).toMatchObject({ images: 3, blobsUploaded: 0, blobsMounted: 0, manifestsPut: 0 });
+    expect(again).toMatchObject({ images: 4, blobsUploaded: 0, blobsMounted: 0, manifestsPut: 0 });
     client.close();
   }, 120_000);
 
@@ -112,4 +121,44 @@ describe("pushing the image's container images to an external registry", () => {
     expect(err?.message).toContain(harbor.host);
     expect(err?.message).toMatch(/certificate|self.signed|issuer/i);
   }, 60_000);
+
+  it("GIVEN an upstream index of two platforms, the image carrying one WHEN pushed THEN the tag is an index of that one, said in the log", async () => {
+    const client = await target();
+    const lines: string[] = [];
+    await pushImageRegistry({ store: session.store, image, client, ext: { namespace: "plat" }, log: (l) => lines.push(l) });
+    const repo = `plat/${image.metadata.containerImages
+      .find((c) => c.image.endsWith("/multi/app:1.0"))!
+      .image.split("/")[0]!
+      .replace(":", "_")}/multi/app`;
+    const index = JSON.parse((await client.getManifest(repo, "1.0")).bytes.toString("utf8")) as { manifests: { platform: { architecture: string } }[] };
+    client.close();
+    expect(index.manifests.map((m) => m.platform.architecture)).toEqual(["amd64"]);
+    expect(lines.some((l) => /the image carries 1 of its 2 platforms; pushed as an index of those/.test(l))).toBe(true);
+  }, 60_000);
 });
+
+/** `multi/app:1.0` on a plain loopback registry: an OCI index of a linux/amd64 and a linux/arm64 image, one layer each. */
+async function pushTwoPlatforms(host: string): Promise<void> {
+  const c = new RegistryClient(host);
+  const manifests = [];
+  for (const architecture of ["amd64", "arm64"]) {
+    const layer = tarGzBytes([{ type: "file", name: "arch", content: architecture }]);
+    const diffId = sha256(gunzipSync(layer));
+    const config = Buffer.from(JSON.stringify({ architecture, os: "linux", rootfs: { type: "layers", diff_ids: [diffId] } }));
+    await c.pushBlob("multi/app", { digest: sha256(layer), size: layer.length }, () => Readable.from([layer]));
+    await c.pushBlob("multi/app", { digest: sha256(config), size: config.length }, () => Readable.from([config]));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: MediaType.ociConfig, digest: sha256(config), size: config.length },
+        layers: [{ mediaType: MediaType.ociLayerGzip, digest: sha256(layer), size: layer.length }],
+      }),
+    );
+    const digest = await c.putManifest("multi/app", sha256(manifest), manifest, MediaType.ociManifest);
+    manifests.push({ mediaType: MediaType.ociManifest, digest, size: manifest.length, platform: { architecture, os: "linux" } });
+  }
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+  await c.putManifest("multi/app", "1.0", index, MediaType.ociIndex);
+  c.close();
+}
