@@ -22,6 +22,7 @@ export type {
   HostAliasArgs,
   HostSettingsArgs,
   PluginArgs,
+  PullThroughUpstreamArgs,
   SshArgs,
   TimeoutsArgs,
   UpgradeArgs,

@@ -101,8 +101,26 @@ export interface ClusterRegistryArgs {
   readonly insecure?: pulumi.Input<boolean>;
   /** An existing registry the image's container images are pushed to, instead of the local one (then the fields above are not used). */
   readonly external?: pulumi.Input<ExternalRegistryArgs>;
+  /** Upstream registries the local registry caches for the hosts (images the cluster image does not carry), kept when the upstream is gone. */
+  readonly pullThrough?: pulumi.Input<pulumi.Input<PullThroughUpstreamArgs>[]>;
   /** More names and IPs for the local registry's certificate. */
   readonly subjectAltNames?: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+/** One upstream the cluster's registry caches: a registry of its own on each registry server, in distribution's proxy mode. */
+export interface PullThroughUpstreamArgs {
+  /** The registry domain images are named by: `docker.io`, `quay.io`, `registry.example.com:5000`. */
+  readonly domain: pulumi.Input<string>;
+  /** Where the cache fetches from. @default https://registry-1.docker.io for docker.io, else https://<domain> */
+  readonly url?: pulumi.Input<string>;
+  /** The upstream's login (token-auth registries: Docker Hub, quay.io, Harbor). */
+  readonly username?: pulumi.Input<string>;
+  /** Secret (the whole `registry` input is made secret). */
+  readonly password?: pulumi.Input<string>;
+  /** The cache's port on every registry server. @default the registry's port + 10 + the upstream's index */
+  readonly port?: pulumi.Input<number | string>;
+  /** What hosts try after the caches: nothing, or the upstream itself. @default "none" */
+  readonly fallback?: pulumi.Input<"none" | "upstream">;
 }
 
 /**

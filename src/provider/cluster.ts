@@ -16,6 +16,7 @@ export type {
   HostAliasArgs,
   HostSettingsArgs,
   PluginArgs,
+  PullThroughUpstreamArgs,
   SshArgs,
   TimeoutsArgs,
   UpgradeArgs,

@@ -5,6 +5,7 @@ import { plannedPlugins } from "./host/plugins";
 import { isMaster, type DesiredCluster } from "./plan";
 import { findRuntime } from "./runtime";
 import { configDigest, type ClusterSpec, type ResolvedHost } from "./spec";
+import { pullThroughUpstreams } from "./spec/upstreams";
 
 /** The hosts that serve the cluster's registry: every master with `ha`, else the first; `registry` role hosts when any. */
 export function registryServers(spec: ClusterSpec, hosts: readonly ResolvedHost[]): string[] {
@@ -21,7 +22,11 @@ export function imageHasRegistry(image: ClusterImage): boolean {
 
 /** The spec and image, reduced to what the planner decides on. */
 export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: readonly ResolvedHost[]): DesiredCluster {
-  const registry = imageHasRegistry(image) && !spec.registry.external ? { servers: registryServers(spec, hosts) } : undefined;
+  const upstreams = pullThroughUpstreams(spec.registry.pullThrough, spec.registry.port).length;
+  const registry =
+    imageHasRegistry(image) && !spec.registry.external
+      ? { servers: registryServers(spec, hosts), ...(upstreams > 0 ? { pullThrough: upstreams } : {}) }
+      : undefined;
   const ext = spec.registry.external;
   const externalRegistry = ext && imageHasRegistry(image) ? externalRegistryPlan(ext, image, spec.name) : undefined;
   return {

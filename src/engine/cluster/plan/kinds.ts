@@ -10,6 +10,7 @@ export const RENDER = "render" satisfies StepKind;
 export const REGISTRY = "registry" satisfies StepKind;
 export const MIRRORS = "mirrors" satisfies StepKind;
 export const PUSH = "push" satisfies StepKind;
+export const PULL_THROUGH = "pull-through" satisfies StepKind;
 export const LAUNCH = "launch" satisfies StepKind;
 export const CLEANUP = "cleanup" satisfies StepKind;
 export const HOST_SETTINGS = "host-settings" satisfies StepKind;

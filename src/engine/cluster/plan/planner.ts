@@ -10,6 +10,7 @@ import {
   LAUNCH,
   LEAVE,
   MIRRORS,
+  PULL_THROUGH,
   PUSH,
   REGISTRY,
   RENDER,
@@ -167,6 +168,22 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       ...servers.map((h) => step(h, REGISTRY, `serve the image's registry on ${h.ip}`, regVersion)),
       ...desired.hosts.map((h) => step(h, MIRRORS, `point ${h.ip}'s container runtime at the cluster's registry`, regVersion)),
     ]);
+    // After the mirrors: for an upstream's domain, its hosts.toml replaces the registry's.
+    const upstreams = desired.registry.pullThrough ?? 0;
+    if (upstreams > 0)
+      phase(
+        PULL_THROUGH,
+        `Cache ${upstreams} upstream registr${upstreams === 1 ? "y" : "ies"} beside the cluster's registry`,
+        "parallel",
+        desired.hosts.map((h) =>
+          step(
+            h,
+            PULL_THROUGH,
+            servers.includes(h) ? `run the pull-through caches on ${h.ip} and point it at them` : `point ${h.ip} at the pull-through caches`,
+            regVersion,
+          ),
+        ),
+      );
   }
   if (desired.externalRegistry) {
     // No registry of the cluster's own: the images go to the external one (from this machine,

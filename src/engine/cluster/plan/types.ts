@@ -39,7 +39,11 @@ export interface DesiredCluster {
    */
   configDigest: string;
   /** The cluster's registry: the hosts that serve the image's registry/ (absent: the image carries no container images). */
-  registry?: { servers: string[] };
+  registry?: {
+    servers: string[];
+    /** How many upstreams it caches (registry.pullThrough), when any. */
+    pullThrough?: number;
+  };
   /**
    * The external registry the image's container images are pushed to instead (`registry.external`):
    * its `domain[:port]`, how many images, and a version of its settings (hosts are re-pointed when it changes).
@@ -101,7 +105,7 @@ export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfi
 
 /** What a step does; `hook:<name>` runs that lifecycle command of the image's runtime. */
 export type StepKind =
-  "distribute" | "render" | "registry" | "push" | "mirrors" | "launch" | "cleanup" | "host-settings" | `hook:${string}` | `plugin:${string}`;
+  "distribute" | "render" | "registry" | "push" | "mirrors" | "pull-through" | "launch" | "cleanup" | "host-settings" | `hook:${string}` | `plugin:${string}`;
 
 export interface PlanStep {
   /**

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { InvalidReferenceError, parseReference } from "../../image/reference";
 import { parseEnvList, parseEnvMap, type Env } from "./env";
 import { externalRegistrySchema } from "./external-registry";
+import { pullThroughSchema } from "./upstreams";
 import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
 import {
   appNameProblem,
@@ -224,6 +225,8 @@ export const registrySchema = z.strictObject({
   insecure: z.boolean().default(false),
   /** An existing registry the image's container images are pushed to, instead of the local one (then the fields above are not used). */
   external: externalRegistrySchema.optional(),
+  /** Upstream registries the local registry caches for the hosts (images the cluster image does not carry), fetched once and kept when the upstream is gone. */
+  pullThrough: pullThroughSchema.optional(),
   /** More names and IPs for the local registry's certificate. */
   subjectAltNames: z.array(checkedString(subjectAltNameProblem)).optional(),
 });

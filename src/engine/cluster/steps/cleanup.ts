@@ -2,6 +2,7 @@ import { removeDockerFor } from "../host/docker-mirrors";
 import { shellQuote } from "../../ssh";
 import { aliasesBlock, setHostsBlock } from "../host/etc-hosts";
 import { removeExternalRegistryClients } from "../host/external-registry-clients";
+import { removePullThrough } from "../host/pull-through";
 import { removeRegistry } from "../host/registry";
 import { CLEANUP } from "../plan/kinds";
 import type { StepKindDef } from "./kind";
@@ -14,6 +15,7 @@ export const cleanup: StepKindDef = {
     const conn = await cluster.pool.get(host, signal);
     const sig = signal ? { signal } : {};
     if (opts.registry) await removeDockerFor(conn, opts.registry, signal);
+    if (opts.registry) await removePullThrough(conn, opts.registry.dataRoot, sig);
     if (opts.registry) await removeRegistry(conn, opts.registry, sig);
     else if (cluster.spec.registry.external) await removeExternalRegistryClients(conn, cluster.layout.root, sig);
     await setHostsBlock(conn, aliasesBlock(cluster.layout.root), [], signal);

@@ -18,6 +18,7 @@ import { launch } from "./launch";
 import { leave } from "./leave";
 import { mirrors } from "./mirrors";
 import { plugin } from "./plugin";
+import { pullThrough } from "./pull-through";
 import { push } from "./push";
 import { registry } from "./registry";
 import { render } from "./render";
@@ -31,6 +32,7 @@ export const STEP_KINDS: readonly StepKindDef[] = [
   registry,
   push,
   mirrors,
+  pullThrough,
   initHost,
   bootstrap,
   join,
