@@ -66,8 +66,7 @@ export class Session {
   private readonly clients = new Map<string, RegistryClient>();
   private readonly auth: Map<string, Credentials>;
   readonly mirrors: Record<string, string>;
-  /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as this session's environment sets them. */
-  readonly envProxy: ProxyRule;
+  private envProxyRule: ProxyRule | undefined;
 
   private constructor(
     readonly home: string,
@@ -76,10 +75,17 @@ export class Session {
     readonly registries: RegistryConfig,
     private readonly opts: SessionOptions,
   ) {
-    const env = opts.env ?? process.env;
-    this.mirrors = { ...parseMirrors(env.SEALANT_REGISTRY_MIRRORS), ...opts.mirrors };
+    this.mirrors = { ...parseMirrors((opts.env ?? process.env).SEALANT_REGISTRY_MIRRORS), ...opts.mirrors };
     this.auth = new Map(Object.entries(opts.auth ?? {}).map(([registry, c]) => [registryKey(registry), c]));
-    this.envProxy = proxyFromEnv(env);
+  }
+
+  /**
+   * HTTPS_PROXY / HTTP_PROXY / NO_PROXY as this session's environment sets them; read at the first
+   * registry request, so a proxy variable sealant cannot use only stops commands that need one.
+   */
+  get envProxy(): ProxyRule {
+    this.envProxyRule ??= proxyFromEnv(this.opts.env ?? process.env);
+    return this.envProxyRule;
   }
 
   static async open(opts: SessionOptions = {}): Promise<Session> {
