@@ -4,7 +4,7 @@ import { access, chown, lstat, mkdir, open, readFile, writeFile } from "node:fs/
 import { connect } from "node:net";
 import { delimiter, join } from "node:path";
 import { generateEd25519 } from "./keys";
-import type { LoginUser } from "./login-user";
+import type { LoginUser } from "./types";
 import { firstChild, identify, type ProcessId } from "./process";
 
 /** sandbox hosts live on 127.0.10.N (every 127/8 address reaches the loopback interface). */

@@ -1,17 +1,12 @@
 import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
 import { mkdirLike } from "./host";
+import type { LoginUser } from "./types";
 
 // Hosts as production has them: SSH logs in as a user that is not root, who becomes root with
 // sudo (asking for the user's own password, or not), and sshd refuses root logins.
 
 /** How a sandbox's hosts are logged in to. */
-export interface LoginUser {
-  /** The SSH login user (`root`: the default hosts, root login by key and password). */
-  name: string;
-  /** How that user becomes root; absent for root. */
-  sudo?: "password" | "nopasswd";
-}
 
 export const ROOT_LOGIN: LoginUser = { name: "root" };
 

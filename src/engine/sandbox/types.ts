@@ -97,3 +97,11 @@ export interface SandboxUpOptions extends SandboxCommonOptions {
    */
   user?: { name?: string; sudo?: "password" | "nopasswd" };
 }
+
+/** Who logs in to a sandbox host, and how that user becomes root. */
+export interface LoginUser {
+  /** The SSH login user (`root`: the default hosts, root login by key and password). */
+  name: string;
+  /** How that user becomes root; absent for root. */
+  sudo?: "password" | "nopasswd";
+}
