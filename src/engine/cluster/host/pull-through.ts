@@ -19,8 +19,9 @@
  *
  * With the upstream gone, the cache answers from what it holds: manifests by digest, and tags
  * too (distribution's proxy tag service falls back to its local tag when the upstream fails).
- * distribution 2.8 expires what it cached after 7 days (a fixed TTL); v3 reads `proxy.ttl`. It also
- * exits at start when it cannot reach its upstream: the cache is then started on the same storage
+ * distribution 2.8 expires what it cached 7 days after fetching it (a fixed TTL: with the upstream gone
+ * that long, it is lost); v3 is told `ttl: 0s`, never to expire. Both exit at start when they
+ * cannot reach the upstream: the cache is then started on the same storage
  * without the proxy, read-only, and the caller gets a warning.
  */
 import { posix } from "node:path";
@@ -300,6 +301,8 @@ function cacheConfig(binary: string, p: CachePaths, addr: string, u: PullThrough
         : [
             "proxy:",
             `  remoteurl: ${s(u.url.replace(/\/+$/, ""))}`,
+            // distribution v3: keep what was fetched for good (the default drops it after 7 days); 2.8 ignores the key and keeps its fixed 7 days.
+            "  ttl: 0s",
             ...(u.username !== undefined ? [`  username: ${s(u.username)}`, `  password: ${s(u.password)}`] : []),
           ]),
     ].join("\n") + "\n"

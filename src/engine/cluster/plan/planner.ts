@@ -169,11 +169,13 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       ...desired.hosts.map((h) => step(h, MIRRORS, `point ${h.ip}'s container runtime at the cluster's registry`, regVersion)),
     ]);
     // After the mirrors: for an upstream's domain, its hosts.toml replaces the registry's.
+    // None left but some cached before: the step stops them and gives the hosts the registry's files back.
     const upstreams = desired.registry.pullThrough ?? 0;
-    if (upstreams > 0)
+    const cachedBefore = desired.hosts.some((h) => [...done(h.ip)].some((id) => id.startsWith(`${PULL_THROUGH}@`)));
+    if (upstreams > 0 || cachedBefore)
       phase(
         PULL_THROUGH,
-        `Cache ${upstreams} upstream registr${upstreams === 1 ? "y" : "ies"} beside the cluster's registry`,
+        upstreams > 0 ? `Cache ${upstreams} upstream registr${upstreams === 1 ? "y" : "ies"} beside the cluster's registry` : "Stop the pull-through caches",
         "parallel",
         desired.hosts.map((h) =>
           step(

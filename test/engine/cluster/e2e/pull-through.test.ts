@@ -98,6 +98,20 @@ spec:
     expect(again.plan.phases).toEqual([]);
   }, 120_000);
 
+  it("GIVEN the upstreams taken out of the Clusterfile WHEN applied THEN the caches stop and docker.io is the cluster registry's alone again", async () => {
+    const registry = { ...spec.registry };
+    delete registry.pullThrough;
+    const without: ClusterSpec = { ...spec, registry };
+    const r = await applyCluster({ session: bed.session, spec: without, onEvent: (e) => bed.events.push(e) });
+    expect(r.plan.phases.map((p) => p.name)).toContain("pull-through");
+    expect(await caches()).toBe("0");
+    for (const ip of bed.ips) {
+      expect(await onHost(bed.sandbox, ip, `ls ${CERTS}`), ip).toBe("docker.io\nsea.hub:5000");
+      expect(await onHost(bed.sandbox, ip, `cat ${CERTS}/docker.io/hosts.toml`), ip).not.toContain(":5010");
+    }
+    spec = without;
+  }, 120_000);
+
   it("GIVEN the cluster WHEN reset THEN the caches are stopped, their data and the hosts' files gone", async () => {
     await resetCluster({ session: bed.session, spec });
     expect(await caches()).toBe("0");
