@@ -126,6 +126,13 @@ export function networkError(registry: string, method: string, url: URL, err: un
   if (err instanceof DigestMismatchError || err instanceof BlobSourceError || err instanceof RegistryError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   let message = err.message;
+  const proxy = (err as { proxy?: string }).proxy;
+  if (proxy !== undefined) {
+    // The proxy failed, not the registry: the registry hints below would mislead.
+    const init: RegistryErrorInit = { registry, method, path: `${url.host}${url.pathname}`, message: `through proxy ${proxy}: ${err.message}`, cause: err };
+    if (code !== undefined) init.code = code;
+    return new RegistryError(init);
+  }
   switch (code) {
     case "ECONNREFUSED":
       message = `connection refused: is a registry listening at ${url.host}? (${err.message})`;

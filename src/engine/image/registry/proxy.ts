@@ -147,7 +147,7 @@ export class TunnelAgent extends https.Agent {
     const fail = (why: string, code?: string): void => {
       if (settled) return;
       settled = true;
-      done(Object.assign(new Error(`proxy ${via}: ${why}`), code ? { code } : {}), undefined as unknown as Duplex);
+      done(Object.assign(new Error(why), { proxy: via }, code ? { code } : {}), undefined as unknown as Duplex);
     };
     req.setTimeout(this.connectTimeoutMs, () => {
       req.destroy();
@@ -158,7 +158,9 @@ export class TunnelAgent extends https.Agent {
       req.setTimeout(0);
       if (res.statusCode !== 200 || head.length > 0) {
         socket.destroy();
-        fail(`refused the tunnel to ${target}: HTTP ${res.statusCode ?? 0} ${res.statusMessage ?? ""}`.trimEnd(), "ECONNREFUSED");
+        // A 502/503/504 is the proxy failing to reach the registry (worth retrying); 407 or 403 is its policy (not).
+        const status = res.statusCode ?? 0;
+        fail(`refused the tunnel to ${target}: HTTP ${status} ${res.statusMessage ?? ""}`.trimEnd(), status >= 502 && status <= 504 ? "ECONNRESET" : "EPROXY");
         return;
       }
       this.tunnels++;

@@ -3,7 +3,7 @@ import * as https from "node:https";
 import type { Readable } from "node:stream";
 import * as tls from "node:tls";
 import { abortError } from "../../util/abort";
-import { DIRECT, TunnelAgent, proxiedRequest, type ProxyRule } from "./proxy";
+import { DIRECT, TunnelAgent, proxiedRequest, proxyLabel, type ProxyRule } from "./proxy";
 
 export { abortError };
 
@@ -101,6 +101,8 @@ export class HttpTransport {
         if (settled) return;
         settled = true;
         if (body && !Buffer.isBuffer(body)) body.destroy();
+        // Plain http through a proxy: a connection error is the proxy's, and says so.
+        if (proxy && !isHttps && (err as { proxy?: string }).proxy === undefined) Object.assign(err, { proxy: proxyLabel(proxy) });
         reject(signal?.aborted ? abortError(signal) : err);
       });
       request.on("response", (res) => {

@@ -99,6 +99,28 @@ describe("registry requests through an HTTP proxy", () => {
     expect(proxy.tunnels.length).toBeGreaterThan(before);
   }, 60_000);
 
+  it("takes a registry's own proxy from the file, and `proxy: direct` overrides HTTPS_PROXY", async () => {
+    // GIVEN no proxy variable, and the registries file naming the proxy for registry.test
+    const home = await temp("sealant-home-");
+    const entry = (proxyLine: string) =>
+      `configs:\n  "registry.test:${front.port}":\n    tls:\n      ca: |\n${front.caPem.replace(/^/gm, "        ")}\n    proxy: ${proxyLine}\n`;
+    const file = join(home, "registries.yaml");
+    await writeFile(file, entry(proxy.url.replace("://", "://squid:Pr0xy-Secret@")));
+    const before = proxy.tunnels.length;
+    const session = await Session.open({ home, env: { HOME: home } });
+    await pullImage(session.store, ref, { clientFor: session.clientFor });
+    session.close();
+    expect(proxy.tunnels.length).toBeGreaterThan(before);
+    // WHEN the file says direct while HTTPS_PROXY is set THEN no tunnel is opened (and the name cannot be resolved here)
+    await writeFile(file, entry("direct"));
+    const direct = await Session.open({ home, env: { HOME: home, ...PROXY_ENV() } });
+    const after = proxy.tunnels.length;
+    const err = await pullImage(direct.store, ref, { clientFor: direct.clientFor }).catch((e: Error) => e);
+    direct.close();
+    expect((err as Error).message).toMatch(/unknown host registry\.test|ENOTFOUND|EAI_AGAIN/);
+    expect(proxy.tunnels.length).toBe(after);
+  }, 60_000);
+
   it("goes direct for a NO_PROXY host (and so cannot resolve registry.test), opening no tunnel", async () => {
     const session = await behindProxy({ ...PROXY_ENV(), NO_PROXY: "example.com,.test" });
     const before = proxy.tunnels.length;
@@ -118,8 +140,26 @@ describe("registry requests through an HTTP proxy", () => {
     const wrong = await behindProxy({ HTTPS_PROXY: proxy.url.replace("://", "://squid:Wr0ng-Secret@") });
     const refused = await pullImage(wrong.store, ref, { clientFor: wrong.clientFor }).catch((e: Error) => e);
     wrong.close();
-    expect((refused as Error).message).toMatch(/proxy http:\/\/127\.0\.0\.1:\d+: refused the tunnel .*407/);
+    expect((refused as Error).message).toMatch(/: through proxy http:\/\/127\.0\.0\.1:\d+: refused the tunnel to registry\.test:\d+: HTTP 407/);
     expect(`${(refused as Error).message}${(refused as Error).stack}`).not.toContain("Wr0ng-Secret");
+  }, 60_000);
+
+  it("a proxy that is down is named as the failure, for https and plain http alike", async () => {
+    const session = await behindProxy({ HTTPS_PROXY: "http://127.0.0.1:9", HTTP_PROXY: "http://127.0.0.1:9" });
+    const viaTunnel = await pullImage(session.store, ref, { clientFor: session.clientFor }).catch((e: Error) => e);
+    session.close();
+    const home = await temp("sealant-home-");
+    const plain = await Session.open({
+      home,
+      env: { HTTP_PROXY: "http://127.0.0.1:9" },
+      registries: { mirrors: {}, hosts: { "plain.test:5000": { plainHttp: true } } },
+    });
+    const viaHttp = await pullImage(plain.store, "plain.test:5000/a/b:1", { clientFor: plain.clientFor }).catch((e: Error) => e);
+    plain.close();
+    expect((viaTunnel as Error).message).toMatch(
+      /GET registry\.test:\d+\/v2\/base\/app\/manifests\/1: through proxy http:\/\/127\.0\.0\.1:9: connect ECONNREFUSED/,
+    );
+    expect((viaHttp as Error).message).toMatch(/through proxy http:\/\/127\.0\.0\.1:9: connect ECONNREFUSED/);
   }, 60_000);
 });
 

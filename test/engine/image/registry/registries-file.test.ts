@@ -93,6 +93,17 @@ describe("mirrors from the registries file", () => {
     expect(emptyFront.requests.length).toBeGreaterThan(before);
   }, 60_000);
 
+  it("insecure_skip_verify lets a mirror's certificate go unchecked (containerd's skip_verify)", async () => {
+    const session = await sessionWith(
+      `mirrors:\n  "*":\n    endpoint: ["https://${fullFront.host}"]\nconfigs:\n  "${fullFront.host}":\n    tls: { insecure_skip_verify: true }\n`,
+    );
+    const before = fullFront.requests.length;
+    const pulled = await pullImage(session.store, "quay.io/library/app:1", { clientFor: session.clientFor });
+    session.close();
+    expect(pulled.ref).toBe("quay.io/library/app:1");
+    expect(fullFront.requests.length).toBeGreaterThan(before);
+  }, 60_000);
+
   it("without the CA in the file, the private-CA mirror is refused and the pull fails over to the registry", async () => {
     const session = await sessionWith(`mirrors:\n  "*":\n    endpoint: ["https://${fullFront.host}"]\n`);
     const before = fullFront.requests.length;
