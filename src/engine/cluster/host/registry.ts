@@ -22,6 +22,7 @@ import { registryComponent } from "../../image/distribution-layout";
 import { parseReference } from "../../image/reference";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
 import { underHostLock } from "../../ssh/host-lock";
+import { removeContainerdLogin, setContainerdLogin } from "./containerd-login";
 import { setHostsBlock } from "./etc-hosts";
 
 /** The host lock of containerd's certs.d: clusters on one host write and remove entries there. */
@@ -188,9 +189,9 @@ export async function startRegistry(
  * server), and containerd pulls every source domain, and `<domain>:<port>` itself, from the
  * servers in order (it falls back to the next on failure, then to the source registry).
  *
- * Auth: hosts.toml cannot carry credentials. Give them to the runtime where it takes them, e.g.
- * containerd's CRI `[plugins."io.containerd.grpc.v1.cri".registry.configs."<server ip>:<port>".auth]`,
- * or `ctr --user`.
+ * Auth: hosts.toml cannot carry credentials, so with a username and password containerd's CRI
+ * gets them as registry auth for every server (see containerd-login.ts); without, any such
+ * login this cluster gave it is taken out. (`ctr` takes `--user`.)
  */
 export async function configureRegistryClients(
   conn: Connection,
@@ -227,6 +228,9 @@ export async function configureRegistryClients(
   // Domains the image no longer carries: drop what this cluster wrote for them earlier.
   const stale = (await markedDirs(conn, certsDir, setup.dataRoot, o.signal)).filter((d) => !wanted.has(posix.basename(d)));
   await removeDirs(conn, stale, setup.dataRoot, o.signal);
+  const endpoints = [...setup.servers.map((s) => hostPort(s, setup.port)), own];
+  const login = setup.username !== undefined && setup.password !== undefined ? { username: setup.username, password: setup.password } : {};
+  await setContainerdLogin(conn, { endpoints, ...login, dataRoot: setup.dataRoot }, o.signal);
 }
 
 /** Stops the registry on a host and removes everything this cluster's registry phase wrote there. */
@@ -234,6 +238,7 @@ export async function removeRegistry(conn: Connection, setup: Pick<RegistrySetup
   checkDataRoot(setup.dataRoot);
   const p = paths(setup.dataRoot);
   await conn.run(stopCommand(p), opts(o.signal));
+  await removeContainerdLogin(conn, setup.dataRoot, o.signal);
   await setHostsBlock(conn, `sealant registry ${setup.dataRoot}`, [], o.signal);
   await removeDirs(conn, await markedDirs(conn, o.certsDir ?? DEFAULT_CERTS_DIR, setup.dataRoot, o.signal), setup.dataRoot, o.signal);
   await conn.run(`rm -rf ${q(p.dir)} && rm -f ${q(p.log)}`, opts(o.signal));
