@@ -85,18 +85,22 @@ describe("registry requests through an HTTP proxy", () => {
     expect(proxy.authorizations.at(-1)).toBe(`Basic ${Buffer.from("squid:Pr0xy-Secret").toString("base64")}`);
   });
 
-  it("builds FROM an image through the proxy", async () => {
+  it("builds FROM an image, and caches a container image, through the proxy", async () => {
     // GIVEN a Kubefile whose base image is only reachable through the proxy
     const session = await behindProxy(PROXY_ENV());
     const context = await temp("sealant-ctx-");
-    await writeFile(join(context, "Kubefile"), `FROM ${ref}\nLABEL through=proxy\n`);
+    await writeFile(join(context, "Kubefile"), `FROM ${ref}\nLABEL through=proxy\nCOPY imageList .\n`);
+    // AND an image list naming the same registry's image, which the build caches in the cluster image
+    await writeFile(join(context, "imageList"), `${ref}\n`);
     const before = proxy.tunnels.length;
     // WHEN it is built
     const result = await build(session, { context, tag: "proxied/app:1" });
     session.close();
     // THEN the base came through a tunnel
     expect(result.digest).toMatch(/^sha256:/);
+    expect(result.metadata.containerImages.map((c) => c.image)).toEqual([ref]);
     expect(proxy.tunnels.length).toBeGreaterThan(before);
+    expect(new Set(proxy.tunnels.slice(before))).toEqual(new Set([`registry.test:${front.port}`]));
   }, 60_000);
 
   it("takes a registry's own proxy from the file, and `proxy: direct` overrides HTTPS_PROXY", async () => {
