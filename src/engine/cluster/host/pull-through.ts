@@ -127,6 +127,13 @@ export async function startPullThroughCaches(
     const scheme = registry.tls ? "https" : "http";
     const probe = `curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${registry.tls ? `--cacert ${q(`${root}/registry/certs/ca.crt`)} ` : ""}${q(`${scheme}://${hostPort(hostIp, u.port)}/v2/`)}`;
     const config = (offline: boolean) => cacheConfig(binary, p, hostPort(hostIp, u.port), u, registry, root, offline);
+    if (u.username !== undefined) {
+      const basic = await basicOnly(conn, u.url, signal);
+      if (basic)
+        warnings.push(
+          `${hostIp}: ${u.url} asks for a Basic login, and distribution's pull-through cache logs in only where the upstream hands out tokens (Bearer, as Docker Hub, quay.io and Harbor do): the cache of ${u.domain} fetches without the login, so its private images will not be found`,
+        );
+    }
     const changed = await writeIfChanged(conn, p.config, config(false), 0o600, signal);
     if (!changed && (await conn.exec(`${isRunning(p)} && case "$(${probe})" in 200|401) exit 0;; *) exit 1;; esac`, opts(signal))).code === 0) continue;
     if (registry.tls && !tls) throw new Error("registry TLS is on but no certificate was given: call prepareRegistryTls first");
@@ -168,6 +175,25 @@ async function startCache(conn: Connection, p: CachePaths, binary: string, probe
     opts(signal),
   );
   return r.stdout.trim() || r.stderr.trim();
+}
+
+/**
+ * Whether the upstream challenges with Basic only: distribution's proxy hands its login to a
+ * Bearer realm and to nothing else. Asked from the server, without credentials; the answer's
+ * header is all that is read, so an upstream with a CA of its own is not verified here (-k).
+ */
+async function basicOnly(conn: Connection, url: string, signal?: AbortSignal): Promise<boolean> {
+  const r = await conn.exec(`curl -sk -o /dev/null -D - --max-time 5 ${q(`${url.replace(/\/+$/, "")}/v2/`)}`, opts(signal));
+  const schemes = r.stdout
+    .split(/\r?\n/)
+    .filter((l) => /^www-authenticate:/i.test(l))
+    .map((l) =>
+      l
+        .replace(/^www-authenticate:\s*/i, "")
+        .split(/\s/)[0]!
+        .toLowerCase(),
+    );
+  return schemes.includes("basic") && !schemes.includes("bearer");
 }
 
 /** The line of a cache's log that says why it stopped (distribution panics with the upstream's dial error). */

@@ -225,6 +225,27 @@ describe("pull-through caches beside the cluster registry", () => {
   }, 60_000);
 });
 
+describe("an upstream with a Basic login", () => {
+  it("GIVEN a login for an htpasswd registry WHEN its cache starts THEN the warning says distribution gives it no login and the private images will not be found", async () => {
+    const basic = await startTestRegistry({ auth: "htpasswd", users: [LOGIN] });
+    const dir = "/var/lib/sealant/pt-basic";
+    try {
+      const own: RegistrySetup = { ...setup, dataRoot: dir, port: 5100, tls: false };
+      await startRegistry(conn(S), S, ROOTFS, own, undefined);
+      const warnings = await startPullThroughCaches(conn(S), S, own, undefined, [
+        { domain: "registry.example.com", url: basic.url, port: 5110, fallback: "none", ...LOGIN },
+      ]);
+      expect(warnings).toEqual([
+        `${S}: ${basic.url} asks for a Basic login, and distribution's pull-through cache logs in only where the upstream hands out tokens (Bearer, as Docker Hub, quay.io and Harbor do): the cache of registry.example.com fetches without the login, so its private images will not be found`,
+      ]);
+      // The token-auth upstream of the first test got no such warning (it returned []).
+    } finally {
+      await removePullThrough(conn(S), dir);
+      await basic.stop();
+    }
+  }, 60_000);
+});
+
 describe("checkUpstreams", () => {
   const u: PullThroughUpstream = { domain: "quay.io", url: "https://quay.io", port: 5010, fallback: "none" };
   it("GIVEN bad upstreams WHEN checked THEN each gets one error naming the upstream and what is allowed", () => {
