@@ -10,7 +10,7 @@ import { downloadSource } from "../../../../src/engine/build/remote-source";
 import { sha256 } from "../../../../src/engine/image/digest";
 import { RegistryClient } from "../../../../src/engine/image/registry";
 import { noProxyMatcher, proxyFromEnv } from "../../../../src/engine/image/registry/proxy";
-import { pullImage } from "../../../../src/engine/image/transfer";
+import { pullImage, pushImage } from "../../../../src/engine/image/transfer";
 import { Session } from "../../../../src/engine/session";
 import { startPrivateCaFront, type PrivateCaRegistry } from "../../../support/private-ca";
 import { startProxy, type TestProxy } from "../../../support/proxy";
@@ -84,6 +84,20 @@ describe("registry requests through an HTTP proxy", () => {
     expect(front.requests.some((r) => r.startsWith("GET /v2/base/app/manifests/1"))).toBe(true);
     expect(proxy.authorizations.at(-1)).toBe(`Basic ${Buffer.from("squid:Pr0xy-Secret").toString("base64")}`);
   });
+
+  it("pushes through the tunnel too (the registry's upload locations are followed through it)", async () => {
+    const session = await behindProxy(PROXY_ENV());
+    await pullImage(session.store, ref, { clientFor: session.clientFor });
+    const before = front.requests.length;
+    const target = `registry.test:${front.port}/pushed/app:2`;
+    const pushed = await pushImage(session.store, ref, { clientFor: session.clientFor, destination: target });
+    session.close();
+    expect(pushed.ref).toBe(`${target}@${pushed.digest}`);
+    const seen = front.requests.slice(before);
+    expect(seen.some((r) => r.startsWith("PUT /v2/pushed/app/manifests/2"))).toBe(true);
+    // Read back directly from the registry behind the front.
+    expect(await new RegistryClient(backend.host).headManifest("pushed/app", "2")).toMatchObject({ digest: pushed.digest });
+  }, 60_000);
 
   it("builds FROM an image, and caches a container image, through the proxy", async () => {
     // GIVEN a Kubefile whose base image is only reachable through the proxy
