@@ -28,6 +28,7 @@ import { posix } from "node:path";
 import { registryComponent } from "../../image/distribution-layout";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
 import { underHostLock } from "../../ssh/host-lock";
+import { setContainerdLogin } from "./containerd-login";
 import {
   CA_FILE,
   checkDataRoot,
@@ -249,10 +250,18 @@ export async function configurePullThroughClients(
     .map((f) => posix.dirname(f))
     .filter((d) => !wanted.has(posix.basename(d)));
   await removeMarked(conn, stale, registry.dataRoot, o.signal);
-  // A domain the image carries was ours until now: the cluster registry's own file comes back.
-  const own = `${registry.domain}:${registry.port}`;
-  if (stale.some((d) => registry.domains.includes(posix.basename(d)) || posix.basename(d) === own))
-    await configureRegistryClients(conn, hostIp, registry, tls, o);
+  // Upstreams taken out: the cluster registry's own files (a domain the image carries) and login come back.
+  if (stale.length > 0) await configureRegistryClients(conn, hostIp, registry, tls, o);
+  if (upstreams.length === 0) return;
+  // The caches share the cluster registry's htpasswd: containerd's CRI gets its login for them too
+  // (the registry's block in config.toml, rewritten with the caches' endpoints added).
+  const endpoints = [
+    ...registry.servers.map((s) => hostPort(s, registry.port)),
+    `${registry.domain}:${registry.port}`,
+    ...upstreams.flatMap((u) => registry.servers.map((s) => hostPort(s, u.port))),
+  ];
+  const login = registry.username !== undefined && registry.password !== undefined ? { username: registry.username, password: registry.password } : {};
+  await setContainerdLogin(conn, { endpoints, ...login, dataRoot: registry.dataRoot }, o.signal);
 }
 
 /** Stops this cluster's caches on a host, deletes what they cached, and removes the hosts.toml files it wrote. */

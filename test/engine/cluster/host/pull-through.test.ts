@@ -246,6 +246,40 @@ describe("an upstream with a Basic login", () => {
   }, 60_000);
 });
 
+describe("a cluster registry with a login", () => {
+  it("GIVEN registry.username/password WHEN the caches run THEN they take the same login, and containerd's CRI gets it for their endpoints too", async () => {
+    const open = await startTestRegistry();
+    const dir = "/var/lib/sealant/pt-login";
+    const user = { username: "cluster", password: `reg-${Math.random().toString(36).slice(2)}` };
+    const own: RegistrySetup = { ...setup, dataRoot: dir, port: 5200, tls: false, ...user };
+    const upstream: PullThroughUpstream[] = [{ domain: "docker.io", url: open.url, port: 5210, fallback: "none" }];
+    try {
+      await seed(open, "library/guarded:1", 3);
+      await startRegistry(conn(S), S, ROOTFS, own, undefined);
+      expect(await startPullThroughCaches(conn(S), S, own, undefined, upstream)).toEqual([]);
+      await sh(H1, "mkdir -p /etc/containerd && printf 'version = 2\\n' > /etc/containerd/config.toml");
+      await configureRegistryClients(conn(H1), H1, own, undefined);
+      await configurePullThroughClients(conn(H1), H1, own, undefined, upstream);
+      const config = await sh(H1, "cat /etc/containerd/config.toml");
+      expect(config).toContain(`configs."${S}:5210".auth`);
+      expect(config).toContain(`configs."${S}:5200".auth`);
+      expect(sent.some((c) => c.includes(user.password))).toBe(false);
+      // The cache refuses anonymous pulls and serves the cluster's login.
+      const anonymous = await pull(H1, "docker.io/library/guarded:1");
+      expect(anonymous.code).not.toBe(0);
+      const withLogin = await raw
+        .get(H1)!
+        .exec(`ctr -a ${SOCK} images pull --hosts-dir ${CERTS} --user ${user.username}:${user.password} docker.io/library/guarded:1`, {
+          secrets: [user.password],
+        });
+      expect(withLogin.code, withLogin.stderr).toBe(0);
+    } finally {
+      await removePullThrough(conn(S), dir);
+      await open.stop();
+    }
+  }, 60_000);
+});
+
 describe("checkUpstreams", () => {
   const u: PullThroughUpstream = { domain: "quay.io", url: "https://quay.io", port: 5010, fallback: "none" };
   it("GIVEN bad upstreams WHEN checked THEN each gets one error naming the upstream and what is allowed", () => {
