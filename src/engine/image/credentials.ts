@@ -8,6 +8,11 @@ import { withLock } from "../util/lock";
 export interface Credentials {
   username: string;
   password: string;
+  /**
+   * A registry token of the user's own (e.g. from a registries file), sent as
+   * `Authorization: Bearer` instead of logging in with username and password (then empty).
+   */
+  token?: string;
 }
 
 /** Where a registry client gets credentials from; `registry` is the user-facing host[:port] (docker.io for Docker Hub). */

@@ -47,7 +47,10 @@ export interface MirrorEndpoint {
 }
 
 export interface RegistryHostSettings {
-  /** Credentials for this host (secrets: never in messages). They win over `sealant login` and docker's config. */
+  /**
+   * Credentials for this host (secrets: never in messages), or a registry token (`token`, sent as
+   * a bearer token). They win over `sealant login` and docker's config.
+   */
   auth?: Credentials;
   /** Extra CA certificates (PEM) trusted for this host, besides the system ones. */
   ca?: string;
@@ -84,15 +87,21 @@ const authSchema = z
     password: z.string().min(1).optional(),
     /** k3s's form: base64 of "username:password". */
     auth: z.string().min(1).optional(),
+    /** A registry token sent as a bearer token, instead of a login. */
+    token: z.string().min(1).optional(),
   })
   .superRefine((a, ctx) => {
-    if (a.auth !== undefined) {
+    if (a.token !== undefined) {
+      if (a.auth !== undefined || a.username !== undefined || a.password !== undefined) {
+        ctx.addIssue({ code: "custom", message: "give either token, or auth, or username and password" });
+      }
+    } else if (a.auth !== undefined) {
       if (a.username !== undefined || a.password !== undefined)
         ctx.addIssue({ code: "custom", message: "give either auth or username and password, not both" });
       const decoded = Buffer.from(a.auth, "base64").toString("utf8");
       if (decoded.indexOf(":") <= 0) ctx.addIssue({ code: "custom", path: ["auth"], message: 'not base64 of "username:password"' });
     } else if (a.username === undefined || a.password === undefined) {
-      ctx.addIssue({ code: "custom", message: "needs username and password (or auth, base64 of username:password)" });
+      ctx.addIssue({ code: "custom", message: "needs username and password (or auth, base64 of username:password, or token)" });
     } else if (a.username.includes(":")) {
       ctx.addIssue({ code: "custom", path: ["username"], message: 'must not contain ":"' });
     }
@@ -197,7 +206,9 @@ async function resolve(file: RegistriesFile, source: string, baseDir: string): P
       throw new Error(`registries file ${source}: configs["*"].auth: credentials belong to one registry; name its host instead of "*"`);
     }
     if (c.auth) {
-      if (c.auth.auth !== undefined) {
+      if (c.auth.token !== undefined) {
+        settings.auth = { username: "", password: "", token: c.auth.token };
+      } else if (c.auth.auth !== undefined) {
         const decoded = Buffer.from(c.auth.auth, "base64").toString("utf8");
         const colon = decoded.indexOf(":");
         settings.auth = { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };

@@ -90,7 +90,8 @@ export type TokenFetcher = (realm: URL, credentials: Credentials | undefined) =>
  * Authorization header value.
  */
 export class Authenticator {
-  private scheme: "basic" | "bearer" | undefined;
+  /** "token": the credentials are a registry token of the user's own, sent as a bearer token as it is. */
+  private scheme: "basic" | "bearer" | "token" | undefined;
   private bearer: { realm: string; service?: string } | undefined;
   private tokens: CachedToken[] = [];
   private readonly inflight = new Map<string, Promise<CachedToken>>();
@@ -118,6 +119,10 @@ export class Authenticator {
 
   /** The Authorization header to send up front, from what the registry asked for before; undefined if nothing is known yet. */
   async authorization(scopes: string[]): Promise<string | undefined> {
+    if (this.scheme === "token") {
+      const creds = await this.credentials();
+      return creds?.token !== undefined ? `Bearer ${creds.token}` : undefined;
+    }
     if (this.scheme === "basic") {
       const creds = await this.credentials();
       return creds ? basicHeader(creds) : undefined;
@@ -135,6 +140,13 @@ export class Authenticator {
    * retry cannot succeed (no credentials for Basic, or the same credentials were already refused).
    */
   async respond(header: string, scopes: string[], sent: string | undefined): Promise<string | undefined> {
+    const own = await this.credentials();
+    if (own?.token !== undefined) {
+      // A token of the user's own replaces the registry's login flow; refused once, it stays refused.
+      this.scheme = "token";
+      const bearer = `Bearer ${own.token}`;
+      return bearer === sent ? undefined : bearer;
+    }
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === "bearer" && c.params["realm"]);
     if (bearer) {

@@ -103,7 +103,8 @@ export class RegistryHttp {
       get: async (registry) => {
         if (await this.credentialsWithheld()) return undefined;
         const creds = await source.get(registry);
-        if (creds) this.rememberSecret(creds.password, basicHeader(creds).slice("Basic ".length));
+        if (creds?.token !== undefined) this.rememberSecret(creds.token);
+        else if (creds) this.rememberSecret(creds.password, basicHeader(creds).slice("Basic ".length));
         return creds;
       },
     };

@@ -23,6 +23,7 @@ import { randomLayer } from "../../../support/tools";
 let full: TestRegistry;
 let empty: TestRegistry;
 let locked: TestRegistry;
+let tokens: TestRegistry;
 let fullFront: PrivateCaRegistry;
 let emptyFront: PrivateCaRegistry;
 const temps: string[] = [];
@@ -39,7 +40,8 @@ async function pushImage(client: RegistryClient, repo: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  [full, empty, locked] = await Promise.all([startRegistry(), startRegistry(), startRegistry({ auth: "htpasswd" })]);
+  [full, empty, locked, tokens] = await Promise.all([startRegistry(), startRegistry(), startRegistry({ auth: "htpasswd" }), startRegistry({ auth: "token" })]);
+  await pushImage(new RegistryClient(tokens.host, { credentials: { get: async () => tokens.users[0]! } }), "team/app");
   await pushImage(new RegistryClient(full.host), "library/app");
   const user = locked.users[0]!;
   await pushImage(new RegistryClient(locked.host, { credentials: { get: async () => user } }), "team/app");
@@ -48,7 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([fullFront?.stop(), emptyFront?.stop()]);
-  await Promise.all([full?.stop(), empty?.stop(), locked?.stop()]);
+  await Promise.all([full?.stop(), empty?.stop(), locked?.stop(), tokens?.stop()]);
   await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
 });
 
@@ -132,6 +134,36 @@ describe("logins from the registries file", () => {
   }, 60_000);
 });
 
+/** A pull token for `repo`, asked of the registry's token service the way a CI system would. */
+async function pullToken(registry: TestRegistry, repo: string): Promise<string> {
+  const challenge = (await fetch(`http://${registry.host}/v2/`)).headers.get("www-authenticate") ?? "";
+  const realm = new URL(/realm="([^"]+)"/.exec(challenge)![1]!);
+  realm.searchParams.set("service", /service="([^"]+)"/.exec(challenge)![1]!);
+  realm.searchParams.set("scope", `repository:${repo}:pull`);
+  const user = registry.users[0]!;
+  const res = await fetch(realm, { headers: { Authorization: `Basic ${Buffer.from(`${user.username}:${user.password}`).toString("base64")}` } });
+  return ((await res.json()) as { token: string }).token;
+}
+
+describe("a registry token from the registries file", () => {
+  it("is sent as the bearer token as it is, without asking the registry's token service", async () => {
+    const token = await pullToken(tokens, "team/app");
+    const session = await sessionWith(`configs:\n  "${tokens.host}":\n    auth:\n      token: ${token}\n`);
+    const asked = tokens.tokenRequests();
+    const pulled = await pullImage(session.store, `${tokens.host}/team/app:1`, { clientFor: session.clientFor });
+    session.close();
+    expect(pulled.digest).toMatch(/^sha256:/);
+    expect(tokens.tokenRequests()).toBe(asked);
+    // A token that does not cover the repository is refused, and not shown.
+    const other = await pullToken(tokens, "team/other");
+    const wrong = await sessionWith(`configs:\n  "${tokens.host}":\n    auth:\n      token: ${other}\n`);
+    const err = await pullImage(wrong.store, `${tokens.host}/team/app:1`, { clientFor: wrong.clientFor }).catch((e: Error) => e);
+    wrong.close();
+    expect((err as Error).message).toMatch(/401|unauthorized|denied/i);
+    expect(`${(err as Error).message}${(err as Error).stack}`).not.toContain(other);
+  }, 60_000);
+});
+
 describe("reading the registries file", () => {
   async function file(yaml: string): Promise<string> {
     const dir = await temp("sealant-registries-");
@@ -187,6 +219,10 @@ describe("reading the registries file", () => {
     ],
     ["configs:\n  r.example:\n    tls: { ca: not-a-pem }\n", /configs\["r\.example"\]\.tls\.ca: expected PEM text/],
     ["configs:\n  r.example:\n    auth: { username: u }\n", /configs\["r\.example"\]\.auth: needs username and password/],
+    [
+      "configs:\n  r.example:\n    auth: { token: T0ken-Leak, password: Leaky-Pw }\n",
+      /configs\["r\.example"\]\.auth: give either token, or auth, or username and password/,
+    ],
     ["configs:\n  r.example:\n    proxy: socks5://p:1080\n", /configs\["r\.example"\]\.proxy: the proxy must be reached over http:\/\/.*or "direct"/],
     ["configs:\n  r.example:\n    plain_http: yes-please\n", /configs\["r\.example"\]\.plain_http: .*boolean/],
     ["configs:\n  r.example:\n    tls: { insecure: true }\n", /configs\["r\.example"\]\.tls: .*insecure/],
