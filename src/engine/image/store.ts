@@ -135,6 +135,9 @@ export class ImageStore {
       const hasher = new WorkerHashingStream();
       // on, not once: a source that fails twice must not crash the process with an unhandled 'error'.
       source.on("error", (err) => hasher.destroy(err));
+      // The source may fail before writeStreamAtomic's pipeline listens (it creates the directory
+      // first): the pipeline still sees the stored error; this listener only keeps it from crashing.
+      hasher.on("error", ignoreHere);
       await writeStreamAtomic(target, source.pipe(hasher), async () => {
         const { digest, size } = await hasher.result();
         check(digest, size);
@@ -143,6 +146,7 @@ export class ImageStore {
       const hasher = new DigestingStream();
       // pipe() does not forward errors; without this a failed source would leave the write hanging.
       source.on("error", (err) => hasher.destroy(err));
+      hasher.on("error", ignoreHere); // as above: reported by the pipeline, never unhandled
       await writeStreamAtomic(target, source.pipe(hasher), () => check(hasher.digest(), hasher.size));
     }
     if (!result) throw new Error("internal: blob stream ended without a digest");
@@ -360,6 +364,9 @@ function pinFileName(key: string): string {
 }
 
 /** Turns a Readable-compatible buffer into a stream (for callers that need `() => Readable`). */
+/** An 'error' listener for a stream whose error is reported elsewhere (by a pipeline that owns it). */
+function ignoreHere(): void {}
+
 export function bufferStream(data: Buffer): Readable {
   return ReadableStream.from([data]);
 }

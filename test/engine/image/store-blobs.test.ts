@@ -29,6 +29,23 @@ describe("blobs streamed in at the same time", () => {
   });
 });
 
+describe("a source that fails", () => {
+  it.each([
+    ["small, digest unknown", {}],
+    ["large, digest known (hashed on a worker)", { digest: `sha256:${"a".repeat(64)}` as const, size: 8 << 20 }],
+  ])("before the write has started (%s): the put fails with its error, nothing is left, and the process does not crash", async (_what, expected) => {
+    const home = await mkdtemp(join(tmpdir(), "sealant-blobs-"));
+    temps.push(home);
+    const store = await ImageStore.open(home);
+    // GIVEN a source that fails at once — before the store's pipeline is listening (it creates the directory first)
+    const source = new Readable({ read() {} });
+    process.nextTick(() => source.destroy(new Error("connection reset by the registry")));
+    // WHEN it is streamed in THEN the put rejects with that error (an unhandled 'error' would fail this test file)
+    await expect(store.putBlobStream(source, { ...expected, what: "layer" })).rejects.toThrow("connection reset by the registry");
+    expect((await readdir(join(store.root, "blobs", "sha256"))).filter((n) => n.startsWith("."))).toEqual([]);
+  });
+});
+
 describe("naming an image", () => {
   it("refuses a name for an image one of whose blobs is gone, and leaves the names as they were", async () => {
     // GIVEN an image's manifest and config stored, and its layer deleted (as a prune beside the writer would)
