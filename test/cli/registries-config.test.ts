@@ -123,7 +123,9 @@ describe("sealant with a registries file, behind a proxy", () => {
     await writeFile(f, `configs:\n  registry.test:\n    auth: { password: Leaky-Pw-9 }\n    tls: { ca_file: ./missing.pem }\n`);
     const r = await sealant(["pull", ref, "--registries", f], { home });
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`sealant: registries file ${f}: configs["registry.test"].auth: needs username and password (or auth, base64 of username:password, or token)\n`);
+    expect(r.stderr).toBe(
+      `sealant: registries file ${f}: configs["registry.test"].auth: needs username and password (or auth, base64 of username:password, or token)\n`,
+    );
     // The default file in $SEALANT_HOME is read the same way.
     await writeFile(join(home, "registries.yaml"), "mirrors:\n  docker.io:\n    endpoint: [registry.example]\n");
     const d = await sealant(["pull", ref], { home });
