@@ -34,6 +34,8 @@ import {
   checkDataRoot,
   configureRegistryClients,
   DEFAULT_CERTS_DIR,
+  isRunning,
+  stopCommand,
   writeIfChanged,
   type ClientOptions,
   type RegistrySetup,
@@ -342,22 +344,6 @@ function cacheConfig(binary: string, p: CachePaths, addr: string, u: PullThrough
           ]),
     ].join("\n") + "\n"
   );
-}
-
-/** A shell condition: the pid file names a live process started with this config. */
-function isRunning(p: CachePaths): string {
-  return `p=$(cat ${q(p.pid)} 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && tr '\\0' ' ' < /proc/"$p"/cmdline | grep -qF -- ${q(p.config)}`;
-}
-
-function stopCommand(p: CachePaths): string {
-  return [
-    `if ${isRunning(p)}; then`,
-    '  kill "$p"; i=0',
-    '  while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done',
-    '  kill -9 "$p" 2>/dev/null || true',
-    "fi",
-    `rm -f ${q(p.pid)}`,
-  ].join("\n");
 }
 
 async function removeMarked(conn: Connection, dirs: string[], dataRoot: string, signal?: AbortSignal): Promise<void> {

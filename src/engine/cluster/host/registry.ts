@@ -352,12 +352,13 @@ async function ensureHtpasswd(conn: Connection, file: string, user: string, pass
   return true;
 }
 
-/** A shell condition: the pid file names a live process started with this config. */
-function isRunning(p: Paths): string {
+/** A shell condition: the pid file names a live process started with this config (the cluster registry's, a cache's). */
+export function isRunning(p: { pid: string; config: string }): string {
   return `p=$(cat ${q(p.pid)} 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && tr '\\0' ' ' < /proc/"$p"/cmdline | grep -qF -- ${q(p.config)}`;
 }
 
-function stopCommand(p: Paths): string {
+/** Stops that process (TERM, then KILL after 5 s) and drops its pid file. */
+export function stopCommand(p: { pid: string; config: string }): string {
   return [
     `if ${isRunning(p)}; then`,
     '  kill "$p"; i=0',

@@ -1,18 +1,12 @@
 import { z } from "zod";
-import { hasControlChars, hostnameProblem, oneLineSecretProblem, parsePort, quote, registryUserProblem } from "./validators";
+import { checkedString as checked, portSchema } from "./zod-values";
+import { hasControlChars, hostnameProblem, oneLineSecretProblem, quote, registryUserProblem } from "./validators";
 
 /*
  * `registry.external` of the cluster spec (its own file: schema.ts holds the rest). Every value
  * here lands in host files (hosts.toml, containerd's config) or registry requests, so each is
  * checked, naming the field; the password is never shown.
  */
-
-function checked(check: (v: string) => string | undefined): z.ZodString {
-  return z.string().superRefine((v, ctx) => {
-    const problem = check(v);
-    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-  });
-}
 
 /** A registry repository path: `/`-separated lower-case components (distribution's grammar). */
 function repositoryPathProblem(v: string): string | undefined {
@@ -34,14 +28,7 @@ function caProblem(v: string): string | undefined {
   return undefined;
 }
 
-const port = z.union([z.number(), z.string()]).transform((v, ctx): number => {
-  const r = parsePort(v);
-  if (typeof r === "string") {
-    ctx.addIssue({ code: "custom", message: r });
-    return z.NEVER;
-  }
-  return r;
-});
+const port = portSchema;
 
 /**
  * A registry the cluster uses instead of running its own (Harbor, a cloud registry): the image's

@@ -3,6 +3,7 @@ import { InvalidReferenceError, parseReference } from "../../image/reference";
 import { parseEnvList, parseEnvMap, type Env } from "./env";
 import { externalRegistrySchema } from "./external-registry";
 import { pullThroughSchema } from "./upstreams";
+import { checkedString, numberOrString, portSchema } from "./zod-values";
 import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
 import {
   appNameProblem,
@@ -22,7 +23,6 @@ import {
   labelValueProblem,
   normaliseRole,
   parseDuration,
-  parsePort,
   parseTaint,
   qualifiedNameProblem,
   roleProblem,
@@ -37,26 +37,7 @@ import {
  * seconds, roles `worker` → `node`).
  */
 
-/** A string check that reports the problem its validator words (with the bad value). */
-function checkedString(check: (v: string) => string | undefined): z.ZodString {
-  return z.string().superRefine((v, ctx) => {
-    const problem = check(v);
-    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-  });
-}
-
-function numberOrString<T>(parse: (v: number | string) => T | string) {
-  return z.union([z.number(), z.string()]).transform((v, ctx): T => {
-    const r = parse(v);
-    if (typeof r === "string") {
-      ctx.addIssue({ code: "custom", message: r });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-const port = numberOrString<number>(parsePort);
+const port = portSchema;
 const duration = numberOrString<number>(parseDuration);
 const ip = checkedString(ipProblem).transform(canonicalIp);
 const nonEmpty = z.string().min(1);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { checkedString as checked, portSchema } from "./zod-values";
 import { checkUpstreams, type PullThroughUpstream } from "../host/pull-through";
 import { hasControlChars, hostnameProblem, oneLineSecretProblem, parsePort, quote } from "./validators";
 
@@ -8,13 +9,6 @@ import { hasControlChars, hostnameProblem, oneLineSecretProblem, parsePort, quot
  * value lands in a registry config or containerd's hosts.toml on the hosts, so each is checked
  * where it is written; the password is never shown.
  */
-
-function checked(check: (v: string) => string | undefined): z.ZodString {
-  return z.string().superRefine((v, ctx) => {
-    const problem = check(v);
-    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-  });
-}
 
 /** A registry domain as image names carry it: a host name, or host:port. */
 function registryDomainProblem(v: string): string | undefined {
@@ -37,14 +31,7 @@ function upstreamUrlProblem(v: string): string | undefined {
   return undefined;
 }
 
-const port = z.union([z.number(), z.string()]).transform((v, ctx): number => {
-  const r = parsePort(v);
-  if (typeof r === "string") {
-    ctx.addIssue({ code: "custom", message: r });
-    return z.NEVER;
-  }
-  return r;
-});
+const port = portSchema;
 
 /** One upstream the cluster's registry caches. */
 export const pullThroughUpstreamSchema = z
