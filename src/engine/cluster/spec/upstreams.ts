@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { checkedString as checked, portSchema } from "./zod-values";
-import { checkUpstreams, type PullThroughUpstream } from "../host/pull-through";
+import { checkUpstreams, type PullThroughUpstream } from "./pull-through-upstream";
 import { hasControlChars, hostnameProblem, oneLineSecretProblem, parsePort, quote } from "./validators";
 
 /*
