@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { setHostsBlock, withBlock } from "../../../../src/engine/cluster/host/etc-hosts";
+import { setHostsBlock } from "../../../../src/engine/cluster/host/etc-hosts";
 import { PRELUDE } from "../../../../src/engine/cluster/runtime/kubernetes/shell";
-import { SshConnection } from "../../../../src/engine/ssh";
+import { shellQuote, SshConnection } from "../../../../src/engine/ssh";
 import { openBed, type Bed } from "../../../support/bed";
 import { onHost, runOnHost } from "../../../support/hosts";
 
@@ -86,12 +86,25 @@ describe("/etc/hosts blocks of several clusters on one host", () => {
   });
 });
 
-describe("withBlock", () => {
-  it("replaces a block where it is, appends a new one, removes an emptied one, keeps the rest", () => {
-    const text = "a\n# BEGIN x\nold\n# END x\nb\n";
-    expect(withBlock(text, "x", ["new1", "new2"])).toBe("a\n# BEGIN x\nnew1\nnew2\n# END x\nb\n");
-    expect(withBlock(text, "y", ["y1"])).toBe(`${text}# BEGIN y\ny1\n# END y\n`);
-    expect(withBlock(text, "x", [])).toBe("a\nb\n");
-    expect(withBlock("", "x", [])).toBe("");
+describe("one block, edited on the host", () => {
+  it("replaces a block where it is, appends a new one, removes an emptied one, keeps the rest (an orphan BEGIN too), writes nothing when nothing changes", async () => {
+    const c = await connect();
+    // The file exactly, final newline included (onHost trims what it returns).
+    const rawHostsFile = async () => (await onHost(bed.sandbox, IP, "cat /etc/hosts; echo .")).slice(0, -1);
+    const put = async (text: string) => void (await onHost(bed.sandbox, IP, `printf %s ${shellQuote(text)} > /etc/hosts`));
+    await put("a\n# BEGIN x\nold\n# END x\nb\n");
+    await setHostsBlock(c, "x", ["new1", "new2"]);
+    expect(await rawHostsFile()).toBe("a\n# BEGIN x\nnew1\nnew2\n# END x\nb\n");
+    await setHostsBlock(c, "y", ["y1"]);
+    expect(await rawHostsFile()).toBe("a\n# BEGIN x\nnew1\nnew2\n# END x\nb\n# BEGIN y\ny1\n# END y\n");
+    await setHostsBlock(c, "x", []);
+    expect(await rawHostsFile()).toBe("a\nb\n# BEGIN y\ny1\n# END y\n");
+    await put("a\n# BEGIN z\norphan\n");
+    await setHostsBlock(c, "z", ["z1"]);
+    expect(await rawHostsFile()).toBe("a\n# BEGIN z\norphan\n# BEGIN z\nz1\n# END z\n");
+    const before = await onHost(bed.sandbox, IP, "stat -c %i /etc/hosts");
+    await setHostsBlock(c, "absent", []);
+    expect(await onHost(bed.sandbox, IP, "stat -c %i /etc/hosts")).toBe(before);
+    await put(ORIGINAL);
   });
 });
