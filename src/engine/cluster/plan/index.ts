@@ -1,4 +1,5 @@
-export { planCluster, planReset, rollingBatches, describeHosts, shortDigest, PlanError } from "./planner";
+export { planCluster, planReset, describeHosts, shortDigest, PlanError } from "./planner";
+export { rollingBatches } from "./batches";
 export { formatPlan } from "./format";
 export { isMaster, MASTER, MASTER_ROLES } from "./roles";
 export type * from "./types";

@@ -11,6 +11,8 @@ export const REGISTRY = "registry" satisfies StepKind;
 export const MIRRORS = "mirrors" satisfies StepKind;
 export const PUSH = "push" satisfies StepKind;
 export const PULL_THROUGH = "pull-through" satisfies StepKind;
+/** What the registry mode the cluster left (its own registry, or an external one) put on a host, taken off. */
+export const REGISTRY_REMOVAL = "registry-removal" satisfies StepKind;
 export const LAUNCH = "launch" satisfies StepKind;
 export const CLEANUP = "cleanup" satisfies StepKind;
 export const HOST_SETTINGS = "host-settings" satisfies StepKind;

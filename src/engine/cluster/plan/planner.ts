@@ -13,11 +13,14 @@ import {
   PULL_THROUGH,
   PUSH,
   REGISTRY,
+  REGISTRY_REMOVAL,
   RENDER,
   RESET,
   UPGRADE,
   pluginKind,
 } from "./kinds";
+import { rollingBatches } from "./batches";
+import { registryRemoval } from "./registry-switch";
 import { isMaster } from "./roles";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
@@ -159,6 +162,18 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       "parallel",
       refresh.map((h) => step(h, RENDER, `render templates and configs on ${h.ip}`, version)),
     );
+  }
+  // A registry mode the cluster left (own <-> external): what it put on the hosts goes before the new one's steps.
+  const removal = registryRemoval(desired, current);
+  if (removal) {
+    summary.push(removal.summary);
+    for (const batch of removal.batches)
+      phase(
+        REGISTRY_REMOVAL,
+        removal.title,
+        "parallel",
+        batch.map((h) => step(h, REGISTRY_REMOVAL, removal.describe(h), removal.mode)),
+      );
   }
   if (desired.registry) {
     // Versioned by the server list too: a changed set of servers re-points every host.
@@ -347,19 +362,6 @@ export function planReset(current: CurrentCluster, plugins: DesiredCluster["plug
     steps: hosts.map((h) => step(h, CLEANUP, `delete the data root on ${h.ip}`)),
   });
   return { cluster: current.name, actions: ["reset"], phases, summary: [`reset cluster ${current.name} on ${describeHosts(hosts)}`] };
-}
-
-/**
- * Upgrade order: masters one at a time (quorum), then the other hosts in batches of
- * `maxUnavailable`, each batch finished and checked before the next starts.
- */
-export function rollingBatches<H extends PlannedHost>(hosts: H[], maxUnavailable: number): H[][] {
-  const size = Math.max(1, Math.floor(maxUnavailable));
-  const masters = hosts.filter((h) => isMaster(h));
-  const others = hosts.filter((h) => !isMaster(h));
-  const batches: H[][] = masters.map((m) => [m]);
-  for (let i = 0; i < others.length; i += size) batches.push(others.slice(i, i + size));
-  return batches;
 }
 
 function checkDesired(desired: DesiredCluster): void {

@@ -105,7 +105,18 @@ export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfi
 
 /** What a step does; `hook:<name>` runs that lifecycle command of the image's runtime. */
 export type StepKind =
-  "distribute" | "render" | "registry" | "push" | "mirrors" | "pull-through" | "launch" | "cleanup" | "host-settings" | `hook:${string}` | `plugin:${string}`;
+  | "distribute"
+  | "render"
+  | "registry"
+  | "registry-removal"
+  | "push"
+  | "mirrors"
+  | "pull-through"
+  | "launch"
+  | "cleanup"
+  | "host-settings"
+  | `hook:${string}`
+  | `plugin:${string}`;
 
 export interface PlanStep {
   /**

@@ -20,7 +20,7 @@ import { mirrors } from "./mirrors";
 import { plugin } from "./plugin";
 import { pullThrough } from "./pull-through";
 import { push } from "./push";
-import { registry } from "./registry";
+import { registry, registryRemoval } from "./registry";
 import { render } from "./render";
 import { reset } from "./reset";
 import { upgrade } from "./upgrade";
@@ -29,6 +29,7 @@ import { upgrade } from "./upgrade";
 export const STEP_KINDS: readonly StepKindDef[] = [
   distribute,
   render,
+  registryRemoval,
   registry,
   push,
   mirrors,
