@@ -14,6 +14,7 @@ import { HostLayout } from "./host/layout";
 import { registryDomains, type RegistrySetup } from "./host/registry";
 import { isMaster, type DesiredCluster } from "./plan";
 import { selectRuntime } from "./runtime";
+import { runtimeWarnings } from "./runtime-warnings";
 import { resolveHosts, type ClusterSpec } from "./spec";
 import { acquireLock, lockOwner } from "./state/lock";
 import { newestRecord, writeRecord, type ClusterRecord } from "./state/record";
@@ -46,6 +47,8 @@ export async function openCluster(opts: ClusterOptions): Promise<OpenCluster> {
   const hosts = new Map(resolved.map((h) => [h.ip, clusterHost(h)]));
   const masters = [...hosts.values()].filter(isMaster);
   const desired = desiredCluster(spec, image, resolved);
+  const warnings = await runtimeWarnings(session.store, spec, image, desired);
+  if (warnings.length > 0) desired.warnings = warnings;
   const pool = clusterPool({ knownHostsFile: opts.knownHostsFile ?? defaultKnownHosts(session.home), connectTimeoutS: spec.timeouts.connect });
   const registry: RegistrySetup | undefined = desired.registry
     ? {

@@ -14,6 +14,7 @@
 import { z } from "zod";
 import { applyCluster, ApplyError, observeCluster, openCluster, readRecord, resetCluster, type ClusterEvent, type ClusterRecord } from "../../engine/cluster";
 import { desiredCluster } from "../../engine/cluster/desired";
+import { runtimeWarnings } from "../../engine/cluster/runtime-warnings";
 import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/image";
 import { isMaster, planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
 import type { RuntimeOutputs } from "../../engine/cluster/runtime";
@@ -92,7 +93,11 @@ async function lookUpImage(spec: ClusterSpec, session: Session): Promise<Cluster
 
 async function previewDesired(spec: ClusterSpec, session: Session, seen: Map<string, Promise<ClusterImage | undefined>>): Promise<DesiredCluster> {
   const image = await previewImage(spec, session, seen);
-  if (image) return desiredCluster(spec, image, resolveHosts(spec, image.metadata.env));
+  if (image) {
+    const desired = desiredCluster(spec, image, resolveHosts(spec, image.metadata.env));
+    const warnings = await runtimeWarnings(session.store, spec, image, desired);
+    return warnings.length > 0 ? { ...desired, warnings } : desired;
+  }
   const digest = parseReference(spec.image).digest ?? `sha256:${"0".repeat(64)}`;
   const empty: ClusterImage = { ref: spec.image, digest: digest as ClusterImage["digest"], metadata: emptyMetadata("kube-installer"), platforms: new Map() };
   return desiredCluster(spec, empty, resolveHosts(spec));
@@ -118,7 +123,7 @@ function followsOf(desired: DesiredCluster, h: DesiredCluster["hosts"][number]):
 }
 
 function describePlan(plan: Plan): string {
-  return plan.summary.join("\n");
+  return [...plan.summary, ...(plan.warnings ?? []).map((w) => `warning: ${w}`)].join("\n");
 }
 
 /**

@@ -327,7 +327,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
 
   if (phases.length === 0) summary.push(`no changes to cluster ${desired.name}`);
   else if (summary.length === 0) summary.push(`resume cluster ${desired.name}: ${phases.length} unfinished phase${phases.length === 1 ? "" : "s"}`);
-  return { cluster: desired.name, actions, phases, summary };
+  return { cluster: desired.name, actions, phases, summary, ...(desired.warnings?.length ? { warnings: desired.warnings } : {}) };
 }
 
 /** Everything a reset does: each host's reset hook, then sealant's files (plugins at their phases). */

@@ -64,6 +64,8 @@ export interface DesiredCluster {
    * real servers), so a change of masters is a host-settings step on each of them.
    */
   workersFollowMasters?: boolean;
+  /** What the plan must say before anything runs (e.g. what a Docker-runtime image's hosts cannot pull from the cluster's registry). */
+  warnings?: string[];
 }
 
 /** One plugin at one of its phases (sealer's Plugin `action`). */
@@ -145,4 +147,6 @@ export interface Plan {
   phases: PlanPhase[];
   /** One line per thing that changes, e.g. `join 127.0.10.4, 127.0.10.5 (master)`. */
   summary: string[];
+  /** What to know before applying it (DesiredCluster.warnings). */
+  warnings?: string[];
 }

@@ -314,6 +314,20 @@ export const upgradeSchema = z.strictObject({
   strategy: z.enum(UPGRADE_STRATEGIES).default("rolling"),
 });
 
+export const DISTRIBUTION_MODES = ["direct", "relay"] as const;
+
+/** How hosts get the image's layers. */
+export const distributionSchema = z.strictObject({
+  /**
+   * direct: the operator sends every host the layers it lacks; relay: the operator sends each
+   * layer to `fanout` hosts and hosts pass layers on to each other over their own network.
+   * @default "direct"
+   */
+  mode: z.enum(DISTRIBUTION_MODES).default("direct"),
+  /** relay: hosts that get layers from the operator, and hosts each host passes them on to. @default 3 */
+  fanout: z.number().int().min(1).max(64).default(3),
+});
+
 /** Seconds, or durations such as "90s", "5m", "1h". */
 export const timeoutsSchema = z.strictObject({
   /** SSH connect, per host. @default 30 */
@@ -341,6 +355,7 @@ export const clusterSpecBodyShape = {
   /** Extra /etc/hosts entries on every host. */
   hostAliases: z.array(z.strictObject({ ip, hostnames: z.array(hostname).min(1) })).default([]),
   upgrade: upgradeSchema.prefault({}),
+  distribution: distributionSchema.prefault({}),
   timeouts: timeoutsSchema.prefault({}),
   /** Where the cluster's files live on each host. @default "/var/lib/sealant/<name>/" */
   dataRoot: hostDir.optional(),
