@@ -215,6 +215,18 @@ export interface UpgradeArgs {
   readonly strategy?: pulumi.Input<"rolling" | "all-at-once">;
 }
 
+/** How hosts get the image's layers. */
+export interface DistributionArgs {
+  /**
+   * "direct": this machine sends every host the layers it lacks; "relay": it sends each layer to
+   * `fanout` hosts and hosts pass layers on to each other over their own network.
+   * @default "direct"
+   */
+  readonly mode?: pulumi.Input<"direct" | "relay">;
+  /** relay: hosts that get layers from this machine, and hosts each host passes them on to. @default 3 */
+  readonly fanout?: pulumi.Input<number>;
+}
+
 /** Time limits: seconds, or durations such as "90s", "5m", "1h". */
 export interface TimeoutsArgs {
   /** SSH connect, per host. @default 30 */
@@ -258,6 +270,8 @@ export interface ClusterArgs {
   readonly hostAliases?: pulumi.Input<pulumi.Input<HostAliasArgs>[]>;
   /** How a new image rolls out. @default rolling, one worker at a time (masters always one at a time) */
   readonly upgrade?: pulumi.Input<UpgradeArgs>;
+  /** How hosts get the image's layers: straight from this machine, or relayed between the hosts. @default direct */
+  readonly distribution?: pulumi.Input<DistributionArgs>;
   /** Connect, command and whole-apply time limits. @default connect 30s, command 600s, apply 3600s */
   readonly timeouts?: pulumi.Input<TimeoutsArgs>;
   /** Where the cluster's files live on each host. Changing it replaces the cluster. @default "/var/lib/sealant/<name>/" */

@@ -42,5 +42,6 @@ export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: re
     launch: hasLaunch(image.metadata, spec.apps),
     bootstrap: findRuntime(image.metadata)?.bootstrap ?? "every-host",
     workersFollowMasters: findRuntime(image.metadata)?.workersFollowMasters ?? false,
+    distribution: spec.distribution,
   };
 }

@@ -21,6 +21,7 @@ import {
 } from "./kinds";
 import { rollingBatches } from "./batches";
 import { registryRemoval } from "./registry-switch";
+import { withRelaySources } from "./distribution";
 import { isMaster } from "./roles";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
@@ -154,7 +155,10 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       DISTRIBUTE,
       "Distribute the image",
       "parallel",
-      refresh.map((h) => step(h, DISTRIBUTE, `send image ${img} to ${h.ip}`, img)),
+      withRelaySources(
+        refresh.map((h) => step(h, DISTRIBUTE, `send image ${img} to ${h.ip}`, img)).filter((s) => !done(s.host).has(s.id)),
+        desired.distribution,
+      ),
     );
     phase(
       RENDER,

@@ -66,6 +66,16 @@ export interface DesiredCluster {
   workersFollowMasters?: boolean;
   /** What the plan must say before anything runs (e.g. what a Docker-runtime image's hosts cannot pull from the cluster's registry). */
   warnings?: string[];
+  /** How hosts get the image's layers. @default direct */
+  distribution?: Distribution;
+}
+
+/** How hosts get the image's layers (the spec's `distribution`). */
+export interface Distribution {
+  /** direct: the operator sends every host what it lacks; relay: hosts pass layers on to each other. */
+  mode: "direct" | "relay";
+  /** relay: how many hosts get layers from the operator, and how many hosts each host passes them on to. */
+  fanout: number;
 }
 
 /** One plugin at one of its phases (sealer's Plugin `action`). */
@@ -130,6 +140,8 @@ export interface PlanStep {
   host: string;
   /** What the step does, in words, for the plan shown to people. */
   description: string;
+  /** A distribute step under relay distribution: the host this one gets its layers from (none: from the operator). */
+  via?: string;
 }
 
 export interface PlanPhase {

@@ -24,6 +24,7 @@ export {
   appsSchema,
   appConfigSchema,
   upgradeSchema,
+  distributionSchema,
   timeoutsSchema,
   envSchema,
   defaultDataRoot,
@@ -32,6 +33,7 @@ export {
   CONFIG_PROCESSORS,
   APP_FILE_STRATEGIES,
   UPGRADE_STRATEGIES,
+  DISTRIBUTION_MODES,
 } from "./schema";
 export type {
   ClusterSpec,

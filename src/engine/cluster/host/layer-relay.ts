@@ -1,0 +1,262 @@
+/**
+ * One apply's relay distribution (see relay.ts for the transport): which host gets which layer
+ * from where, in what order, and what happens when a relay fails. Each host takes its layers in
+ * image order, each from the host the plan names (`via`) as soon as that host has placed it —
+ * so layers flow down the tree like a pipeline — or from the operator when it is a seed, when
+ * its source does not get that layer in this apply (a registry-only layer, a layer it held
+ * already), or when relaying to it failed: then the rest of its layers come straight from the
+ * operator, and whatever is still missing at the end goes the direct way (host/distribute.ts).
+ */
+import { createReadStream } from "node:fs";
+import type { Connection } from "../../ssh";
+import { countBytes } from "../../util/streams";
+import type { ClusterHost } from "./connect";
+import type { ClusterContext } from "./context";
+import type { HostLayer } from "./distribute";
+import {
+  authorizeSender,
+  cleanUpRelay,
+  hostPublicKeys,
+  placeScript,
+  prepareRelay,
+  receiveCommand,
+  relayKey,
+  removeAuthorizations,
+  sendBlob,
+  writeKnownHosts,
+  type RelayPeer,
+} from "./relay";
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A host of the relay: where its layers come from and which ones it lacks. */
+export interface RelayHost {
+  host: ClusterHost;
+  /** The host it relays from (none: a seed, from the operator). */
+  via?: string;
+  /** The layers it gets in this apply, in image order. */
+  missing: HostLayer[];
+}
+
+interface Arrival {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+function arrival(): Arrival {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Nobody may be waiting for it; a rejection then is not an error of its own.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+export class LayerRelay {
+  private readonly hosts: Map<string, RelayHost>;
+  /** How many hosts relay from each host: it keeps its blobs only when some do. */
+  private readonly children = new Map<string, number>();
+  /** `<ip> <digest>`: settled when that host has the layer's blob (rejected when it will not). */
+  private readonly arrivals = new Map<string, Arrival>();
+  private readonly prepared = new Map<string, Promise<void>>();
+  private readonly keys = new Map<string, Promise<string>>();
+  private unfinished: number;
+
+  constructor(
+    private readonly cluster: ClusterContext,
+    hosts: readonly RelayHost[],
+  ) {
+    this.hosts = new Map(hosts.map((h) => [h.host.ip, h]));
+    for (const h of hosts) if (h.via) this.children.set(h.via, (this.children.get(h.via) ?? 0) + 1);
+    this.unfinished = hosts.length;
+  }
+
+  /** Puts the layers the host lacks into place, relayed where it can; returns the bytes the operator sent it. */
+  async deliver(ip: string, signal?: AbortSignal): Promise<number> {
+    const me = this.hosts.get(ip);
+    if (!me) throw new Error(`${ip} is not a host of this relay`);
+    const { cluster } = this;
+    const conn = await cluster.pool.get(me.host, signal);
+    const facts = cluster.facts.get(ip)!;
+    const total = me.missing.reduce((n, l) => n + l.size, 0);
+    const started = Date.now();
+    let done = 0;
+    let fromOperator = 0;
+    const progress = (bytes: number): void => {
+      const secs = (Date.now() - started) / 1000;
+      cluster.emit({ type: "progress", host: ip, what: "image", bytes, total, mibPerSec: secs > 0 ? bytes / (1 << 20) / secs : 0 });
+    };
+    const failed = (what: string, err: unknown): void => cluster.emit({ type: "warning", host: ip, text: `${what}: ${errorMessage(err)}` });
+    try {
+      await this.prepare(me, signal);
+    } catch (err) {
+      failed("relay distribution unavailable, sending directly", err);
+      this.giveUp(ip, new Error(`${ip} could not prepare relaying`));
+      return 0;
+    }
+    let source = me.via;
+    let authorized = false;
+    try {
+      if (source) {
+        try {
+          await this.authorize(this.hosts.get(source)!, me, conn, signal);
+          authorized = true;
+        } catch (err) {
+          failed(`relaying from ${source} unavailable, the operator sends the layers`, err);
+          source = undefined;
+        }
+      }
+      for (const layer of me.missing) {
+        signal?.throwIfAborted();
+        let placed = false;
+        if (source && this.receives(source, layer)) {
+          try {
+            await this.arrivalOf(source, layer).promise;
+            await sendBlob(await this.connOf(source, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, signal);
+            await this.place(conn, me, layer, signal);
+            placed = true;
+          } catch (err) {
+            signal?.throwIfAborted();
+            failed(`relaying ${layer.digest} from ${source} failed, the operator sends the rest`, err);
+            source = undefined;
+          }
+        }
+        if (!placed) {
+          try {
+            fromOperator += await this.fromOperator(conn, layer, (n) => progress(done + n), signal);
+            await this.place(conn, me, layer, signal);
+            placed = true;
+          } catch (err) {
+            signal?.throwIfAborted();
+            // The direct send after the relay brings it (host/distribute.ts); the hosts below this one get it from the operator.
+            failed(`sending ${layer.digest} as a blob failed, it goes the direct way`, err);
+          }
+        }
+        if (placed) {
+          facts.layers.add(layer.dir);
+          this.arrivalOf(ip, layer).resolve();
+          done += layer.size;
+          progress(done);
+        } else {
+          this.arrivalOf(ip, layer).reject(new Error(`${ip} did not get ${layer.digest}`));
+        }
+      }
+    } finally {
+      this.giveUp(ip, new Error(`${ip} stopped relaying`));
+      // The sender's key is good for nothing once this host has its layers.
+      if (authorized) await removeAuthorizations(conn, cluster.spec.name).catch((err: unknown) => failed("removing the relay key", err));
+    }
+    return fromOperator;
+  }
+
+  /**
+   * The host's step ended, however it ended. Once every host's has, everything relaying put on
+   * the hosts goes (hosts keep their blobs until then: the hosts below them read them).
+   */
+  async finished(ip: string): Promise<void> {
+    this.giveUp(ip, new Error(`${ip} stopped relaying`));
+    if (--this.unfinished > 0) return;
+    await Promise.all(
+      [...this.prepared.keys()].map(async (each) => {
+        try {
+          await cleanUpRelay(await this.connOf(each), this.cluster.layout, this.cluster.spec.name);
+        } catch (err) {
+          this.cluster.emit({
+            type: "warning",
+            host: each,
+            text: `could not remove the relay files (${this.cluster.layout.root}/relay, authorized_keys entries marked sealant-relay:${this.cluster.spec.name}): ${errorMessage(err)}; the next apply removes them`,
+          });
+        }
+      }),
+    );
+  }
+
+  private get commandMs(): number {
+    return this.cluster.spec.timeouts.command * 1000;
+  }
+
+  private connOf(ip: string, signal?: AbortSignal): Promise<Connection> {
+    return this.cluster.pool.get(this.hosts.get(ip)!.host, signal);
+  }
+
+  private peer(h: ClusterHost): RelayPeer {
+    return { ip: h.ip, port: h.ssh.port ?? 22, user: h.ssh.user ?? "root" };
+  }
+
+  /** Whether the host gets this layer's blob in this apply (so it can pass it on). */
+  private receives(ip: string, layer: HostLayer): boolean {
+    return this.hosts.get(ip)?.missing.some((l) => l.digest === layer.digest) ?? false;
+  }
+
+  private arrivalOf(ip: string, layer: HostLayer): Arrival {
+    const key = `${ip} ${layer.digest}`;
+    let a = this.arrivals.get(key);
+    if (!a) {
+      a = arrival();
+      this.arrivals.set(key, a);
+    }
+    return a;
+  }
+
+  /** Nothing more arrives on this host: whoever waits for one of its layers takes it from elsewhere. */
+  private giveUp(ip: string, why: Error): void {
+    for (const layer of this.hosts.get(ip)?.missing ?? []) this.arrivalOf(ip, layer).reject(why);
+  }
+
+  private prepare(h: RelayHost, signal?: AbortSignal): Promise<void> {
+    let p = this.prepared.get(h.host.ip);
+    if (!p) {
+      p = (async () => prepareRelay(await this.connOf(h.host.ip, signal), this.cluster.layout, this.cluster.spec.name, signal))();
+      this.prepared.set(h.host.ip, p);
+    }
+    return p;
+  }
+
+  private keyOf(h: RelayHost, signal?: AbortSignal): Promise<string> {
+    let k = this.keys.get(h.host.ip);
+    if (!k) {
+      k = (async () => {
+        await this.prepare(h, signal);
+        return relayKey(await this.connOf(h.host.ip, signal), this.cluster.layout, signal);
+      })();
+      this.keys.set(h.host.ip, k);
+    }
+    return k;
+  }
+
+  /** Lets `sender` reach `receiver`: the receiver's host keys on the sender, the sender's key on the receiver. */
+  private async authorize(sender: RelayHost, receiver: RelayHost, receiverConn: Connection, signal?: AbortSignal): Promise<void> {
+    const [key, hostKeys] = await Promise.all([this.keyOf(sender, signal), hostPublicKeys(receiverConn, signal)]);
+    const peer = this.peer(receiver.host);
+    await writeKnownHosts(await this.connOf(sender.host.ip, signal), this.cluster.layout, peer, hostKeys, signal);
+    await authorizeSender(receiverConn, this.cluster.layout, this.cluster.spec.name, key, signal);
+  }
+
+  /** Streams the layer's blob from the store into the host's `incoming` file; returns the bytes sent. */
+  private async fromOperator(conn: Connection, layer: HostLayer, onBytes: (n: number) => void, signal?: AbortSignal): Promise<number> {
+    let sent = 0;
+    const blob = createReadStream(this.cluster.session.store.blobPath(layer.digest), { highWaterMark: 1 << 20 });
+    const counted = countBytes(blob, (_n, total) => {
+      sent = total;
+      onBytes(total);
+    });
+    try {
+      await conn.run(receiveCommand(this.cluster.layout), { stdin: counted, timeoutMs: this.commandMs, ...(signal ? { signal } : {}) });
+    } finally {
+      counted.destroy();
+    }
+    return sent;
+  }
+
+  /** Checks the blob that arrived and extracts it into place (root: layers are root's). */
+  private async place(conn: Connection, h: RelayHost, layer: HostLayer, signal?: AbortSignal): Promise<void> {
+    const keep = (this.children.get(h.host.ip) ?? 0) > 0;
+    await conn.run(placeScript(this.cluster.layout, layer, keep), { sudo: true, timeoutMs: this.commandMs, ...(signal ? { signal } : {}) });
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Relay distribution on the hosts: a host that received a layer passes it on to another host
+ * over the hosts' own network, so the operator's link carries each layer only to a few seeds.
+ *
+ * Transport: SSH between the hosts, with a key pair made for the apply. Every host runs sshd
+ * (sealant reaches it that way) and the machines that run sshd have the OpenSSH client beside
+ * it; nothing else (an HTTP server, nc, a registry the image may not carry) is there on every
+ * host before the image is. So:
+ *  - the sender makes its own ed25519 key pair in its relay directory (the private key never
+ *    leaves the host);
+ *  - the receiver authorises that public key for one forced command only —
+ *    `restrict,command="cat > <relay>/incoming"`: no shell, no forwarding, no pty; whatever
+ *    the sender sends can only land in that one file, and it is checked before it is used;
+ *  - the sender checks the receiver's host key against a known_hosts file the operator wrote
+ *    from the receiver's host keys, read over the operator's own connection to it (which the
+ *    cluster's host-key policy verified): StrictHostKeyChecking stays on;
+ *  - what travels is the layer's blob exactly as the image store holds it, so the receiver
+ *    checks its sha256 against the layer's digest before extracting it (into a temp directory
+ *    renamed into place, as a direct send does).
+ * Afterwards the relay directory (keys, known_hosts, blobs) goes, and so do the authorised
+ * entries (marked `sealant-relay:<cluster>`; an apply that died leaves them for the next one
+ * to remove before it adds its own).
+ */
+import { digestHex } from "../../image/digest";
+import { shellQuote, type Connection } from "../../ssh";
+import type { HostLayer } from "./distribute";
+import type { HostLayout } from "./layout";
+
+/** Where a host keeps what relaying needs during one apply: its key, known_hosts files, blobs. */
+export function relayDir(layout: HostLayout): string {
+  return `${layout.root}/relay`;
+}
+
+/** The comment on every authorized_keys entry relaying adds for a cluster: how they are found and removed. */
+export function relayMarker(cluster: string): string {
+  return `sealant-relay:${cluster}`;
+}
+
+const AUTHORIZED_KEYS = '"$HOME/.ssh/authorized_keys"';
+
+/** The login user's authorized_keys file, following a link so an edit keeps the link. */
+const keysFile = `f=${AUTHORIZED_KEYS}; if [ -L "$f" ]; then f=$(readlink -f "$f"); fi`;
+
+/**
+ * Makes the host's relay directory, empty and owned by the login user (the forced command
+ * and the sender's ssh run as that user), and takes away entries an earlier apply left.
+ */
+export async function prepareRelay(conn: Connection, layout: HostLayout, cluster: string, signal?: AbortSignal): Promise<void> {
+  const sig = signal ? { signal } : {};
+  const who = await conn.run('printf \'%s:%s\' "$(id -un)" "$(id -gn)"', { timeoutMs: 30_000, ...sig });
+  const dir = shellQuote(relayDir(layout));
+  const owner = shellQuote(who.stdout.trim());
+  await conn.run(`set -e; rm -rf ${dir}; mkdir -p ${shellQuote(layout.root)}; install -d -m 0700 -o ${owner.replace(":", " -g ")} ${dir} ${dir}/blobs`, {
+    sudo: true,
+    timeoutMs: 60_000,
+    ...sig,
+  });
+  await removeAuthorizations(conn, cluster, signal);
+}
+
+/** The host's relay key pair, made there; returns its public key line. */
+export async function relayKey(conn: Connection, layout: HostLayout, signal?: AbortSignal): Promise<string> {
+  const key = shellQuote(`${relayDir(layout)}/key`);
+  const r = await conn.run(`set -e; if [ ! -f ${key} ]; then ssh-keygen -q -t ed25519 -N '' -C sealant-relay -f ${key}; fi; cat ${key}.pub`, {
+    timeoutMs: 60_000,
+    ...(signal ? { signal } : {}),
+  });
+  const line = r.stdout.trim().split("\n")[0] ?? "";
+  if (!/^ssh-ed25519 [A-Za-z0-9+/=]+/.test(line)) throw new Error(`ssh-keygen gave no ed25519 public key (${JSON.stringify(line.slice(0, 80))})`);
+  return line.split(" ").slice(0, 2).join(" ");
+}
+
+/** The host's public host keys (`type base64` lines), read over the operator's verified connection. */
+export async function hostPublicKeys(conn: Connection, signal?: AbortSignal): Promise<string[]> {
+  const r = await conn.run("cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null || true", { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
+  const keys = r.stdout
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).slice(0, 2))
+    .filter((p) => p.length === 2 && /^(ssh-|ecdsa-)/.test(p[0]!))
+    .map((p) => p.join(" "));
+  if (keys.length === 0) throw new Error("no host key readable under /etc/ssh");
+  return keys;
+}
+
+/** Writes, on the sender, the known_hosts file it checks the receiver against. */
+export async function writeKnownHosts(
+  sender: Connection,
+  layout: HostLayout,
+  receiver: { ip: string; port: number },
+  keys: string[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const name = receiver.port === 22 ? receiver.ip : `[${receiver.ip}]:${receiver.port}`;
+  const file = shellQuote(`${relayDir(layout)}/known_hosts.${receiver.ip}`);
+  await sender.run(`umask 077; cat > ${file}.tmp && mv -f ${file}.tmp ${file}`, {
+    stdin: keys.map((k) => `${name} ${k}\n`).join(""),
+    timeoutMs: 30_000,
+    ...(signal ? { signal } : {}),
+  });
+}
+
+/** Authorises the sender's key on the receiver for writing its relay directory's `incoming` file, and nothing else. */
+export async function authorizeSender(receiver: Connection, layout: HostLayout, cluster: string, publicKey: string, signal?: AbortSignal): Promise<void> {
+  const forced = `cat > ${shellQuote(`${relayDir(layout)}/incoming`)}`;
+  if (forced.includes('"')) throw new Error(`the data root ${layout.root} cannot be named in an authorized_keys command`);
+  const entry = `restrict,command="${forced}" ${publicKey} ${relayMarker(cluster)}`;
+  await receiver.run(
+    [
+      "set -e; umask 077",
+      'mkdir -p "$HOME/.ssh"',
+      keysFile,
+      // A file without a final newline would glue the entry onto its last key.
+      'if [ -s "$f" ] && [ -n "$(tail -c 1 "$f")" ]; then printf "\\n" >> "$f"; fi',
+      `printf '%s\\n' ${shellQuote(entry)} >> "$f"`,
+    ].join("\n"),
+    { timeoutMs: 30_000, ...(signal ? { signal } : {}) },
+  );
+}
+
+/** Takes every relay entry of the cluster out of the login user's authorized_keys (a new file renamed over it). */
+export async function removeAuthorizations(conn: Connection, cluster: string, signal?: AbortSignal): Promise<void> {
+  const marker = shellQuote(relayMarker(cluster));
+  await conn.run(
+    [
+      keysFile,
+      `if [ -f "$f" ] && grep -q -F ${marker} "$f"; then`,
+      `  grep -v -F ${marker} "$f" > "$f.sealant-tmp" || true`,
+      '  chmod 600 "$f.sealant-tmp" && mv -f "$f.sealant-tmp" "$f"',
+      "fi",
+    ].join("\n"),
+    { timeoutMs: 30_000, ...(signal ? { signal } : {}) },
+  );
+}
+
+/** Where the receiver is, as the sender reaches it. */
+export interface RelayPeer {
+  ip: string;
+  port: number;
+  user: string;
+}
+
+/** Runs, on the sender, the ssh that streams a layer's blob into the receiver's forced command. */
+export async function sendBlob(
+  sender: Connection,
+  layout: HostLayout,
+  receiver: RelayPeer,
+  layer: HostLayer,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const dir = relayDir(layout);
+  const args = [
+    "ssh",
+    "-F /dev/null",
+    `-i ${shellQuote(`${dir}/key`)}`,
+    "-o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes",
+    `-o UserKnownHostsFile=${shellQuote(`${dir}/known_hosts.${receiver.ip}`)} -o GlobalKnownHostsFile=/dev/null`,
+    "-o ConnectTimeout=20 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o LogLevel=ERROR",
+    // The fastest ciphers first (AES-NI); never compression: the blob is gzip already or crosses a LAN.
+    "-c aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr",
+    `-p ${receiver.port}`,
+    `-l ${shellQuote(receiver.user)}`,
+    shellQuote(receiver.ip),
+    "relay",
+  ];
+  await sender.run(`${args.join(" ")} < ${shellQuote(`${dir}/blobs/${digestHex(layer.digest)}`)}`, { timeoutMs, ...(signal ? { signal } : {}) });
+}
+
+/** Streams a layer's blob from the operator into the host's `incoming` file (as the login user). */
+export function receiveCommand(layout: HostLayout): string {
+  return `cat > ${shellQuote(`${relayDir(layout)}/incoming`)}`;
+}
+
+/**
+ * Checks the blob that arrived against the layer's digest, keeps it for the hosts this one
+ * passes it on to (or drops it when there are none), and extracts it into a temp directory
+ * renamed into place as the layer's directory.
+ */
+export function placeScript(layout: HostLayout, layer: HostLayer, keepBlob: boolean): string {
+  const hex = digestHex(layer.digest);
+  const dir = relayDir(layout);
+  const target = layout.layer(layer.digest, layer.withRegistry);
+  const gzip = /gzip/.test(layer.mediaType);
+  const exclude = layer.withRegistry ? "" : " --anchored --exclude=registry --exclude=./registry";
+  return [
+    "set -e",
+    `in=${shellQuote(`${dir}/incoming`)}; blob=${shellQuote(`${dir}/blobs/${hex}`)}; t=${shellQuote(target)}; n="$t.relay"`,
+    'got=$(sha256sum "$in" | cut -d" " -f1)',
+    `if [ "$got" != ${hex} ]; then rm -f "$in"; echo "the layer arrived as sha256:$got, not ${layer.digest}" >&2; exit 3; fi`,
+    'mv -f "$in" "$blob"',
+    'rm -rf "$n"; mkdir -p "$n"',
+    `tar -x${gzip ? "z" : ""}f "$blob" -C "$n"${exclude}`,
+    'rm -rf "$t"; mv -T "$n" "$t"',
+    ...(keepBlob ? [] : ['rm -f "$blob"']),
+  ].join("\n");
+}
+
+/** Everything relaying left on a host: its relay directory and its authorised entries. */
+export async function cleanUpRelay(conn: Connection, layout: HostLayout, cluster: string, signal?: AbortSignal): Promise<void> {
+  await conn.run(`rm -rf ${shellQuote(relayDir(layout))}`, { sudo: true, timeoutMs: 5 * 60_000, ...(signal ? { signal } : {}) });
+  await removeAuthorizations(conn, cluster, signal);
+}

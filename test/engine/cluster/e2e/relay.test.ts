@@ -1,0 +1,108 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Digest } from "../../../../src/engine/image/digest";
+import { applyCluster, resetCluster, type ClusterEvent } from "../../../../src/engine/cluster";
+import { sandboxDown, sandboxUp } from "../../../../src/engine/sandbox";
+import { Session } from "../../../../src/engine/session";
+import type { Bed } from "../../../support/bed";
+import { buildEtcd, etcdHealthy, etcdSpec } from "../../../support/etcd";
+import { onHost } from "../../../support/hosts";
+
+/**
+ * Relay distribution on five real sandbox hosts: the operator sends each layer to the seeds
+ * only, the other hosts get it from a host that has it (ssh between the hosts with a key made
+ * for the apply), every blob's digest is checked, nothing of it stays on any host, and a host
+ * that cannot relay leaves the hosts below it to a direct send.
+ */
+describe("relay distribution", () => {
+  let bed: Bed;
+  let image: string;
+  let imageBytes: number;
+  let layerCount: number;
+  beforeAll(async () => {
+    const home = await mkdtemp(join(tmpdir(), "sealant-relay-"));
+    const session = await Session.open({ home });
+    const sandbox = await sandboxUp(5, { name: "relay", dir: join(home, "sandbox") });
+    bed = {
+      home,
+      session,
+      sandbox,
+      ips: sandbox.hosts.map((h) => h.ip),
+      events: [],
+      close: async () => {
+        session.close();
+        await sandboxDown(sandbox).catch(() => undefined);
+        await rm(home, { recursive: true, force: true });
+      },
+    };
+    image = await buildEtcd(bed, "example/etcd:relay");
+    const manifest = await session.store.readManifest(image.split("@")[1]! as Digest);
+    imageBytes = manifest.layers.reduce((n, l) => n + l.size, 0);
+    layerCount = manifest.layers.length;
+  }, 180_000);
+  afterAll(async () => {
+    await bed?.close();
+  });
+
+  const on = (ip: string, cmd: string) => onHost(bed.sandbox, ip, cmd);
+  /** What relaying could leave behind on a host: the relay directory, authorised entries. */
+  const leftovers = async (ip: string, cluster: string) =>
+    on(ip, `ls -d /var/lib/sealant/${cluster}/relay 2>/dev/null; grep -c sealant-relay /root/.ssh/authorized_keys || true`);
+  const layersOn = (ip: string, cluster: string) => on(ip, `ls /var/lib/sealant/${cluster}/layers | sort`);
+
+  it("GIVEN 5 hosts and fanout 2 WHEN applied THEN the operator sends each layer twice, the other hosts relay it, and nothing of the relay is left", async () => {
+    const spec = etcdSpec(bed, "relay", image, bed.ips, { distribution: { mode: "relay", fanout: 2 } });
+    const events: ClusterEvent[] = [];
+    const r = await applyCluster({ session: bed.session, spec, onEvent: (e) => events.push(e) });
+
+    const steps = r.plan.phases.find((p) => p.name === "distribute")!.steps;
+    expect(steps.map((s) => s.via)).toEqual([undefined, undefined, bed.ips[0], bed.ips[0], bed.ips[1]]);
+    expect(steps[4]!.description).toMatch(new RegExp(`via ${bed.ips[1]!.replace(/\./g, "\\.")}$`));
+    // The seeds got every layer's blob from the operator; the relayed hosts nothing from it.
+    expect(r.sent[bed.ips[0]!]).toBe(imageBytes);
+    expect(r.sent[bed.ips[1]!]).toBe(imageBytes);
+    for (const ip of bed.ips.slice(2)) expect(r.sent[ip]).toBe(0);
+    expect(events.filter((e) => e.type === "warning")).toEqual([]);
+
+    const seedLayers = await layersOn(bed.ips[0]!, "relay");
+    expect(seedLayers.split("\n").length).toBe(layerCount);
+    for (const ip of bed.ips) {
+      expect(await layersOn(ip, "relay")).toBe(seedLayers);
+      // The same files as the seed's, byte for byte.
+      expect(await on(ip, "cd /var/lib/sealant/relay/layers && find . -type f -exec sha256sum {} + | sort | sha256sum")).toBe(
+        await on(bed.ips[0]!, "cd /var/lib/sealant/relay/layers && find . -type f -exec sha256sum {} + | sort | sha256sum"),
+      );
+      expect(await leftovers(ip, "relay")).toBe("0");
+    }
+    expect(await etcdHealthy(bed.ips)).toBe(true);
+    await resetCluster({ session: bed.session, spec });
+  }, 300_000);
+
+  it("GIVEN a relaying host without an ssh client WHEN applied THEN the hosts below it get the layers from the operator, with a warning", async () => {
+    const [seed] = bed.ips;
+    await on(seed!, "mv /usr/bin/ssh /usr/bin/ssh.relay-test");
+    try {
+      const spec = etcdSpec(bed, "fallback", image, bed.ips, { distribution: { mode: "relay", fanout: 2 } });
+      const events: ClusterEvent[] = [];
+      const r = await applyCluster({ session: bed.session, spec, onEvent: (e) => events.push(e) });
+      // Hosts 3 and 4 relay from the seed without ssh: each falls back; host 5 relays from the other seed.
+      expect(r.sent[bed.ips[2]!]).toBeGreaterThan(0);
+      expect(r.sent[bed.ips[3]!]).toBeGreaterThan(0);
+      expect(r.sent[bed.ips[4]!]).toBe(0);
+      const warned = events.filter((e): e is Extract<ClusterEvent, { type: "warning" }> => e.type === "warning");
+      expect(warned.map((w) => w.host).sort()).toEqual([bed.ips[2], bed.ips[3]].sort());
+      expect(warned[0]!.text).toContain(`from ${seed}`);
+      const expected = await layersOn(bed.ips[1]!, "fallback");
+      for (const ip of bed.ips) {
+        expect(await layersOn(ip, "fallback")).toBe(expected);
+        expect(await leftovers(ip, "fallback")).toBe("0");
+      }
+      expect(await etcdHealthy(bed.ips)).toBe(true);
+      await resetCluster({ session: bed.session, spec });
+    } finally {
+      await on(seed!, "mv /usr/bin/ssh.relay-test /usr/bin/ssh");
+    }
+  }, 300_000);
+});

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { planCluster } from "../../../../src/engine/cluster/plan";
+import { relaySources } from "../../../../src/engine/cluster/plan/distribution";
+import type { CurrentCluster, DesiredCluster, Distribution, PlannedHost } from "../../../../src/engine/cluster/plan";
+
+const IMG = `sha256:${"a".repeat(64)}`;
+const CFG = `sha256:${"c".repeat(64)}`;
+const ips = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `127.0.10.${from + i}`);
+const masters = (list: string[]): PlannedHost[] => list.map((ip) => ({ ip, roles: ["master"] }));
+
+function desired(hosts: PlannedHost[], distribution?: Distribution): DesiredCluster {
+  return {
+    name: "etcd",
+    image: `example/etcd@${IMG}`,
+    imageDigest: IMG,
+    hosts,
+    upgrade: { maxUnavailable: 1 },
+    configDigest: CFG,
+    ...(distribution ? { distribution } : {}),
+  };
+}
+
+const distributeSteps = (d: DesiredCluster, current?: CurrentCluster) => planCluster(d, current).phases.find((p) => p.name === "distribute")?.steps ?? [];
+
+describe("the relay tree", () => {
+  it("GIVEN fanout 3 and 13 hosts THEN 3 seeds, and every other host relays from an earlier one that serves at most 3", () => {
+    const list = ips(13);
+    const sources = relaySources(list, 3);
+    expect(list.slice(0, 3).map((ip) => sources.get(ip))).toEqual([undefined, undefined, undefined]);
+    const served = new Map<string, number>();
+    list.slice(3).forEach((ip, i) => {
+      const via = sources.get(ip)!;
+      expect(list.indexOf(via)).toBeLessThan(i + 3);
+      served.set(via, (served.get(via) ?? 0) + 1);
+    });
+    expect(Math.max(...served.values())).toBe(3);
+    // Depth: 3 seeds, 9 hosts below them, the 13th one level further down.
+    expect(sources.get(list[12]!)).toBe(list[3]);
+  });
+});
+
+describe("planning the distribution", () => {
+  it("GIVEN relay with fanout 2 THEN each distribute step says where its host gets the image from", () => {
+    const steps = distributeSteps(desired(masters(ips(5)), { mode: "relay", fanout: 2 }));
+    expect(steps.map((s) => s.via)).toEqual([undefined, undefined, "127.0.10.1", "127.0.10.1", "127.0.10.2"]);
+    expect(steps[2]!.description).toBe("send image aaaaaaaaaaaa to 127.0.10.3 via 127.0.10.1");
+    expect(steps[0]!.description).toBe("send image aaaaaaaaaaaa to 127.0.10.1");
+  });
+
+  it("GIVEN direct, or no more hosts than seeds THEN every host gets it from the operator", () => {
+    expect(distributeSteps(desired(masters(ips(5)), { mode: "direct", fanout: 2 })).some((s) => s.via)).toBe(false);
+    expect(distributeSteps(desired(masters(ips(3)), { mode: "relay", fanout: 3 })).some((s) => s.via)).toBe(false);
+    expect(distributeSteps(desired(masters(ips(5)))).some((s) => s.via)).toBe(false);
+  });
+
+  it("GIVEN a join of one host THEN it touches only that host, from the operator; a join of several relays among them", () => {
+    const d = desired(masters(ips(3)), { mode: "relay", fanout: 1 });
+    const current: CurrentCluster = {
+      name: "etcd",
+      imageDigest: IMG,
+      configDigest: CFG,
+      hosts: ips(3).map((ip) => ({ ip, roles: ["master"], member: true, imageDigest: IMG, done: [`distribute@${IMG.slice(7, 19)}`] })),
+    };
+    const hostsDone = distributeSteps(d, current);
+    expect(hostsDone).toEqual([]);
+    const one = distributeSteps(desired(masters(ips(4)), { mode: "relay", fanout: 1 }), current);
+    expect(one.map((s) => [s.host, s.via])).toEqual([["127.0.10.4", undefined]]);
+    const three = distributeSteps(desired(masters(ips(6)), { mode: "relay", fanout: 1 }), current);
+    expect(three.map((s) => [s.host, s.via])).toEqual([
+      ["127.0.10.4", undefined],
+      ["127.0.10.5", "127.0.10.4"],
+      ["127.0.10.6", "127.0.10.5"],
+    ]);
+  });
+});
