@@ -59,7 +59,21 @@ export interface UploadTar {
   exclude?: readonly string[];
 }
 
-export type UploadSource = readonly UploadEntry[] | UploadTar;
+/**
+ * A tar file on this machine (an image layer's blob, say), gunzipped on the way when `gunzip`.
+ * The bulk path: an SshConnection streams it from a worker thread over a data connection of
+ * its own (bulk.ts), so several hosts' streams use every core.
+ */
+export interface UploadTarFile {
+  tarFile: string;
+  /** Gunzip the file here and send plain tar (a gzip layer gzip does not shrink). */
+  gunzip?: boolean;
+  /** The bytes sent are gzip: the host extracts with `tar -xz`. */
+  gzip?: boolean;
+  exclude?: readonly string[];
+}
+
+export type UploadSource = readonly UploadEntry[] | UploadTar | UploadTarFile;
 
 export interface UploadProgress {
   /** Bytes sent over the connection so far (compressed bytes for a gzip stream). */

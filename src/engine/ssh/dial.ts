@@ -68,6 +68,8 @@ export interface Negotiated {
 export interface Dialed {
   client: Client;
   negotiated: Negotiated;
+  /** The host key blob the target presented and verification accepted. */
+  hostKey: Buffer;
   /** Resolves when the connection (or a hop below it) has closed. */
   closed: Promise<void>;
   end(): Promise<void>;
@@ -193,6 +195,7 @@ async function attempt(ep: SshEndpoint, opts: DialOptions, secrets: string[], so
 
   let hostKeyError: HostKeyError | undefined;
   let hostKeyFailure: unknown;
+  let verifiedKey: Buffer | undefined;
   const cfg: ConnectConfig = {
     host: ep.host,
     port,
@@ -208,7 +211,10 @@ async function attempt(ep: SshEndpoint, opts: DialOptions, secrets: string[], so
     // No hostHash: ssh2 then passes the raw key blob, and the fingerprint is computed here.
     hostVerifier: (key: Buffer, verify: (valid: boolean) => void): void => {
       verifyHostKey(ep.host, port, key, hostKey, name).then(
-        () => verify(true),
+        () => {
+          verifiedKey = Buffer.from(key);
+          verify(true);
+        },
         (err: unknown) => {
           if (err instanceof HostKeyError) hostKeyError = err;
           else hostKeyFailure = err;
@@ -261,7 +267,7 @@ async function attempt(ep: SshEndpoint, opts: DialOptions, secrets: string[], so
       opts.signal?.removeEventListener("abort", onAbort);
       // Without this each exec on the open connection waits ~40 ms for Nagle (TESTBED).
       client.setNoDelay(true);
-      resolve({ client, negotiated: negotiated!, closed, end: () => endClient(client, closed) });
+      resolve({ client, negotiated: negotiated!, hostKey: verifiedKey!, closed, end: () => endClient(client, closed) });
     });
     client.on("error", (err: Error & { level?: string; code?: string }) => {
       if (hostKeyError) return fail(hostKeyError);

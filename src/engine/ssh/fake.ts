@@ -13,7 +13,7 @@ import type { Connection, ExecOptions, ExecResult, UploadOptions, UploadResult, 
 import { failureOf } from "./connection";
 import { RemoteCommandError } from "./errors";
 import { envSecrets, redact } from "./redact";
-import { checkTargetDir, isTarSource, packEntries } from "./upload";
+import { checkTargetDir, isTarFileSource, isTarSource, packEntries, tarFileStream } from "./upload";
 
 export interface FakeReply {
   code?: number;
@@ -126,8 +126,9 @@ export class FakeConnection implements Connection {
   }
 
   /** Reads the whole tar (gunzipped when asked) and records its entries. */
-  async upload(targetDir: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
+  async upload(targetDir: string, given: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
     if (this.closed) throw new Error(`${this.host}: connection is closed`);
+    const source = isTarFileSource(given) ? tarFileStream(given) : given;
     const target = checkTargetDir(targetDir);
     const started = Date.now();
     const raw = isTarSource(source) ? source.tar : packEntries(source);

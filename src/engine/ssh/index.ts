@@ -1,7 +1,19 @@
 /** Running commands on hosts and copying trees to them over SSH. */
-export type { Connection, ExecOptions, ExecResult, UploadEntry, UploadTar, UploadSource, UploadOptions, UploadProgress, UploadResult } from "./connection";
+export type {
+  Connection,
+  ExecOptions,
+  ExecResult,
+  UploadEntry,
+  UploadTar,
+  UploadTarFile,
+  UploadSource,
+  UploadOptions,
+  UploadProgress,
+  UploadResult,
+} from "./connection";
 export { failureOf } from "./connection";
 export { SshConnection, type SshConnectionOptions } from "./ssh-connection";
+export { BulkPool, bulkPool } from "./bulk";
 export { CIPHERS, type SshEndpoint, type RetryOptions, type Negotiated } from "./dial";
 export { SshError, RemoteCommandError, SshConnectError, HostKeyError, type ConnectFailureKind, type HostKeyInfo, type RemoteCommandFailure } from "./errors";
 export {

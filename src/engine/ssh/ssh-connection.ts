@@ -2,6 +2,7 @@
  * The real Connection: ONE ssh2 connection per host, reused for every command (each exec is
  * a channel on it), re-opened on the next command if it was lost.
  */
+import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
 import type { Client, ClientChannel } from "ssh2";
@@ -13,7 +14,9 @@ import { RemoteCommandError, SshError, errorMessage } from "./errors";
 import { MarkerLineFilter, TailBuffer, tailOf } from "./output";
 import { envSecrets, redact } from "./redact";
 import { PID_MARKER, killGroupCommand, withPidReport, wireCommand, type SudoMode, type Wire } from "./shell";
-import { uploadWith } from "./upload";
+import { uploadWith, type SendFile } from "./upload";
+import { bulkPool } from "./bulk";
+import { bulkPathFor, bulkSendFile } from "./bulk-send";
 
 export interface SshConnectionOptions extends SshEndpoint, Omit<DialOptions, "signal"> {
   /** How the host is named in messages. @default host, or host:port off port 22 */
@@ -25,6 +28,12 @@ export interface SshConnectionOptions extends SshEndpoint, Omit<DialOptions, "si
    * channels beyond its MaxSessions, 10 by default). @default 8
    */
   maxSessions?: number;
+  /**
+   * Stream tar-file uploads (image layers) from a worker thread over a data connection of its
+   * own (same login, the host key this connection verified), so several hosts' streams use
+   * every core. Off through a bastion, or with SEALANT_BULK_WORKERS=0. @default true
+   */
+  bulkWorkers?: boolean;
 }
 
 const KILL_GRACE_MS = 2000;
@@ -39,11 +48,30 @@ export class SshConnection implements Connection {
   private sudoMode: Promise<SudoMode> | undefined;
   private readonly secrets: string[];
   private readonly sessions: Slots;
+  private readonly bulk: SendFile | undefined;
+  private readonly bulkKey = randomBytes(8).toString("hex");
 
   private constructor(private readonly opts: SshConnectionOptions) {
     this.host = opts.name ?? endpointName(opts);
     this.secrets = [...endpointSecrets(opts), ...(opts.sudoPassword ? [opts.sudoPassword] : []), ...(opts.secrets ?? [])];
     this.sessions = new Slots(Math.max(1, opts.maxSessions ?? 8));
+    this.bulk = bulkPathFor(opts, opts.bulkWorkers)
+      ? bulkSendFile({
+          host: this.host,
+          endpoint: opts,
+          key: this.bulkKey,
+          secrets: this.secrets,
+          ...(opts.sudoPassword !== undefined ? { sudoPassword: opts.sudoPassword } : {}),
+          sudo: (signal) => this.sudo(signal),
+          verifiedHostKey: async (signal) => {
+            await this.client(signal);
+            return this.dialed!.hostKey;
+          },
+          kill: async (pid, sudo) => {
+            await this.execWith(killGroupCommand(pid), { sudo, timeoutMs: KILL_GRACE_MS }, false);
+          },
+        })
+      : undefined;
   }
 
   /** Validates the options, then connects (with retries; see SshEndpoint / RetryOptions). */
@@ -96,11 +124,12 @@ export class SshConnection implements Connection {
   }
 
   upload(targetDir: string, source: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
-    return uploadWith((c, o) => this.exec(c, o), this.host, targetDir, source, opts, this.secrets);
+    return uploadWith((c, o) => this.exec(c, o), this.host, targetDir, source, opts, this.secrets, this.bulk);
   }
 
   async close(): Promise<void> {
     this.closing = true;
+    if (this.bulk) bulkPool().forget(this.bulkKey);
     const dialed = this.dialed ?? (await this.dialing?.catch(() => undefined));
     this.dialed = undefined;
     await dialed?.end();

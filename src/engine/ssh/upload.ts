@@ -8,15 +8,23 @@ import { createReadStream } from "node:fs";
 import { lstat, readdir, readlink } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { performance } from "node:perf_hooks";
-import { Readable } from "node:stream";
+import { pipeline, Readable } from "node:stream";
+import { createGunzip } from "node:zlib";
 import * as tar from "tar-stream";
 import { countBytes } from "../util/streams";
-import type { ExecOptions, ExecResult, UploadEntry, UploadOptions, UploadProgress, UploadResult, UploadSource } from "./connection";
+import type { ExecOptions, ExecResult, UploadEntry, UploadOptions, UploadProgress, UploadResult, UploadSource, UploadTar, UploadTarFile } from "./connection";
 import { failureOf } from "./connection";
 import { SshError, errorMessage } from "./errors";
 import { shellQuote } from "./shell";
 
 type Exec = (command: string, opts?: ExecOptions) => Promise<ExecResult>;
+
+/** Runs `command` with a local file (gunzipped when asked) as its stdin: the bulk path (bulk.ts). */
+export type SendFile = (
+  command: string,
+  file: string,
+  opts: { gunzip: boolean; sudo?: boolean; timeoutMs?: number; signal?: AbortSignal; onBytes(total: number): void },
+) => Promise<ExecResult>;
 
 /** Checks a remote target directory: absolute, normalised, not `/`. */
 export function checkTargetDir(dir: string): string {
@@ -27,23 +35,44 @@ export function checkTargetDir(dir: string): string {
   return trimmed;
 }
 
-export function isTarSource(source: UploadSource): source is Extract<UploadSource, { tar: Readable }> {
-  return !Array.isArray(source);
+export function isTarSource(source: UploadSource): source is UploadTar {
+  return !Array.isArray(source) && "tar" in source;
 }
 
-/** `secrets`: the connection's (its passwords), kept out of the error when tar or the swap fails. */
+export function isTarFileSource(source: UploadSource): source is UploadTarFile {
+  return !Array.isArray(source) && "tarFile" in source;
+}
+
+/** 1 MiB reads and gunzip output chunks: ~40 % less CPU per byte on the way to ssh2 than the 64/16 KiB defaults. */
+const FILE_CHUNK = 1 << 20;
+
+/** A tar file source as a stream (for connections that send on their own thread). */
+export function tarFileStream(source: UploadTarFile): UploadTar {
+  const file = createReadStream(source.tarFile, { highWaterMark: FILE_CHUNK });
+  // An error of either stream destroys the gunzip with it, which fails the upload.
+  const tarStream = source.gunzip ? pipeline(file, createGunzip({ chunkSize: FILE_CHUNK }), () => undefined) : file;
+  return { tar: tarStream, ...(source.gzip ? { gzip: true } : {}), ...(source.exclude ? { exclude: source.exclude } : {}) };
+}
+
+/**
+ * `secrets`: the connection's (its passwords), kept out of the error when tar or the swap fails.
+ * `sendFile`: how the connection streams a tar file source, when it has a bulk path.
+ */
 export async function uploadWith(
   exec: Exec,
   host: string,
   targetDir: string,
-  source: UploadSource,
+  given: UploadSource,
   opts: UploadOptions = {},
   secrets: readonly string[] = [],
+  sendFile?: SendFile,
 ): Promise<UploadResult> {
   const target = checkTargetDir(targetDir);
   const tmp = posix.join(posix.dirname(target), `.${posix.basename(target)}.upload-${randomBytes(6).toString("hex")}`);
-  const gzip = isTarSource(source) && source.gzip === true;
-  const stream = isTarSource(source) ? source.tar : packEntries(source);
+  const bulk = isTarFileSource(given) && sendFile ? given : undefined;
+  const source: readonly UploadEntry[] | UploadTar | undefined = bulk ? undefined : isTarFileSource(given) ? tarFileStream(given) : given;
+  const tarLike = bulk ?? (source && isTarSource(source) ? source : undefined);
+  const gzip = tarLike?.gzip === true;
   const started = performance.now();
   const interval = opts.progressIntervalMs ?? 250;
   let bytes = 0;
@@ -52,14 +81,15 @@ export async function uploadWith(
     const elapsedMs = performance.now() - started;
     return { bytes, elapsedMs, mibPerSec: elapsedMs > 0 ? bytes / (1 << 20) / (elapsedMs / 1000) : 0 };
   };
-  const counted = countBytes(stream, (_n, total) => {
+  const onBytes = (total: number): void => {
     bytes = total;
     const now = performance.now();
     if (opts.onProgress && now - lastReport >= interval) {
       lastReport = now;
       opts.onProgress(progress());
     }
-  });
+  };
+  const counted = source ? countBytes(isTarSource(source) ? source.tar : packEntries(source), (_n, total) => onBytes(total)) : undefined;
   const base = { ...(opts.sudo !== undefined ? { sudo: opts.sudo } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) };
   const fail = async (err: unknown): Promise<never> => {
     // Best effort, without the caller's signal (it may be what stopped us).
@@ -69,14 +99,18 @@ export async function uploadWith(
   };
 
   const q = shellQuote(tmp);
-  const excludes = (isTarSource(source) ? (source.exclude ?? []) : []).flatMap((p) => [`--exclude=${shellQuote(p)}`, `--exclude=${shellQuote(`./${p}`)}`]);
+  const excludes = (tarLike?.exclude ?? []).flatMap((p) => [`--exclude=${shellQuote(p)}`, `--exclude=${shellQuote(`./${p}`)}`]);
   const extract = `rm -rf ${q} && mkdir -p ${q} && tar -x${gzip ? "z" : ""}f - -C ${q}${excludes.length ? ` --anchored ${excludes.join(" ")}` : ""}`;
   try {
-    const r = await exec(extract, { ...base, stdin: counted, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const signal = opts.signal ? { signal: opts.signal } : {};
+    const r =
+      bulk && sendFile
+        ? await sendFile(extract, bulk.tarFile, { ...base, ...signal, gunzip: bulk.gunzip === true, onBytes })
+        : await exec(extract, { ...base, stdin: counted!, ...signal });
     const failure = failureOf(host, extract, r, secrets);
     if (failure) throw failure;
   } catch (err) {
-    counted.destroy();
+    counted?.destroy();
     return fail(err);
   }
 

@@ -1,10 +1,10 @@
 import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { pipeline } from "node:stream/promises";
-import { pipeline as pipe, Writable, type Readable } from "node:stream";
+import { Writable } from "node:stream";
 import type { Digest } from "../../image/digest";
 import type { ImageStore } from "../../image/store";
-import { shellQuote, type Connection } from "../../ssh";
+import { RemoteCommandError, SshError, shellQuote, type Connection, type UploadResult, type UploadTarFile } from "../../ssh";
 import type { ClusterEvent, HostFacts } from "./context";
 import type { ClusterImageLayer, PlatformImage } from "./image";
 import { layerDirName, type HostLayout } from "./layout";
@@ -50,18 +50,22 @@ export async function distributeTo(conn: Connection, opts: DistributeOptions): P
   let sentBefore = 0;
   const started = Date.now();
   for (const layer of missing) {
-    const result = await conn.upload(
-      layout.layer(layer.digest, layer.withRegistry),
-      { ...openForWire(opts.store, layer, layer.wire.gzip), ...(layer.withRegistry ? {} : { exclude: ["registry"] }) },
-      {
-        sudo: true,
-        onProgress: (p) => {
-          const bytes = sentBefore + p.bytes;
-          const secs = (Date.now() - started) / 1000;
-          opts.emit({ type: "progress", host: conn.host, what: "image", bytes, total, mibPerSec: secs > 0 ? bytes / (1 << 20) / secs : 0 });
+    const send = (): Promise<UploadResult> =>
+      conn.upload(
+        layout.layer(layer.digest, layer.withRegistry),
+        { ...sourceForWire(opts.store, layer, layer.wire.gzip), ...(layer.withRegistry ? {} : { exclude: ["registry"] }) },
+        {
+          sudo: true,
+          onProgress: (p) => {
+            const bytes = sentBefore + p.bytes;
+            const secs = (Date.now() - started) / 1000;
+            opts.emit({ type: "progress", host: conn.host, what: "image", bytes, total, mibPerSec: secs > 0 ? bytes / (1 << 20) / secs : 0 });
+          },
+          ...(opts.signal ? { signal: opts.signal } : {}),
         },
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      },
+      );
+    const result = await sendWithRetry(conn.host, layer.digest, send, opts.signal, (why) =>
+      opts.emit({ type: "warning", host: conn.host, text: `sending layer ${layer.digest} failed (${why}); sending it again` }),
     );
     sentBefore += result.bytes;
     facts.layers.add(layer.dir);
@@ -127,12 +131,47 @@ async function wireForm(store: ImageStore, layer: ClusterImageLayer): Promise<{ 
   return raw <= layer.size * INCOMPRESSIBLE ? { gzip: false, bytes: raw } : { gzip: true, bytes: layer.size };
 }
 
-function openForWire(store: ImageStore, layer: ClusterImageLayer, gzip: boolean): { tar: Readable; gzip: boolean } {
-  // 1 MiB reads, not the store's default 64 KiB: ~40 % less CPU per byte on the way to ssh2.
-  const blob = createReadStream(store.blobPath(layer.digest), { highWaterMark: READ_CHUNK });
-  if (gzip || !/gzip/.test(layer.mediaType)) return { tar: blob, gzip };
-  // An error of either stream destroys the gunzip with it, which fails the upload.
-  return { tar: pipe(blob, createGunzip({ chunkSize: GUNZIP_CHUNK }), () => undefined), gzip: false };
+/**
+ * The layer's blob as an upload source: a file, so an SSH connection streams it from a worker
+ * thread of its own (ssh/bulk.ts) — the gunzip too, when the layer travels as plain tar.
+ */
+function sourceForWire(store: ImageStore, layer: ClusterImageLayer, gzip: boolean): UploadTarFile {
+  const path = store.blobPath(layer.digest);
+  if (gzip || !/gzip/.test(layer.mediaType)) return { tarFile: path, gzip };
+  return { tarFile: path, gunzip: true };
+}
+
+/** Attempts per layer: a send that failed (a lost connection, a worker thread that died) is tried once more. */
+const LAYER_ATTEMPTS = 2;
+
+/** Sends one layer, again after a failure that was not an abort; the error names host and layer. */
+async function sendWithRetry(
+  host: string,
+  digest: Digest,
+  send: () => Promise<UploadResult>,
+  signal: AbortSignal | undefined,
+  onRetry: (why: string) => void,
+): Promise<UploadResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      const why = err instanceof SshError && err.host === host ? err.reason : err instanceof Error ? err.message : String(err);
+      if (signal?.aborted || attempt >= LAYER_ATTEMPTS || !worthRetrying(err)) {
+        const tried = attempt > 1 ? ` (${attempt} attempts)` : "";
+        throw new SshError(host, `sending layer ${digest}${tried}: ${why}`, { cause: err });
+      }
+      onRetry(why);
+    }
+  }
+}
+
+/** Not an abort, nor a command that ran and failed by itself (tar's exit 2 on a full disk would fail again). */
+function worthRetrying(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof RemoteCommandError) return !e.aborted && e.exitCode === null;
+  }
+  return true;
 }
 
 const sizeCache = new Map<string, number>();

@@ -1,0 +1,178 @@
+/**
+ * Bulk sends on worker threads: a pool of workers (one per core) that each keep their own
+ * ssh2 connections to hosts and stream local files into commands there (bulk-worker.ts). The
+ * main thread's ssh2 connection stays the control channel (commands, the kill of an aborted
+ * send); only the bytes move off it, so several hosts' streams use every core.
+ *
+ * A worker connects with the main connection's credentials, passed in memory (postMessage),
+ * and accepts only the host key the main connection verified, byte for byte.
+ */
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { bulkWorkerMain, type BulkConnect, type BulkFromWorker, type BulkJob, type BulkToWorker } from "./bulk-worker";
+import { SshError } from "./errors";
+
+export type { BulkConnect } from "./bulk-worker";
+
+export interface BulkSendOptions {
+  connect: BulkConnect;
+  line: string;
+  head?: Buffer;
+  file: string;
+  gunzip: boolean;
+  pidMarker: string;
+  signal?: AbortSignal;
+  progressIntervalMs?: number;
+  onBytes?(bytes: number): void;
+  /** The command's pid on the host, once it reported it (to kill its process group on abort). */
+  onPid?(pid: number): void;
+}
+
+export interface BulkSendResult {
+  bytes: number;
+  code?: number;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  aborted: boolean;
+}
+
+interface Pending {
+  opts: BulkSendOptions;
+  worker: Worker;
+  resolve(r: BulkSendResult): void;
+  reject(e: Error): void;
+  aborted: boolean;
+}
+
+const WORKER_SOURCE = `(${bulkWorkerMain.toString()})()`;
+
+/** The pool's workers; spawned on demand, idle workers do not keep the process alive. */
+export class BulkPool {
+  private readonly workers: Worker[] = [];
+  private readonly load = new Map<Worker, number>();
+  private readonly pending = new Map<number, Pending>();
+  /** Which worker holds a main connection's worker connection: its sends stay on that worker. */
+  private readonly homes = new Map<string, Worker>();
+  private nextId = 0;
+  /** Sends started so far (what tests and benchmarks look at to see the bulk path taken). */
+  sends = 0;
+
+  constructor(readonly size: number = availableParallelism()) {}
+
+  /** Streams `file` into the command `line` on the host; resolves with its exit, like exec. */
+  send(host: string, opts: BulkSendOptions): Promise<BulkSendResult> {
+    const worker = this.workerFor(opts.connect.key);
+    const id = this.nextId++;
+    this.sends++;
+    return new Promise<BulkSendResult>((resolve, reject) => {
+      const p: Pending = { opts, worker, resolve, reject, aborted: false };
+      this.pending.set(id, p);
+      this.load.set(worker, (this.load.get(worker) ?? 0) + 1);
+      worker.ref();
+      const onAbort = (): void => {
+        p.aborted = true;
+        worker.postMessage({ type: "abort", id } satisfies BulkToWorker);
+      };
+      if (opts.signal?.aborted) onAbort();
+      else opts.signal?.addEventListener("abort", onAbort, { once: true });
+      const settle = (): void => {
+        opts.signal?.removeEventListener("abort", onAbort);
+        this.pending.delete(id);
+        this.release(worker);
+      };
+      p.resolve = (r) => {
+        settle();
+        resolve(r);
+      };
+      p.reject = (e) => {
+        settle();
+        reject(e instanceof SshError ? e : new SshError(host, e.message, { cause: e }));
+      };
+      const job: BulkJob = {
+        type: "job",
+        id,
+        connect: opts.connect,
+        line: opts.line,
+        ...(opts.head ? { head: opts.head } : {}),
+        file: opts.file,
+        gunzip: opts.gunzip,
+        pidMarker: opts.pidMarker,
+        progressIntervalMs: opts.progressIntervalMs ?? 250,
+      };
+      worker.postMessage(job);
+    });
+  }
+
+  /** Closes the worker connection that belongs to a main connection (it is being closed). */
+  forget(key: string): void {
+    const worker = this.homes.get(key);
+    this.homes.delete(key);
+    worker?.postMessage({ type: "forget", key } satisfies BulkToWorker);
+  }
+
+  /** Stops every worker; sends in flight fail (a retry gets fresh workers). */
+  async stop(): Promise<void> {
+    const all = this.workers.splice(0);
+    this.homes.clear();
+    await Promise.all(all.map((w) => w.terminate()));
+  }
+
+  private workerFor(key: string): Worker {
+    const home = this.homes.get(key);
+    if (home && this.workers.includes(home)) return home;
+    const idle = this.workers.find((w) => (this.load.get(w) ?? 0) === 0 && ![...this.homes.values()].includes(w));
+    const worker =
+      idle ?? (this.workers.length < this.size ? this.spawn() : this.workers.reduce((a, b) => ((this.load.get(a) ?? 0) <= (this.load.get(b) ?? 0) ? a : b)));
+    this.homes.set(key, worker);
+    return worker;
+  }
+
+  private release(worker: Worker): void {
+    const left = (this.load.get(worker) ?? 1) - 1;
+    this.load.set(worker, left);
+    if (left <= 0) worker.unref();
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ssh2: require.resolve("ssh2") } });
+    worker.unref();
+    this.workers.push(worker);
+    worker.on("message", (m: BulkFromWorker) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      if (m.type === "pid") p.opts.onPid?.(m.pid);
+      else if (m.type === "progress") p.opts.onBytes?.(m.bytes);
+      else if (m.type === "done") {
+        p.opts.onBytes?.(m.bytes);
+        p.resolve({
+          bytes: m.bytes,
+          ...(m.code !== undefined ? { code: m.code } : {}),
+          ...(m.signal !== undefined ? { signal: m.signal } : {}),
+          stdout: m.stdout,
+          stderr: m.stderr,
+          aborted: p.aborted,
+        });
+      } else {
+        p.reject(new Error(m.connect ? `bulk-send connection: ${m.message}` : m.message));
+      }
+    });
+    const died = (why: string): void => {
+      const at = this.workers.indexOf(worker);
+      if (at >= 0) this.workers.splice(at, 1);
+      for (const [key, w] of this.homes) if (w === worker) this.homes.delete(key);
+      for (const p of [...this.pending.values()]) if (p.worker === worker) p.reject(new Error(`the bulk-send worker thread ${why}`));
+    };
+    worker.on("error", (err) => died(`failed: ${err.message}`));
+    worker.on("exit", (code) => died(`exited (code ${code}) in the middle of the send`));
+    return worker;
+  }
+}
+
+let shared: BulkPool | undefined;
+
+/** The process's pool (size: the cores Node may use). */
+export function bulkPool(): BulkPool {
+  shared ??= new BulkPool();
+  return shared;
+}
