@@ -4,7 +4,8 @@ import { UsageError } from "../errors";
 import { printJson, table } from "../format";
 import type { Command } from "./command";
 
-const usage = `Usage: sealant sandbox up N [--name NAME] [--first-index I] [--kubernetes [--subnet CIDR]] [--json]
+const usage = `Usage: sealant sandbox up N [--name NAME] [--first-index I] [--user NAME [--sudo password|nopasswd]]
+                          [--kubernetes [--subnet CIDR]] [--json]
        sealant sandbox add N [--name NAME] [--json]
        sealant sandbox stop HOST [--name NAME]
        sealant sandbox start HOST [--name NAME]
@@ -16,6 +17,11 @@ tree in its own mount, PID and UTS namespaces on an overlay of this machine's / 
 machine's programs; what it writes stays its own), with sshd as its PID 1 on 127.0.10.N:22,
 hostname hostN. root logs in by key or password. The hosts keep running after this command
 exits; 'down' stops them and deletes their files.
+
+With --user NAME the hosts are as production has them: SSH logs in as NAME (by the sandbox's key
+or its password), who becomes root with sudo asking for that same password (--sudo nopasswd: no
+password), and sshd refuses root logins. The password is in the sandbox's passwd file (mode
+0600); the output names the file, only --json prints it.
 
 With --kubernetes each host is a Kubernetes-capable node instead: its own network namespace with
 eth0 at 10.231.S.(10+N) on a private bridge that leads nowhere else (this machine reaches it by a
@@ -32,15 +38,19 @@ systemctl stand-in (no systemd here) whose enabled units start when the host boo
 
       --name NAME      the sandbox (default "default"; files in $SEALANT_HOME/sandbox/NAME)
       --first-index I  number the hosts from I: 127.0.10.I, hostI (default: first free range)
+      --user NAME      log in as NAME, not root (see above); recorded, so added hosts have it too
+      --sudo MODE      with --user: password (default) or nopasswd
       --kubernetes     Kubernetes-capable hosts (see above); recorded, so add/stop/start follow
       --subnet CIDR    with --kubernetes: the sandbox's /24 (default: the first free 10.231.S.0/24)
-      --json           print {"hosts":[{"ip","hostname"}...],"ssh":{"user","pk","passwd",...}}`;
+      --json           print {"hosts":[{"ip","hostname"}...],"ssh":{"user","sudo","pk","passwd",...}}`;
 
 const options = {
   name: { type: "string", default: "default" },
   "first-index": { type: "string" },
   kubernetes: { type: "boolean", default: false },
   subnet: { type: "string" },
+  user: { type: "string" },
+  sudo: { type: "string" },
   json: { type: "boolean", default: false },
 } as const;
 
@@ -58,7 +68,7 @@ function toJson(sb: Sandbox) {
     hosts: sb.hosts.map((h) =>
       sb.kubernetes ? { ip: h.ip, hostname: h.hostname, running: h.running, netns: h.netns } : { ip: h.ip, hostname: h.hostname, running: h.running },
     ),
-    ssh: { user: sb.ssh.user, pk: sb.ssh.pk, passwd: sb.ssh.passwd, knownHosts: sb.ssh.knownHosts },
+    ssh: { user: sb.ssh.user, ...(sb.ssh.sudo ? { sudo: sb.ssh.sudo } : {}), pk: sb.ssh.pk, passwd: sb.ssh.passwd, knownHosts: sb.ssh.knownHosts },
   };
   if (sb.kubernetes) out["kubernetes"] = sb.kubernetes;
   return out;
@@ -82,7 +92,18 @@ function printSandbox(sb: Sandbox, headline: string): void {
   process.stdout.write(
     `${headline}\n\n${hostTable(sb.hosts)}\n\n${kube}` +
       `ssh as ${sb.ssh.user} with key ${sb.ssh.pk} (password in ${sb.dir}/passwd), host keys in ${sb.ssh.knownHosts}:\n` +
+      loginNote(sb) +
       `  ssh -i ${sb.ssh.pk} -o UserKnownHostsFile=${sb.ssh.knownHosts} ${sb.ssh.user}@${first?.ip ?? "IP"}\n`,
+  );
+}
+
+/** For a login user other than root: how it becomes root, and how a Clusterfile logs in as it (the password never printed). */
+function loginNote(sb: Sandbox): string {
+  if (sb.ssh.user === "root") return "";
+  const sudo = sb.ssh.sudo === "nopasswd" ? "sudo without a password" : "sudo asking for the same password";
+  return (
+    `  (root cannot log in; ${sb.ssh.user} becomes root with ${sudo}` +
+    `${sb.ssh.sudo === "nopasswd" ? "" : `; give sealant that password as the Clusterfile's ssh.passwd, or as a Pulumi secret`})\n`
   );
 }
 
@@ -96,6 +117,12 @@ export const sandbox: Command = {
     if ((values.kubernetes || values.subnet !== undefined) && sub !== "up")
       throw new UsageError(`--kubernetes and --subnet are for sandbox up (a sandbox keeps its mode)\n\n${usage}`);
     if (values.subnet !== undefined && !values.kubernetes) throw new UsageError(`--subnet needs --kubernetes\n\n${usage}`);
+    if ((values.user !== undefined || values.sudo !== undefined) && sub !== "up")
+      throw new UsageError(`--user and --sudo are for sandbox up (a sandbox keeps its login user)\n\n${usage}`);
+    if (values.sudo !== undefined && values.user === undefined) throw new UsageError(`--sudo needs --user\n\n${usage}`);
+    if (values.sudo !== undefined && values.sudo !== "password" && values.sudo !== "nopasswd")
+      throw new UsageError(`--sudo "${values.sudo}": expected password or nopasswd`);
+    if (values.user !== undefined && values.kubernetes) throw new UsageError(`--user: Kubernetes-mode hosts log in as root only`);
     const one = (what: string) => {
       if (rest.length !== 1) throw new UsageError(`sandbox ${what} needs exactly one argument\n\n${usage}`);
       return rest[0]!;
@@ -115,7 +142,8 @@ export const sandbox: Command = {
         }
         const started = Date.now();
         const kubernetes = values.kubernetes ? (values.subnet !== undefined ? { subnet: values.subnet } : true) : false;
-        const sb = await sandboxUp(n, { name, signal, kubernetes, ...(firstIndex !== undefined ? { firstIndex } : {}) });
+        const user = values.user !== undefined ? { user: { name: values.user, ...(values.sudo ? { sudo: values.sudo as "password" | "nopasswd" } : {}) } } : {};
+        const sb = await sandboxUp(n, { name, signal, kubernetes, ...user, ...(firstIndex !== undefined ? { firstIndex } : {}) });
         if (values.json) return printJson(toJson(sb));
         printSandbox(sb, `sandbox "${sb.name}": ${sb.hosts.length} host(s) up in ${((Date.now() - started) / 1000).toFixed(2)} s (${sb.dir})`);
         return;
