@@ -105,6 +105,45 @@ export interface ClusterRegistryArgs {
   readonly pullThrough?: pulumi.Input<pulumi.Input<PullThroughUpstreamArgs>[]>;
   /** More names and IPs for the local registry's certificate. */
   readonly subjectAltNames?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * The registries every host's container runtime pulls from (mirrors, logins, CAs, plain HTTP,
+   * proxy), in k3s's registries.yaml shape — the document, or the path of a registries file (read
+   * when the hosts are configured, relative to the program's directory), the one builds read.
+   */
+  readonly registries?: pulumi.Input<string | RegistriesArgs>;
+}
+
+/** k3s's registries.yaml: per registry, where its images are fetched from and how it is reached. */
+export interface RegistriesArgs {
+  /** Registry (host[:port], or "*" for every registry) → mirror endpoints, tried in order. */
+  readonly mirrors?: pulumi.Input<Record<string, pulumi.Input<RegistryMirrorArgs>>>;
+  /** Host[:port] (a registry or a mirror endpoint, "*" for every one) → how to reach it. */
+  readonly configs?: pulumi.Input<Record<string, pulumi.Input<RegistryHostConfigArgs>>>;
+}
+
+export interface RegistryMirrorArgs {
+  /** `https://host[:port]` or `http://host[:port]`, no path. */
+  readonly endpoint: pulumi.Input<pulumi.Input<string>[]>;
+}
+
+export interface RegistryHostConfigArgs {
+  /** Secret (the whole `registry` input is made secret): username and password, k3s's base64 `auth`, or a registry `token` (builds only: containerd's CRI takes none). */
+  readonly auth?: pulumi.Input<{
+    readonly username?: pulumi.Input<string>;
+    readonly password?: pulumi.Input<string>;
+    readonly auth?: pulumi.Input<string>;
+    readonly token?: pulumi.Input<string>;
+  }>;
+  readonly tls?: pulumi.Input<{
+    /** A CA file (relative to the program's directory). */
+    readonly ca_file?: pulumi.Input<string>;
+    /** A CA as PEM text. */
+    readonly ca?: pulumi.Input<string>;
+    readonly insecure_skip_verify?: pulumi.Input<boolean>;
+  }>;
+  readonly plain_http?: pulumi.Input<boolean>;
+  /** An http:// proxy URL, or "direct". The hosts' containerd takes one proxy for every registry. */
+  readonly proxy?: pulumi.Input<string>;
 }
 
 /** One upstream the cluster's registry caches: a registry of its own on each registry server, in distribution's proxy mode. */

@@ -107,7 +107,11 @@ const authSchema = z
     }
   });
 
-const fileSchema = z.strictObject({
+/**
+ * The file's shape, checked field by field (exported: the cluster spec's `registry.registries`
+ * takes the very same document, see cluster/spec/registries.ts).
+ */
+export const registriesFileSchema = z.strictObject({
   mirrors: z.record(registryNameKey, z.strictObject({ endpoint: z.array(endpointSchema).min(1, "list at least one endpoint") })).optional(),
   configs: z
     .record(
@@ -135,13 +139,18 @@ const fileSchema = z.strictObject({
           .optional(),
       }),
     )
+    .superRefine((configs, ctx) => {
+      // Credentials for "every registry" would go to whichever registry an image names.
+      if (configs["*"]?.auth !== undefined)
+        ctx.addIssue({ code: "custom", path: ["*", "auth"], message: 'credentials belong to one registry; name its host instead of "*"' });
+    })
     .optional(),
 });
 
-type RegistriesFile = z.infer<typeof fileSchema>;
+export type RegistriesFile = z.infer<typeof registriesFileSchema>;
 
 /** `configs["registry.example.com"].tls.ca_file` */
-function fieldPath(parts: ReadonlyArray<PropertyKey>): string {
+export function fieldPath(parts: ReadonlyArray<PropertyKey>): string {
   return parts
     .map((p, i) => (typeof p === "number" ? `[${p}]` : /^[A-Za-z_][\w]*$/.test(String(p)) ? `${i ? "." : ""}${String(p)}` : `[${JSON.stringify(String(p))}]`))
     .join("");
@@ -180,7 +189,7 @@ export async function loadRegistryConfig(file: string, opts: { required?: boolea
 
 /** Checks and resolves a parsed registries document; `baseDir` anchors relative ca_file paths. */
 export async function parseRegistryConfig(raw: unknown, source: string, baseDir: string): Promise<RegistryConfig> {
-  const parsed = fileSchema.safeParse(raw);
+  const parsed = registriesFileSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0]!;
     // A bad record key's own complaint is nested one level down.
@@ -201,10 +210,6 @@ async function resolve(file: RegistriesFile, source: string, baseDir: string): P
   }
   for (const [name, c] of Object.entries(file.configs ?? {})) {
     const settings: RegistryHostSettings = {};
-    if (c.auth && name === "*") {
-      // Credentials for "every registry" would go to whichever registry an image names.
-      throw new Error(`registries file ${source}: configs["*"].auth: credentials belong to one registry; name its host instead of "*"`);
-    }
     if (c.auth) {
       if (c.auth.token !== undefined) {
         settings.auth = { username: "", password: "", token: c.auth.token };

@@ -13,7 +13,9 @@
 import type { Connection } from "../../ssh";
 import { registryComponent } from "../../image/distribution-layout";
 import { removeContainerdLogin, setContainerdLogin } from "./containerd-login";
-import { CA_FILE, checkDataRoot, DEFAULT_CERTS_DIR, marker, markedDirs, removeDirs, writeIfChanged } from "./registry";
+import { CA_FILE, checkDataRoot, DEFAULT_CERTS_DIR, marker, markedDirs, removeDirs, writeIfChanged, writeUserCas } from "./certs-d";
+import { userEntries } from "./registry-hosts";
+import { configureUserRegistries, removeUserRegistries, type HostRegistries } from "./user-registries";
 
 export interface ExternalClientSetup {
   /** `domain[:port]` of the external registry. */
@@ -32,15 +34,17 @@ export interface ExternalClientSetup {
 
 /**
  * On one host: hosts.toml (and the CA) for every source domain and the registry itself, stale
- * ones of this cluster removed, and the CRI auth block in place. Returns what happened to
- * config.toml: `changed` (containerd restarted when systemd runs it), `same`, or `absent` (no
- * config.toml yet: the block goes in when the container runtime's set-up runs the script).
+ * ones of this cluster removed, and the CRI auth block in place; then the user's registries
+ * (their entries after the external registry's). Returns what happened to config.toml:
+ * `changed` (containerd restarted when systemd runs it), `same`, or `absent` (no config.toml
+ * yet: the block goes in when the container runtime's set-up runs the script), and what the
+ * user's registries could not get.
  */
 export async function configureExternalClients(
   conn: Connection,
   setup: ExternalClientSetup,
-  o: { certsDir?: string; signal?: AbortSignal } = {},
-): Promise<"changed" | "same" | "absent"> {
+  o: { certsDir?: string; signal?: AbortSignal; registries?: HostRegistries } = {},
+): Promise<{ config: "changed" | "same" | "absent"; warnings: string[] }> {
   checkSetup(setup);
   const certsDir = o.certsDir ?? DEFAULT_CERTS_DIR;
   const prefix = setup.namespace ? `/${setup.namespace}` : "";
@@ -50,23 +54,26 @@ export async function configureExternalClients(
   for (const [dir, path] of wanted) {
     const ca = `${certsDir}/${dir}/${CA_FILE}`;
     if (setup.ca !== undefined) await writeIfChanged(conn, ca, setup.ca, 0o644, o.signal);
+    const user = userEntries(o.registries?.config ?? { mirrors: {}, hosts: {} }, dir, `${certsDir}/${dir}`);
+    await writeUserCas(conn, `${certsDir}/${dir}`, user.cas, o.signal);
     const lines = [
       marker(setup.dataRoot),
       `# Pull ${dir} images from the external registry ${setup.endpoint}. Written by sealant; changes are overwritten.`,
-      // The registry's own dir names it as the server; a source domain keeps its upstream as the fallback.
-      ...(path ? [] : [`server = ${JSON.stringify(`https://${setup.endpoint}`)}`]),
+      // The registry's own dir names it as the server; a source domain keeps its upstream as the fallback (how the user's registries reach it).
+      ...(path ? user.server : [`server = ${JSON.stringify(`https://${setup.endpoint}`)}`]),
       "",
       `[host.${JSON.stringify(`https://${setup.endpoint}${path}`)}]`,
       '  capabilities = ["pull", "resolve"]',
       ...(path ? ["  override_path = true"] : []),
       ...(setup.ca !== undefined ? [`  ca = ${JSON.stringify(ca)}`] : []),
+      ...user.hosts,
     ];
     await writeIfChanged(conn, `${certsDir}/${dir}/hosts.toml`, `${lines.join("\n")}\n`, 0o644, o.signal);
   }
   const stale = (await markedDirs(conn, certsDir, setup.dataRoot, o.signal)).filter((d) => !wanted.has(d.slice(d.lastIndexOf("/") + 1)));
   await removeDirs(conn, stale, setup.dataRoot, o.signal);
 
-  return setContainerdLogin(
+  const config = await setContainerdLogin(
     conn,
     {
       endpoints: [setup.endpoint],
@@ -75,6 +82,8 @@ export async function configureExternalClients(
     },
     o.signal,
   );
+  const warnings = o.registries ? await configureUserRegistries(conn, setup.dataRoot, o.registries, o) : [];
+  return { config, warnings };
 }
 
 /**
@@ -83,6 +92,7 @@ export async function configureExternalClients(
  */
 export async function removeExternalRegistryClients(conn: Connection, dataRoot: string, o: { certsDir?: string; signal?: AbortSignal } = {}): Promise<void> {
   checkDataRoot(dataRoot);
+  await removeUserRegistries(conn, dataRoot, o);
   await removeContainerdLogin(conn, dataRoot, o.signal);
   await removeDirs(conn, await markedDirs(conn, o.certsDir ?? DEFAULT_CERTS_DIR, dataRoot, o.signal), dataRoot, o.signal);
 }

@@ -29,6 +29,7 @@ import { registryComponent } from "../../image/distribution-layout";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
 import { underHostLock } from "../../ssh/host-lock";
 import { setContainerdLogin } from "./containerd-login";
+import { pullThroughMarker, writeUserCas } from "./certs-d";
 import {
   CA_FILE,
   checkDataRoot,
@@ -41,13 +42,14 @@ import {
   type RegistrySetup,
   type RegistryTls,
 } from "./registry";
+import { userEntries } from "./registry-hosts";
+import { configureUserRegistries } from "./user-registries";
 import { checkUpstreams, type PullThroughUpstream } from "../spec/pull-through-upstream";
 
 export { checkUpstreams, type PullThroughUpstream };
 
-const MARK = "# sealant-pull-through:";
 const CERTS_LOCK = "containerd-certs";
-export const pullThroughMarker = (dataRoot: string) => `${MARK} ${dataRoot}`;
+export { pullThroughMarker };
 
 /** The upstream's name on disk and in process names. */
 export function cacheName(domain: string): string {
@@ -169,7 +171,7 @@ export async function configurePullThroughClients(
   tls: RegistryTls | undefined,
   upstreams: readonly PullThroughUpstream[],
   o: ClientOptions = {},
-): Promise<void> {
+): Promise<string[]> {
   checkDataRoot(registry.dataRoot);
   checkUpstreams(upstreams, registry.port);
   if (registry.tls && !tls) throw new Error("registry TLS is on but no CA certificate was given: call prepareRegistryTls first");
@@ -181,6 +183,9 @@ export async function configurePullThroughClients(
     if (tls) await writeIfChanged(conn, ca, tls.caCert, 0o644, o.signal);
     const caLine = tls ? [`  ca = ${JSON.stringify(ca)}`] : [];
     const caches = registry.servers.map((s) => `${scheme}://${hostPort(s, u.port)}`);
+    // The user's own mirrors for this registry (registry.registries) are tried after the caches.
+    const user = userEntries(o.registries?.config ?? { mirrors: {}, hosts: {} }, u.domain, dir);
+    await writeUserCas(conn, dir, user.cas, o.signal);
     const lines = [
       pullThroughMarker(registry.dataRoot),
       `# Pull ${u.domain} images from the cluster's registry, then from its pull-through cache. Written by sealant; changes are overwritten.`,
@@ -193,6 +198,7 @@ export async function configurePullThroughClients(
       lines.push("", `[host.${JSON.stringify(tree)}]`, '  capabilities = ["pull", "resolve"]', "  override_path = true", ...caLine);
     }
     for (const c of caches) lines.push("", `[host.${JSON.stringify(c)}]`, '  capabilities = ["pull", "resolve"]', ...caLine);
+    lines.push(...user.hosts);
     await writeIfChanged(conn, `${dir}/hosts.toml`, `${lines.join("\n")}\n`, 0o644, o.signal);
   }
   // Upstreams no longer configured: their files go (the cluster registry's step rewrites its own domains).
@@ -206,7 +212,12 @@ export async function configurePullThroughClients(
   await removeMarked(conn, stale, registry.dataRoot, o.signal);
   // Upstreams taken out: the cluster registry's own files (a domain the image carries) and login come back.
   if (stale.length > 0) await configureRegistryClients(conn, hostIp, registry, tls, o);
-  if (upstreams.length === 0) return;
+  if (upstreams.length > 0) await cachesLogin(conn, registry, upstreams, o.signal);
+  return o.registries ? configureUserRegistries(conn, registry.dataRoot, o.registries, o) : [];
+}
+
+/** The caches share the cluster registry's htpasswd: containerd's CRI gets its login for them too. */
+async function cachesLogin(conn: Connection, registry: RegistrySetup, upstreams: readonly PullThroughUpstream[], signal?: AbortSignal): Promise<void> {
   // The caches share the cluster registry's htpasswd: containerd's CRI gets its login for them too
   // (the registry's block in config.toml, rewritten with the caches' endpoints added).
   const endpoints = [
@@ -215,7 +226,7 @@ export async function configurePullThroughClients(
     ...upstreams.flatMap((u) => registry.servers.map((s) => hostPort(s, u.port))),
   ];
   const login = registry.username !== undefined && registry.password !== undefined ? { username: registry.username, password: registry.password } : {};
-  await setContainerdLogin(conn, { endpoints, ...login, dataRoot: registry.dataRoot }, o.signal);
+  await setContainerdLogin(conn, { endpoints, ...login, dataRoot: registry.dataRoot }, signal);
 }
 
 /** Stops this cluster's caches on a host, deletes what they cached, and removes the hosts.toml files it wrote. */
@@ -303,7 +314,7 @@ async function removeMarked(conn: Connection, dirs: string[], dataRoot: string, 
   // Checked again under the lock: only files this cluster's pull-through wrote, the dir only when empty.
   const cmds = dirs.map(
     (d) =>
-      `if grep -qxF -- ${q(pullThroughMarker(dataRoot))} ${q(`${d}/hosts.toml`)} 2>/dev/null; then rm -f ${q(`${d}/hosts.toml`)} ${q(`${d}/${CA_FILE}`)}; rmdir ${q(d)} 2>/dev/null || true; fi`,
+      `if grep -qxF -- ${q(pullThroughMarker(dataRoot))} ${q(`${d}/hosts.toml`)} 2>/dev/null; then rm -f ${q(`${d}/hosts.toml`)} ${q(d)}/sealant-*.crt; rmdir ${q(d)} 2>/dev/null || true; fi`,
   );
   await conn.run(`sh -c ${q(underHostLock(CERTS_LOCK, "containerd's registry configuration", cmds.join("\n")))}`, opts(signal));
 }

@@ -21,12 +21,13 @@ import { posix } from "node:path";
 import { registryComponent } from "../../image/distribution-layout";
 import { parseReference } from "../../image/reference";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
-import { underHostLock } from "../../ssh/host-lock";
+import { CA_FILE, checkDataRoot, DEFAULT_CERTS_DIR, marker, markedDirs, removeDirs, writeIfChanged, writeUserCas } from "./certs-d";
 import { removeContainerdLogin, setContainerdLogin } from "./containerd-login";
 import { setHostsBlock } from "./etc-hosts";
+import { userEntries } from "./registry-hosts";
+import { configureUserRegistries, removeUserRegistries, type HostRegistries } from "./user-registries";
 
-/** The host lock of containerd's certs.d: clusters on one host write and remove entries there. */
-const CERTS_LOCK = "containerd-certs";
+export { CA_FILE, checkDataRoot, DEFAULT_CERTS_DIR, marker, markedDirs, removeDirs, writeIfChanged };
 
 export interface RegistrySetup {
   /** The registry's name on the hosts (spec.registry.domain), e.g. `sea.hub`. */
@@ -58,10 +59,9 @@ export interface ClientOptions {
   /** containerd's registry config dir (CRI `config_path`, `ctr --hosts-dir`). @default "/etc/containerd/certs.d" */
   certsDir?: string;
   signal?: AbortSignal;
+  /** The user's registries (`registry.registries`): their entries follow the cluster's, and the rest is written by user-registries.ts. */
+  registries?: HostRegistries;
 }
-
-export const DEFAULT_CERTS_DIR = "/etc/containerd/certs.d";
-export const CA_FILE = "sealant-registry-ca.crt";
 
 /** The source registry of each image reference (`nginx:1` -> `docker.io`), deduplicated and sorted. */
 export function registryDomains(images: string[]): string[] {
@@ -199,7 +199,7 @@ export async function configureRegistryClients(
   setup: RegistrySetup,
   tls: RegistryTls | undefined,
   o: ClientOptions = {},
-): Promise<void> {
+): Promise<string[]> {
   check(setup);
   checkIp(hostIp);
   if (setup.tls && !tls) throw new Error("registry TLS is on but no CA certificate was given: call prepareRegistryTls first");
@@ -217,12 +217,20 @@ export async function configureRegistryClients(
   for (const [dir, path] of wanted) {
     const ca = `${certsDir}/${dir}/${CA_FILE}`;
     if (caCert !== undefined) await writeIfChanged(conn, ca, caCert, 0o644, o.signal);
-    const lines = [marker(setup.dataRoot), `# Pull ${dir} images from the cluster's registry, servers in order. Written by sealant; changes are overwritten.`];
+    // The user's own mirrors for this registry (registry.registries) follow the cluster's servers.
+    const user = userEntries(o.registries?.config ?? { mirrors: {}, hosts: {} }, dir, `${certsDir}/${dir}`);
+    await writeUserCas(conn, `${certsDir}/${dir}`, user.cas, o.signal);
+    const lines = [
+      marker(setup.dataRoot),
+      `# Pull ${dir} images from the cluster's registry, servers in order. Written by sealant; changes are overwritten.`,
+      ...user.server,
+    ];
     for (const s of setup.servers) {
       lines.push("", `[host.${JSON.stringify(`${scheme}://${hostPort(s, setup.port)}${path}`)}]`, '  capabilities = ["pull", "resolve"]');
       if (path) lines.push("  override_path = true");
       if (caCert !== undefined) lines.push(`  ca = ${JSON.stringify(ca)}`);
     }
+    lines.push(...user.hosts);
     await writeIfChanged(conn, `${certsDir}/${dir}/hosts.toml`, `${lines.join("\n")}\n`, 0o644, o.signal);
   }
   // Domains the image no longer carries: drop what this cluster wrote for them earlier.
@@ -231,6 +239,7 @@ export async function configureRegistryClients(
   const endpoints = [...setup.servers.map((s) => hostPort(s, setup.port)), own];
   const login = setup.username !== undefined && setup.password !== undefined ? { username: setup.username, password: setup.password } : {};
   await setContainerdLogin(conn, { endpoints, ...login, dataRoot: setup.dataRoot }, o.signal);
+  return o.registries ? configureUserRegistries(conn, setup.dataRoot, o.registries, o) : [];
 }
 
 /** Stops the registry on a host and removes everything this cluster's registry phase wrote there. */
@@ -238,6 +247,7 @@ export async function removeRegistry(conn: Connection, setup: Pick<RegistrySetup
   checkDataRoot(setup.dataRoot);
   const p = paths(setup.dataRoot);
   await conn.run(stopCommand(p), opts(o.signal));
+  await removeUserRegistries(conn, setup.dataRoot, o);
   await removeContainerdLogin(conn, setup.dataRoot, o.signal);
   await setHostsBlock(conn, `sealant registry ${setup.dataRoot}`, [], o.signal);
   await removeDirs(conn, await markedDirs(conn, o.certsDir ?? DEFAULT_CERTS_DIR, setup.dataRoot, o.signal), setup.dataRoot, o.signal);
@@ -269,7 +279,6 @@ function paths(dataRoot: string): Paths {
 }
 
 const opts = (signal?: AbortSignal, extra: ExecOptions = {}): ExecOptions => ({ sudo: true, ...(signal ? { signal } : {}), ...extra });
-export const marker = (dataRoot: string) => `# sealant-cluster: ${dataRoot}`;
 const hostPort = (ip: string, port: number) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`);
 
 function check(s: RegistrySetup): void {
@@ -284,11 +293,6 @@ function check(s: RegistrySetup): void {
     throw new Error(`registry username "${s.username}": must not be empty or contain ":" or whitespace`);
   if (s.password !== undefined && (s.password === "" || /[\r\n]/.test(s.password)))
     throw new Error("registry password: must not be empty or contain line breaks");
-}
-
-export function checkDataRoot(d: string): void {
-  if (!d.startsWith("/") || posix.normalize(d) === "/" || d.split("/").includes("..") || /[\n\r]/.test(d))
-    throw new Error(`data root "${d}": expected an absolute path other than /`);
 }
 
 function checkIp(ip: string): void {
@@ -324,22 +328,6 @@ function registryConfig(c: { binary: string; root: string; addr: string; tls?: P
   );
 }
 
-/**
- * Replaces a file only when its content differs (true when it did). Writes it through a temp file of its own (several clusters may write one certs.d file at
- * once), under the host's certs.d lock so that no removal by another cluster interleaves.
- */
-export async function writeIfChanged(conn: Connection, path: string, content: string, mode: number, signal?: AbortSignal): Promise<boolean> {
-  const f = q(path);
-  const script = [
-    `set -e; mkdir -p ${q(posix.dirname(path))}; umask 077`,
-    `t=$(mktemp ${q(`${path}.sealant-`)}XXXXXX); trap 'rm -f "$t"' EXIT`,
-    `cat > "$t"; chmod ${mode.toString(8)} "$t"`,
-    `if [ -f ${f} ] && cmp -s "$t" ${f}; then echo same; else mv -f "$t" ${f}; echo changed; fi`,
-  ].join("\n");
-  const r = await conn.run(`sh -c ${q(underHostLock(CERTS_LOCK, "containerd's registry configuration", script))}`, opts(signal, { stdin: content }));
-  return r.stdout.trim() === "changed";
-}
-
 /** Keeps an htpasswd file that already accepts the password (bcrypt salts differ per run); true when it was (re)made. */
 async function ensureHtpasswd(conn: Connection, file: string, user: string, password: string, signal?: AbortSignal): Promise<boolean> {
   const stdin = `${password}\n`;
@@ -367,24 +355,4 @@ export function stopCommand(p: { pid: string; config: string }): string {
     "fi",
     `rm -f ${q(p.pid)}`,
   ].join("\n");
-}
-
-/** certs.d dirs whose hosts.toml this cluster wrote. */
-export async function markedDirs(conn: Connection, certsDir: string, dataRoot: string, signal?: AbortSignal): Promise<string[]> {
-  const r = await conn.run(`grep -lxF -- ${q(marker(dataRoot))} ${q(certsDir)}/*/hosts.toml 2>/dev/null || true`, opts(signal));
-  return r.stdout
-    .split("\n")
-    .filter(Boolean)
-    .map((f) => posix.dirname(f));
-}
-
-export async function removeDirs(conn: Connection, dirs: string[], dataRoot: string, signal?: AbortSignal): Promise<void> {
-  if (dirs.length === 0) return;
-  // Only our files, checked again under the lock (another cluster may have written the dir since
-  // it was listed); the dir goes only when nothing else is left in it.
-  const cmds = dirs.map(
-    (d) =>
-      `if grep -qxF -- ${q(marker(dataRoot))} ${q(`${d}/hosts.toml`)} 2>/dev/null; then rm -f ${q(`${d}/hosts.toml`)} ${q(`${d}/${CA_FILE}`)}; rmdir ${q(d)} 2>/dev/null || true; fi`,
-  );
-  await conn.run(`sh -c ${q(underHostLock(CERTS_LOCK, "containerd's registry configuration", cmds.join("\n")))}`, opts(signal));
 }

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseClusterfile, type Locate, type ParsedClusterfile } from "./clusterfile";
 import { ClusterSpecError, formatPath, type SpecProblem } from "./errors";
+import { inlineRegistries, RegistriesProblem } from "./registries";
 import type { ClusterSpec } from "./schema";
 
 /*
@@ -93,6 +94,16 @@ export async function resolveKeyFiles(spec: ClusterSpec, options: KeyFileOptions
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : err instanceof Error ? err.message : String(err);
       problems.push({ ...locate(["registry", "external", "ca"]), message: `cannot read CA file "${file}": ${why}` });
+    }
+  }
+  const registries = out.registry.registries;
+  if (registries !== undefined) {
+    // A registries file the spec names, and the CA files it names, read here: a changed file is a changed spec.
+    try {
+      out.registry.registries = await inlineRegistries(registries, { baseDir: options.baseDir, readFile: read });
+    } catch (err) {
+      if (!(err instanceof RegistriesProblem)) throw err;
+      problems.push({ ...locate(["registry", "registries", ...err.path]), message: err.message });
     }
   }
   if (problems.length > 0) throw new ClusterSpecError(problems.sort((a, b) => a.path.localeCompare(b.path)));

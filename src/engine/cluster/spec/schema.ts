@@ -2,6 +2,7 @@ import { z } from "zod";
 import { InvalidReferenceError, parseReference } from "../../image/reference";
 import { parseEnvList, parseEnvMap, type Env } from "./env";
 import { externalRegistrySchema } from "./external-registry";
+import { registriesSchema } from "./registries";
 import { pullThroughSchema } from "./upstreams";
 import { checkedString, numberOrString, portSchema } from "./zod-values";
 import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
@@ -210,6 +211,8 @@ export const registrySchema = z.strictObject({
   pullThrough: pullThroughSchema.optional(),
   /** More names and IPs for the local registry's certificate. */
   subjectAltNames: z.array(checkedString(subjectAltNameProblem)).optional(),
+  /** The hosts' registries (mirrors, login, CA, plain HTTP, proxy): k3s's registries.yaml shape, or the path of such a file (see registries.ts). */
+  registries: registriesSchema.optional(),
 });
 
 /** A script run at a lifecycle phase (sealer's Plugin). */

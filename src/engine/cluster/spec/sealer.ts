@@ -71,6 +71,8 @@ const sealerClusterSpecSchema = z.strictObject({
         })
         .optional(),
       externalRegistry: z.strictObject(registryConfigFields).optional(),
+      /** sealant's extension: the hosts' registries (k3s's registries.yaml shape, or its path), checked by the cluster spec. */
+      registries: z.unknown().optional(),
     })
     .optional(),
   dataRoot: str,
@@ -199,6 +201,7 @@ export function sealerClusterToInput(doc: unknown): Obj {
     if (names.length > 0) r["subjectAltNames"] = names;
     input["registry"] = r;
   }
+  if (registry["registries"] !== undefined) input["registry"] = { ...obj(input["registry"]), registries: registry["registries"] };
   const runtimeType = obj(spec["containerRuntime"])["type"];
   if (typeof runtimeType === "string" && runtimeType !== "") input["runtime"] = { containerRuntime: { type: runtimeType } };
   if (spec["hostAliases"] !== undefined) input["hostAliases"] = spec["hostAliases"];
@@ -235,6 +238,7 @@ export function sealerClusterPath(doc: unknown): (path: readonly PropertyKey[]) 
       case "registry": {
         if (rest[0] === "subjectAltNames") return ["spec", "registry", which, "cert", "subjectAltName"];
         if (rest[0] === "external") return ["spec", "registry", "externalRegistry", ...rest.slice(1)];
+        if (rest[0] === "registries") return ["spec", "registry", ...rest];
         return ["spec", "registry", which, ...rest];
       }
       case "runtime":

@@ -1,4 +1,5 @@
 import { configurePullThroughClients, startPullThroughCaches } from "../host/pull-through";
+import { hostRegistriesOf } from "../host/user-registries";
 import { PULL_THROUGH } from "../plan/kinds";
 import { pullThroughUpstreams } from "../spec/upstreams";
 import type { StepKindDef } from "./kind";
@@ -15,6 +16,9 @@ export const pullThrough: StepKindDef = {
     if (registry.servers.includes(host.ip)) {
       for (const text of await startPullThroughCaches(conn, host.ip, registry, tls, upstreams, signal)) cluster.emit({ type: "warning", host: host.ip, text });
     }
-    await configurePullThroughClients(conn, host.ip, registry, tls, upstreams, signal ? { signal } : {});
+    // The user's own registries (registry.registries) follow the caches in the files this step writes.
+    const registries = await hostRegistriesOf(cluster.spec.registry.registries, [...cluster.hosts.keys()], registry);
+    const warnings = await configurePullThroughClients(conn, host.ip, registry, tls, upstreams, { registries, ...(signal ? { signal } : {}) });
+    for (const text of warnings) cluster.emit({ type: "warning", host: host.ip, text });
   },
 };
