@@ -1,4 +1,5 @@
-import type { Plan } from "./types";
+import { hasRole } from "./roles";
+import type { Plan, PlannedHost } from "./types";
 
 /** The plan as people read it: the summary, then each phase with its steps. */
 export function formatPlan(plan: Plan): string {
@@ -9,3 +10,21 @@ export function formatPlan(plan: Plan): string {
   });
   return lines.join("\n");
 }
+
+/** `127.0.10.4, 127.0.10.5 (master)`, roles grouped so a 1,000-host change stays one line each. */
+export function describeHosts(hosts: PlannedHost[]): string {
+  const byRole = new Map<string, string[]>();
+  for (const h of hosts) {
+    const role = h.roles.join("+") || "no role";
+    byRole.set(role, [...(byRole.get(role) ?? []), h.ip]);
+  }
+  return [...byRole].map(([role, ips]) => `${ipList(ips)} (${role})`).join("; ");
+}
+
+/** The summary's line for hosts without a role among `hosts` (see roles.ts hasRole), if any. */
+export function rolelessNote(hosts: PlannedHost[]): string[] {
+  const ips = hosts.filter((h) => !hasRole(h)).map((h) => h.ip);
+  return ips.length > 0 ? [`set up ${ipList(ips)} without joining them: hosts with no role are prepared, never joined (as sealer does)`] : [];
+}
+
+const ipList = (ips: string[]) => (ips.length > 6 ? `${ips.slice(0, 5).join(", ")} and ${ips.length - 5} more` : ips.join(", "));

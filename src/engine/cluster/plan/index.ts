@@ -1,5 +1,5 @@
-export { planCluster, planReset, describeHosts, shortDigest, PlanError } from "./planner";
+export { planCluster, planReset, shortDigest, PlanError } from "./planner";
 export { rollingBatches } from "./batches";
-export { formatPlan } from "./format";
-export { isMaster, MASTER, MASTER_ROLES } from "./roles";
+export { describeHosts, formatPlan } from "./format";
+export { hasRole, isMaster, MASTER, MASTER_ROLES } from "./roles";
 export type * from "./types";

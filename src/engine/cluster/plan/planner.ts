@@ -22,7 +22,8 @@ import {
 import { rollingBatches } from "./batches";
 import { registryRemoval } from "./registry-switch";
 import { withRelaySources } from "./distribution";
-import { isMaster } from "./roles";
+import { describeHosts, rolelessNote } from "./format";
+import { hasRole, isMaster } from "./roles";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
 /** A change the planner refuses, in the user's terms. */
@@ -64,7 +65,8 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   const kept = desired.hosts.filter((h) => memberIps.has(h.ip));
   // Recorded hosts no longer wanted: members leave first; a host whose join never finished only needs its files removed.
   const removed = (current?.hosts ?? []).filter((h) => !desiredIps.has(h.ip));
-  const removedMembers = removed.filter((h) => h.member);
+  // A host without a role never joined (see roles.ts): it has nothing to leave.
+  const removedMembers = removed.filter((h) => h.member && hasRole(h));
   if (!creating && removedMembers.length > 0 && !desired.hosts.some((h) => isMaster(h) && memberIps.has(h.ip))) {
     throw new PlanError(`removing ${removedMembers.map((h) => h.ip).join(", ")} would leave no master of the running cluster; keep at least one`);
   }
@@ -242,12 +244,12 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       "runtime:join",
       "Join hosts",
       "parallel",
-      hosts.filter((h) => !isMaster(h)).map((h) => step(h, JOIN, `${h.ip} joins as ${h.roles.join("+") || "worker"}`)),
+      hosts.filter((h) => !isMaster(h) && hasRole(h)).map((h) => step(h, JOIN, `${h.ip} joins as ${h.roles.join("+")}`)),
     );
   };
   if (creating) {
     actions.push("create");
-    summary.push(`create cluster ${desired.name} on ${describeHosts(desired.hosts)} with image ${img}`);
+    summary.push(`create cluster ${desired.name} on ${describeHosts(desired.hosts)} with image ${img}`, ...rolelessNote(desired.hosts));
     plugins("pre-install", "cluster");
     if (desired.bootstrap === "first-master") {
       phase("runtime:bootstrap", "Bootstrap the cluster", "serial", [step(firstMaster, BOOTSTRAP, `bootstrap ${firstMaster.ip}`)]);
@@ -257,12 +259,13 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
         "runtime:bootstrap",
         "Bootstrap the cluster",
         "parallel",
-        desired.hosts.map((h) => step(h, BOOTSTRAP, `bootstrap ${h.ip}`)),
+        desired.hosts.filter(hasRole).map((h) => step(h, BOOTSTRAP, `bootstrap ${h.ip}`)),
       );
     }
   } else if (added.length > 0) {
     actions.push("scale-up");
-    summary.push(`join ${describeHosts(added)}`);
+    const joining = added.filter(hasRole);
+    summary.push(...(joining.length > 0 ? [`join ${describeHosts(joining)}`] : []), ...rolelessNote(added));
     const joinVersion = shortHash(added.map((h) => h.ip).join(","));
     plugins("pre-scaleup", "cluster", joinVersion);
     joins(added);
@@ -272,7 +275,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       "runtime:check",
       "Check new hosts",
       "parallel",
-      added.map((h) => step(h, CHECK, `check ${h.ip}`)),
+      added.filter(hasRole).map((h) => step(h, CHECK, `check ${h.ip}`)),
     );
   }
   if (creating) plugins("post-install", "cluster");
@@ -293,8 +296,8 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
         ...hostPlugins
           .filter((p) => !p.scope || p.scope.includes(h.ip))
           .map((p) => step(h, pluginKind(p.name, "upgrade-host"), `run plugin ${p.name} on ${h.ip}`, version)),
-        step(h, UPGRADE, `upgrade ${h.ip}`, version),
-        step(h, CHECK, `check ${h.ip}`, version),
+        // A host without a role gets the new files (distribute, render) and its plugins; the runtime never had it.
+        ...(hasRole(h) ? [step(h, UPGRADE, `upgrade ${h.ip}`, version), step(h, CHECK, `check ${h.ip}`, version)] : []),
       ]);
       phase(`runtime:upgrade`, `Rolling upgrade, batch ${i + 1}/${batches.length}: ${batch.map((h) => h.ip).join(", ")}`, "serial", steps);
     });
@@ -304,13 +307,13 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   // Members whose labels or taints changed, and (runtimes whose workers follow the masters)
   // workers whose masters changed: their settings applied again, nothing else touched.
   const masterIps = desired.hosts.filter((h) => isMaster(h)).map((h) => h.ip);
-  const follows = (h: PlannedHost) => (desired.workersFollowMasters && !isMaster(h) ? masterIps : []);
+  const follows = (h: PlannedHost) => (desired.workersFollowMasters && !isMaster(h) && hasRole(h) ? masterIps : []);
   const settingsOf = (h: PlannedHost) => JSON.stringify([Object.entries(h.labels ?? {}).sort(), [...(h.taints ?? [])].sort()]);
   const relabel = kept.filter(
-    (h) => (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? { ip: h.ip, roles: [] }),
+    (h) => hasRole(h) && (h.labels !== undefined || h.taints !== undefined) && settingsOf(h) !== settingsOf(recorded.get(h.ip) ?? { ip: h.ip, roles: [] }),
   );
   const repoint = kept.filter(
-    (h) => follows(h).join(",") !== (desired.workersFollowMasters && !isMaster(h) ? (recorded.get(h.ip)?.follows ?? []).join(",") : ""),
+    (h) => follows(h).join(",") !== (desired.workersFollowMasters && !isMaster(h) && hasRole(h) ? (recorded.get(h.ip)?.follows ?? []).join(",") : ""),
   );
   const resettle = kept.filter((h) => relabel.includes(h) || repoint.includes(h));
   if (relabel.length > 0) summary.push(`set labels and taints on ${relabel.map((h) => h.ip).join(", ")}`);
@@ -387,16 +390,4 @@ export function shortDigest(digest: string): string {
 
 function shortHash(text: string): string {
   return createHash("sha256").update(text).digest("hex").slice(0, 8);
-}
-
-/** `127.0.10.4, 127.0.10.5 (master)`, roles grouped so a 1,000-host change stays one line each. */
-export function describeHosts(hosts: PlannedHost[]): string {
-  const byRole = new Map<string, string[]>();
-  for (const h of hosts) {
-    const role = h.roles.join("+") || "worker";
-    byRole.set(role, [...(byRole.get(role) ?? []), h.ip]);
-  }
-  return [...byRole]
-    .map(([role, ips]) => `${ips.length > 6 ? `${ips.slice(0, 5).join(", ")} and ${ips.length - 5} more` : ips.join(", ")} (${role})`)
-    .join("; ");
 }
