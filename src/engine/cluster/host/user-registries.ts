@@ -30,9 +30,12 @@ import {
 } from "./certs-d";
 import { hostRegistryConfig, type RegistriesValue } from "../spec/registries";
 import { setRegistriesLogins, type EndpointLogin } from "./containerd-login";
+import { configureDockerRegistries } from "./docker-registries";
 import { userDirs, userEntries } from "./registry-hosts";
 
 export const PROXY_DROP_IN = "/etc/systemd/system/containerd.service.d/sealant-proxy.conf";
+/** The same for dockerd, on hosts whose runtime is Docker. */
+export const DOCKER_PROXY_DROP_IN = "/etc/systemd/system/docker.service.d/sealant-proxy.conf";
 
 /** The user's registries as the hosts get them. */
 export interface HostRegistries {
@@ -46,6 +49,8 @@ export interface UserRegistryOptions {
   signal?: AbortSignal;
   /** @default PROXY_DROP_IN */
   proxyDropIn?: string;
+  /** The service the drop-in is for. @default "containerd" */
+  service?: "containerd" | "docker";
 }
 
 const opts = (signal?: AbortSignal, extra: ExecOptions = {}): ExecOptions => ({ sudo: true, ...(signal ? { signal } : {}), ...extra });
@@ -99,7 +104,17 @@ export async function removeUserRegistries(conn: Connection, dataRoot: string, o
   checkDataRoot(dataRoot);
   const mine = registriesMarker(dataRoot);
   await removeDirsMarkedBy(conn, await dirsMarkedBy(conn, o.certsDir ?? DEFAULT_CERTS_DIR, mine, o.signal), mine, o.signal);
-  await setProxy(conn, dataRoot, { config: { mirrors: {}, hosts: {} }, noProxy: [] }, o);
+  const none: HostRegistries = { config: { mirrors: {}, hosts: {} }, noProxy: [] };
+  await setProxy(conn, dataRoot, none, o);
+  await setProxy(conn, dataRoot, none, { ...o, proxyDropIn: DOCKER_PROXY_DROP_IN, service: "docker" });
+  await configureDockerRegistries(conn, dataRoot, none.config, o.signal ? { signal: o.signal } : {});
+}
+
+/** On a host whose runtime is Docker: what dockerd takes of the user's registries (docker-registries.ts), and the proxy for docker.service. */
+export async function configureDockerUserRegistries(conn: Connection, dataRoot: string, reg: HostRegistries, signal?: AbortSignal): Promise<string[]> {
+  const warnings = await configureDockerRegistries(conn, dataRoot, reg.config, signal ? { signal } : {});
+  const proxy = await setProxy(conn, dataRoot, reg, { proxyDropIn: DOCKER_PROXY_DROP_IN, service: "docker", ...(signal ? { signal } : {}) });
+  return [...warnings, ...proxy.map((w) => w.replace(/^containerd/, "dockerd"))];
 }
 
 /** CRI registry auth per endpoint host; a token cannot be one (containerd's CRI takes a login or an identity token only). */
@@ -173,14 +188,16 @@ async function setProxy(conn: Connection, dataRoot: string, reg: HostRegistries,
   const first = (await conn.run(`head -n 1 ${q(file)} 2>/dev/null || true`, opts(o.signal))).stdout.trim();
   if (first !== "" && first !== mine) {
     if (!wanted) return [];
-    throw new Error(`${file} on ${conn.host} was not written by this cluster (${first}): containerd takes one proxy; remove that file or this cluster's proxy`);
+    throw new Error(
+      `${file} on ${conn.host} was not written by this cluster (${first}): ${o.service ?? "containerd"} takes one proxy; remove that file or this cluster's proxy`,
+    );
   }
   let changed: boolean;
   if (wanted) changed = await writeIfChanged(conn, file, wanted.text, 0o600, o.signal);
   else changed = first === mine && (await conn.run(`rm -f ${q(file)}`, opts(o.signal))) !== undefined;
   if (changed) {
     await conn.run(
-      "if command -v systemctl > /dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl daemon-reload; if systemctl is-active -q containerd; then systemctl restart containerd; fi; fi",
+      `if command -v systemctl > /dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl daemon-reload; if systemctl is-active -q ${o.service ?? "containerd"}; then systemctl restart ${o.service ?? "containerd"}; fi; fi`,
       opts(o.signal),
     );
   }

@@ -1,8 +1,8 @@
-import { dockerMirrorsFor } from "../host/docker-mirrors";
+import { containerRuntimeTypeOf, dockerMirrorsFor, hostRunsDocker } from "../host/docker-mirrors";
 import { configureExternalClients } from "../host/external-registry-clients";
 import { externalClientSetup, externalEndpoint } from "../host/external-registry";
 import { configureRegistryClients } from "../host/registry";
-import { hostRegistriesOf } from "../host/user-registries";
+import { configureDockerUserRegistries, hostRegistriesOf } from "../host/user-registries";
 import { MIRRORS } from "../plan/kinds";
 import type { StepKindDef } from "./kind";
 
@@ -20,6 +20,9 @@ export const mirrors: StepKindDef = {
     const external = spec.registry.external;
     const registries = await hostRegistriesOf(spec.registry.registries, ips, external ? { endpoint: externalEndpoint(external) } : ctx.opts.registry);
     const warn = (texts: string[]): void => texts.forEach((text) => ctx.cluster.emit({ type: "warning", host: host.ip, text }));
+    // Hosts whose runtime is Docker: dockerd gets what it can take of the user's registries, and the rest is said.
+    if (await hostRunsDocker(conn, layout.rootfs(image.digest), containerRuntimeTypeOf(spec.runtime), signal))
+      warn(await configureDockerUserRegistries(conn, layout.root, registries, signal));
     if (external) {
       const r = await configureExternalClients(conn, await externalClientSetup(external, image, layout.root), { registries, ...(signal ? { signal } : {}) });
       warn(r.warnings);
