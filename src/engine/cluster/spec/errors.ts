@@ -41,7 +41,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /** Field names whose values are secrets in either format: never printed, never in digests as plain text. */
-export const SECRET_FIELDS: ReadonlySet<string> = new Set(["password", "passwd", "passphrase", "pkPasswd", "privateKey"]);
+export const SECRET_FIELDS: ReadonlySet<string> = new Set(["password", "passwd", "passphrase", "pkPasswd", "privateKey", "token"]);
 
 export function isSecretPath(path: readonly PropertyKey[]): boolean {
   for (let i = path.length - 1; i >= 0; i--) {

@@ -73,6 +73,7 @@ configs:
       /containerd on the hosts reaches every registry through one proxy.*configs\["a.example"\]\.proxy already names http:\/\/p1:3128/,
     ],
     [5, "registry.registries", /expected/],
+    [{ configs: { "r.example": { auth: { token: 4711 } } } }, 'registry.registries.configs["r.example"].auth.token', /expected .*got <redacted>/],
   ])("GIVEN registries %j WHEN read THEN one problem at %s, no secret in it", (registries, path, message) => {
     const problems = inputProblems({ ...base, registry: { registries } });
     expect(problems).toHaveLength(1);
