@@ -60,6 +60,39 @@ export const registriesSchema = z.union([
   }),
 ]);
 
+/**
+ * A login in `registries` for the registry that `registry.username`/`password` (or
+ * `registry.external`) already logs in to: containerd's CRI takes one login per registry host.
+ * (The cluster registry's servers are known only with the hosts: the host side refuses those.)
+ */
+export function loginGivenTwice(
+  r: {
+    domain: string;
+    port: number;
+    username?: string | undefined;
+    external?: { domain: string; port?: number | undefined; username?: string | undefined } | undefined;
+    registries?: RegistriesValue | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  if (r.registries === undefined || typeof r.registries === "string") return;
+  const own = r.external
+    ? r.external.username !== undefined
+      ? r.external.port === undefined
+        ? r.external.domain
+        : `${r.external.domain}:${r.external.port}`
+      : undefined
+    : r.username !== undefined
+      ? `${r.domain}:${r.port}`
+      : undefined;
+  if (own === undefined || r.registries.configs?.[own]?.auth === undefined) return;
+  ctx.addIssue({
+    code: "custom",
+    path: ["registries", "configs", own, "auth"],
+    message: `${own} already gets its login from ${r.external ? "registry.external" : "registry.username/password"}: give it in one place`,
+  });
+}
+
 export interface InlineOptions {
   /** Relative paths are relative to this directory (the Clusterfile's, or the Pulumi program's). */
   baseDir: string;

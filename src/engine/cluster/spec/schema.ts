@@ -2,7 +2,7 @@ import { z } from "zod";
 import { InvalidReferenceError, parseReference } from "../../image/reference";
 import { parseEnvList, parseEnvMap, type Env } from "./env";
 import { externalRegistrySchema } from "./external-registry";
-import { registriesSchema } from "./registries";
+import { loginGivenTwice, registriesSchema } from "./registries";
 import { pullThroughSchema } from "./upstreams";
 import { checkedString, numberOrString, portSchema } from "./zod-values";
 import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
@@ -192,28 +192,30 @@ export const hostGroupSchema = z.strictObject({
 });
 
 /** The registry the cluster's container images are served from. */
-export const registrySchema = z.strictObject({
-  /** A host name (an IPv4 address reads as one): it lands in every host's /etc/hosts, the certificate and containerd's config. @default "sea.hub" (sealer's) */
-  domain: hostname.default("sea.hub"),
-  /** @default 5000 */
-  port: port.default(5000),
-  /** Goes into the registry's htpasswd file. */
-  username: nonEmpty.pipe(checkedString(registryUserProblem)).optional(),
-  /** Secret; one line (it is fed to htpasswd on the registry hosts). */
-  password: oneLineSecret.pipe(nonEmpty).optional(),
-  /** Run the local registry on every master (else on the first). @default true */
-  ha: z.boolean().default(true),
-  /** Serve plain HTTP (no certificate). @default false */
-  insecure: z.boolean().default(false),
-  /** An existing registry the image's container images are pushed to, instead of the local one (then the fields above are not used). */
-  external: externalRegistrySchema.optional(),
-  /** Upstream registries the local registry caches for the hosts (images the cluster image does not carry), fetched once and kept when the upstream is gone. */
-  pullThrough: pullThroughSchema.optional(),
-  /** More names and IPs for the local registry's certificate. */
-  subjectAltNames: z.array(checkedString(subjectAltNameProblem)).optional(),
-  /** The hosts' registries (mirrors, login, CA, plain HTTP, proxy): k3s's registries.yaml shape, or the path of such a file (see registries.ts). */
-  registries: registriesSchema.optional(),
-});
+export const registrySchema = z
+  .strictObject({
+    /** A host name (an IPv4 address reads as one): it lands in every host's /etc/hosts, the certificate and containerd's config. @default "sea.hub" (sealer's) */
+    domain: hostname.default("sea.hub"),
+    /** @default 5000 */
+    port: port.default(5000),
+    /** Goes into the registry's htpasswd file. */
+    username: nonEmpty.pipe(checkedString(registryUserProblem)).optional(),
+    /** Secret; one line (it is fed to htpasswd on the registry hosts). */
+    password: oneLineSecret.pipe(nonEmpty).optional(),
+    /** Run the local registry on every master (else on the first). @default true */
+    ha: z.boolean().default(true),
+    /** Serve plain HTTP (no certificate). @default false */
+    insecure: z.boolean().default(false),
+    /** An existing registry the image's container images are pushed to, instead of the local one (then the fields above are not used). */
+    external: externalRegistrySchema.optional(),
+    /** Upstream registries the local registry caches for the hosts (images the cluster image does not carry), fetched once and kept when the upstream is gone. */
+    pullThrough: pullThroughSchema.optional(),
+    /** More names and IPs for the local registry's certificate. */
+    subjectAltNames: z.array(checkedString(subjectAltNameProblem)).optional(),
+    /** The hosts' registries (mirrors, login, CA, plain HTTP, proxy): k3s's registries.yaml shape, or the path of such a file (see registries.ts). */
+    registries: registriesSchema.optional(),
+  })
+  .superRefine(loginGivenTwice);
 
 /** A script run at a lifecycle phase (sealer's Plugin). */
 export const pluginSchema = z

@@ -82,6 +82,27 @@ configs:
     expect(problems[0]).not.toContain(SECRET);
   });
 
+  it.each([
+    [
+      { username: "u", password: "p", registries: { configs: { "sea.hub:5000": { auth: { username: "v", password: SECRET } } } } },
+      "registry.username/password",
+    ],
+    [
+      {
+        external: { domain: "h.example", username: "u", password: "p" },
+        registries: { configs: { "h.example": { auth: { username: "v", password: SECRET } } } },
+      },
+      "registry.external",
+    ],
+  ])("GIVEN the cluster's registry's own login given again in registries (%#) WHEN read THEN one problem names both places", (registry, other) => {
+    const problems = inputProblems({ ...base, registry });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      new RegExp(`^registry\\.registries\\.configs\\["[^"]+"\\]\\.auth: .* already gets its login from ${other.replace(/\./g, "\\.")}: give it in one place`),
+    );
+    expect(problems[0]).not.toContain(SECRET);
+  });
+
   it("GIVEN one proxy on several registries, and direct ones WHEN read THEN it is accepted (containerd's one proxy)", () => {
     const spec = parseClusterSpec({
       ...base,
