@@ -188,6 +188,15 @@ describe("registry.registries naming a registries file", () => {
     expect(message_).not.toContain(SECRET);
   });
 
+  it("GIVEN the Cluster inputs name a registries file (a Pulumi program) WHEN the hosts' model is made THEN that file is read as builds read it", async () => {
+    const spec = parseClusterSpec({ ...base, registry: { registries: join(dir, "registries.yaml") } });
+    expect(spec.registry.registries).toBe(join(dir, "registries.yaml"));
+    const hosts = await hostRegistryConfig(spec.registry.registries);
+    expect(hosts.mirrors["docker.io"]).toEqual([{ scheme: "https", host: "mirror.example.com" }]);
+    expect(hosts.hosts["mirror.example.com"]).toEqual({ auth: { username: "robot", password: SECRET }, ca: PEM });
+    await expect(hostRegistryConfig(join(dir, "none.yaml"))).rejects.toThrow(/registries file .*none\.yaml: no such file/);
+  });
+
   it("GIVEN an inline document whose ca_file is relative WHEN loaded THEN it is read relative to the Clusterfile", async () => {
     await writeFile(join(dir, "Clusterfile"), clusterfile("configs:\n  r.example:\n    tls: {ca_file: ca.pem}"));
     const { spec } = await loadClusterfile(join(dir, "Clusterfile"));
