@@ -1,11 +1,10 @@
-import { createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { DigestingStream, DigestMismatchError, digestHex, isDigest, parseDigest, sha256, type Digest } from "./digest";
 import type { Reference } from "./reference";
-import { exists, fsyncFile, tempNameFor, writeFileAtomic } from "../util/fs";
+import { exists, fileSink, fsyncFile, tempNameFor, writeFileAtomic } from "../util/fs";
 
 /**
  * The on-disk storage layout of the CNCF distribution registry (v2, filesystem driver), as
@@ -103,7 +102,7 @@ export class DistributionLayout {
     try {
       // pipeline, not pipe(): a source that fails (even before we got here) fails the write and
       // is destroyed with it, instead of stalling it.
-      await pipeline(source, hasher, createWriteStream(tmp, { highWaterMark: 1 << 20 }));
+      await pipeline(source, hasher, fileSink(tmp));
       const actual = hasher.digest();
       if (actual !== expected.digest) throw new DigestMismatchError(what, expected.digest, actual);
       if (expected.size !== undefined && hasher.size !== expected.size) {

@@ -5,7 +5,9 @@ import { Worker } from "node:worker_threads";
 /**
  * sha256 on worker threads while data streams through, so verifying large downloads does not
  * compete with the main thread that receives and writes them (one JS thread hashing 500 MiB is
- * ~0.7 s of a pull). Chunks are batched to ~1 MiB before they are posted to the worker.
+ * ~0.7 s of a pull). Chunks are copied into 1 MiB batch buffers that are transferred to the
+ * worker and handed back after hashing, so a long download reuses a few buffers instead of
+ * allocating (and page-faulting, and collecting) a fresh megabyte for every batch.
  */
 const BATCH_BYTES = 1 << 20;
 
@@ -16,10 +18,13 @@ const { createHash } = require("node:crypto");
 const jobs = new Map();
 parentPort.on("message", (m) => {
   if (m.type === "start") jobs.set(m.id, { hash: createHash("sha256"), size: 0 });
-  else if (m.type === "data") { const j = jobs.get(m.id); j.hash.update(m.chunk); j.size += m.chunk.length; }
-  else if (m.type === "end") {
+  else if (m.type === "data") {
+    const j = jobs.get(m.id);
+    if (j) { j.hash.update(new Uint8Array(m.buffer, 0, m.length)); j.size += m.length; }
+    parentPort.postMessage({ type: "spare", buffer: m.buffer }, [m.buffer]);
+  } else if (m.type === "end") {
     const j = jobs.get(m.id); jobs.delete(m.id);
-    parentPort.postMessage({ id: m.id, digest: "sha256:" + j.hash.digest("hex"), size: j.size });
+    parentPort.postMessage({ type: "done", id: m.id, digest: "sha256:" + j.hash.digest("hex"), size: j.size });
   } else if (m.type === "abort") jobs.delete(m.id);
 });
 `;
@@ -32,32 +37,48 @@ type Digest = `sha256:${string}`;
 
 type Result = { digest: Digest; size: number };
 
+/** Spare batch buffers kept while jobs are open: enough for a few streams in flight. */
+const MAX_SPARE = 8;
+
 class HashPool {
   private readonly workers: Worker[] = [];
   private readonly load = new Map<Worker, number>();
   private readonly waiting = new Map<number, { resolve(r: Result): void; reject(e: Error): void; worker: Worker }>();
+  private spare: ArrayBuffer[] = [];
+  private open = 0;
   private nextId = 0;
 
   constructor(private readonly size: number) {}
 
-  /** Opens a hashing job; returns functions to feed it and to finish it. */
-  open(): { id: number; worker: Worker } {
+  /** Opens a hashing job on the least loaded worker. */
+  start(): Job {
     const worker = this.pick();
     const id = this.nextId++;
     this.load.set(worker, (this.load.get(worker) ?? 0) + 1);
+    this.open++;
     worker.ref();
     worker.postMessage({ type: "start", id });
     return { id, worker };
   }
 
-  finish(job: { id: number; worker: Worker }): Promise<Result> {
+  /** A batch buffer of BATCH_BYTES: a recycled one when the workers have handed one back. */
+  buffer(): ArrayBuffer {
+    return this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES);
+  }
+
+  /** Hands the first `length` bytes of `buffer` to the job's worker; the buffer is gone from this thread. */
+  feed(job: Job, buffer: ArrayBuffer, length: number): void {
+    job.worker.postMessage({ type: "data", id: job.id, buffer, length }, [buffer]);
+  }
+
+  finish(job: Job): Promise<Result> {
     return new Promise((resolve, reject) => {
       this.waiting.set(job.id, { resolve, reject, worker: job.worker });
       job.worker.postMessage({ type: "end", id: job.id });
     });
   }
 
-  abort(job: { id: number; worker: Worker }): void {
+  abort(job: Job): void {
     job.worker.postMessage({ type: "abort", id: job.id });
     this.release(job.worker);
   }
@@ -65,8 +86,9 @@ class HashPool {
   private release(worker: Worker): void {
     const left = (this.load.get(worker) ?? 1) - 1;
     this.load.set(worker, left);
-    // An idle worker must not keep the process alive.
+    // An idle worker must not keep the process alive, nor idle buffers hold memory.
     if (left <= 0) worker.unref();
+    if (--this.open <= 0) this.spare = [];
   }
 
   private pick(): Worker {
@@ -79,7 +101,11 @@ class HashPool {
   private spawn(): Worker {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
-    worker.on("message", (msg: { id: number; digest: Digest; size: number }) => {
+    worker.on("message", (msg: { type: "spare"; buffer: ArrayBuffer } | { type: "done"; id: number; digest: Digest; size: number }) => {
+      if (msg.type === "spare") {
+        if (this.open > 0 && this.spare.length < MAX_SPARE) this.spare.push(msg.buffer);
+        return;
+      }
       const w = this.waiting.get(msg.id);
       this.waiting.delete(msg.id);
       this.release(worker);
@@ -99,25 +125,33 @@ class HashPool {
   }
 }
 
+type Job = { id: number; worker: Worker };
+
 let pool: HashPool | undefined;
 
 /** A pass-through stream whose bytes are hashed on a worker thread; `result()` after it ended. */
 export class WorkerHashingStream extends Transform {
-  private readonly job: { id: number; worker: Worker };
-  private batch: Buffer[] = [];
+  private readonly job: Job;
+  private batch: Uint8Array | undefined;
   private batchBytes = 0;
   private done: Promise<Result> | undefined;
 
   constructor() {
     super({ highWaterMark: 1 << 20 });
     pool ??= new HashPool(Math.max(1, Math.min(2, availableParallelism())));
-    this.job = pool.open();
+    this.job = pool.start();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.batch.push(chunk);
-    this.batchBytes += chunk.length;
-    if (this.batchBytes >= BATCH_BYTES) this.post();
+    let offset = 0;
+    while (offset < chunk.length) {
+      this.batch ??= new Uint8Array(pool!.buffer());
+      const n = Math.min(BATCH_BYTES - this.batchBytes, chunk.length - offset);
+      this.batch.set(chunk.subarray(offset, offset + n), this.batchBytes);
+      this.batchBytes += n;
+      offset += n;
+      if (this.batchBytes === BATCH_BYTES) this.post();
+    }
     cb(null, chunk);
   }
 
@@ -139,18 +173,11 @@ export class WorkerHashingStream extends Transform {
   }
 
   private post(): void {
-    if (this.batchBytes === 0) return;
-    // A fresh ArrayBuffer of our own: Buffer.concat/Buffer.from may hand out a slice of Node's
-    // shared pool, which cannot be transferred (and must not be detached).
-    const own = new ArrayBuffer(this.batchBytes);
-    const view = new Uint8Array(own);
-    let offset = 0;
-    for (const b of this.batch) {
-      view.set(b, offset);
-      offset += b.length;
-    }
-    this.job.worker.postMessage({ type: "data", id: this.job.id, chunk: view }, [own]);
-    this.batch = [];
+    if (!this.batch || this.batchBytes === 0) return;
+    // The batch buffer is our own ArrayBuffer (never a slice of Node's shared pool), so it can
+    // be transferred; the worker hands it back for reuse.
+    pool!.feed(this.job, this.batch.buffer as ArrayBuffer, this.batchBytes);
+    this.batch = undefined;
     this.batchBytes = 0;
   }
 }
