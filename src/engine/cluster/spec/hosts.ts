@@ -1,5 +1,6 @@
 import { effectiveEnv, type Env } from "./env";
 import type { Bastion, ClusterSpec, HostKeyPolicy } from "./schema";
+import { sealerClusterEnv } from "./sealer-env";
 
 /** SSH settings of one host: its group's over the cluster's (sealer's merge: a field set on the group wins). */
 export interface HostSsh {
@@ -24,7 +25,10 @@ export interface ResolvedHost {
   /** Index of the host group in `spec.hosts`. */
   group: number;
   ssh: HostSsh;
-  /** Cluster env with the group's on top (the image's env goes under both: see `effectiveEnv`). */
+  /**
+   * Cluster env with the group's on top (the image's env goes under both: see `effectiveEnv`), and
+   * the variables sealer gives every host (sealer-env.ts: RegistryURL, HostIP, ...) over the cluster's.
+   */
   env: Env;
   labels: Record<string, string>;
   taints: string[];
@@ -40,6 +44,7 @@ function defined<T extends object>(o: T | undefined): Partial<T> {
 /** Every host in spec order (group by group, IP by IP): the first master anchors the cluster. */
 export function resolveHosts(spec: ClusterSpec, imageEnv?: Env): ResolvedHost[] {
   const { fingerprints, ...clusterSsh } = spec.ssh;
+  const clusterEnv = { ...spec.env, ...sealerClusterEnv(spec) };
   return spec.hosts.flatMap((group, g) =>
     group.ips.map((ip) => {
       const { fingerprints: groupFingerprints, ...groupSsh } = group.ssh ?? {};
@@ -51,7 +56,7 @@ export function resolveHosts(spec: ClusterSpec, imageEnv?: Env): ResolvedHost[] 
         roles: [...group.roles],
         group: g,
         ssh,
-        env: effectiveEnv(imageEnv, spec.env, group.env),
+        env: { HostIP: ip, ...effectiveEnv(imageEnv, clusterEnv, group.env) },
         labels: { ...(group.labels ?? {}) },
         taints: [...(group.taints ?? [])],
       };

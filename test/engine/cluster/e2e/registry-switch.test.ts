@@ -27,6 +27,10 @@ const PASSWORD = "Switch-S3cret-pw-240";
 const KUBEFILE = `FROM scratch
 LABEL io.sealant.runtime=hooks
 COPY manifests manifests
+COPY etc etc
+`;
+/** What the image's files see of the registry: sealer's variables, rendered on every host. */
+const TEMPLATE = `url={{ .RegistryURL }} domain={{ .RegistryDomain }} port={{ .RegistryPort }} local={{ default "none" .LocalRegistryURL }} external={{ default "none" .ExternalRegistryURL }} host={{ .HostIP }}
 `;
 const MANIFEST = `apiVersion: v1
 kind: Pod
@@ -57,6 +61,8 @@ describe("a cluster whose registry mode changes between applies", () => {
     await mkdir(join(context, "manifests"));
     await writeFile(join(context, "Kubefile"), KUBEFILE);
     await writeFile(join(context, "manifests/pod.yaml"), MANIFEST);
+    await mkdir(join(context, "etc"));
+    await writeFile(join(context, "etc/registry.conf.tmpl"), TEMPLATE);
     const r = await build(bed.session, { context, tag: "example/registry-switch:1" });
     image = `example/registry-switch:1@${r.digest}`;
     await upstream.stop();
@@ -88,12 +94,14 @@ describe("a cluster whose registry mode changes between applies", () => {
   /** The registry phases in plan order (a new registry setting is a new configuration too: render and rolling restarts around them). */
   const registryPhases = (plan: Plan) =>
     plan.phases.map((p) => p.name).filter((n) => ["registry-removal", "registry", "push", "mirrors", "pull-through"].includes(n));
+  const rendered = (ip: string) => onHost(bed.sandbox, ip, `cat ${DATA_ROOT}/rootfs/etc/registry.conf`);
   const registryRunning = (ip: string) => onHost(bed.sandbox, ip, `pgrep -fc '[s]erve ${DATA_ROOT}/registry/config.yml' || true`);
 
   it("GIVEN its own registry WHEN re-applied with registry.external THEN the plan stops it and nothing of it is left on any host", async () => {
     await apply(own());
     expect(await registryRunning(master)).toBe("1");
     for (const ip of bed.ips) {
+      expect(await rendered(ip), ip).toBe(`url=sea.hub:5000 domain=sea.hub port=5000 local=sea.hub:5000 external=none host=${ip}`);
       expect(await onHost(bed.sandbox, ip, "grep -c 'sealant registry' /etc/hosts"), ip).not.toBe("0");
       expect(await onHost(bed.sandbox, ip, `ls ${CERTS}`), ip).toBe("docker.io\nsea.hub:5000");
     }
@@ -106,7 +114,9 @@ describe("a cluster whose registry mode changes between applies", () => {
     expect(registryPhases(r.plan)).toEqual(["registry-removal", "registry-removal", "push", "mirrors"]);
     expect(await registryRunning(master)).toBe("0");
     expect(await onHost(bed.sandbox, master, `ls -A ${DATA_ROOT}/registry 2>/dev/null | grep -v '^containerd-auth' || true`)).toBe("");
+    const [domain, port] = endpoint().split(":") as [string, string];
     for (const ip of bed.ips) {
+      expect(await rendered(ip), ip).toBe(`url=${endpoint()} domain=${domain} port=${port} local=none external=${endpoint()} host=${ip}`);
       expect(await onHost(bed.sandbox, ip, "grep -c 'sealant registry' /etc/hosts || true"), ip).toBe("0");
       expect(await onHost(bed.sandbox, ip, `ls ${CERTS}`), ip).toBe(`${endpoint()}\ndocker.io`);
       expect(await onHost(bed.sandbox, ip, `cat ${CERTS}/docker.io/hosts.toml`), ip).not.toContain("5000");

@@ -28,10 +28,26 @@ describe("env precedence", () => {
     );
     // WHEN resolved with the image's env
     const hosts = resolveHosts(spec, { StorageDevice: "/dev/sda", ImageOnly: "1" });
-    // THEN host > cluster > image, and the group's ssh fields win over the cluster's
+    // THEN host > cluster > image (with what sealer gives every host), and the group's ssh fields win over the cluster's
+    const sealer = (ip: string) => ({
+      HostIP: ip,
+      RegistryDomain: "sea.hub",
+      RegistryPort: "5000",
+      RegistryURL: "sea.hub:5000",
+      LocalRegistryDomain: "sea.hub",
+      LocalRegistryPort: "5000",
+      LocalRegistryURL: "sea.hub:5000",
+    });
     expect(hosts.map((h) => [h.ip, h.roles, h.env, h.ssh.user, h.ssh.port, h.ssh.password])).toEqual([
-      ["192.168.0.2", ["master"], { StorageDevice: "/dev/vde", EtcdDevice: "/dev/vdb", ImageOnly: "1" }, "admin", 2222, "s3cret-Pa55"],
-      ["192.168.0.3", ["node"], { StorageDevice: "/dev/vdc", EtcdDevice: "/dev/vdb", ImageOnly: "1" }, "root", 22, "s3cret-Pa55"],
+      [
+        "192.168.0.2",
+        ["master"],
+        { StorageDevice: "/dev/vde", EtcdDevice: "/dev/vdb", ImageOnly: "1", ...sealer("192.168.0.2") },
+        "admin",
+        2222,
+        "s3cret-Pa55",
+      ],
+      ["192.168.0.3", ["node"], { StorageDevice: "/dev/vdc", EtcdDevice: "/dev/vdb", ImageOnly: "1", ...sealer("192.168.0.3") }, "root", 22, "s3cret-Pa55"],
     ]);
   });
 });
