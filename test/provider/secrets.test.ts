@@ -93,6 +93,34 @@ describe("Cluster secrets at every depth", () => {
     expect(readableInputs["hosts"]).toEqual({ "10.0.0.2": { roles: ["master"], labels: { zone: "a" } } });
   });
 
+  it("GIVEN registry.registries (the hosts' registries file model) with a login in a plain string and outputs inside WHEN registered THEN the registry is sent as a secret, every value in place", async () => {
+    const c = new Cluster("user-registries", {
+      name: "c",
+      image: IMAGE,
+      hosts: { "10.0.0.2": { roles: ["master"] } },
+      registry: {
+        registries: {
+          mirrors: { "docker.io": { endpoint: [pulumi.output("https://m.example")] } },
+          configs: {
+            "m.example": pulumi.output({ auth: { username: "robot", password: "mirror-pw" }, tls: { insecure_skip_verify: true } }),
+            "*": { proxy: "http://p.example:3128" },
+          },
+        },
+      },
+    });
+    const inputs = await inputsOf(c);
+    expect(secretInputs(inputs)).toEqual(["registry"]);
+    expect(reveal(inputs["registry"])).toEqual({
+      registries: {
+        mirrors: { "docker.io": { endpoint: ["https://m.example"] } },
+        configs: {
+          "m.example": { auth: { username: "robot", password: "mirror-pw" }, tls: { insecure_skip_verify: true } },
+          "*": { proxy: "http://p.example:3128" },
+        },
+      },
+    });
+  });
+
   it("GIVEN secrets and outputs nested anywhere (a host as an output, the hosts map as an output, env, registry, plugins) WHEN registered THEN every one is sent as a secret", async () => {
     const secret = (s: string) => pulumi.secret(s);
     const c = new Cluster("nested", {
