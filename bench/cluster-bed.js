@@ -17,7 +17,7 @@ const ROOT = path.resolve(__dirname, "..");
 const { Session } = require("../dist/engine/session");
 const { build } = require("../dist/engine/build");
 const { sandboxUp, sandboxDown, sshArgs } = require("../dist/engine/sandbox");
-const { SshConnection } = require("../dist/engine/ssh");
+const { SshConnection, BulkPool, bulkPool } = require("../dist/engine/ssh");
 const { parseClusterSpec } = require("../dist/engine/cluster/spec");
 
 const MiB = 1024 * 1024;
@@ -217,15 +217,33 @@ function instrument() {
       k.ms += performance.now() - t0;
     }
   };
+  // Layer sends run on worker threads (their own connections): counted as a command each, and
+  // their connections and wire bytes as the pool reports them.
+  const send = BulkPool.prototype.send;
+  BulkPool.prototype.send = async function (host, opts) {
+    const h = of(opts.connect.host);
+    h.commands++;
+    const kind = commandKind(opts.line);
+    const t0 = performance.now();
+    try {
+      return await send.call(this, host, opts);
+    } finally {
+      const k = (h.kinds[kind] ??= { n: 0, ms: 0 });
+      k.n++;
+      k.ms += performance.now() - t0;
+    }
+  };
   /** Counters since the last snapshot, per host (only hosts with any activity). */
   const snapshot = () => {
     const out = {};
-    for (const [ip, h] of hosts) {
+    for (const ip of new Set([...hosts.keys(), ...bulkPool().stats.keys()])) {
+      const h = of(ip);
+      const w = bulkPool().stats.get(ip) ?? { connects: 0, wireOut: 0, wireIn: 0 };
       out[ip] = {
-        connects: h.connects,
+        connects: h.connects + w.connects,
         commands: h.commands,
-        bytesOut: h.sockets.reduce((s, k) => s + (k.bytesWritten ?? 0), 0),
-        bytesIn: h.sockets.reduce((s, k) => s + (k.bytesRead ?? 0), 0),
+        bytesOut: h.sockets.reduce((s, k) => s + (k.bytesWritten ?? 0), 0) + w.wireOut,
+        bytesIn: h.sockets.reduce((s, k) => s + (k.bytesRead ?? 0), 0) + w.wireIn,
         kinds: structuredClone(h.kinds),
       };
     }

@@ -8,6 +8,8 @@
 //              after another (mkdir per directory, ssh2 fastPut per file). Kinder than sealer,
 //              which also md5sums every file locally and remotely and opens a new SSH
 //              connection per file to check whether it exists.
+//   sealant-main - (BENCH_CLUSTER_MAIN_THREAD=1) sealant again with SEALANT_BULK_WORKERS=0: the
+//              layer streams on Node's main thread, as before issue 14, for the comparison.
 // Every run starts from hosts with nothing of ours on them; contenders rotate order per round.
 const fs = require("node:fs");
 const path = require("node:path");
@@ -37,8 +39,9 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
       ["sealant", () => sealantRun(bed, image, ips, counters)],
       ["openssh", () => opensshRun(bed, image, ips)],
       ["sftp", () => sftpRun(bed, image, ips)],
+      ...(MAIN_THREAD ? [["sealant-main", () => mainThread(() => sealantRun(bed, image, ips, counters))]] : []),
     ];
-    const runs = { sealant: [], openssh: [], sftp: [] };
+    const runs = { sealant: [], openssh: [], sftp: [], "sealant-main": [] };
     for (let r = 0; r < repeat; r++) {
       for (let k = 0; k < contenders.length; k++) {
         const [name, fn] = contenders[(k + r) % contenders.length];
@@ -74,6 +77,8 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
     };
     const openssh = summary(runs.openssh);
     const sftp = summary(runs.sftp);
+    const m = runs["sealant-main"];
+    const mainThreadRuns = m.length ? { ...summary(m), distributeMs: med(m.map((x) => x.distributeMs)) } : undefined;
     results.push({
       hosts: n,
       sealant,
@@ -82,9 +87,24 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
       totalVsOpenssh: round(sealant.medianMs / openssh.medianMs),
       distributeVsOpenssh: round(sealant.distributeMs / openssh.medianMs),
       totalVsSftp: round(sealant.medianMs / sftp.medianMs),
+      ...(mainThreadRuns ? { mainThread: { ...mainThreadRuns, distributeVsOpenssh: round(mainThreadRuns.distributeMs / openssh.medianMs) } } : {}),
     });
   }
   return { sizePassMs: round(sizePassMs, 0), templateScanMs: round(templateScanMs, 0), results };
+}
+
+const MAIN_THREAD = process.env.BENCH_CLUSTER_MAIN_THREAD === "1";
+
+/** Runs `fn` with layer sends on the main thread (connections read SEALANT_BULK_WORKERS when made). */
+async function mainThread(fn) {
+  const before = process.env.SEALANT_BULK_WORKERS;
+  process.env.SEALANT_BULK_WORKERS = "0";
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.SEALANT_BULK_WORKERS;
+    else process.env.SEALANT_BULK_WORKERS = before;
+  }
 }
 
 /** A full apply of a new cluster (first host master, the rest nodes); phase times from its events. */

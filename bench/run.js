@@ -37,7 +37,7 @@ const { MiB, writeRandomLayer, writeImage, makeCacheSetLayout, CACHE_SET } = req
 const { profiled, profilingEnabled } = require("./lib/profile");
 
 const ROOT = path.resolve(__dirname, "..");
-const WORK = path.join(__dirname, ".work");
+const WORK = process.env.BENCH_WORK ? path.resolve(process.env.BENCH_WORK) : path.join(__dirname, ".work");
 const REPEAT = Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
 const BIG_MIB = Math.max(16, Number(process.env.BENCH_BIG_MIB ?? 500));
 const WATCHDOG_MS = 45 * 60 * 1000;

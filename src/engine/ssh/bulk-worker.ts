@@ -45,7 +45,8 @@ export type BulkToWorker = BulkJob | { type: "abort"; id: number } | { type: "fo
 export type BulkFromWorker =
   | { type: "pid"; id: number; pid: number }
   | { type: "progress"; id: number; bytes: number }
-  | { type: "done"; id: number; bytes: number; code?: number; signal?: string; stdout: string; stderr: string }
+  | { type: "connected"; id: number }
+  | { type: "done"; id: number; bytes: number; code?: number; signal?: string; stdout: string; stderr: string; wireOut: number; wireIn: number }
   | { type: "error"; id: number; message: string; connect: boolean };
 
 export function bulkWorkerMain(): void {
@@ -60,9 +61,10 @@ export function bulkWorkerMain(): void {
   const clients = new Map<string, Promise<import("ssh2").Client>>();
   const aborts = new Map<number, () => void>();
 
-  const connect = (c: BulkConnect): Promise<import("ssh2").Client> => {
+  const connect = (c: BulkConnect, id: number): Promise<import("ssh2").Client> => {
     const known = clients.get(c.key);
     if (known) return known;
+    post({ type: "connected", id });
     const opening = new Promise<import("ssh2").Client>((resolve, reject) => {
       const client = new Client();
       let ready = false;
@@ -70,6 +72,7 @@ export function bulkWorkerMain(): void {
       client.on("ready", () => {
         ready = true;
         client.setNoDelay(true);
+        batchWrites(client);
         resolve(client);
       });
       client.on("keyboard-interactive", (_n, _i, _l, prompts, finish) => {
@@ -107,6 +110,28 @@ export function bulkWorkerMain(): void {
     return opening;
   };
 
+  /**
+   * ssh2 writes every 32 KiB packet to the socket on its own: a syscall each. Corked until the
+   * end of the tick, the packets of one 1 MiB chunk leave in one writev.
+   */
+  const batchWrites = (client: import("ssh2").Client): void => {
+    const sock = (client as unknown as { _sock?: import("node:net").Socket })._sock;
+    if (!sock || typeof sock.cork !== "function") return;
+    const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
+    let corked = false;
+    sock.write = ((...args: unknown[]): boolean => {
+      if (!corked) {
+        corked = true;
+        sock.cork();
+        process.nextTick(() => {
+          corked = false;
+          sock.uncork();
+        });
+      }
+      return write(...args);
+    }) as typeof sock.write;
+  };
+
   const tail = (parts: Buffer[], size: number): string => {
     const all = Buffer.concat(parts);
     return all.subarray(Math.max(0, all.length - size)).toString("utf8");
@@ -115,7 +140,7 @@ export function bulkWorkerMain(): void {
   const run = async (job: BulkJob): Promise<void> => {
     let client: import("ssh2").Client;
     try {
-      client = await connect(job.connect);
+      client = await connect(job.connect, job.id);
     } catch (err) {
       post({ type: "error", id: job.id, message: err instanceof Error ? err.message : String(err), connect: true });
       return;
@@ -140,6 +165,10 @@ export function bulkWorkerMain(): void {
     });
     if (!channel) return;
 
+    // Bytes on the wire (SSH framing included), for the benchmark's per-host counters.
+    const sock = (client as unknown as { _sock?: { bytesWritten?: number; bytesRead?: number } })._sock;
+    const out0 = sock?.bytesWritten ?? 0;
+    const in0 = sock?.bytesRead ?? 0;
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let stderrHead: Buffer | undefined = Buffer.alloc(0);
@@ -232,6 +261,8 @@ export function bulkWorkerMain(): void {
       ...(exit.signal !== undefined ? { signal: exit.signal } : {}),
       stdout: tail(stdout, TAIL),
       stderr: tail(stderrHead !== undefined ? [stderrHead, ...stderr] : stderr, TAIL),
+      wireOut: (sock?.bytesWritten ?? 0) - out0,
+      wireIn: (sock?.bytesRead ?? 0) - in0,
     });
   };
 

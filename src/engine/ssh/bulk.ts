@@ -57,6 +57,8 @@ export class BulkPool {
   private nextId = 0;
   /** Sends started so far (what tests and benchmarks look at to see the bulk path taken). */
   sends = 0;
+  /** Per host (as dialled): worker connections opened and bytes on their wire, for benchmarks. */
+  readonly stats = new Map<string, { connects: number; wireOut: number; wireIn: number }>();
 
   constructor(readonly size: number = availableParallelism()) {}
 
@@ -141,10 +143,18 @@ export class BulkPool {
     worker.on("message", (m: BulkFromWorker) => {
       const p = this.pending.get(m.id);
       if (!p) return;
-      if (m.type === "pid") p.opts.onPid?.(m.pid);
+      const stat = (): { connects: number; wireOut: number; wireIn: number } => {
+        const host = p.opts.connect.host;
+        if (!this.stats.has(host)) this.stats.set(host, { connects: 0, wireOut: 0, wireIn: 0 });
+        return this.stats.get(host)!;
+      };
+      if (m.type === "connected") stat().connects++;
+      else if (m.type === "pid") p.opts.onPid?.(m.pid);
       else if (m.type === "progress") p.opts.onBytes?.(m.bytes);
       else if (m.type === "done") {
         p.opts.onBytes?.(m.bytes);
+        stat().wireOut += m.wireOut;
+        stat().wireIn += m.wireIn;
         p.resolve({
           bytes: m.bytes,
           ...(m.code !== undefined ? { code: m.code } : {}),
