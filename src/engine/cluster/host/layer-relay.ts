@@ -102,6 +102,7 @@ export class LayerRelay {
     }
     let source = me.via;
     let authorized = false;
+    let placing: Promise<void> = Promise.resolve();
     try {
       if (source) {
         try {
@@ -114,40 +115,49 @@ export class LayerRelay {
       }
       for (const layer of me.missing) {
         signal?.throwIfAborted();
-        let placed = false;
+        let relayed = false;
         if (source && this.receives(source, layer)) {
           try {
             await this.arrivalOf(source, layer).promise;
             await sendBlob(await this.connOf(source, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, signal);
-            await this.place(conn, me, layer, signal);
-            placed = true;
+            relayed = true;
           } catch (err) {
             signal?.throwIfAborted();
             failed(`relaying ${layer.digest} from ${source} failed, the operator sends the rest`, err);
             source = undefined;
           }
         }
-        if (!placed) {
+        const direct = async (): Promise<boolean> => {
           try {
             fromOperator += await this.fromOperator(conn, layer, (n) => progress(done + n), signal);
-            await this.place(conn, me, layer, signal);
-            placed = true;
+            return true;
           } catch (err) {
             signal?.throwIfAborted();
             // The direct send after the relay brings it (host/distribute.ts); the hosts below this one get it from the operator.
             failed(`sending ${layer.digest} as a blob failed, it goes the direct way`, err);
+            return false;
           }
-        }
-        if (placed) {
-          facts.layers.add(layer.dir);
-          this.arrivalOf(ip, layer).resolve();
-          done += layer.size;
-          progress(done);
-        } else {
-          this.arrivalOf(ip, layer).reject(new Error(`${ip} did not get ${layer.digest}`));
-        }
+        };
+        const received = relayed || (await direct());
+        // Extracted while the next layer arrives: the link and the host's disk work at the same time.
+        const before = placing;
+        placing = (async () => {
+          await before;
+          let placed = received && (await this.tryPlace(conn, me, layer, relayed ? "the operator sends it again" : "it goes the direct way", signal));
+          if (!placed && relayed) placed = (await direct()) && (await this.tryPlace(conn, me, layer, "it goes the direct way", signal));
+          if (placed) {
+            facts.layers.add(layer.dir);
+            this.arrivalOf(ip, layer).resolve();
+            done += layer.size;
+            progress(done);
+          } else {
+            this.arrivalOf(ip, layer).reject(new Error(`${ip} did not get ${layer.digest}`));
+          }
+        })();
       }
+      await placing;
     } finally {
+      await placing.catch(() => undefined);
       this.giveUp(ip, new Error(`${ip} stopped relaying`));
       // The sender's key is good for nothing once this host has its layers.
       if (authorized) await removeAuthorizations(conn, cluster.spec.name).catch((err: unknown) => failed("removing the relay key", err));
@@ -247,11 +257,23 @@ export class LayerRelay {
       onBytes(total);
     });
     try {
-      await conn.run(receiveCommand(this.cluster.layout), { stdin: counted, timeoutMs: this.commandMs, ...(signal ? { signal } : {}) });
+      await conn.run(receiveCommand(this.cluster.layout, layer), { stdin: counted, timeoutMs: this.commandMs, ...(signal ? { signal } : {}) });
     } finally {
       counted.destroy();
     }
     return sent;
+  }
+
+  /** place(), a failure said as a warning (with what happens next) and answered false. */
+  private async tryPlace(conn: Connection, h: RelayHost, layer: HostLayer, next: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.place(conn, h, layer, signal);
+      return true;
+    } catch (err) {
+      signal?.throwIfAborted();
+      this.cluster.emit({ type: "warning", host: h.host.ip, text: `placing ${layer.digest} failed, ${next}: ${errorMessage(err)}` });
+      return false;
+    }
   }
 
   /** Checks the blob that arrived and extracts it into place (root: layers are root's). */

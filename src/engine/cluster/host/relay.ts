@@ -9,8 +9,9 @@
  *  - the sender makes its own ed25519 key pair in its relay directory (the private key never
  *    leaves the host);
  *  - the receiver authorises that public key for one forced command only —
- *    `restrict,command="cat > <relay>/incoming"`: no shell, no forwarding, no pty; whatever
- *    the sender sends can only land in that one file, and it is checked before it is used;
+ *    `restrict,command="... cat > <relay>/incoming.<hex>"`, the hex the only thing read from
+ *    the sender: no shell, no forwarding, no pty; whatever the sender sends can only land in
+ *    such a file, and it is checked against the layer's digest before it is used;
  *  - the sender checks the receiver's host key against a known_hosts file the operator wrote
  *    from the receiver's host keys, read over the operator's own connection to it (which the
  *    cluster's host-key policy verified): StrictHostKeyChecking stays on;
@@ -99,10 +100,24 @@ export async function writeKnownHosts(
   });
 }
 
-/** Authorises the sender's key on the receiver for writing its relay directory's `incoming` file, and nothing else. */
+/** Where a layer's blob arrives on a host (as the login user), named by its digest. */
+function incoming(layout: HostLayout, hex: string): string {
+  return `${relayDir(layout)}/incoming.${hex}`;
+}
+
+/**
+ * Authorises the sender's key on the receiver for writing one file of its relay directory and
+ * nothing else: the command ssh asks for is only read as a 64-hex-digit name, the blob arrives
+ * as `incoming.<that>`; anything else is refused.
+ */
 export async function authorizeSender(receiver: Connection, layout: HostLayout, cluster: string, publicKey: string, signal?: AbortSignal): Promise<void> {
-  const forced = `cat > ${shellQuote(`${relayDir(layout)}/incoming`)}`;
-  if (forced.includes('"')) throw new Error(`the data root ${layout.root} cannot be named in an authorized_keys command`);
+  const forced = [
+    "h=$SSH_ORIGINAL_COMMAND",
+    "case $h in *[!0-9a-f]*) exit 2;; esac",
+    "[ ${#h} -eq 64 ] || exit 2",
+    `exec cat > ${shellQuote(`${relayDir(layout)}/incoming.`)}$h`,
+  ].join("; ");
+  if (/["\\]/.test(forced)) throw new Error(`the data root ${layout.root} cannot be named in an authorized_keys command`);
   const entry = `restrict,command="${forced}" ${publicKey} ${relayMarker(cluster)}`;
   await receiver.run(
     [
@@ -161,14 +176,14 @@ export async function sendBlob(
     `-p ${receiver.port}`,
     `-l ${shellQuote(receiver.user)}`,
     shellQuote(receiver.ip),
-    "relay",
+    digestHex(layer.digest),
   ];
   await sender.run(`${args.join(" ")} < ${shellQuote(`${dir}/blobs/${digestHex(layer.digest)}`)}`, { timeoutMs, ...(signal ? { signal } : {}) });
 }
 
-/** Streams a layer's blob from the operator into the host's `incoming` file (as the login user). */
-export function receiveCommand(layout: HostLayout): string {
-  return `cat > ${shellQuote(`${relayDir(layout)}/incoming`)}`;
+/** Streams a layer's blob from the operator into the host's relay directory (as the login user). */
+export function receiveCommand(layout: HostLayout, layer: HostLayer): string {
+  return `cat > ${shellQuote(incoming(layout, digestHex(layer.digest)))}`;
 }
 
 /**
@@ -184,7 +199,7 @@ export function placeScript(layout: HostLayout, layer: HostLayer, keepBlob: bool
   const exclude = layer.withRegistry ? "" : " --anchored --exclude=registry --exclude=./registry";
   return [
     "set -e",
-    `in=${shellQuote(`${dir}/incoming`)}; blob=${shellQuote(`${dir}/blobs/${hex}`)}; t=${shellQuote(target)}; n="$t.relay"`,
+    `in=${shellQuote(incoming(layout, hex))}; blob=${shellQuote(`${dir}/blobs/${hex}`)}; t=${shellQuote(target)}; n="$t.relay"`,
     'got=$(sha256sum "$in" | cut -d" " -f1)',
     `if [ "$got" != ${hex} ]; then rm -f "$in"; echo "the layer arrived as sha256:$got, not ${layer.digest}" >&2; exit 3; fi`,
     'mv -f "$in" "$blob"',

@@ -8,7 +8,21 @@ import { sandboxDown, sandboxUp } from "../../../../src/engine/sandbox";
 import { Session } from "../../../../src/engine/session";
 import type { Bed } from "../../../support/bed";
 import { buildEtcd, etcdHealthy, etcdSpec } from "../../../support/etcd";
-import { onHost } from "../../../support/hosts";
+import { HostLayout } from "../../../../src/engine/cluster/host/layout";
+import { layersFor } from "../../../../src/engine/cluster/host/distribute";
+import { resolveClusterImage } from "../../../../src/engine/cluster/host/image";
+import {
+  authorizeSender,
+  cleanUpRelay,
+  hostPublicKeys,
+  placeScript,
+  prepareRelay,
+  relayKey,
+  sendBlob,
+  writeKnownHosts,
+} from "../../../../src/engine/cluster/host/relay";
+import { SshConnection } from "../../../../src/engine/ssh";
+import { onHost, runOnHost } from "../../../support/hosts";
 
 /**
  * Relay distribution on five real sandbox hosts: the operator sends each layer to the seeds
@@ -105,4 +119,51 @@ describe("relay distribution", () => {
       await on(seed!, "mv /usr/bin/ssh.relay-test /usr/bin/ssh");
     }
   }, 300_000);
+
+  it("GIVEN a sender authorised on a receiver THEN its key runs nothing but the one blob write, and a blob that is not the layer is refused before anything is placed", async () => {
+    const [sender, receiver] = [bed.ips[0]!, bed.ips[1]!];
+    const layout = new HostLayout("/var/lib/sealant/transport");
+    const connect = (ip: string) =>
+      SshConnection.connect({ host: ip, user: "root", privateKeyPath: bed.sandbox.ssh.pk, hostKey: { knownHosts: [bed.sandbox.ssh.knownHosts] } });
+    const [s, r] = await Promise.all([connect(sender), connect(receiver)]);
+    try {
+      const pf = [...(await resolveClusterImage(bed.session, image)).platforms.values()][0]!;
+      const layer = layersFor(pf, false)[0]!;
+      await Promise.all([prepareRelay(s, layout, "transport"), prepareRelay(r, layout, "transport")]);
+      const key = await relayKey(s, layout);
+      await writeKnownHosts(s, layout, { ip: receiver, port: 22 }, await hostPublicKeys(r));
+      await authorizeSender(r, layout, "transport", key);
+      const viaKey = (command: string) =>
+        runOnHost(
+          bed.sandbox,
+          sender,
+          `ssh -F /dev/null -i ${layout.root}/relay/key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${layout.root}/relay/known_hosts.${receiver} ${receiver} ${command} < /etc/hostname`,
+        );
+      // A shell command, or a name that is not a digest, is refused by the forced command.
+      expect((await viaKey("'touch /tmp/owned'")).code).toBe(2);
+      expect((await viaKey("../../etc/x")).code).toBe(2);
+      expect((await runOnHost(bed.sandbox, receiver, "ls /tmp/owned")).code).not.toBe(0);
+      // The layer's own digest as the name: the bytes land, but they are not the layer.
+      const hex = layer.digest.slice(7);
+      expect((await viaKey(hex)).code).toBe(0);
+      const placed = await r.exec(placeScript(layout, layer, false), { sudo: true });
+      expect(placed.code).toBe(3);
+      expect(placed.stderr).toContain(`not ${layer.digest}`);
+      expect(await on(receiver, `ls -A ${layout.root}/relay ${layout.root}/relay/blobs; ls ${layout.root}/layers 2>/dev/null | wc -l`)).toMatch(/blobs:\n0$/);
+      // The real blob, sent by the sender's ssh as an apply does: placed, same files as extracting it here.
+      await on(sender, `mkdir -p ${layout.root}/relay/blobs`);
+      await onHost(bed.sandbox, sender, `base64 -d > ${layout.root}/relay/blobs/${hex}`, {
+        input: (await bed.session.store.readBlob(layer.digest)).toString("base64"),
+      });
+      await sendBlob(s, layout, { ip: receiver, port: 22, user: "root" }, layer, 60_000);
+      expect((await r.exec(placeScript(layout, layer, false), { sudo: true })).code).toBe(0);
+      expect(await on(receiver, `ls ${layout.root}/layers`)).toBe(layer.dir);
+      await Promise.all([cleanUpRelay(s, layout, "transport"), cleanUpRelay(r, layout, "transport")]);
+      for (const ip of [sender, receiver]) expect(await leftovers(ip, "transport")).toBe("0");
+    } finally {
+      await on(receiver, `rm -rf ${layout.root}`);
+      await on(sender, `rm -rf ${layout.root}`);
+      await Promise.all([s.close(), r.close()]);
+    }
+  }, 120_000);
 });

@@ -1,0 +1,194 @@
+"use strict";
+// A rate-limited operator link (issue 14.4): hosts in network namespaces on a bridge of their
+// own (the sandbox's Kubernetes mode: each host its own netns and node address, the bridge in
+// a hub namespace, one veth from this machine's namespace into the hub), the operator's side of
+// that veth shaped with `tc` (tbf, BENCH_SHAPED_MBIT, default 100 Mbit/s) and the hosts' LAN —
+// the bridge — left as fast as the machine is. An image of BENCH_SHAPED_LAYERS layers of
+// random (incompressible) data, BENCH_SHAPED_MIB MiB in all, goes onto BENCH_SHAPED_HOSTS hosts
+// (default "10"; "10,30" for both) four ways, each from hosts with nothing of ours on them:
+//   one host  - applyCluster to the first host alone: the time every other figure is compared to;
+//   direct    - applyCluster, distribution direct: the operator sends every host every layer;
+//   relay     - applyCluster, distribution relay (fanout BENCH_SHAPED_FANOUT, default 2);
+//   openssh   - parallel `ssh host 'tar -x' < rootfs.tar` from the operator, one per host.
+// Run: `node bench/cluster-shaped.js` after `npx tsc -p tsconfig.json` (root: namespaces, tc).
+// Writes bench/shaped-results.json and prints the figures block for bench/README.md.
+const fs = require("node:fs");
+const path = require("node:path");
+const crypto = require("node:crypto");
+const { spawn, execFileSync } = require("node:child_process");
+const { onExit } = require("./lib/sys");
+
+const ROOT = path.resolve(__dirname, "..");
+const { Session } = require("../dist/engine/session");
+const { build } = require("../dist/engine/build");
+const { sandboxUp, sandboxDown, sshArgs } = require("../dist/engine/sandbox");
+const { applyCluster } = require("../dist/engine/cluster");
+const { parseClusterSpec } = require("../dist/engine/cluster/spec");
+
+const MiB = 1024 * 1024;
+const MBIT = Number(process.env.BENCH_SHAPED_MBIT ?? 100);
+const TOTAL_MIB = Number(process.env.BENCH_SHAPED_MIB ?? 64);
+const LAYERS = Number(process.env.BENCH_SHAPED_LAYERS ?? 8);
+const SIZES = (process.env.BENCH_SHAPED_HOSTS ?? "10").split(",").map(Number);
+const FANOUT = Number(process.env.BENCH_SHAPED_FANOUT ?? 2);
+const SUBNET = process.env.BENCH_SHAPED_SUBNET ?? "10.231.201.0/24";
+/** Each host's own tmpfs: the hosts share one machine disk, whose writeback is not what is measured. */
+const DATA_ROOT = "/tmp/sealant-shaped";
+const WORK = path.join(__dirname, ".work", "shaped");
+const log = (s) => process.stdout.write(`${s}\n`);
+
+function sh(cmd, args) {
+  return execFileSync(cmd, args, { encoding: "utf8" });
+}
+
+/** The system ssh client on a host, stdin from a file if given. */
+function openssh(sandbox, ip, command, stdinFile) {
+  return new Promise((resolve, reject) => {
+    const fd = stdinFile ? fs.openSync(stdinFile, "r") : "ignore";
+    const child = spawn("ssh", ["-c", "aes128-gcm@openssh.com", "-o", "Compression=no", ...sshArgs(sandbox, ip, command)], { stdio: [fd, "pipe", "pipe"] });
+    if (typeof fd === "number") fs.closeSync(fd);
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`ssh ${ip} ${command}: exit ${code}: ${err.trim()}`))));
+  });
+}
+
+/** The image: LAYERS COPY layers of random data, and the same files as one tar for the OpenSSH baseline. */
+async function buildImage(session) {
+  const context = path.join(WORK, "context");
+  fs.mkdirSync(context, { recursive: true });
+  const per = Math.floor((TOTAL_MIB * MiB) / LAYERS);
+  const lines = ["FROM scratch", "LABEL io.sealant.runtime=hooks"];
+  for (let i = 0; i < LAYERS; i++) {
+    fs.mkdirSync(path.join(context, `l${i}`));
+    fs.writeFileSync(path.join(context, `l${i}`, "data.bin"), crypto.randomBytes(per));
+    lines.push(`COPY l${i} l${i}`);
+  }
+  fs.writeFileSync(path.join(context, "Kubefile"), `${lines.join("\n")}\n`);
+  const r = await build(session, { context, tag: "bench/shaped:1" });
+  const tarFile = path.join(WORK, "rootfs.tar");
+  sh("tar", ["-cf", tarFile, "-C", context, ...Array.from({ length: LAYERS }, (_, i) => `l${i}`)]);
+  const blobs = r.platforms.flatMap((p) => p.layers).reduce((n, l) => n + l.size, 0);
+  return { ref: `bench/shaped:1@${r.digest}`, blobBytes: blobs, tarFile, tarBytes: fs.statSync(tarFile).size };
+}
+
+function spec(sandbox, name, image, ips, distribution) {
+  return parseClusterSpec({
+    name,
+    image,
+    hosts: [{ ips, roles: ["master"] }],
+    ssh: { privateKeyPath: sandbox.ssh.pk, knownHosts: sandbox.ssh.knownHosts },
+    dataRoot: DATA_ROOT,
+    parallelism: ips.length,
+    distribution,
+  });
+}
+
+async function wipe(sandbox, ips) {
+  await Promise.all(ips.map((ip) => openssh(sandbox, ip, `rm -rf ${DATA_ROOT}`)));
+}
+
+/** One apply, timed whole and its distribute phase (from the phase events); bytes the operator sent. */
+async function sealantRun(session, sandbox, image, ips, distribution) {
+  const marks = [];
+  const t0 = performance.now();
+  const r = await applyCluster({
+    session,
+    spec: spec(sandbox, `shaped${ips.length}`, image.ref, ips, distribution),
+    onEvent: (e) => {
+      if (e.type === "phase") marks.push({ name: e.name, t: performance.now() });
+      if (e.type === "warning") log(`    warning: ${e.host ?? ""} ${e.text}`);
+      if (process.env.BENCH_SHAPED_TRACE && e.type === "step" && e.status === "done" && e.id.startsWith("distribute"))
+        log(`    ${e.host} done at ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      if (process.env.BENCH_SHAPED_TRACE && e.type === "progress" && e.bytes === e.total)
+        log(`    ${e.host} all bytes at ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    },
+  });
+  const end = performance.now();
+  const i = marks.findIndex((m) => m.name === "distribute");
+  const distributeMs = (marks[i + 1]?.t ?? end) - marks[i].t;
+  return { wallMs: end - t0, distributeMs, operatorBytes: Object.values(r.sent).reduce((a, b) => a + b, 0) };
+}
+
+async function opensshRun(sandbox, image, ips) {
+  const t0 = performance.now();
+  const dir = `${DATA_ROOT}/openssh`;
+  await Promise.all(ips.map((ip) => openssh(sandbox, ip, `mkdir -p ${dir} && tar -x -C ${dir}`, image.tarFile)));
+  return { wallMs: performance.now() - t0, distributeMs: performance.now() - t0, operatorBytes: image.tarBytes * ips.length };
+}
+
+async function main() {
+  fs.rmSync(WORK, { recursive: true, force: true });
+  fs.mkdirSync(WORK, { recursive: true });
+  const home = path.join(WORK, "home");
+  process.env.SEALANT_HOME = home;
+  const session = await Session.open({ home, mirrors: {}, env: {} });
+  const sbDir = path.join(WORK, "sandbox");
+  // Exit hooks run last-registered first: the hosts come down before their directory goes.
+  onExit(() => fs.rmSync(WORK, { recursive: true, force: true }));
+  onExit(() => {
+    if (!fs.existsSync(path.join(sbDir, "sandbox.json"))) return;
+    const down = `require(${JSON.stringify(path.join(ROOT, "dist/engine/sandbox"))}).sandboxDown(${JSON.stringify(sbDir)})`;
+    execFileSync(process.execPath, ["-e", down], { timeout: 60_000 });
+  });
+  const most = Math.max(...SIZES);
+  let sandbox;
+  try {
+    const image = await buildImage(session);
+    log(`image: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(1)} MiB of blobs; rootfs tar ${(image.tarBytes / MiB).toFixed(1)} MiB`);
+    sandbox = await sandboxUp(most, { name: "bench-shaped", dir: sbDir, kubernetes: { subnet: SUBNET } });
+    const veth = sandbox.kubernetes.rootVeth;
+    // The operator's uplink: what leaves this machine's namespace towards the hosts.
+    sh("tc", ["qdisc", "replace", "dev", veth, "root", "tbf", "rate", `${MBIT}mbit`, "burst", "256kb", "latency", "100ms"]);
+    log(`${most} hosts ${sandbox.hosts[0].ip}-${sandbox.hosts.at(-1).ip}; operator link ${veth} shaped to ${MBIT} Mbit/s, the hosts' bridge unshaped`);
+    const ips = sandbox.hosts.map((h) => h.ip);
+    const results = [];
+    await wipe(sandbox, ips);
+    const one = await sealantRun(session, sandbox, image, ips.slice(0, 1), { mode: "direct" });
+    log(`  1 host: ${(one.distributeMs / 1000).toFixed(2)} s distribute (${(one.wallMs / 1000).toFixed(2)} s apply)`);
+    for (const n of SIZES) {
+      const on = ips.slice(0, n);
+      const row = { hosts: n };
+      for (const [name, run] of [
+        ["relay", () => sealantRun(session, sandbox, image, on, { mode: "relay", fanout: FANOUT })],
+        ["direct", () => sealantRun(session, sandbox, image, on, { mode: "direct" })],
+        ["openssh", () => opensshRun(sandbox, image, on)],
+      ]) {
+        await wipe(sandbox, ips);
+        row[name] = await run();
+        log(
+          `  ${n} hosts ${name}: ${(row[name].distributeMs / 1000).toFixed(2)} s distribute (${(row[name].wallMs / 1000).toFixed(2)} s), operator sent ${(row[name].operatorBytes / MiB).toFixed(0)} MiB`,
+        );
+      }
+      results.push(row);
+    }
+    await wipe(sandbox, ips);
+    const when = new Date().toISOString();
+    const out = { when, mbit: MBIT, layers: LAYERS, blobMiB: image.blobBytes / MiB, fanout: FANOUT, oneHost: one, results };
+    fs.writeFileSync(path.join(__dirname, "shaped-results.json"), `${JSON.stringify(out, null, 2)}\n`);
+    const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
+    log(
+      `\nRun of ${when}: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(0)} MiB, operator link ${MBIT} Mbit/s, relay fanout ${FANOUT}; times are the distribute phase.`,
+    );
+    log(`one host: ${s(one.distributeMs)}`);
+    log("hosts  relay            direct           parallel ssh tar -x  relay vs direct  operator MiB relay/direct");
+    for (const r of results) {
+      const x = (m) => `${s(m.distributeMs)} (${(m.distributeMs / one.distributeMs).toFixed(2)}x)`;
+      log(
+        `${String(r.hosts).padEnd(5)}  ${x(r.relay).padEnd(15)}  ${x(r.direct).padEnd(15)}  ${x(r.openssh).padEnd(19)}  ${(r.direct.distributeMs / r.relay.distributeMs).toFixed(2)}x faster     ${(r.relay.operatorBytes / MiB).toFixed(0)}/${(r.direct.operatorBytes / MiB).toFixed(0)}`,
+      );
+    }
+  } finally {
+    session.close();
+    if (sandbox) await sandboxDown(sandbox).catch((err) => log(`bringing the hosts down: ${err.message}`));
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench: ${err.stack ?? err}\n`);
+    process.exit(1);
+  },
+);
