@@ -15,7 +15,7 @@
  */
 import { registryKey } from "../../image/credentials";
 import { proxyLabel } from "../../image/registry/proxy";
-import type { RegistryConfig } from "../../image/registry-config";
+import { settingsOf, type RegistryConfig } from "../../image/registry-config";
 import { shellQuote as q, type Connection, type ExecOptions } from "../../ssh";
 import {
   checkDataRoot,
@@ -117,7 +117,7 @@ export async function configureDockerUserRegistries(conn: Connection, dataRoot: 
   return [...warnings, ...proxy.map((w) => w.replace(/^containerd/, "dockerd"))];
 }
 
-/** CRI registry auth per endpoint host; a token cannot be one (containerd's CRI takes a login or an identity token only). */
+/** CRI registry auth per endpoint host, and what to warn about: a token cannot be one (containerd's CRI takes a login or an identity token only), a login over plain HTTP is sent in clear. */
 export function loginsOf(config: RegistryConfig): { logins: EndpointLogin[]; skipped: string[] } {
   const logins: EndpointLogin[] = [];
   const skipped: string[] = [];
@@ -129,6 +129,13 @@ export function loginsOf(config: RegistryConfig): { logins: EndpointLogin[]; ski
       );
       continue;
     }
+    const plain =
+      settingsOf(config, name).plainHttp === true ||
+      Object.values(config.mirrors).some((ms) => ms.some((m) => m.host === registryKey(name) && m.scheme === "http"));
+    if (plain)
+      skipped.push(
+        `registry.registries configs["${name}"]: the hosts reach ${name} over plain HTTP, so containerd sends its login there unencrypted; give it TLS (a CA) if the network is not trusted`,
+      );
     // containerd sends Docker Hub's requests to registry-1.docker.io, and looks the login up by that host.
     const hosts = registryKey(name) === "docker.io" ? ["docker.io", "registry-1.docker.io"] : [name];
     for (const endpoint of hosts) logins.push({ endpoint, username: s.auth.username, password: s.auth.password });

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_DIR, userEntries } from "../../../../src/engine/cluster/host/registry-hosts";
 import { configureRegistryClients, removeRegistry, type RegistrySetup } from "../../../../src/engine/cluster/host/registry";
-import { configureUserRegistries, PROXY_DROP_IN, proxyDropIn } from "../../../../src/engine/cluster/host/user-registries";
+import { configureUserRegistries, loginsOf, PROXY_DROP_IN, proxyDropIn } from "../../../../src/engine/cluster/host/user-registries";
 import { parseRegistryConfig, type RegistryConfig } from "../../../../src/engine/image/registry-config";
 import { sandboxDown, sandboxUp, type Sandbox } from "../../../../src/engine/sandbox";
 import { SshConnection, type Connection } from "../../../../src/engine/ssh";
@@ -205,6 +205,24 @@ describe("what hosts.toml and the drop-in say (pure)", () => {
     expect(def.hosts.join("\n")).toBe('\n[host."http://m.example"]\n  capabilities = ["pull", "resolve"]');
     expect(def.server).toEqual(["skip_verify = true"]);
     expect(def.warnings[0]).toMatch(/configs\["\*"\]\.plain_http: containerd cannot reach every registry over plain HTTP/);
+  });
+
+  it("GIVEN logins for a plain-HTTP registry, a registry token and Docker Hub WHEN made CRI logins THEN the token is said not to be one, plain HTTP said to carry the login in clear, Docker Hub's under the host containerd asks", async () => {
+    const config = await model({
+      mirrors: { "quay.io": { endpoint: ["http://10.0.0.9:5000"] } },
+      configs: {
+        "10.0.0.9:5000": { auth: { username: "u", password: "p" } },
+        "t.example": { auth: { token: "tok" } },
+        "docker.io": { auth: { username: "hub", password: "h" } },
+      },
+    });
+    const { logins, skipped } = loginsOf(config);
+    expect(logins.map((l) => l.endpoint)).toEqual(["10.0.0.9:5000", "docker.io", "registry-1.docker.io"]);
+    expect(skipped).toEqual([
+      'registry.registries configs["10.0.0.9:5000"]: the hosts reach 10.0.0.9:5000 over plain HTTP, so containerd sends its login there unencrypted; give it TLS (a CA) if the network is not trusted',
+      'registry.registries configs["t.example"].auth.token: containerd\'s CRI takes a username and password, not a registry token: the hosts pull from t.example without it',
+    ]);
+    expect(skipped.join("\n")).not.toContain('tok"');
   });
 
   it("GIVEN a proxy named on one registry only, with a login in its URL, and a direct one WHEN the drop-in is made THEN it is every registry's, said as a warning without the login; % doubled for systemd", async () => {
