@@ -1,9 +1,6 @@
-import { removeDockerFor } from "../host/docker-mirrors";
 import { shellQuote } from "../../ssh";
 import { aliasesBlock, setHostsBlock } from "../host/etc-hosts";
-import { removeExternalRegistryClients } from "../host/external-registry-clients";
-import { removePullThrough } from "../host/pull-through";
-import { removeRegistry } from "../host/registry";
+import { removeLeftoverRegistry } from "../host/registry-leftovers";
 import { CLEANUP } from "../plan/kinds";
 import type { StepKindDef } from "./kind";
 
@@ -11,13 +8,13 @@ import type { StepKindDef } from "./kind";
 export const cleanup: StepKindDef = {
   kind: CLEANUP,
   async run(ctx, _step, host, signal) {
-    const { cluster, opts } = ctx;
+    const { cluster } = ctx;
     const conn = await cluster.pool.get(host, signal);
     const sig = signal ? { signal } : {};
-    if (opts.registry) await removeDockerFor(conn, opts.registry, signal);
-    if (opts.registry) await removePullThrough(conn, opts.registry.dataRoot, sig);
-    if (opts.registry) await removeRegistry(conn, opts.registry, sig);
-    else if (cluster.spec.registry.external) await removeExternalRegistryClients(conn, cluster.layout.root, sig);
+    // Whatever registry mode the host last had (the spec's may have changed in this very apply): the
+    // cluster registry's removal takes the external registry's configuration too (same marker, same login block).
+    const r = cluster.spec.registry;
+    await removeLeftoverRegistry(conn, { mode: "own", dataRoot: cluster.layout.root, domain: r.domain, port: r.port, tls: !r.insecure }, signal);
     await setHostsBlock(conn, aliasesBlock(cluster.layout.root), [], signal);
     await conn.run(`rm -rf ${shellQuote(cluster.layout.root)}`, { sudo: true, timeoutMs: ctx.commandMs, ...sig });
   },

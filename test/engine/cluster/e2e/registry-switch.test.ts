@@ -76,11 +76,11 @@ describe("a cluster whose registry mode changes between applies", () => {
   });
 
   const endpoint = () => harbor.host;
-  const spec = (registry: Record<string, unknown>): ClusterSpec =>
+  const spec = (registry: Record<string, unknown>, hosts?: { ips: string[]; roles: string[] }[]): ClusterSpec =>
     parseClusterSpec({
       name: NAME,
       image,
-      hosts: [
+      hosts: hosts ?? [
         { ips: [master], roles: ["master"] },
         { ips: [node], roles: ["node"] },
       ],
@@ -139,5 +139,25 @@ describe("a cluster whose registry mode changes between applies", () => {
     expect((await apply(own())).plan.phases).toEqual([]);
     await resetCluster({ session: bed.session, spec: own() });
     expect(await registryRunning(master)).toBe("0");
+  }, 300_000);
+
+  it("GIVEN the registry served by a node WHEN that node leaves in the same apply that switches to registry.external THEN its registry is stopped too", async () => {
+    const servedByNode = spec({ username: "admin", password: PASSWORD }, [
+      { ips: [master], roles: ["master"] },
+      { ips: [node], roles: ["node", "registry"] },
+    ]);
+    await apply(servedByNode);
+    expect(await registryRunning(node)).toBe("1");
+    const externalOnMaster = spec(
+      { external: { domain: "127.0.0.1", port: Number(endpoint().split(":")[1]), username: "robot", password: PASSWORD, ca: harbor.tlsCert! } },
+      [{ ips: [master], roles: ["master"] }],
+    );
+    const r = await apply(externalOnMaster);
+    expect(r.plan.summary[0]).toBe(`remove ${node} (node+registry)`);
+    expect(await registryRunning(node)).toBe("0");
+    expect(await onHost(bed.sandbox, node, `ls -A ${CERTS}; grep -c 'sealant registry' /etc/hosts || true; ls ${DATA_ROOT} 2>&1 | head -1`)).toMatch(
+      /^0\nls: cannot access/,
+    );
+    await resetCluster({ session: bed.session, spec: externalOnMaster });
   }, 300_000);
 });
