@@ -2,7 +2,7 @@ import { containerRuntimeTypeOf, dockerMirrorsFor, hostRunsDocker } from "../hos
 import { configureExternalClients } from "../host/external-registry-clients";
 import { externalClientSetup, externalEndpoint } from "../host/external-registry";
 import { configureRegistryClients } from "../host/registry";
-import { configureDockerUserRegistries, hostRegistriesOf } from "../host/user-registries";
+import { configureDockerUserRegistries, configureUserRegistries, hostRegistriesOf } from "../host/user-registries";
 import { MIRRORS } from "../plan/kinds";
 import type { StepKindDef } from "./kind";
 
@@ -28,9 +28,14 @@ export const mirrors: StepKindDef = {
       warn(r.warnings);
       return;
     }
+    if (!ctx.opts.registry) {
+      // No registry of the cluster's (an image without container images): the user's registries alone.
+      warn(await configureUserRegistries(conn, layout.root, registries, signal ? { signal } : {}));
+      return;
+    }
     const tls = await ctx.registryTls(signal);
-    warn(await configureRegistryClients(conn, host.ip, ctx.opts.registry!, tls, { registries, ...(signal ? { signal } : {}) }));
+    warn(await configureRegistryClients(conn, host.ip, ctx.opts.registry, tls, { registries, ...(signal ? { signal } : {}) }));
     // Images whose runtime is Docker: dockerd gets what it can take (docker.io only), and the rest is said.
-    warn(await dockerMirrorsFor(conn, layout.rootfs(image.digest), ctx.opts.registry!, tls, spec.runtime, signal));
+    warn(await dockerMirrorsFor(conn, layout.rootfs(image.digest), ctx.opts.registry, tls, spec.runtime, signal));
   },
 };
