@@ -13,7 +13,7 @@ import { exists, tempNameFor, writeFileAtomic, writeStreamAtomic } from "../util
 import { withLock } from "../util/lock";
 import { collectGarbage, restoreTrash } from "./store-gc";
 import { Leases } from "./store-leases";
-import { WorkerHashingStream } from "../util/worker-hash";
+import { HashingFileSink } from "../util/worker-hash";
 
 export const REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name";
 
@@ -30,7 +30,7 @@ export class ImageNotFoundError extends Error {
   }
 }
 
-/** Blobs above this size are hashed on a worker thread (see putBlobStream). */
+/** Blobs above this size are hashed and written on a worker thread (see putBlobStream). */
 const OFF_THREAD_HASH_MIN = 4 << 20;
 
 /** Where sealant keeps its state: $SEALANT_HOME, default ~/.sealant. */
@@ -130,18 +130,21 @@ export class ImageStore {
       result = { digest, size };
     };
     if (expected.digest !== undefined && expected.size !== undefined && expected.size > OFF_THREAD_HASH_MIN) {
-      // Large blob of known digest: hashed on a worker thread as it streams, so the main
-      // thread keeps receiving other blobs meanwhile. Still renamed only after the check.
-      const hasher = new WorkerHashingStream();
-      // on, not once: a source that fails twice must not crash the process with an unhandled 'error'.
-      source.on("error", (err) => hasher.destroy(err));
+      // Large blob of known digest: hashed and written on a worker thread as it streams, so the
+      // main thread keeps receiving (this and other blobs) meanwhile. Still renamed only after the check.
+      let sink: HashingFileSink | undefined;
       // The source may fail before writeStreamAtomic's pipeline listens (it creates the directory
       // first): the pipeline still sees the stored error; this listener only keeps it from crashing.
-      hasher.on("error", ignoreHere);
-      await writeStreamAtomic(target, source.pipe(hasher), async () => {
-        const { digest, size } = await hasher.result();
-        check(digest, size);
-      });
+      source.on("error", ignoreHere);
+      await writeStreamAtomic(
+        target,
+        source,
+        () => {
+          const { digest, size } = sink!.result();
+          check(digest, size);
+        },
+        (tmp) => (sink = new HashingFileSink(tmp)),
+      );
     } else {
       const hasher = new DigestingStream();
       // pipe() does not forward errors; without this a failed source would leave the write hanging.

@@ -29,13 +29,19 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode?
 
 /**
  * Streams into a temp file; `commit` (given the temp file's path, after the stream ended)
- * decides by returning or throwing whether it is renamed into place.
+ * decides by returning or throwing whether it is renamed into place. `sink` makes the stream
+ * that writes the temp file (default: fileSink).
  */
-export async function writeStreamAtomic(path: string, source: Readable, commit: (tmp: string) => void | Promise<void> = () => undefined): Promise<void> {
+export async function writeStreamAtomic(
+  path: string,
+  source: Readable,
+  commit: (tmp: string) => void | Promise<void> = () => undefined,
+  sink: (tmp: string) => Writable = fileSink,
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempNameFor(path);
   try {
-    await pipeline(source, fileSink(tmp));
+    await pipeline(source, sink(tmp));
     await commit(tmp);
     await fsyncFile(tmp);
     await rename(tmp, path);
@@ -46,7 +52,7 @@ export async function writeStreamAtomic(path: string, source: Readable, commit: 
 }
 
 /** The largest single write() a file sink issues. */
-const WRITE_PIECE = 64 * 1024;
+export const WRITE_PIECE = 64 * 1024;
 
 /**
  * A new file (`path`, created or truncated; `mode` before the umask, as fs.createWriteStream) written with one write() per piece of at most
