@@ -1,5 +1,5 @@
 import { shellQuote } from "../../ssh/shell";
-import { isMaster } from "../plan/roles";
+import { hasRole, isMaster } from "../plan/roles";
 import type { PlannedHost } from "../plan/types";
 import type { LifecycleStep, Runtime, RuntimeCommand, RuntimeContext, RuntimeHost, RuntimeOutputs } from "./types";
 
@@ -73,7 +73,8 @@ export function hookEnv(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeCont
     SEALANT_ROLES: host.roles.join(","),
     SEALANT_HOSTS: ips(() => true),
     SEALANT_MASTERS: ips(isMaster),
-    SEALANT_WORKERS: ips((h) => !isMaster(h)),
+    // A host without a role is no worker (sealer joins role node only); it is in SEALANT_HOSTS.
+    SEALANT_WORKERS: ips((h) => !isMaster(h) && hasRole(h)),
     SEALANT_FIRST_MASTER: masters[0]?.ip ?? "",
     SEALANT_ADDED: ctx.added.join(" "),
     SEALANT_REMOVED: ctx.removed.join(" "),

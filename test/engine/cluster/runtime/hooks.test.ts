@@ -51,6 +51,16 @@ describe("the hooks runtime contract", () => {
     });
   });
 
+  it("GIVEN a host without a role (sealer's host group with no roles) THEN it is one of SEALANT_HOSTS, not of SEALANT_WORKERS", () => {
+    const hosts = [
+      { ip: "127.0.10.1", roles: ["master"] },
+      { ip: "127.0.10.2", roles: ["node"] },
+      { ip: "127.0.10.3", roles: [] },
+    ];
+    const env = hookEnv("init-host", { ...hosts[2]! }, ctx(hosts));
+    expect(env).toMatchObject({ SEALANT_HOSTS: "127.0.10.1 127.0.10.2 127.0.10.3", SEALANT_WORKERS: "127.0.10.2", SEALANT_ROLES: "" });
+  });
+
   it("offers what the hooks wrote to $SEALANT_DATA_ROOT/outputs.json; none when they wrote nothing; bad files named without their values", async () => {
     const files: Record<string, string> = {};
     const readFile = (path: string) => Promise.resolve(files[path]);
