@@ -45,8 +45,9 @@ beforeAll(async () => {
   mirror = await startRegistry({ tls: true, privateCa: true });
   image = await writeOciLayout(join(parent, "layout"), { tag: "1" });
   await skopeoCopy(`oci:${join(parent, "layout")}:1`, `docker://${mirror.host}/library/sealdocker:1`);
-  // dockerd's storage must be a real directory (an overlay cannot hold its layers).
-  sb = await sandboxUp(1, { name: "test-docker-registries", dir: join(parent, "sb"), realDirs: [...DEFAULT_REAL_DIRS, "/var/lib/docker"] });
+  // dockerd's storage must be a real directory (an overlay cannot hold its layers). 127.0.10.233: a fixed
+  // number, as the suite's other host tests have (a free one picked at start could be one a test starting later asks for).
+  sb = await sandboxUp(1, { name: "test-docker-registries", dir: join(parent, "sb"), firstIndex: 233, realDirs: [...DEFAULT_REAL_DIRS, "/var/lib/docker"] });
   const ip = sb.hosts[0]!.ip;
   conn = await SshConnection.connect({ host: ip, privateKeyPath: sb.ssh.pk, hostKey: { knownHosts: sb.ssh.knownHosts } });
   await sh("mkdir -p /etc/docker && cat > /etc/docker/daemon.json", `${JSON.stringify(USERS_OWN, null, 2)}\n`);

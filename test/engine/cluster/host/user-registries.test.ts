@@ -76,7 +76,8 @@ beforeAll(async () => {
     await skopeoCopy(`oci:${layout.dir}:t`, `docker://${mirror.host}/${repo}`, { destCreds: { username: "robot", password: PASSWORD } });
   }
   // ... and a sandbox host with containerd's config as the image's container runtime script writes it.
-  sb = await sandboxUp(1, { name: "test-user-registries", dir: join(parent, "sb") });
+  // 127.0.10.232: a fixed number, as the suite's other host tests have (a free one picked at start could be one a test starting later asks for).
+  sb = await sandboxUp(1, { name: "test-user-registries", dir: join(parent, "sb"), firstIndex: 232 });
   host = sb.hosts[0]!.ip;
   raw = await SshConnection.connect({ host, privateKeyPath: sb.ssh.pk, hostKey: { knownHosts: sb.ssh.knownHosts } });
   await sh(`mkdir -p /etc/containerd /run/ctd && cat > ${CONFIG}`, CONTAINERD_CONFIG);
