@@ -12,6 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { configurePullThroughClients, removePullThrough } from "../../../../src/engine/cluster/host/pull-through";
 import { DEFAULT_DIR, userEntries } from "../../../../src/engine/cluster/host/registry-hosts";
 import { configureRegistryClients, removeRegistry, type RegistrySetup } from "../../../../src/engine/cluster/host/registry";
 import { configureUserRegistries, loginsOf, PROXY_DROP_IN, proxyDropIn } from "../../../../src/engine/cluster/host/user-registries";
@@ -137,7 +138,28 @@ describe("the user's registries on a host's containerd", () => {
     expect(log).toMatch(/"HEAD \/v2\/library\/sealmirror\/manifests\/1\?ns=docker\.io HTTP\/1\.1" 200 .*containerd\//);
     expect(log).toMatch(/"HEAD \/v2\/team\/app\/manifests\/1\?ns=quay\.io HTTP\/1\.1" 200 .*containerd\//);
     expect(await sh("cat /run/ctd/log")).toMatch(/trying next host.*5000.*connection refused|connection refused/);
+    await sh("kill $(cat /run/ctd/pid); rm -f /run/ctd/pid; while pidof containerd > /dev/null; do sleep 0.1; done");
+  }, 120_000);
+
+  it("GIVEN quay.io also cached by a pull-through cache WHEN configured THEN its one hosts.toml lists the cluster tree, the cache, then the user's mirror, and the CRI pulls quay.io's image from the mirror with both down", async () => {
+    const upstreams = [{ domain: "quay.io", url: "https://quay.io", port: 5010, fallback: "none" as const }];
+    const registries = { config: await model(full()), noProxy: [] };
+    expect(await configurePullThroughClients(conn(), host, setup(), undefined, upstreams, { registries })).toEqual([]);
+    const quay = await sh(`cat ${CERTS}/quay.io/hosts.toml`);
+    expect(quay.split("\n")[0]).toBe(`# sealant-pull-through: ${DATA_ROOT}`);
+    const order = [`[host."http://${host}:5000/v2/quay.io"]`, `[host."http://${host}:5010"]`, `[host."https://${mirror.host}"]`].map((h) => quay.indexOf(h));
+    expect(
+      order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1]!)),
+      quay,
+    ).toBe(true);
+    await sh(`setsid -f sh -c 'echo $$ > /run/ctd/pid; exec containerd --config ${CONFIG}' > /run/ctd/log 2>&1 < /dev/null`);
+    await sh(`for i in $(seq 1 100); do ${crictl()} version > /dev/null 2>&1 && exit 0; sleep 0.1; done; cat /run/ctd/log >&2; exit 1`);
+    await sh(`${crictl()} rmi quay.io/team/app:1`);
+    const pulled = await raw.exec(`${crictl()} pull quay.io/team/app:1`);
+    expect(pulled.code, pulled.stderr).toBe(0);
     await sh("kill $(cat /run/ctd/pid); rm -f /run/ctd/pid");
+    await removePullThrough(conn(), DATA_ROOT);
+    expect((await raw.exec(`test -e ${CERTS}/quay.io`)).code).toBe(1);
   }, 120_000);
 
   it("GIVEN the cluster registry has a login WHEN the user's registries give its endpoint one too THEN one clear error names both places, and no password", async () => {
