@@ -139,7 +139,7 @@ async function pullLeased(store: ImageStore, ref: Reference, client: RegistryCli
   // The first failed blob stops the others at once instead of letting them run to their end.
   const failed = new AbortController();
   const signal = AbortSignal.any([opts.signal, failed.signal]);
-  await mapLimit([...blobs.values()], opts.concurrency ?? 4, async (desc) => {
+  await mapLimit(largestFirst(blobs.values()), opts.concurrency ?? 4, async (desc) => {
     try {
       const stored = await store.blobSize(desc.digest);
       if (stored !== undefined) {
@@ -270,6 +270,14 @@ function collectBlobs(manifest: Manifest, into: Map<Digest, Descriptor>): void {
     if (seen && seen.size !== d.size) throw new Error(`blob ${d.digest} is described as ${seen.size} bytes and as ${d.size}`);
     into.set(d.digest, d);
   }
+}
+
+/**
+ * The largest blobs first: the longest transfers decide when a pull ends, so they start at once
+ * instead of after small ones that happen to come first in the manifest (the config always does).
+ */
+function largestFirst(blobs: Iterable<Descriptor>): Descriptor[] {
+  return [...blobs].sort((a, b) => b.size - a.size);
 }
 
 function platformMatches(have: Platform, want: Platform): boolean {

@@ -63,6 +63,31 @@ describe("pull", () => {
   });
 });
 
+describe("pull order", () => {
+  it("starts the largest blobs first, whatever their order in the manifest (the config comes first there)", async () => {
+    // GIVEN an image whose layer is larger than its config, in a real registry
+    const reg = sharedRegistries().upstream;
+    const src = await Session.open({ home: await temp("sealant-src-") });
+    await builtImage(src, "order/app:1", undefined, 1 << 20);
+    await pushImage(src.store, "order/app:1", { clientFor: src.clientFor, destination: `${reg.host}/order/app:1` });
+    const { manifest } = await src.store.manifestFor((await src.store.resolve("order/app:1")).descriptor);
+    // WHEN a fresh store pulls it one blob at a time
+    const dst = await Session.open({ home: await temp("sealant-dst-") });
+    const started: Digest[] = [];
+    await pullImage(dst.store, `${reg.host}/order/app:1`, {
+      clientFor: dst.clientFor,
+      concurrency: 1,
+      onEvent: (e) => {
+        if (e.type === "blob" && e.state === "start") started.push(e.digest);
+      },
+    });
+    // THEN the layer started before the config
+    expect(started).toEqual([manifest.layers[0]!.digest, manifest.config.digest]);
+    src.close();
+    dst.close();
+  });
+});
+
 describe("multi-platform push and pull", () => {
   it("round-trips an index with every platform, or one platform when asked", async () => {
     const reg = sharedRegistries().upstream;
