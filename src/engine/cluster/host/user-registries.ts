@@ -199,9 +199,12 @@ async function setProxy(conn: Connection, dataRoot: string, reg: HostRegistries,
       `${file} on ${conn.host} was not written by this cluster (${first}): ${o.service ?? "containerd"} takes one proxy; remove that file or this cluster's proxy`,
     );
   }
-  let changed: boolean;
+  let changed = false;
   if (wanted) changed = await writeIfChanged(conn, file, wanted.text, 0o600, o.signal);
-  else changed = first === mine && (await conn.run(`rm -f ${q(file)}`, opts(o.signal))) !== undefined;
+  else if (first === mine) {
+    await conn.run(`rm -f ${q(file)}`, opts(o.signal));
+    changed = true;
+  }
   if (changed) {
     await conn.run(
       `if command -v systemctl > /dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl daemon-reload; if systemctl is-active -q ${o.service ?? "containerd"}; then systemctl restart ${o.service ?? "containerd"}; fi; fi`,
