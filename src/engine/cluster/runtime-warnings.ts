@@ -24,7 +24,8 @@ export async function imageRunsDocker(store: ImageStore, spec: Pick<ClusterSpec,
 /** The warnings for the plan of `desired` (none when the image carries no container images or runs containerd). */
 export async function runtimeWarnings(store: ImageStore, spec: ClusterSpec, image: ClusterImage, desired: DesiredCluster): Promise<string[]> {
   if (!desired.registry && !desired.externalRegistry) return [];
-  if (!(await imageRunsDocker(store, spec, image))) return [];
+  // A layer that cannot be read here fails the apply where it is needed, not the plan: no warning then (the mirrors step still warns).
+  if (!(await imageRunsDocker(store, spec, image).catch(() => false))) return [];
   const domains = registryDomains(image.metadata.containerImages.map((c) => c.image));
   if (desired.externalRegistry) {
     // The mirrors step points containerd at the external registry; dockerd's registry-mirrors could not take it (no path, no login).
