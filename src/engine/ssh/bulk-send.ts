@@ -94,6 +94,7 @@ export function bulkSendFile(h: BulkHost): SendFile {
         ...(head !== "" ? { head: Buffer.from(head) } : {}),
         file,
         gunzip: opts.gunzip,
+        ...(opts.growsTo !== undefined ? { growsTo: opts.growsTo } : {}),
         pidMarker: PID_MARKER,
         signal: stop.signal,
         onBytes: opts.onBytes,

@@ -36,6 +36,8 @@ export interface BulkJob {
   file: string;
   /** Gunzip the file on the way (a gzip layer sent as plain tar). */
   gunzip: boolean;
+  /** The file is still being written: read it as it grows, until it holds this many bytes. */
+  growsTo?: number;
   pidMarker: string;
   progressIntervalMs: number;
 }
@@ -52,6 +54,7 @@ export type BulkFromWorker =
 export function bulkWorkerMain(): void {
   const { parentPort, workerData } = require("node:worker_threads") as typeof import("node:worker_threads");
   const { createReadStream } = require("node:fs") as typeof import("node:fs");
+  const { open } = require("node:fs/promises") as typeof import("node:fs/promises");
   const { createGunzip } = require("node:zlib") as typeof import("node:zlib");
   const { Client } = require((workerData as { ssh2: string }).ssh2) as typeof import("ssh2");
   const TAIL = 64 * 1024;
@@ -132,6 +135,29 @@ export function bulkWorkerMain(): void {
     }) as typeof sock.write;
   };
 
+  /** A file another thread is still writing, read as it grows (polled) until it holds `size` bytes. */
+  async function* followFile(path: string, size: number, stopped: () => boolean): AsyncGenerator<Buffer> {
+    const fh = await open(path, "r");
+    try {
+      let pos = 0;
+      let grewAt = Date.now();
+      while (pos < size && !stopped()) {
+        const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) {
+          if (Date.now() - grewAt > 120_000) throw new Error(`${path} stopped growing at ${pos} of ${size} bytes`);
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        grewAt = Date.now();
+        pos += bytesRead;
+        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
   const tail = (parts: Buffer[], size: number): string => {
     const all = Buffer.concat(parts);
     return all.subarray(Math.max(0, all.length - size)).toString("utf8");
@@ -195,13 +221,14 @@ export function bulkWorkerMain(): void {
     const done = new Promise<void>((resolve) => channel.once("close", () => resolve()));
     void done.then(() => (closed = true));
 
-    const file = createReadStream(job.file, { highWaterMark: CHUNK });
-    const source = job.gunzip ? file.pipe(createGunzip({ chunkSize: CHUNK })) : file;
-    if (job.gunzip) file.on("error", (err) => source.destroy(err));
     let stopped = false;
+    const file = job.growsTo === undefined ? createReadStream(job.file, { highWaterMark: CHUNK }) : undefined;
+    const stream = file && job.gunzip ? file.pipe(createGunzip({ chunkSize: CHUNK })) : file;
+    if (file && job.gunzip) file.on("error", (err) => stream!.destroy(err));
+    const source: AsyncIterable<Buffer> = stream ?? followFile(job.file, job.growsTo!, () => stopped);
     aborts.set(job.id, () => {
       stopped = true;
-      source.destroy();
+      stream?.destroy();
       channel.close();
     });
     let bytes = 0;
@@ -219,7 +246,7 @@ export function bulkWorkerMain(): void {
       });
     try {
       if (job.head && !channel.write(job.head)) await drained();
-      for await (const chunk of source as AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
         if (closed || stopped) break;
         bytes += chunk.length;
         const now = Date.now();
@@ -243,7 +270,8 @@ export function bulkWorkerMain(): void {
     } else if (!closed) channel.end();
     await done;
     aborts.delete(job.id);
-    source.destroy();
+    stopped = true;
+    stream?.destroy();
     if (readError !== undefined) {
       post({
         type: "error",

@@ -20,6 +20,7 @@ export interface BulkSendOptions {
   head?: Buffer;
   file: string;
   gunzip: boolean;
+  growsTo?: number;
   pidMarker: string;
   signal?: AbortSignal;
   progressIntervalMs?: number;
@@ -99,6 +100,7 @@ export class BulkPool {
         ...(opts.head ? { head: opts.head } : {}),
         file: opts.file,
         gunzip: opts.gunzip,
+        ...(opts.growsTo !== undefined ? { growsTo: opts.growsTo } : {}),
         pidMarker: opts.pidMarker,
         progressIntervalMs: opts.progressIntervalMs ?? 250,
       };

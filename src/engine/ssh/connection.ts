@@ -71,6 +71,11 @@ export interface UploadTarFile {
   /** The bytes sent are gzip: the host extracts with `tar -xz`. */
   gzip?: boolean;
   exclude?: readonly string[];
+  /**
+   * The file is still being written (a plain copy of a layer, made once for every host that
+   * is sent it): it is read as it grows until it holds this many bytes. Not with `gunzip`.
+   */
+  growsTo?: number;
 }
 
 export type UploadSource = readonly UploadEntry[] | UploadTar | UploadTarFile;

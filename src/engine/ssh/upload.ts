@@ -5,7 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { lstat, open, readdir, readlink } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join, posix } from "node:path";
 import { performance } from "node:perf_hooks";
 import { pipeline, Readable } from "node:stream";
@@ -23,7 +24,7 @@ type Exec = (command: string, opts?: ExecOptions) => Promise<ExecResult>;
 export type SendFile = (
   command: string,
   file: string,
-  opts: { gunzip: boolean; sudo?: boolean; timeoutMs?: number; signal?: AbortSignal; onBytes(total: number): void },
+  opts: { gunzip: boolean; growsTo?: number; sudo?: boolean; timeoutMs?: number; signal?: AbortSignal; onBytes(total: number): void },
 ) => Promise<ExecResult>;
 
 /** Checks a remote target directory: absolute, normalised, not `/`. */
@@ -48,10 +49,37 @@ const FILE_CHUNK = 1 << 20;
 
 /** A tar file source as a stream (for connections that send on their own thread). */
 export function tarFileStream(source: UploadTarFile): UploadTar {
+  if (source.growsTo !== undefined) {
+    const grown = Readable.from(followFile(source.tarFile, source.growsTo), { objectMode: false });
+    return { tar: grown, ...(source.gzip ? { gzip: true } : {}), ...(source.exclude ? { exclude: source.exclude } : {}) };
+  }
   const file = createReadStream(source.tarFile, { highWaterMark: FILE_CHUNK });
   // An error of either stream destroys the gunzip with it, which fails the upload.
   const tarStream = source.gunzip ? pipeline(file, createGunzip({ chunkSize: FILE_CHUNK }), () => undefined) : file;
   return { tar: tarStream, ...(source.gzip ? { gzip: true } : {}), ...(source.exclude ? { exclude: source.exclude } : {}) };
+}
+
+/** A file another task is still writing, read as it grows (polled) until it holds `size` bytes. */
+async function* followFile(path: string, size: number): AsyncGenerator<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    let pos = 0;
+    let grewAt = Date.now();
+    while (pos < size) {
+      const buf = Buffer.allocUnsafe(Math.min(FILE_CHUNK, size - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) {
+        if (Date.now() - grewAt > 120_000) throw new Error(`${path} stopped growing at ${pos} of ${size} bytes`);
+        await sleep(5);
+        continue;
+      }
+      grewAt = Date.now();
+      pos += bytesRead;
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -105,7 +133,13 @@ export async function uploadWith(
     const signal = opts.signal ? { signal: opts.signal } : {};
     const r =
       bulk && sendFile
-        ? await sendFile(extract, bulk.tarFile, { ...base, ...signal, gunzip: bulk.gunzip === true, onBytes })
+        ? await sendFile(extract, bulk.tarFile, {
+            ...base,
+            ...signal,
+            gunzip: bulk.gunzip === true,
+            ...(bulk.growsTo !== undefined ? { growsTo: bulk.growsTo } : {}),
+            onBytes,
+          })
         : await exec(extract, { ...base, stdin: counted!, ...signal });
     const failure = failureOf(host, extract, r, secrets);
     if (failure) throw failure;

@@ -4,7 +4,8 @@
  * an aborted one leaves no half layer.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,9 +28,14 @@ let ip: string;
 let conn: SshConnection;
 let image: ClusterImage;
 const sha: Record<string, string> = {};
+let savedTmpdir: string | undefined;
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "sealant-distribute-"));
+  // Plain copies of layers go to the temp directory: this file's own, so others' never show.
+  await mkdir(join(home, "tmp"));
+  savedTmpdir = process.env["TMPDIR"];
+  process.env["TMPDIR"] = join(home, "tmp");
   session = await Session.open({ home });
   // 127.0.10.191: a fixed number, so test files starting at the same moment never pick the same free one.
   sb = await sandboxUp(1, { name: "test-distribute", dir: join(home, "sb"), firstIndex: 191 });
@@ -52,11 +58,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (savedTmpdir === undefined) delete process.env["TMPDIR"];
+  else process.env["TMPDIR"] = savedTmpdir;
   await conn?.close().catch(() => undefined);
   if (sb) await sandboxDown(sb).catch(() => undefined);
   session?.close();
   await rm(home, { recursive: true, force: true });
 });
+
+/** The plain copies of layers (sealant-wire-*) in the temp directory now. */
+const wireCopies = (): string[] => readdirSync(tmpdir()).filter((n) => n.startsWith("sealant-wire-"));
 
 const freshFacts = (): HostFacts => ({ arch: "amd64", hostname: "h", freeBytes: 1 << 40, clockSkewMs: 0, layers: new Set(), images: new Set() });
 
@@ -92,6 +103,62 @@ describe("distributing layers on worker threads", () => {
     const onHostSha = await onHost(sb, ip, `cd ${rootfs} && sha256sum a/blob b/blob`);
     expect(onHostSha.trim().split("\n")).toEqual([`${sha["a"]}  a/blob`, `${sha["b"]}  b/blob`]);
     expect(await onHost(sb, ip, `ls -A ${layout.layers}`)).not.toMatch(/upload/);
+    expect(wireCopies()).toEqual([]);
+  });
+
+  it("GIVEN two hosts sent a layer at once WHEN it travels as plain tar THEN it is gunzipped once for both, both get every byte, and the copy is gone afterwards", async () => {
+    const platform = [...image.platforms.values()][0]!;
+    const big = [...platform.layers].sort((x, y) => y.size - x.size)[0]!;
+    const copiesSeen = new Set<string>();
+    const watch = setInterval(() => wireCopies().forEach((n) => copiesSeen.add(n)), 2);
+    const roots = ["/var/tmp/dist-two-a", "/var/tmp/dist-two-b"];
+    try {
+      await Promise.all(
+        roots.map((root) =>
+          distributeTo(conn, {
+            store: session.store,
+            layout: new HostLayout(root),
+            imageDigest: image.digest,
+            layers: layersFor(platform, false).filter((l) => l.digest === big.digest),
+            facts: freshFacts(),
+            emit: () => undefined,
+          }),
+        ),
+      );
+    } finally {
+      clearInterval(watch);
+    }
+    expect(copiesSeen.size).toBe(1);
+    for (const root of roots) {
+      const sums = await onHost(sb, ip, `cd ${new HostLayout(root).rootfs(image.digest)} && sha256sum a/blob`);
+      expect(sums.trim()).toBe(`${sha["a"]}  a/blob`);
+    }
+    expect(wireCopies()).toEqual([]);
+  });
+
+  it("GIVEN a layer blob that no longer gunzips WHEN it is sent THEN one error names the host and the layer, no half layer is left, nor the copy", async () => {
+    const platform = [...image.platforms.values()][0]!;
+    const big = [...platform.layers].sort((x, y) => y.size - x.size)[0]!;
+    const blob = session.store.blobPath(big.digest);
+    const saved = join(home, "saved-blob");
+    await copyFile(blob, saved);
+    await truncate(blob, Math.floor(big.size / 2));
+    const layout = new HostLayout("/var/tmp/dist-broken");
+    try {
+      const sent = distributeTo(conn, {
+        store: session.store,
+        layout,
+        imageDigest: image.digest,
+        layers: layersFor(platform, false).filter((l) => l.digest === big.digest),
+        facts: freshFacts(),
+        emit: () => undefined,
+      });
+      await expect(sent).rejects.toThrow(new RegExp(`^${ip.replace(/\./g, "\\.")}: unpacking layer ${big.digest} for the wire: unexpected end of file`));
+    } finally {
+      await copyFile(saved, blob);
+    }
+    expect(await onHost(sb, ip, `ls -A ${layout.layers} 2>/dev/null || true`)).toBe("");
+    expect(wireCopies()).toEqual([]);
   });
 
   it("GIVEN a send under way WHEN the apply is aborted THEN it fails as aborted, without a retry, and no half layer is left", async () => {
