@@ -8,7 +8,7 @@
 // (default "10"; "10,30" for both) four ways, each from hosts with nothing of ours on them:
 //   one host  - applyCluster to the first host alone: the time every other figure is compared to;
 //   direct    - applyCluster, distribution direct: the operator sends every host every layer;
-//   relay     - applyCluster, distribution relay (fanout BENCH_SHAPED_FANOUT, default 2);
+//   relay     - applyCluster, distribution relay, for each fanout of BENCH_SHAPED_FANOUT (default "1,2");
 //   openssh   - parallel `ssh host 'tar -x' < rootfs.tar` from the operator, one per host.
 // Run: `node bench/cluster-shaped.js` after `npx tsc -p tsconfig.json` (root: namespaces, tc).
 // Writes bench/shaped-results.json and prints the figures block for bench/README.md.
@@ -30,7 +30,7 @@ const MBIT = Number(process.env.BENCH_SHAPED_MBIT ?? 100);
 const TOTAL_MIB = Number(process.env.BENCH_SHAPED_MIB ?? 64);
 const LAYERS = Number(process.env.BENCH_SHAPED_LAYERS ?? 8);
 const SIZES = (process.env.BENCH_SHAPED_HOSTS ?? "10").split(",").map(Number);
-const FANOUT = Number(process.env.BENCH_SHAPED_FANOUT ?? 2);
+const FANOUTS = (process.env.BENCH_SHAPED_FANOUT ?? "1,2").split(",").map(Number);
 const SUBNET = process.env.BENCH_SHAPED_SUBNET ?? "10.231.201.0/24";
 /** Each host's own tmpfs: the hosts share one machine disk, whose writeback is not what is measured. */
 const DATA_ROOT = "/tmp/sealant-shaped";
@@ -151,7 +151,7 @@ async function main() {
       const on = ips.slice(0, n);
       const row = { hosts: n };
       for (const [name, run] of [
-        ["relay", () => sealantRun(session, sandbox, image, on, { mode: "relay", fanout: FANOUT })],
+        ...FANOUTS.map((f) => [`relay${f}`, () => sealantRun(session, sandbox, image, on, { mode: "relay", fanout: f })]),
         ["direct", () => sealantRun(session, sandbox, image, on, { mode: "direct" })],
         ["openssh", () => opensshRun(sandbox, image, on)],
       ]) {
@@ -165,19 +165,18 @@ async function main() {
     }
     await wipe(sandbox, ips);
     const when = new Date().toISOString();
-    const out = { when, mbit: MBIT, layers: LAYERS, blobMiB: image.blobBytes / MiB, fanout: FANOUT, oneHost: one, results };
+    const out = { when, mbit: MBIT, layers: LAYERS, blobMiB: image.blobBytes / MiB, fanouts: FANOUTS, oneHost: one, results };
     fs.writeFileSync(path.join(__dirname, "shaped-results.json"), `${JSON.stringify(out, null, 2)}\n`);
     const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
-    log(
-      `\nRun of ${when}: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(0)} MiB, operator link ${MBIT} Mbit/s, relay fanout ${FANOUT}; times are the distribute phase.`,
-    );
+    log(`\nRun of ${when}: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(0)} MiB, operator link ${MBIT} Mbit/s; distribute phase, x = times one host's.`);
     log(`one host: ${s(one.distributeMs)}`);
-    log("hosts  relay            direct           parallel ssh tar -x  relay vs direct  operator MiB relay/direct");
+    const names = [...FANOUTS.map((f) => `relay${f}`), "direct", "openssh"];
+    const label = (n) => (n === "openssh" ? "parallel ssh tar -x" : n.startsWith("relay") ? `relay fanout ${n.slice(5)}` : n);
+    log(`hosts  ${names.map((n) => label(n).padEnd(24)).join("")}best relay vs direct`);
     for (const r of results) {
-      const x = (m) => `${s(m.distributeMs)} (${(m.distributeMs / one.distributeMs).toFixed(2)}x)`;
-      log(
-        `${String(r.hosts).padEnd(5)}  ${x(r.relay).padEnd(15)}  ${x(r.direct).padEnd(15)}  ${x(r.openssh).padEnd(19)}  ${(r.direct.distributeMs / r.relay.distributeMs).toFixed(2)}x faster     ${(r.relay.operatorBytes / MiB).toFixed(0)}/${(r.direct.operatorBytes / MiB).toFixed(0)}`,
-      );
+      const x = (m) => `${s(m.distributeMs)} ${(m.distributeMs / one.distributeMs).toFixed(2)}x ${(m.operatorBytes / MiB).toFixed(0)} MiB`;
+      const best = Math.min(...FANOUTS.map((f) => r[`relay${f}`].distributeMs));
+      log(`${String(r.hosts).padEnd(5)}  ${names.map((n) => x(r[n]).padEnd(24)).join("")}${(r.direct.distributeMs / best).toFixed(2)}x faster`);
     }
   } finally {
     session.close();

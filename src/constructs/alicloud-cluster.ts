@@ -198,6 +198,7 @@ export class AlicloudCluster extends pulumi.ComponentResource {
       runtime: props.runtime,
       hostAliases: props.hostAliases,
       upgrade: props.upgrade,
+      distribution: props.distribution,
       timeouts: props.timeouts,
       dataRoot: props.dataRoot,
       parallelism: props.parallelism,

@@ -37,6 +37,7 @@ export interface AlicloudClusterProps extends Pick<
   | "runtime"
   | "hostAliases"
   | "upgrade"
+  | "distribution"
   | "timeouts"
   | "dataRoot"
   | "parallelism"

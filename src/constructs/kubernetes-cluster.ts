@@ -107,6 +107,8 @@ export interface KubernetesClusterProps {
   readonly hostAliases?: ClusterArgs["hostAliases"];
   /** How a new image rolls out. @default rolling, one worker at a time (masters always one at a time) */
   readonly upgrade?: ClusterArgs["upgrade"];
+  /** How hosts get the image's layers: from this machine, or relayed between the hosts. @default direct */
+  readonly distribution?: ClusterArgs["distribution"];
   /** Connect, command and whole-apply time limits. @default connect 30s, command 600s, apply 3600s */
   readonly timeouts?: ClusterArgs["timeouts"];
   /** Where the cluster's files live on each host. Changing it replaces the cluster. @default "/var/lib/sealant/<clusterName>/" */
@@ -222,6 +224,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       runtime: props.runtime,
       hostAliases: props.hostAliases,
       upgrade: props.upgrade,
+      distribution: props.distribution,
       timeouts: props.timeouts,
       dataRoot: props.dataRoot,
       parallelism: props.parallelism,

@@ -117,6 +117,18 @@ describe("KubernetesCluster", () => {
     expect(await value(k.image)).toBe(ref);
   });
 
+  it("GIVEN distribution WHEN created THEN the Cluster gets it as given", async () => {
+    const k = new KubernetesCluster("relayed", {
+      image: `example/etcd:3.4@sha256:${"cd".repeat(32)}`,
+      masters: ["10.0.0.2"],
+      workers: ["10.0.0.10", "10.0.0.11"],
+      distribution: { mode: "relay", fanout: pulumi.output(2) },
+    });
+    await value(k.cluster.urn);
+    const c = clusterOf().find((x) => x.name === "relayed")!;
+    expect(c.inputs["distribution"]).toEqual({ mode: "relay", fanout: 2 });
+  });
+
   it("GIVEN { build } WHEN created THEN an ImageBuild child and the Cluster runs its repoDigest", async () => {
     const k = new KubernetesCluster("built", {
       image: { build: { context: "./examples/etcd", tag: "registry.example.com/team/etcd:3.4" } },

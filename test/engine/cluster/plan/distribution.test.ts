@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { planCluster } from "../../../../src/engine/cluster/plan";
 import { relaySources } from "../../../../src/engine/cluster/plan/distribution";
+import { parseClusterSpec } from "../../../../src/engine/cluster/spec";
 import type { CurrentCluster, DesiredCluster, Distribution, PlannedHost } from "../../../../src/engine/cluster/plan";
 
 const IMG = `sha256:${"a".repeat(64)}`;
@@ -71,5 +72,25 @@ describe("planning the distribution", () => {
       ["127.0.10.5", "127.0.10.4"],
       ["127.0.10.6", "127.0.10.5"],
     ]);
+  });
+});
+
+describe("distribution in the Clusterfile", () => {
+  const spec = (distribution?: unknown) =>
+    parseClusterSpec({
+      name: "x",
+      image: "example/app:1",
+      hosts: [{ ips: ["10.0.0.1"], roles: ["master"] }],
+      ...(distribution !== undefined ? { distribution } : {}),
+    });
+
+  it("GIVEN none THEN direct, fanout 3", () => {
+    expect(spec().distribution).toEqual({ mode: "direct", fanout: 3 });
+  });
+
+  it("GIVEN a bad mode, fanout or field THEN one error naming the field and what is allowed", () => {
+    expect(() => spec({ mode: "tree" })).toThrow(/distribution\.mode.*(direct|relay)/s);
+    expect(() => spec({ mode: "relay", fanout: 0 })).toThrow(/distribution\.fanout/);
+    expect(() => spec({ mode: "relay", fanout: 2, seeds: 1 })).toThrow(/distribution.*seeds/s);
   });
 });
