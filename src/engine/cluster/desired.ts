@@ -38,6 +38,7 @@ export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: re
     configDigest: configDigest(spec),
     ...(registry ? { registry } : {}),
     ...(externalRegistry ? { externalRegistry } : {}),
+    ...(spec.registry.registries !== undefined ? { userRegistries: true } : {}),
     plugins: plannedPlugins(spec.plugins, hosts),
     launch: hasLaunch(image.metadata, spec.apps),
     bootstrap: findRuntime(image.metadata)?.bootstrap ?? "every-host",

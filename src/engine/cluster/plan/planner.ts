@@ -20,6 +20,7 @@ import {
   pluginKind,
 } from "./kinds";
 import { rollingBatches } from "./batches";
+import { userRegistriesPhase } from "./user-registries";
 import { registryRemoval } from "./registry-switch";
 import { withRelaySources } from "./distribution";
 import { describeHosts, rolelessNote } from "./format";
@@ -221,6 +222,8 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       desired.hosts.map((h) => step(h, MIRRORS, `point ${h.ip}'s container runtime at ${ext.endpoint}`, `${version}.${ext.version}`)),
     );
   }
+  const own = userRegistriesPhase(desired, done, version);
+  if (own) phase(MIRRORS, own.title, "parallel", own.steps);
   if (added.length > 0) {
     plugins("pre-init-host", added);
     phase(

@@ -49,6 +49,8 @@ export interface DesiredCluster {
    * its `domain[:port]`, how many images, and a version of its settings (hosts are re-pointed when it changes).
    */
   externalRegistry?: { endpoint: string; images: number; version: string };
+  /** Whether the spec gives the hosts registries of the user's own (`registry.registries`: mirrors, logins, CAs, proxy). */
+  userRegistries?: boolean;
   /** Plugins at their phases, scope already resolved to IPs (undefined scope: the phase's default hosts). */
   plugins?: PlannedPlugin[];
   /** Whether the image or spec has apps / CMDS to launch on the first master once the cluster is up. */
