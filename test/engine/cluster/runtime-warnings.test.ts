@@ -47,7 +47,7 @@ describe("the plan of a Docker-runtime image", () => {
 
   beforeAll(async () => {
     upstream = await startExampleUpstream();
-    bed = await openBed(1, 242, { mirrors: upstream.mirrors, env: {} });
+    bed = await openBed(1, 67, { mirrors: upstream.mirrors, env: {} });
     process.env["SEALANT_HOME"] = bed.home;
     const base = "FROM scratch\nLABEL io.sealant.runtime=hooks\nCOPY manifests manifests\nCOPY scripts scripts\n";
     images["docker"] = await buildWith("example/rw-docker:1", base, { "docker.sh": "#!/bin/sh\n" });

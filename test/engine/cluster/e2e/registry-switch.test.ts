@@ -17,7 +17,7 @@ import { startExampleUpstream, type ExampleUpstream } from "../../../support/ups
  * old mode and leaves nothing of it on any host — no registry process, none of its files, no
  * /etc/hosts entry, no hosts.toml and no CRI login of the mode that left.
  */
-const FIRST = 240;
+const FIRST = 65;
 const NAME = "reg-switch";
 const DATA_ROOT = `/var/lib/sealant/${NAME}`;
 const CERTS = "/etc/containerd/certs.d";

@@ -5,10 +5,10 @@ import { SshConnection } from "../../../../src/engine/ssh";
 import { openBed, type Bed } from "../../../support/bed";
 import { onHost, runOnHost } from "../../../support/hosts";
 
-// This file's host: 127.0.10.122 (other test files use other ranges). Each apply has its own
+// This file's host: 127.0.10.68 (other test files use other ranges). Each apply has its own
 // SSH connection, as separate sealant processes would.
-const FIRST = 122;
-const IP = "127.0.10.122";
+const FIRST = 68;
+const IP = "127.0.10.68";
 let bed: Bed;
 const conns: SshConnection[] = [];
 let n = 0;
@@ -52,7 +52,7 @@ describe("the cluster lock on the first master", () => {
     // THEN it is refused, the error saying what the lock is and how to break it
     const err = await acquireLock(conn, fresh, "c", lockOwner("sealant apply")).catch((e: Error) => e);
     expect(err).toBeInstanceOf(ClusterLockedError);
-    expect((err as Error).message).toMatch(/cluster c is locked on 127\.0\.10\.122 with no readable owner \(left by an older sealant .*sealant unlock/);
+    expect((err as Error).message).toMatch(/cluster c is locked on 127\.0\.10\.68 with no readable owner \(left by an older sealant .*sealant unlock/);
   });
 
   it("lets exactly one of ten racing applies have the lock, which is never seen without its owner", async () => {
