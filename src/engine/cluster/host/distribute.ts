@@ -53,9 +53,18 @@ export async function distributeTo(conn: Connection, opts: DistributeOptions): P
   let sentBefore = 0;
   const started = Date.now();
   for (const layer of missing) {
-    const plain = !layer.wire.gzip && /gzip/.test(layer.mediaType) ? plainCopy(opts.store, layer, layer.wire.bytes) : undefined;
+    // Alone, a host's send gunzips on its own worker thread, in step with the stream; a host
+    // that joins while another is being sent the same layer reads the one shared plain copy.
+    const sharing = (sending.get(layer.digest) ?? 0) > 0 || plainCopies.has(layer.digest);
+    const plain = sharing && !layer.wire.gzip && /gzip/.test(layer.mediaType) ? plainCopy(opts.store, layer, layer.wire.bytes) : undefined;
+    sending.set(layer.digest, (sending.get(layer.digest) ?? 0) + 1);
     // A file source: the connection streams it from a worker thread of its own (ssh/bulk.ts).
-    const source: UploadTarFile = plain ? { tarFile: plain.file, growsTo: plain.size } : { tarFile: opts.store.blobPath(layer.digest), gzip: layer.wire.gzip };
+    const blob = opts.store.blobPath(layer.digest);
+    const source: UploadTarFile = plain
+      ? { tarFile: plain.file, growsTo: plain.size }
+      : layer.wire.gzip || !/gzip/.test(layer.mediaType)
+        ? { tarFile: blob, gzip: layer.wire.gzip }
+        : { tarFile: blob, gunzip: true };
     const signal = plain && opts.signal ? AbortSignal.any([opts.signal, plain.failed]) : (opts.signal ?? plain?.failed);
     const send = (): Promise<UploadResult> =>
       conn.upload(
@@ -80,6 +89,9 @@ export async function distributeTo(conn: Connection, opts: DistributeOptions): P
       if (plain?.failed.aborted) throw new SshError(conn.host, (plain.failed.reason as Error).message, { cause: err });
       throw err;
     } finally {
+      const left = (sending.get(layer.digest) ?? 1) - 1;
+      if (left > 0) sending.set(layer.digest, left);
+      else sending.delete(layer.digest);
       await plain?.release();
     }
     sentBefore += result.bytes;
@@ -155,14 +167,18 @@ interface PlainCopy {
   release(): Promise<void>;
 }
 
+/** Sends in progress per layer (in this process): a second one makes the layer's plain copy. */
+const sending = new Map<Digest, number>();
+
 const plainCopies = new Map<Digest, { file: string; written: Promise<void>; users: number; stop: AbortController; failed: AbortController }>();
 
 /**
- * A layer sent as plain tar is gunzipped once, into a temp file every host's send reads as it
- * grows (ssh/upload.ts `growsTo`), instead of once per host: ~0.7 s of CPU per 500 MiB per
- * host (zlib), the largest cost on the sending side after the SSH streams themselves. The
- * copy lives while any host is being sent the layer (with hosts in parallel: one gunzip per
- * apply), then is deleted; private to this user (mode 0600 in a 0700 directory).
+ * A layer sent as plain tar to several hosts at once is gunzipped once more, into a temp file
+ * the other hosts' sends read as it grows (ssh/upload.ts `growsTo`), instead of once per host:
+ * ~0.7 s of CPU per 500 MiB per host (zlib), the largest cost on the sending side after the SSH
+ * streams themselves. (One host alone gunzips in its own stream: writing and re-reading a copy
+ * would only add work.) The copy lives while any host is being sent the layer from it, then is
+ * deleted; private to this user (mode 0600 in a 0700 directory).
  */
 function plainCopy(store: ImageStore, layer: ClusterImageLayer, size: number): PlainCopy {
   let copy = plainCopies.get(layer.digest);

@@ -88,7 +88,7 @@ describe("distributing layers on worker threads", () => {
       facts,
       emit: (e) => {
         events.push(e);
-        if (e.type === "progress" && e.bytes > 4 * MiB) killed ??= bulkPool().stop();
+        if (e.type === "progress" && e.bytes > 0) killed ??= bulkPool().stop();
       },
     });
     await killed;
@@ -136,28 +136,36 @@ describe("distributing layers on worker threads", () => {
     expect(wireCopies()).toEqual([]);
   });
 
-  it("GIVEN a layer blob that no longer gunzips WHEN it is sent THEN one error names the host and the layer, no half layer is left, nor the copy", async () => {
+  it("GIVEN a layer blob that no longer gunzips WHEN two hosts are sent it (one gunzipping in its stream, one reading the shared copy) THEN each fails with one error naming the host and the layer, and nothing is left", async () => {
     const platform = [...image.platforms.values()][0]!;
     const big = [...platform.layers].sort((x, y) => y.size - x.size)[0]!;
     const blob = session.store.blobPath(big.digest);
     const saved = join(home, "saved-blob");
     await copyFile(blob, saved);
     await truncate(blob, Math.floor(big.size / 2));
-    const layout = new HostLayout("/var/tmp/dist-broken");
+    const roots = ["/var/tmp/dist-broken-a", "/var/tmp/dist-broken-b"];
+    let results: PromiseSettledResult<number>[];
     try {
-      const sent = distributeTo(conn, {
-        store: session.store,
-        layout,
-        imageDigest: image.digest,
-        layers: layersFor(platform, false).filter((l) => l.digest === big.digest),
-        facts: freshFacts(),
-        emit: () => undefined,
-      });
-      await expect(sent).rejects.toThrow(new RegExp(`^${ip.replace(/\./g, "\\.")}: unpacking layer ${big.digest} for the wire: unexpected end of file`));
+      results = await Promise.allSettled(
+        roots.map((root) =>
+          distributeTo(conn, {
+            store: session.store,
+            layout: new HostLayout(root),
+            imageDigest: image.digest,
+            layers: layersFor(platform, false).filter((l) => l.digest === big.digest),
+            facts: freshFacts(),
+            emit: () => undefined,
+          }),
+        ),
+      );
     } finally {
       await copyFile(saved, blob);
     }
-    expect(await onHost(sb, ip, `ls -A ${layout.layers} 2>/dev/null || true`)).toBe("");
+    const host = ip.replace(/\./g, "\\.");
+    const messages = results.map((r) => (r.status === "rejected" ? (r.reason as Error).message : "sent"));
+    expect(messages[0]).toMatch(new RegExp(`^${host}: sending layer ${big.digest} \\(2 attempts\\): uploading to .*: reading .*: unexpected end of file$`));
+    expect(messages[1]).toMatch(new RegExp(`^${host}: unpacking layer ${big.digest} for the wire: unexpected end of file$`));
+    for (const root of roots) expect(await onHost(sb, ip, `ls -A ${new HostLayout(root).layers} 2>/dev/null || true`)).toBe("");
     expect(wireCopies()).toEqual([]);
   });
 
@@ -176,7 +184,7 @@ describe("distributing layers on worker threads", () => {
       facts,
       emit: (e) => {
         events.push(e);
-        if (e.type === "progress" && e.bytes > 4 * MiB) ac.abort(new Error("stopped by the test"));
+        if (e.type === "progress" && e.bytes > 0) ac.abort(new Error("stopped by the test"));
       },
       signal: ac.signal,
     });
