@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { readdirSync } from "node:fs";
+import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -63,6 +64,8 @@ describe("hashing and writing a file on a worker thread", () => {
     // /dev/full: a real device whose every write fails with ENOSPC, as a full disk would.
     const sink = new HashingFileSink("/dev/full");
     await expect(pipeline(Readable.from([randomBytes(3 << 20)]), sink)).rejects.toThrow(/ENOSPC|no space/);
+    // The pipeline fails at the first error; the sink closes once the worker has let go.
+    if (!sink.closed) await once(sink, "close");
     expect(openFds()).toBe(before);
   });
 
@@ -76,7 +79,9 @@ describe("hashing and writing a file on a worker thread", () => {
         else this.destroy(new Error("the connection closed"));
       },
     });
-    await expect(pipeline(source, new HashingFileSink(path))).rejects.toThrow("the connection closed");
+    const sink = new HashingFileSink(path);
+    await expect(pipeline(source, sink)).rejects.toThrow("the connection closed");
+    if (!sink.closed) await once(sink, "close");
     expect(openFds()).toBe(before);
   });
 });
