@@ -202,6 +202,7 @@ let pool: WriterPool | undefined;
  */
 export class HashingFileSink extends Writable {
   private fd: number | undefined;
+  private closing: Promise<Error | null> | undefined;
   private job: Job | undefined;
   private batch: Uint8Array | undefined;
   private batchBytes = 0;
@@ -275,10 +276,13 @@ export class HashingFileSink extends Writable {
     this.batchBytes = 0;
   }
 
+  /** Closes the file once; a second caller (end and destroy can meet) waits for the same close. */
   private closeFile(done: (err?: Error | null) => void): void {
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd === undefined) return done();
-    close(fd, (err) => done(err));
+    if (!this.closing) {
+      const fd = this.fd;
+      this.fd = undefined;
+      this.closing = new Promise((resolve) => (fd === undefined ? resolve(null) : close(fd, (err) => resolve(err))));
+    }
+    void this.closing.then((err) => done(err));
   }
 }
