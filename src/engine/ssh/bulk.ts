@@ -183,8 +183,14 @@ export class BulkPool {
 
 let shared: BulkPool | undefined;
 
-/** The process's pool (size: the cores Node may use). */
+/**
+ * The process's pool: two workers per core Node may use, or SEALANT_BULK_WORKERS=N. More than
+ * one per core: hosts are pinned to a worker (its connection lives there), and with as many
+ * workers as cores 3 hosts on 2 cores split 2:1, the busier worker bounding the whole send;
+ * the OS shares cores among more threads evenly.
+ */
 export function bulkPool(): BulkPool {
-  shared ??= new BulkPool();
+  const asked = Number(process.env["SEALANT_BULK_WORKERS"]);
+  shared ??= new BulkPool(Number.isInteger(asked) && asked > 0 ? asked : 2 * availableParallelism());
   return shared;
 }

@@ -47,17 +47,25 @@ export interface DistributeOptions {
  * then assembles the image's rootfs from hard links to its layers. Returns the bytes sent.
  */
 export async function distributeTo(conn: Connection, opts: DistributeOptions): Promise<number> {
+  distributing++;
+  try {
+    return await distributeLayers(conn, opts);
+  } finally {
+    distributing--;
+  }
+}
+
+async function distributeLayers(conn: Connection, opts: DistributeOptions): Promise<number> {
   const { layout, facts } = opts;
   const missing = await Promise.all(missingLayers(opts.layers, facts).map(async (l) => ({ ...l, wire: await wireForm(opts.store, l) })));
   const total = missing.reduce((n, l) => n + l.wire.bytes, 0);
   let sentBefore = 0;
   const started = Date.now();
   for (const layer of missing) {
-    // Alone, a host's send gunzips on its own worker thread, in step with the stream; a host
-    // that joins while another is being sent the same layer reads the one shared plain copy.
-    const sharing = (sending.get(layer.digest) ?? 0) > 0 || plainCopies.has(layer.digest);
+    // Alone, a host's send gunzips on its own worker thread, in step with the stream; while
+    // other hosts are being sent the image too, every send reads one shared plain copy.
+    const sharing = distributing > 1 || plainCopies.has(layer.digest);
     const plain = sharing && !layer.wire.gzip && /gzip/.test(layer.mediaType) ? plainCopy(opts.store, layer, layer.wire.bytes) : undefined;
-    sending.set(layer.digest, (sending.get(layer.digest) ?? 0) + 1);
     // A file source: the connection streams it from a worker thread of its own (ssh/bulk.ts).
     const blob = opts.store.blobPath(layer.digest);
     const source: UploadTarFile = plain
@@ -89,9 +97,6 @@ export async function distributeTo(conn: Connection, opts: DistributeOptions): P
       if (plain?.failed.aborted) throw new SshError(conn.host, (plain.failed.reason as Error).message, { cause: err });
       throw err;
     } finally {
-      const left = (sending.get(layer.digest) ?? 1) - 1;
-      if (left > 0) sending.set(layer.digest, left);
-      else sending.delete(layer.digest);
       await plain?.release();
     }
     sentBefore += result.bytes;
@@ -167,14 +172,17 @@ interface PlainCopy {
   release(): Promise<void>;
 }
 
-/** Sends in progress per layer (in this process): a second one makes the layer's plain copy. */
-const sending = new Map<Digest, number>();
+/**
+ * distributeTo calls running in this process. Counted on entry, before anything is awaited, so
+ * the hosts of one phase (started together) all count before any of them sends a layer.
+ */
+let distributing = 0;
 
 const plainCopies = new Map<Digest, { file: string; written: Promise<void>; users: number; stop: AbortController; failed: AbortController }>();
 
 /**
- * A layer sent as plain tar to several hosts at once is gunzipped once more, into a temp file
- * the other hosts' sends read as it grows (ssh/upload.ts `growsTo`), instead of once per host:
+ * A layer sent as plain tar to several hosts at once is gunzipped once, into a temp file every
+ * host's send reads as it grows (ssh/upload.ts `growsTo`), instead of once per host:
  * ~0.7 s of CPU per 500 MiB per host (zlib), the largest cost on the sending side after the SSH
  * streams themselves. (One host alone gunzips in its own stream: writing and re-reading a copy
  * would only add work.) The copy lives while any host is being sent the layer from it, then is
