@@ -18,9 +18,10 @@
  *  - what travels is the layer's blob exactly as the image store holds it, so the receiver
  *    checks its sha256 against the layer's digest before extracting it (into a temp directory
  *    renamed into place, as a direct send does).
- * Afterwards the relay directory (keys, known_hosts, blobs) goes, and so do the authorised
- * entries (marked `sealant-relay:<cluster>`; an apply that died leaves them for the next one
- * to remove before it adds its own).
+ * Afterwards the ssh connections between the hosts are closed, the relay directory (keys,
+ * known_hosts, blobs, control sockets) goes, and so do the authorised entries (marked
+ * `sealant-relay:<cluster>`; an apply that died leaves them for the next one to remove before
+ * it adds its own).
  */
 import { digestHex } from "../../image/digest";
 import { shellQuote, type Connection } from "../../ssh";
@@ -171,6 +172,9 @@ export async function sendBlob(
     "-o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes",
     `-o UserKnownHostsFile=${shellQuote(`${dir}/known_hosts.${receiver.ip}`)} -o GlobalKnownHostsFile=/dev/null`,
     "-o ConnectTimeout=20 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -o LogLevel=ERROR",
+    // One connection per pair of hosts for all the layers: a new one per layer (key exchange,
+    // authentication) cost more than an 8 MiB layer's transfer. cleanUpRelay ends it.
+    `-o ControlMaster=auto -o ControlPath=${shellQuote(`${dir}/cm.${receiver.ip}`)} -o ControlPersist=60`,
     // The fastest ciphers first (AES-NI); never compression: the blob is gzip already or crosses a LAN.
     "-c aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr",
     `-p ${receiver.port}`,
@@ -212,6 +216,14 @@ export function placeScript(layout: HostLayout, layer: HostLayer, keepBlob: bool
 
 /** Everything relaying left on a host: its relay directory and its authorised entries. */
 export async function cleanUpRelay(conn: Connection, layout: HostLayout, cluster: string, signal?: AbortSignal): Promise<void> {
+  // The connections sendBlob left open to the hosts below this one (as the login user, whose they are).
+  await conn.run(
+    `for s in ${shellQuote(relayDir(layout))}/cm.*; do if [ -S "$s" ]; then ssh -o ControlPath="$s" -O exit relay > /dev/null 2>&1 || true; fi; done`,
+    {
+      timeoutMs: 60_000,
+      ...(signal ? { signal } : {}),
+    },
+  );
   await conn.run(`rm -rf ${shellQuote(relayDir(layout))}`, { sudo: true, timeoutMs: 5 * 60_000, ...(signal ? { signal } : {}) });
   await removeAuthorizations(conn, cluster, signal);
 }

@@ -63,7 +63,10 @@ describe("relay distribution", () => {
   const on = (ip: string, cmd: string) => onHost(bed.sandbox, ip, cmd);
   /** What relaying could leave behind on a host: the relay directory, authorised entries. */
   const leftovers = async (ip: string, cluster: string) =>
-    on(ip, `ls -d /var/lib/sealant/${cluster}/relay 2>/dev/null; grep -c sealant-relay /root/.ssh/authorized_keys || true`);
+    on(
+      ip,
+      `ls -d /var/lib/sealant/${cluster}/relay 2>/dev/null; grep -c sealant-relay /root/.ssh/authorized_keys || true; ps -eo args | grep -cE '[C]ontrolPath|relay/c[m][.]' || true`,
+    );
   const layersOn = (ip: string, cluster: string) => on(ip, `ls /var/lib/sealant/${cluster}/layers | sort`);
 
   it("GIVEN 5 hosts and fanout 2 WHEN applied THEN the operator sends each layer twice, the other hosts relay it, and nothing of the relay is left", async () => {
@@ -88,7 +91,7 @@ describe("relay distribution", () => {
       expect(await on(ip, "cd /var/lib/sealant/relay/layers && find . -type f -exec sha256sum {} + | sort | sha256sum")).toBe(
         await on(bed.ips[0]!, "cd /var/lib/sealant/relay/layers && find . -type f -exec sha256sum {} + | sort | sha256sum"),
       );
-      expect(await leftovers(ip, "relay")).toBe("0");
+      expect(await leftovers(ip, "relay")).toBe("0\n0");
     }
     expect(await etcdHealthy(bed.ips)).toBe(true);
     await resetCluster({ session: bed.session, spec });
@@ -111,7 +114,7 @@ describe("relay distribution", () => {
       const expected = await layersOn(bed.ips[1]!, "fallback");
       for (const ip of bed.ips) {
         expect(await layersOn(ip, "fallback")).toBe(expected);
-        expect(await leftovers(ip, "fallback")).toBe("0");
+        expect(await leftovers(ip, "fallback")).toBe("0\n0");
       }
       expect(await etcdHealthy(bed.ips)).toBe(true);
       await resetCluster({ session: bed.session, spec });
@@ -159,7 +162,7 @@ describe("relay distribution", () => {
       expect((await r.exec(placeScript(layout, layer, false), { sudo: true })).code).toBe(0);
       expect(await on(receiver, `ls ${layout.root}/layers`)).toBe(layer.dir);
       await Promise.all([cleanUpRelay(s, layout, "transport"), cleanUpRelay(r, layout, "transport")]);
-      for (const ip of [sender, receiver]) expect(await leftovers(ip, "transport")).toBe("0");
+      for (const ip of [sender, receiver]) expect(await leftovers(ip, "transport")).toBe("0\n0");
     } finally {
       await on(receiver, `rm -rf ${layout.root}`);
       await on(sender, `rm -rf ${layout.root}`);
