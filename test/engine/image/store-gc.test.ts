@@ -132,6 +132,8 @@ describe("gc beside pull and build", () => {
     const home = await temp("sealant-gc-loop-");
     const session = await Session.open({ home });
     const stop = join(home, "stop");
+    const progress = join(home, "gc-runs");
+    const runsSoFar = async () => Number(await readFile(progress, "utf8").catch(() => "0"));
     const loop = runNode(
       [
         "-e",
@@ -140,15 +142,18 @@ describe("gc beside pull and build", () => {
          (async () => {
            const store = await ImageStore.open(${JSON.stringify(home)});
            let runs = 0, removed = 0;
-           while (!fs.existsSync(${JSON.stringify(stop)})) { removed += (await store.gc()).removed; runs++; }
+           while (!fs.existsSync(${JSON.stringify(stop)})) { removed += (await store.gc()).removed; runs++; fs.writeFileSync(${JSON.stringify(progress)}, String(runs)); }
            console.log(JSON.stringify({ runs, removed }));
          })().catch((e) => { console.error(e.stack); process.exit(1); });`,
       ],
       {},
     );
     try {
-      // WHEN the two are pulled and untagged in turn, the shared layer each time reused or fetched again
-      for (let round = 0; round < 8; round++) {
+      // (the collector has started: on a loaded machine its process can take longer to load than the pulls)
+      for (let waited = 0; (await runsSoFar()) === 0 && waited < 600; waited++) await new Promise((r) => setTimeout(r, 100));
+      // WHEN the two are pulled and untagged in turn, the shared layer each time reused or fetched again,
+      // for 8 rounds at least and until the collector has run 20 times among them
+      for (let round = 0; round < 8 || ((await runsSoFar()) <= 20 && round < 400); round++) {
         const ref = round % 2 === 0 ? a : b;
         await pullImage(session.store, ref, { clientFor: session.clientFor });
         // THEN each pulled image is complete, however the collector's runs fell
