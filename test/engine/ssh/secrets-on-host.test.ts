@@ -10,8 +10,8 @@ import { sandboxDown, sandboxUp, type Sandbox } from "../../../src/engine/sandbo
 import { RemoteCommandError, SshConnection } from "../../../src/engine/ssh";
 import { runOnHost } from "../../support/hosts";
 
-// This file's host: 127.0.10.176 (other test files use other ranges).
-const FIRST = 176;
+// This file's host: 127.0.10.72 (other test files use other ranges).
+const FIRST = 72;
 
 /**
  * The real sudo (Debian's, which setup installs; the hosts see the machine's binaries), with its

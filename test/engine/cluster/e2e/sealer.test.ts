@@ -10,11 +10,11 @@ import { onHost, runOnHost } from "../../../support/hosts";
 /**
  * A sealer v2 Clusterfile, written as sealer users write it (Cluster + Plugin + Config
  * documents, password login, port as a string, env as a KEY=VALUE list), read with
- * loadClusterfile and applied onto sandbox hosts 127.0.10.181-183: two masters run the etcd
+ * loadClusterfile and applied onto sandbox hosts 127.0.10.73-75: two masters run the etcd
  * example, one node has nothing to do. Judged on the hosts: where the plugin ran, with which
  * env, what the Configs wrote, and what etcd itself runs with.
  */
-const FIRST = 181;
+const FIRST = 73;
 const MARKER = "/root/sealer-e2e-post-install";
 const COUNTER = "/root/sealer-e2e-post-install.count";
 

@@ -37,8 +37,8 @@ beforeAll(async () => {
   savedTmpdir = process.env["TMPDIR"];
   process.env["TMPDIR"] = join(home, "tmp");
   session = await Session.open({ home });
-  // 127.0.10.191: a fixed number, so test files starting at the same moment never pick the same free one.
-  sb = await sandboxUp(1, { name: "test-distribute", dir: join(home, "sb"), firstIndex: 191 });
+  // 127.0.10.195: a fixed number, so test files starting at the same moment never pick the same free one.
+  sb = await sandboxUp(1, { name: "test-distribute", dir: join(home, "sb"), firstIndex: 195 });
   ip = sb.hosts[0]!.ip;
   conn = await SshConnection.connect({ host: ip, privateKeyPath: sb.ssh.pk, hostKey: { knownHosts: sb.ssh.knownHosts } });
   // Two layers of random bytes (gzip cannot shrink them: sent as plain tar, gunzipped on the worker).

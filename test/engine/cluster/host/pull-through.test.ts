@@ -24,11 +24,11 @@ import { SshConnection, type Connection } from "../../../../src/engine/ssh";
 import { startRegistry as startTestRegistry, type TestRegistry } from "../../../support/registry";
 import { skopeoCopy, writeOciLayout } from "../../../support/tools";
 
-// This file's hosts: 127.0.10.171-173. S serves the cluster registry and the caches; H1 and H2
+// This file's hosts: 127.0.10.69-71. S serves the cluster registry and the caches; H1 and H2
 // run a real containerd each (no CRI). The upstreams are real docker-registry instances on
 // loopback standing in for docker.io and for a private quay.io with a login.
-const FIRST = 171;
-const [S, H1, H2] = ["127.0.10.171", "127.0.10.172", "127.0.10.173"] as const;
+const FIRST = 69;
+const [S, H1, H2] = ["127.0.10.69", "127.0.10.70", "127.0.10.71"] as const;
 const ROOTFS = "/srv/sealant-test/rootfs";
 const CERTS = "/etc/containerd/certs.d";
 const SOCK = "/run/ctd/containerd.sock";
