@@ -102,6 +102,8 @@ export function sealerClusterWarnings(doc: unknown): SealerNote[] {
     list(env).forEach((e, i) => {
       if (typeof e !== "string") return;
       if (!e.includes("=")) out.push({ path: [...path, i], message: `${quote(e)} is not KEY=VALUE: ignored (sealer drops it too)` });
+      // sealer filters the cluster's env only: a host group's RegistryURL=... is kept, over the derived value.
+      if (path.length > 2) return;
       const derived = DERIVED_ENV.find((d) => e.startsWith(d));
       if (derived !== undefined) out.push({ path: [...path, i], message: `${derived} is set by sealer from the Clusterfile, not by env: ignored` });
     });
@@ -122,10 +124,14 @@ export function sealerClusterWarnings(doc: unknown): SealerNote[] {
   return out;
 }
 
-/** The env without the entries sealer drops (no "=", or one it sets itself). */
-export function sealerEnv(env: unknown): unknown {
+/**
+ * The env without the entries sealer drops: no "=", or (in the cluster's `spec.env` only) one it
+ * sets itself — a host group's env is merged over those as written, so it may set them.
+ */
+export function sealerEnv(env: unknown, where: "cluster" | "host-group" = "cluster"): unknown {
   if (!Array.isArray(env)) return env;
-  return env.filter((e) => typeof e !== "string" || (e.includes("=") && !DERIVED_ENV.some((d) => e.startsWith(d))));
+  const derived = (e: string) => where === "cluster" && DERIVED_ENV.some((d) => e.startsWith(d));
+  return env.filter((e) => typeof e !== "string" || (e.includes("=") && !derived(e)));
 }
 
 /*

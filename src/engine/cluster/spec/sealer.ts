@@ -165,7 +165,7 @@ export function sealerClusterToInput(doc: unknown): Obj {
     input["hosts"] = spec["hosts"].map((h: unknown) => {
       const host = obj(h);
       const out = pick(host, { ips: "ips", roles: "roles", env: "env", labels: "labels", taints: "taints" });
-      if (out["env"] !== undefined) out["env"] = sealerEnv(out["env"]);
+      if (out["env"] !== undefined) out["env"] = sealerEnv(out["env"], "host-group");
       const ssh = sshToInput(host["ssh"]);
       if (ssh !== undefined) out["ssh"] = ssh;
       return out;

@@ -102,6 +102,14 @@ Spec:
       ]),
     );
   });
+
+  it("keeps a host group's own RegistryURL=... (sealer filters the cluster's env only, and merges a group's over it)", () => {
+    const group = "    - ips: [ 10.0.0.1 ]\n      roles: [ master ]\n      env: [ RegistryURL=mirror.local:5000, justaword, B=2 ]";
+    const text = sealerCluster(group);
+    expect(parseClusterfile(text).spec.hosts[0]!.env).toEqual({ RegistryURL: "mirror.local:5000", B: "2" });
+    expect(warnings(text)).toContain(`${SOURCE}: spec.hosts[0].env[1]: "justaword" is not KEY=VALUE: ignored (sealer drops it too)`);
+    expect(warnings(text).filter((w) => w.includes("RegistryURL"))).toEqual([]);
+  });
 });
 
 describe("a Cluster without spec.image: read, and refused when applied", () => {
