@@ -77,6 +77,7 @@ describe("sealant sandbox up --user", () => {
     await usage(["sandbox", "up", "1", "--name", "never", "--user", "deploy", "--sudo", "maybe"], /^sealant: --sudo "maybe": expected password or nopasswd$/);
     await usage(["sandbox", "up", "1", "--name", "never", "--user", "deploy", "--kubernetes"], /^sealant: --user: Kubernetes-mode hosts log in as root only$/);
     await usage(["sandbox", "add", "1", "--name", NAME, "--user", "ops"], /^sealant: --user and --sudo are for sandbox up/);
+    // Refused: starts no host.
     const bad = await sealant(["sandbox", "up", "1", "--name", "never", "--user", "Deploy!"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toBe(`sealant: login user "Deploy!": expected a Unix user name (lower-case letters, digits, _ and -; at most 32)\n`);

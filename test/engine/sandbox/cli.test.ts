@@ -62,6 +62,7 @@ describe("sealant sandbox", () => {
   });
 
   it("GIVEN the sandbox is up WHEN `up` runs again with its name THEN it fails with one clear line and exit 1", async () => {
+    // Refused: starts no host.
     const r = await sealant(["sandbox", "up", "1", "--name", NAME]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(

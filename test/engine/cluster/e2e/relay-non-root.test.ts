@@ -22,7 +22,7 @@ describe("relay distribution through a sudo user", () => {
   beforeAll(async () => {
     const home = await mkdtemp(join(tmpdir(), "sealant-relay-user-"));
     const session = await Session.open({ home });
-    sb = await sandboxUp(3, { name: "relay-user", dir: join(home, "sandbox"), user: { name: "deploy", sudo: "password" } });
+    sb = await sandboxUp(3, { name: "relay-user", dir: join(home, "sandbox"), firstIndex: 247, user: { name: "deploy", sudo: "password" } }); // 127.0.10.247-249
     bed = {
       home,
       session,

@@ -38,7 +38,7 @@ describe("relay distribution", () => {
   beforeAll(async () => {
     const home = await mkdtemp(join(tmpdir(), "sealant-relay-"));
     const session = await Session.open({ home });
-    const sandbox = await sandboxUp(5, { name: "relay", dir: join(home, "sandbox") });
+    const sandbox = await sandboxUp(5, { name: "relay", dir: join(home, "sandbox"), firstIndex: 196 }); // 127.0.10.196-200
     bed = {
       home,
       session,
