@@ -40,25 +40,19 @@ function servesRegistry(ctx: StepContext, ip: string): boolean {
 /**
  * The apply's relay, made by the first distribute step that runs (before any layer moves, so
  * every host's missing layers are read from the facts as they were), or none when the plan's
- * distribute steps name no source. Kept per step-runner options: they live as long as one apply.
+ * distribute steps name no source.
  */
-const relays = new WeakMap<object, LayerRelay | null>();
-
 function relayOf(ctx: StepContext): LayerRelay | undefined {
-  let relay = relays.get(ctx.opts);
-  if (relay === undefined) {
+  return ctx.shared("layer-relay", () => {
     const steps = ctx.opts.plan.phases.flatMap((p) => p.steps.filter((s) => s.kind === DISTRIBUTE));
-    relay = steps.some((s) => s.via)
-      ? new LayerRelay(
-          ctx.cluster,
-          steps.map((s) => {
-            const host = ctx.cluster.hosts.get(s.host)!;
-            const facts = ctx.cluster.facts.get(s.host)!;
-            return { host, ...(s.via ? { via: s.via } : {}), missing: missingLayers(layersFor(ctx.platformOf(host), servesRegistry(ctx, s.host)), facts) };
-          }),
-        )
-      : null;
-    relays.set(ctx.opts, relay);
-  }
-  return relay ?? undefined;
+    if (!steps.some((s) => s.via)) return undefined;
+    return new LayerRelay(
+      ctx.cluster,
+      steps.map((s) => {
+        const host = ctx.cluster.hosts.get(s.host)!;
+        const facts = ctx.cluster.facts.get(s.host)!;
+        return { host, ...(s.via ? { via: s.via } : {}), missing: missingLayers(layersFor(ctx.platformOf(host), servesRegistry(ctx, s.host)), facts) };
+      }),
+    );
+  });
 }

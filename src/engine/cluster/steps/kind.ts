@@ -66,6 +66,8 @@ export interface StepContext {
   runtimeContext(action: Action, rootfs: string, imageFiles?: ReadonlyMap<string, string>): RuntimeContext;
   /** The registry's certificates (made once per run on the first server), when it serves TLS. */
   registryTls(signal?: AbortSignal): Promise<RegistryTls | undefined>;
+  /** What this run's steps of one kind share (the distribute steps' relay): made by the first that asks, kept for the run. */
+  shared<T>(key: string, make: () => T): T;
 }
 
 /** The action a runtime command is told it is part of, when the step's kind does not decide it. */
@@ -83,6 +85,7 @@ export function stepContext(cluster: ClusterContext, opts: StepRunnerOptions): S
   const { spec } = cluster;
   const files = new Map<string, Promise<ImageFiles>>();
   let tls: Promise<RegistryTls | undefined> | undefined;
+  const sharedByKey = new Map<string, unknown>();
   const sc: StepContext = {
     cluster,
     opts,
@@ -120,6 +123,10 @@ export function stepContext(cluster: ClusterContext, opts: StepRunnerOptions): S
       if (!reg?.tls) return undefined;
       tls ??= (async () => prepareRegistryTls(await cluster.pool.get(cluster.hosts.get(reg.servers[0]!)!, signal), reg, signal))();
       return tls;
+    },
+    shared<T>(key: string, make: () => T): T {
+      if (!sharedByKey.has(key)) sharedByKey.set(key, make());
+      return sharedByKey.get(key) as T;
     },
   };
   return sc;
