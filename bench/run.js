@@ -14,6 +14,9 @@
 //      scripts/kube-base-image.sh): a real 1 master + 2 workers cluster from hosts up to all
 //      nodes Ready, sealant apply vs. the bare kubeadm sequence of bench/kubeadm-baseline.sh
 //      on fresh sandbox hosts, and memory per node (bench/kubernetes.js)
+//   7. shaped (only with BENCH_ONLY=...,shaped; needs root and tc): a rate-limited operator link,
+//      relay vs direct vs parallel `ssh host tar -x` to 10 (and 30) hosts in network namespaces
+//      (bench/cluster-shaped.js, run as its own process; BENCH_SHAPED_* knobs there)
 //
 // Everything runs on loopback against stock docker-registry processes started here, under
 // bench/.work/ (deleted at the end, also on failure). Each timed measurement is repeated
@@ -593,6 +596,11 @@ async function main() {
     };
     const tools = [`Kubernetes ${k.version}`, version("containerd", ["--version"]), version("ssh", ["-V"])];
     kubernetes = { res: { date: res.date, command: res.command, repeat: REPEAT, machine: { ...res.machine, tools }, ...k }, report: kubernetesReport };
+  }
+  if (only.includes("shaped")) {
+    // Its own process (root: network namespaces, tc): it writes bench/shaped-results.json and prints its figures.
+    const r = spawnSync(process.execPath, [path.join(__dirname, "cluster-shaped.js")], { stdio: "inherit" });
+    if (r.status !== 0) throw new Error(`bench/cluster-shaped.js failed (exit ${r.status ?? r.signal})`);
   }
   res.machine.loadAverage = { atStart: round(loadAtStart, 2), atEnd: round(os.loadavg()[0], 2) };
   if (pulumi) pulumi.res.machine.loadAverage = res.machine.loadAverage;
