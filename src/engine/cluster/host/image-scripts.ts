@@ -5,12 +5,10 @@
  * names are remembered in the store, so a layer is read once.
  */
 import { posix } from "node:path";
-import type { Readable } from "node:stream";
-import { createGunzip } from "node:zlib";
-import * as tar from "tar-stream";
 import type { Digest } from "../../image/digest";
 import type { ImageStore } from "../../image/store";
 import type { PlatformImage } from "./image";
+import { layerEntries } from "./layer-entries";
 
 const DIR = "scripts";
 const WHITEOUT_DIR = `.wh.${DIR}`;
@@ -40,13 +38,7 @@ export async function imageScriptNames(store: ImageStore, image: PlatformImage):
 
 async function scanLayer(store: ImageStore, layer: PlatformImage["layers"][number]): Promise<LayerScripts> {
   const out: LayerScripts = { digests: [layer.digest], names: [], whiteouts: [] };
-  const raw = store.openBlob(layer.digest);
-  const input: Readable = /gzip/.test(layer.mediaType) ? raw.pipe(createGunzip({ chunkSize: 1 << 20 })) : raw;
-  raw.on("error", (err) => input.destroy(err));
-  const extract = tar.extract();
-  input.pipe(extract);
-  for await (const entry of extract) {
-    const name = posix.normalize(entry.header.name).replace(/^\.\//, "").replace(/\/$/, "");
+  for await (const { name, entry } of layerEntries(store, layer)) {
     const base = posix.basename(name);
     // A whiteout of scripts/ itself, or of a file in it (scripts/.wh.docker.sh, scripts/.wh..wh..opq).
     if (base.startsWith(".wh.") && (name === WHITEOUT_DIR || posix.dirname(name) === DIR)) out.whiteouts.push(name);

@@ -1,11 +1,9 @@
 import { posix } from "node:path";
-import { createGunzip } from "node:zlib";
-import type { Readable } from "node:stream";
-import * as tar from "tar-stream";
 import type { ImageStore } from "../../image/store";
 import { shellQuote, type Connection, type UploadEntry } from "../../ssh";
 import type { PlatformImage } from "./image";
 import type { HostLayout } from "./layout";
+import { layerEntries } from "./layer-entries";
 import { applyConfig, renderTemplate, renderedName, type ConfigSpec, type Env } from "../spec";
 import type { Digest } from "../../image/digest";
 
@@ -54,13 +52,7 @@ export async function readImageFiles(store: ImageStore, image: PlatformImage, co
 
 async function scanLayer(store: ImageStore, layer: PlatformImage["layers"][number], wanted: (path: string) => boolean): Promise<LayerFiles> {
   const out: LayerFiles = { digests: [layer.digest], files: {}, whiteouts: [] };
-  const raw = store.openBlob(layer.digest);
-  const input: Readable = /gzip/.test(layer.mediaType) ? raw.pipe(createGunzip({ chunkSize: 1 << 20 })) : raw;
-  raw.on("error", (err) => input.destroy(err));
-  const extract = tar.extract();
-  input.pipe(extract);
-  for await (const entry of extract) {
-    const name = posix.normalize(entry.header.name).replace(/^\.\//, "").replace(/\/$/, "");
+  for await (const { name, entry } of layerEntries(store, layer)) {
     if (posix.basename(name).startsWith(".wh.")) out.whiteouts.push(name);
     else if (entry.header.type === "file" && wanted(name) && (entry.header.size ?? 0) <= MAX_FILE) {
       const chunks: Buffer[] = [];
