@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +11,13 @@ import { openBed, type Bed } from "../../../support/bed";
 import { onHost, runOnHost } from "../../../support/hosts";
 import { startRegistry, type TestRegistry } from "../../../support/registry";
 import { startExampleUpstream, type ExampleUpstream } from "../../../support/upstream";
+import {
+  CRI_SOCKET as SOCKET,
+  CERTS_DIR as CERTS,
+  CONTAINERD_CONFIG_FILE as CONFIG,
+  CRI_CONTAINERD_CONFIG as CONTAINERD_CONFIG,
+  crictl,
+} from "../../../support/cri";
 
 /**
  * External registry mode on sandbox hosts 127.0.10.61-62 (a master and a node): a real
@@ -24,9 +30,6 @@ import { startExampleUpstream, type ExampleUpstream } from "../../../support/ups
 const FIRST = 61;
 const NAME = "ext-reg";
 const DATA_ROOT = `/var/lib/sealant/${NAME}`;
-const CERTS = "/etc/containerd/certs.d";
-const CONFIG = "/etc/containerd/config.toml";
-const SOCKET = "/run/ctd/containerd.sock";
 const NAMESPACE = "sealant";
 const PASSWORD = "Harbor-S3cret-pw-61";
 
@@ -41,23 +44,6 @@ spec:
   initContainers: [{ name: init, image: "busybox:1.36" }]
   containers: [{ name: web, image: "docker.io/library/nginx:1.25" }]
 `;
-/** containerd's config as the Kubernetes image's scripts/containerd.sh writes it (CRI on, certs.d as config_path), on a socket of the test's own. */
-const CONTAINERD_CONFIG = `version = 2
-root = "/var/lib/containerd/root"
-state = "/run/ctd"
-[grpc]
-  address = "${SOCKET}"
-[plugins."io.containerd.grpc.v1.cri"]
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "${CERTS}"
-`;
-
-/** crictl as setup built it (scripts/kube-images.sh records where). */
-function crictl(): string {
-  const home = process.env["HOME"] ?? "/root";
-  const json = JSON.parse(readFileSync(join(home, ".cache/sealant/kube-images-v1.31.4/images.json"), "utf8")) as { addons: { crictl: string } };
-  return `${json.addons.crictl}/crictl --runtime-endpoint unix://${SOCKET} --image-endpoint unix://${SOCKET} --timeout 60s`;
-}
 
 describe("an external registry (TLS with a private CA, htpasswd) instead of the cluster's own", () => {
   let upstream: ExampleUpstream | undefined;

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import { parseClusterSpec, type ClusterSpec } from "../../../../src/engine/clust
 import { openBed, type Bed } from "../../../support/bed";
 import { onHost, runOnHost } from "../../../support/hosts";
 import { startExampleUpstream, type ExampleUpstream } from "../../../support/upstream";
+import { CRI_SOCKET as SOCKET, CONTAINERD_CONFIG_FILE as CONFIG, CRI_CONTAINERD_CONFIG as CONTAINERD_CONFIG, crictl } from "../../../support/cri";
 
 /**
  * The cluster's own registry with a login (`registry.username`/`password`: htpasswd on the
@@ -19,24 +19,7 @@ import { startExampleUpstream, type ExampleUpstream } from "../../../support/ups
 const FIRST = 63;
 const NAME = "reg-login";
 const DATA_ROOT = `/var/lib/sealant/${NAME}`;
-const CONFIG = "/etc/containerd/config.toml";
-const SOCKET = "/run/ctd/containerd.sock";
 const PASSWORD = "Local-Reg-pw-63";
-const CONTAINERD_CONFIG = `version = 2
-root = "/var/lib/containerd/root"
-state = "/run/ctd"
-[grpc]
-  address = "${SOCKET}"
-[plugins."io.containerd.grpc.v1.cri"]
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "/etc/containerd/certs.d"
-`;
-
-function crictl(): string {
-  const home = process.env["HOME"] ?? "/root";
-  const json = JSON.parse(readFileSync(join(home, ".cache/sealant/kube-images-v1.31.4/images.json"), "utf8")) as { addons: { crictl: string } };
-  return `${json.addons.crictl}/crictl --runtime-endpoint unix://${SOCKET} --image-endpoint unix://${SOCKET} --timeout 60s`;
-}
 
 describe("the cluster's own registry with a login, pulled from by containerd's CRI", () => {
   let upstream: ExampleUpstream | undefined;

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +9,13 @@ import { onHost, runOnHost } from "../../../support/hosts";
 import { startRegistry, type TestRegistry } from "../../../support/registry";
 import { skopeoCopy, writeOciLayout } from "../../../support/tools";
 import { startExampleUpstream, type ExampleUpstream } from "../../../support/upstream";
+import {
+  CRI_SOCKET as SOCKET,
+  CERTS_DIR as CERTS,
+  CONTAINERD_CONFIG_FILE as CONFIG,
+  CRI_CONTAINERD_CONFIG as CONTAINERD_CONFIG,
+  crictl,
+} from "../../../support/cri";
 
 /**
  * `registry.registries` through a whole apply, on sandbox hosts 127.0.10.230-231: a Clusterfile
@@ -22,25 +28,7 @@ import { startExampleUpstream, type ExampleUpstream } from "../../../support/ups
  */
 const FIRST = 230;
 const NAME = "user-reg";
-const CERTS = "/etc/containerd/certs.d";
-const CONFIG = "/etc/containerd/config.toml";
-const SOCKET = "/run/ctd/containerd.sock";
 const PASSWORD = "User-reg-e2e-pw";
-const CONTAINERD_CONFIG = `version = 2
-root = "/var/lib/containerd/root"
-state = "/run/ctd"
-[grpc]
-  address = "${SOCKET}"
-[plugins."io.containerd.grpc.v1.cri"]
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "${CERTS}"
-`;
-
-function crictl(): string {
-  const home = process.env["HOME"] ?? "/root";
-  const json = JSON.parse(readFileSync(join(home, ".cache/sealant/kube-images-v1.31.4/images.json"), "utf8")) as { addons: { crictl: string } };
-  return `${json.addons.crictl}/crictl --runtime-endpoint unix://${SOCKET} --image-endpoint unix://${SOCKET} --timeout 60s`;
-}
 
 describe("the user's registries (a registries.yaml the Clusterfile names) on a cluster's hosts", () => {
   let upstream: ExampleUpstream | undefined;

@@ -7,7 +7,6 @@
  * one file); quay.io is the user's alone. The proxy drop-in, a login given twice, entries taken
  * out, and removal leaving nothing.
  */
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,28 +20,10 @@ import { sandboxDown, sandboxUp, type Sandbox } from "../../../../src/engine/san
 import { SshConnection, type Connection } from "../../../../src/engine/ssh";
 import { startRegistry, type TestRegistry } from "../../../support/registry";
 import { skopeoCopy, writeOciLayout } from "../../../support/tools";
+import { CERTS_DIR as CERTS, CONTAINERD_CONFIG_FILE as CONFIG, CRI_CONTAINERD_CONFIG as CONTAINERD_CONFIG, crictl } from "../../../support/cri";
 
 const PASSWORD = "User-mirror-pw-7";
 const DATA_ROOT = "/var/lib/sealant/user-reg";
-const CERTS = "/etc/containerd/certs.d";
-const CONFIG = "/etc/containerd/config.toml";
-const SOCKET = "/run/ctd/containerd.sock";
-const CONTAINERD_CONFIG = `version = 2
-root = "/var/lib/containerd/root"
-state = "/run/ctd"
-[grpc]
-  address = "${SOCKET}"
-[plugins."io.containerd.grpc.v1.cri"]
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "${CERTS}"
-`;
-
-/** crictl as setup built it (scripts/kube-images.sh records where). */
-function crictl(): string {
-  const home = process.env["HOME"] ?? "/root";
-  const json = JSON.parse(readFileSync(join(home, ".cache/sealant/kube-images-v1.31.4/images.json"), "utf8")) as { addons: { crictl: string } };
-  return `${json.addons.crictl}/crictl --runtime-endpoint unix://${SOCKET} --image-endpoint unix://${SOCKET} --timeout 60s`;
-}
 
 let parent: string;
 let sb: Sandbox;
