@@ -369,6 +369,9 @@ async function benchTransfer() {
       for (const [name, fn] of contenders) {
         if (tooSlow(pull[name])) continue;
         const target = path.join(dir, `pull-${name}-${r}`);
+        // Untimed: the page cache's writeback of what came before (the seeding copy, the pushes,
+        // the previous contender's deleted files) would otherwise land on whoever runs next.
+        execFileSync("sync");
         try {
           const m = await measure(() => fn(target), [src.pid]);
           pull[name].push(m);
