@@ -10,7 +10,11 @@
 //   direct    - applyCluster, distribution direct: the operator sends every host every layer;
 //   relay     - applyCluster, distribution relay, for each fanout of BENCH_SHAPED_FANOUT (default "1,2");
 //   openssh   - parallel `ssh host 'tar -x' < rootfs.tar` from the operator, one per host.
-// Run: `node bench/cluster-shaped.js` after `npx tsc -p tsconfig.json` (root: namespaces, tc).
+// For every sealant run the operator process's memory is sampled (every 20 ms: resident set,
+// which counts the stream workers' threads too, and the JS heap), its peak reported beside the
+// resident set before the run, and the growth per host.
+// Run: `node bench/cluster-shaped.js` after `npx tsc -p tsconfig.json` (root: namespaces, tc);
+// `node --expose-gc ...` lets each run start from a collected heap.
 // Writes bench/shaped-results.json and prints the figures block for bench/README.md.
 const fs = require("node:fs");
 const path = require("node:path");
@@ -34,7 +38,7 @@ const FANOUTS = (process.env.BENCH_SHAPED_FANOUT ?? "1,2").split(",").map(Number
 const SUBNET = process.env.BENCH_SHAPED_SUBNET ?? "10.231.201.0/24";
 /** Each host's own tmpfs: the hosts share one machine disk, whose writeback is not what is measured. */
 const DATA_ROOT = "/tmp/sealant-shaped";
-const WORK = path.join(__dirname, ".work", "shaped");
+const WORK = path.join(process.env.BENCH_WORK ? path.resolve(process.env.BENCH_WORK) : path.join(__dirname, ".work"), "shaped");
 const log = (s) => process.stdout.write(`${s}\n`);
 
 function sh(cmd, args) {
@@ -89,9 +93,32 @@ async function wipe(sandbox, ips) {
   await Promise.all(ips.map((ip) => openssh(sandbox, ip, `rm -rf ${DATA_ROOT}`)));
 }
 
-/** One apply, timed whole and its distribute phase (from the phase events); bytes the operator sent. */
+/** Samples this process's memory until stopped: the resident set before, its peak, the JS heap's peak (MiB). */
+function memorySampler() {
+  if (global.gc) global.gc();
+  const before = process.memoryUsage();
+  let rss = before.rss;
+  let heap = before.heapUsed;
+  let buffers = before.arrayBuffers;
+  const sample = () => {
+    const m = process.memoryUsage();
+    rss = Math.max(rss, m.rss);
+    heap = Math.max(heap, m.heapUsed);
+    buffers = Math.max(buffers, m.arrayBuffers);
+  };
+  const timer = setInterval(sample, 20);
+  return () => {
+    clearInterval(timer);
+    sample();
+    const mib = (b) => Math.round((b / MiB) * 10) / 10;
+    return { rssBeforeMiB: mib(before.rss), rssPeakMiB: mib(rss), heapPeakMiB: mib(heap), arrayBuffersPeakMiB: mib(buffers) };
+  };
+}
+
+/** One apply, timed whole and its distribute phase (from the phase events); bytes the operator sent; the operator's memory. */
 async function sealantRun(session, sandbox, image, ips, distribution) {
   const marks = [];
+  const memory = memorySampler();
   const t0 = performance.now();
   const r = await applyCluster({
     session,
@@ -108,7 +135,15 @@ async function sealantRun(session, sandbox, image, ips, distribution) {
   const end = performance.now();
   const i = marks.findIndex((m) => m.name === "distribute");
   const distributeMs = (marks[i + 1]?.t ?? end) - marks[i].t;
-  return { wallMs: end - t0, distributeMs, operatorBytes: Object.values(r.sent).reduce((a, b) => a + b, 0) };
+  const mem = memory();
+  const perHostMiB = Math.round(((mem.rssPeakMiB - mem.rssBeforeMiB) / ips.length) * 100) / 100;
+  return { wallMs: end - t0, distributeMs, operatorBytes: Object.values(r.sent).reduce((a, b) => a + b, 0), memory: { ...mem, perHostMiB } };
+}
+
+function memoryText(m) {
+  return m
+    ? `; operator rss ${m.rssBeforeMiB} -> ${m.rssPeakMiB} MiB (+${m.perHostMiB} MiB/host), heap peak ${m.heapPeakMiB} MiB, buffers peak ${m.arrayBuffersPeakMiB} MiB`
+    : "";
 }
 
 async function opensshRun(sandbox, image, ips) {
@@ -146,7 +181,7 @@ async function main() {
     const results = [];
     await wipe(sandbox, ips);
     const one = await sealantRun(session, sandbox, image, ips.slice(0, 1), { mode: "direct" });
-    log(`  1 host: ${(one.distributeMs / 1000).toFixed(2)} s distribute (${(one.wallMs / 1000).toFixed(2)} s apply)`);
+    log(`  1 host: ${(one.distributeMs / 1000).toFixed(2)} s distribute (${(one.wallMs / 1000).toFixed(2)} s apply)${memoryText(one.memory)}`);
     for (const n of SIZES) {
       const on = ips.slice(0, n);
       const row = { hosts: n };
@@ -158,7 +193,7 @@ async function main() {
         await wipe(sandbox, ips);
         row[name] = await run();
         log(
-          `  ${n} hosts ${name}: ${(row[name].distributeMs / 1000).toFixed(2)} s distribute (${(row[name].wallMs / 1000).toFixed(2)} s), operator sent ${(row[name].operatorBytes / MiB).toFixed(0)} MiB`,
+          `  ${n} hosts ${name}: ${(row[name].distributeMs / 1000).toFixed(2)} s distribute (${(row[name].wallMs / 1000).toFixed(2)} s), operator sent ${(row[name].operatorBytes / MiB).toFixed(0)} MiB${memoryText(row[name].memory)}`,
         );
       }
       results.push(row);
@@ -178,6 +213,11 @@ async function main() {
       const best = Math.min(...FANOUTS.map((f) => r[`relay${f}`].distributeMs));
       log(`${String(r.hosts).padEnd(5)}  ${names.map((n) => x(r[n]).padEnd(24)).join("")}${(r.direct.distributeMs / best).toFixed(2)}x faster`);
     }
+    log(`\noperator memory (peak resident set - before, per host; JS heap peak):`);
+    const sealantNames = names.filter((n) => n !== "openssh");
+    const m = (x) => `+${x.memory.perHostMiB} MiB/host, heap ${x.memory.heapPeakMiB} MiB`;
+    log(`1      ${`${(one.memory.rssPeakMiB - one.memory.rssBeforeMiB).toFixed(1)} MiB, heap ${one.memory.heapPeakMiB} MiB`}`);
+    for (const r of results) log(`${String(r.hosts).padEnd(5)}  ${sealantNames.map((n) => `${label(n)} ${m(r[n])}`.padEnd(44)).join("")}`);
   } finally {
     session.close();
     if (sandbox) await sandboxDown(sandbox).catch((err) => log(`bringing the hosts down: ${err.message}`));

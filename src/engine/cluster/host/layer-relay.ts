@@ -2,7 +2,8 @@
  * One apply's relay distribution (see relay.ts for the transport): which host gets which layer
  * from where, in what order, and what happens when a relay fails. Each host takes its layers in
  * image order, each from the host the plan names (`via`) as soon as that host has placed it —
- * so layers flow down the tree like a pipeline — or from the operator when it is a seed, when
+ * so layers flow down the tree like a pipeline; where the source's `tail` can follow a growing
+ * file (relay.ts, cut-through) it starts as soon as the source has begun to receive it — or from the operator when it is a seed, when
  * its source does not get that layer in this apply (a registry-only layer, a layer it held
  * already), or when relaying to it failed: then the rest of its layers come straight from the
  * operator, and whatever is still missing at the end goes the direct way (host/distribute.ts).
@@ -15,6 +16,7 @@ import type { ClusterContext } from "./context";
 import type { HostLayer } from "./distribute";
 import {
   authorizeSender,
+  canCutThrough,
   cleanUpRelay,
   hostPublicKeys,
   placeScript,
@@ -62,8 +64,12 @@ export class LayerRelay {
   private readonly hosts: Map<string, RelayHost>;
   /** How many hosts relay from each host: it keeps its blobs only when some do. */
   private readonly children = new Map<string, number>();
-  /** `<ip> <digest>`: settled when that host has the layer's blob (rejected when it will not). */
+  /** `<ip> <digest>`: settled when that host has placed the layer (rejected when it will not). */
   private readonly arrivals = new Map<string, Arrival>();
+  /** `<ip> <digest>`: settled when that host begins to receive the layer's blob (rejected when it will not). */
+  private readonly starts = new Map<string, Arrival>();
+  /** Per host: whether it passes layers on while they arrive (relay.ts, cut-through). */
+  private readonly cutThrough = new Map<string, Promise<boolean>>();
   private readonly prepared = new Map<string, Promise<void>>();
   private readonly keys = new Map<string, Promise<string>>();
   private unfinished: number;
@@ -118,8 +124,10 @@ export class LayerRelay {
         let relayed = false;
         if (source && this.receives(source, layer)) {
           try {
-            await this.arrivalOf(source, layer).promise;
-            await sendBlob(await this.connOf(source, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, signal);
+            const follow = await this.cutsThrough(source, signal);
+            await (follow ? this.settled(this.starts, source, layer) : this.arrivalOf(source, layer)).promise;
+            this.settled(this.starts, ip, layer).resolve();
+            await sendBlob(await this.connOf(source, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, follow, signal);
             relayed = true;
           } catch (err) {
             signal?.throwIfAborted();
@@ -129,6 +137,7 @@ export class LayerRelay {
         }
         const direct = async (): Promise<boolean> => {
           try {
+            this.settled(this.starts, ip, layer).resolve();
             fromOperator += await this.fromOperator(conn, layer, (n) => progress(done + n), signal);
             return true;
           } catch (err) {
@@ -205,18 +214,36 @@ export class LayerRelay {
   }
 
   private arrivalOf(ip: string, layer: HostLayer): Arrival {
+    return this.settled(this.arrivals, ip, layer);
+  }
+
+  /** The host's entry for the layer in one of the maps of arrivals. */
+  private settled(map: Map<string, Arrival>, ip: string, layer: HostLayer): Arrival {
     const key = `${ip} ${layer.digest}`;
-    let a = this.arrivals.get(key);
+    let a = map.get(key);
     if (!a) {
       a = arrival();
-      this.arrivals.set(key, a);
+      map.set(key, a);
     }
     return a;
   }
 
   /** Nothing more arrives on this host: whoever waits for one of its layers takes it from elsewhere. */
   private giveUp(ip: string, why: Error): void {
-    for (const layer of this.hosts.get(ip)?.missing ?? []) this.arrivalOf(ip, layer).reject(why);
+    for (const layer of this.hosts.get(ip)?.missing ?? []) {
+      this.settled(this.starts, ip, layer).reject(why);
+      this.arrivalOf(ip, layer).reject(why);
+    }
+  }
+
+  /** Whether the host passes layers on while they arrive; asked once (a failed question: no). */
+  private cutsThrough(ip: string, signal?: AbortSignal): Promise<boolean> {
+    let c = this.cutThrough.get(ip);
+    if (!c) {
+      c = (async () => canCutThrough(await this.connOf(ip, signal), signal))().catch(() => false);
+      this.cutThrough.set(ip, c);
+    }
+    return c;
   }
 
   private prepare(h: RelayHost, signal?: AbortSignal): Promise<void> {

@@ -17,7 +17,13 @@
  *    cluster's host-key policy verified): StrictHostKeyChecking stays on;
  *  - what travels is the layer's blob exactly as the image store holds it, so the receiver
  *    checks its sha256 against the layer's digest before extracting it (into a temp directory
- *    renamed into place, as a direct send does).
+ *    renamed into place, as a direct send does);
+ *  - cut-through: a host passes a layer on while it is still arriving. Whatever writes a blob
+ *    (the forced command, or the operator's receive) first records its process id beside it;
+ *    the sender reads the growing file with `tail -f --pid` (GNU coreutils), which ends once
+ *    that writer has ended and everything it wrote is read. Each host still checks the whole
+ *    blob it got, so a short or corrupt upstream copy is refused downstream too, never placed.
+ *    A host whose tail cannot follow a writer passes a layer on only once it has placed it.
  * Afterwards the ssh connections between the hosts are closed, the relay directory (keys,
  * known_hosts, blobs, control sockets) goes, and so do the authorised entries (marked
  * `sealant-relay:<cluster>`; an apply that died leaves them for the next one to remove before
@@ -52,7 +58,7 @@ export async function prepareRelay(conn: Connection, layout: HostLayout, cluster
   const who = await conn.run('printf \'%s:%s\' "$(id -un)" "$(id -gn)"', { timeoutMs: 30_000, ...sig });
   const dir = shellQuote(relayDir(layout));
   const owner = shellQuote(who.stdout.trim());
-  await conn.run(`set -e; rm -rf ${dir}; mkdir -p ${shellQuote(layout.root)}; install -d -m 0700 -o ${owner.replace(":", " -g ")} ${dir} ${dir}/blobs`, {
+  await conn.run(`set -e; rm -rf ${dir}; mkdir -p ${shellQuote(layout.root)}; install -d -m 0700 -o ${owner.replace(":", " -g ")} ${dir}`, {
     sudo: true,
     timeoutMs: 60_000,
     ...sig,
@@ -101,9 +107,29 @@ export async function writeKnownHosts(
   });
 }
 
-/** Where a layer's blob arrives on a host (as the login user), named by its digest. */
+/** Where a layer's blob arrives on a host (as the login user), named by its digest; the hosts below it read it there. */
 function incoming(layout: HostLayout, hex: string): string {
   return `${relayDir(layout)}/incoming.${hex}`;
+}
+
+/** The id of the process writing a blob, recorded (complete, by a rename) before the blob's file is made. */
+function writerPid(layout: HostLayout, hex: string): string {
+  return `${relayDir(layout)}/writer.${hex}`;
+}
+
+/** Records the shell's process id, which `exec cat` then keeps, as the blob's writer; `name` is the shell word for the digest's hex. */
+function receiveInto(layout: HostLayout, name: string): string {
+  const pid = `${shellQuote(`${relayDir(layout)}/writer.`)}${name}`;
+  return `echo $$ > ${pid}.tmp && mv -f ${pid}.tmp ${pid} && exec cat > ${shellQuote(`${relayDir(layout)}/incoming.`)}${name}`;
+}
+
+/**
+ * Whether the host's `tail` follows a file until its writer ends (`--pid`, GNU coreutils): then
+ * it passes layers on while they arrive, otherwise only once it has placed them.
+ */
+export async function canCutThrough(conn: Connection, signal?: AbortSignal): Promise<boolean> {
+  const r = await conn.exec("tail -c +1 -s 0.1 --pid=1 /dev/null", { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
+  return r.code === 0;
 }
 
 /**
@@ -112,12 +138,7 @@ function incoming(layout: HostLayout, hex: string): string {
  * as `incoming.<that>`; anything else is refused.
  */
 export async function authorizeSender(receiver: Connection, layout: HostLayout, cluster: string, publicKey: string, signal?: AbortSignal): Promise<void> {
-  const forced = [
-    "h=$SSH_ORIGINAL_COMMAND",
-    "case $h in *[!0-9a-f]*) exit 2;; esac",
-    "[ ${#h} -eq 64 ] || exit 2",
-    `exec cat > ${shellQuote(`${relayDir(layout)}/incoming.`)}$h`,
-  ].join("; ");
+  const forced = ["h=$SSH_ORIGINAL_COMMAND", "case $h in *[!0-9a-f]*) exit 2;; esac", "[ ${#h} -eq 64 ] || exit 2", receiveInto(layout, "$h")].join("; ");
   if (/["\\]/.test(forced)) throw new Error(`the data root ${layout.root} cannot be named in an authorized_keys command`);
   const entry = `restrict,command="${forced}" ${publicKey} ${relayMarker(cluster)}`;
   await receiver.run(
@@ -162,6 +183,7 @@ export async function sendBlob(
   receiver: RelayPeer,
   layer: HostLayer,
   timeoutMs: number,
+  follow: boolean,
   signal?: AbortSignal,
 ): Promise<void> {
   const dir = relayDir(layout);
@@ -182,35 +204,44 @@ export async function sendBlob(
     shellQuote(receiver.ip),
     digestHex(layer.digest),
   ];
-  await sender.run(`${args.join(" ")} < ${shellQuote(`${dir}/blobs/${digestHex(layer.digest)}`)}`, { timeoutMs, ...(signal ? { signal } : {}) });
+  const hex = digestHex(layer.digest);
+  await sender.run(
+    [
+      `in=${shellQuote(incoming(layout, hex))}; p=${shellQuote(writerPid(layout, hex))}; i=0`,
+      // The sender may be asked before its own copy has begun to arrive: it waits a minute at most.
+      'while [ ! -e "$in" ]; do i=$((i + 1)); if [ $i -gt 1200 ]; then echo "no blob arrived at $in" >&2; exit 3; fi; sleep 0.05; done',
+      // Followed until its writer has ended (a file with no writer recorded is whole already: read to its end).
+      `${follow ? 'if [ -s "$p" ]; then tail -c +1 -s 0.1 -f --pid="$(cat "$p")" "$in"; else cat "$in"; fi' : 'cat "$in"'} | ${args.join(" ")}`,
+    ].join("\n"),
+    { timeoutMs, ...(signal ? { signal } : {}) },
+  );
 }
 
 /** Streams a layer's blob from the operator into the host's relay directory (as the login user). */
 export function receiveCommand(layout: HostLayout, layer: HostLayer): string {
-  return `cat > ${shellQuote(incoming(layout, digestHex(layer.digest)))}`;
+  return receiveInto(layout, digestHex(layer.digest));
 }
 
 /**
  * Checks the blob that arrived against the layer's digest, keeps it for the hosts this one
  * passes it on to (or drops it when there are none), and extracts it into a temp directory
- * renamed into place as the layer's directory.
+ * renamed into place as the layer's directory. A blob that is not the layer goes (a host
+ * reading it on still has it open, and refuses what it got in turn).
  */
 export function placeScript(layout: HostLayout, layer: HostLayer, keepBlob: boolean): string {
   const hex = digestHex(layer.digest);
-  const dir = relayDir(layout);
   const target = layout.layer(layer.digest, layer.withRegistry);
   const gzip = /gzip/.test(layer.mediaType);
   const exclude = layer.withRegistry ? "" : " --anchored --exclude=registry --exclude=./registry";
   return [
     "set -e",
-    `in=${shellQuote(incoming(layout, hex))}; blob=${shellQuote(`${dir}/blobs/${hex}`)}; t=${shellQuote(target)}; n="$t.relay"`,
+    `in=${shellQuote(incoming(layout, hex))}; p=${shellQuote(writerPid(layout, hex))}; t=${shellQuote(target)}; n="$t.relay"`,
     'got=$(sha256sum "$in" | cut -d" " -f1)',
-    `if [ "$got" != ${hex} ]; then rm -f "$in"; echo "the layer arrived as sha256:$got, not ${layer.digest}" >&2; exit 3; fi`,
-    'mv -f "$in" "$blob"',
+    `if [ "$got" != ${hex} ]; then rm -f "$in" "$p"; echo "the layer arrived as sha256:$got, not ${layer.digest}" >&2; exit 3; fi`,
     'rm -rf "$n"; mkdir -p "$n"',
-    `tar -x${gzip ? "z" : ""}f "$blob" -C "$n"${exclude}`,
+    `tar -x${gzip ? "z" : ""}f "$in" -C "$n"${exclude}`,
     'rm -rf "$t"; mv -T "$n" "$t"',
-    ...(keepBlob ? [] : ['rm -f "$blob"']),
+    ...(keepBlob ? [] : ['rm -f "$in" "$p"']),
   ].join("\n");
 }
 

@@ -17,11 +17,12 @@ import {
   hostPublicKeys,
   placeScript,
   prepareRelay,
+  receiveCommand,
   relayKey,
   sendBlob,
   writeKnownHosts,
 } from "../../../../src/engine/cluster/host/relay";
-import { SshConnection } from "../../../../src/engine/ssh";
+import { shellQuote, SshConnection } from "../../../../src/engine/ssh";
 import { onHost, runOnHost } from "../../../support/hosts";
 
 /**
@@ -152,20 +153,43 @@ describe("relay distribution", () => {
       const placed = await r.exec(placeScript(layout, layer, false), { sudo: true });
       expect(placed.code).toBe(3);
       expect(placed.stderr).toContain(`not ${layer.digest}`);
-      expect(await on(receiver, `ls -A ${layout.root}/relay ${layout.root}/relay/blobs; ls ${layout.root}/layers 2>/dev/null | wc -l`)).toMatch(/blobs:\n0$/);
+      expect(await on(receiver, `ls -A ${layout.root}/relay; ls ${layout.root}/layers 2>/dev/null | wc -l`)).toBe("0");
       // The real blob, sent by the sender's ssh as an apply does: placed, same files as extracting it here.
-      await on(sender, `mkdir -p ${layout.root}/relay/blobs`);
-      await onHost(bed.sandbox, sender, `base64 -d > ${layout.root}/relay/blobs/${hex}`, {
-        input: (await bed.session.store.readBlob(layer.digest)).toString("base64"),
-      });
-      await sendBlob(s, layout, { ip: receiver, port: 22, user: "root" }, layer, 60_000);
+      const blob = await bed.session.store.readBlob(layer.digest);
+      await onHost(bed.sandbox, sender, `base64 -d > /tmp/blob.${hex}`, { input: blob.toString("base64") });
+      await on(sender, `cp /tmp/blob.${hex} ${layout.root}/relay/incoming.${hex}`);
+      const peer = { ip: receiver, port: 22, user: "root" };
+      await sendBlob(s, layout, peer, layer, 60_000, true);
       expect((await r.exec(placeScript(layout, layer, false), { sudo: true })).code).toBe(0);
       expect(await on(receiver, `ls ${layout.root}/layers`)).toBe(layer.dir);
+      await on(receiver, `rm -rf ${layout.root}/layers`);
+
+      // Cut-through: the sender's copy still arriving (its first half, a pause, the rest) is passed
+      // on as it grows, and all of it arrives; sent before any of it has arrived, it is waited for.
+      const half = Math.floor(blob.length / 2);
+      const arriving = (rest: string) =>
+        on(
+          sender,
+          `rm -f ${layout.root}/relay/*.${hex}; setsid -f sh -c ${shellQuote(`sleep 1; (head -c ${half} /tmp/blob.${hex}; ${rest}) | { ${receiveCommand(layout, layer)}; }`)} > /dev/null 2>&1 < /dev/null`,
+        );
+      await arriving(`sleep 3; tail -c +${half + 1} /tmp/blob.${hex}`);
+      const t0 = Date.now();
+      await sendBlob(s, layout, peer, layer, 60_000, true);
+      expect(Date.now() - t0).toBeGreaterThan(3000);
+      expect((await r.exec(placeScript(layout, layer, false), { sudo: true })).code).toBe(0);
+      expect(await on(receiver, `ls ${layout.root}/layers`)).toBe(layer.dir);
+      await on(receiver, `rm -rf ${layout.root}/layers`);
+      // The sender's own copy cut short (its writer ended half-way): the receiver refuses what it got, nothing placed.
+      await arriving("true");
+      await sendBlob(s, layout, peer, layer, 60_000, true);
+      const short = await r.exec(placeScript(layout, layer, false), { sudo: true });
+      expect(short.code).toBe(3);
+      expect(await on(receiver, `ls -A ${layout.root}/relay; ls ${layout.root}/layers 2>/dev/null | wc -l`)).toBe("0");
       await Promise.all([cleanUpRelay(s, layout, "transport"), cleanUpRelay(r, layout, "transport")]);
       for (const ip of [sender, receiver]) expect(await leftovers(ip, "transport")).toBe("0\n0");
     } finally {
       await on(receiver, `rm -rf ${layout.root}`);
-      await on(sender, `rm -rf ${layout.root}`);
+      await on(sender, `rm -rf ${layout.root} /tmp/blob.*`);
       await Promise.all([s.close(), r.close()]);
     }
   }, 120_000);
