@@ -109,6 +109,7 @@ export class LayerRelay {
     let source = me.via;
     let authorized = false;
     let placing: Promise<void> = Promise.resolve();
+    let relayFailed = false;
     try {
       if (source) {
         try {
@@ -119,22 +120,30 @@ export class LayerRelay {
           source = undefined;
         }
       }
-      for (const layer of me.missing) {
-        signal?.throwIfAborted();
-        let relayed = false;
-        if (source && this.receives(source, layer)) {
+      // Every layer's relay is asked for at once, each starting when its source has it (or begins
+      // to receive it): a host then takes layer after layer with no round trip of the operator's
+      // between them. The first that fails stops those not yet started; they come from the operator.
+      const relays = me.missing.map((layer) => {
+        const from = source;
+        if (!from || !this.receives(from, layer)) return Promise.resolve(false);
+        return (async () => {
           try {
-            const follow = await this.cutsThrough(source, signal);
-            await (follow ? this.settled(this.starts, source, layer) : this.arrivalOf(source, layer)).promise;
+            const follow = await this.cutsThrough(from, signal);
+            await (follow ? this.settled(this.starts, from, layer) : this.arrivalOf(from, layer)).promise;
+            if (relayFailed) return false;
             this.settled(this.starts, ip, layer).resolve();
-            await sendBlob(await this.connOf(source, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, follow, signal);
-            relayed = true;
+            await sendBlob(await this.connOf(from, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, follow, signal);
+            return true;
           } catch (err) {
-            signal?.throwIfAborted();
-            failed(`relaying ${layer.digest} from ${source} failed, the operator sends the rest`, err);
-            source = undefined;
+            if (!relayFailed && !signal?.aborted) failed(`relaying ${layer.digest} from ${from} failed, the operator sends the layers not yet relayed`, err);
+            relayFailed = true;
+            return false;
           }
-        }
+        })();
+      });
+      for (const [i, layer] of me.missing.entries()) {
+        const relayed = await relays[i]!;
+        signal?.throwIfAborted();
         const direct = async (): Promise<boolean> => {
           try {
             this.settled(this.starts, ip, layer).resolve();
@@ -166,6 +175,7 @@ export class LayerRelay {
       }
       await placing;
     } finally {
+      relayFailed = true;
       await placing.catch(() => undefined);
       this.giveUp(ip, new Error(`${ip} stopped relaying`));
       // The sender's key is good for nothing once this host has its layers.

@@ -325,11 +325,12 @@ export const DISTRIBUTION_MODES = ["direct", "relay"] as const;
 export const distributionSchema = z.strictObject({
   /**
    * direct: the operator sends every host the layers it lacks; relay: the operator sends each
-   * layer to `fanout` hosts and hosts pass layers on to each other over their own network.
+   * layer to one host and hosts pass layers on to each other over their own network, each
+   * while it still arrives.
    * @default "direct"
    */
   mode: z.enum(DISTRIBUTION_MODES).default("direct"),
-  /** relay: hosts that get layers from the operator, and hosts each host passes them on to. @default 3 */
+  /** relay: how many hosts each host passes the layers on to. @default 3 */
   fanout: z.number().int().min(1).max(64).default(3),
 });
 

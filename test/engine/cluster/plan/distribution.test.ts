@@ -24,33 +24,34 @@ function desired(hosts: PlannedHost[], distribution?: Distribution): DesiredClus
 const distributeSteps = (d: DesiredCluster, current?: CurrentCluster) => planCluster(d, current).phases.find((p) => p.name === "distribute")?.steps ?? [];
 
 describe("the relay tree", () => {
-  it("GIVEN fanout 3 and 13 hosts THEN 3 seeds, and every other host relays from an earlier one that serves at most 3", () => {
+  it("GIVEN fanout 3 and 13 hosts THEN one seed, and every other host relays from an earlier one that serves at most 3", () => {
     const list = ips(13);
     const sources = relaySources(list, 3);
-    expect(list.slice(0, 3).map((ip) => sources.get(ip))).toEqual([undefined, undefined, undefined]);
+    expect(sources.get(list[0]!)).toBeUndefined();
     const served = new Map<string, number>();
-    list.slice(3).forEach((ip, i) => {
+    list.slice(1).forEach((ip, i) => {
       const via = sources.get(ip)!;
-      expect(list.indexOf(via)).toBeLessThan(i + 3);
+      expect(list.indexOf(via)).toBeLessThan(i + 1);
       served.set(via, (served.get(via) ?? 0) + 1);
     });
     expect(Math.max(...served.values())).toBe(3);
-    // Depth: 3 seeds, 9 hosts below them, the 13th one level further down.
-    expect(sources.get(list[12]!)).toBe(list[3]);
+    // Depth: the seed, 3 hosts below it, 9 below those.
+    expect([list[3], list[4], list[12]].map((ip) => sources.get(ip!))).toEqual([list[0], list[1], list[3]]);
   });
 });
 
 describe("planning the distribution", () => {
   it("GIVEN relay with fanout 2 THEN each distribute step says where its host gets the image from", () => {
     const steps = distributeSteps(desired(masters(ips(5)), { mode: "relay", fanout: 2 }));
-    expect(steps.map((s) => s.via)).toEqual([undefined, undefined, "127.0.10.1", "127.0.10.1", "127.0.10.2"]);
+    expect(steps.map((s) => s.via)).toEqual([undefined, "127.0.10.1", "127.0.10.1", "127.0.10.2", "127.0.10.2"]);
     expect(steps[2]!.description).toBe("send image aaaaaaaaaaaa to 127.0.10.3 via 127.0.10.1");
     expect(steps[0]!.description).toBe("send image aaaaaaaaaaaa to 127.0.10.1");
   });
 
-  it("GIVEN direct, or no more hosts than seeds THEN every host gets it from the operator", () => {
+  it("GIVEN direct, or one host THEN every host gets it from the operator", () => {
     expect(distributeSteps(desired(masters(ips(5)), { mode: "direct", fanout: 2 })).some((s) => s.via)).toBe(false);
-    expect(distributeSteps(desired(masters(ips(3)), { mode: "relay", fanout: 3 })).some((s) => s.via)).toBe(false);
+    expect(distributeSteps(desired(masters(ips(1)), { mode: "relay", fanout: 3 })).some((s) => s.via)).toBe(false);
+    expect(distributeSteps(desired(masters(ips(3)), { mode: "relay", fanout: 3 })).map((s) => s.via)).toEqual([undefined, "127.0.10.1", "127.0.10.1"]);
     expect(distributeSteps(desired(masters(ips(5)))).some((s) => s.via)).toBe(false);
   });
 
