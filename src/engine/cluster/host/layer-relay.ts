@@ -18,6 +18,7 @@ import {
   authorizeSender,
   canCutThrough,
   cleanUpRelay,
+  connectPeer,
   hostPublicKeys,
   placeScript,
   prepareRelay,
@@ -283,6 +284,7 @@ export class LayerRelay {
     const peer = this.peer(receiver.host);
     await writeKnownHosts(await this.connOf(sender.host.ip, signal), this.cluster.layout, peer, hostKeys, signal);
     await authorizeSender(receiverConn, this.cluster.layout, this.cluster.spec.name, key, signal);
+    await connectPeer(await this.connOf(sender.host.ip, signal), this.cluster.layout, peer, signal).catch(() => undefined);
   }
 
   /** Streams the layer's blob from the store into the host's `incoming` file; returns the bytes sent. */

@@ -176,18 +176,10 @@ export interface RelayPeer {
   user: string;
 }
 
-/** Runs, on the sender, the ssh that streams a layer's blob into the receiver's forced command. */
-export async function sendBlob(
-  sender: Connection,
-  layout: HostLayout,
-  receiver: RelayPeer,
-  layer: HostLayer,
-  timeoutMs: number,
-  follow: boolean,
-  signal?: AbortSignal,
-): Promise<void> {
+/** The sender's ssh to the receiver with the relay's key, known_hosts and shared connection; the words before the command. */
+function sshTo(layout: HostLayout, receiver: RelayPeer): string[] {
   const dir = relayDir(layout);
-  const args = [
+  return [
     "ssh",
     "-F /dev/null",
     `-i ${shellQuote(`${dir}/key`)}`,
@@ -202,14 +194,37 @@ export async function sendBlob(
     `-p ${receiver.port}`,
     `-l ${shellQuote(receiver.user)}`,
     shellQuote(receiver.ip),
-    digestHex(layer.digest),
   ];
+}
+
+/**
+ * Opens the sender's shared connection to the receiver ahead of the first layer (no command:
+ * the forced one never runs), so the key exchanges of a tree's hops happen at once rather than
+ * one after the other as the first layer goes down it. Best effort: sendBlob connects itself
+ * when there is none.
+ */
+export async function connectPeer(sender: Connection, layout: HostLayout, receiver: RelayPeer, signal?: AbortSignal): Promise<void> {
+  await sender.exec(`${sshTo(layout, receiver).join(" ")} -f -N < /dev/null > /dev/null 2>&1`, { timeoutMs: 60_000, ...(signal ? { signal } : {}) });
+}
+
+/** Runs, on the sender, the ssh that streams a layer's blob into the receiver's forced command. */
+export async function sendBlob(
+  sender: Connection,
+  layout: HostLayout,
+  receiver: RelayPeer,
+  layer: HostLayer,
+  timeoutMs: number,
+  follow: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  const args = [...sshTo(layout, receiver), digestHex(layer.digest)];
   const hex = digestHex(layer.digest);
   await sender.run(
     [
       `in=${shellQuote(incoming(layout, hex))}; p=${shellQuote(writerPid(layout, hex))}; i=0`,
-      // The sender may be asked before its own copy has begun to arrive: it waits a minute at most.
-      'while [ ! -e "$in" ]; do i=$((i + 1)); if [ $i -gt 1200 ]; then echo "no blob arrived at $in" >&2; exit 3; fi; sleep 0.05; done',
+      // The sender is asked once its own copy has begun to arrive, which may take a while to
+      // reach it down a deep tree: it waits as long as the command may run.
+      `while [ ! -e "$in" ]; do i=$((i + 1)); if [ $i -gt ${Math.ceil(timeoutMs / 50)} ]; then echo "no blob arrived at $in" >&2; exit 3; fi; sleep 0.05; done`,
       // Followed until its writer has ended (a file with no writer recorded is whole already: read to its end).
       `${follow ? 'if [ -s "$p" ]; then tail -c +1 -s 0.1 -f --pid="$(cat "$p")" "$in"; else cat "$in"; fi' : 'cat "$in"'} | ${args.join(" ")}`,
     ].join("\n"),
