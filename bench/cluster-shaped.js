@@ -217,7 +217,7 @@ async function main() {
     const sealantNames = names.filter((n) => n !== "openssh");
     const m = (x) => `+${x.memory.perHostMiB} MiB/host, heap ${x.memory.heapPeakMiB} MiB`;
     log(`1      ${`${(one.memory.rssPeakMiB - one.memory.rssBeforeMiB).toFixed(1)} MiB, heap ${one.memory.heapPeakMiB} MiB`}`);
-    for (const r of results) log(`${String(r.hosts).padEnd(5)}  ${sealantNames.map((n) => `${label(n)} ${m(r[n])}`.padEnd(44)).join("")}`);
+    for (const r of results) log(`${String(r.hosts).padEnd(5)}  ${sealantNames.map((n) => `${label(n)} ${m(r[n])}`).join("; ")}`);
   } finally {
     session.close();
     if (sandbox) await sandboxDown(sandbox).catch((err) => log(`bringing the hosts down: ${err.message}`));
