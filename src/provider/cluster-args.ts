@@ -258,11 +258,11 @@ export interface UpgradeArgs {
 export interface DistributionArgs {
   /**
    * "direct": this machine sends every host the layers it lacks; "relay": it sends each layer to
-   * `fanout` hosts and hosts pass layers on to each other over their own network.
+   * one host and hosts pass layers on to each other over their own network, each while it still arrives.
    * @default "direct"
    */
   readonly mode?: pulumi.Input<"direct" | "relay">;
-  /** relay: hosts that get layers from this machine, and hosts each host passes them on to. @default 3 */
+  /** relay: how many hosts each host passes the layers on to. @default 3 */
   readonly fanout?: pulumi.Input<number>;
 }
 

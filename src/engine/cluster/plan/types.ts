@@ -76,7 +76,7 @@ export interface DesiredCluster {
 export interface Distribution {
   /** direct: the operator sends every host what it lacks; relay: hosts pass layers on to each other. */
   mode: "direct" | "relay";
-  /** relay: how many hosts get layers from the operator, and how many hosts each host passes them on to. */
+  /** relay: how many hosts each host passes the layers on to (the operator sends each layer to one). */
   fanout: number;
 }
 
