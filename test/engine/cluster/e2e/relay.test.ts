@@ -124,6 +124,29 @@ describe("relay distribution", () => {
     }
   }, 300_000);
 
+  it("GIVEN a relaying host whose tail cannot follow a writer WHEN applied THEN it passes layers on once placed, all relayed, no warning", async () => {
+    const host = bed.ips[1]!; // relays to hosts 4 and 5
+    // A tail without --pid (busybox's, say): the relay falls back to store and forward on this host.
+    await onHost(bed.sandbox, host, "cat > /usr/local/bin/tail && chmod 755 /usr/local/bin/tail", {
+      input: '#!/bin/sh\ncase " $* " in *--pid*) echo "tail: unrecognized option --pid" >&2; exit 1;; esac\nexec /usr/bin/tail "$@"\n',
+    });
+    try {
+      const spec = etcdSpec(bed, "forward", image, bed.ips, { distribution: { mode: "relay", fanout: 2 } });
+      const events: ClusterEvent[] = [];
+      const r = await applyCluster({ session: bed.session, spec, onEvent: (e) => events.push(e) });
+      expect(events.filter((e) => e.type === "warning")).toEqual([]);
+      for (const ip of bed.ips.slice(1)) expect(r.sent[ip]).toBe(0);
+      const expected = await layersOn(bed.ips[0]!, "forward");
+      for (const ip of bed.ips) {
+        expect(await layersOn(ip, "forward")).toBe(expected);
+        expect(await leftovers(ip, "forward")).toBe("0\n0");
+      }
+      await resetCluster({ session: bed.session, spec });
+    } finally {
+      await on(host, "rm -f /usr/local/bin/tail");
+    }
+  }, 300_000);
+
   it("GIVEN a sender authorised on a receiver THEN its key runs nothing but the one blob write, and a blob that is not the layer is refused before anything is placed", async () => {
     const [sender, receiver] = [bed.ips[0]!, bed.ips[1]!];
     const layout = new HostLayout("/var/lib/sealant/transport");
