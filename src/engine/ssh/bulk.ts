@@ -9,19 +9,13 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { bulkWorkerMain, type BulkConnect, type BulkFromWorker, type BulkJob, type BulkToWorker } from "./bulk-worker";
+import { bulkWorkerMain, type BulkFromWorker, type BulkJob, type BulkToWorker } from "./bulk-worker";
 import { SshError } from "./errors";
 
 export type { BulkConnect } from "./bulk-worker";
 
-export interface BulkSendOptions {
-  connect: BulkConnect;
-  line: string;
-  head?: Buffer;
-  file: string;
-  gunzip: boolean;
-  growsTo?: number;
-  pidMarker: string;
+/** A worker's job as the caller gives it (the fields are documented on BulkJob), and what it is told back. */
+export interface BulkSendOptions extends Omit<BulkJob, "type" | "id" | "progressIntervalMs"> {
   signal?: AbortSignal;
   progressIntervalMs?: number;
   onBytes?(bytes: number): void;
