@@ -44,11 +44,12 @@ export function formatPath(path: readonly PropertyKey[]): string {
 export const SECRET_FIELDS: ReadonlySet<string> = new Set(["password", "passwd", "passphrase", "pkPasswd", "privateKey", "token"]);
 
 export function isSecretPath(path: readonly PropertyKey[]): boolean {
-  for (let i = path.length - 1; i >= 0; i--) {
-    const k = path[i];
-    if (typeof k === "string") return SECRET_FIELDS.has(k);
-  }
-  return false;
+  const keys = path.filter((k): k is string => typeof k === "string");
+  const last = keys[keys.length - 1];
+  if (last === undefined) return false;
+  // k3s's `auth: {auth: <base64 of user:password>}` (registries): the inner `auth` only — the outer one is the login's mapping.
+  if (last === "auth" && keys[keys.length - 2] === "auth") return true;
+  return SECRET_FIELDS.has(last);
 }
 
 export const REDACTED = "<redacted>";

@@ -74,6 +74,9 @@ configs:
     ],
     [5, "registry.registries", /expected/],
     [{ configs: { "r.example": { auth: { token: 4711 } } } }, 'registry.registries.configs["r.example"].auth.token', /expected .*got <redacted>/],
+    // k3s's base64 login under auth.auth is a secret too (only the inner auth: the outer one is the login's mapping)
+    [{ configs: { "r.example": { auth: { auth: 4711 } } } }, 'registry.registries.configs["r.example"].auth.auth', /expected .*got <redacted>$/],
+    [{ configs: { "r.example": { auth: 4711 } } }, 'registry.registries.configs["r.example"].auth', /expected .*got 4711$/],
   ])("GIVEN registries %j WHEN read THEN one problem at %s, no secret in it", (registries, path, message) => {
     const problems = inputProblems({ ...base, registry: { registries } });
     expect(problems).toHaveLength(1);
