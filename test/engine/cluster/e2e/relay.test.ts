@@ -1,12 +1,7 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Digest } from "../../../../src/engine/image/digest";
 import { applyCluster, resetCluster, type ClusterEvent } from "../../../../src/engine/cluster";
-import { sandboxDown, sandboxUp } from "../../../../src/engine/sandbox";
-import { Session } from "../../../../src/engine/session";
-import type { Bed } from "../../../support/bed";
+import { openBed, type Bed } from "../../../support/bed";
 import { buildEtcd, etcdHealthy, etcdSpec } from "../../../support/etcd";
 import { HostLayout } from "../../../../src/engine/cluster/host/layout";
 import { layersFor } from "../../../../src/engine/cluster/host/distribute";
@@ -37,21 +32,8 @@ describe("relay distribution", () => {
   let imageBytes: number;
   let layerCount: number;
   beforeAll(async () => {
-    const home = await mkdtemp(join(tmpdir(), "sealant-relay-"));
-    const session = await Session.open({ home });
-    const sandbox = await sandboxUp(5, { name: "relay", dir: join(home, "sandbox"), firstIndex: 196 }); // 127.0.10.196-200
-    bed = {
-      home,
-      session,
-      sandbox,
-      ips: sandbox.hosts.map((h) => h.ip),
-      events: [],
-      close: async () => {
-        session.close();
-        await sandboxDown(sandbox).catch(() => undefined);
-        await rm(home, { recursive: true, force: true });
-      },
-    };
+    bed = await openBed(5, 196); // 127.0.10.196-200
+    const { session } = bed;
     image = await buildEtcd(bed, "example/etcd:relay");
     const manifest = await session.store.readManifest(image.split("@")[1]! as Digest);
     imageBytes = manifest.layers.reduce((n, l) => n + l.size, 0);
