@@ -107,7 +107,7 @@ export interface KubernetesClusterProps {
   readonly hostAliases?: ClusterArgs["hostAliases"];
   /** How a new image rolls out. @default rolling, one worker at a time (masters always one at a time) */
   readonly upgrade?: ClusterArgs["upgrade"];
-  /** How hosts get the image's layers: from this machine, or relayed between the hosts. @default direct */
+  /** How hosts get the image's layers: from this machine, relayed between the hosts, or auto (relayed from 3 hosts up). @default auto */
   readonly distribution?: ClusterArgs["distribution"];
   /** Connect, command and whole-apply time limits. @default connect 30s, command 600s, apply 3600s */
   readonly timeouts?: ClusterArgs["timeouts"];

@@ -258,11 +258,14 @@ export interface UpgradeArgs {
 export interface DistributionArgs {
   /**
    * "direct": this machine sends every host the layers it lacks; "relay": it sends each layer to
-   * one host and hosts pass layers on to each other over their own network, each while it still arrives.
-   * @default "direct"
+   * one host and hosts pass layers on to each other over their own network, each while it still
+   * arrives; "auto": relay when the image goes to 3 hosts or more at once, else direct (a host
+   * relaying cannot reach, or whose sshd reads no ~/.ssh/authorized_keys, gets it directly).
+   * The plan (`pulumi preview --diff`) says where each host gets it from.
+   * @default "auto"
    */
-  readonly mode?: pulumi.Input<"direct" | "relay">;
-  /** relay: how many hosts each host passes the layers on to. @default 3 */
+  readonly mode?: pulumi.Input<"auto" | "direct" | "relay">;
+  /** relay (and auto when it relays): how many hosts each host passes the layers on to. @default 3 */
   readonly fanout?: pulumi.Input<number>;
 }
 

@@ -11,6 +11,7 @@ import { RemoteCommandError, SshError, shellQuote, type Connection, type UploadR
 import type { ClusterEvent, HostFacts } from "./context";
 import type { ClusterImageLayer, PlatformImage } from "./image";
 import { layerDirName, type HostLayout } from "./layout";
+import { wireDirPrefix } from "./wire-leftovers";
 
 /** A layer as one host gets it: whole (registry hosts) or without registry/. */
 export interface HostLayer extends ClusterImageLayer {
@@ -191,7 +192,7 @@ const plainCopies = new Map<Digest, { file: string; written: Promise<void>; user
 function plainCopy(store: ImageStore, layer: ClusterImageLayer, size: number): PlainCopy {
   let copy = plainCopies.get(layer.digest);
   if (!copy) {
-    const dir = mkdtempSync(join(tmpdir(), "sealant-wire-"));
+    const dir = mkdtempSync(join(tmpdir(), wireDirPrefix()));
     const file = join(dir, "layer.tar");
     closeSync(openSync(file, "wx", 0o600)); // there before any reader opens it
     const stop = new AbortController();

@@ -1,6 +1,12 @@
 import type { Distribution, PlanStep } from "./types";
 
 /**
+ * Auto distribution relays from this many hosts in a distribute phase up (the reasons, from the
+ * benchmarks, are in the spec's `distribution.mode`); below it the operator sends directly.
+ */
+export const AUTO_RELAY_HOSTS = 3;
+
+/**
  * The relay tree over the hosts that get the image, in plan order: the first host (the seed)
  * gets it from the operator, and every host passes it on to up to `fanout` hosts after it —
  * host i (i >= 1) from host floor((i - 1) / fanout). A source always comes earlier in the order,
@@ -14,12 +20,19 @@ export function relaySources(ips: readonly string[], fanout: number): Map<string
   return new Map(ips.map((ip, i) => [ip, i === 0 ? undefined : ips[Math.floor((i - 1) / width)]]));
 }
 
+/** Whether a distribute phase sending the image to `hosts` hosts relays it (no distribution: direct). */
+export function relays(distribution: Distribution | undefined, hosts: number): boolean {
+  if (hosts <= 1) return false;
+  if (distribution?.mode === "relay") return true;
+  return distribution?.mode === "auto" && hosts >= AUTO_RELAY_HOSTS;
+}
+
 /**
  * The distribute steps with the host each one relays from (`via`, said in the description too),
- * when the distribution is relay and there is more than one host; as they are otherwise.
+ * when the phase relays (see relays()); as they are otherwise.
  */
 export function withRelaySources(steps: PlanStep[], distribution: Distribution | undefined): PlanStep[] {
-  if (distribution?.mode !== "relay" || steps.length <= 1) return steps;
+  if (!distribution || !relays(distribution, steps.length)) return steps;
   const sources = relaySources(
     steps.map((s) => s.host),
     distribution.fanout,
@@ -28,4 +41,20 @@ export function withRelaySources(steps: PlanStep[], distribution: Distribution |
     const via = sources.get(s.host);
     return via ? { ...s, via, description: `${s.description} via ${via}` } : s;
   });
+}
+
+/**
+ * The plan summary's line for a relayed distribute phase: every host and where it gets the image,
+ * grouped by source (`a from the operator; b, c via a; ...`), or none when the phase sends directly.
+ */
+export function relaySummary(steps: readonly PlanStep[], distribution: Distribution | undefined): string | undefined {
+  if (!steps.some((s) => s.via)) return undefined;
+  const bySource = new Map<string, string[]>();
+  for (const s of steps) {
+    const from = s.via ?? "";
+    bySource.set(from, [...(bySource.get(from) ?? []), s.host]);
+  }
+  const parts = [...bySource].map(([from, hosts]) => `${hosts.join(", ")} ${from === "" ? "from the operator" : `via ${from}`}`);
+  const why = distribution?.mode === "auto" ? `auto: ${steps.length} hosts, relayed from ${AUTO_RELAY_HOSTS}` : "relay";
+  return `relay the image (${why}; fanout ${distribution?.fanout ?? 1}): ${parts.join("; ")}`;
 }

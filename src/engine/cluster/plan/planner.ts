@@ -22,7 +22,7 @@ import {
 import { rollingBatches } from "./batches";
 import { userRegistriesPhase } from "./user-registries";
 import { registryRemoval } from "./registry-switch";
-import { withRelaySources } from "./distribution";
+import { relaySummary, withRelaySources } from "./distribution";
 import { describeHosts, rolelessNote } from "./format";
 import { hasRole, isMaster } from "./roles";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
@@ -337,6 +337,9 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
 
   if (phases.length === 0) summary.push(`no changes to cluster ${desired.name}`);
   else if (summary.length === 0) summary.push(`resume cluster ${desired.name}: ${phases.length} unfinished phase${phases.length === 1 ? "" : "s"}`);
+  // How each host gets the image, when hosts relay it (every other host: straight from the operator).
+  const relayLine = relaySummary(phases.find((p) => p.name === DISTRIBUTE)?.steps ?? [], desired.distribution);
+  if (relayLine) summary.push(relayLine);
   return { cluster: desired.name, actions, phases, summary, ...(desired.warnings?.length ? { warnings: desired.warnings } : {}) };
 }
 

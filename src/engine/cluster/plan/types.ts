@@ -68,14 +68,14 @@ export interface DesiredCluster {
   workersFollowMasters?: boolean;
   /** What the plan must say before anything runs (e.g. what a Docker-runtime image's hosts cannot pull from the cluster's registry). */
   warnings?: string[];
-  /** How hosts get the image's layers. @default direct */
+  /** How hosts get the image's layers (the spec's default is auto). Without one: direct. */
   distribution?: Distribution;
 }
 
 /** How hosts get the image's layers (the spec's `distribution`). */
 export interface Distribution {
-  /** direct: the operator sends every host what it lacks; relay: hosts pass layers on to each other. */
-  mode: "direct" | "relay";
+  /** direct: the operator sends every host what it lacks; relay: hosts pass layers on to each other; auto: relay from a few hosts up (plan/distribution.ts). */
+  mode: "auto" | "direct" | "relay";
   /** relay: how many hosts each host passes the layers on to (the operator sends each layer to one). */
   fanout: number;
 }

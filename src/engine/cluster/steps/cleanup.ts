@@ -1,6 +1,7 @@
 import { shellQuote } from "../../ssh";
 import { aliasesBlock, setHostsBlock } from "../host/etc-hosts";
 import { removeLeftoverRegistry } from "../host/registry-leftovers";
+import { removeAuthorizations } from "../host/relay";
 import { CLEANUP } from "../plan/kinds";
 import type { StepKindDef } from "./kind";
 
@@ -16,6 +17,8 @@ export const cleanup: StepKindDef = {
     const r = cluster.spec.registry;
     await removeLeftoverRegistry(conn, { mode: "own", dataRoot: cluster.layout.root, domain: r.domain, port: r.port, tls: !r.insecure }, signal);
     await setHostsBlock(conn, aliasesBlock(cluster.layout.root), [], signal);
+    // An apply that died while relaying leaves its keys authorised (its relay directory goes with the data root).
+    await removeAuthorizations(conn, cluster.spec.name, signal);
     await conn.run(`rm -rf ${shellQuote(cluster.layout.root)}`, { sudo: true, timeoutMs: ctx.commandMs, ...sig });
   },
   record(host, record) {

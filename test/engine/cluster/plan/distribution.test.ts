@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { planCluster } from "../../../../src/engine/cluster/plan";
-import { relaySources } from "../../../../src/engine/cluster/plan/distribution";
+import { AUTO_RELAY_HOSTS, relaySources } from "../../../../src/engine/cluster/plan/distribution";
 import { parseClusterSpec } from "../../../../src/engine/cluster/spec";
 import type { CurrentCluster, DesiredCluster, Distribution, PlannedHost } from "../../../../src/engine/cluster/plan";
 
@@ -76,6 +76,47 @@ describe("planning the distribution", () => {
   });
 });
 
+describe("auto distribution", () => {
+  const auto = (n: number, fanout = 3) => distributeSteps(desired(masters(ips(n)), { mode: "auto", fanout }));
+
+  it(`GIVEN auto and fewer than ${AUTO_RELAY_HOSTS} hosts THEN every host gets the image from the operator, and the summary says nothing of relaying`, () => {
+    expect(AUTO_RELAY_HOSTS).toBe(3);
+    expect(auto(1).map((s) => s.via)).toEqual([undefined]);
+    expect(auto(2).map((s) => s.via)).toEqual([undefined, undefined]);
+    expect(auto(2).map((s) => s.description)).toEqual(["send image aaaaaaaaaaaa to 127.0.10.1", "send image aaaaaaaaaaaa to 127.0.10.2"]);
+    expect(planCluster(desired(masters(ips(2)), { mode: "auto", fanout: 3 }), undefined).summary.join("\n")).not.toMatch(/relay/);
+  });
+
+  it(`GIVEN auto and ${AUTO_RELAY_HOSTS} hosts or more THEN it relays as relay does, and the summary says where every host gets it`, () => {
+    expect(auto(3).map((s) => s.via)).toEqual([undefined, "127.0.10.1", "127.0.10.1"]);
+    expect(auto(6, 2).map((s) => s.via)).toEqual(distributeSteps(desired(masters(ips(6)), { mode: "relay", fanout: 2 })).map((s) => s.via));
+    const plan = planCluster(desired(masters(ips(6)), { mode: "auto", fanout: 2 }), undefined);
+    expect(plan.summary.at(-1)).toBe(
+      "relay the image (auto: 6 hosts, relayed from 3; fanout 2): 127.0.10.1 from the operator; 127.0.10.2, 127.0.10.3 via 127.0.10.1; 127.0.10.4, 127.0.10.5 via 127.0.10.2; 127.0.10.6 via 127.0.10.3",
+    );
+    const relayPlan = planCluster(desired(masters(ips(2)), { mode: "relay", fanout: 3 }), undefined);
+    expect(relayPlan.summary.at(-1)).toBe("relay the image (relay; fanout 3): 127.0.10.1 from the operator; 127.0.10.2 via 127.0.10.1");
+  });
+
+  it("GIVEN auto and a join of fewer hosts than the threshold THEN the joining hosts get it from the operator, the members are not touched", () => {
+    const current: CurrentCluster = {
+      name: "etcd",
+      imageDigest: IMG,
+      configDigest: CFG,
+      hosts: ips(5).map((ip) => ({ ip, roles: ["master"], member: true, imageDigest: IMG, done: [`distribute@${IMG.slice(7, 19)}`] })),
+    };
+    expect(distributeSteps(desired(masters(ips(7)), { mode: "auto", fanout: 3 }), current).map((s) => [s.host, s.via])).toEqual([
+      ["127.0.10.6", undefined],
+      ["127.0.10.7", undefined],
+    ]);
+    expect(distributeSteps(desired(masters(ips(8)), { mode: "auto", fanout: 3 }), current).map((s) => [s.host, s.via])).toEqual([
+      ["127.0.10.6", undefined],
+      ["127.0.10.7", "127.0.10.6"],
+      ["127.0.10.8", "127.0.10.6"],
+    ]);
+  });
+});
+
 describe("distribution in the Clusterfile", () => {
   const spec = (distribution?: unknown) =>
     parseClusterSpec({
@@ -85,12 +126,13 @@ describe("distribution in the Clusterfile", () => {
       ...(distribution !== undefined ? { distribution } : {}),
     });
 
-  it("GIVEN none THEN direct, fanout 3", () => {
-    expect(spec().distribution).toEqual({ mode: "direct", fanout: 3 });
+  it("GIVEN none THEN auto, fanout 3", () => {
+    expect(spec().distribution).toEqual({ mode: "auto", fanout: 3 });
+    expect(spec({ mode: "direct" }).distribution).toEqual({ mode: "direct", fanout: 3 });
   });
 
   it("GIVEN a bad mode, fanout or field THEN one error naming the field and what is allowed", () => {
-    expect(() => spec({ mode: "tree" })).toThrow(/distribution\.mode.*(direct|relay)/s);
+    expect(() => spec({ mode: "tree" })).toThrow(/distribution\.mode.*auto.*direct.*relay/s);
     expect(() => spec({ mode: "relay", fanout: 0 })).toThrow(/distribution\.fanout/);
     expect(() => spec({ mode: "relay", fanout: 2, seeds: 1 })).toThrow(/distribution.*seeds/s);
   });
