@@ -12,13 +12,20 @@
 //   openssh   - parallel `ssh host 'tar -x' < rootfs.tar` from the operator, one per host.
 // For every sealant run the operator process's memory is sampled (every 20 ms: resident set,
 // which counts the stream workers' threads too, and the JS heap), its peak reported beside the
-// resident set before the run, and the growth per host.
+// resident set before the run, and the growth per host. CPU time per run: the operator
+// process's (all its threads) and each host's (its cgroup's cpuacct.usage: its sshd and all it
+// runs), the hosts' split by their part in the tree (the seed, hosts passing layers on, leaves).
+// BENCH_SHAPED_RUNS (default "relay,direct,openssh") picks the contenders besides one host.
+// BENCH_SHAPED_ACCT=1 (needs `accton` and `dump-acct`, Debian's acct) also turns on process
+// accounting inside each host's PID namespace for each relay run and prints, per part in the
+// tree, the CPU seconds per host of each command (sshd, ssh, tail, sha256sum, tar, ...).
 // Run: `node bench/cluster-shaped.js` after `npx tsc -p tsconfig.json` (root: namespaces, tc);
 // `node --expose-gc ...` lets each run start from a collected heap.
 // Writes bench/shaped-results.json and prints the figures block for bench/README.md.
 const fs = require("node:fs");
 const path = require("node:path");
 const crypto = require("node:crypto");
+const os = require("node:os");
 const { spawn, execFileSync } = require("node:child_process");
 const { onExit } = require("./lib/sys");
 
@@ -36,6 +43,7 @@ const LAYERS = Number(process.env.BENCH_SHAPED_LAYERS ?? 8);
 const SIZES = (process.env.BENCH_SHAPED_HOSTS ?? "10").split(",").map(Number);
 const FANOUTS = (process.env.BENCH_SHAPED_FANOUT ?? "1,2").split(",").map(Number);
 const SUBNET = process.env.BENCH_SHAPED_SUBNET ?? "10.231.201.0/24";
+const RUNS = (process.env.BENCH_SHAPED_RUNS ?? "relay,direct,openssh").split(",");
 /** Each host's own tmpfs: the hosts share one machine disk, whose writeback is not what is measured. */
 const DATA_ROOT = "/tmp/sealant-shaped";
 const WORK = path.join(process.env.BENCH_WORK ? path.resolve(process.env.BENCH_WORK) : path.join(__dirname, ".work"), "shaped");
@@ -115,9 +123,105 @@ function memorySampler() {
   };
 }
 
+/** Each host's cpuacct cgroup (Kubernetes-mode sandbox hosts have their own; see src/engine/sandbox/cgroups.ts). */
+function hostCgroups(sandbox) {
+  const own = fs
+    .readFileSync("/proc/self/cgroup", "utf8")
+    .split("\n")
+    .map((l) => l.split(":"))
+    .find((f) => f[1]?.split(",").includes("cpuacct"));
+  const base = own ? path.join("/sys/fs/cgroup/cpuacct", own.slice(2).join(":")) : undefined;
+  return sandbox.hosts.map((h) => {
+    const dir = base && path.join(base, `sealant-${sandbox.name}-host${h.index}`);
+    return dir && fs.existsSync(path.join(dir, "cpuacct.usage")) ? path.join(dir, "cpuacct.usage") : undefined;
+  });
+}
+
+/** CPU seconds used so far: each host's (undefined where not readable) and this process's. */
+function cpuNow(cgroups) {
+  const u = process.cpuUsage();
+  return { hosts: cgroups.map((f) => (f ? Number(fs.readFileSync(f, "utf8")) / 1e9 : undefined)), operator: (u.user + u.system) / 1e6 };
+}
+
+/** The CPU a run used between two readings: in all, the operator's, and per host by its part in the tree. */
+function cpuSpent(before, after, ips, children) {
+  const hosts = ips.map((_, i) => (after.hosts[i] ?? NaN) - (before.hosts[i] ?? NaN));
+  const r2 = (x) => Math.round(x * 100) / 100;
+  const avg = (xs) => (xs.length ? r2(xs.reduce((a, b) => a + b, 0) / xs.length) : undefined);
+  const kids = ips.map((ip) => children?.get(ip) ?? 0);
+  return {
+    operatorS: r2(after.operator - before.operator),
+    hostsS: r2(hosts.reduce((a, b) => a + b, 0)),
+    seedS: children ? r2(hosts[0]) : undefined,
+    relayingAvgS: children ? avg(hosts.filter((_, i) => i > 0 && kids[i] > 0)) : undefined,
+    leafAvgS: children ? avg(hosts.filter((_, i) => i > 0 && kids[i] === 0)) : undefined,
+    perHostS: hosts.map(r2),
+  };
+}
+
+const ACCT = process.env.BENCH_SHAPED_ACCT === "1";
+const ACCT_FILE = "/tmp/sealant-bench-acct";
+
+/** Process accounting on (or off) in every host's PID namespace: records of only that host's processes, in its own /tmp. */
+function accounting(sandbox, on) {
+  for (const h of sandbox.hosts) {
+    const inHost = ["-t", String(h.pid), "-m", "-p", "--"];
+    if (on) sh("nsenter", [...inHost, "sh", "-c", `rm -f ${ACCT_FILE}; touch ${ACCT_FILE}; accton ${ACCT_FILE} > /dev/null`]);
+    else sh("nsenter", [...inHost, "accton", "off"]);
+  }
+}
+
+/**
+ * CPU seconds and processes per command on each host, from its accounting file (dump-acct: user
+ * and system time in ticks of 1/100 s, so a process under 10 ms counts as none: the calls show
+ * what the seconds miss).
+ */
+function accounted(sandbox, ips) {
+  return ips.map((_, i) => {
+    const file = `/proc/${sandbox.hosts[i].pid}/root${ACCT_FILE}`;
+    const byCommand = {};
+    for (const line of sh("dump-acct", [file]).split("\n")) {
+      const f = line.split("|").map((x) => x.trim());
+      if (f.length < 4) continue;
+      const c = (byCommand[f[0]] ??= { secs: 0, calls: 0 });
+      c.secs += (Number(f[2]) + Number(f[3])) / 100;
+      c.calls += 1;
+    }
+    return byCommand;
+  });
+}
+
+/** Per part in the tree: each command's CPU seconds, averaged over the hosts in that part. */
+function accountedByPart(perHost, ips, children) {
+  const parts = { seed: [0], relaying: [], leaf: [] };
+  ips.forEach((ip, i) => i > 0 && parts[(children.get(ip) ?? 0) > 0 ? "relaying" : "leaf"].push(i));
+  const out = {};
+  for (const [part, hosts] of Object.entries(parts)) {
+    if (!hosts.length) continue;
+    const sum = {};
+    for (const i of hosts)
+      for (const [cmd, c] of Object.entries(perHost[i])) {
+        const t = (sum[cmd] ??= { secs: 0, calls: 0 });
+        t.secs += c.secs;
+        t.calls += c.calls;
+      }
+    const per = (x) => Math.round((x / hosts.length) * 1000) / 1000;
+    out[part] = Object.fromEntries(
+      Object.entries(sum)
+        .map(([cmd, c]) => [cmd, { secs: per(c.secs), calls: per(c.calls) }])
+        .sort((a, b) => b[1].secs - a[1].secs || b[1].calls - a[1].calls),
+    );
+  }
+  return out;
+}
+
 /** One apply, timed whole and its distribute phase (from the phase events); bytes the operator sent; the operator's memory. */
 async function sealantRun(session, sandbox, image, ips, distribution) {
   const marks = [];
+  const cgroups = hostCgroups(sandbox).slice(0, ips.length);
+  const cpu0 = cpuNow(cgroups);
+  const acct = ACCT && distribution.mode === "relay";
+  if (acct) accounting(sandbox, true);
   const memory = memorySampler();
   const t0 = performance.now();
   const r = await applyCluster({
@@ -136,8 +240,22 @@ async function sealantRun(session, sandbox, image, ips, distribution) {
   const i = marks.findIndex((m) => m.name === "distribute");
   const distributeMs = (marks[i + 1]?.t ?? end) - marks[i].t;
   const mem = memory();
+  const children = new Map();
+  for (const step of r.plan.phases.find((p) => p.name === "distribute")?.steps ?? []) if (step.via) children.set(step.via, (children.get(step.via) ?? 0) + 1);
+  const cpu = cpuSpent(cpu0, cpuNow(cgroups), ips, distribution.mode === "relay" ? children : undefined);
+  if (acct) {
+    accounting(sandbox, false);
+    cpu.commands = accountedByPart(accounted(sandbox, ips), ips, children);
+  }
   const perHostMiB = Math.round(((mem.rssPeakMiB - mem.rssBeforeMiB) / ips.length) * 100) / 100;
-  return { wallMs: end - t0, distributeMs, operatorBytes: Object.values(r.sent).reduce((a, b) => a + b, 0), memory: { ...mem, perHostMiB } };
+  return {
+    wallMs: end - t0,
+    distributeMs,
+    operatorBytes: Object.values(r.sent).reduce((a, b) => a + b, 0),
+    memory: { ...mem, perHostMiB },
+    cpu,
+    load: os.loadavg()[0],
+  };
 }
 
 function memoryText(m) {
@@ -147,10 +265,21 @@ function memoryText(m) {
 }
 
 async function opensshRun(sandbox, image, ips) {
+  const cgroups = hostCgroups(sandbox).slice(0, ips.length);
+  const cpu0 = cpuNow(cgroups);
   const t0 = performance.now();
   const dir = `${DATA_ROOT}/openssh`;
   await Promise.all(ips.map((ip) => openssh(sandbox, ip, `mkdir -p ${dir} && tar -x -C ${dir}`, image.tarFile)));
-  return { wallMs: performance.now() - t0, distributeMs: performance.now() - t0, operatorBytes: image.tarBytes * ips.length };
+  const ms = performance.now() - t0;
+  return { wallMs: ms, distributeMs: ms, operatorBytes: image.tarBytes * ips.length, cpu: cpuSpent(cpu0, cpuNow(cgroups), ips), load: os.loadavg()[0] };
+}
+
+/** A run's CPU in a line: the operator's (openssh: 0, its ssh clients are not this process), the hosts' in all and by part. */
+function cpuText(c) {
+  if (!c) return "";
+  const parts = [`hosts ${c.hostsS} s CPU`];
+  if (c.seedS !== undefined) parts.push(`seed ${c.seedS} s, relaying ${c.relayingAvgS ?? "-"} s/host, leaf ${c.leafAvgS ?? "-"} s/host`);
+  return `; operator ${c.operatorS} s CPU, ${parts.join(", ")}`;
 }
 
 async function main() {
@@ -181,19 +310,21 @@ async function main() {
     const results = [];
     await wipe(sandbox, ips);
     const one = await sealantRun(session, sandbox, image, ips.slice(0, 1), { mode: "direct" });
-    log(`  1 host: ${(one.distributeMs / 1000).toFixed(2)} s distribute (${(one.wallMs / 1000).toFixed(2)} s apply)${memoryText(one.memory)}`);
+    log(
+      `  1 host: ${(one.distributeMs / 1000).toFixed(2)} s distribute (${(one.wallMs / 1000).toFixed(2)} s apply)${memoryText(one.memory)}${cpuText(one.cpu)}`,
+    );
     for (const n of SIZES) {
       const on = ips.slice(0, n);
       const row = { hosts: n };
       for (const [name, run] of [
-        ...FANOUTS.map((f) => [`relay${f}`, () => sealantRun(session, sandbox, image, on, { mode: "relay", fanout: f })]),
-        ["direct", () => sealantRun(session, sandbox, image, on, { mode: "direct" })],
-        ["openssh", () => opensshRun(sandbox, image, on)],
+        ...(RUNS.includes("relay") ? FANOUTS.map((f) => [`relay${f}`, () => sealantRun(session, sandbox, image, on, { mode: "relay", fanout: f })]) : []),
+        ...(RUNS.includes("direct") ? [["direct", () => sealantRun(session, sandbox, image, on, { mode: "direct" })]] : []),
+        ...(RUNS.includes("openssh") ? [["openssh", () => opensshRun(sandbox, image, on)]] : []),
       ]) {
         await wipe(sandbox, ips);
         row[name] = await run();
         log(
-          `  ${n} hosts ${name}: ${(row[name].distributeMs / 1000).toFixed(2)} s distribute (${(row[name].wallMs / 1000).toFixed(2)} s), operator sent ${(row[name].operatorBytes / MiB).toFixed(0)} MiB${memoryText(row[name].memory)}`,
+          `  ${n} hosts ${name}: ${(row[name].distributeMs / 1000).toFixed(2)} s distribute (${(row[name].wallMs / 1000).toFixed(2)} s), operator sent ${(row[name].operatorBytes / MiB).toFixed(0)} MiB, load ${row[name].load.toFixed(1)}${memoryText(row[name].memory)}${cpuText(row[name].cpu)}`,
         );
       }
       results.push(row);
@@ -205,14 +336,29 @@ async function main() {
     const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
     log(`\nRun of ${when}: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(0)} MiB, operator link ${MBIT} Mbit/s; distribute phase, x = times one host's.`);
     log(`one host: ${s(one.distributeMs)}`);
-    const names = [...FANOUTS.map((f) => `relay${f}`), "direct", "openssh"];
+    const names = Object.keys(results[0] ?? {}).filter((n) => n !== "hosts");
+    const relays = names.filter((n) => n.startsWith("relay"));
     const label = (n) => (n === "openssh" ? "parallel ssh tar -x" : n.startsWith("relay") ? `relay fanout ${n.slice(5)}` : n);
-    log(`hosts  ${names.map((n) => label(n).padEnd(24)).join("")}best relay vs direct`);
+    const versus = relays.length && names.includes("direct");
+    log(`hosts  ${names.map((n) => label(n).padEnd(24)).join("")}${versus ? "best relay vs direct" : ""}`);
     for (const r of results) {
       const x = (m) => `${s(m.distributeMs)} ${(m.distributeMs / one.distributeMs).toFixed(2)}x ${(m.operatorBytes / MiB).toFixed(0)} MiB`;
-      const best = Math.min(...FANOUTS.map((f) => r[`relay${f}`].distributeMs));
-      log(`${String(r.hosts).padEnd(5)}  ${names.map((n) => x(r[n]).padEnd(24)).join("")}${(r.direct.distributeMs / best).toFixed(2)}x faster`);
+      const best = Math.min(...relays.map((n) => r[n].distributeMs));
+      log(
+        `${String(r.hosts).padEnd(5)}  ${names.map((n) => x(r[n]).padEnd(24)).join("")}${versus ? `${(r.direct.distributeMs / best).toFixed(2)}x faster` : ""}`,
+      );
     }
+    log(`\nCPU seconds (the operator process; the hosts' cgroups in all; relay: the seed, per relaying host, per leaf):`);
+    log(`1      ${cpuText(one.cpu).slice(2)}`);
+    for (const r of results) for (const n of names) log(`${String(r.hosts).padEnd(5)}  ${label(n)}${cpuText(r[n].cpu)}`);
+    for (const r of results)
+      for (const n of relays)
+        for (const [part, cmds] of Object.entries(r[n].cpu.commands ?? {}))
+          log(
+            `${String(r.hosts).padEnd(5)}  ${label(n)}, per ${part} host, CPU s (processes): ${Object.entries(cmds)
+              .map(([c, x]) => `${c} ${x}`)
+              .join(", ")}`,
+          );
     log(`\noperator memory (peak resident set - before, per host; JS heap peak):`);
     const sealantNames = names.filter((n) => n !== "openssh");
     const m = (x) => `+${x.memory.perHostMiB} MiB/host, heap ${x.memory.heapPeakMiB} MiB`;

@@ -132,8 +132,10 @@ export class LayerRelay {
             const follow = await this.cutsThrough(from, signal);
             await (follow ? this.settled(this.starts, from, layer) : this.arrivalOf(from, layer)).promise;
             if (relayFailed) return false;
-            this.settled(this.starts, ip, layer).resolve();
-            await sendBlob(await this.connOf(from, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, follow, signal);
+            // This host's copy begins once its source reads its own: the hosts below it are asked then.
+            const started = () => this.settled(this.starts, ip, layer).resolve();
+            await sendBlob(await this.connOf(from, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, follow, signal, started);
+            started();
             return true;
           } catch (err) {
             if (!relayFailed && !signal?.aborted) failed(`relaying ${layer.digest} from ${from} failed, the operator sends the layers not yet relayed`, err);

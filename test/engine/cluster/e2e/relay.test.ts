@@ -179,8 +179,12 @@ describe("relay distribution", () => {
         );
       await arriving(`sleep 3; tail -c +${half + 1} /tmp/blob.${hex}`);
       const t0 = Date.now();
-      await sendBlob(s, layout, peer, layer, 60_000, true);
+      // The sender says when it begins to read its copy (the hosts below the receiver are asked then): once the first half is there.
+      let sendingAt = 0;
+      await sendBlob(s, layout, peer, layer, 60_000, true, undefined, () => (sendingAt = Date.now()));
       expect(Date.now() - t0).toBeGreaterThan(3000);
+      expect(sendingAt - t0).toBeGreaterThan(900);
+      expect(Date.now() - sendingAt).toBeGreaterThan(2500);
       expect((await r.exec(placeScript(layout, layer, false), { sudo: true })).code).toBe(0);
       expect(await on(receiver, `ls ${layout.root}/layers`)).toBe(layer.dir);
       await on(receiver, `rm -rf ${layout.root}/layers`);
