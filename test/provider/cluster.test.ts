@@ -47,7 +47,9 @@ describe("the Cluster provider", () => {
     const pending = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
     const upgrade = await impl.check(inputs([a, b]), { ...inputs([a, b, c]), image: pending });
     expect(upgrade.inputs.plan).toBe(
-      `join ${c} (master)\nupgrade image ${image.split("@sha256:")[1]!.slice(0, 12)} -> (known after apply) on 2 hosts (2 batches)`,
+      `join ${c} (master)\nupgrade image ${image.split("@sha256:")[1]!.slice(0, 12)} -> (known after apply) on 2 hosts (2 batches)\n` +
+        // Three hosts get the image: the default distribution (auto) relays it, and the plan says from where.
+        `relay the image (auto: 3 hosts, relayed from 3; fanout 3): ${c} from the operator; ${a}, ${b} via ${c}`,
     );
     expect(upgrade.inputs.image).toBe(pending);
     const fresh = await impl.check(undefined, { ...inputs([a]), image: pending });
