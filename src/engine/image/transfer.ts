@@ -8,6 +8,7 @@ import { platformString, type Descriptor, type Manifest, type Platform } from ".
 import { abortError } from "../util/abort";
 import { mapLimit } from "../util/concurrency";
 import { countBytes } from "../util/streams";
+import { startHashingWorkers } from "../util/worker-hash";
 
 export type ClientFactory = (registry: string) => RegistryClient;
 
@@ -101,6 +102,9 @@ export class TransferError extends Error {
 
 async function pullLeased(store: ImageStore, ref: Reference, client: RegistryClient, opts: TransferOptions & { signal: AbortSignal }): Promise<TransferResult> {
   const refText = formatReference(ref);
+  // Large blobs are hashed and written on worker threads; their start-up (0.1-0.3 s each on a busy
+  // machine) overlaps the manifest's round trips instead of holding up the first blobs' data.
+  startHashingWorkers();
   const top = await client.getManifest(ref.repository, referenceSelector(ref), undefined, opts.signal);
   const manifests: Array<{ bytes: Buffer; digest: Digest }> = [{ bytes: top.bytes, digest: top.descriptor.digest }];
   let children: Descriptor[] = [];
