@@ -90,12 +90,20 @@ describe("sealant plan / apply / check / exec / delete / unlock / reset", () => 
   it("GIVEN a new cluster WHEN planned THEN the create plan is printed (and as JSON), exit 0, and no host is touched", async () => {
     const r = await ok(["plan", "-f", clusterfile]);
     expect(r.stdout).toContain(
-      `Plan for cluster ${NAME}:\n  create cluster ${NAME} on ${M1}, ${M2}, ${M3} (master); ${W1} (node) with image ${image.split(":").pop()!.slice(0, 12)}\n1. Distribute the image\n     send image`,
+      `Plan for cluster ${NAME}:\n  create cluster ${NAME} on ${M1}, ${M2}, ${M3} (master); ${W1} (node) with image ${image.split(":").pop()!.slice(0, 12)}\n` +
+        // The default distribution (auto) relays to 4 hosts: the plan says where each gets the image.
+        `  relay the image (auto: 4 hosts, relayed from 3; fanout 3): ${M1} from the operator; ${M2}, ${M3}, ${W1} via ${M1}\n1. Distribute the image\n     send image`,
     );
     expect(r.stdout).toMatch(/\d\. Bootstrap the cluster\n(\s+bootstrap 127\.0\.10\.16\d\n){4}/);
     const json = JSON.parse((await ok(["plan", "-f", clusterfile, "--json"])).stdout);
     expect(json.actions).toEqual(["create"]);
     expect(json.phases.map((p: { name: string }) => p.name)).toEqual(["distribute", "render", "runtime:init-host", "runtime:bootstrap", "runtime:check"]);
+    expect(json.phases[0].steps.map((st: { host: string; via?: string }) => [st.host, st.via ?? "operator"])).toEqual([
+      [M1, "operator"],
+      [M2, M1],
+      [M3, M1],
+      [W1, M1],
+    ]);
     for (const ip of ALL) expect(await leftOn(ip), ip).toBe("");
   });
 
@@ -127,7 +135,7 @@ spec:
   it("GIVEN the plan WHEN applied THEN a 3-member etcd runs, progress shows phases and steps, and a re-apply (--json) has nothing to do", async () => {
     const r = await ok(["apply", "-f", clusterfile]);
     expect(r.stdout).toMatch(
-      new RegExp(`^cluster ${NAME} applied in [\\d.]+ s:\\n  create cluster ${NAME} on .*\\n  sent [\\d.]+ MiB to ${M1}, .* \\([\\d.]+ MiB in all\\)\\n$`),
+      new RegExp(`^cluster ${NAME} applied in [\\d.]+ s:\\n  create cluster ${NAME} on .*\\n  relay the image .*\\n  sent [\\d.]+ MiB to ${M1}\\n$`),
     );
     expect(r.stderr).toContain("==> Distribute the image (4 steps)\n");
     expect(r.stderr).toMatch(new RegExp(`  ${M1}  done    send image \\w+ to ${M1} \\([\\d.]+ s, sent [\\d.]+ MiB at [\\d.]+ MiB/s\\)`));
