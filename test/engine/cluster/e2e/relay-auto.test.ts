@@ -9,6 +9,9 @@ import { onHost } from "../../../support/hosts";
 import { HostLayout } from "../../../../src/engine/cluster/host/layout";
 import { authorizeSender, prepareRelay, relayKey } from "../../../../src/engine/cluster/host/relay";
 import { SshConnection } from "../../../../src/engine/ssh";
+import { clusterHost, type ClusterHost } from "../../../../src/engine/cluster/host/connect";
+import { relayBlockers } from "../../../../src/engine/cluster/host/relay-probe";
+import { resolveHosts } from "../../../../src/engine/cluster/spec";
 
 /**
  * The default distribution (auto) on four real sandbox hosts: it relays from three hosts up,
@@ -212,4 +215,40 @@ describe("auto distribution", () => {
     expect(await leftovers(first, "dead")).toBe("0");
     expect(await on(first, "cat /root/.ssh/authorized_keys")).toBe(keysBefore[0]);
   }, 300_000);
+
+  it("GIVEN hosts the operator reaches by other addresses than their cluster IPs THEN the check says in seconds which hop cannot work and why", async () => {
+    const [sender, receiver, other] = bed.ips as [string, string, string];
+    const spec = etcdSpec(bed, "probe", image, [sender, receiver, other]);
+    const hosts = new Map(resolveHosts(spec).map((h) => [h.ip, clusterHost(h)]));
+    const conns = new Map<string, Promise<SshConnection>>();
+    /** The operator's connection to where it reaches the host (`address`), as the cluster's pool makes it. */
+    const connOf = (h: ClusterHost) => {
+      let c = conns.get(h.address);
+      if (!c) {
+        c = SshConnection.connect({ host: h.address, user: "root", privateKeyPath: bed.sandbox.ssh.pk, hostKey: { knownHosts: [bed.sandbox.ssh.knownHosts] } });
+        conns.set(h.address, c);
+      }
+      return c;
+    };
+    // The operator reaches the receiver at its sandbox address, but the cluster names it by an IP
+    // the other hosts cannot reach (nothing listens there); the third is named by another host's IP.
+    const unreachable = { ...hosts.get(receiver)!, ip: "127.0.76.79" };
+    const elsewhere = { ...hosts.get(other)!, ip: receiver };
+    const started = Date.now();
+    try {
+      const blocked = await relayBlockers(connOf, [
+        { sender: hosts.get(sender)!, receiver: unreachable },
+        { sender: hosts.get(sender)!, receiver: elsewhere },
+        // A hop that works is not named.
+        { sender: hosts.get(other)!, receiver: hosts.get(sender)! },
+      ]);
+      expect(Date.now() - started).toBeLessThan(6000);
+      expect([...blocked].sort()).toEqual([
+        [receiver, `at ${receiver}, ${sender} reaches an sshd whose host keys are not ${receiver}'s`],
+        ["127.0.76.79", `${sender} cannot reach 127.0.76.79's sshd at 127.0.76.79 (no answer in 3 s)`],
+      ]);
+    } finally {
+      for (const c of conns.values()) await (await c).close();
+    }
+  }, 60_000);
 });
