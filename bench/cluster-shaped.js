@@ -356,7 +356,8 @@ async function main() {
         for (const [part, cmds] of Object.entries(r[n].cpu.commands ?? {}))
           log(
             `${String(r.hosts).padEnd(5)}  ${label(n)}, per ${part} host, CPU s (processes): ${Object.entries(cmds)
-              .map(([c, x]) => `${c} ${x}`)
+              .filter(([, x]) => x.secs > 0 || x.calls >= 5)
+              .map(([c, x]) => `${c} ${x.secs} (${x.calls})`)
               .join(", ")}`,
           );
     log(`\noperator memory (peak resident set - before, per host; JS heap peak):`);

@@ -237,7 +237,7 @@ export async function sendBlob(
       `while [ ! -e "$in" ]; do i=$((i + 1)); if [ $i -gt ${Math.ceil(timeoutMs / 50)} ]; then echo "no blob arrived at $in" >&2; exit 3; fi; sleep 0.05; done`,
       `echo ${SENDING}`,
       // Followed until its writer has ended (a file with no writer recorded is whole already: read to its end).
-      `${follow ? 'if [ -s "$p" ]; then tail -c +1 -s 0.1 -f --pid="$(cat "$p")" "$in"; else cat "$in"; fi' : 'cat "$in"'} | ${args.join(" ")}`,
+      `${follow ? 'if [ -s "$p" ]; then read -r w < "$p"; tail -c +1 -s 0.1 -f --pid="$w" "$in"; else cat "$in"; fi' : 'cat "$in"'} | ${args.join(" ")}`,
     ].join("\n"),
     {
       timeoutMs,
@@ -275,10 +275,12 @@ export function placeScript(layout: HostLayout, layer: HostLayer, keepBlob: bool
     'got=$(openssl dgst -sha256 -r "$in" 2> /dev/null) || got=$(sha256sum "$in") || got=unreadable',
     "got=${got%% *}",
     `if [ "$got" != ${hex} ]; then rm -f "$in" "$p"; echo "the layer arrived as sha256:$got, not ${layer.digest}" >&2; exit 3; fi`,
-    'rm -rf "$n"; mkdir -p "$n"',
+    // A process costs a few ms of CPU and this runs for every layer on every host: none where a
+    // shell test does, one rm for the old directory and the blob no host reads on.
+    'if [ -e "$n" ]; then rm -rf "$n"; fi; mkdir -p "$n"',
     `tar -x${gzip ? "z" : ""}f "$in" -C "$n"${exclude}`,
-    'rm -rf "$t"; mv -T "$n" "$t"',
-    ...(keepBlob ? [] : ['rm -f "$in" "$p"']),
+    keepBlob ? 'if [ -e "$t" ]; then rm -rf "$t"; fi' : 'rm -rf "$t" "$in" "$p"',
+    'mv -T "$n" "$t"',
   ].join("\n");
 }
 
