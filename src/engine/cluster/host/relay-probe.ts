@@ -9,7 +9,8 @@
  *    operator reads on the receiver over its own verified connection. Hosts the operator reaches
  *    through a bastion, or by addresses the hosts cannot use among themselves, fail this;
  *  - the receiver's sshd reads the login user's `~/.ssh/authorized_keys` (where relaying
- *    authorises the sender's key) with public-key logins on, as `sshd -T` says for that user.
+ *    authorises the sender's key) with public-key logins on, and lets that user in (root: not
+ *    `PermitRootLogin no`), as `sshd -T` says for that user coming from the sender.
  * A question a host cannot answer (no `ssh-keyscan`, no `sshd -T` through sudo) does not block:
  * the relay then tries, and a failure still falls back to a direct send.
  */
@@ -118,6 +119,8 @@ export function sshdBlocker(settings: string, receiver: ClusterHost): string | u
       ?.slice(1)
       .join(" ");
   if (value("pubkeyauthentication")?.toLowerCase() === "no") return `${receiver.ip}'s sshd does not take public-key logins`;
+  // The relay's key logs in as the login user: root only where sshd lets root in by key (a forced command is enough).
+  if ((receiver.ssh.user ?? "root") === "root" && value("permitrootlogin")?.toLowerCase() === "no") return `${receiver.ip}'s sshd does not let root log in`;
   const files = value("authorizedkeysfile");
   if (files !== undefined && !files.split(" ").some((f) => OWN_KEYS_FILE.has(f)))
     return `${receiver.ip}'s sshd reads keys from ${files}, not the login user's ~/.ssh/authorized_keys where relaying authorises the sender`;
