@@ -129,14 +129,15 @@ async function buildBigImage(bed, mib, log) {
   };
 }
 
-/** A cluster spec over the sandbox hosts: `masters` then `nodes` (two host groups). */
-function clusterSpec(bed, name, image, masters, nodes = []) {
+/** A cluster spec over the sandbox hosts: `masters` then `nodes` (two host groups); `distribution` as in the spec (default: the spec's). */
+function clusterSpec(bed, name, image, masters, nodes = [], distribution = undefined) {
   return parseClusterSpec({
     name,
     image,
     hosts: [{ ips: masters, roles: ["master"] }, ...(nodes.length ? [{ ips: nodes, roles: ["node"] }] : [])],
     ssh: { privateKeyPath: bed.sandbox.ssh.pk, knownHosts: bed.sandbox.ssh.knownHosts },
     dataRoot: DATA_ROOT,
+    ...(distribution ? { distribution } : {}),
   });
 }
 
@@ -161,17 +162,33 @@ async function wipeHosts(bed, ips = bed.ips) {
   await Promise.all(ips.map((ip) => openssh(bed, ip, `rm -rf ${DATA_ROOT}`)));
 }
 
-/** CPU ms used on a host so far: its PID 1 (sshd) and every process it has reaped (sessions, tar, gzip). */
-function hostCpuMs(host) {
-  try {
-    const stat = fs.readFileSync(`/proc/${host.pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
-  } catch {
-    return 0;
+/**
+ * CPU ms used on the hosts so far: every live process under each host's PID 1 (sshd), with the
+ * CPU of the processes each has reaped (sessions, tar, gzip). Counting PID 1 alone missed the
+ * sessions still open at the end of a run — sealant's connections, and the worker threads' data
+ * connections, close after its apply returns, so their sshd and tar were billed to no one.
+ */
+function hostsCpuMs(bed) {
+  const procs = new Map();
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      procs.set(Number(name), { ppid: Number(f[1]), ms: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10 });
+    } catch {
+      // gone meanwhile: its CPU is in its parent's reaped children now
+    }
   }
+  const roots = new Set(bed.sandbox.hosts.map((h) => h.pid));
+  const underHost = (pid) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = procs.get(p)?.ppid ?? 0, hops++) if (roots.has(p)) return true;
+    return false;
+  };
+  let ms = 0;
+  for (const [pid, p] of procs) if (underHost(pid)) ms += p.ms;
+  return ms;
 }
-const hostsCpuMs = (bed) => bed.sandbox.hosts.reduce((s, h) => s + hostCpuMs(h), 0);
 
 /** SSH logins each host's sshd accepted so far (its log, `sshd -D -e`, says "Accepted publickey"). */
 function acceptedLogins(bed) {

@@ -8,6 +8,11 @@
 //              after another (mkdir per directory, ssh2 fastPut per file). Kinder than sealer,
 //              which also md5sums every file locally and remotely and opens a new SSH
 //              connection per file to check whether it exists.
+//   sealant-auto - (3 hosts or more; BENCH_CLUSTER_AUTO=0 leaves it out) sealant with the spec's
+//              default distribution (auto: relay from 3 hosts). `sealant` itself is pinned to
+//              distribution direct: this section measures the operator's own streams against
+//              OpenSSH's, while on one machine a relay adds every hop's ssh, sshd and tail to the
+//              same 2 cores (the rate-limited section measures relay where it pays off).
 //   sealant-main - (BENCH_CLUSTER_MAIN_THREAD=1) sealant again with SEALANT_BULK_WORKERS=0: the
 //              layer streams on Node's main thread, as before issue 14, for the comparison.
 // Every run starts from hosts with nothing of ours on them; contenders rotate order per round.
@@ -36,12 +41,13 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
   for (const n of sizes) {
     const ips = bed.ips.slice(0, n);
     const contenders = [
-      ["sealant", () => sealantRun(bed, image, ips, counters)],
+      ["sealant", () => sealantRun(bed, image, ips, counters, { mode: "direct" })],
+      ...(AUTO && n >= 3 ? [["sealant-auto", () => sealantRun(bed, image, ips, counters)]] : []),
       ["openssh", () => opensshRun(bed, image, ips)],
       ["sftp", () => sftpRun(bed, image, ips)],
       ...(MAIN_THREAD ? [["sealant-main", () => mainThread(() => sealantRun(bed, image, ips, counters))]] : []),
     ];
-    const runs = { sealant: [], openssh: [], sftp: [], "sealant-main": [] };
+    const runs = { sealant: [], openssh: [], sftp: [], "sealant-main": [], "sealant-auto": [] };
     for (let r = 0; r < repeat; r++) {
       for (let k = 0; k < contenders.length; k++) {
         const [name, fn] = contenders[(k + r) % contenders.length];
@@ -74,9 +80,12 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
       extractMsPerHost: med(s.map((x) => x.kindsMs.extract / n)),
       assembleMsPerHost: med(s.map((x) => x.kindsMs.assemble / n)),
       sentBytesPerHost: s[0].sentPerHost,
+      threadsCpuMs: Object.fromEntries(["main", "workers", "pool"].map((k) => [k, med(s.map((x) => x.threadsMs[k]))])),
     };
     const openssh = summary(runs.openssh);
     const sftp = summary(runs.sftp);
+    const a = runs["sealant-auto"];
+    const autoRuns = a.length ? { ...summary(a), distributeMs: med(a.map((x) => x.distributeMs)) } : undefined;
     const m = runs["sealant-main"];
     const mainThreadRuns = m.length ? { ...summary(m), distributeMs: med(m.map((x) => x.distributeMs)) } : undefined;
     results.push({
@@ -87,6 +96,7 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
       totalVsOpenssh: round(sealant.medianMs / openssh.medianMs),
       distributeVsOpenssh: round(sealant.distributeMs / openssh.medianMs),
       totalVsSftp: round(sealant.medianMs / sftp.medianMs),
+      ...(autoRuns ? { auto: { ...autoRuns, distributeVsOpenssh: round(autoRuns.distributeMs / openssh.medianMs) } } : {}),
       ...(mainThreadRuns ? { mainThread: { ...mainThreadRuns, distributeVsOpenssh: round(mainThreadRuns.distributeMs / openssh.medianMs) } } : {}),
     });
   }
@@ -94,6 +104,7 @@ async function benchDistribute(bed, image, counters, { repeat, sizes, log, media
 }
 
 const MAIN_THREAD = process.env.BENCH_CLUSTER_MAIN_THREAD === "1";
+const AUTO = process.env.BENCH_CLUSTER_AUTO !== "0";
 
 /** Runs `fn` with layer sends on the main thread (connections read SEALANT_BULK_WORKERS when made). */
 async function mainThread(fn) {
@@ -108,22 +119,45 @@ async function mainThread(fn) {
 }
 
 /** A full apply of a new cluster (first host master, the rest nodes); phase times from its events. */
-async function sealantRun(bed, image, ips, counters) {
-  const spec = clusterSpec(bed, `dist${ips.length}`, image.ref, ips.slice(0, 1), ips.slice(1));
+async function sealantRun(bed, image, ips, counters, distribution = undefined) {
+  const spec = clusterSpec(bed, `dist${ips.length}`, image.ref, ips.slice(0, 1), ips.slice(1), distribution);
   const before = counters.snapshot();
   const timer = phaseTimer();
+  const threads0 = threadsCpuMs();
   const res = await applyCluster({ session: bed.session, spec, knownHostsFile: bed.knownHostsFile, onEvent: timer.onEvent });
   const phasesMs = timer.phasesMs();
+  const threads1 = threadsCpuMs();
+  // This process's CPU by thread: Node's main thread, the bulk-send workers (and V8's helpers), libuv's pool (file reads, gunzip).
+  const threadsMs = { main: 0, workers: 0, pool: 0 };
+  for (const [tid, t] of threads1) threadsMs[t.kind] += t.ms - (threads0.get(tid)?.ms ?? 0);
   const kindsMs = { extract: 0, assemble: 0 };
   for (const h of Object.values(counters.since(before))) for (const k of ["extract", "assemble"]) kindsMs[k] += h.kinds[k]?.ms ?? 0;
   const sent = Object.values(res.sent);
   return {
     distributeMs: phasesMs.distribute,
     phasesMs,
+    threadsMs,
     kindsMs,
     sentPerHost: sent.length ? Math.round(sent.reduce((a, b) => a + b, 0) / sent.length) : 0,
     dir: path.posix.join(DATA_ROOT, "images", image.digest.replace(/^sha256:/, ""), "rootfs"),
   };
+}
+
+/** CPU ms of each of this process's threads so far, by tid, with its kind (main, pool, workers). */
+function threadsCpuMs() {
+  const out = new Map();
+  for (const tid of fs.readdirSync("/proc/self/task")) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const kind = Number(tid) === process.pid ? "main" : comm.startsWith("libuv-worker") ? "pool" : "workers";
+      out.set(tid, { kind, ms: (Number(f[11]) + Number(f[12])) * 10 });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 async function opensshRun(bed, image, ips) {

@@ -94,7 +94,7 @@ function report(res, table) {
       secs(s.distributeMs),
       "",
       "",
-      `${d.distributeVsOpenssh}x ssh tar; per host: extract ${(s.extractMsPerHost / 1000).toFixed(2)} s, assemble ${(s.assembleMsPerHost / 1000).toFixed(2)} s, ${mb(s.sentBytesPerHost)} sent`,
+      `${d.distributeVsOpenssh}x ssh tar; per host: extract ${(s.extractMsPerHost / 1000).toFixed(2)} s, assemble ${(s.assembleMsPerHost / 1000).toFixed(2)} s, ${mb(s.sentBytesPerHost)} sent; client CPU s main/workers/pool ${["main", "workers", "pool"].map((k) => (s.threadsCpuMs[k] / 1000).toFixed(1)).join("/")}`,
     ]);
     rows.push([
       `${n}: ssh host tar -x < rootfs.tar`,
@@ -104,6 +104,15 @@ function report(res, table) {
       "OpenSSH 9.2, aes128-gcm, one process per host",
     ]);
     rows.push([`${n}: sftp per file (sealer's way)`, secs(d.sftp.medianMs), runsS(d.sftp), cpu(d.sftp), `sealant apply ${d.totalVsSftp}x its time`]);
+    const au = d.auto;
+    if (au)
+      rows.push([
+        `${n}: sealant apply, distribution auto (relay)`,
+        secs(au.medianMs),
+        runsS(au),
+        cpu(au),
+        `distribute phase ${secs(au.distributeMs)}, ${au.distributeVsOpenssh}x ssh tar (the spec's default; the rows above are distribution direct)`,
+      ]);
     const mt = d.mainThread;
     if (mt)
       rows.push([
