@@ -43,6 +43,10 @@ npm run --silent build
 ln -sfn .. "$root/node_modules/sealant"
 # The Pulumi CLI and its nodejs language host, built from the Go module proxy and cached (first time: minutes).
 bash "$root/scripts/pulumi-cli.sh"
+# The real Kubernetes provider plugin for Pulumi at the release the installed @pulumi/kubernetes asks
+# for, built from the Go module proxy and cached: the e2e tests run workloads onto clusters with it
+# (no plugin download works here; first time: ~10 min on 2 quiet cores, 27 min under load).
+bash "$root/scripts/pulumi-kubernetes.sh" > /dev/null
 # The real kubeadm, built from the Go module proxy and cached: the tests validate the kubeadm
 # configuration sealant generates with it (first time: ~5 min).
 bash "$root/scripts/kubeadm.sh" > /dev/null
