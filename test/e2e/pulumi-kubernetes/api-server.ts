@@ -26,6 +26,8 @@ export interface ApiServer {
   /** A kubeconfig for an administrator (client certificate in system:masters), data embedded. */
   kubeconfig: string;
   kubeconfigFile: string;
+  /** A kubeconfig for the same server and CA with a newly issued administrator certificate (its text differs). */
+  reissuedKubeconfig(): Promise<string>;
   /** The real kubectl against this server. */
   kubectl(...args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -80,6 +82,15 @@ async function issue(dir: string, name: string, subject: string, ext: string): P
   ]);
 }
 
+function issueAdmin(dir: string, name: string): Promise<void> {
+  return issue(
+    dir,
+    name,
+    "/O=system:masters/CN=sealant-test-admin",
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+  );
+}
+
 async function makePki(dir: string): Promise<void> {
   await execP("openssl", [
     "req",
@@ -104,18 +115,13 @@ async function makePki(dir: string): Promise<void> {
     "/CN=kube-apiserver",
     "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
   );
-  await issue(
-    dir,
-    "admin",
-    "/O=system:masters/CN=sealant-test-admin",
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-  );
+  await issueAdmin(dir, "admin");
   const sa = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   await writeFile(join(dir, "sa.key"), sa.privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
   await writeFile(join(dir, "sa.pub"), sa.publicKey.export({ type: "spki", format: "pem" }));
 }
 
-async function kubeconfigFor(dir: string, server: string): Promise<string> {
+async function kubeconfigFor(dir: string, server: string, user = "admin"): Promise<string> {
   const b64 = async (f: string) => (await readFile(join(dir, f))).toString("base64");
   return [
     "apiVersion: v1",
@@ -128,8 +134,8 @@ async function kubeconfigFor(dir: string, server: string): Promise<string> {
     "users:",
     "  - name: admin",
     "    user:",
-    `      client-certificate-data: ${await b64("admin.crt")}`,
-    `      client-key-data: ${await b64("admin.key")}`,
+    `      client-certificate-data: ${await b64(`${user}.crt`)}`,
+    `      client-key-data: ${await b64(`${user}.key`)}`,
     "contexts:",
     "  - name: admin@test",
     "    context: { cluster: test, user: admin }",
@@ -236,7 +242,13 @@ export async function startApiServer(dir: string): Promise<ApiServer> {
       if (Date.now() > deadline) throw new Error(`kube-apiserver not ready after 110 s: see ${join(dir, "kube-apiserver.log")}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
-    return { server, kubeconfig, kubeconfigFile, kubectl, stop };
+    let issued = 0;
+    const reissuedKubeconfig = async () => {
+      const name = `admin-${++issued}`;
+      await issueAdmin(pki, name);
+      return kubeconfigFor(pki, server, name);
+    };
+    return { server, kubeconfig, kubeconfigFile, reissuedKubeconfig, kubectl, stop };
   } catch (err) {
     await stop();
     throw err;
