@@ -45,7 +45,7 @@ ln -sfn .. "$root/node_modules/sealant"
 bash "$root/scripts/pulumi-cli.sh"
 # The real Kubernetes provider plugin for Pulumi at the release the installed @pulumi/kubernetes asks
 # for, built from the Go module proxy and cached: the e2e tests run workloads onto clusters with it
-# (no plugin download works here; first time: ~10 min on 2 quiet cores, 27 min under load).
+# (no plugin download works here; first time: about 13 CPU-minutes — 27 min on 2 cores under load).
 bash "$root/scripts/pulumi-kubernetes.sh" > /dev/null
 # The real kubeadm, built from the Go module proxy and cached: the tests validate the kubeadm
 # configuration sealant generates with it (first time: ~5 min).
