@@ -159,17 +159,19 @@ const GUNZIP_CHUNK = 1 << 20;
 const READ_CHUNK = 1 << 20;
 
 /** How a layer travels: gzip as stored, or plain tar (and how many bytes that is). */
-async function wireForm(store: ImageStore, layer: ClusterImageLayer): Promise<{ gzip: boolean; bytes: number }> {
+export async function wireForm(store: ImageStore, layer: ClusterImageLayer): Promise<{ gzip: boolean; bytes: number }> {
   if (!/gzip/.test(layer.mediaType)) return { gzip: false, bytes: layer.size };
   const raw = await extractedSize(store, layer);
   return raw <= layer.size * INCOMPRESSIBLE ? { gzip: false, bytes: raw } : { gzip: true, bytes: layer.size };
 }
 
-interface PlainCopy {
+export interface PlainCopy {
   file: string;
   size: number;
   /** Aborted when making the copy failed (its reason says why): the sends reading it stop. */
   failed: AbortSignal;
+  /** Settled when the copy is whole (rejected when making it failed). */
+  written: Promise<void>;
   /** Done with it; the last user's release stops the gunzip if still running and deletes the copy. */
   release(): Promise<void>;
 }
@@ -190,7 +192,7 @@ const plainCopies = new Map<Digest, { file: string; written: Promise<void>; user
  * would only add work.) The copy lives while any host is being sent the layer from it, then is
  * deleted; private to this user (mode 0600 in a 0700 directory).
  */
-function plainCopy(store: ImageStore, layer: ClusterImageLayer, size: number): PlainCopy {
+export function plainCopy(store: ImageStore, layer: ClusterImageLayer, size: number): PlainCopy {
   let copy = plainCopies.get(layer.digest);
   if (!copy) {
     const dir = mkdtempSync(join(tmpdir(), wireDirPrefix()));
@@ -221,6 +223,7 @@ function plainCopy(store: ImageStore, layer: ClusterImageLayer, size: number): P
     file: c.file,
     size,
     failed: c.failed.signal,
+    written: c.written,
     release: async () => {
       if (released) return;
       released = true;

@@ -16,6 +16,8 @@ export interface ClusterImageLayer {
   mediaType: string;
   /** Holds only registry/ (the cached container images): sent to registry hosts only. */
   registryOnly: boolean;
+  /** The uncompressed tar's digest (the config's rootfs.diff_ids): what a layer relayed as plain tar is checked against. */
+  diffId?: Digest;
 }
 
 /** One platform's manifest of the cluster image, as distribution needs it. */
@@ -64,11 +66,13 @@ export async function resolveClusterImage(session: Session, ref: string, signal?
 function layersOf(manifest: Manifest, config: ImageConfig): ClusterImageLayer[] {
   const history = (config.history ?? []).filter((h) => !h.empty_layer);
   const aligned = history.length === manifest.layers.length;
+  const diffIds = config.rootfs?.diff_ids?.length === manifest.layers.length ? config.rootfs.diff_ids : [];
   return manifest.layers.map((l, i) => ({
     digest: l.digest,
     size: l.size,
     mediaType: l.mediaType,
     registryOnly: aligned && history[i]?.created_by === REGISTRY_LAYER_HISTORY,
+    ...(diffIds[i] ? { diffId: diffIds[i] } : {}),
   }));
 }
 

@@ -15,9 +15,10 @@
  *  - the sender checks the receiver's host key against a known_hosts file the operator wrote
  *    from the receiver's host keys, read over the operator's own connection to it (which the
  *    cluster's host-key policy verified): StrictHostKeyChecking stays on;
- *  - what travels is the layer's blob exactly as the image store holds it, so the receiver
- *    checks its sha256 against the layer's digest before extracting it (into a temp directory
- *    renamed into place, as a direct send does);
+ *  - what travels is the layer's blob exactly as the image store holds it — or, for a gzip
+ *    layer gzip hardly shrinks, its plain tar (layer-relay.ts) — so the receiver checks its
+ *    sha256 against the layer's digest (or diffID) before extracting it (relay-placer.ts: into a
+ *    temp directory renamed into place, as a direct send does);
  *  - cut-through: a host passes a layer on while it is still arriving. Whatever writes a blob
  *    (the forced command, or the operator's receive) first records its process id beside it;
  *    the sender reads the growing file with `tail -f --pid` (GNU coreutils), which ends once
@@ -112,15 +113,18 @@ function incoming(layout: HostLayout, hex: string): string {
   return `${relayDir(layout)}/incoming.${hex}`;
 }
 
-/** The id of the process writing a blob, recorded (complete, by a rename) before the blob's file is made. */
+/** The id of the process writing a blob, recorded (complete) before the blob's file is made. */
 function writerPid(layout: HostLayout, hex: string): string {
   return `${relayDir(layout)}/writer.${hex}`;
 }
 
-/** Records the shell's process id, which `exec cat` then keeps, as the blob's writer; `name` is the shell word for the digest's hex. */
+/**
+ * Records the shell's process id, which `exec cat` then keeps, as the blob's writer; `name` is
+ * the shell word for the digest's hex. No temp name and rename for the pid file (a process per
+ * layer and host): it is whole before the blob's file exists, and readers wait for that file.
+ */
 function receiveInto(layout: HostLayout, name: string): string {
-  const pid = `${shellQuote(`${relayDir(layout)}/writer.`)}${name}`;
-  return `echo $$ > ${pid}.tmp && mv -f ${pid}.tmp ${pid} && exec cat > ${shellQuote(`${relayDir(layout)}/incoming.`)}${name}`;
+  return `echo $$ > ${shellQuote(`${relayDir(layout)}/writer.`)}${name} && exec cat > ${shellQuote(`${relayDir(layout)}/incoming.`)}${name}`;
 }
 
 /**
@@ -254,34 +258,6 @@ export async function sendBlob(
 /** Streams a layer's blob from the operator into the host's relay directory (as the login user). */
 export function receiveCommand(layout: HostLayout, layer: HostLayer): string {
   return receiveInto(layout, digestHex(layer.digest));
-}
-
-/**
- * Checks the blob that arrived against the layer's digest, keeps it for the hosts this one
- * passes it on to (or drops it when there are none), and extracts it into a temp directory
- * renamed into place as the layer's directory. A blob that is not the layer goes (a host
- * reading it on still has it open, and refuses what it got in turn).
- */
-export function placeScript(layout: HostLayout, layer: HostLayer, keepBlob: boolean): string {
-  const hex = digestHex(layer.digest);
-  const target = layout.layer(layer.digest, layer.withRegistry);
-  const gzip = /gzip/.test(layer.mediaType);
-  const exclude = layer.withRegistry ? "" : " --anchored --exclude=registry --exclude=./registry";
-  return [
-    "set -e",
-    `in=${shellQuote(incoming(layout, hex))}; p=${shellQuote(writerPid(layout, hex))}; t=${shellQuote(target)}; n="$t.relay"`,
-    // openssl's SHA-256 uses the CPU's SHA instructions where it has them (about 4x sha256sum's
-    // speed here, and every host hashes every layer); a host without openssl (busybox) has sha256sum.
-    'got=$(openssl dgst -sha256 -r "$in" 2> /dev/null) || got=$(sha256sum "$in") || got=unreadable',
-    "got=${got%% *}",
-    `if [ "$got" != ${hex} ]; then rm -f "$in" "$p"; echo "the layer arrived as sha256:$got, not ${layer.digest}" >&2; exit 3; fi`,
-    // A process costs a few ms of CPU and this runs for every layer on every host: none where a
-    // shell test does, one rm for the old directory and the blob no host reads on.
-    'if [ -e "$n" ]; then rm -rf "$n"; fi; mkdir -p "$n"',
-    `tar -x${gzip ? "z" : ""}f "$in" -C "$n"${exclude}`,
-    keepBlob ? 'if [ -e "$t" ]; then rm -rf "$t"; fi' : 'rm -rf "$t" "$in" "$p"',
-    'mv -T "$n" "$t"',
-  ].join("\n");
 }
 
 /** Everything relaying left on a host: its relay directory and its authorised entries. */

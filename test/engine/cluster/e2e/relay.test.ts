@@ -10,13 +10,14 @@ import {
   authorizeSender,
   cleanUpRelay,
   hostPublicKeys,
-  placeScript,
   prepareRelay,
   receiveCommand,
+  relayDir,
   relayKey,
   sendBlob,
   writeKnownHosts,
 } from "../../../../src/engine/cluster/host/relay";
+import { RelayPlacer } from "../../../../src/engine/cluster/host/relay-placer";
 import { shellQuote, SshConnection } from "../../../../src/engine/ssh";
 import { onHost, runOnHost } from "../../../support/hosts";
 
@@ -142,6 +143,13 @@ describe("relay distribution", () => {
       const key = await relayKey(s, layout);
       await writeKnownHosts(s, layout, { ip: receiver, port: 22 }, await hostPublicKeys(r));
       await authorizeSender(r, layout, "transport", key);
+      // The receiver's placer, as an apply runs one per host: "ok", or why the layer was refused.
+      const placer = new RelayPlacer(r, layout, relayDir(layout), 60_000);
+      const place = () =>
+        placer.place({ blob: layer.digest, want: layer.digest, gzip: true, keep: false, withRegistry: false, dir: layer.dir }).then(
+          () => "ok",
+          (err: Error) => err.message,
+        );
       const viaKey = (command: string) =>
         runOnHost(
           bed.sandbox,
@@ -155,9 +163,7 @@ describe("relay distribution", () => {
       // The layer's own digest as the name: the bytes land, but they are not the layer.
       const hex = layer.digest.slice(7);
       expect((await viaKey(hex)).code).toBe(0);
-      const placed = await r.exec(placeScript(layout, layer, false), { sudo: true });
-      expect(placed.code).toBe(3);
-      expect(placed.stderr).toContain(`not ${layer.digest}`);
+      expect(await place()).toContain(`not ${layer.digest}`);
       expect(await on(receiver, `ls -A ${layout.root}/relay; ls ${layout.root}/layers 2>/dev/null | wc -l`)).toBe("0");
       // The real blob, sent by the sender's ssh as an apply does: placed, same files as extracting it here.
       const blob = await bed.session.store.readBlob(layer.digest);
@@ -165,7 +171,7 @@ describe("relay distribution", () => {
       await on(sender, `cp /tmp/blob.${hex} ${layout.root}/relay/incoming.${hex}`);
       const peer = { ip: receiver, port: 22, user: "root" };
       await sendBlob(s, layout, peer, layer, 60_000, true);
-      expect((await r.exec(placeScript(layout, layer, false), { sudo: true })).code).toBe(0);
+      expect(await place()).toBe("ok");
       expect(await on(receiver, `ls ${layout.root}/layers`)).toBe(layer.dir);
       await on(receiver, `rm -rf ${layout.root}/layers`);
 
@@ -185,14 +191,14 @@ describe("relay distribution", () => {
       expect(Date.now() - t0).toBeGreaterThan(3000);
       expect(sendingAt - t0).toBeGreaterThan(900);
       expect(Date.now() - sendingAt).toBeGreaterThan(2500);
-      expect((await r.exec(placeScript(layout, layer, false), { sudo: true })).code).toBe(0);
+      expect(await place()).toBe("ok");
       expect(await on(receiver, `ls ${layout.root}/layers`)).toBe(layer.dir);
       await on(receiver, `rm -rf ${layout.root}/layers`);
       // The sender's own copy cut short (its writer ended half-way): the receiver refuses what it got, nothing placed.
       await arriving("true");
       await sendBlob(s, layout, peer, layer, 60_000, true);
-      const short = await r.exec(placeScript(layout, layer, false), { sudo: true });
-      expect(short.code).toBe(3);
+      expect(await place()).toContain(`not ${layer.digest}`);
+      await placer.close();
       expect(await on(receiver, `ls -A ${layout.root}/relay; ls ${layout.root}/layers 2>/dev/null | wc -l`)).toBe("0");
       await Promise.all([cleanUpRelay(s, layout, "transport"), cleanUpRelay(r, layout, "transport")]);
       for (const ip of [sender, receiver]) expect(await leftovers(ip, "transport")).toBe("0\n0");
