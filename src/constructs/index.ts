@@ -5,5 +5,6 @@
  */
 export { KubernetesCluster, InvalidPropsError, KUBERNETES_API_PORT, apiEndpoint } from "./kubernetes-cluster";
 export type { KubernetesClusterProps, KubernetesClusterImage, HostSettings } from "./kubernetes-cluster";
+export type { KubernetesAccess } from "./kubernetes-provider";
 export { AlicloudCluster, ALICLOUD_ACCESS, parseCidr } from "./alicloud-cluster";
 export type { AlicloudClusterProps, AlicloudAccess, AlicloudHostKeyPolicy } from "./alicloud-cluster";

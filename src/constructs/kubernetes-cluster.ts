@@ -4,6 +4,7 @@ import { InvalidReferenceError, parseReference } from "../engine/image/reference
 import { Cluster, type ClusterArgs, type ClusterHostArgs, type HostSettingsArgs } from "../provider/cluster";
 import { ImageBuild, type ImageBuildArgs } from "../provider/image-build";
 import { compareIps } from "../provider/impl/cluster-inputs";
+import { KubernetesAccess } from "./kubernetes-provider";
 
 /**
  * Props that a construct got wrong, in the user's terms: the construct, the prop, the bad
@@ -169,6 +170,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   readonly nodes: Cluster["nodes"];
   /** The plan the next `pulumi up` runs (as `pulumi preview --diff` shows it). */
   readonly plan: pulumi.Output<string>;
+  /** For `@pulumi/kubernetes`: a ready `provider`, or a stable `kubeconfig` and `clusterIdentifier` for one of your own. */
+  readonly kubernetes: KubernetesAccess;
 
   constructor(name: string, props: KubernetesClusterProps, opts?: pulumi.ComponentResourceOptions) {
     // Validated before anything is registered: bad props leave no resource behind.
@@ -241,6 +244,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     this.imageDigest = this.cluster.imageDigest;
     this.nodes = this.cluster.nodes;
     this.plan = this.cluster.plan;
+    const access = { clusterName, kubeconfig: this.kubeconfig, server: fallbackEndpoint, dataRoot: props.dataRoot, runtime: props.runtime };
+    this.kubernetes = new KubernetesAccess(this, name, where, access);
 
     this.registerOutputs({
       image: this.image,
@@ -252,6 +257,11 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       caCertificate: this.caCertificate,
       nodes: this.nodes,
     });
+  }
+
+  /** A `k8s.Provider` for workloads on this cluster (`kubernetes.provider`): scaling or upgrading the cluster replaces none of them. */
+  get provider(): KubernetesAccess["provider"] {
+    return this.kubernetes.provider;
   }
 }
 
