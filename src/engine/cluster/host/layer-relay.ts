@@ -30,6 +30,7 @@ import {
   type RelayPeer,
 } from "./relay";
 import { RelayPlacer } from "./relay-placer";
+import { RelayStream } from "./relay-stream";
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -115,11 +116,22 @@ export class LayerRelay {
     const placer = new RelayPlacer(conn, cluster.layout, relayDir(cluster.layout), this.commandMs, signal);
     let placing: Promise<void> = Promise.resolve();
     let relayFailed = false;
+    /** All the layers from the source in one session, where the receiver takes a stream (relay-stream.ts). */
+    let stream: RelayStream | undefined;
     try {
       if (source) {
         try {
-          await this.authorize(this.hosts.get(source)!, me, conn, signal);
+          const streams = await this.authorize(this.hosts.get(source)!, me, conn, signal);
           authorized = true;
+          if (streams)
+            stream = new RelayStream(
+              await this.connOf(source, signal),
+              cluster.layout,
+              this.peer(me.host),
+              await this.cutsThrough(source, signal),
+              this.commandMs,
+              signal,
+            );
         } catch (err) {
           failed(`relaying from ${source} unavailable, the operator sends the layers`, err);
           source = undefined;
@@ -138,12 +150,22 @@ export class LayerRelay {
             if (relayFailed) return false;
             // This host's copy begins once its source reads its own: the hosts below it are asked then.
             const started = () => this.settled(this.starts, ip, layer).resolve();
-            await sendBlob(await this.connOf(from, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, follow, signal, started);
+            if (stream) {
+              const s = stream;
+              let through = false;
+              // The source's own copy failing leaves this one short: the stream stops rather than wait for the rest.
+              this.arrivalOf(from, layer).promise.catch((why: Error) => {
+                if (!through) s.stop(why);
+              });
+              await s.send(layer.digest, await this.wireBytes(layer), started);
+              through = true;
+            } else await sendBlob(await this.connOf(from, signal), cluster.layout, this.peer(me.host), layer, this.commandMs, follow, signal, started);
             started();
             return true;
           } catch (err) {
             if (!relayFailed && !signal?.aborted) failed(`relaying ${layer.digest} from ${from} failed, the operator sends the layers not yet relayed`, err);
             relayFailed = true;
+            stream?.stop(new Error("relaying stopped"));
             return false;
           }
         })();
@@ -184,7 +206,7 @@ export class LayerRelay {
     } finally {
       relayFailed = true;
       await placing.catch(() => undefined);
-      await placer.close();
+      await Promise.all([placer.close(), stream?.close()]);
       this.giveUp(ip, new Error(`${ip} stopped relaying`));
       // The sender's key is good for nothing once this host has its layers.
       if (authorized) await removeAuthorizations(conn, cluster.spec.name).catch((err: unknown) => failed("removing the relay key", err));
@@ -285,13 +307,14 @@ export class LayerRelay {
     return k;
   }
 
-  /** Lets `sender` reach `receiver`: the receiver's host keys on the sender, the sender's key on the receiver. */
-  private async authorize(sender: RelayHost, receiver: RelayHost, receiverConn: Connection, signal?: AbortSignal): Promise<void> {
+  /** Lets `sender` reach `receiver`: the receiver's host keys on the sender, the sender's key on the receiver; whether the receiver takes a stream. */
+  private async authorize(sender: RelayHost, receiver: RelayHost, receiverConn: Connection, signal?: AbortSignal): Promise<boolean> {
     const [key, hostKeys] = await Promise.all([this.keyOf(sender, signal), hostPublicKeys(receiverConn, signal)]);
     const peer = this.peer(receiver.host);
     await writeKnownHosts(await this.connOf(sender.host.ip, signal), this.cluster.layout, peer, hostKeys, signal);
-    await authorizeSender(receiverConn, this.cluster.layout, this.cluster.spec.name, key, signal);
+    const streams = await authorizeSender(receiverConn, this.cluster.layout, this.cluster.spec.name, key, signal);
     await connectPeer(await this.connOf(sender.host.ip, signal), this.cluster.layout, peer, signal).catch(() => undefined);
+    return streams;
   }
 
   /**
@@ -309,6 +332,11 @@ export class LayerRelay {
       this.plain.set(layer.digest, p);
     }
     return p;
+  }
+
+  /** The bytes the layer travels as: its blob, or its plain tar. */
+  private async wireBytes(layer: HostLayer): Promise<number> {
+    return (await this.plainOnWire(layer)) ? (await wireForm(this.cluster.session.store, layer)).bytes : layer.size;
   }
 
   /** Streams the layer (its blob, or its shared plain copy) from the operator into the host's `incoming` file; returns the bytes sent. */

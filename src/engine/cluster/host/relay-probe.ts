@@ -82,11 +82,12 @@ async function hopBlocker(
   const sig = signal ? { signal } : {};
   const port = receiver.ssh.port ?? 22;
   const receiverConn = await connOf(receiver);
-  const [keys, scanned, sshd] = await Promise.all([
-    hostPublicKeys(receiverConn, signal),
+  const keys = hostPublicKeys(receiverConn, signal);
+  const [scanned, sshd] = await Promise.all([
     (async () =>
       (await connOf(sender)).exec(
-        `command -v ssh-keyscan > /dev/null 2>&1 || exit 3; ssh-keyscan -T ${KEYSCAN_SECONDS} -p ${port} ${shellQuote(receiver.ip)} 2> /dev/null || true`,
+        // Only a key type the receiver has: each type asked for is a key exchange of its own, for the sender and the receiver's sshd.
+        `command -v ssh-keyscan > /dev/null 2>&1 || exit 3; ssh-keyscan -T ${KEYSCAN_SECONDS} -t ${scanType(await keys)} -p ${port} ${shellQuote(receiver.ip)} 2> /dev/null || true`,
         { timeoutMs: (KEYSCAN_SECONDS + 20) * 1000, ...sig },
       ))(),
     receiverConn.exec(
@@ -103,10 +104,19 @@ async function hopBlocker(
     );
     const where = port === 22 ? receiver.ip : `${receiver.ip} port ${port}`;
     if (seen.size === 0) return `${sender.ip} cannot reach ${receiver.ip}'s sshd at ${where} (no answer in ${KEYSCAN_SECONDS} s)`;
-    if (!keys.some((k) => seen.has(k))) return `at ${where}, ${sender.ip} reaches an sshd whose host keys are not ${receiver.ip}'s`;
+    if (!(await keys).some((k) => seen.has(k))) return `at ${where}, ${sender.ip} reaches an sshd whose host keys are not ${receiver.ip}'s`;
   }
   if (sshd.code === 0) return sshdBlocker(sshd.stdout, receiver);
   return undefined;
+}
+
+/** The `ssh-keyscan -t` name of one of the receiver's host key types (`ssh-ed25519 AAAA...` -> ed25519), ed25519 first. */
+export function scanType(keys: readonly string[]): string {
+  const types = keys.map((k) => k.split(" ")[0]!);
+  if (types.includes("ssh-ed25519")) return "ed25519";
+  if (types.some((t) => t.startsWith("ecdsa-"))) return "ecdsa";
+  if (types.includes("ssh-rsa")) return "rsa";
+  return "ed25519,ecdsa,rsa";
 }
 
 /** Why the receiver's sshd (its `sshd -T` output) will not let the sender's relay key in, or nothing. */

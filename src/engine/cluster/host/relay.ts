@@ -109,12 +109,12 @@ export async function writeKnownHosts(
 }
 
 /** Where a layer's blob arrives on a host (as the login user), named by its digest; the hosts below it read it there. */
-function incoming(layout: HostLayout, hex: string): string {
+export function incoming(layout: HostLayout, hex: string): string {
   return `${relayDir(layout)}/incoming.${hex}`;
 }
 
 /** The id of the process writing a blob, recorded (complete) before the blob's file is made. */
-function writerPid(layout: HostLayout, hex: string): string {
+export function writerPid(layout: HostLayout, hex: string): string {
   return `${relayDir(layout)}/writer.${hex}`;
 }
 
@@ -137,15 +137,41 @@ export async function canCutThrough(conn: Connection, signal?: AbortSignal): Pro
 }
 
 /**
- * Authorises the sender's key on the receiver for writing one file of its relay directory and
- * nothing else: the command ssh asks for is only read as a 64-hex-digit name, the blob arrives
- * as `incoming.<that>`; anything else is refused.
+ * The forced command's stream mode (relay-stream.ts: one session per pair of hosts for all the
+ * layers): lines `<64 hex> <size>` each followed by that many bytes, written to
+ * `incoming.<hex>` by a `head -c` whose process id is the blob's writer; `got <hex>` answered
+ * once it is all there. Anything that is not such a line ends it.
  */
-export async function authorizeSender(receiver: Connection, layout: HostLayout, cluster: string, publicKey: string, signal?: AbortSignal): Promise<void> {
-  const forced = ["h=$SSH_ORIGINAL_COMMAND", "case $h in *[!0-9a-f]*) exit 2;; esac", "[ ${#h} -eq 64 ] || exit 2", receiveInto(layout, "$h")].join("; ");
+function streamInto(layout: HostLayout): string {
+  return [
+    `cd ${shellQuote(relayDir(layout))} || exit 3`,
+    "while read -r h s; do case $h in *[!0-9a-f]*) exit 2;; esac",
+    "[ ${#h} -eq 64 ] || exit 2",
+    "case $s in ''|*[!0-9]*) exit 2;; esac",
+    // Only hex digits and a number reach the inner shell; its id, which head then keeps, is the writer.
+    "sh -c 'echo $$ > writer.$1 && exec head -c $2 > incoming.$1' sh $h $s || exit 3",
+    "echo got $h; done; exit 0",
+  ].join("; ");
+}
+
+/**
+ * Authorises the sender's key on the receiver for writing files of its relay directory and
+ * nothing else: the command ssh asks for is only read as a 64-hex-digit name (the blob arrives
+ * as `incoming.<that>`) or as `stream` (streamInto); anything else is refused. Answers whether
+ * the receiver takes a stream: its `head -c` must read no byte past the count (GNU coreutils';
+ * busybox's reads ahead), else each layer comes in a session of its own.
+ */
+export async function authorizeSender(receiver: Connection, layout: HostLayout, cluster: string, publicKey: string, signal?: AbortSignal): Promise<boolean> {
+  const forced = [
+    "h=$SSH_ORIGINAL_COMMAND",
+    `case $h in stream) ${streamInto(layout)};; esac`,
+    "case $h in *[!0-9a-f]*) exit 2;; esac",
+    "[ ${#h} -eq 64 ] || exit 2",
+    receiveInto(layout, "$h"),
+  ].join("; ");
   if (/["\\]/.test(forced)) throw new Error(`the data root ${layout.root} cannot be named in an authorized_keys command`);
   const entry = `restrict,command="${forced}" ${publicKey} ${relayMarker(cluster)}`;
-  await receiver.run(
+  const r = await receiver.run(
     [
       "set -e; umask 077",
       'mkdir -p "$HOME/.ssh"',
@@ -153,9 +179,11 @@ export async function authorizeSender(receiver: Connection, layout: HostLayout, 
       // A file without a final newline would glue the entry onto its last key.
       'if [ -s "$f" ] && [ -n "$(tail -c 1 "$f")" ]; then printf "\\n" >> "$f"; fi',
       `printf '%s\\n' ${shellQuote(entry)} >> "$f"`,
+      "if head --version 2> /dev/null | grep -q GNU; then echo stream; fi",
     ].join("\n"),
     { timeoutMs: 30_000, ...(signal ? { signal } : {}) },
   );
+  return r.stdout.trim() === "stream";
 }
 
 /** Takes every relay entry of the cluster out of the login user's authorized_keys (a new file renamed over it). */
@@ -181,7 +209,7 @@ export interface RelayPeer {
 }
 
 /** The sender's ssh to the receiver with the relay's key, known_hosts and shared connection; the words before the command. */
-function sshTo(layout: HostLayout, receiver: RelayPeer): string[] {
+export function sshTo(layout: HostLayout, receiver: RelayPeer): string[] {
   const dir = relayDir(layout);
   return [
     "ssh",
