@@ -7,6 +7,7 @@ export type { ImageBuildArgs, ImageBuildLayer, RegistryAuthArgs } from "./provid
 export { ClusterImage } from "./provider/cluster-image";
 export type { ClusterImageArgs } from "./provider/cluster-image";
 export { Cluster } from "./provider/cluster";
+export { ClusterBackup, type ClusterBackupArgs } from "./provider/cluster-backup";
 export type {
   AppConfigArgs,
   AppFileArgs,

@@ -30,6 +30,8 @@ Clusters (from a Clusterfile, -f; sealant's or any of sealer's):
   check      Check every host: reachable, a member, the runtime's check passing
   exec       Run a command on the cluster's hosts (-- COMMAND)
   unlock     Break a stale cluster lock
+  backup     Back a Kubernetes cluster up: etcd snapshot, pki, kubeadm configuration (--to DIR)
+  restore    Bring a Kubernetes cluster back from a backup, same or new hosts (--from ARCHIVE)
   convert    Write a sealer Clusterfile (any format) as sealant's own
 Hosts:
   sandbox    Local test hosts (namespaces + sshd on 127.0.10.N; needs root)
@@ -81,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
  * release its lock on the hosts over SSH.
  */
 function stopGraceMs(command: string): number {
-  return ["plan", "apply", "delete", "reset", "check", "exec", "unlock", "sandbox"].includes(command) ? 60_000 : 5000;
+  return ["plan", "apply", "delete", "reset", "check", "exec", "unlock", "sandbox", "backup", "restore"].includes(command) ? 60_000 : 5000;
 }
 let interrupted: { command: string; signal: NodeJS.Signals } | undefined;
 let onSignal: ((sig: NodeJS.Signals) => void) | undefined;

@@ -8,6 +8,7 @@ import { sandbox } from "./sandbox";
 import { apply, del, plan } from "./cluster";
 import { check, exec, reset, unlock } from "./cluster-ops";
 import { convert } from "./convert";
+import { backup, restore } from "./backup";
 
 import type { Command } from "./command";
 
@@ -36,4 +37,6 @@ export const commands: Record<string, Command> = {
   exec,
   unlock,
   convert,
+  backup,
+  restore,
 };

@@ -1,0 +1,107 @@
+import { backupCluster, restoreCluster } from "../../engine/cluster/backup";
+import { parse } from "../args";
+import { UsageError } from "../errors";
+import { printJson } from "../format";
+import { seconds } from "../cluster-output";
+import type { Command } from "./command";
+import { CLUSTERFILE_HELP, SESSION_HELP, OUTPUT_HELP, withVerbose, withCluster, withDeadline, confirm, clusterOptions, noPositionals } from "./cluster-common";
+
+/* backup and restore of a Kubernetes cluster's etcd, certificates and kubeadm configuration. */
+const backupUsage = `Usage: sealant backup [-f Clusterfile] --to DIR [--dry-run] [--json] [OPTIONS]
+
+Back the cluster up: a consistent etcd snapshot from a healthy master (checked with etcdctl
+snapshot status), the master's /etc/kubernetes/pki, the kubeadm configuration and the cluster
+spec, as one archive DIR/<cluster>-<time>.sealant-backup.tar.gz whose manifest records every
+file's sha256; it is read back and verified before it gets its name. The archive holds the
+cluster's private keys: it is written with mode 0600; keep it secret.
+
+${CLUSTERFILE_HELP}
+      --to DIR                 the directory the archive is written into (made when missing)
+      --dry-run                print the plan and change nothing
+      --json                   print {plan, archive, sha256, size, source, snapshot} as JSON
+${SESSION_HELP}
+${OUTPUT_HELP}`;
+
+export const backup: Command = {
+  usage: backupUsage,
+  async run(args, signal) {
+    const flags = {
+      ...withVerbose,
+      to: { type: "string" },
+      "dry-run": { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+    } as const;
+    const { values, positionals } = parse(args, flags, backupUsage);
+    noPositionals(positionals, "backup", backupUsage);
+    const to = values.to;
+    if (!to) throw new UsageError(`backup needs --to DIR: where the archive is written\n\n${backupUsage}`);
+    await withCluster(values, async ({ spec, session, events, progress }) => {
+      const started = Date.now();
+      const r = await withDeadline(signal, spec, "the backup", (s) =>
+        backupCluster({
+          ...clusterOptions(session, spec, events, s, "sealant backup"),
+          to,
+          dryRun: values["dry-run"],
+          onPlan: (plan) => progress.line(`backup of cluster ${spec.name}:\n${plan.map((l) => `  ${l}`).join("\n")}`),
+        }),
+      );
+      if (values.json) return printJson(r);
+      if (r.dryRun) return void process.stdout.write(`backup of cluster ${spec.name} (dry run, nothing done):\n${r.plan.map((l) => `  ${l}`).join("\n")}\n`);
+      process.stdout.write(
+        `backed up cluster ${spec.name} in ${seconds(Date.now() - started)}: ${r.archive}\n` +
+          `  sha256:${r.sha256} (${r.size} bytes, mode 0600: it holds the cluster's private keys)\n` +
+          `  etcd snapshot from ${r.source}: revision ${r.snapshot!.revision}, ${r.snapshot!.totalKey} keys, sha256:${r.snapshot!.sha256}\n`,
+      );
+    });
+  },
+};
+
+const restoreUsage = `Usage: sealant restore [-f Clusterfile] --from ARCHIVE [--dry-run] [--json] [OPTIONS]
+
+Bring the cluster back from an archive of sealant backup (verified against its manifest first).
+On hosts that run the cluster (its CA the backup's): the control plane is stopped on every
+master, etcd restored from the snapshot into a fresh data directory on each, the control plane
+started, every kubelet restarted. On new hosts (the first master has no control plane): the
+backup's CAs and service-account keys go onto the first master, the cluster is created as
+sealant apply creates it, then etcd is restored the same way. Nodes no host of the Clusterfile
+has are deleted.
+
+${CLUSTERFILE_HELP}
+      --from ARCHIVE           the archive sealant backup wrote
+      --dry-run                print the plan and change nothing
+      --json                   print {mode, plan, backup} as JSON
+  -y, --yes                    do not ask for confirmation on a terminal
+${SESSION_HELP}
+${OUTPUT_HELP}`;
+
+export const restore: Command = {
+  usage: restoreUsage,
+  async run(args, signal) {
+    const flags = {
+      ...withVerbose,
+      from: { type: "string" },
+      "dry-run": { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      yes: { type: "boolean", short: "y", default: false },
+    } as const;
+    const { values, positionals } = parse(args, flags, restoreUsage);
+    noPositionals(positionals, "restore", restoreUsage);
+    const from = values.from;
+    if (!from) throw new UsageError(`restore needs --from ARCHIVE: the archive sealant backup wrote\n\n${restoreUsage}`);
+    await withCluster(values, async ({ spec, session, events, progress }) => {
+      const started = Date.now();
+      const options = { ...clusterOptions(session, spec, events, signal, "sealant restore"), from };
+      const preview = await restoreCluster({ ...options, dryRun: true });
+      const shown = `restore of cluster ${spec.name} (${preview.mode}):\n${preview.plan.map((l) => `  ${l}`).join("\n")}\n`;
+      if (values["dry-run"]) return values.json ? printJson(preview) : void process.stdout.write(shown);
+      progress.line(shown.trimEnd());
+      if (!(await confirm(`Restore cluster ${spec.name}? Everything its etcd holds now is replaced by the backup's.`, values.yes)))
+        throw new Error("not confirmed: nothing changed");
+      const r = await withDeadline(signal, spec, "the restore", (s) => restoreCluster({ ...options, signal: s }));
+      if (values.json) return printJson(r);
+      process.stdout.write(
+        `restored cluster ${spec.name} (${r.mode}) in ${seconds(Date.now() - started)} from the backup of ${r.backup.createdAt} (etcd revision ${r.backup.etcd.revision})\n`,
+      );
+    });
+  },
+};
