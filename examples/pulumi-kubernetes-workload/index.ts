@@ -45,7 +45,8 @@ const web = new k8s.apps.v1.Deployment(
               name: "web",
               // Served from the cluster's own registry: the hello image carries it.
               image: "docker.io/library/busybox:1.35",
-              command: ["sh", "-c", "cat /greeting/message && exec sleep 86400"],
+              // echo ends the line the message leaves open: the container runtime logs whole lines only.
+              command: ["sh", "-c", "cat /greeting/message; echo; exec sleep 86400"],
               volumeMounts: [{ name: "greeting", mountPath: "/greeting" }],
             },
           ],
