@@ -252,6 +252,8 @@ export interface UpgradeArgs {
   readonly maxUnavailable?: pulumi.Input<number>;
   /** @default "rolling" */
   readonly strategy?: pulumi.Input<"rolling" | "all-at-once">;
+  /** Images of the minors between the running Kubernetes version and the image's: a change of several minors is applied one minor at a time through them. */
+  readonly through?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** How hosts get the image's layers. */

@@ -21,6 +21,7 @@ import type { RuntimeOutputs } from "./runtime";
 import { specDigest } from "./spec";
 import type { ClusterRecord } from "./state/record";
 import { executePlan, stepRecorder, stepRunner } from "./steps";
+import { throughUpgradePath } from "./upgrade-stages";
 import { validateHosts } from "./validate";
 
 export interface ApplyOptions extends ClusterOptions {
@@ -58,6 +59,11 @@ export interface ApplyResult {
  * cluster's lock.
  */
 export async function applyCluster(opts: ApplyOptions): Promise<ApplyResult> {
+  // Several minor versions ahead: one such apply per minor (upgrade-stages.ts).
+  return throughUpgradePath(opts, (spec) => applyOnce({ ...opts, spec }));
+}
+
+async function applyOnce(opts: ApplyOptions): Promise<ApplyResult> {
   const ctx = await openCluster(opts);
   let release: (() => Promise<void>) | undefined;
   try {

@@ -44,5 +44,6 @@ export function desiredCluster(spec: ClusterSpec, image: ClusterImage, hosts: re
     bootstrap: findRuntime(image.metadata)?.bootstrap ?? "every-host",
     workersFollowMasters: findRuntime(image.metadata)?.workersFollowMasters ?? false,
     distribution: spec.distribution,
+    ...(findRuntime(image.metadata)?.rollSteps ? { rollSteps: findRuntime(image.metadata)!.rollSteps!(image.metadata.runtime?.version) } : {}),
   };
 }

@@ -1,5 +1,5 @@
-import { hasRole } from "./roles";
-import type { Plan, PlannedHost } from "./types";
+import { hasRole, isMaster } from "./roles";
+import type { DesiredCluster, Plan, PlannedHost } from "./types";
 
 /** The plan as people read it: the summary, then each phase with its steps. */
 export function formatPlan(plan: Plan): string {
@@ -28,3 +28,11 @@ export function rolelessNote(hosts: PlannedHost[]): string[] {
 }
 
 const ipList = (ips: string[]) => (ips.length > 6 ? `${ips.slice(0, 5).join(", ")} and ${ips.length - 5} more` : ips.join(", "));
+
+/** What a host's step of a rolling upgrade (`imageChanged`) or reconfiguration does, in the runtime's words when it has them. */
+export function rollStepWords(desired: DesiredCluster, host: PlannedHost, imageChanged: boolean): string {
+  const words = imageChanged ? desired.rollSteps?.upgrade : desired.rollSteps?.reconfigure;
+  if (!words) return `upgrade ${host.ip}`;
+  const first = desired.hosts.find((h) => isMaster(h));
+  return (host === first ? words.firstMaster : isMaster(host) ? words.master : words.other).replaceAll("{ip}", host.ip);
+}

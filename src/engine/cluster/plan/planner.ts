@@ -23,7 +23,7 @@ import { rollingBatches } from "./batches";
 import { userRegistriesPhase } from "./user-registries";
 import { registryRemoval } from "./registry-switch";
 import { relaySummary, withRelaySources } from "./distribution";
-import { describeHosts, rolelessNote } from "./format";
+import { describeHosts, rolelessNote, rollStepWords } from "./format";
 import { hasRole, isMaster } from "./roles";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
@@ -300,7 +300,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
           .filter((p) => !p.scope || p.scope.includes(h.ip))
           .map((p) => step(h, pluginKind(p.name, "upgrade-host"), `run plugin ${p.name} on ${h.ip}`, version)),
         // A host without a role gets the new files (distribute, render) and its plugins; the runtime never had it.
-        ...(hasRole(h) ? [step(h, UPGRADE, `upgrade ${h.ip}`, version), step(h, CHECK, `check ${h.ip}`, version)] : []),
+        ...(hasRole(h) ? [step(h, UPGRADE, rollStepWords(desired, h, imageChanged), version), step(h, CHECK, `check ${h.ip}`, version)] : []),
       ]);
       phase(`runtime:upgrade`, `Rolling upgrade, batch ${i + 1}/${batches.length}: ${batch.map((h) => h.ip).join(", ")}`, "serial", steps);
     });

@@ -70,6 +70,15 @@ export interface DesiredCluster {
   warnings?: string[];
   /** How hosts get the image's layers (the spec's default is auto). Without one: direct. */
   distribution?: Distribution;
+  /** What each host's step of a rolling upgrade or reconfiguration does, in the runtime's words (absent: "upgrade <ip>"). */
+  rollSteps?: { upgrade: RollWords; reconfigure: RollWords };
+}
+
+/** A rolling step's description for the first master, the other masters and every other host; `{ip}` stands for the host. */
+export interface RollWords {
+  firstMaster: string;
+  master: string;
+  other: string;
 }
 
 /** How hosts get the image's layers (the spec's `distribution`). */

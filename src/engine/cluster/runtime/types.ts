@@ -1,4 +1,4 @@
-import type { Action, PlannedHost } from "../plan/types";
+import type { Action, DesiredCluster, PlannedHost } from "../plan/types";
 
 /** What every lifecycle command of a runtime gets to know about the cluster and the change. */
 export interface RuntimeContext {
@@ -91,6 +91,8 @@ export interface Runtime {
    * Kubernetes skips a minor version); undefined when it can. Checked before anything changes.
    */
   changeProblem?(from: string | undefined, to: string | undefined): string | undefined;
+  /** What its rolling upgrade and reconfiguration steps do on each kind of host, for the plan (see DesiredCluster.rollSteps), given the image's runtime version. */
+  rollSteps?(version: string | undefined): DesiredCluster["rollSteps"];
 }
 
 export interface RuntimeOutputs {

@@ -317,6 +317,8 @@ export const upgradeSchema = z.strictObject({
   maxUnavailable: z.number().int().min(1).default(1),
   /** @default "rolling" */
   strategy: z.enum(UPGRADE_STRATEGIES).default("rolling"),
+  /** Images of the minors between the running version and the image's: several minors are applied one minor at a time through them (plan/upgrade-path.ts). */
+  through: z.array(imageRef).optional(),
 });
 
 export const DISTRIBUTION_MODES = ["auto", "direct", "relay"] as const;

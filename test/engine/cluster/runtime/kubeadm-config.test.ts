@@ -137,7 +137,7 @@ describe("Kubernetes upgrades: one minor version at a time", () => {
     expect(upgradeProblem(v("v1.30.2"), v("v1.30.8"))).toBeUndefined();
     expect(upgradeProblem(v("v1.30.8"), v("v1.31.0"))).toBeUndefined();
     expect(upgradeProblem(v("v1.29.3"), v("v1.31.4"))).toBe(
-      "Kubernetes v1.29.3 cannot be upgraded to v1.31.4 in one step: kubeadm upgrades one minor version at a time (first an image with v1.30.x, then the next)",
+      'Kubernetes v1.29.3 cannot be upgraded to v1.31.4 in one step: kubeadm upgrades one minor version at a time (name an image with v1.30.x in upgrade.through, e.g. upgrade: {through: ["sealant/kubernetes:v1.30.N"]}: each minor is then its own step)',
     );
     expect(upgradeProblem(v("v1.31.4"), v("v1.30.8"))).toBe("Kubernetes v1.31.4 cannot be downgraded to v1.30.8");
     expect(() => parseKubeVersion("1.31", "image example/k8s:1.31 label io.sealant.runtime.version")).toThrow(

@@ -7,6 +7,7 @@ import { API_SERVER_DOMAIN, API_SERVER_PORT, initConfig, joinConfig, type KubeNo
 import { firstMasterOf, kubeadmInputs, settingsProblems, versionOf, vipOf } from "./settings";
 import { ADMIN_CONF, CA_CERT, PRELUDE, writeFile } from "./shell";
 import { parseKubeVersion, upgradeProblem } from "./version";
+import { controlPlaneReady, KUBELET_CONFIG_FROM_CLUSTER, kubeRollSteps, regenerateControlPlane, uploadConfig } from "./reconfigure";
 import { lbImage, workerApi, workerVipPod } from "./worker-api";
 import { isMaster as isMasterHost } from "../../plan/roles";
 
@@ -122,18 +123,29 @@ printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CER
     case "upgrade": {
       const version = versionOf(ctx);
       const isFirst = host.ip === first.ip;
-      // The first master moves the control plane (`upgrade apply`); every other node follows (`upgrade node`).
+      const upgrading = ctx.action !== "reconfigure";
+      const config = `${dir}/config.yaml`;
+      // This master's own InitConfiguration (its advertise address) with the cluster's configuration.
+      const inputs = kubeadmInputs(ctx, [host]);
+      const own = { ...inputs, masters: [...inputs.masters.filter((m) => m.ip === host.ip), ...inputs.masters.filter((m) => m.ip !== host.ip)] };
+      // An upgrade moves the version first (the first master's `upgrade apply` moves the control
+      // plane, every other node follows with `upgrade node`, which regenerates a master's control
+      // plane from the configuration the first master uploaded); then the spec's configuration
+      // is applied the documented way (reconfigure.ts) — all of it for a reconfiguration.
       return run(
         `install -m 0755 bin/kubeadm /usr/bin/kubeadm
 ${
-  isFirst
-    ? // Without kubeadm's own CoreDNS (an image that brings its DNS), kubeadm skips the DNS
-      // upgrade but its preflight still fails on the missing CoreDNS: those two checks only.
-      `dns_checks=""
+  !upgrading
+    ? ""
+    : isFirst
+      ? // Without kubeadm's own CoreDNS (an image that brings its DNS), kubeadm skips the DNS
+        // upgrade but its preflight still fails on the missing CoreDNS: those two checks only.
+        `dns_checks=""
 if ! kubectl -n kube-system get configmap coredns > /dev/null 2>&1; then dns_checks="--ignore-preflight-errors=CoreDNSUnsupportedPlugins,CoreDNSMigration"; fi
 kubeadm upgrade apply -y $dns_checks ${shellQuote(version)}`
-    : "kubeadm upgrade node"
+      : "kubeadm upgrade node"
 }
+${isMaster ? writeFile(config, initConfig(own)) : ""}${isFirst ? uploadConfig(config) : ""}${isMaster && (isFirst || !upgrading) ? regenerateControlPlane(host.ip, config) : ""}${KUBELET_CONFIG_FROM_CLUSTER}rm -f ${shellQuote(config)}
 for b in kubelet kubectl crictl; do if [ -f bin/$b ]; then install -m 0755 bin/$b /usr/bin/$b; fi; done
 # The new image's container runtime and kubelet set-up (e.g. its pause image: containerd's
 # sandbox image must be one the new image's registry serves).
@@ -155,20 +167,22 @@ systemctl daemon-reload && systemctl restart kubelet`,
 if [ -n "$bad" ]; then echo "kube-system pods not running: $bad" >&2; exit 1; fi
 `
           : "";
-      // Ready, on the image's kubelet version: asked of the API from the first master.
+      // Ready, on the image's kubelet version, and a master's control plane running that version,
+      // Ready: asked of the API from the first master.
+      const controlPlane = isMaster ? ' && control_plane_ready "$n"' : "";
       return run("true", {
         before: {
-          command: `${PRELUDE}${pods}for i in $(seq 1 60); do
+          command: `${PRELUDE}${pods}${isMaster ? controlPlaneReady(version) : ""}for i in $(seq 1 60); do
   n=$(node_of ${shellQuote(host.ip)} 2>/dev/null || true)
   if [ -n "$n" ]; then
     # An API error (e.g. while the control plane restarts after an upgrade) is a retry, not an answer.
     out=$(kubectl get node "$n" --no-headers 2> /dev/null) || out=""
     set -- $out
-    case "\${2:-}" in Ready|Ready,*) [ "\${5:-}" = ${shellQuote(version)} ] && exit 0 ;; esac
+    case "\${2:-}" in Ready|Ready,*) [ "\${5:-}" = ${shellQuote(version)} ]${controlPlane} && exit 0 ;; esac
   fi
   sleep 2
 done
-echo ${shellQuote(`node ${host.ip} is not Ready on ${version} after 120 s:`)} "$(kubectl get node "\${n:-?}" --no-headers 2>&1 || true)" >&2; exit 1`,
+echo ${shellQuote(`node ${host.ip} is not Ready on ${version}${isMaster ? " with its control plane Ready on it" : ""} after 120 s:`)} "$(kubectl get node "\${n:-?}" --no-headers 2>&1 || true)"${isMaster ? ' "$(kubectl -n kube-system get pods --no-headers 2>&1 | grep -e "-\${n:-?} " || true)"' : ""} >&2; exit 1`,
           env: {},
         },
       });
@@ -257,6 +271,7 @@ export const kubernetesRuntime: Runtime = {
   outputs,
   hostSettings,
   settingsProblems,
+  rollSteps: kubeRollSteps,
   changeProblem(from, to) {
     if (!from || !to) return undefined;
     return upgradeProblem(parseKubeVersion(from, "the cluster's Kubernetes version"), parseKubeVersion(to, "the image's Kubernetes version"));

@@ -1,45 +1,34 @@
+import { compareRuntimeVersions, parseRuntimeVersion, type RuntimeVersion } from "../../plan/upgrade-path";
+
 /**
  * Kubernetes versions as the image declares them (sealer's `cluster.alpha.sealer.io/cluster-runtime-version`
  * or sealant's `io.sealant.runtime.version`, e.g. "v1.31.4"), and the upgrade rule kubeadm
- * imposes: one minor version at a time, never down.
+ * imposes: one minor version at a time, never down (several minors: plan/upgrade-path.ts).
  */
-export interface KubeVersion {
-  major: number;
-  minor: number;
-  patch: number;
-  /** As written, with a leading "v". */
-  text: string;
-}
+export type KubeVersion = RuntimeVersion;
+export const parseKubeVersion = parseRuntimeVersion;
+export const compareKubeVersions = compareRuntimeVersions;
 
-/** Semantic version with an optional pre-release/build suffix of its own characters only: it lands in commands on hosts. */
-const VERSION = /^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?$/;
-
-export function parseKubeVersion(text: string, where: string): KubeVersion {
-  const m = VERSION.exec(text.trim());
-  if (!m) throw new Error(`${where}: ${JSON.stringify(text)} is not a Kubernetes version (expected vMAJOR.MINOR.PATCH, e.g. v1.31.4)`);
-  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  return { major, minor, patch, text: text.trim().startsWith("v") ? text.trim() : `v${text.trim()}` };
-}
-
-export function compareKubeVersions(a: KubeVersion, b: KubeVersion): number {
-  return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
-}
-
-/** kubeadm's config API for a Kubernetes version: v1beta4 from 1.31 (v1beta3 still read, but deprecated there). */
+/**
+ * kubeadm's config API for a Kubernetes version: v1beta4 from 1.31 (where it appeared; 1.31
+ * still reads v1beta3, deprecated), v1beta3 before (1.22-1.30 read it; they know no v1beta4).
+ */
 export function kubeadmApiVersion(v: KubeVersion): "kubeadm.k8s.io/v1beta3" | "kubeadm.k8s.io/v1beta4" {
   return v.major > 1 || v.minor >= 31 ? "kubeadm.k8s.io/v1beta4" : "kubeadm.k8s.io/v1beta3";
 }
 
 /**
- * Why going from `from` to `to` is refused, or undefined when kubeadm allows it: patch
- * upgrades, and the next minor version. Skipping a minor version or going down is refused.
+ * Why one apply cannot go from `from` to `to`, or undefined when kubeadm allows it: patch
+ * upgrades, and the next minor version. Skipping a minor version (without the intermediate
+ * images of `upgrade.through`, which make it several applies of one minor each) or going down
+ * is refused.
  */
 export function upgradeProblem(from: KubeVersion, to: KubeVersion): string | undefined {
   if (compareKubeVersions(to, from) < 0) return `Kubernetes ${from.text} cannot be downgraded to ${to.text}`;
   if (to.major !== from.major) return `Kubernetes ${from.text} cannot be upgraded to ${to.text}: another major version`;
   if (to.minor > from.minor + 1) {
     const next = `v${from.major}.${from.minor + 1}`;
-    return `Kubernetes ${from.text} cannot be upgraded to ${to.text} in one step: kubeadm upgrades one minor version at a time (first an image with ${next}.x, then the next)`;
+    return `Kubernetes ${from.text} cannot be upgraded to ${to.text} in one step: kubeadm upgrades one minor version at a time (name an image with ${next}.x in upgrade.through, e.g. upgrade: {through: ["sealant/kubernetes:${next}.N"]}: each minor is then its own step)`;
   }
   return undefined;
 }
