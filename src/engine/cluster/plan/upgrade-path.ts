@@ -107,7 +107,13 @@ export function planUpgradePath(stages: PathStage[], current: CurrentCluster): P
     for (const w of plan.warnings ?? []) warnings.add(w);
     record = afterStage(record, s.desired, plan);
   });
-  return { cluster: stages[0]?.desired.name ?? current.name, actions: [...actions], phases, summary, ...(warnings.size > 0 ? { warnings: [...warnings] } : {}) };
+  return {
+    cluster: stages[0]?.desired.name ?? current.name,
+    actions: [...actions],
+    phases,
+    summary,
+    ...(warnings.size > 0 ? { warnings: [...warnings] } : {}),
+  };
 }
 
 const SETTLING = new Set<string>([BOOTSTRAP, JOIN, HOST_SETTINGS]);

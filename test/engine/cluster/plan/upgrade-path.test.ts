@@ -132,7 +132,11 @@ describe("planning a change of several minors", () => {
     expect(after.hosts.every((h) => h.member && h.imageDigest === V130.digest)).toBe(true);
     // Resumed after the first step: the second is a plain one-minor upgrade.
     const rest = planUpgradePath(stages.slice(1), after);
-    expect(rest.phases.map((p) => p.name)).toEqual(planUpgradePath(stages, current).phases.slice(first.phases.length).map((p) => p.name));
+    expect(rest.phases.map((p) => p.name)).toEqual(
+      planUpgradePath(stages, current)
+        .phases.slice(first.phases.length)
+        .map((p) => p.name),
+    );
     // And once the whole path is applied, nothing is left.
     expect(planCluster(stages[1]!.desired, afterStage(after, stages[1]!.desired, planCluster(stages[1]!.desired, after))).phases).toEqual([]);
   });
@@ -141,9 +145,7 @@ describe("planning a change of several minors", () => {
     const joining: PlannedHost = { ip: "10.0.0.12", roles: ["node"] };
     const plan = planUpgradePath([stages[0]!, { ...stages[1]!, desired: desired(V131, [...hosts, joining]) }], current);
     const joins = plan.phases.filter((p) => p.name === "runtime:join");
-    expect(joins.map((p) => [p.title, p.steps.map((s) => s.host)])).toEqual([
-      ["[upgrade step 2/2: Kubernetes v1.30.14 -> v1.31.4] Join hosts", ["10.0.0.12"]],
-    ]);
+    expect(joins.map((p) => [p.title, p.steps.map((s) => s.host)])).toEqual([["[upgrade step 2/2: Kubernetes v1.30.14 -> v1.31.4] Join hosts", ["10.0.0.12"]]]);
   });
 });
 
