@@ -174,15 +174,20 @@ export class LayerRelay {
         const relayed = await relays[i]!;
         signal?.throwIfAborted();
         const direct = async (): Promise<boolean> => {
+          // The hosts below are asked once the first bytes leave: their senders then find this
+          // host's copy there, not poll for it (a sleep process each time) while the session starts.
+          const start = this.settled(this.starts, ip, layer);
           try {
-            this.settled(this.starts, ip, layer).resolve();
-            fromOperator += await this.fromOperator(conn, layer, (n) => progress(done + n), signal);
+            const onBytes = (n: number) => (start.resolve(), progress(done + n));
+            fromOperator += await this.fromOperator(conn, layer, onBytes, signal);
             return true;
           } catch (err) {
             signal?.throwIfAborted();
             // The direct send after the relay brings it (host/distribute.ts); the hosts below this one get it from the operator.
             failed(`sending ${layer.digest} as a blob failed, it goes the direct way`, err);
             return false;
+          } finally {
+            start.resolve();
           }
         };
         const received = relayed || (await direct());
