@@ -47,7 +47,7 @@ export async function throughUpgradePath<R extends StageResult>(
   const specs = [...hops.map((h) => stageSpec(opts.spec, h.ref, members)), opts.spec];
   const images = [...hops.map((h) => h.image), target];
   const versions = [current.runtimeVersion!, ...hops.map((h) => h.version), targetVersion];
-  const stages: PathStage[] = specs.map((spec, i) => ({ desired: desiredFor(spec, images[i]!), from: versions[i]!, to: versions[i + 1]! }));
+  const stages: PathStage[] = specs.map((spec, i) => ({ desired: desiredFor(spec, images[i]!), image: spec.image, from: versions[i]!, to: versions[i + 1]! }));
   const plan = planUpgradePath(stages, current);
   if (opts.dryRun) return { ...(await applyOnce(specs[0]!)), plan };
 

@@ -79,6 +79,8 @@ export function upgradePath(running: string | undefined, target: PathImage, thro
 /** One step of a multi-minor upgrade: the cluster as it must be after it, and the versions it goes between. */
 export interface PathStage {
   desired: DesiredCluster;
+  /** The image as the spec names it, for the plan. @default desired.image */
+  image?: string;
   from: string;
   to: string;
 }
@@ -99,7 +101,7 @@ export function planUpgradePath(stages: PathStage[], current: CurrentCluster): P
     const plan = planCluster(s.desired, record);
     const step = `upgrade step ${i + 1}/${stages.length}: Kubernetes ${s.from} -> ${s.to}`;
     summary.push(
-      `${step} with image ${s.desired.image} (${shortDigest(s.desired.imageDigest)}); every host checked (node Ready on ${s.to}, its control plane healthy) before the next step`,
+      `${step} with image ${s.image ?? s.desired.image} (${shortDigest(s.desired.imageDigest)}); every host checked (node Ready on ${s.to}, its control plane healthy) before the next step`,
       ...plan.summary.map((line) => `  ${line}`),
     );
     phases.push(...plan.phases.map((p) => ({ ...p, title: `[${step}] ${p.title}` })));
