@@ -168,6 +168,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   readonly caCertificate: pulumi.Output<string>;
   /** Hosts as the cluster records them: ip, roles, member, hostname. */
   readonly nodes: Cluster["nodes"];
+  /** Every master's control-plane certificates with their expiry, read at each apply and `pulumi refresh`; renewed by an apply once one has under `runtime.certificates.renewBefore` left (30d). */
+  readonly certificates: Cluster["certificates"];
   /** The plan the next `pulumi up` runs (as `pulumi preview --diff` shows it). */
   readonly plan: pulumi.Output<string>;
   /** For `@pulumi/kubernetes`: a ready `provider`, or a stable `kubeconfig` and `clusterIdentifier` for one of your own. */
@@ -243,6 +245,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     this.image = pulumi.output(image);
     this.imageDigest = this.cluster.imageDigest;
     this.nodes = this.cluster.nodes;
+    this.certificates = this.cluster.certificates;
     this.plan = this.cluster.plan;
     const access = { clusterName, kubeconfig: this.kubeconfig, server: fallbackEndpoint, dataRoot: props.dataRoot, runtime: props.runtime };
     this.kubernetes = new KubernetesAccess(this, name, where, access);
@@ -256,6 +259,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       kubeconfig: this.kubeconfig,
       caCertificate: this.caCertificate,
       nodes: this.nodes,
+      certificates: this.certificates,
     });
   }
 

@@ -340,3 +340,17 @@ export interface ClusterNode {
   member: boolean;
   hostname: string;
 }
+
+/** One control-plane certificate of one master, as last read (apply, refresh). */
+export interface ClusterCertificate {
+  /** The master's IP. */
+  host: string;
+  /** kubeadm's name: apiserver, apiserver-kubelet-client, etcd-server, admin.conf, ca, ... */
+  name: string;
+  /** When it expires (ISO time). */
+  notAfter: string;
+  /** Whole days it had left when read. */
+  daysLeft: number;
+  /** A CA (kubeadm's renewal keeps the CAs). */
+  ca?: boolean;
+}

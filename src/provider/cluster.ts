@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ClusterArgs, ClusterHostArgs, ClusterNode } from "./cluster-args";
+import type { ClusterArgs, ClusterCertificate, ClusterHostArgs, ClusterNode } from "./cluster-args";
 
 export type {
   AppConfigArgs,
@@ -9,6 +9,7 @@ export type {
   ClusterArgs,
   ClusterHostArgs,
   ClusterNode,
+  ClusterCertificate,
   ClusterRegistryArgs,
   ConfigArgs,
   DistributionArgs,
@@ -70,6 +71,8 @@ export class Cluster extends pulumi.dynamic.Resource {
   declare readonly kubeconfig: pulumi.Output<string>;
   /** The cluster's CA certificate (PEM) when the runtime has one, else "". */
   declare readonly caCertificate: pulumi.Output<string>;
+  /** Every master's control-plane certificates and their expiry, read at each apply and `pulumi refresh` ([] for runtimes without any). */
+  declare readonly certificates: pulumi.Output<ClusterCertificate[]>;
   /** Set when the last update failed part way: why. The next `pulumi up` resumes it. */
   declare readonly unfinished: pulumi.Output<string | undefined>;
 
@@ -91,6 +94,7 @@ export class Cluster extends pulumi.dynamic.Resource {
         endpoint: undefined,
         kubeconfig: undefined,
         caCertificate: undefined,
+        certificates: undefined,
       },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts", "kubeconfig"] }),
       "sealant",

@@ -1,4 +1,6 @@
 import { checkCluster, execOnCluster, resetCluster, unlockCluster, type ClusterEvent } from "../../engine/cluster";
+import { clusterCertificates } from "../../engine/cluster/certificates";
+import type { CertificateReport } from "../../engine/cluster/runtime";
 import { parseIpList } from "../../engine/cluster/spec-edit";
 import { HostsError } from "../../engine/ssh";
 import { parse } from "../args";
@@ -68,10 +70,12 @@ export const reset: Command = {
 const checkUsage = `Usage: sealant check [-f Clusterfile] [--json] [OPTIONS]
 
 Check every host of the Clusterfile: reachable, a member of the cluster on its image, and the
-runtime's own check passing. Exits 1 when a host is not healthy.
+runtime's own check passing; and every master's control-plane certificates with the time they
+have left (Kubernetes: kubeadm's list, CAs included), those due for renewal marked (an apply
+renews them). Exits 1 when a host is not healthy or a certificate has expired.
 
 ${CLUSTERFILE_HELP}
-      --json                   print {healthy, record, hosts} as JSON on stdout
+      --json                   print {healthy, record, hosts, certificates} as JSON on stdout
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
 
@@ -81,7 +85,10 @@ export const check: Command = {
     const { values, positionals } = parse(args, { ...withVerbose, json: { type: "boolean", default: false } }, checkUsage);
     noPositionals(positionals, "check", checkUsage);
     return withCluster(values, async ({ spec, session, events }) => {
-      const r = await checkCluster(clusterOptions(session, spec, events, signal, "sealant check"));
+      const checked = await checkCluster(clusterOptions(session, spec, events, signal, "sealant check"));
+      const certs = await clusterCertificates(clusterOptions(session, spec, events, signal, "sealant check"));
+      const expired = certs.reports.filter((c) => Date.parse(c.notAfter) <= Date.now());
+      const r = { ...checked, healthy: checked.healthy && expired.length === 0, certificates: certs.reports };
       if (values.json) printJson(r);
       else {
         const width = Math.max(...r.hosts.map((h) => h.ip.length));
@@ -89,6 +96,8 @@ export const check: Command = {
         const lines = r.hosts.map(
           (h) => `${h.ip.padEnd(width)}  ${h.ok ? "ok" : `problem: ${(h.problem ?? "").replace(/\n/g, `\n${" ".repeat(width + 11)}`)}`}`,
         );
+        lines.push(...certificateLines(certs.reports, certs.observed?.renewBeforeSeconds));
+        if (expired.length > 0) lines.push(`expired: ${expired.map((c) => `${c.name} on ${c.host}`).join(", ")}`);
         lines.push(
           r.healthy
             ? `cluster ${spec.name} is healthy (${r.hosts.length} host${r.hosts.length === 1 ? "" : "s"})`
@@ -100,6 +109,22 @@ export const check: Command = {
     });
   },
 };
+
+/** The masters' certificates as a table: host, name, expiry, days left; those under the renewal threshold marked. */
+function certificateLines(reports: CertificateReport[], renewBeforeSeconds: number | undefined): string[] {
+  if (reports.length === 0) return [];
+  const days = renewBeforeSeconds === undefined ? undefined : renewBeforeSeconds / 86400;
+  const rows = reports.map((c) => [c.host, c.name + (c.ca ? " (CA)" : ""), c.notAfter.slice(0, 16).replace("T", " "), `${c.daysLeft}d`]);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return [
+    `certificates${days === undefined ? "" : ` (renewed by an apply when one has under ${Math.round(days)} days left)`}:`,
+    ...rows.map((r, i) => {
+      const c = reports[i]!;
+      const due = !c.ca && days !== undefined && (Date.parse(c.notAfter) - Date.now()) / 86_400_000 < days ? "  renewal due" : "";
+      return `  ${r.map((x, j) => (j < 3 ? x.padEnd(widths[j]!) : x)).join("  ")}${due}`;
+    }),
+  ];
+}
 
 // --- exec ------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import {
   type OpenCluster,
 } from "./open";
 import { runtimeOutputs } from "./outputs";
+import { observeCertificates, recordedMasters } from "./certificates";
 import { planCluster, shortDigest, type Plan } from "./plan";
 import { DISTRIBUTE } from "./plan/kinds";
 import type { RuntimeOutputs } from "./runtime";
@@ -72,7 +73,7 @@ async function applyOnce(opts: ApplyOptions): Promise<ApplyResult> {
     const found = await readRecord(ctx);
     const current = opts.verifyHosts && found ? await verifiedRecord(ctx, found) : found;
     addRecordedHostsFor(ctx, current);
-    const plan = planCluster(ctx.desired, current);
+    const plan = planCluster(ctx.desired, current && { ...current, certificates: await observeCertificates(ctx, recordedMasters(ctx, current), current) });
     const involved = new Set(plan.phases.flatMap((p) => p.steps.map((s) => s.host)));
     const touched = [...ctx.hosts.values()].filter((h) => involved.has(h.ip));
     const desiredIps = new Set(ctx.desired.hosts.map((h) => h.ip));

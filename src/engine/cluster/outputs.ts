@@ -1,11 +1,13 @@
 import { shellQuote } from "../ssh";
+import { certificateReports, observeCertificates } from "./certificates";
 import type { OpenCluster } from "./open";
+import { isMaster } from "./plan";
 import type { RuntimeOutputs } from "./runtime";
 import { runtimeContextOf } from "./steps";
 
 /**
  * What the runtime offers the cluster's users (a Kubernetes API endpoint and kubeconfig, an
- * etcd endpoint), read from the first master after an apply. The kubeconfig is a secret: it is
+ * etcd endpoint), read from the first master after an apply; the masters' certificates, from each. The kubeconfig is a secret: it is
  * returned, never logged.
  */
 export async function runtimeOutputs(ctx: OpenCluster): Promise<RuntimeOutputs> {
@@ -21,5 +23,20 @@ export async function runtimeOutputs(ctx: OpenCluster): Promise<RuntimeOutputs> 
     });
     return r.stdout.startsWith("file\n") ? r.stdout.slice("file\n".length) : undefined;
   };
-  return ctx.runtime.outputs(readFile, { ...runtimeContextOf(ctx, ctx.registry), action: "create", added: [], removed: [], rootfs: ctx.layout.current });
+  const out = await ctx.runtime.outputs(readFile, {
+    ...runtimeContextOf(ctx, ctx.registry),
+    action: "create",
+    added: [],
+    removed: [],
+    rootfs: ctx.layout.current,
+  });
+  // Read after the apply: a renewal's new expiry shows at once.
+  if (ctx.runtime.certificates)
+    out.certificates = certificateReports(
+      await observeCertificates(
+        ctx,
+        [...ctx.hosts.values()].filter((h) => isMaster(h)),
+      ),
+    );
+  return out;
 }

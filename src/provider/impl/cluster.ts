@@ -14,12 +14,14 @@
 import { z } from "zod";
 import { applyCluster, ApplyError, observeCluster, openCluster, readRecord, resetCluster, type ClusterEvent, type ClusterRecord } from "../../engine/cluster";
 import { desiredCluster } from "../../engine/cluster/desired";
+import { clusterCertificates } from "../../engine/cluster/certificates";
 import { runtimeWarnings } from "../../engine/cluster/runtime-warnings";
 import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/image";
 import { isMaster, planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
 import type { RuntimeOutputs } from "../../engine/cluster/runtime";
 import { resolveHosts, validateClusterSpec, type ClusterSpec, formatProblem } from "../../engine/cluster/spec";
 import { kubeadmNetwork } from "../../engine/cluster/runtime/kubernetes/network";
+import { DEFAULT_RENEW_BEFORE, durationSeconds } from "../../engine/cluster/runtime/kubernetes/certs-settings";
 import { emptyMetadata } from "../../engine/image/metadata";
 import { ImageNotFoundError } from "../../engine/image/store";
 import { parseReference } from "../../engine/image/reference";
@@ -171,6 +173,7 @@ function inputsOf(props: Record<string, unknown>): Record<string, unknown> {
     endpoint: _e,
     kubeconfig: _k,
     caCertificate: _c,
+    certificates: _certs,
     unfinished: _u,
     ...rest
   } = props;
@@ -200,8 +203,19 @@ export async function diff(
   // A cluster's pod and service ranges are fixed when it is created: changing them means a new cluster.
   if (stable(networkRanges(before)) !== stable(networkRanges(after))) replaces.push("runtime");
   // An update that failed part way left the same inputs but not their cluster: run it again (it resumes).
-  const changes = stable(before) !== stable(after) || Boolean(olds["unfinished"]);
+  // Certificates the last refresh (or apply) read with less left than the threshold: an update renews them.
+  const changes = stable(before) !== stable(after) || Boolean(olds["unfinished"]) || renewalDue(olds["certificates"], news.runtime);
   return { changes, replaces, deleteBeforeReplace: true };
+}
+
+/** Whether a leaf certificate in the state has less left now than `runtime.certificates.renewBefore` (30d) asks. */
+function renewalDue(certificates: unknown, runtime: unknown): boolean {
+  if (!Array.isArray(certificates)) return false;
+  const given = ((runtime as { certificates?: { renewBefore?: unknown } } | undefined)?.certificates ?? {}).renewBefore;
+  const before = (durationSeconds(given) ?? durationSeconds(DEFAULT_RENEW_BEFORE)!) * 1000;
+  return (certificates as { ca?: boolean; notAfter?: unknown }[]).some(
+    (c) => !c.ca && typeof c.notAfter === "string" && Date.parse(c.notAfter) - Date.now() < before,
+  );
 }
 
 /** The cluster's network ranges as the kubernetes runtime reads them from `runtime.kubeadm`. */
@@ -222,6 +236,7 @@ function logger(): (e: ClusterEvent) => void {
 function previousRuntimeOutputs(props: Record<string, unknown>): RuntimeOutputs {
   const out: RuntimeOutputs = {};
   for (const k of ["endpoint", "kubeconfig", "caCertificate"] as const) if (typeof props[k] === "string" && props[k] !== "") out[k] = props[k];
+  if (Array.isArray(props["certificates"])) out.certificates = props["certificates"] as RuntimeOutputs["certificates"];
   return out;
 }
 
@@ -233,6 +248,7 @@ function outputsOf(inputs: ClusterInputs, record: ClusterRecord | undefined, pla
     endpoint: runtime.endpoint ?? "",
     kubeconfig: runtime.kubeconfig ?? "",
     caCertificate: runtime.caCertificate ?? "",
+    certificates: runtime.certificates ? JSON.parse(JSON.stringify(runtime.certificates)) : [],
     imageDigest: record?.imageDigest ?? "",
     nodes: (record?.hosts ?? []).map((h) => ({ ip: h.ip, roles: h.roles, member: h.member, hostname: h.hostname ?? "" })),
     record: record ? JSON.parse(JSON.stringify(record)) : {},
@@ -306,12 +322,14 @@ export async function read(
   if (!spec) return { id, props };
   const record = await observedRecord(spec);
   if (!record) return { id: "", props: {} };
+  // The certificates are read again (their expiry is what a refresh is for); the kubeconfig stays as the last apply left it.
+  const runtime = { ...previousRuntimeOutputs(props), ...(await observedCertificates(spec)) };
   const members = new Set(record.hosts.filter((h) => h.member).map((h) => h.ip));
   const observed: ClusterInputs = { ...inputs, hosts: Object.fromEntries(Object.entries(inputs.hosts).filter(([ip]) => members.has(ip))) };
   return {
     id,
-    // What the runtime offered at the last apply stays (refresh reads no files on the hosts).
-    props: { ...props, ...outputsOf(observed, record, undefined, previousRuntimeOutputs(props)), lastPlan: props["lastPlan"] ?? [] },
+    // What the runtime offered at the last apply stays, but for the certificates read now.
+    props: { ...props, ...outputsOf(observed, record, undefined, runtime), lastPlan: props["lastPlan"] ?? [] },
     // The SDK adds `__provider` to returned inputs anyway; kept so they are whole on their own.
     inputs: { ...(observed as unknown as Record<string, unknown>), ...(props["__provider"] !== undefined ? { __provider: props["__provider"] } : {}) },
   };
@@ -321,6 +339,20 @@ async function observedRecord(spec: ClusterSpec): Promise<ClusterRecord | undefi
   const session = await Session.open();
   try {
     return await observeCluster({ session, spec, onEvent: logger() });
+  } finally {
+    session.close();
+  }
+}
+
+/** The masters' certificates as they are now (none when they cannot be read: the refresh goes on, the reason logged). */
+async function observedCertificates(spec: ClusterSpec): Promise<RuntimeOutputs> {
+  const session = await Session.open();
+  try {
+    const { observed, reports } = await clusterCertificates({ session, spec, onEvent: logger() });
+    return observed ? { certificates: reports } : {};
+  } catch (err) {
+    console.log(`warning: the certificates could not be read: ${(err as Error).message}`);
+    return {};
   } finally {
     session.close();
   }

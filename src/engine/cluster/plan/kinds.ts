@@ -16,6 +16,9 @@ export const REGISTRY_REMOVAL = "registry-removal" satisfies StepKind;
 export const LAUNCH = "launch" satisfies StepKind;
 export const CLEANUP = "cleanup" satisfies StepKind;
 export const HOST_SETTINGS = "host-settings" satisfies StepKind;
+/** A master's control-plane certificates renewed; its API server certificate made again for changed SANs (plan/certificates.ts). */
+export const CERTIFICATE_RENEWAL = "certificate-renewal" satisfies StepKind;
+export const APISERVER_SANS = "apiserver-sans" satisfies StepKind;
 
 /** The runtime's lifecycle steps (`hook:<name>`: that lifecycle command of the image's runtime). */
 export const INIT_HOST = "hook:init-host" satisfies StepKind;

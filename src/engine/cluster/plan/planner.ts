@@ -25,6 +25,7 @@ import { registryRemoval } from "./registry-switch";
 import { relaySummary, withRelaySources } from "./distribution";
 import { describeHosts, rolelessNote, rollStepWords } from "./format";
 import { hasRole, isMaster } from "./roles";
+import { withCertificates } from "./certificates";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
 /** A change the planner refuses, in the user's terms. */
@@ -334,13 +335,13 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   if (desired.launch && (creating || imageChanged || configChanged)) {
     phase(LAUNCH, "Launch apps", "serial", [step(firstMaster, LAUNCH, `launch the image's apps from ${firstMaster.ip}`, version)]);
   }
-
   if (phases.length === 0) summary.push(`no changes to cluster ${desired.name}`);
   else if (summary.length === 0) summary.push(`resume cluster ${desired.name}: ${phases.length} unfinished phase${phases.length === 1 ? "" : "s"}`);
   // How each host gets the image, when hosts relay it (every other host: straight from the operator).
   const relayLine = relaySummary(phases.find((p) => p.name === DISTRIBUTE)?.steps ?? [], desired.distribution);
   if (relayLine) summary.push(relayLine);
-  return { cluster: desired.name, actions, phases, summary, ...(desired.warnings?.length ? { warnings: desired.warnings } : {}) };
+  const plan: Plan = { cluster: desired.name, actions, phases, summary, ...(desired.warnings?.length ? { warnings: desired.warnings } : {}) };
+  return withCertificates(plan, desired, current);
 }
 
 /** Everything a reset does: each host's reset hook, then sealant's files (plugins at their phases). */

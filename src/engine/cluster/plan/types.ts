@@ -122,6 +122,33 @@ export interface CurrentCluster {
    * done is skipped; what a create does last, e.g. launching the image's apps, still runs).
    */
   creating?: true;
+  /** The masters' control-plane certificates as read before planning (runtimes that have them): what renewals and SAN updates are planned from. */
+  certificates?: ObservedCertificates;
+}
+
+/** One certificate's expiry on a master, named as kubeadm names it (`apiserver`, `admin.conf`, `etcd-ca`, ...). */
+export interface CertificateExpiry {
+  name: string;
+  /** ISO time. */
+  notAfter: string;
+  /** A CA: reported, never renewed by a renewal (kubeadm's renewal keeps the CAs). */
+  ca?: boolean;
+}
+
+/** A master's certificates, and the API server certificate's SANs as it has them and as the spec wants them (kubeadm's own names included). */
+export interface MasterCertificates {
+  ip: string;
+  certificates: CertificateExpiry[];
+  apiServerSANs: string[];
+  wantedSANs: string[];
+}
+
+/** The masters' certificates, read at `observedAt` (ISO: what the remaining time counts from), and the spec's threshold. */
+export interface ObservedCertificates {
+  observedAt: string;
+  /** Renew a master's certificates when one of them has less than this left, seconds. */
+  renewBeforeSeconds: number;
+  masters: MasterCertificates[];
 }
 
 export type Action = "create" | "scale-up" | "scale-down" | "upgrade" | "reconfigure" | "reset";
@@ -138,6 +165,8 @@ export type StepKind =
   | "launch"
   | "cleanup"
   | "host-settings"
+  | "certificate-renewal"
+  | "apiserver-sans"
   | `hook:${string}`
   | `plugin:${string}`;
 

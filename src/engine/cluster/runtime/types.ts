@@ -1,4 +1,4 @@
-import type { Action, DesiredCluster, PlannedHost } from "../plan/types";
+import type { Action, DesiredCluster, PlannedHost, CertificateExpiry } from "../plan/types";
 
 /** What every lifecycle command of a runtime gets to know about the cluster and the change. */
 export interface RuntimeContext {
@@ -91,11 +91,35 @@ export interface Runtime {
    * Kubernetes skips a minor version); undefined when it can. Checked before anything changes.
    */
   changeProblem?(from: string | undefined, to: string | undefined): string | undefined;
+  /** The masters' certificates (see RuntimeCertificates); runtimes without any leave it out. */
+  readonly certificates?: RuntimeCertificates;
   /** What its rolling upgrade and reconfiguration steps do on each kind of host, for the plan (see DesiredCluster.rollSteps), given the image's runtime version. */
   rollSteps?(version: string | undefined): DesiredCluster["rollSteps"];
 }
 
+/** A runtime whose masters hold certificates it can read, renew and make again for changed SANs (kubernetes: kubeadm's). */
+export interface RuntimeCertificates {
+  /** A read-only command printing a master's certificates, for `parse`. */
+  read: string;
+  parse(stdout: string): { certificates: CertificateExpiry[]; apiServerSANs: string[] };
+  /** The SANs the spec wants in `host`'s API server certificate (`hostname`: the name the host reports). */
+  wantedSANs(host: RuntimeHost, hostname: string, ctx: RuntimeContext): string[];
+  /** Renew a master's certificates when one has less than this left, seconds (the spec's setting or the default). */
+  renewBeforeSeconds(ctx: RuntimeContext): number;
+  renew(host: RuntimeHost, ctx: RuntimeContext): RuntimeCommand;
+  updateSANs(host: RuntimeHost, ctx: RuntimeContext): RuntimeCommand;
+}
+
+/** One certificate's expiry on one master: what `sealant check` reports and the Cluster resource outputs. */
+export interface CertificateReport extends CertificateExpiry {
+  host: string;
+  /** Whole days left when read (negative: expired). */
+  daysLeft: number;
+}
+
 export interface RuntimeOutputs {
+  /** Every master's control-plane certificates (runtimes with `certificates`), read with the other outputs. */
+  certificates?: CertificateReport[];
   /** Secret: never logged, a Pulumi secret output. */
   kubeconfig?: string;
   endpoint?: string;

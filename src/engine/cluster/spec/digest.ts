@@ -59,6 +59,8 @@ export function specDigest(spec: ClusterSpec, options: SpecDigestOptions = {}): 
  * a re-render rolled through the hosts, not a join or a removal.
  */
 export function configDigest(spec: ClusterSpec): string {
-  const { env, configs, plugins, apps, runtime, registry, hostAliases } = spec;
+  const { env, configs, plugins, apps, runtime: all, registry, hostAliases } = spec;
+  // The API server's SANs and the certificates' renewal threshold are certificate steps on the masters (plan/certificates.ts), not a roll through every host.
+  const { certSANs: _sans, certificates: _certs, ...runtime } = all;
   return digestOf({ env, configs, plugins, apps, runtime, registry, hostAliases }, spec.name, "exclude");
 }

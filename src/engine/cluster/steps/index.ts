@@ -7,6 +7,7 @@ import { parsePluginKind } from "../plan/kinds";
 import type { PlanStep, RecordedHost } from "../plan";
 import type { ClusterRecord } from "../state/record";
 import { bootstrap } from "./bootstrap";
+import { apiServerSans, certificateRenewal } from "./certificates";
 import { check } from "./check";
 import { cleanup } from "./cleanup";
 import { distribute } from "./distribute";
@@ -40,6 +41,8 @@ export const STEP_KINDS: readonly StepKindDef[] = [
   check,
   upgrade,
   hostSettings,
+  apiServerSans,
+  certificateRenewal,
   launch,
   leave,
   reset,

@@ -140,7 +140,7 @@ describe("the kubernetes runtime's commands", () => {
     expect(
       kubernetesRuntime.settingsProblems!({ drainTimout: 60, drainTimeout: "5m", vip: "10.103.97.300", certSANs: "x", kubeadm: [{ kind: "ClusterConfig" }] }),
     ).toEqual([
-      "runtime.drainTimout: not a setting of the kubernetes runtime (it reads kubeadm, drainTimeout, vip, certSANs)",
+      "runtime.drainTimout: not a setting of the kubernetes runtime (it reads kubeadm, drainTimeout, vip, certSANs, certificates)",
       'runtime.kubeadm[0]: kind "ClusterConfig" is not a kubeadm document here (expected InitConfiguration, ClusterConfiguration, JoinConfiguration, KubeletConfiguration, KubeProxyConfiguration)',
       'runtime.drainTimeout: "5m" is not a number of seconds (a whole number above 0, e.g. 300)',
       'runtime.vip: "10.103.97.300" is not an IPv4 address (the workers\' virtual IP for the API, e.g. 10.103.97.2)',

@@ -116,14 +116,19 @@ function nodeRegistration(api: string, node: KubeNode, given: Doc): Doc {
   };
 }
 
-function clusterConfiguration(inputs: KubeadmInputs, api: string): Doc {
+/** The API server certificate's SANs sealant asks kubeadm for: every master, the VIP, the stable name, localhost and the user's (certs.ts compares them with a running cluster's). */
+export function apiServerCertSANs(inputs: KubeadmInputs): string[] {
   const vip = inputs.vip ?? DEFAULT_VIP;
-  const fromUser = given(inputs, "ClusterConfiguration");
   // SANs are added up, not replaced: the image's and the spec's both stay.
   const userSANs = [...inputs.image, ...inputs.overrides]
     .filter((d) => d["kind"] === "ClusterConfiguration")
     .flatMap((d) => ((d["apiServer"] as Doc | undefined)?.["certSANs"] as string[] | undefined) ?? []);
-  const sans = [...new Set(["127.0.0.1", API_SERVER_DOMAIN, vip, ...inputs.masters.map((m) => m.ip), ...(inputs.extraSANs ?? []), ...userSANs])];
+  return [...new Set(["127.0.0.1", API_SERVER_DOMAIN, vip, ...inputs.masters.map((m) => m.ip), ...(inputs.extraSANs ?? []), ...userSANs])];
+}
+
+function clusterConfiguration(inputs: KubeadmInputs, api: string): Doc {
+  const fromUser = given(inputs, "ClusterConfiguration");
+  const sans = apiServerCertSANs(inputs);
   const defaults: Doc = {
     apiVersion: api,
     kind: "ClusterConfiguration",

@@ -10,6 +10,7 @@ import { parseKubeVersion, upgradeProblem } from "./version";
 import { controlPlaneReady, KUBELET_CONFIG_FROM_CLUSTER, kubeRollSteps, regenerateControlPlane, uploadConfig } from "./reconfigure";
 import { lbImage, workerApi, workerVipPod } from "./worker-api";
 import { isMaster as isMasterHost } from "../../plan/roles";
+import { kubernetesCertificates } from "./certs";
 
 /**
  * The kubernetes runtime: kubeadm on sealer-style base images — `bin/` (kubeadm, kubectl,
@@ -271,6 +272,7 @@ export const kubernetesRuntime: Runtime = {
   outputs,
   hostSettings,
   settingsProblems,
+  certificates: kubernetesCertificates,
   rollSteps: kubeRollSteps,
   changeProblem(from, to) {
     if (!from || !to) return undefined;

@@ -7,6 +7,7 @@ import { isMaster } from "../../plan/roles";
 import { checkExpandedSize } from "../../../util/yaml-bounds";
 import { cidrProblem, hostnameProblem, subjectAltNameProblem } from "../../spec/validators";
 import { kubeadmNetwork } from "./network";
+import { certificateSettingsProblems } from "./certs-settings";
 
 /** What the kubernetes runtime reads from the spec's `runtime` settings and the image. */
 /** Seconds a drain may take before the step fails. @default 300 (spec: runtime.drainTimeout) */
@@ -73,7 +74,7 @@ export function drainTimeout(ctx: RuntimeContext): number {
   return typeof t === "number" && t > 0 ? t : DEFAULT_DRAIN_TIMEOUT_S;
 }
 
-const SETTINGS = ["kubeadm", "drainTimeout", "vip", "certSANs"] as const;
+const SETTINGS = ["kubeadm", "drainTimeout", "vip", "certSANs", "certificates"] as const;
 
 /** The spec's `runtime` settings this runtime reads, checked before anything changes. */
 export function settingsProblems(settings: Record<string, unknown>): string[] {
@@ -93,6 +94,7 @@ export function settingsProblems(settings: Record<string, unknown>): string[] {
   if (vip !== undefined && !(typeof vip === "string" && /^(\d{1,3})(\.\d{1,3}){3}$/.test(vip) && vip.split(".").every((o) => Number(o) <= 255))) {
     problems.push(`runtime.vip: ${JSON.stringify(vip)} is not an IPv4 address (the workers' virtual IP for the API, e.g. ${DEFAULT_VIP})`);
   }
+  if (settings["certificates"] !== undefined) problems.push(...certificateSettingsProblems(settings["certificates"]));
   if (certSANs !== undefined && !(Array.isArray(certSANs) && certSANs.every((s) => typeof s === "string" && s !== "")))
     problems.push("runtime.certSANs: must be a list of host names or IPs");
   else if (certSANs !== undefined)
