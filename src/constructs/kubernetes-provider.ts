@@ -13,7 +13,7 @@ export const KUBERNETES_SDK_RANGE = "^4.25.0";
  * node_modules is the copy the program's own workloads use (one copy: a provider from another
  * copy would not be accepted by them).
  */
-export function loadKubernetesSdk(where: string): typeof k8s {
+function loadKubernetesSdk(where: string): typeof k8s {
   try {
     return require("@pulumi/kubernetes") as typeof k8s;
   } catch (err) {
@@ -86,8 +86,12 @@ export class KubernetesAccess {
     return this.stable.kubeconfig;
   }
 
-  /** A `k8s.Provider` with `kubeconfig` and `clusterIdentifier` (needs `@pulumi/kubernetes`). */
-  get provider(): k8s.Provider {
+  /**
+   * A `k8s.Provider` with `kubeconfig` and `clusterIdentifier` (needs `@pulumi/kubernetes`). Typed
+   * as the `ProviderResource` resource options take, so sealant's declarations never name
+   * `@pulumi/kubernetes` and compile without it.
+   */
+  get provider(): pulumi.ProviderResource {
     if (this.ready) return this.ready;
     const sdk = loadKubernetesSdk(this.where);
     this.ready = new sdk.Provider(

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -91,7 +91,7 @@ describe("clusterIdentifierOf", () => {
 describe("a program without @pulumi/kubernetes installed", () => {
   const ROOT = resolve(__dirname, "../..");
 
-  it("asking for cluster.provider fails with one error saying what to install; the cluster alone works", async () => {
+  it("asking for cluster.provider fails with one error saying what to install; the cluster alone works, and no declaration names the package", async () => {
     // The compiled package (dist) in a node_modules of its own that has every dependency but @pulumi/kubernetes.
     const dir = await mkdtemp(join(tmpdir(), "sealant-no-k8s-"));
     try {
@@ -112,6 +112,11 @@ const cluster = new KubernetesCluster("prod", ${JSON.stringify(props)});
 try { cluster.provider; console.log("no error"); } catch (err) { console.log(err.message); }
 `;
       await writeFile(join(dir, "index.js"), program);
+      // Types too: the package's declarations compile without @pulumi/kubernetes (no skipLibCheck needed).
+      const declarations = (await readdir(join(modules, "sealant/dist"), { recursive: true })).filter((f) => f.endsWith(".d.ts"));
+      expect(declarations.length).toBeGreaterThan(10);
+      for (const f of declarations)
+        expect(await readFile(join(modules, "sealant/dist", f), "utf8"), f).not.toMatch(/from "@pulumi\/kubernetes"|import\("@pulumi\/kubernetes"\)/);
       const { stdout } = await promisify(execFile)(process.execPath, ["index.js"], { cwd: dir });
       expect(stdout.trim()).toBe(
         'KubernetesCluster "prod": a Kubernetes provider needs the npm package @pulumi/kubernetes (^4.25.0), which is not installed: npm install @pulumi/kubernetes',
