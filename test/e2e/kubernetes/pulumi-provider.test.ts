@@ -2,15 +2,16 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NEW, eventually, kubectlWith, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "../kubernetes/support";
-import { kubernetesPlugin, openProgram, type PulumiRun } from "./program";
+import { NEW, eventually, kubectlWith, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "./support";
+import { kubernetesPlugin, openProgram, type PulumiRun } from "../pulumi-kubernetes/program";
 
 /**
  * KubernetesCluster's ready `k8s.Provider` on a real sealant cluster: the real Pulumi CLI, the
  * real Kubernetes provider plugin (scripts/pulumi-kubernetes.sh), and a real kubeadm cluster on
  * Kubernetes-capable sandbox hosts, all in one program. The workload (a Namespace, a ConfigMap
  * and a Deployment mounting it) goes through `cluster.provider`; then a worker joins, and
- * neither the preview nor the update touches the provider or the workload.
+ * neither the preview nor the update touches the provider or the workload. Here rather than in
+ * test/e2e/pulumi-kubernetes: it needs the real Kubernetes bed (npm run test:kubernetes sets it up).
  */
 const PROGRAM = `import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
