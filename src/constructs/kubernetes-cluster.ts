@@ -162,6 +162,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   /**
    * The admin kubeconfig (secret): the `Cluster`'s, empty when its runtime writes none (the
    * hooks runtime offers what the image's hooks write; the kubernetes runtime writes one).
+   * Unknown in a preview that changes the cluster: for a `k8s.Provider` take `provider` or
+   * `kubernetes.kubeconfig`, which stay known while the API server and the cluster stay.
    */
   readonly kubeconfig: pulumi.Output<string>;
   /** The cluster's CA certificate (PEM), "" until the runtime offers one. */
