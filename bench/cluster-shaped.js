@@ -2,23 +2,31 @@
 // A rate-limited operator link (issue 14.4): hosts in network namespaces on a bridge of their
 // own (the sandbox's Kubernetes mode: each host its own netns and node address, the bridge in
 // a hub namespace, one veth from this machine's namespace into the hub), the operator's side of
-// that veth shaped with `tc` (tbf, BENCH_SHAPED_MBIT, default 100 Mbit/s) and the hosts' LAN —
+// that veth shaped with `tc` (tbf, BENCH_SHAPED_MBIT, default "100,25" Mbit/s: each rate its own
+// round) and the hosts' LAN —
 // the bridge — left as fast as the machine is. An image of BENCH_SHAPED_LAYERS layers of
 // random (incompressible) data, BENCH_SHAPED_MIB MiB in all, goes onto BENCH_SHAPED_HOSTS hosts
-// (default "10"; "10,30" for both) four ways, each from hosts with nothing of ours on them:
+// (default "10,30") four ways, each from hosts with nothing of ours on them:
 //   one host  - applyCluster to the first host alone: the time every other figure is compared to;
 //   direct    - applyCluster, distribution direct: the operator sends every host every layer;
-//   relay     - applyCluster, distribution relay, for each fanout of BENCH_SHAPED_FANOUT (default "1,2");
+//   relay     - applyCluster, distribution relay, for each fanout of BENCH_SHAPED_FANOUT (default "3", the default);
 //   openssh   - parallel `ssh host 'tar -x' < rootfs.tar` from the operator, one per host.
 // For every sealant run the operator process's memory is sampled (every 20 ms: resident set,
 // which counts the stream workers' threads too, and the JS heap), its peak reported beside the
 // resident set before the run, and the growth per host. CPU time per run: the operator
 // process's (all its threads) and each host's (its cgroup's cpuacct.usage: its sshd and all it
 // runs), the hosts' split by their part in the tree (the seed, hosts passing layers on, leaves).
-// BENCH_SHAPED_RUNS (default "relay,direct,openssh") picks the contenders besides one host.
+// BENCH_SHAPED_RUNS (default "relay,direct,openssh") picks the contenders besides one host, at the
+// first rate; later (slower) rates run relay only.
+// BENCH_SHAPED_NAME and BENCH_SHAPED_SUBNET let a second run go beside one already up (its sandbox, its bridge).
 // BENCH_SHAPED_ACCT=1 (needs `accton` and `dump-acct`, Debian's acct) also turns on process
 // accounting inside each host's PID namespace for each relay run and prints, per part in the
 // tree, the CPU seconds per host of each command (sshd, ssh, tail, sha256sum, tar, ...).
+// All hosts share this machine's cores, which real hosts do not: the hosts' CPU in all over the
+// cores is the least wall time this machine can simulate a run in ("CPU floor", printed beside
+// each run). At 100 Mbit/s, 30 hosts' CPU exceeds what 2 cores do in twice one host's time, so
+// the 30-host ratio there measures this machine, not the relay; at 25 Mbit/s (a laptop on a VPN)
+// the floor stays below the link's time and the ratio is the relay's.
 // Run: `node bench/cluster-shaped.js` after `npx tsc -p tsconfig.json` (root: namespaces, tc);
 // `node --expose-gc ...` lets each run start from a collected heap.
 // Writes bench/shaped-results.json and prints the figures block for bench/README.md.
@@ -37,11 +45,12 @@ const { applyCluster } = require("../dist/engine/cluster");
 const { parseClusterSpec } = require("../dist/engine/cluster/spec");
 
 const MiB = 1024 * 1024;
-const MBIT = Number(process.env.BENCH_SHAPED_MBIT ?? 100);
+const MBITS = (process.env.BENCH_SHAPED_MBIT ?? "100,25").split(",").map(Number);
 const TOTAL_MIB = Number(process.env.BENCH_SHAPED_MIB ?? 64);
 const LAYERS = Number(process.env.BENCH_SHAPED_LAYERS ?? 8);
-const SIZES = (process.env.BENCH_SHAPED_HOSTS ?? "10").split(",").map(Number);
-const FANOUTS = (process.env.BENCH_SHAPED_FANOUT ?? "1,2").split(",").map(Number);
+const SIZES = (process.env.BENCH_SHAPED_HOSTS ?? "10,30").split(",").map(Number);
+const FANOUTS = (process.env.BENCH_SHAPED_FANOUT ?? "3").split(",").map(Number);
+const CORES = os.cpus().length;
 const SUBNET = process.env.BENCH_SHAPED_SUBNET ?? "10.231.201.0/24";
 const RUNS = (process.env.BENCH_SHAPED_RUNS ?? "relay,direct,openssh").split(",");
 /** Each host's own tmpfs: the hosts share one machine disk, whose writeback is not what is measured. */
@@ -282,6 +291,76 @@ function cpuText(c) {
   return `; operator ${c.operatorS} s CPU, ${parts.join(", ")}`;
 }
 
+/** The CPU floor of a run: its hosts' CPU over this machine's cores (they all share them). */
+function floorS(m) {
+  return m.cpu ? m.cpu.hostsS / CORES : 0;
+}
+
+/** One operator-link rate: one host, then each size with each contender. */
+async function round(session, sandbox, image, ips, mbit, runs) {
+  await wipe(sandbox, ips);
+  const one = await sealantRun(session, sandbox, image, ips.slice(0, 1), { mode: "direct" });
+  log(`  1 host: ${(one.distributeMs / 1000).toFixed(2)} s distribute (${(one.wallMs / 1000).toFixed(2)} s apply)${memoryText(one.memory)}${cpuText(one.cpu)}`);
+  const results = [];
+  for (const n of SIZES) {
+    const on = ips.slice(0, n);
+    const row = { hosts: n };
+    for (const [name, run] of [
+      ...(runs.includes("relay") ? FANOUTS.map((f) => [`relay${f}`, () => sealantRun(session, sandbox, image, on, { mode: "relay", fanout: f })]) : []),
+      ...(runs.includes("direct") ? [["direct", () => sealantRun(session, sandbox, image, on, { mode: "direct" })]] : []),
+      ...(runs.includes("openssh") ? [["openssh", () => opensshRun(sandbox, image, on)]] : []),
+    ]) {
+      await wipe(sandbox, ips);
+      row[name] = await run();
+      row[name].cpuFloorS = Math.round(floorS(row[name]) * 100) / 100;
+      log(
+        `  ${n} hosts ${name}: ${(row[name].distributeMs / 1000).toFixed(2)} s distribute (${(row[name].wallMs / 1000).toFixed(2)} s), operator sent ${(row[name].operatorBytes / MiB).toFixed(0)} MiB, load ${row[name].load.toFixed(1)}${memoryText(row[name].memory)}${cpuText(row[name].cpu)}`,
+      );
+    }
+    results.push(row);
+  }
+  return { mbit, oneHost: one, results };
+}
+
+/** The figures of one rate's round, as bench/README.md quotes them. */
+function report({ mbit, oneHost: one, results }) {
+  const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
+  log(`\noperator link ${mbit} Mbit/s; one host: ${s(one.distributeMs)}`);
+  const names = Object.keys(results[0] ?? {}).filter((n) => n !== "hosts");
+  const relays = names.filter((n) => n.startsWith("relay"));
+  const label = (n) => (n === "openssh" ? "parallel ssh tar -x" : n.startsWith("relay") ? `relay fanout ${n.slice(5)}` : n);
+  const versus = relays.length && names.includes("direct");
+  log(`hosts  ${names.map((n) => label(n).padEnd(24)).join("")}${versus ? "best relay vs direct" : ""}`);
+  for (const r of results) {
+    const x = (m) => `${s(m.distributeMs)} ${(m.distributeMs / one.distributeMs).toFixed(2)}x ${(m.operatorBytes / MiB).toFixed(0)} MiB`;
+    const best = Math.min(...relays.map((n) => r[n].distributeMs));
+    log(
+      `${String(r.hosts).padEnd(5)}  ${names.map((n) => x(r[n]).padEnd(24)).join("")}${versus ? `${(r.direct.distributeMs / best).toFixed(2)}x faster` : ""}`,
+    );
+  }
+  log(`CPU floor (the hosts' CPU over ${CORES} cores: the least time this machine can simulate the run in), x = times one host's:`);
+  for (const r of results)
+    for (const n of relays)
+      log(`${String(r.hosts).padEnd(5)}  ${label(n)}: floor ${r[n].cpuFloorS} s = ${((r[n].cpuFloorS * 1000) / one.distributeMs).toFixed(2)}x`);
+  log(`CPU seconds (the operator process; the hosts' cgroups in all; relay: the seed, per relaying host, per leaf):`);
+  log(`1      ${cpuText(one.cpu).slice(2)}`);
+  for (const r of results) for (const n of names) log(`${String(r.hosts).padEnd(5)}  ${label(n)}${cpuText(r[n].cpu)}`);
+  for (const r of results)
+    for (const n of relays)
+      for (const [part, cmds] of Object.entries(r[n].cpu.commands ?? {}))
+        log(
+          `${String(r.hosts).padEnd(5)}  ${label(n)}, per ${part} host, CPU s (processes): ${Object.entries(cmds)
+            .filter(([, x]) => x.secs > 0 || x.calls >= 5)
+            .map(([c, x]) => `${c} ${x.secs} (${x.calls})`)
+            .join(", ")}`,
+        );
+  log(`operator memory (peak resident set - before, per host; JS heap peak):`);
+  const sealantNames = names.filter((n) => n !== "openssh");
+  const m = (x) => `+${x.memory.perHostMiB} MiB/host, heap ${x.memory.heapPeakMiB} MiB`;
+  log(`1      ${`${(one.memory.rssPeakMiB - one.memory.rssBeforeMiB).toFixed(1)} MiB, heap ${one.memory.heapPeakMiB} MiB`}`);
+  for (const r of results) log(`${String(r.hosts).padEnd(5)}  ${sealantNames.map((n) => `${label(n)} ${m(r[n])}`).join("; ")}`);
+}
+
 async function main() {
   fs.rmSync(WORK, { recursive: true, force: true });
   fs.mkdirSync(WORK, { recursive: true });
@@ -301,70 +380,23 @@ async function main() {
   try {
     const image = await buildImage(session);
     log(`image: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(1)} MiB of blobs; rootfs tar ${(image.tarBytes / MiB).toFixed(1)} MiB`);
-    sandbox = await sandboxUp(most, { name: "bench-shaped", dir: sbDir, kubernetes: { subnet: SUBNET } });
+    sandbox = await sandboxUp(most, { name: process.env.BENCH_SHAPED_NAME ?? "bench-shaped", dir: sbDir, kubernetes: { subnet: SUBNET } });
     const veth = sandbox.kubernetes.rootVeth;
-    // The operator's uplink: what leaves this machine's namespace towards the hosts.
-    sh("tc", ["qdisc", "replace", "dev", veth, "root", "tbf", "rate", `${MBIT}mbit`, "burst", "256kb", "latency", "100ms"]);
-    log(`${most} hosts ${sandbox.hosts[0].ip}-${sandbox.hosts.at(-1).ip}; operator link ${veth} shaped to ${MBIT} Mbit/s, the hosts' bridge unshaped`);
     const ips = sandbox.hosts.map((h) => h.ip);
-    const results = [];
-    await wipe(sandbox, ips);
-    const one = await sealantRun(session, sandbox, image, ips.slice(0, 1), { mode: "direct" });
-    log(
-      `  1 host: ${(one.distributeMs / 1000).toFixed(2)} s distribute (${(one.wallMs / 1000).toFixed(2)} s apply)${memoryText(one.memory)}${cpuText(one.cpu)}`,
-    );
-    for (const n of SIZES) {
-      const on = ips.slice(0, n);
-      const row = { hosts: n };
-      for (const [name, run] of [
-        ...(RUNS.includes("relay") ? FANOUTS.map((f) => [`relay${f}`, () => sealantRun(session, sandbox, image, on, { mode: "relay", fanout: f })]) : []),
-        ...(RUNS.includes("direct") ? [["direct", () => sealantRun(session, sandbox, image, on, { mode: "direct" })]] : []),
-        ...(RUNS.includes("openssh") ? [["openssh", () => opensshRun(sandbox, image, on)]] : []),
-      ]) {
-        await wipe(sandbox, ips);
-        row[name] = await run();
-        log(
-          `  ${n} hosts ${name}: ${(row[name].distributeMs / 1000).toFixed(2)} s distribute (${(row[name].wallMs / 1000).toFixed(2)} s), operator sent ${(row[name].operatorBytes / MiB).toFixed(0)} MiB, load ${row[name].load.toFixed(1)}${memoryText(row[name].memory)}${cpuText(row[name].cpu)}`,
-        );
-      }
-      results.push(row);
+    const rounds = [];
+    for (const mbit of MBITS) {
+      // The operator's uplink: what leaves this machine's namespace towards the hosts.
+      sh("tc", ["qdisc", "replace", "dev", veth, "root", "tbf", "rate", `${mbit}mbit`, "burst", "256kb", "latency", "100ms"]);
+      log(`${most} hosts ${sandbox.hosts[0].ip}-${sandbox.hosts.at(-1).ip}; operator link ${veth} shaped to ${mbit} Mbit/s, the hosts' bridge unshaped`);
+      // Direct and parallel ssh take hosts x the link's time: at a slower rate only relay runs.
+      rounds.push(await round(session, sandbox, image, ips, mbit, mbit === MBITS[0] ? RUNS : RUNS.filter((r) => r === "relay")));
     }
     await wipe(sandbox, ips);
     const when = new Date().toISOString();
-    const out = { when, mbit: MBIT, layers: LAYERS, blobMiB: image.blobBytes / MiB, fanouts: FANOUTS, oneHost: one, results };
+    const out = { when, layers: LAYERS, blobMiB: image.blobBytes / MiB, fanouts: FANOUTS, cores: CORES, rounds };
     fs.writeFileSync(path.join(__dirname, "shaped-results.json"), `${JSON.stringify(out, null, 2)}\n`);
-    const s = (ms) => `${(ms / 1000).toFixed(1)} s`;
-    log(`\nRun of ${when}: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(0)} MiB, operator link ${MBIT} Mbit/s; distribute phase, x = times one host's.`);
-    log(`one host: ${s(one.distributeMs)}`);
-    const names = Object.keys(results[0] ?? {}).filter((n) => n !== "hosts");
-    const relays = names.filter((n) => n.startsWith("relay"));
-    const label = (n) => (n === "openssh" ? "parallel ssh tar -x" : n.startsWith("relay") ? `relay fanout ${n.slice(5)}` : n);
-    const versus = relays.length && names.includes("direct");
-    log(`hosts  ${names.map((n) => label(n).padEnd(24)).join("")}${versus ? "best relay vs direct" : ""}`);
-    for (const r of results) {
-      const x = (m) => `${s(m.distributeMs)} ${(m.distributeMs / one.distributeMs).toFixed(2)}x ${(m.operatorBytes / MiB).toFixed(0)} MiB`;
-      const best = Math.min(...relays.map((n) => r[n].distributeMs));
-      log(
-        `${String(r.hosts).padEnd(5)}  ${names.map((n) => x(r[n]).padEnd(24)).join("")}${versus ? `${(r.direct.distributeMs / best).toFixed(2)}x faster` : ""}`,
-      );
-    }
-    log(`\nCPU seconds (the operator process; the hosts' cgroups in all; relay: the seed, per relaying host, per leaf):`);
-    log(`1      ${cpuText(one.cpu).slice(2)}`);
-    for (const r of results) for (const n of names) log(`${String(r.hosts).padEnd(5)}  ${label(n)}${cpuText(r[n].cpu)}`);
-    for (const r of results)
-      for (const n of relays)
-        for (const [part, cmds] of Object.entries(r[n].cpu.commands ?? {}))
-          log(
-            `${String(r.hosts).padEnd(5)}  ${label(n)}, per ${part} host, CPU s (processes): ${Object.entries(cmds)
-              .filter(([, x]) => x.secs > 0 || x.calls >= 5)
-              .map(([c, x]) => `${c} ${x.secs} (${x.calls})`)
-              .join(", ")}`,
-          );
-    log(`\noperator memory (peak resident set - before, per host; JS heap peak):`);
-    const sealantNames = names.filter((n) => n !== "openssh");
-    const m = (x) => `+${x.memory.perHostMiB} MiB/host, heap ${x.memory.heapPeakMiB} MiB`;
-    log(`1      ${`${(one.memory.rssPeakMiB - one.memory.rssBeforeMiB).toFixed(1)} MiB, heap ${one.memory.heapPeakMiB} MiB`}`);
-    for (const r of results) log(`${String(r.hosts).padEnd(5)}  ${sealantNames.map((n) => `${label(n)} ${m(r[n])}`).join("; ")}`);
+    log(`\nRun of ${when}: ${LAYERS} layers, ${(image.blobBytes / MiB).toFixed(0)} MiB, ${CORES} cores; distribute phase, x = times one host's.`);
+    for (const r of rounds) report(r);
   } finally {
     session.close();
     if (sandbox) await sandboxDown(sandbox).catch((err) => log(`bringing the hosts down: ${err.message}`));
