@@ -76,6 +76,7 @@ renews them). Exits 1 when a host is not healthy or a certificate has expired.
 
 ${CLUSTERFILE_HELP}
       --json                   print {healthy, record, hosts, certificates} as JSON on stdout
+                               (certificatesUnread: why, when they could not be read)
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
 
@@ -86,9 +87,19 @@ export const check: Command = {
     noPositionals(positionals, "check", checkUsage);
     return withCluster(values, async ({ spec, session, events }) => {
       const checked = await checkCluster(clusterOptions(session, spec, events, signal, "sealant check"));
-      const certs = await clusterCertificates(clusterOptions(session, spec, events, signal, "sealant check"));
+      // A first master that cannot be reached is the check's finding already: the certificates are then only said to be unread.
+      let unread: string | undefined;
+      const certs = await clusterCertificates(clusterOptions(session, spec, events, signal, "sealant check")).catch((err: unknown) => {
+        unread = (err as Error).message.split("\n")[0];
+        return { observed: undefined, reports: [] };
+      });
       const expired = certs.reports.filter((c) => Date.parse(c.notAfter) <= Date.now());
-      const r = { ...checked, healthy: checked.healthy && expired.length === 0, certificates: certs.reports };
+      const r = {
+        ...checked,
+        healthy: checked.healthy && expired.length === 0,
+        certificates: certs.reports,
+        ...(unread ? { certificatesUnread: unread } : {}),
+      };
       if (values.json) printJson(r);
       else {
         const width = Math.max(...r.hosts.map((h) => h.ip.length));
@@ -97,6 +108,7 @@ export const check: Command = {
           (h) => `${h.ip.padEnd(width)}  ${h.ok ? "ok" : `problem: ${(h.problem ?? "").replace(/\n/g, `\n${" ".repeat(width + 11)}`)}`}`,
         );
         lines.push(...certificateLines(certs.reports, certs.observed?.renewBeforeSeconds));
+        if (unread !== undefined) lines.push(`certificates: not read (${unread})`);
         if (expired.length > 0) lines.push(`expired: ${expired.map((c) => `${c.name} on ${c.host}`).join(", ")}`);
         lines.push(
           r.healthy

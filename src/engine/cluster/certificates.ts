@@ -44,10 +44,14 @@ export async function observeCertificates(
   return { observedAt, renewBeforeSeconds: certs.renewBeforeSeconds(rctx), masters: read.filter((m): m is MasterCertificates => m !== undefined) };
 }
 
-/** The record's members that are masters of the spec (whose certificates there are to read). */
+/**
+ * The record's members that are masters the spec keeps (whose certificates there are to read): a
+ * master being removed is not asked — it may be the powered-off one a forced removal is for.
+ */
 export function recordedMasters(ctx: OpenCluster, record: ClusterRecord | undefined): ClusterHost[] {
   const members = new Set((record?.hosts ?? []).filter((h) => h.member && isMaster(h)).map((h) => h.ip));
-  return [...ctx.hosts.values()].filter((h) => isMaster(h) && members.has(h.ip));
+  const kept = new Set(ctx.desired.hosts.map((h) => h.ip));
+  return [...ctx.hosts.values()].filter((h) => isMaster(h) && members.has(h.ip) && kept.has(h.ip));
 }
 
 /** Every certificate of every master, with its days left when read, soonest first per master. */
@@ -61,6 +65,7 @@ export function certificateReports(observed: ObservedCertificates | undefined): 
 export async function clusterCertificates(opts: ClusterOptions): Promise<{ observed: ObservedCertificates | undefined; reports: CertificateReport[] }> {
   const ctx = await openCluster(opts);
   try {
+    if (!ctx.runtime.certificates) return { observed: undefined, reports: [] };
     const record = await readRecord(ctx);
     const observed = await observeCertificates(ctx, recordedMasters(ctx, record), record);
     return { observed, reports: certificateReports(observed) };

@@ -30,13 +30,8 @@ export async function runtimeOutputs(ctx: OpenCluster): Promise<RuntimeOutputs> 
     removed: [],
     rootfs: ctx.layout.current,
   });
-  // Read after the apply: a renewal's new expiry shows at once.
-  if (ctx.runtime.certificates)
-    out.certificates = certificateReports(
-      await observeCertificates(
-        ctx,
-        [...ctx.hosts.values()].filter((h) => isMaster(h)),
-      ),
-    );
+  // Read after the apply: a renewal's new expiry shows at once. Of the masters the spec keeps (one removed by force may be powered off).
+  const masters = [...ctx.hosts.values()].filter((h) => isMaster(h) && ctx.desired.hosts.some((d) => d.ip === h.ip));
+  if (ctx.runtime.certificates) out.certificates = certificateReports(await observeCertificates(ctx, masters));
   return out;
 }
