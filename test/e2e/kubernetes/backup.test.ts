@@ -3,7 +3,7 @@ import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dump } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyCluster } from "../../../src/engine/cluster";
+import { applyCluster, resetCluster } from "../../../src/engine/cluster";
 import { readBackup } from "../../../src/engine/cluster/backup";
 import { create as createBackupResource } from "../../../src/provider/impl/cluster-backup";
 import { parseClusterSpec } from "../../../src/engine/cluster/spec";
@@ -27,7 +27,7 @@ describe("real Kubernetes: backup and restore", () => {
   let m1: string, w1: string, m2: string, w2: string;
   let archive: string;
 
-  const clusterfile = async (file: string, master: string, worker: string): Promise<string> => {
+  const clusterfile = async (file: string, master: string | string[], worker: string): Promise<string> => {
     const path = join(bed.home, file);
     const doc = {
       apiVersion: "sealant.io/v1",
@@ -36,7 +36,7 @@ describe("real Kubernetes: backup and restore", () => {
       spec: {
         image,
         hosts: [
-          { ips: [master], roles: ["master"] },
+          { ips: [master].flat(), roles: ["master"] },
           { ips: [worker], roles: ["node"] },
         ],
         ssh: { privateKeyPath: sb.ssh.pk, knownHosts: sb.ssh.knownHosts },
@@ -187,4 +187,81 @@ describe("real Kubernetes: backup and restore", () => {
     });
     await eventually("the app's two replicas ready on the new worker", helloReady(kubectl), 240_000);
   }, 1_200_000);
+  it("restores in place across three masters (stacked etcd): every member from the one snapshot, all three started again", async () => {
+    const ssh = { privateKeyPath: sb.ssh.pk, knownHosts: sb.ssh.knownHosts };
+    // The first cluster's hosts become two more masters of the second.
+    await resetCluster({
+      session,
+      spec: parseClusterSpec({
+        name: "backup",
+        image,
+        hosts: [
+          { ips: [m1], roles: ["master"] },
+          { ips: [w1], roles: ["node"] },
+        ],
+        ssh,
+      }),
+    });
+    const masters = [m2, m1, w1];
+    const grown = await applyCluster({
+      session,
+      spec: parseClusterSpec({
+        name: "backup",
+        image,
+        hosts: [
+          { ips: masters, roles: ["master"] },
+          { ips: [w2], roles: ["node"] },
+        ],
+        ssh,
+      }),
+    });
+    const kubectl = kubectlWith(await writeKubeconfig(join(bed.home, "ha.conf"), grown.outputs.kubeconfig));
+    const file = await clusterfile("Clusterfile.ha", masters, w2);
+    const members = async () => {
+      const etcdPod = (await kubectl("-n", "kube-system", "get", "pods", "-l", "component=etcd", "-o", "name")).trim().split("\n")[0]!;
+      const out = await kubectl(
+        "-n",
+        "kube-system",
+        "exec",
+        etcdPod.replace("pod/", ""),
+        "--",
+        "etcdctl",
+        "--endpoints",
+        "https://127.0.0.1:2379",
+        "--cacert",
+        "/etc/kubernetes/pki/etcd/ca.crt",
+        "--cert",
+        "/etc/kubernetes/pki/etcd/server.crt",
+        "--key",
+        "/etc/kubernetes/pki/etcd/server.key",
+        "member",
+        "list",
+      );
+      return out
+        .trim()
+        .split("\n")
+        .map((l) => l.split(", "))
+        .map((f) => `${f[1]} ${f[2]} ${f[3]}`)
+        .sort();
+    };
+    const before = await members();
+    expect(before).toHaveLength(3);
+
+    const r = JSON.parse(await sealant("backup", "-f", file, "--to", join(bed.home, "ha-backups"), "--json")) as { archive: string };
+    await kubectl("delete", "configmap", "keep-me");
+    expect((await objects(kubectl)).answer).toEqual({});
+    const preview = await sealant("restore", "-f", file, "--from", r.archive, "--dry-run");
+    expect(preview).toContain(`stop the control plane on ${masters.join(", ")}`);
+    expect(await sealant("restore", "-f", file, "--from", r.archive, "-y")).toMatch(/restored cluster backup \(in-place\)/);
+    await eventually("the restored ConfigMap", async () => (await objects(kubectl)).answer.data?.answer === "42");
+    // The same three members (names and peer URLs), every one started: quorum is back.
+    await eventually(
+      "three started etcd members",
+      async () => JSON.stringify(await members()) === JSON.stringify(before) && before.every((m) => m.startsWith("started ")),
+    );
+    await eventually("every node Ready", async () => {
+      const nodes = await nodesOf(kubectl);
+      return nodes.length === 4 && nodes.every((n) => n.ready);
+    });
+  }, 1_500_000);
 });

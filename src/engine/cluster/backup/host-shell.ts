@@ -137,3 +137,13 @@ kubectl get nodes -o wide --no-headers | awk '{ print $1, $6 }' | while read -r 
 done
 `;
 }
+
+/**
+ * On the first master of a cluster restored onto new hosts: the restored kube-system/kubeadm-config
+ * (and kubelet-config) are the old hosts'; the new cluster's own, which its create just wrote, go
+ * back (later joins and upgrades read them).
+ */
+export function uploadOwnConfig(initConfig: string): string {
+  return `export KUBECONFIG=/etc/kubernetes/admin.conf
+kubeadm init phase upload-config all --config ${shellQuote(initConfig)} > /dev/null`;
+}

@@ -6,7 +6,7 @@ import { applyCluster } from "../apply";
 import type { ClusterHost } from "../host/connect";
 import { factsOf, lockCluster, openCluster, readRecord, type ClusterOptions, type OpenCluster } from "../open";
 import { CA_FILES, readBackup, type BackupManifest } from "./format";
-import { forgetOtherNodes, restoreMember, startControlPlane, stopControlPlane } from "./host-shell";
+import { forgetOtherNodes, restoreMember, startControlPlane, stopControlPlane, uploadOwnConfig } from "./host-shell";
 import { nodeSettings } from "./node-settings";
 
 export interface RestoreOptions extends ClusterOptions {
@@ -73,6 +73,8 @@ export async function restoreCluster(opts: RestoreOptions): Promise<RestoreResul
         ctx.facts.clear();
       }
       await restoreInPlace(ctx, snapshot, opts.command ?? "sealant restore");
+      if (mode === "new-hosts")
+        await (await ctx.pool.get(ctx.firstMaster)).run(uploadOwnConfig(`${ctx.layout.root}/kubernetes/init.yaml`), { sudo: true, timeoutMs: 300_000 });
       return { mode, plan, dryRun: false, backup: manifest };
     } finally {
       await ctx.close();
@@ -109,6 +111,9 @@ function restorePlan(ctx: OpenCluster, m: BackupManifest, mode: RestoreMode): st
     `start the control plane on ${masters}`,
     `restart the kubelet on ${all}`,
     "delete nodes no host of the spec has; set the spec's labels and taints on every node",
+    ...(mode === "new-hosts"
+      ? [`upload the new cluster's kubeadm and kubelet configuration (kubeadm init phase upload-config) from ${ctx.firstMaster.ip}`]
+      : []),
   ];
 }
 
