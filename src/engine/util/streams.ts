@@ -32,3 +32,27 @@ export function drained(w: { once(ev: string, fn: () => void): unknown; removeLi
     w.once("close", done);
   });
 }
+
+/**
+ * A chunk handler that calls `onLine` with each whole line (without its newline) as chunks of a
+ * command's output arrive; a line split across chunks is held until its end comes. `onLine`
+ * answering false drops the rest (the reader has given up on the stream).
+ */
+export function lineReader(onLine: (line: string) => boolean | void): (chunk: Buffer) => void {
+  let pending = "";
+  let stopped = false;
+  return (chunk) => {
+    if (stopped) return;
+    pending += chunk.toString();
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (onLine(line) === false) {
+        stopped = true;
+        pending = "";
+        return;
+      }
+    }
+  };
+}

@@ -16,6 +16,7 @@
 import { PassThrough } from "node:stream";
 import { digestHex, type Digest } from "../../image/digest";
 import { shellQuote, type Connection } from "../../ssh";
+import { lineReader } from "../../util/streams";
 import type { HostLayout } from "./layout";
 
 /** One layer for the placer: which blob arrived, what its bytes must hash to, how to extract it. */
@@ -84,7 +85,6 @@ export class RelayPlacer {
   private readonly waiting: Waiting[] = [];
   private running: Promise<void> | undefined;
   private ended: Error | undefined;
-  private pending = "";
 
   constructor(
     private readonly conn: Connection,
@@ -124,24 +124,20 @@ export class RelayPlacer {
       );
   }
 
-  private answer(chunk: Buffer): void {
-    this.pending += chunk.toString();
-    let nl: number;
-    while ((nl = this.pending.indexOf("\n")) >= 0) {
-      const line = this.pending.slice(0, nl);
-      this.pending = this.pending.slice(nl + 1);
-      const [word, hex, ...why] = line.split(" ");
-      const first = this.waiting[0];
-      if (!first || first.hex !== hex || (word !== "ok" && word !== "fail")) {
-        this.fail(new Error(`the placer answered ${JSON.stringify(line.slice(0, 200))}`));
-        return;
-      }
-      this.waiting.shift();
-      clearTimeout(first.timer);
-      if (word === "ok") first.resolve();
-      else first.reject(new Error(why.join(" ").trim()));
+  /** The placer's answers, one line per layer in the order they were asked for: `ok <hex>` or `fail <hex> <why>`. */
+  private readonly answer = lineReader((line) => {
+    const [word, hex, ...why] = line.split(" ");
+    const first = this.waiting[0];
+    if (!first || first.hex !== hex || (word !== "ok" && word !== "fail")) {
+      this.fail(new Error(`the placer answered ${JSON.stringify(line.slice(0, 200))}`));
+      return false;
     }
-  }
+    this.waiting.shift();
+    clearTimeout(first.timer);
+    if (word === "ok") first.resolve();
+    else first.reject(new Error(why.join(" ").trim()));
+    return true;
+  });
 
   /** The placer is gone (or must go): every layer waiting for it fails, and so does every later one. */
   private fail(err: Error): void {

@@ -15,6 +15,7 @@
 import { PassThrough } from "node:stream";
 import { digestHex, type Digest } from "../../image/digest";
 import { shellQuote, type Connection } from "../../ssh";
+import { lineReader } from "../../util/streams";
 import type { HostLayout } from "./layout";
 import { relayDir, sshTo, type RelayPeer } from "./relay";
 
@@ -51,7 +52,6 @@ export class RelayStream {
   private readonly waiting: Waiting[] = [];
   private running: Promise<void> | undefined;
   private ended: Error | undefined;
-  private pending = "";
 
   constructor(
     private readonly sender: Connection,
@@ -102,25 +102,20 @@ export class RelayStream {
       );
   }
 
-  private answer(chunk: Buffer): void {
-    this.pending += chunk.toString();
-    let nl: number;
-    while ((nl = this.pending.indexOf("\n")) >= 0) {
-      const line = this.pending.slice(0, nl);
-      this.pending = this.pending.slice(nl + 1);
-      const [word, hex] = line.split(" ");
-      const w = this.waiting.find((x) => x.hex === hex);
-      if (!w) continue;
-      if (word === "sending") {
-        w.onSending?.();
-        delete w.onSending;
-      } else if (word === "got") {
-        this.waiting.splice(this.waiting.indexOf(w), 1);
-        clearTimeout(w.timer);
-        w.resolve();
-      }
+  /** The receiver's lines: `sending <hex>` once a layer's bytes go, `got <hex>` once it holds them all. */
+  private readonly answer = lineReader((line) => {
+    const [word, hex] = line.split(" ");
+    const w = this.waiting.find((x) => x.hex === hex);
+    if (!w) return;
+    if (word === "sending") {
+      w.onSending?.();
+      delete w.onSending;
+    } else if (word === "got") {
+      this.waiting.splice(this.waiting.indexOf(w), 1);
+      clearTimeout(w.timer);
+      w.resolve();
     }
-  }
+  });
 
   private fail(err: Error): void {
     this.ended ??= err;
