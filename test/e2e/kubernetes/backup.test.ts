@@ -10,7 +10,7 @@ import { parseClusterSpec } from "../../../src/engine/cluster/spec";
 import type { Sandbox } from "../../../src/engine/sandbox";
 import type { Session } from "../../../src/engine/session";
 import { inHost } from "../../support/hosts";
-import { eventually, execP, kubectlWith, NEW, nodesOf, openRealBed, podsOf, ROOT, type RealBed, writeKubeconfig } from "./support";
+import { etcdMembers, eventually, execP, kubectlWith, NEW, nodesOf, openRealBed, podsOf, ROOT, type RealBed, writeKubeconfig } from "./support";
 
 const CLI = process.env["SEALANT_TEST_CLI"] ?? join(ROOT, "dist/cli/main.js");
 
@@ -219,30 +219,7 @@ describe("real Kubernetes: backup and restore", () => {
     const file = await clusterfile("Clusterfile.ha", masters, w2);
     const members = async () => {
       const etcdPod = (await kubectl("-n", "kube-system", "get", "pods", "-l", "component=etcd", "-o", "name")).trim().split("\n")[0]!;
-      const out = await kubectl(
-        "-n",
-        "kube-system",
-        "exec",
-        etcdPod.replace("pod/", ""),
-        "--",
-        "etcdctl",
-        "--endpoints",
-        "https://127.0.0.1:2379",
-        "--cacert",
-        "/etc/kubernetes/pki/etcd/ca.crt",
-        "--cert",
-        "/etc/kubernetes/pki/etcd/server.crt",
-        "--key",
-        "/etc/kubernetes/pki/etcd/server.key",
-        "member",
-        "list",
-      );
-      return out
-        .trim()
-        .split("\n")
-        .map((l) => l.split(", "))
-        .map((f) => `${f[1]} ${f[2]} ${f[3]}`)
-        .sort();
+      return (await etcdMembers(kubectl, etcdPod.replace("pod/", ""))).map((f) => `${f[1]} ${f[2]} ${f[3]}`).sort();
     };
     const before = await members();
     expect(before).toHaveLength(3);

@@ -5,7 +5,7 @@ import { applyCluster, resetCluster } from "../../../src/engine/cluster";
 import { parseClusterSpec, type ClusterSpec } from "../../../src/engine/cluster/spec";
 import { sandboxGet, startHost, stopHost, type Sandbox } from "../../../src/engine/sandbox";
 import type { Session } from "../../../src/engine/session";
-import { NEW, kubectlWith, LEFTOVERS, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "./support";
+import { etcdMembers, NEW, kubectlWith, LEFTOVERS, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "./support";
 import { inHost } from "../../support/hosts";
 
 /**
@@ -36,29 +36,7 @@ describe("real Kubernetes: three masters (HA)", () => {
   /** etcd's member list, asked inside the first master's etcd pod: peer URLs. */
   const etcdPeers = async (): Promise<string[]> => {
     const node = (await nodesOf(kubectl)).find((n) => n.ip === m1)!.name;
-    const out = await kubectl(
-      "-n",
-      "kube-system",
-      "exec",
-      `etcd-${node}`,
-      "--",
-      "etcdctl",
-      "--endpoints",
-      "https://127.0.0.1:2379",
-      "--cacert",
-      "/etc/kubernetes/pki/etcd/ca.crt",
-      "--cert",
-      "/etc/kubernetes/pki/etcd/server.crt",
-      "--key",
-      "/etc/kubernetes/pki/etcd/server.key",
-      "member",
-      "list",
-    );
-    return out
-      .trim()
-      .split("\n")
-      .map((l) => l.split(", ")[3]!)
-      .sort();
+    return (await etcdMembers(kubectl, `etcd-${node}`)).map((f) => f[3]!).sort();
   };
   const lbBackends = async () => (await inHost(sb, w, "awk '$1 == \"server\" { print $3 }' /etc/kubernetes/apiserver-lb/haproxy.cfg")).split("\n").sort();
 

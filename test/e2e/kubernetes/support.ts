@@ -78,6 +78,20 @@ export function kubectlWith(kubeconfig: string) {
   };
 }
 
+/**
+ * etcd's member list, asked with etcdctl inside the etcd static pod `pod` (kubeadm's stacked
+ * etcd, its own client certificate): one row per member, etcdctl's comma-separated fields.
+ */
+export async function etcdMembers(kubectl: ReturnType<typeof kubectlWith>, pod: string): Promise<string[][]> {
+  const pki = "/etc/kubernetes/pki/etcd";
+  const tls = ["--cacert", `${pki}/ca.crt`, "--cert", `${pki}/server.crt`, "--key", `${pki}/server.key`];
+  const out = await kubectl("-n", "kube-system", "exec", pod, "--", "etcdctl", "--endpoints", "https://127.0.0.1:2379", ...tls, "member", "list");
+  return out
+    .trim()
+    .split("\n")
+    .map((l) => l.split(", "));
+}
+
 export async function writeKubeconfig(path: string, text: string | undefined): Promise<string> {
   if (!text) throw new Error("the cluster offered no kubeconfig");
   await writeFile(path, text, { mode: 0o600 });
