@@ -24,7 +24,6 @@ export {
   appsSchema,
   appConfigSchema,
   upgradeSchema,
-  distributionSchema,
   timeoutsSchema,
   envSchema,
   defaultDataRoot,
@@ -33,8 +32,8 @@ export {
   CONFIG_PROCESSORS,
   APP_FILE_STRATEGIES,
   UPGRADE_STRATEGIES,
-  DISTRIBUTION_MODES,
 } from "./schema";
+export { distributionSchema, DISTRIBUTION_MODES } from "./distribution";
 export type {
   ClusterSpec,
   ClusterSpecInput,
