@@ -83,7 +83,13 @@ describe("sealant packed and npm-installed into a TypeScript Pulumi program outs
       if (!f.endsWith(".js")) continue;
       for (const m of (await readFile(join(installed, "dist", f), "utf8")).matchAll(/require\("(sealant\/[^"]+)"\)/g)) requires.add(m[1]!);
     }
-    expect([...requires].sort()).toEqual(["sealant/provider/impl/cluster", "sealant/provider/impl/cluster-image", "sealant/provider/impl/image-build"]);
+    expect([...requires].sort()).toEqual([
+      "sealant/provider/impl/cluster",
+      "sealant/provider/impl/cluster-backup",
+      "sealant/provider/impl/cluster-image",
+      "sealant/provider/impl/image-build",
+      "sealant/provider/impl/kubeconfig",
+    ]);
     // Resolved the way the provider process does: from the program's directory.
     const script = `for (const m of ${JSON.stringify([...requires])}) { require(m); console.log(require.resolve(m)); }`;
     const resolved = (await execP("node", ["-e", script], { cwd: program })).stdout.trim().split("\n");
