@@ -119,6 +119,8 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
       "--rm",
       "-i",
       "--restart=Never",
+      // A node just joined again pulls busybox anew; with other real clusters on the 2 cores (CI) that took over kubectl's 1 min.
+      "--pod-running-timeout=4m",
       "--image=docker.io/library/busybox:1.35",
       `--overrides={"spec":{"nodeName":"${(await nodeName(w1))!}"}}`,
       "--",
