@@ -32,22 +32,10 @@ export async function throughUpgradePath<R extends StageResult>(
   const current = targetVersion ? await recordOf(opts) : undefined;
   if (!current || current.creating || !targetVersion) return applyOnce(opts.spec);
 
-  const offered = await Promise.all(
-    through.map(async (ref, i) => {
-      const image = await resolveClusterImage(opts.session, ref, opts.signal);
-      const version = image.metadata.runtime?.version;
-      if (!version) throw new PlanError(`upgrade.through[${i}]: ${ref} declares no runtime version (label cluster.alpha.sealer.io/cluster-runtime-version)`);
-      return { ref, digest: image.digest, version, image };
-    }),
-  );
-  const hops = upgradePath(current.runtimeVersion, { ref: target.ref, digest: target.digest, version: targetVersion }, offered) as typeof offered;
-  if (hops.length === 0) return applyOnce(opts.spec);
-
   const members = new Set(current.hosts.filter((h) => h.member).map((h) => h.ip));
-  const specs = [...hops.map((h) => stageSpec(opts.spec, h.ref, members)), opts.spec];
-  const images = [...hops.map((h) => h.image), target];
-  const versions = [current.runtimeVersion!, ...hops.map((h) => h.version), targetVersion];
-  const stages: PathStage[] = specs.map((spec, i) => ({ desired: desiredFor(spec, images[i]!), image: spec.image, from: versions[i]!, to: versions[i + 1]! }));
+  const path = await upgradeStages(opts.spec, target, current.runtimeVersion, members, (ref) => resolveClusterImage(opts.session, ref, opts.signal));
+  if (!path) return applyOnce(opts.spec);
+  const { specs, stages } = path;
   const plan = planUpgradePath(stages, current);
   if (opts.dryRun) return { ...(await applyOnce(specs[0]!)), plan };
 
@@ -58,6 +46,44 @@ export async function throughUpgradePath<R extends StageResult>(
     for (const [ip, bytes] of Object.entries(last.sent)) sent[ip] = (sent[ip] ?? 0) + bytes;
   }
   return { ...last!, plan, sent };
+}
+
+/** The one-minor applies a change is made of: each stage's spec and what it plans. */
+export interface UpgradeStages {
+  specs: ClusterSpec[];
+  stages: PathStage[];
+}
+
+/**
+ * The stages from a cluster running `running` (members `members`) to `spec` with image
+ * `target`, through the spec's `upgrade.through` images (found by `resolve`: pulled for an
+ * apply, from the local store for a preview); undefined when the target is at most one minor
+ * ahead. A missing minor, a downgrade or another major is a PlanError (upgrade-path.ts).
+ */
+export async function upgradeStages(
+  spec: ClusterSpec,
+  target: ClusterImage,
+  running: string | undefined,
+  members: Set<string>,
+  resolve: (ref: string) => Promise<ClusterImage>,
+): Promise<UpgradeStages | undefined> {
+  const targetVersion = target.metadata.runtime?.version;
+  if (!targetVersion) return undefined;
+  const offered = await Promise.all(
+    (spec.upgrade.through ?? []).map(async (ref, i) => {
+      const image = await resolve(ref);
+      const version = image.metadata.runtime?.version;
+      if (!version) throw new PlanError(`upgrade.through[${i}]: ${ref} declares no runtime version (label cluster.alpha.sealer.io/cluster-runtime-version)`);
+      return { ref, digest: image.digest, version, image };
+    }),
+  );
+  const hops = upgradePath(running, { ref: target.ref, digest: target.digest, version: targetVersion }, offered) as typeof offered;
+  if (hops.length === 0) return undefined;
+  const specs = [...hops.map((h) => stageSpec(spec, h.ref, members)), spec];
+  const images = [...hops.map((h) => h.image), target];
+  const versions = [running!, ...hops.map((h) => h.version), targetVersion];
+  const stages = specs.map((s, i) => ({ desired: desiredFor(s, images[i]!), image: s.image, from: versions[i]!, to: versions[i + 1]! }));
+  return { specs, stages };
 }
 
 /** The cluster's record, read from its masters (nothing changed, no lock: each step's apply takes it). */

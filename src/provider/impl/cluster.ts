@@ -29,6 +29,7 @@ import { Session } from "../../engine/session";
 import { specInputOf, type ClusterInputs } from "./cluster-inputs";
 import { describeValue, failuresOf, orUnknown } from "./inputs";
 import { containsUnknown } from "./unknown";
+import { upgradePathPreview } from "./cluster-upgrade-preview";
 
 /** Input properties that replace the cluster when changed (its identity on the hosts). */
 const REPLACE_ON = ["name", "dataRoot"] as const;
@@ -144,18 +145,30 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
   const session = await Session.open();
   let desired: DesiredCluster;
   let current: CurrentCluster | undefined;
+  let path: Plan | string | undefined;
   try {
     const seen = new Map<string, Promise<ClusterImage | undefined>>();
     desired = await previewDesired(spec, session, seen);
     if (olds && olds.name !== undefined && !containsUnknown(olds)) {
       const old = parseInputs(olds).spec;
-      if (old && old.name === spec.name) current = asApplied(await previewDesired(old, session, seen));
+      if (old && old.name === spec.name) {
+        current = asApplied(await previewDesired(old, session, seen));
+        // Several minors ahead: the one-minor steps `up` runs (the CLI's plan), or the error it would stop with.
+        const lookUp = (ref: string) => previewImage({ ...spec, image: ref }, session, seen);
+        const found = await upgradePathPreview(spec, await previewImage(spec, session, seen), await previewImage(old, session, seen), current, lookUp).catch(
+          (err: unknown) => err as Error,
+        );
+        if (found instanceof Error) return { inputs: news, failures: [{ property: "image", reason: found.message }] };
+        path = found;
+      }
     }
   } finally {
     session.close();
   }
   try {
-    const plan = describePlan(planCluster(desired, current)).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
+    const planned = typeof path === "object" ? path : planCluster(desired, current);
+    const note = typeof path === "string" ? `\n${path}` : "";
+    const plan = (describePlan(planned) + note).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
     return { inputs: { ...news, plan } };
   } catch (err) {
     return { inputs: news, failures: [{ property: reportedProperty("hosts"), reason: (err as Error).message }] };
