@@ -1,10 +1,23 @@
-import { backupCluster, restoreCluster } from "../../engine/cluster/backup";
+import { backupCluster, hostIps, restoreCluster, specOfBackup, type RestoreResult } from "../../engine/cluster/backup";
+import { Progress } from "../progress";
 import { parse } from "../args";
 import { UsageError } from "../errors";
 import { printJson } from "../format";
-import { seconds } from "../cluster-output";
+import { ClusterPrinter, seconds } from "../cluster-output";
 import type { Command } from "./command";
-import { CLUSTERFILE_HELP, SESSION_HELP, OUTPUT_HELP, withVerbose, withCluster, withDeadline, confirm, clusterOptions, noPositionals } from "./cluster-common";
+import {
+  CLUSTERFILE_HELP,
+  SESSION_HELP,
+  OUTPUT_HELP,
+  withVerbose,
+  withCluster,
+  withDeadline,
+  confirm,
+  clusterOptions,
+  noPositionals,
+  openSession,
+  type CommonValues,
+} from "./cluster-common";
 
 /* backup and restore of a Kubernetes cluster's etcd, certificates and kubeadm configuration. */
 const backupUsage = `Usage: sealant backup [-f Clusterfile] --to DIR [--dry-run] [--json] [OPTIONS]
@@ -56,29 +69,47 @@ export const backup: Command = {
   },
 };
 
-const restoreUsage = `Usage: sealant restore [-f Clusterfile] --from ARCHIVE [--dry-run] [--json] [OPTIONS]
+const restoreUsage = `Usage: sealant restore --from ARCHIVE [-f Clusterfile] [--dry-run] [--json] [OPTIONS]
 
 Bring the cluster back from an archive of sealant backup (verified against its manifest first).
-On hosts that run the cluster (its CA the backup's): the control plane is stopped on every
-master, etcd restored from the snapshot into a fresh data directory on each, the control plane
-started, every kubelet restarted. On new hosts (the first master has no control plane): the
-backup's CAs and service-account keys go onto the first master, the cluster is created as
-sealant apply creates it, then etcd is restored the same way. Nodes no host of the Clusterfile
-has are deleted.
+Without -f the cluster is the one the archive's spec names (its hosts, SSH settings and image):
+a key or known_hosts file it names by path must still be there. With -f, the hosts of that
+Clusterfile. On hosts that run the cluster (its CA the backup's): the control plane is stopped
+on every master, etcd restored from the snapshot into a fresh data directory on each, the
+control plane started, every kubelet restarted. On new hosts (the first master has no control
+plane): the backup's CAs and service-account keys go onto the first master, the cluster is
+created as sealant apply creates it, then etcd is restored the same way. Nodes no host of the
+spec has are deleted. The plan is shown first; the spec's secrets never are.
 
-${CLUSTERFILE_HELP}
       --from ARCHIVE           the archive sealant backup wrote
+  -f, --file FILE              restore onto the hosts of this Clusterfile instead of the
+                               archive's own spec
       --dry-run                print the plan and change nothing
-      --json                   print {mode, plan, backup} as JSON
+      --json                   print {mode, spec, hosts, plan, sha256, backup} as JSON
   -y, --yes                    do not ask for confirmation on a terminal
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
+
+type ClusterRun = Parameters<typeof withCluster>[1];
+
+/** Like withCluster, with the spec the archive carries instead of a Clusterfile. */
+async function withBackupSpec(values: Omit<CommonValues, "file"> & { json: boolean }, from: string, fn: ClusterRun): Promise<void> {
+  const progress = new Progress(values.quiet || values.json);
+  const { spec } = await specOfBackup(from);
+  const session = await openSession({ ...values, file: from }); // the session reads the registry options only
+  try {
+    await fn({ spec, session, progress, events: new ClusterPrinter(progress, values.verbose === true, hostIps(spec)) });
+  } finally {
+    session.close();
+  }
+}
 
 export const restore: Command = {
   usage: restoreUsage,
   async run(args, signal) {
     const flags = {
       ...withVerbose,
+      file: { type: "string", short: "f" },
       from: { type: "string" },
       "dry-run": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
@@ -88,20 +119,26 @@ export const restore: Command = {
     noPositionals(positionals, "restore", restoreUsage);
     const from = values.from;
     if (!from) throw new UsageError(`restore needs --from ARCHIVE: the archive sealant backup wrote\n\n${restoreUsage}`);
-    await withCluster(values, async ({ spec, session, events, progress }) => {
+    const specFrom = values.file === undefined ? "backup" : "clusterfile";
+    const run: ClusterRun = async ({ spec, session, events, progress }) => {
       const started = Date.now();
       const options = { ...clusterOptions(session, spec, events, signal, "sealant restore"), from };
       const preview = await restoreCluster({ ...options, dryRun: true });
-      const shown = `restore of cluster ${spec.name} (${preview.mode}):\n${preview.plan.map((l) => `  ${l}`).join("\n")}\n`;
-      if (values["dry-run"]) return values.json ? printJson(preview) : void process.stdout.write(shown);
+      const onto = specFrom === "backup" ? "the hosts of the backup's own spec" : `the hosts of ${values.file}`;
+      const shown = `restore of cluster ${spec.name} (${preview.mode}) onto ${onto}:\n${preview.plan.map((l) => `  ${l}`).join("\n")}\n`;
+      const json = (r: RestoreResult) =>
+        printJson({ mode: r.mode, spec: specFrom, hosts: r.hosts, plan: r.plan, dryRun: r.dryRun, sha256: r.sha256, backup: r.backup });
+      if (values["dry-run"]) return values.json ? json(preview) : void process.stdout.write(shown);
       progress.line(shown.trimEnd());
       if (!(await confirm(`Restore cluster ${spec.name}? Everything its etcd holds now is replaced by the backup's.`, values.yes)))
         throw new Error("not confirmed: nothing changed");
       const r = await withDeadline(signal, spec, "the restore", (s) => restoreCluster({ ...options, signal: s }));
-      if (values.json) return printJson(r);
+      if (values.json) return json(r);
       process.stdout.write(
-        `restored cluster ${spec.name} (${r.mode}) in ${seconds(Date.now() - started)} from the backup of ${r.backup.createdAt} (etcd revision ${r.backup.etcd.revision})\n`,
+        `restored cluster ${spec.name} (${r.mode}) on ${r.hosts.join(", ")} in ${seconds(Date.now() - started)} from the backup of ${r.backup.createdAt} (etcd revision ${r.backup.etcd.revision})\n`,
       );
-    });
+    };
+    if (values.file !== undefined) await withCluster({ ...values, file: values.file }, run);
+    else await withBackupSpec(values, from, run);
   },
 };

@@ -5,4 +5,5 @@
  */
 export { backupCluster, type BackupOptions, type BackupResult } from "./backup";
 export { restoreCluster, type RestoreMode, type RestoreOptions, type RestoreResult } from "./restore";
+export { specOfBackup, backupOutline, restoreOutline, hostIps, type BackupSpec } from "./backup-spec";
 export { archiveName, BACKUP_FORMAT, BackupArchiveError, readBackup, type BackupManifest, type SnapshotStatus } from "./format";

@@ -32,6 +32,10 @@ export interface RestoreResult {
   dryRun: boolean;
   /** The backup's manifest (cluster, time, etcd revision, files). */
   backup: BackupManifest;
+  /** The archive's sha256 (as read and verified for this restore). */
+  sha256: string;
+  /** The hosts restored onto, in the spec's order. */
+  hosts: string[];
 }
 
 const RESTORE_IN = "restore-in";
@@ -55,7 +59,8 @@ export async function restoreCluster(opts: RestoreOptions): Promise<RestoreResul
         const created = await applyCluster({ ...opts, dryRun: true });
         plan.splice(1, 0, ...created.plan.summary.map((s) => `  create: ${s}`));
       }
-      if (opts.dryRun) return { mode, plan, dryRun: true, backup: manifest };
+      const done = { mode, plan, backup: manifest, sha256: read.sha256, hosts: [...ctx.hosts.keys()] };
+      if (opts.dryRun) return { ...done, dryRun: true };
       opts.onPlan?.(mode, plan);
       if (mode === "new-hosts") {
         const conn = await ctx.pool.get(ctx.firstMaster);
@@ -75,7 +80,7 @@ export async function restoreCluster(opts: RestoreOptions): Promise<RestoreResul
       await restoreInPlace(ctx, snapshot, opts.command ?? "sealant restore");
       if (mode === "new-hosts")
         await (await ctx.pool.get(ctx.firstMaster)).run(uploadOwnConfig(`${ctx.layout.root}/kubernetes/init.yaml`), { sudo: true, timeoutMs: 300_000 });
-      return { mode, plan, dryRun: false, backup: manifest };
+      return { ...done, dryRun: false };
     } finally {
       await ctx.close();
     }
