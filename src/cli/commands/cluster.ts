@@ -25,7 +25,7 @@ import {
  * The cluster commands that change membership: apply (and plan, its dry run) and delete; the
  * others (reset, check, exec, unlock) are in cluster-ops.ts, what they share in cluster-common.ts.
  */
-const applyUsage = `Usage: sealant apply [-f Clusterfile] [--dry-run] [--verify] [--json] [OPTIONS]
+const applyUsage = `Usage: sealant apply [-f Clusterfile] [--dry-run] [--verify] [--force] [--json] [OPTIONS]
 
 Make the cluster match the Clusterfile: create it, join and remove hosts, roll a new image or
 configuration through the hosts. sealant reads the cluster's record from its masters, plans,
@@ -36,6 +36,9 @@ ${CLUSTERFILE_HELP}
       --dry-run                print the plan and change nothing (same as sealant plan)
       --verify                 ask every member whether it still holds its files; a host reset
                                out of band is set up and joined again
+      --force                  remove hosts the Clusterfile dropped even if they cannot be
+                               reached: the cluster forgets them (e.g. their Kubernetes node
+                               and etcd member, from the first master), their own files stay
       --json                   print {plan, record, sent, dryRun} as JSON on stdout
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
@@ -47,15 +50,20 @@ export const apply: Command = {
       ...withVerbose,
       "dry-run": { type: "boolean", default: false },
       verify: { type: "boolean", default: false },
+      force: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     } as const;
     const { values, positionals } = parse(args, flags, applyUsage);
     noPositionals(positionals, "apply", applyUsage);
     await withCluster(values, async ({ spec, session, events }) => {
       const verifyHosts = values.verify;
+      const forceRemoval = values.force;
       if (values["dry-run"])
-        return printPlan(await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true, verifyHosts }), values.json);
-      await runApply(spec, session, events, signal, values.json, "sealant apply", "applied", verifyHosts);
+        return printPlan(
+          await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true, verifyHosts, forceRemoval }),
+          values.json,
+        );
+      await runApply(spec, session, events, signal, values.json, "sealant apply", "applied", verifyHosts, forceRemoval);
     });
   },
 };
@@ -87,12 +95,13 @@ function printPlan(r: ApplyResult, json: boolean): void {
 
 // --- plan ------------------------------------------------------------------------------------
 
-const planUsage = `Usage: sealant plan [-f Clusterfile] [--json] [OPTIONS]
+const planUsage = `Usage: sealant plan [-f Clusterfile] [--force] [--json] [OPTIONS]
 
 Show what 'sealant apply' would do, phase by phase and host by host, and change nothing.
 sealant connects to the hosts to read the cluster's record and check them.
 
 ${CLUSTERFILE_HELP}
+      --force                  plan the removal of hosts that cannot be reached (apply --force)
       --json                   print the plan as JSON
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
@@ -100,10 +109,11 @@ ${OUTPUT_HELP}`;
 export const plan: Command = {
   usage: planUsage,
   async run(args, signal) {
-    const { values, positionals } = parse(args, { ...withVerbose, json: { type: "boolean", default: false } }, planUsage);
+    const flags = { ...withVerbose, force: { type: "boolean", default: false }, json: { type: "boolean", default: false } } as const;
+    const { values, positionals } = parse(args, flags, planUsage);
     noPositionals(positionals, "plan", planUsage);
     await withCluster(values, async ({ spec, session, events }) => {
-      const r = await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true });
+      const r = await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true, forceRemoval: values.force });
       if (values.json) printJson(r.plan);
       else process.stdout.write(`${formatPlan(r.plan)}\n`);
     });

@@ -16,6 +16,7 @@ import {
 } from "./open";
 import { runtimeOutputs } from "./outputs";
 import { observeCertificates, recordedMasters } from "./certificates";
+import { planAsItRuns } from "./membership";
 import { planCluster, shortDigest, type Plan } from "./plan";
 import { DISTRIBUTE } from "./plan/kinds";
 import type { RuntimeOutputs } from "./runtime";
@@ -73,8 +74,8 @@ async function applyOnce(opts: ApplyOptions): Promise<ApplyResult> {
     const found = await readRecord(ctx);
     const current = opts.verifyHosts && found ? await verifiedRecord(ctx, found) : found;
     addRecordedHostsFor(ctx, current);
-    const plan = planCluster(ctx.desired, current && { ...current, certificates: await observeCertificates(ctx, recordedMasters(ctx, current), current) });
-    const involved = new Set(plan.phases.flatMap((p) => p.steps.map((s) => s.host)));
+    const planned = planCluster(ctx.desired, current && { ...current, certificates: await observeCertificates(ctx, recordedMasters(ctx, current), current) });
+    const involved = new Set(planned.phases.flatMap((p) => p.steps.map((s) => s.host)));
     const touched = [...ctx.hosts.values()].filter((h) => involved.has(h.ip));
     const desiredIps = new Set(ctx.desired.hosts.map((h) => h.ip));
     const unreachable = opts.forceRemoval
@@ -87,6 +88,8 @@ async function applyOnce(opts: ApplyOptions): Promise<ApplyResult> {
       ctx,
       touched.filter((h) => !unreachable.has(h.ip)),
     );
+    // Forced removals said as such; a change of masters checked against the members' quorum.
+    const plan = await planAsItRuns(ctx, planned, current, unreachable);
     await validateHosts(ctx, plan, current);
     if (opts.dryRun) return { plan, record: current, sent: {}, outputs: {}, dryRun: true };
 

@@ -129,10 +129,13 @@ function inSpecTerms(err: unknown, h: ClusterHost, home: string): unknown {
  */
 export async function readRecord(ctx: OpenCluster): Promise<ClusterRecord | undefined> {
   await factsOf(ctx, [ctx.firstMaster]);
-  // Every apply writes the first master's copy or fails, so it is the newest; the others
-  // matter when it has none (a new first master, or one rebuilt).
+  // Every apply writes the first master's copy or fails, so it is the newest (it wins a tie:
+  // an interrupted apply wrote only there) — unless the first master was removed by force
+  // while it could not be reached and came back with the copy of that time: a later
+  // generation on another master wins. The others matter too when it has none (a new first
+  // master, or one rebuilt).
   const own = ctx.facts.get(ctx.firstMaster.ip)?.record;
-  if (own) return own;
+  if (own && ctx.masters.length === 1) return own;
   try {
     await factsOf(ctx, ctx.masters);
   } catch (err) {
@@ -140,7 +143,7 @@ export async function readRecord(ctx: OpenCluster): Promise<ClusterRecord | unde
     for (const f of err.failures)
       ctx.emit({ type: "warning", host: f.host, text: `cannot read the cluster record here: ${String((f.error as Error).message ?? f.error)}` });
   }
-  return newestRecord(ctx.masters.map((m) => ctx.facts.get(m.ip)?.record));
+  return newestRecord([own, ...ctx.masters.map((m) => ctx.facts.get(m.ip)?.record)]);
 }
 
 /**

@@ -26,15 +26,12 @@ import { relaySummary, withRelaySources } from "./distribution";
 import { describeHosts, rolelessNote, rollStepWords } from "./format";
 import { hasRole, isMaster } from "./roles";
 import { withCertificates } from "./certificates";
+import { checkMasterChange } from "./masters";
 import type { Action, CurrentCluster, DesiredCluster, Plan, PlanPhase, PlanStep, PlannedHost, RecordedHost, StepKind } from "./types";
 
-/** A change the planner refuses, in the user's terms. */
-export class PlanError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "PlanError";
-  }
-}
+import { PlanError } from "./errors";
+
+export { PlanError };
 
 /**
  * Desired vs current → the ordered phases that make the cluster so. Pure and deterministic:
@@ -69,9 +66,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
   const removed = (current?.hosts ?? []).filter((h) => !desiredIps.has(h.ip));
   // A host without a role never joined (see roles.ts): it has nothing to leave.
   const removedMembers = removed.filter((h) => h.member && hasRole(h));
-  if (!creating && removedMembers.length > 0 && !desired.hosts.some((h) => isMaster(h) && memberIps.has(h.ip))) {
-    throw new PlanError(`removing ${removedMembers.map((h) => h.ip).join(", ")} would leave no master of the running cluster; keep at least one`);
-  }
+  checkMasterChange(desired, current, creating);
   const img = shortDigest(desired.imageDigest);
   const cfg = shortDigest(desired.configDigest);
   const version = `${img}.${cfg}`;

@@ -1,4 +1,5 @@
 import type { Action, DesiredCluster, PlannedHost, CertificateExpiry } from "../plan/types";
+import type { ConsensusMember } from "../plan/quorum";
 
 /** What every lifecycle command of a runtime gets to know about the cluster and the change. */
 export interface RuntimeContext {
@@ -91,10 +92,27 @@ export interface Runtime {
    * Kubernetes skips a minor version); undefined when it can. Checked before anything changes.
    */
   changeProblem?(from: string | undefined, to: string | undefined): string | undefined;
+  /**
+   * The masters' consensus (Kubernetes: stacked etcd), asked on the first master before a change
+   * of a running cluster's masters (and for a dry run): removals ordered, a change that would
+   * lose its quorum refused (plan/quorum.ts). Runtimes without one leave it out.
+   */
+  readonly members?: RuntimeMembers;
+  /** What removing an unreachable host by force does on the first master, for the plan, e.g. "its etcd member and Node deleted". */
+  forcedRemoval?(host: PlannedHost): string;
   /** The masters' certificates (see RuntimeCertificates); runtimes without any leave it out. */
   readonly certificates?: RuntimeCertificates;
   /** What its rolling upgrade and reconfiguration steps do on each kind of host, for the plan (see DesiredCluster.rollSteps), given the image's runtime version. */
   rollSteps?(version: string | undefined): DesiredCluster["rollSteps"];
+}
+
+/** A runtime's consensus members as its first master sees them. */
+export interface RuntimeMembers {
+  /** Its name as users know it, e.g. "etcd". */
+  readonly system: string;
+  /** Read-only, on the first master, bounded (a member that does not answer costs seconds): prints what `parse` reads. */
+  read(first: PlannedHost): FirstMasterCommand;
+  parse(stdout: string): ConsensusMember[];
 }
 
 /** A runtime whose masters hold certificates it can read, renew and make again for changed SANs (kubernetes: kubeadm's). */

@@ -11,6 +11,7 @@ import { controlPlaneReady, KUBELET_CONFIG_FROM_CLUSTER, kubeRollSteps, regenera
 import { lbImage, workerApi, workerVipPod } from "./worker-api";
 import { isMaster as isMasterHost } from "../../plan/roles";
 import { kubernetesCertificates } from "./certs";
+import { etcdMembers } from "./etcd-members";
 
 /**
  * The kubernetes runtime: kubeadm on sealer-style base images — `bin/` (kubeadm, kubectl,
@@ -273,6 +274,8 @@ export const kubernetesRuntime: Runtime = {
   hostSettings,
   settingsProblems,
   certificates: kubernetesCertificates,
+  members: etcdMembers,
+  forcedRemoval: (host) => (isMasterHost(host) ? "its etcd member and Node are deleted" : "its Node is deleted"),
   rollSteps: kubeRollSteps,
   changeProblem(from, to) {
     if (!from || !to) return undefined;
