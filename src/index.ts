@@ -8,6 +8,7 @@ export { ClusterImage } from "./provider/cluster-image";
 export type { ClusterImageArgs } from "./provider/cluster-image";
 export { Cluster } from "./provider/cluster";
 export { ClusterBackup, type ClusterBackupArgs } from "./provider/cluster-backup";
+export { ClusterRestore, type ClusterRestoreArgs } from "./provider/cluster-restore";
 export type {
   AppConfigArgs,
   AppFileArgs,

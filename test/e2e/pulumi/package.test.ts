@@ -87,6 +87,7 @@ describe("sealant packed and npm-installed into a TypeScript Pulumi program outs
       "sealant/provider/impl/cluster",
       "sealant/provider/impl/cluster-backup",
       "sealant/provider/impl/cluster-image",
+      "sealant/provider/impl/cluster-restore",
       "sealant/provider/impl/image-build",
       "sealant/provider/impl/kubeconfig",
     ]);

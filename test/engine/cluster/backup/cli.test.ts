@@ -3,6 +3,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseClusterSpec } from "../../../../src/engine/cluster/spec";
+import { archive } from "./archive";
+
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\na secret key\n-----END OPENSSH PRIVATE KEY-----\n";
 
 /** sealant backup and restore refusing what they cannot use, before any host is touched: one `sealant: ...` line each. */
 const CLI = process.env["SEALANT_TEST_CLI"] ?? resolve(__dirname, "../../../../dist/cli/main.js");
@@ -40,6 +44,19 @@ describe("sealant backup / restore: bad input", () => {
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^sealant: backup not-a-backup\.tar\.gz: not a readable gzip'd tar \(/)]);
     expect(r.stdout).toBe("");
+  });
+
+  it("restore without -f takes the archive's own spec: a key file it names gone since is one line naming the field, the file and what to do", async () => {
+    const spec = parseClusterSpec({ name: "prod", image: `example/hello:1@sha256:${"0".repeat(64)}`, hosts: [{ ips: ["127.0.10.251"], roles: ["master"] }] });
+    const ssh = { privateKeyPath: join(dir, "gone-key"), privateKey: KEY };
+    await archive(join(dir, "prod.tar.gz"), { "cluster.json": JSON.stringify({ ...spec, ssh }), "etcd/snapshot.db": "s", "pki/ca.crt": "CERT" });
+    const r = sealant("restore", "--from", "prod.tar.gz", "--dry-run");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      "sealant: the cluster spec in backup prod.tar.gz (cluster.json) is invalid:",
+      `  the cluster spec in backup prod.tar.gz (cluster.json): ssh.privateKeyPath: cannot read private key file "${join(dir, "gone-key")}": no such file: put the file back, or restore with -f Clusterfile naming the hosts and their SSH settings`,
+    ]);
+    expect(r.stderr + r.stdout).not.toContain("a secret key");
   });
 
   it("both are listed in the CLI's help", () => {
