@@ -1,9 +1,10 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NEW, eventually, kubectlWith, nodesOf, openRealBed, type RealBed, writeKubeconfig } from "./support";
 import { kubernetesPlugin, openProgram, type PulumiRun } from "../pulumi-kubernetes/program";
+import { configureCluster, WORKLOAD, workloadRunning, workloadUids } from "./pulumi-workload";
 
 /**
  * KubernetesCluster's ready `k8s.Provider` on a real sealant cluster: the real Pulumi CLI, the
@@ -26,22 +27,7 @@ const cluster = new KubernetesCluster("k8s", {
   ssh: { user: "root", privateKey: config.requireSecret("sshPrivateKey"), knownHosts: config.require("knownHosts") },
 });
 const provider = cluster.provider;
-const ns = new k8s.core.v1.Namespace("web", { metadata: { name: "web" } }, { provider });
-const greeting = new k8s.core.v1.ConfigMap("greeting", { metadata: { name: "greeting", namespace: ns.metadata.name }, data: { message: "hello" } }, { provider });
-new k8s.apps.v1.Deployment("web", {
-  metadata: { name: "web", namespace: ns.metadata.name, annotations: { "pulumi.com/timeoutSeconds": "300" } },
-  spec: {
-    replicas: 1,
-    selector: { matchLabels: { app: "web" } },
-    template: {
-      metadata: { labels: { app: "web" } },
-      spec: {
-        containers: [{ name: "web", image: "docker.io/library/busybox:1.35", command: ["sh", "-c", "cat /greeting/message; echo; exec sleep 86400"], volumeMounts: [{ name: "greeting", mountPath: "/greeting" }] }],
-        volumes: [{ name: "greeting", configMap: { name: greeting.metadata.name } }],
-      },
-    },
-  },
-}, { provider });
+${WORKLOAD}
 export const kubeconfig = cluster.kubernetes.kubeconfig;
 export const clusterKubeconfig = cluster.kubeconfig;
 export const clusterIdentifier = cluster.kubernetes.clusterIdentifier;
@@ -54,14 +40,7 @@ describe("KubernetesCluster's k8s.Provider on a real cluster while it scales", (
   let kubectl: ReturnType<typeof kubectlWith>;
   let m: string, w1: string, w2: string;
   let first: Record<string, string>;
-  const uids = async () => {
-    const uid = async (...what: string[]) => (JSON.parse(await kubectl("get", ...what, "-o", "json")) as { metadata: { uid: string } }).metadata.uid;
-    return {
-      namespace: await uid("namespace", "web"),
-      configMap: await uid("configmap", "greeting", "-n", "web"),
-      deployment: await uid("deployment", "web", "-n", "web"),
-    };
-  };
+  const uids = () => workloadUids(kubectl);
   const output = async (name: string) => (await pulumi(["stack", "output", "--show-secrets", name])).trim();
 
   beforeAll(async () => {
@@ -70,11 +49,7 @@ describe("KubernetesCluster's k8s.Provider on a real cluster while it scales", (
     base = await mkdtemp(join(tmpdir(), "sealant-k8s-provider-"));
     process.env["SEALANT_HOME"] = bed.home; // the Cluster's provider finds the image in this store
     pulumi = await openProgram(base, kubernetesPlugin(), PROGRAM);
-    await pulumi(["config", "set", "image", bed.app[NEW]!]);
-    await pulumi(["config", "set", "master", m]);
-    await pulumi(["config", "set", "--path", "workers[0]", w1]);
-    await pulumi(["config", "set", "knownHosts", bed.sb.ssh.knownHosts]);
-    await pulumi(["config", "set", "--secret", "sshPrivateKey"], await readFile(bed.sb.ssh.pk, "utf8")); // a key: on stdin
+    await configureCluster(pulumi, bed, { image: bed.app[NEW]!, master: m, workers: [w1] });
   }, 900_000);
 
   afterAll(async () => {
@@ -89,10 +64,7 @@ describe("KubernetesCluster's k8s.Provider on a real cluster while it scales", (
     expect(await output("clusterKubeconfig")).toBe(kubeconfig);
     expect(await output("clusterIdentifier")).toBe("sealant:k8sprovider");
     expect(kubeconfig).toContain(`server: https://${m}:6443`);
-    await eventually("the workload's pod running", async () => {
-      const pods = JSON.parse(await kubectl("get", "pods", "-n", "web", "-o", "json")) as { items: { status: { phase: string } }[] };
-      return pods.items.length === 1 && pods.items[0]!.status.phase === "Running";
-    });
+    await eventually("the workload's pod running", () => workloadRunning(kubectl));
     expect((await kubectl("logs", "-n", "web", "deployment/web")).trim()).toBe("hello");
     first = await uids();
 
