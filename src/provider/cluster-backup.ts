@@ -28,7 +28,8 @@ export interface ClusterBackupArgs extends ClusterArgs {
  * A backup of a Kubernetes cluster (the same arguments as its `Cluster`, plus `to`): created, it
  * takes one (`sealant backup`: etcd snapshot, pki, kubeadm configuration, verified archive);
  * a new `trigger` or `to` takes a new one. Deleting it keeps the archive. Restore with
- * `sealant restore -f Clusterfile --from <archive>`. The archive holds the cluster's keys.
+ * a `ClusterRestore` (`from: backup.archive`) or `sealant restore --from <archive>` (the archive
+ * carries the cluster's spec: no Clusterfile needed). The archive holds the cluster's keys.
  */
 export class ClusterBackup extends pulumi.dynamic.Resource {
   /** The archive's path (mode 0600). */
