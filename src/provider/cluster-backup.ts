@@ -22,6 +22,12 @@ export interface ClusterBackupArgs extends ClusterArgs {
   to: pulumi.Input<string>;
   /** Any value; a new one takes a new backup (a date, a release, the cluster's image). */
   trigger?: pulumi.Input<string>;
+  /**
+   * Also push the archive to this OCI registry reference (`registry/repository:tag`) as an
+   * artifact whose one layer is the archive; `artifact` is then its pinned reference. Keep the
+   * repository private: the archive holds the cluster's keys.
+   */
+  push?: pulumi.Input<string>;
 }
 
 /**
@@ -45,6 +51,8 @@ export class ClusterBackup extends pulumi.dynamic.Resource {
   declare readonly snapshotSha256: pulumi.Output<string>;
   /** What the backup did. */
   declare readonly backupPlan: pulumi.Output<string[]>;
+  /** With `push`: `registry/repository@sha256:...`, which a ClusterRestore takes as `from: "oci://" + artifact`; else "". */
+  declare readonly artifact: pulumi.Output<string>;
 
   constructor(name: string, args: ClusterBackupArgs, opts?: pulumi.CustomResourceOptions) {
     super(
@@ -63,6 +71,7 @@ export class ClusterBackup extends pulumi.dynamic.Resource {
         snapshotKeys: undefined,
         snapshotSha256: undefined,
         backupPlan: undefined,
+        artifact: undefined,
       },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts"] }),
       "sealant",

@@ -18,7 +18,7 @@ const restoreProvider: pulumi.dynamic.ResourceProvider = {
 };
 
 export interface ClusterRestoreArgs extends ClusterArgs {
-  /** The archive to restore from (a `ClusterBackup`'s `archive`, or a path `sealant backup` printed). */
+  /** The archive to restore from (a `ClusterBackup`'s `archive`, or a path `sealant backup` printed), or `oci://REF` for one pushed (a `ClusterBackup`'s `artifact`). */
   from: pulumi.Input<string>;
   /** Any value; a new one restores again from the same archive. */
   trigger?: pulumi.Input<string>;

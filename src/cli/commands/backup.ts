@@ -1,4 +1,5 @@
 import { backupCluster, hostIps, restoreCluster, specOfBackup, type RestoreResult } from "../../engine/cluster/backup";
+import { OCI_SCHEME, pullBackupToHome, pushBackup } from "../../engine/cluster/backup/oci";
 import { Progress } from "../progress";
 import { parse } from "../args";
 import { UsageError } from "../errors";
@@ -20,18 +21,22 @@ import {
 } from "./cluster-common";
 
 /* backup and restore of a Kubernetes cluster's etcd, certificates and kubeadm configuration. */
-const backupUsage = `Usage: sealant backup [-f Clusterfile] --to DIR [--dry-run] [--json] [OPTIONS]
+const backupUsage = `Usage: sealant backup [-f Clusterfile] --to DIR [--push REF] [--dry-run] [--json] [OPTIONS]
 
 Back the cluster up: a consistent etcd snapshot from a healthy master (checked with etcdctl
 snapshot status), the master's /etc/kubernetes/pki, the kubeadm configuration and the cluster
 spec, as one archive DIR/<cluster>-<time>.sealant-backup.tar.gz whose manifest records every
 file's sha256; it is read back and verified before it gets its name. The archive holds the
-cluster's private keys: it is written with mode 0600; keep it secret.
+cluster's private keys: it is written with mode 0600; keep it secret. With --push it is also
+pushed to an OCI registry as an artifact whose one layer is the archive (its digest the
+archive's sha256): keep that repository private too.
 
 ${CLUSTERFILE_HELP}
       --to DIR                 the directory the archive is written into (made when missing)
+      --push REF               also push it to registry/repository:tag (sealant login for
+                               credentials); restore with --from oci://REF
       --dry-run                print the plan and change nothing
-      --json                   print {plan, archive, sha256, size, source, snapshot} as JSON
+      --json                   print {plan, archive, sha256, size, source, snapshot, pushed} as JSON
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
 
@@ -41,6 +46,7 @@ export const backup: Command = {
     const flags = {
       ...withVerbose,
       to: { type: "string" },
+      push: { type: "string" },
       "dry-run": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     } as const;
@@ -50,20 +56,25 @@ export const backup: Command = {
     if (!to) throw new UsageError(`backup needs --to DIR: where the archive is written\n\n${backupUsage}`);
     await withCluster(values, async ({ spec, session, events, progress }) => {
       const started = Date.now();
-      const r = await withDeadline(signal, spec, "the backup", (s) =>
+      const push = values.push;
+      const pushLine = push === undefined ? [] : [`push the archive to ${push.replace(OCI_SCHEME, "")} (an OCI artifact)`];
+      const taken = await withDeadline(signal, spec, "the backup", (s) =>
         backupCluster({
           ...clusterOptions(session, spec, events, s, "sealant backup"),
           to,
           dryRun: values["dry-run"],
-          onPlan: (plan) => progress.line(`backup of cluster ${spec.name}:\n${plan.map((l) => `  ${l}`).join("\n")}`),
+          onPlan: (plan) => progress.line(`backup of cluster ${spec.name}:\n${[...plan, ...pushLine].map((l) => `  ${l}`).join("\n")}`),
         }),
       );
-      if (values.json) return printJson(r);
+      const r = { ...taken, plan: [...taken.plan, ...pushLine] };
+      const pushed = push !== undefined && !r.dryRun ? await pushBackup(session, r.archive!, push, signal) : undefined;
+      if (values.json) return printJson({ ...r, ...(pushed ? { pushed } : {}) });
       if (r.dryRun) return void process.stdout.write(`backup of cluster ${spec.name} (dry run, nothing done):\n${r.plan.map((l) => `  ${l}`).join("\n")}\n`);
       process.stdout.write(
         `backed up cluster ${spec.name} in ${seconds(Date.now() - started)}: ${r.archive}\n` +
           `  sha256:${r.sha256} (${r.size} bytes, mode 0600: it holds the cluster's private keys)\n` +
-          `  etcd snapshot from ${r.source}: revision ${r.snapshot!.revision}, ${r.snapshot!.totalKey} keys, sha256:${r.snapshot!.sha256}\n`,
+          `  etcd snapshot from ${r.source}: revision ${r.snapshot!.revision}, ${r.snapshot!.totalKey} keys, sha256:${r.snapshot!.sha256}\n` +
+          (pushed ? `  pushed: ${pushed.reference} (restore with --from oci://${pushed.reference})\n` : ""),
       );
     });
   },
@@ -81,7 +92,9 @@ plane): the backup's CAs and service-account keys go onto the first master, the 
 created as sealant apply creates it, then etcd is restored the same way. Nodes no host of the
 spec has are deleted. The plan is shown first; the spec's secrets never are.
 
-      --from ARCHIVE           the archive sealant backup wrote
+      --from ARCHIVE           the archive sealant backup wrote, or oci://REF for one it
+                               pushed (pulled into $SEALANT_HOME/backups first, its digest
+                               checked)
   -f, --file FILE              restore onto the hosts of this Clusterfile instead of the
                                archive's own spec
       --dry-run                print the plan and change nothing
@@ -119,10 +132,11 @@ export const restore: Command = {
     noPositionals(positionals, "restore", restoreUsage);
     const from = values.from;
     if (!from) throw new UsageError(`restore needs --from ARCHIVE: the archive sealant backup wrote\n\n${restoreUsage}`);
+    const archive = from.startsWith(OCI_SCHEME) ? await pulled(values, from, signal) : from;
     const specFrom = values.file === undefined ? "backup" : "clusterfile";
     const run: ClusterRun = async ({ spec, session, events, progress }) => {
       const started = Date.now();
-      const options = { ...clusterOptions(session, spec, events, signal, "sealant restore"), from };
+      const options = { ...clusterOptions(session, spec, events, signal, "sealant restore"), from: archive };
       const preview = await restoreCluster({ ...options, dryRun: true });
       const onto = specFrom === "backup" ? "the hosts of the backup's own spec" : `the hosts of ${values.file}`;
       const shown = `restore of cluster ${spec.name} (${preview.mode}) onto ${onto}:\n${preview.plan.map((l) => `  ${l}`).join("\n")}\n`;
@@ -139,6 +153,18 @@ export const restore: Command = {
       );
     };
     if (values.file !== undefined) await withCluster({ ...values, file: values.file }, run);
-    else await withBackupSpec(values, from, run);
+    else await withBackupSpec(values, archive, run);
   },
 };
+
+/** A pushed backup pulled into $SEALANT_HOME/backups, said on stderr. */
+async function pulled(values: Omit<CommonValues, "file"> & { json: boolean }, from: string, signal?: AbortSignal): Promise<string> {
+  const session = await openSession({ ...values, file: from });
+  try {
+    const path = await pullBackupToHome(session, from, signal);
+    new Progress(values.quiet || values.json).line(`pulled ${from} to ${path}`);
+    return path;
+  } finally {
+    session.close();
+  }
+}

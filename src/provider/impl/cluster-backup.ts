@@ -5,6 +5,7 @@
  * program that made them.
  */
 import { backupCluster, type BackupResult } from "../../engine/cluster/backup";
+import { pushBackup } from "../../engine/cluster/backup/oci";
 import { formatProblem, validateClusterSpec, type ClusterSpec } from "../../engine/cluster/spec";
 import { Session } from "../../engine/session";
 import { specInputOf, type ClusterInputs } from "./cluster-inputs";
@@ -15,6 +16,8 @@ export interface ClusterBackupInputs extends ClusterInputs {
   to: string;
   /** Any value; a new one takes a new backup (e.g. a date, or the image the cluster runs). */
   trigger?: string;
+  /** Also push the archive there (`registry/repository:tag`) as an OCI artifact. */
+  push?: string;
 }
 
 export interface ClusterBackupOutputs {
@@ -26,12 +29,14 @@ export interface ClusterBackupOutputs {
   snapshotKeys: number;
   snapshotSha256: string;
   backupPlan: string[];
+  /** The pushed artifact, pinned (`registry/repository@sha256:...`); "" without `push`. */
+  artifact: string;
 }
 
-const REPLACE_ON = ["to", "trigger", "name"] as const;
+const REPLACE_ON = ["to", "trigger", "name", "push"] as const;
 
 function specOf(inputs: ClusterBackupInputs): { spec?: ClusterSpec; failures: { property: string; reason: string }[] } {
-  const { to: _t, trigger: _g, ...cluster } = inputs;
+  const { to: _t, trigger: _g, push: _p, ...cluster } = inputs;
   const r = validateClusterSpec(specInputOf(cluster as ClusterInputs), { source: "ClusterBackup inputs" });
   return r.spec ? { spec: r.spec, failures: [] } : { failures: r.problems.map((p) => ({ property: "", reason: formatProblem(p) })) };
 }
@@ -54,8 +59,10 @@ export async function create(inputs: ClusterBackupInputs): Promise<{ id: string;
   if (!spec) throw new Error(failures.map((f) => f.reason).join("\n"));
   const session = await Session.open();
   let r: BackupResult;
+  let artifact = "";
   try {
     r = await backupCluster({ session, spec, to: inputs.to, command: "pulumi up (ClusterBackup)" });
+    if (inputs.push) artifact = (await pushBackup(session, r.archive!, inputs.push)).reference;
   } finally {
     session.close();
   }
@@ -67,13 +74,14 @@ export async function create(inputs: ClusterBackupInputs): Promise<{ id: string;
     snapshotRevision: r.snapshot!.revision,
     snapshotKeys: r.snapshot!.totalKey,
     snapshotSha256: `sha256:${r.snapshot!.sha256}`,
-    backupPlan: r.plan,
+    backupPlan: inputs.push ? [...r.plan, `push the archive to ${inputs.push} (an OCI artifact)`] : r.plan,
+    artifact,
   };
   return { id: outs.sha256, outs: { ...inputs, ...outs } };
 }
 
 /** The spec may change (hosts join, keys rotate) without a new backup: only the state follows. */
 export async function update(_id: string, olds: ClusterBackupInputs & ClusterBackupOutputs, news: ClusterBackupInputs) {
-  const { archive, sha256, size, source, snapshotRevision, snapshotKeys, snapshotSha256, backupPlan } = olds;
-  return { outs: { ...news, archive, sha256, size, source, snapshotRevision, snapshotKeys, snapshotSha256, backupPlan } };
+  const { archive, sha256, size, source, snapshotRevision, snapshotKeys, snapshotSha256, backupPlan, artifact } = olds;
+  return { outs: { ...news, archive, sha256, size, source, snapshotRevision, snapshotKeys, snapshotSha256, backupPlan, artifact: artifact ?? "" } };
 }

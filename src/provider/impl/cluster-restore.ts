@@ -7,12 +7,13 @@
  */
 import { BackupArchiveError, backupOutline, hostIps, restoreCluster, restoreOutline, type RestoreResult } from "../../engine/cluster/backup";
 import { formatProblem, validateClusterSpec, type ClusterSpec } from "../../engine/cluster/spec";
+import { OCI_SCHEME, pullBackupToHome } from "../../engine/cluster/backup/oci";
 import { Session } from "../../engine/session";
 import { specInputOf, type ClusterInputs } from "./cluster-inputs";
 import { containsUnknown, isUnknown } from "./unknown";
 
 export interface ClusterRestoreInputs extends ClusterInputs {
-  /** The archive `sealant backup` (or a ClusterBackup) wrote. */
+  /** The archive `sealant backup` (or a ClusterBackup) wrote, or `oci://REF` for one pushed. */
   from: string;
   /** Any value; a new one restores again. */
   trigger?: string;
@@ -39,6 +40,8 @@ function specOf(inputs: ClusterRestoreInputs): { spec?: ClusterSpec; failures: {
 async function planOf(spec: ClusterSpec, from: string): Promise<string> {
   if (isUnknown(from))
     return `restore cluster ${spec.name} onto ${hostIps(spec).join(", ")} from an archive known after apply: in place when these hosts run the backup's cluster, created there first otherwise`;
+  if (from.startsWith(OCI_SCHEME))
+    return `restore cluster ${spec.name} onto ${hostIps(spec).join(", ")} from ${from} (pulled, its digest checked, and read when the restore runs: in place when these hosts run the backup's cluster, created there first otherwise)`;
   try {
     return restoreOutline(spec, await backupOutline(from));
   } catch (err) {
@@ -72,7 +75,8 @@ export async function create(inputs: ClusterRestoreInputs): Promise<{ id: string
   const session = await Session.open();
   let r: RestoreResult;
   try {
-    r = await restoreCluster({ session, spec, from: inputs.from, command: "pulumi up (ClusterRestore)" });
+    const from = inputs.from.startsWith(OCI_SCHEME) ? await pullBackupToHome(session, inputs.from) : inputs.from;
+    r = await restoreCluster({ session, spec, from, command: "pulumi up (ClusterRestore)" });
   } finally {
     session.close();
   }

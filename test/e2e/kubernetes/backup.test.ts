@@ -10,6 +10,7 @@ import { parseClusterSpec } from "../../../src/engine/cluster/spec";
 import type { Sandbox } from "../../../src/engine/sandbox";
 import type { Session } from "../../../src/engine/session";
 import { inHost } from "../../support/hosts";
+import { startRegistry, type TestRegistry } from "../../support/registry";
 import { etcdMembers, eventually, execP, kubectlWith, NEW, nodesOf, openRealBed, podsOf, ROOT, type RealBed, writeKubeconfig } from "./support";
 
 const CLI = process.env["SEALANT_TEST_CLI"] ?? join(ROOT, "dist/cli/main.js");
@@ -26,6 +27,8 @@ describe("real Kubernetes: backup and restore", () => {
   let image: string;
   let m1: string, w1: string, m2: string, w2: string;
   let archive: string;
+  /** A real registry on loopback the backup is also pushed to, as an OCI artifact. */
+  let reg: TestRegistry;
 
   const clusterfile = async (file: string, master: string | string[], worker: string): Promise<string> => {
     const path = join(bed.home, file);
@@ -59,8 +62,10 @@ describe("real Kubernetes: backup and restore", () => {
     ({ session, sb } = bed);
     image = bed.app[NEW]!;
     [m1, w1, m2, w2] = bed.ips as [string, string, string, string];
+    reg = await startRegistry();
   }, 600_000);
   afterAll(async () => {
+    await reg?.stop();
     await bed?.close();
   });
 
@@ -82,17 +87,22 @@ describe("real Kubernetes: backup and restore", () => {
     await kubectl("create", "configmap", "keep-me", "--from-literal=answer=42");
     await eventually("the app's two replicas ready", helloReady(kubectl));
 
-    const dir = join(bed.home, "backups");
-    const planned = await sealant("backup", "-f", fileA, "--to", dir, "--dry-run");
+    const dir = join(bed.home, "taken");
+    const pushTo = `${reg.host}/backups/backup:latest`;
+    const planned = await sealant("backup", "-f", fileA, "--to", dir, "--push", pushTo, "--dry-run");
     expect(planned).toContain(`take an etcd snapshot on a healthy master (${m1})`);
+    expect(planned).toContain(`push the archive to ${pushTo} (an OCI artifact)`);
     expect(await readdir(dir).catch(() => [])).toEqual([]);
 
-    const r = JSON.parse(await sealant("backup", "-f", fileA, "--to", dir, "--json")) as {
+    const r = JSON.parse(await sealant("backup", "-f", fileA, "--to", dir, "--push", pushTo, "--json")) as {
       archive: string;
       sha256: string;
       source: string;
       snapshot: { revision: number; totalKey: number };
+      pushed: { reference: string; archiveDigest: string };
     };
+    // The artifact's layer is the archive itself.
+    expect(r.pushed.archiveDigest).toBe(`sha256:${r.sha256}`);
     archive = r.archive;
     expect(await readdir(dir)).toEqual([archive.slice(dir.length + 1)]); // no temp file left
     expect(archive).toMatch(/backup-\d{8}T\d{6}Z\.sealant-backup\.tar\.gz$/);
@@ -119,7 +129,9 @@ describe("real Kubernetes: backup and restore", () => {
         hosts: { [m1]: { roles: ["master"] }, [w1]: { roles: ["node"] } },
         ssh: { privateKeyPath: sb.ssh.pk, knownHosts: sb.ssh.knownHosts },
         to: join(bed.home, "pulumi-backups"),
+        push: `${reg.host}/backups/pulumi:1`,
       });
+      expect(made.outs.artifact).toMatch(new RegExp(`^${reg.host}/backups/pulumi@sha256:[0-9a-f]{64}$`));
       expect(made.id).toBe(made.outs.sha256);
       expect(made.outs.sha256).toBe(
         `sha256:${createHash("sha256")
@@ -138,8 +150,10 @@ describe("real Kubernetes: backup and restore", () => {
     await kubectl("-n", "hello", "delete", "deployment", "hello");
     expect(await objects(kubectl)).toEqual({ answer: {}, hello: "" });
 
+    // Restored from the registry: pulled into $SEALANT_HOME/backups (its digest checked), the same bytes.
     expect(await sealant("restore", "-f", fileA, "--from", archive, "--dry-run")).toContain("restore of cluster backup (in-place)");
-    expect(await sealant("restore", "-f", fileA, "--from", archive, "-y")).toMatch(/restored cluster backup \(in-place\)/);
+    expect(await sealant("restore", "-f", fileA, "--from", `oci://${r.pushed.reference}`, "-y")).toMatch(/restored cluster backup \(in-place\)/);
+    expect((await readFile(join(bed.home, "backups", archive.slice(dir.length + 1)))).equals(await readFile(archive))).toBe(true);
     await eventually("the restored objects", async () => {
       const o = await objects(kubectl);
       return o.answer.data?.answer === "42" && o.hello === "deployment.apps/hello";

@@ -5,7 +5,7 @@
  * prints and `ClusterBackup` outputs — and a pulled archive is provably the one taken.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -99,4 +99,11 @@ export async function pullBackup(session: Session, source: string, dir: string, 
     throw err;
   }
   return final;
+}
+
+/** A pushed backup pulled into $SEALANT_HOME/backups (0700), kept there: a restore run again reads it. */
+export async function pullBackupToHome(session: Session, source: string, signal?: AbortSignal): Promise<string> {
+  const dir = join(session.home, "backups");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return pullBackup(session, source, dir, signal);
 }

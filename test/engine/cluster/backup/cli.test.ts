@@ -1,9 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseClusterSpec } from "../../../../src/engine/cluster/spec";
+import { pushBackup } from "../../../../src/engine/cluster/backup/oci";
+import { Session } from "../../../../src/engine/session";
+import { startRegistry } from "../../../support/registry";
 import { archive } from "./archive";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\na secret key\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -58,6 +61,33 @@ describe("sealant backup / restore: bad input", () => {
     ]);
     expect(r.stderr + r.stdout).not.toContain("a secret key");
   });
+
+  it("restore --from oci://REF pulls the pushed archive into $SEALANT_HOME/backups first (digest checked), then reads it as any", async () => {
+    const reg = await startRegistry();
+    const session = await Session.open({ home: join(dir, "pusher") });
+    try {
+      const spec = parseClusterSpec({ name: "prod", image: `example/hello:1@sha256:${"0".repeat(64)}`, hosts: [{ ips: ["127.0.10.251"], roles: ["master"] }] });
+      const path = await archive(join(dir, "prod-20261205T080000Z.sealant-backup.tar.gz"), {
+        "cluster.json": JSON.stringify({ ...spec, ssh: { privateKeyPath: join(dir, "gone-key") } }),
+        "etcd/snapshot.db": "s",
+        "pki/ca.crt": "CERT",
+      });
+      await pushBackup(session, path, `${reg.host}/backups/prod:1`);
+      const pulled = join(dir, "home", "backups", "prod-20261205T080000Z.sealant-backup.tar.gz");
+      const r = sealant("restore", "--from", `oci://${reg.host}/backups/prod:1`, "--dry-run");
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`pulled oci://${reg.host}/backups/prod:1 to ${pulled}\n`);
+      expect(r.stderr).toContain(`sealant: the cluster spec in backup ${pulled} (cluster.json) is invalid:`);
+      expect((await readFile(pulled)).equals(await readFile(path))).toBe(true);
+
+      const missing = sealant("restore", "--from", `oci://${reg.host}/backups/none:1`, "--dry-run");
+      expect(missing.code).toBe(1);
+      expect(missing.stderr.trim().split("\n").pop()).toMatch(/^sealant: .*backups\/none.*(not found|unknown)/i);
+    } finally {
+      session.close();
+      await reg.stop();
+    }
+  }, 60_000);
 
   it("both are listed in the CLI's help", () => {
     expect(sealant("--help").stdout).toMatch(/\n {2}backup {5}Back a Kubernetes cluster up.*\n {2}restore {4}Bring a Kubernetes cluster back/);

@@ -59,6 +59,10 @@ describe("ClusterRestore (Pulumi)", () => {
       `restore cluster prod onto 127.0.10.1, 127.0.10.2 from ${later} (not there yet: read and verified when the restore runs)`,
     );
     expect((await check(undefined, inputs({ image: UNKNOWN }))).inputs.plan).toBe("(known after apply: some inputs are not known yet)");
+    // A pushed backup: pulled when the restore runs (preview opens no connection).
+    expect((await check(undefined, inputs({ from: "oci://127.0.0.1:5000/backups/prod:latest" }))).inputs.plan).toBe(
+      "restore cluster prod onto 127.0.10.1, 127.0.10.2 from oci://127.0.0.1:5000/backups/prod:latest (pulled, its digest checked, and read when the restore runs: in place when these hosts run the backup's cluster, created there first otherwise)",
+    );
   });
 
   it("refuses a missing from, an archive that is no backup, and a bad spec, each named", async () => {
