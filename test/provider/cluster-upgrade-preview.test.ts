@@ -12,7 +12,7 @@ import type { ClusterInputs } from "../../src/provider/impl/cluster-inputs";
  * (as the Pulumi engine calls it; it opens no SSH) plans the one-minor steps `up` runs, from
  * real images of three minors in a real store (test/fixtures/kubernetes built per version).
  */
-describe("the Cluster provider's preview of a multi-minor upgrade", () => {
+describe("the Cluster provider's preview of day-two changes: a multi-minor upgrade, a master replaced", () => {
   const saved = process.env.SEALANT_HOME;
   let home: string;
   const images: Record<string, string> = {};
@@ -58,6 +58,25 @@ describe("the Cluster provider's preview of a multi-minor upgrade", () => {
     expect(lines[first]).toContain(`(${short("v1.30.14")})`);
     expect(lines.slice(first + 1, second).join("\n")).toContain(`upgrade image ${short("v1.29.15")} -> ${short("v1.30.14")} on 2 hosts`);
     expect(lines.slice(second + 1).join("\n")).toContain(`upgrade image ${short("v1.30.14")} -> ${short("v1.31.4")} on 2 hosts`);
+  }, 60_000);
+
+  it("replacing a master with unreachableOnRemove: force previews the removal before the join, and says what force does", async () => {
+    const hosts = (ips: string[]) => Object.fromEntries([...ips.map((ip) => [ip, { roles: ["master"] }]), ["127.0.9.9", { roles: ["node"] }]]);
+    const at = (ips: string[], force?: boolean): ClusterInputs => ({
+      ...inputs(images["v1.31.4"]!),
+      hosts: hosts(ips),
+      ...(force ? { unreachableOnRemove: "force" } : {}),
+    });
+    const r = await impl.check(at(["127.0.9.1", "127.0.9.2", "127.0.9.3"]), at(["127.0.9.1", "127.0.9.2", "127.0.9.5"], true));
+    const lines = String(r.inputs.plan).split("\n");
+    expect(lines.indexOf("remove 127.0.9.3 (master)")).toBeGreaterThanOrEqual(0);
+    expect(lines.indexOf("remove 127.0.9.3 (master)")).toBeLessThan(lines.indexOf("join 127.0.9.5 (master)"));
+    expect(lines.at(-1)).toMatch(
+      /^removal by force: a removed host that cannot be reached when up runs leaves without its own steps .*checked against etcd's quorum before anything runs$/,
+    );
+    // Without force the note is not there (an unreachable host fails the update).
+    const plain = await impl.check(at(["127.0.9.1", "127.0.9.2", "127.0.9.3"]), at(["127.0.9.1", "127.0.9.2", "127.0.9.5"]));
+    expect(String(plain.inputs.plan)).not.toContain("removal by force");
   }, 60_000);
 
   it("fails the preview, as up would, when a minor has no image; notes a through image not pulled yet", async () => {

@@ -125,6 +125,10 @@ function followsOf(desired: DesiredCluster, h: DesiredCluster["hosts"][number]):
   return { follows: desired.hosts.filter(isMaster).map((m) => m.ip) };
 }
 
+/** What preview (no SSH) can say of removals under `unreachableOnRemove: "force"`; `up` says which hosts it found unreachable. */
+const FORCED =
+  "removal by force: a removed host that cannot be reached when up runs leaves without its own steps (only the cluster's side runs on the first master — Kubernetes: its etcd member and Node deleted — and its files stay); a change of masters is checked against etcd's quorum before anything runs";
+
 function describePlan(plan: Plan): string {
   return [...plan.summary, ...(plan.warnings ?? []).map((w) => `warning: ${w}`)].join("\n");
 }
@@ -167,7 +171,9 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
   }
   try {
     const planned = typeof path === "object" ? path : planCluster(desired, current);
-    const note = typeof path === "string" ? `\n${path}` : "";
+    const note =
+      (typeof path === "string" ? `\n${path}` : "") +
+      (news.unreachableOnRemove === "force" && planned.summary.some((l) => l.startsWith("remove ")) ? `\n${FORCED}` : "");
     const plan = (describePlan(planned) + note).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
     return { inputs: { ...news, plan } };
   } catch (err) {
