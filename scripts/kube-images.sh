@@ -16,7 +16,9 @@
 # Outputs (cache layout, $SEALANT_CACHE = ~/.cache/sealant by default):
 #   kube-addons/<name>-<version>/{bin/,BUILD-INFO,.complete}   built once for every Kubernetes version
 #     pause-<source hash>/bin/pause            our own pause (scripts/kube-images/pause/main.go)
-#     etcd-v3.5.15/bin/{etcd,etcdctl}          the version kubeadm expects (SupportedEtcdVersion)
+#     etcd-v3.5.15/bin/{etcd,etcdctl}          the version kubeadm expects (SupportedEtcdVersion: 3.5.15
+#                                              for v1.30.14 and v1.31.4, 3.5.16 for v1.29.15 — an upgrade
+#                                              from v1.29.15 keeps 3.5.16: kubeadm skips an etcd downgrade)
 #     coredns-v1.14.7/bin/coredns
 #     flannel-v0.28.10/bin/flanneld
 #     cni-plugins-v1.10.0/bin/{bridge,host-local,loopback,portmap}   for the hosts' /opt/cni/bin
@@ -36,7 +38,7 @@
 #                        conntrack, their shared libraries and the xtables modules
 #     registry.k8s.io/etcd:<kubeadm's tag, e.g. 3.5.15-0>   etcd + etcdctl (kubeadm runs `etcd`;
 #                        `kubectl exec etcd-<node> -- etcdctl ...` works)
-#     registry.k8s.io/pause:<kubeadm's PauseVersion: 3.10 for 1.31, 3.9 for 1.30>
+#     registry.k8s.io/pause:<kubeadm's PauseVersion: 3.10 for 1.31, 3.9 for 1.30 and 1.29>
 #     registry.k8s.io/coredns/coredns:v1.14.7   entrypoint /coredns like upstream (kubeadm's
 #                        Deployment passes only args); set kubeadm's dns.imageTag to images.json's tags.coredns
 #     docker.io/flannel/flannel:v0.28.10   /opt/bin/flanneld (entrypoint) + the netfilter layer +

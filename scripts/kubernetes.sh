@@ -44,19 +44,20 @@
 # v0.X.Y first (`go list -m MOD@VER`); a refused one is replaced by the newest served
 # v0.X.(Y-1 ... 0), each probed (the proxy's version lists are incomplete). k8s.io/sample-apiserver,
 # sample-cli-plugin and sample-controller are refused at v0.31.4 and v0.30.14 (checked 2026-12:
-# v1.31.4 gets them at v0.31.3/v0.31.1/v0.31.3, v1.30.14 at v0.30.8/v0.30.3/v0.30.5). That is only
-# allowed for modules none of the seven binaries compiles (checked with `go list -deps` before
-# building), so each binary is exactly the release's code; the substitutes only give the module graph
-# the go.mod files it may ask for. A release that cannot be built that way fails with one error
-# naming the refused modules (known to work here: v1.31.4, v1.30.14; v1.31.5 lacks cri-client,
-# csi-translation-lib, dynamic-resource-allocation, endpointslice, kube-scheduler at v0.31.5).
-# The proxy's .info names the release's commit for v1.31.4 but not for v1.30.14, whose binaries
-# therefore report an empty gitCommit.
+# v1.31.4 gets them at v0.31.3/v0.31.1/v0.31.3, v1.30.14 at v0.30.8/v0.30.3/v0.30.5; v1.29.15 needs
+# no substitute). That is only allowed for modules none of the seven binaries compiles (checked
+# with `go list -deps` before building), so each binary is exactly the release's code; the
+# substitutes only give the module graph the go.mod files it may ask for. A release that cannot
+# be built that way fails with one error naming the refused modules (known to work here: v1.31.4,
+# v1.30.14, v1.29.15; v1.31.5 lacks cri-client, csi-translation-lib, dynamic-resource-allocation,
+# endpointslice, kube-scheduler at v0.31.5).
+# The proxy's .info names the release's commit for v1.31.4 and v1.29.15 but not for v1.30.14, whose
+# binaries therefore report an empty gitCommit.
 #
 # Why this toolchain: Kubernetes' own build (hack/lib/golang.sh, version.sh) uses the Go release in
-# the module's .go-version (go1.22.9 for v1.31.4, go1.23.10 for v1.30.14), which the go command
-# fetches from the module proxy as golang.org/toolchain (GOTOOLCHAIN=goX.Y.Z). The machine's newer
-# Go compiles Kubernetes too but changes behaviour: e.g. Go 1.26's net/url rejects
+# the module's .go-version (go1.22.9 for v1.31.4, go1.23.10 for v1.30.14, go1.23.6 for v1.29.15),
+# which the go command fetches from the module proxy as golang.org/toolchain (GOTOOLCHAIN=goX.Y.Z).
+# The machine's newer Go compiles Kubernetes too but changes behaviour: e.g. Go 1.26's net/url rejects
 # "https://[10.96.0.1]:1234/", which kubeadm's HTTPProxyCIDR preflight check builds for IPv4 ranges.
 # KUBE_GO=1.X.Y picks another release, KUBE_GO=local the machine's Go (so does a toolchain the proxy
 # does not serve, with a warning). Flags as upstream: CGO_ENABLED=0, -trimpath, -ldflags "-s -w" and
@@ -174,13 +175,13 @@ build() {
   local dl
   dl="$(cd "$work" && GOTOOLCHAIN=local go mod download -json "k8s.io/kubernetes@$v" 2>&1)" || true
   if grep -q '"Error"' <<< "$dl"; then
-    die "the module proxy does not serve k8s.io/kubernetes@$v: $(printf '%s\n' "$dl" | json_field Error | sed 's/\\n\\t*/ /g') (known to work here: $default_version, v1.30.14)"
+    die "the module proxy does not serve k8s.io/kubernetes@$v: $(printf '%s\n' "$dl" | json_field Error | sed 's/\\n\\t*/ /g') (known to work here: $default_version, v1.30.14, v1.29.15)"
   fi
   local mod_file info_file commit
   mod_file="$(printf '%s\n' "$dl" | json_field GoMod)"
   info_file="$(printf '%s\n' "$dl" | json_field Info)"
   [ -f "$mod_file" ] || die "go mod download gave no go.mod for k8s.io/kubernetes@$v: $dl"
-  # The proxy's .info names the tag's commit only for some versions (v1.31.4: yes, v1.30.14: no).
+  # The proxy's .info names the tag's commit only for some versions (v1.31.4, v1.29.15: yes; v1.30.14: no).
   commit="$(sed -n 's/.*"Hash":"\([0-9a-f]\{40\}\)".*/\1/p;T;q' "$info_file" 2> /dev/null || true)"
   [ -n "$commit" ] || log "the module proxy does not name k8s.io/kubernetes@$v's commit: the binaries report an empty gitCommit"
 
@@ -246,7 +247,7 @@ build() {
   done <<< "$probes"
   [ -z "$unbuildable" ] || die "the module proxy refuses staging modules of Kubernetes $v:
 ${unbuildable%$'\n'}
-  use a version whose modules are all served (known to work here: $default_version, v1.30.14)"
+  use a version whose modules are all served (known to work here: $default_version, v1.30.14, v1.29.15)"
   substitutes="${substitutes%$'\n'}"
 
   use_upstream_go "$(printf '%s\n' "$dl" | json_field Dir)"
@@ -288,7 +289,7 @@ ${unbuildable%$'\n'}
     r="$(refused_in_output "$(cat "$work/tidy.log")")"
     [ -z "$r" ] || die "the module proxy refuses modules Kubernetes $v needs:
 $r
-  use a version whose modules are all served (known to work here: $default_version, v1.30.14)"
+  use a version whose modules are all served (known to work here: $default_version, v1.30.14, v1.29.15)"
     die "go mod tidy failed in $work (see the error above)"
   fi
   tidy_seconds=$(($(date +%s) - tidy_start))
@@ -303,7 +304,7 @@ $r
     done <<< "$substitutes"
     [ -z "$in_binaries" ] || die "the module proxy refuses staging modules the Kubernetes $v binaries compile:
 ${in_binaries%$'\n'}
-  use a version whose modules are all served (known to work here: $default_version, v1.30.14)"
+  use a version whose modules are all served (known to work here: $default_version, v1.30.14, v1.29.15)"
     log "no binary compiles the substituted modules (go list -deps)"
   fi
 

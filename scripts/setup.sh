@@ -51,9 +51,10 @@ bash "$root/scripts/pulumi-kubernetes.sh" > /dev/null
 # configuration sealant generates with it (first time: ~5 min).
 bash "$root/scripts/kubeadm.sh" > /dev/null
 # Real Kubernetes for the base cluster image (scripts/kube-base-image.sh), the tests and the demo:
-# every binary of two consecutive minors and every container image a cluster runs, built from the
-# Go module proxy and cached (first time: ~5 min per minor plus ~6 min of add-ons; then nothing).
-for v in v1.30.14 v1.31.4; do
+# every binary of three consecutive minors (the upgrade test goes v1.29 -> v1.30 -> v1.31 in one
+# change) and every container image a cluster runs, built from the Go module proxy and cached
+# (first time: ~5-10 min per minor plus ~6 min of add-ons, and etcd v3.5.16 for v1.29; then nothing).
+for v in v1.29.15 v1.30.14 v1.31.4; do
   bash "$root/scripts/kubernetes.sh" "$v" > /dev/null
   bash "$root/scripts/kube-images.sh" "$v" > /dev/null
 done

@@ -15,6 +15,8 @@ const CACHE = process.env["SEALANT_CACHE"] ?? join(homedir(), ".cache/sealant");
 /** The two consecutive minors the base image is built for (scripts/kubernetes.sh builds and caches them). */
 export const OLD = "v1.30.14";
 export const NEW = "v1.31.4";
+/** The minor before OLD (setup builds it too): a cluster on it goes to NEW through OLD, two minors in one change. */
+export const OLDEST = "v1.29.15";
 
 /**
  * Builds sealant's Kubernetes base image for `version` into the store under `home` with the
