@@ -17,7 +17,7 @@
 // cluster's spec (hosts, SSH settings), so no Clusterfile is needed.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterBackup, ClusterRestore, KubernetesCluster, type ClusterArgs } from "sealant";
+import { KubernetesCluster } from "sealant";
 
 const config = new pulumi.Config();
 const clusterName = config.get("clusterName") ?? `k8s-${pulumi.getStack()}`;
@@ -32,24 +32,13 @@ const provider = cluster.provider;
 const ns = new k8s.core.v1.Namespace("web", { metadata: { name: "web" } }, { provider });
 const greeting = new k8s.core.v1.ConfigMap("greeting", { metadata: { namespace: ns.metadata.name }, data: { message: "hello from sealant" } }, { provider });
 
-// The cluster as ClusterBackup and ClusterRestore take it: a Cluster's arguments, hosts by IP.
-const clusterArgs: ClusterArgs = {
-  name: clusterName,
-  image,
-  hosts: Object.fromEntries([...masters.map((ip) => [ip, { roles: ["master"] }]), ...workers.map((ip) => [ip, { roles: ["node"] }])]),
-  ssh,
-};
-
-// Taken once the workload is there; a new backupTrigger takes another.
-const backup = new ClusterBackup(
-  "backup",
-  { ...clusterArgs, to: config.require("backupDir"), trigger: config.get("backupTrigger") },
-  { dependsOn: [cluster, greeting] },
-);
+// Taken once the workload is there; a new backupTrigger takes another. A ClusterBackup with the
+// cluster's own arguments (new ClusterBackup(name, { ...clusterArgs, to }) is the same, by hand).
+const backup = cluster.backup("backup", { to: config.require("backupDir"), trigger: config.get("backupTrigger") }, { dependsOn: [greeting] });
 
 // Restores when created, and again when restoreFrom changes; deleting it changes nothing on the cluster.
 const restoreFrom = config.get("restoreFrom") ?? "";
-const restore = restoreFrom === "" ? undefined : new ClusterRestore("restore", { ...clusterArgs, from: restoreFrom }, { dependsOn: [backup] });
+const restore = restoreFrom === "" ? undefined : cluster.restore("restore", { from: restoreFrom }, { dependsOn: [backup] });
 
 /** The backup's archive (mode 0600: it holds the cluster's keys) and its digest. */
 export const archive = backup.archive;

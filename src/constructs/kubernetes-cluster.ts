@@ -1,10 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
-import { canonicalIp, dnsLabelProblem, ipFamily, ipProblem } from "../engine/cluster/spec/validators";
+import { canonicalIp, dnsLabelProblem, ipFamily } from "../engine/cluster/spec/validators";
 import { InvalidReferenceError, parseReference } from "../engine/image/reference";
-import { Cluster, type ClusterArgs, type ClusterHostArgs, type HostSettingsArgs } from "../provider/cluster";
+import { Cluster, type ClusterArgs, type HostSettingsArgs } from "../provider/cluster";
 import { ImageBuild, type ImageBuildArgs } from "../provider/image-build";
 import { compareIps } from "../provider/impl/cluster-inputs";
+import { ClusterBackup, type ClusterBackupArgs } from "../provider/cluster-backup";
+import { ClusterRestore, type ClusterRestoreArgs } from "../provider/cluster-restore";
 import { KubernetesAccess } from "./kubernetes-provider";
+import { hostInputs, hostProblems, type ResolvedHost } from "./kubernetes-hosts";
+
+export { hostProblems, mergeEnv } from "./kubernetes-hosts";
 
 /**
  * Props that a construct got wrong, in the user's terms: the construct, the prop, the bad
@@ -176,6 +181,8 @@ export class KubernetesCluster extends pulumi.ComponentResource {
   readonly plan: pulumi.Output<string>;
   /** For `@pulumi/kubernetes`: a ready `provider`, or a stable `kubeconfig` and `clusterIdentifier` for one of your own. */
   readonly kubernetes: KubernetesAccess;
+  /** The Cluster's arguments, for the backups and restores made from this construct. */
+  private readonly clusterArgs: ClusterArgs;
 
   constructor(name: string, props: KubernetesClusterProps, opts?: pulumi.ComponentResourceOptions) {
     // Validated before anything is registered: bad props leave no resource behind.
@@ -239,6 +246,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       unreachableOnRemove: props.unreachableOnRemove,
     };
     this.cluster = new Cluster(name, args, { parent: this });
+    this.clusterArgs = args;
 
     const fallbackEndpoint = groups.apply((g) => apiEndpoint(g.masters[0]!));
     this.endpoint = pulumi.all([this.cluster.endpoint, fallbackEndpoint]).apply(([own, fallback]) => (own ? own : fallback));
@@ -265,6 +273,24 @@ export class KubernetesCluster extends pulumi.ComponentResource {
     });
   }
 
+  /**
+   * A backup of this cluster — a `ClusterBackup` with the cluster's own arguments, taken once the
+   * cluster is up (add `dependsOn: [workload]` to take it after a workload); a new `trigger`, `to`
+   * or `push` takes another. `cluster.backup("nightly", { to: "/var/backups/k8s", trigger })`.
+   */
+  backup(name: string, args: Pick<ClusterBackupArgs, "to" | "trigger" | "push">, opts?: pulumi.CustomResourceOptions): ClusterBackup {
+    return new ClusterBackup(name, { ...this.clusterArgs, ...args }, pulumi.mergeOptions({ parent: this, dependsOn: [this.cluster] }, opts));
+  }
+
+  /**
+   * This cluster restored from a backup — a `ClusterRestore` with the cluster's own arguments:
+   * it restores when created and again when `from` or `trigger` changes (`from: backup.archive`,
+   * or `"oci://" + artifact`). Deleting it changes nothing on the cluster.
+   */
+  restore(name: string, args: Pick<ClusterRestoreArgs, "from" | "trigger">, opts?: pulumi.CustomResourceOptions): ClusterRestore {
+    return new ClusterRestore(name, { ...this.clusterArgs, ...args }, pulumi.mergeOptions({ parent: this, dependsOn: [this.cluster] }, opts));
+  }
+
   /** A `k8s.Provider` for workloads on this cluster (`kubernetes.provider`): scaling or upgrading the cluster replaces none of them. */
   get provider(): KubernetesAccess["provider"] {
     return this.kubernetes.provider;
@@ -278,68 +304,6 @@ function isBuild(image: KubernetesClusterImage): image is { readonly build: Imag
 /** `https://ip:6443`, with IPv6 in brackets. */
 export function apiEndpoint(ip: string, port = KUBERNETES_API_PORT): string {
   return ipFamily(ip) === "IPv6" ? `https://[${ip}]:${port}` : `https://${ip}:${port}`;
-}
-
-/** Host settings and a host, as they are once their outputs have resolved. */
-type ResolvedSettings = pulumi.Unwrap<HostSettings>;
-type ResolvedHost = pulumi.Unwrap<ClusterHostArgs>;
-
-function hostInputs(roles: string[], group: ResolvedSettings, own: ResolvedSettings | undefined): ResolvedHost {
-  const out: { -readonly [K in keyof ResolvedHost]: ResolvedHost[K] } = { roles };
-  const env = mergeEnv(group.env, own?.env);
-  const labels = { ...group.labels, ...own?.labels };
-  if (env !== undefined && Object.keys(env).length > 0) out.env = env;
-  if (Object.keys(labels).length > 0) out.labels = labels;
-  const taints = own?.taints ?? group.taints;
-  if (taints !== undefined) out.taints = taints;
-  const ssh = own?.ssh ?? group.ssh;
-  if (ssh !== undefined) out.ssh = ssh;
-  return out;
-}
-
-type ResolvedEnv = NonNullable<ResolvedSettings["env"]>;
-
-/**
- * `over` over `base`: maps merged; when either is sealer's `KEY=VALUE` list, one list (a later
- * key wins there), so a malformed entry still reaches the Cluster's check and its message.
- */
-export function mergeEnv(base: ResolvedEnv | undefined, over: ResolvedEnv | undefined): ResolvedEnv | undefined {
-  if (base === undefined || over === undefined) return over ?? base;
-  if (!Array.isArray(base) && !Array.isArray(over)) return { ...base, ...over };
-  const list = (e: ResolvedEnv) => (Array.isArray(e) ? e : Object.entries(e).map(([k, v]) => `${k}=${v}`));
-  return [...list(base), ...list(over)];
-}
-
-/** Problems with the host lists: no master, a bad IP, an IP given twice. */
-export function hostProblems(masters: readonly unknown[], workers: readonly unknown[], requireMaster = true): string[] {
-  const problems: string[] = [];
-  if (requireMaster && masters.length === 0) problems.push("masters must list at least one host IP (got [])");
-  const seen = new Map<string, string>();
-  const check = (list: readonly unknown[], prop: string) => {
-    list.forEach((ip, i) => {
-      if (typeof ip !== "string") {
-        problems.push(`${prop}[${i}] must be an IP address (got ${JSON.stringify(ip)})`);
-        return;
-      }
-      const bad = ipProblem(ip);
-      if (bad !== undefined) {
-        problems.push(`${prop}[${i}]: ${bad}`);
-        return;
-      }
-      const key = canonicalIp(ip);
-      const first = seen.get(key);
-      if (first !== undefined) {
-        problems.push(`${prop}[${i}]: ${ip} is already ${first}; a host is a master or a worker, once`);
-        return;
-      }
-      seen.set(key, `${prop}[${i}]`);
-    });
-  };
-  check(masters, "masters");
-  check(workers, "workers");
-  const families = new Set([...seen.keys()].map(ipFamily));
-  if (families.size > 1) problems.push("masters and workers mix IPv4 and IPv6 addresses; give all hosts of a cluster in one family");
-  return problems;
 }
 
 /** The cluster name's problem, if any (`defaulted`: it came from the construct's name). */

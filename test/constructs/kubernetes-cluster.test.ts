@@ -117,6 +117,32 @@ describe("KubernetesCluster", () => {
     expect(await value(k.image)).toBe(ref);
   });
 
+  it("GIVEN a cluster WHEN backup and restore are asked of it THEN a ClusterBackup and a ClusterRestore child with the cluster's own arguments", async () => {
+    const k = new KubernetesCluster("kb", {
+      image: REPO_DIGEST,
+      masters: ["10.0.0.2"],
+      workers: ["10.0.0.10"],
+      ssh: { user: "root", privateKeyPath: "/keys/id" },
+      runtime: { drainTimeout: 60 },
+    });
+    const backup = k.backup("nightly", { to: "/var/backups/k8s", trigger: "2026-12-05", push: "registry.example.com/backups/kb:latest" });
+    const restore = k.restore("back", { from: "oci://registry.example.com/backups/kb:latest" });
+    await Promise.all([value(backup.urn), value(restore.urn)]);
+
+    const byName = (n: string) => registered.find((r) => r.name === n)!;
+    const b = byName("nightly");
+    const r = byName("back");
+    const cluster = clusterOf().find((c) => c.name === "kb")!;
+    for (const child of [b, r]) {
+      for (const key of ["name", "image", "runtime"]) expect(child.inputs[key]).toEqual(cluster.inputs[key]);
+      expect(reveal(child.inputs["hosts"])).toEqual({ "10.0.0.2": { roles: ["master"] }, "10.0.0.10": { roles: ["node"] } });
+      expect(isSecretValue(child.inputs["ssh"])).toBe(true);
+      expect(parents().get(`${child.type}::${child.name}`)).toBe("sealant:index:KubernetesCluster");
+    }
+    expect(b.inputs).toMatchObject({ to: "/var/backups/k8s", trigger: "2026-12-05", push: "registry.example.com/backups/kb:latest" });
+    expect(r.inputs["from"]).toBe("oci://registry.example.com/backups/kb:latest");
+  });
+
   it("GIVEN distribution WHEN created THEN the Cluster gets it as given", async () => {
     const k = new KubernetesCluster("relayed", {
       image: `example/etcd:3.4@sha256:${"cd".repeat(32)}`,

@@ -19,7 +19,7 @@ const CLI = process.env["SEALANT_TEST_CLI"] ?? join(ROOT, "dist/cli/main.js");
  */
 const PROGRAM = `import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterBackup, ClusterRestore, KubernetesCluster } from "sealant";
+import { KubernetesCluster } from "sealant";
 
 const config = new pulumi.Config();
 const image = config.require("image");
@@ -29,15 +29,9 @@ const ssh = { user: "root", privateKey: config.requireSecret("sshPrivateKey"), k
 const cluster = new KubernetesCluster("k8s", { clusterName: "k8slife", image, masters: [master], workers, ssh });
 const provider = cluster.provider;
 ${WORKLOAD}
-// The same cluster as ClusterBackup and ClusterRestore take it (a Cluster's arguments).
-const clusterArgs = {
-  name: "k8slife",
-  image,
-  hosts: { [master]: { roles: ["master"] }, ...Object.fromEntries(workers.map((w) => [w, { roles: ["node"] }])) },
-  ssh,
-};
-const backup = new ClusterBackup("nightly", { ...clusterArgs, to: config.require("backupDir") }, { dependsOn: [cluster, web] });
-const restore = config.getBoolean("restore") ? new ClusterRestore("restore", { ...clusterArgs, from: backup.archive }, { dependsOn: [cluster] }) : undefined;
+// A ClusterBackup and a ClusterRestore with the cluster's own arguments (children of the construct).
+const backup = cluster.backup("nightly", { to: config.require("backupDir") }, { dependsOn: [web] });
+const restore = config.getBoolean("restore") ? cluster.restore("restore", { from: backup.archive }) : undefined;
 
 export const kubeconfig = cluster.kubernetes.kubeconfig;
 export const archive = backup.archive;
