@@ -84,12 +84,13 @@ async function applyOnce(opts: ApplyOptions): Promise<ApplyResult> {
           touched.filter((h) => !desiredIps.has(h.ip)),
         )
       : new Set<string>();
+    // Forced removals said as such; a change of masters checked against the members' quorum
+    // (on the first master only: refused before a host it would touch is asked anything).
+    const plan = await planAsItRuns(ctx, planned, current, unreachable);
     await factsOf(
       ctx,
       touched.filter((h) => !unreachable.has(h.ip)),
     );
-    // Forced removals said as such; a change of masters checked against the members' quorum.
-    const plan = await planAsItRuns(ctx, planned, current, unreachable);
     await validateHosts(ctx, plan, current);
     if (opts.dryRun) return { plan, record: current, sent: {}, outputs: {}, dryRun: true };
 
