@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sandboxDown, sandboxUp, type Sandbox } from "../../src/engine/sandbox";
+import { sandboxDown, sandboxGet, sandboxUp, startHost, stopHost, type Sandbox } from "../../src/engine/sandbox";
 import { etcdMembers } from "../support/etcd";
 import { onHost } from "../support/hosts";
 
@@ -185,6 +185,33 @@ spec:
       `broke the lock of cluster ${NAME}: it was held by ann@ci-7 (pid 4242, sealant apply) since 2030-01-01T00:00:00Z\n`,
     );
     expect((await ok(["apply", "-f", clusterfile])).stdout).toMatch(/is up to date: nothing to do/);
+  });
+
+  it("GIVEN a host that cannot be reached and is dropped from the Clusterfile WHEN planned THEN it is refused without --force, and with it (plan, apply --dry-run, --json) the plan says the removal is forced and what does not run", async () => {
+    const without = join(home, "Clusterfile.without-w1");
+    await writeFile(without, (await readFile(clusterfile, "utf8")).replace(/\n    - ips: \[[^\]]+\]\n      roles: \[node\]\n/, "\n"));
+    await stopHost(sb, W1);
+    try {
+      const refused = await sealant(["plan", "-f", without]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `${W1} cannot be reached and is being removed: to have the cluster forget it anyway (its own files stay), run again with --force (sealant apply, plan or delete; the Cluster resource: unreachableOnRemove: "force")\n`,
+      );
+      const forced = `remove ${W1} by force: it cannot be reached; from ${M1}: only the cluster's side of its leaving runs; its own reset and file removal do not run (its files stay)`;
+      const plan = await ok(["plan", "-f", without, "--force"]);
+      expect(plan.stdout).toContain(`Plan for cluster ${NAME}:\n  remove ${W1} (node)\n  ${forced}\n`);
+      expect(plan.stdout).toContain(`     reset ${W1}: not run: it cannot be reached (removed by force)\n`);
+      const json = JSON.parse((await ok(["apply", "-f", without, "--dry-run", "--force", "--json"])).stdout) as {
+        dryRun: boolean;
+        plan: { summary: string[] };
+      };
+      expect(json.dryRun).toBe(true);
+      expect(json.plan.summary).toEqual([`remove ${W1} (node)`, forced]);
+    } finally {
+      await startHost(sb, W1);
+      sb = (await sandboxGet(sb))!;
+    }
+    expect(await leftOn(W1)).not.toBe("");
   });
 
   it("GIVEN a host to remove WHEN deleted with --nodes THEN it leaves the cluster and its files go; the masters cannot all go", async () => {

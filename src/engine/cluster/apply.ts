@@ -1,4 +1,4 @@
-import { shellQuote } from "../ssh";
+import { HostsError, shellQuote } from "../ssh";
 import type { ClusterHost } from "./host/connect";
 import { layersFor } from "./host/distribute";
 import { platformFor } from "./host/image";
@@ -90,7 +90,9 @@ async function applyOnce(opts: ApplyOptions): Promise<ApplyResult> {
     await factsOf(
       ctx,
       touched.filter((h) => !unreachable.has(h.ip)),
-    );
+    ).catch((err: unknown) => {
+      throw forceHint(err, desiredIps);
+    });
     await validateHosts(ctx, plan, current);
     if (opts.dryRun) return { plan, record: current, sent: {}, outputs: {}, dryRun: true };
 
@@ -175,6 +177,18 @@ async function unreachableRemoved(ctx: OpenCluster, removed: ClusterHost[]): Pro
     }),
   );
   return out;
+}
+
+/** Hosts being removed that cannot be reached: the error says how to remove them anyway. */
+function forceHint(err: unknown, desiredIps: ReadonlySet<string>): unknown {
+  if (!(err instanceof HostsError)) return err;
+  const leaving = err.hosts.filter((ip) => !desiredIps.has(ip));
+  if (leaving.length === 0) return err;
+  const it = leaving.length === 1 ? "it" : "them";
+  return new Error(
+    `${err.message.trimEnd()}\n${leaving.join(", ")} cannot be reached and ${leaving.length === 1 ? "is" : "are"} being removed: to have the cluster forget ${it} anyway (${leaving.length === 1 ? "its" : "their"} own files stay), run again with --force (sealant apply, plan or delete; the Cluster resource: unreachableOnRemove: "force")`,
+    { cause: err },
+  );
 }
 
 /**
