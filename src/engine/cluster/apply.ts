@@ -179,16 +179,14 @@ async function unreachableRemoved(ctx: OpenCluster, removed: ClusterHost[]): Pro
   return out;
 }
 
-/** Hosts being removed that cannot be reached: the error says how to remove them anyway. */
+/** Hosts being removed that cannot be reached: the error (still the HostsError naming every host) says how to remove them anyway. */
 function forceHint(err: unknown, desiredIps: ReadonlySet<string>): unknown {
   if (!(err instanceof HostsError)) return err;
   const leaving = err.hosts.filter((ip) => !desiredIps.has(ip));
   if (leaving.length === 0) return err;
-  const it = leaving.length === 1 ? "it" : "them";
-  return new Error(
-    `${err.message.trimEnd()}\n${leaving.join(", ")} cannot be reached and ${leaving.length === 1 ? "is" : "are"} being removed: to have the cluster forget ${it} anyway (${leaving.length === 1 ? "its" : "their"} own files stay), run again with --force (sealant apply, plan or delete; the Cluster resource: unreachableOnRemove: "force")`,
-    { cause: err },
-  );
+  const [it, its] = leaving.length === 1 ? ["it", "its"] : ["them", "their"];
+  err.message = `${err.message.trimEnd()}\n${leaving.join(", ")} cannot be reached and ${leaving.length === 1 ? "is" : "are"} being removed: to have the cluster forget ${it} anyway (${its} own files stay), run again with --force (sealant apply, plan or delete; the Cluster resource: unreachableOnRemove: "force")`;
+  return err;
 }
 
 /**
