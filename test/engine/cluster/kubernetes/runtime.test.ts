@@ -115,7 +115,12 @@ describe("the kubernetes runtime on sandbox hosts (kubeadm, kubectl, kubelet as 
 
   it("joins a second master as a control plane and a worker; the existing worker's lvscare is pointed at both masters", async () => {
     const r = await apply(spec(v130, [m1, m2], [w1, w2]));
-    expect(r.plan.summary).toEqual([`join ${m2} (master); ${w2} (node)`, `point ${w1} at masters ${m1}, ${m2}`]);
+    // A master joining: etcd's members asked first (the quorum a bigger cluster needs).
+    expect(r.plan.summary).toEqual([
+      `join ${m2} (master); ${w2} (node)`,
+      `point ${w1} at masters ${m1}, ${m2}`,
+      "etcd: 1 member, 1 healthy; after the change 2 members",
+    ]);
     expect(await asked(m2, "kubeadm")).toEqual(expect.arrayContaining([expect.stringMatching(/^join --config/)]));
     expect((await asked(w1, "lvscare")).pop()).toBe(
       `care --vs 10.103.97.2:6443 --rs ${m1}:6443 --rs ${m2}:6443 --health-path /healthz --health-schem https --run-once`,
