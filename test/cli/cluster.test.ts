@@ -200,7 +200,7 @@ spec:
       const forced = `remove ${W1} by force: it cannot be reached; from ${M1}: only the cluster's side of its leaving runs; its own reset and file removal do not run (its files stay)`;
       const plan = await ok(["plan", "-f", without, "--force"]);
       expect(plan.stdout).toContain(`Plan for cluster ${NAME}:\n  remove ${W1} (node)\n  ${forced}\n`);
-      expect(plan.stdout).toContain(`     reset ${W1}: not run: it cannot be reached (removed by force)\n`);
+      expect(plan.stdout).toContain(`     reset ${W1}: not run (it cannot be reached; removed by force)\n`);
       const json = JSON.parse((await ok(["apply", "-f", without, "--dry-run", "--force", "--json"])).stdout) as {
         dryRun: boolean;
         plan: { summary: string[] };

@@ -177,8 +177,8 @@ describe("real Kubernetes: three masters (HA)", () => {
       const steps = dry.plan.phases.flatMap((p) => p.steps.filter((x) => x.host === m3).map((x) => x.description));
       expect(steps).toEqual([
         `${m3} is removed by force from ${m1}: its etcd member and Node are deleted (it cannot be reached)`,
-        `reset ${m3}: not run: it cannot be reached (removed by force)`,
-        `forget ${m3} in the cluster's record; its files stay (not run: it cannot be reached (removed by force))`,
+        `reset ${m3}: not run (it cannot be reached; removed by force)`,
+        `forget ${m3} in the cluster's record; its files stay (it cannot be reached; removed by force)`,
       ]);
       const names = dry.plan.phases.map((p) => p.name);
       expect(names.indexOf("runtime:leave")).toBeLessThan(names.indexOf("runtime:join-masters"));

@@ -106,13 +106,13 @@ export function membershipFacts(m: Membership): string {
  */
 export function withForcedRemovals(plan: Plan, unreachable: ReadonlySet<string>, first: string, forgets: (ip: string) => string): Plan {
   if (unreachable.size === 0) return plan;
-  const why = "not run: it cannot be reached (removed by force)";
+  const why = "it cannot be reached; removed by force";
   const describe = (s: PlanStep): string =>
     s.kind === LEAVE
       ? `${s.host} is removed by force from ${first}: ${forgets(s.host)} (it cannot be reached)`
       : s.kind === CLEANUP
         ? `forget ${s.host} in the cluster's record; its files stay (${why})`
-        : `${s.kind === RESET ? `reset ${s.host}` : s.description}: ${why}`;
+        : `${s.kind === RESET ? `reset ${s.host}` : s.description}: not run (${why})`;
   const phases = plan.phases.map((p) => ({ ...p, steps: p.steps.map((s) => (unreachable.has(s.host) ? { ...s, description: describe(s) } : s)) }));
   const lines = [...unreachable].map(
     (ip) => `remove ${ip} by force: it cannot be reached; from ${first}: ${forgets(ip)}; its own reset and file removal do not run (its files stay)`,

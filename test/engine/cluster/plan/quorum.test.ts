@@ -110,8 +110,8 @@ describe("a removal by force in the plan", () => {
     ]);
     const text = formatPlan(plan);
     expect(text).toContain(`     ${m3} is removed by force from ${m1}: its etcd member and Node are deleted (it cannot be reached)`);
-    expect(text).toContain(`     reset ${m3}: not run: it cannot be reached (removed by force)`);
-    expect(text).toContain(`     forget ${m3} in the cluster's record; its files stay (not run: it cannot be reached (removed by force))`);
+    expect(text).toContain(`     reset ${m3}: not run (it cannot be reached; removed by force)`);
+    expect(text).toContain(`     forget ${m3} in the cluster's record; its files stay (it cannot be reached; removed by force)`);
   });
 });
 
