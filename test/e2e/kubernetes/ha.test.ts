@@ -124,13 +124,24 @@ describe("real Kubernetes: three masters (HA)", () => {
   const hello = () => kubectl("get", "--raw", "/api/v1/namespaces/hello/services/hello:80/proxy/");
   /** Asks the API through the worker's VIP (its kubelet's kubeconfig, the worker's haproxy) every 2 s until stopped: answers and failures. */
   const probeVip = () => {
-    const tally = { answered: 0, failed: 0 };
+    const tally = { answered: 0, failed: 0, failures: [] as string[] };
+    const t0 = Date.now();
     let stop = false;
     const loop = (async () => {
       while (!stop) {
         await inHost(sb, w, "/usr/bin/kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout=5s get --raw /readyz").then(
           () => tally.answered++,
-          () => tally.failed++,
+          (err: unknown) => {
+            tally.failed++;
+            // When and why, for the figures this test prints (the last line of kubectl's error).
+            tally.failures.push(
+              `${((Date.now() - t0) / 1000).toFixed(0)}s ${String((err as Error).message)
+                .trim()
+                .split("\n")
+                .pop()!
+                .slice(0, 120)}`,
+            );
+          },
         );
         await new Promise((r) => setTimeout(r, 2000));
       }
@@ -189,7 +200,7 @@ describe("real Kubernetes: three masters (HA)", () => {
       const took = (Date.now() - started) / 1000;
       const vip = await stopProbe();
       console.log(
-        `dead master ${m3} replaced by ${m5} in ${took.toFixed(0)} s; the API through the worker's VIP meanwhile: ${vip.answered} answers, ${vip.failed} failures`,
+        `dead master ${m3} replaced by ${m5} in ${took.toFixed(0)} s; the API through the worker's VIP meanwhile: ${vip.answered} answers, ${vip.failed} failures${vip.failures.length > 0 ? `:\n  ${vip.failures.join("\n  ")}` : ""}`,
       );
       expect(r.plan.summary.slice(0, 3)).toEqual(s.slice(0, 3));
       expect(await nodesOf(kubectl)).toEqual([m1, m2, w, m5].map((ip) => expect.objectContaining({ ip, ready: true, version: NEW })));

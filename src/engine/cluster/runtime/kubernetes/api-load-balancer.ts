@@ -8,7 +8,8 @@ import { API_SERVER_PORT } from "./kubeadm-config";
  *   the join and kept by lvscare's static pod.
  * - `haproxy` (the image's env names a haproxy container image in API_LB_IMAGE): a static pod
  *   on every worker listening on the VIP (an address on the worker's `lo`), health-checking each
- *   master's /healthz. For kernels without IPVS — sealer's lvscare cannot work there — and the
+ *   master's /readyz: an API server that lost its etcd, is still starting or is shutting down
+ *   (its shutdown delay) gets no requests, where /healthz would still say ok. For kernels without IPVS — sealer's lvscare cannot work there — and the
  *   node-local load-balancer design kubespray and k0s use.
  * - neither: workers use the first master directly (no failover).
  * The choice is made on the host, from what the image holds; these are shell fragments.
@@ -16,7 +17,7 @@ import { API_SERVER_PORT } from "./kubeadm-config";
 export const HAPROXY_DIR = "/etc/kubernetes/apiserver-lb";
 const HAPROXY_POD = "/etc/kubernetes/manifests/kube-apiserver-lb.yaml";
 
-/** haproxy's configuration: TCP through to every master, each checked on /healthz over TLS. */
+/** haproxy's configuration: TCP through to every master, each checked on /readyz over TLS. */
 export function haproxyConfig(vip: string, masters: string[]): string {
   return `# Written by sealant: the workers' way to the API servers (the VIP ${vip}).
 global
@@ -32,7 +33,7 @@ frontend apiserver
   bind ${vip}:${API_SERVER_PORT}
   default_backend masters
 backend masters
-  option httpchk GET /healthz
+  option httpchk GET /readyz
   http-check expect status 200
   default-server check check-ssl verify none inter 2s fall 2 rise 1
 ${masters.map((m, i) => `  server master${i + 1} ${m}:${API_SERVER_PORT}`).join("\n")}
