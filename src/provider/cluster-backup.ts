@@ -17,6 +17,19 @@ const backupProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** The cluster's arguments that can hold credentials: secret whole in a backup's or restore's state, as in the Cluster's. */
+export const SECRET_CLUSTER_ARGS = ["ssh", "registry", "hosts"] as const;
+
+/** `args` with SECRET_CLUSTER_ARGS made secret (a password given as a plain string too). */
+export function withSecretClusterArgs<T extends ClusterArgs>(args: T): T {
+  return {
+    ...args,
+    ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh),
+    registry: args.registry === undefined ? undefined : pulumi.secret(args.registry),
+    hosts: pulumi.secret(args.hosts),
+  };
+}
+
 export interface ClusterBackupArgs extends ClusterArgs {
   /** The local directory the archive is written into (made when missing). */
   to: pulumi.Input<string>;
@@ -59,10 +72,7 @@ export class ClusterBackup extends pulumi.dynamic.Resource {
       backupProvider,
       name,
       {
-        ...args,
-        ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh),
-        registry: args.registry === undefined ? undefined : pulumi.secret(args.registry),
-        hosts: pulumi.secret(args.hosts),
+        ...withSecretClusterArgs(args),
         archive: undefined,
         sha256: undefined,
         size: undefined,
@@ -73,7 +83,7 @@ export class ClusterBackup extends pulumi.dynamic.Resource {
         backupPlan: undefined,
         artifact: undefined,
       },
-      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts"] }),
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: [...SECRET_CLUSTER_ARGS] }),
       "sealant",
       "ClusterBackup",
     );

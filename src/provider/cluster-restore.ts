@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterArgs } from "./cluster-args";
+import { SECRET_CLUSTER_ARGS, withSecretClusterArgs } from "./cluster-backup";
 
 /* Serialised into the stack's state as a closure: it captures nothing but `require` (see cluster.ts). */
 const restoreProvider: pulumi.dynamic.ResourceProvider = {
@@ -52,10 +53,7 @@ export class ClusterRestore extends pulumi.dynamic.Resource {
       restoreProvider,
       name,
       {
-        ...args,
-        ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh),
-        registry: args.registry === undefined ? undefined : pulumi.secret(args.registry),
-        hosts: pulumi.secret(args.hosts),
+        ...withSecretClusterArgs(args),
         plan: undefined,
         mode: undefined,
         archiveSha256: undefined,
@@ -64,7 +62,7 @@ export class ClusterRestore extends pulumi.dynamic.Resource {
         restoredHosts: undefined,
         restorePlan: undefined,
       },
-      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["ssh", "registry", "hosts"] }),
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: [...SECRET_CLUSTER_ARGS] }),
       "sealant",
       "ClusterRestore",
     );
