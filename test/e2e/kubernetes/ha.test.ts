@@ -133,13 +133,12 @@ describe("real Kubernetes: three masters (HA)", () => {
           () => tally.answered++,
           (err: unknown) => {
             tally.failed++;
-            // When and why, for the figures this test prints (the last line of kubectl's error).
+            // When and why, for the figures this test prints (the end of kubectl's error).
             tally.failures.push(
               `${((Date.now() - t0) / 1000).toFixed(0)}s ${String((err as Error).message)
+                .replace(/\s+/g, " ")
                 .trim()
-                .split("\n")
-                .pop()!
-                .slice(0, 120)}`,
+                .slice(-160)}`,
             );
           },
         );
