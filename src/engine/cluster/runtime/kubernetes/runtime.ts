@@ -84,7 +84,13 @@ if [ -f /etc/kubernetes/kubelet.conf ]; then
 fi
 if [ ! -f /etc/kubernetes/kubelet.conf ]; then
   if [ -e /etc/kubernetes/pki/ca.crt ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then kubeadm reset -f > /dev/null 2>&1 || true; fi
-  kubeadm join --config ${shellQuote(`${dir}/join.yaml`)}
+${
+  isMaster
+    ? // A new member starts empty: kubeadm reset leaves a gone membership's etcd data when it cannot tell it is etcd's (seen on a loaded CI run).
+      `  if [ -d /var/lib/etcd ]; then find /var/lib/etcd -mindepth 1 -maxdepth 1 -exec rm -rf {} +; fi
+`
+    : ""
+}  kubeadm join --config ${shellQuote(`${dir}/join.yaml`)}
 fi
 rm -f ${shellQuote(`${dir}/join.yaml`)}
 ${isMaster ? `mkdir -p /root/.kube && cp ${ADMIN_CONF} /root/.kube/config\nhosts_line ${API_SERVER_DOMAIN} ${shellQuote(host.ip)}` : workerApi(vip, masters, ctx)}`,
