@@ -40,3 +40,15 @@ export { build, buildImage, BuildInputError, parseKubefile, parseKubefileOrThrow
 export type { BuildRequest, BuildResult, BuildEvent } from "./engine/build";
 export { Session } from "./engine/session";
 export type { SessionOptions } from "./engine/session";
+export { definePlugin } from "./engine/cluster/plugins/api";
+export type {
+  PluginContext,
+  PluginDefinition,
+  PluginExecOptions,
+  PluginExecResult,
+  PluginHost,
+  PluginLogger,
+  PluginPhase,
+  PluginPlanContext,
+  SealantPlugin,
+} from "./engine/cluster/plugins/api";

@@ -1,4 +1,4 @@
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { ClusterOptions } from "../../engine/cluster";
 import { loadClusterfile, formatProblem, type ClusterSpec } from "../../engine/cluster/spec";
@@ -45,6 +45,16 @@ export interface CommonValues {
   quiet: boolean;
 }
 
+/** The directory of the Clusterfile each spec was read from: its MODULE plugins resolve from there. */
+const clusterfileDirs = new WeakMap<ClusterSpec, string>();
+
+/** A spec made from another (fewer hosts, say) keeps the Clusterfile's directory for its plugins. */
+export function derivedSpec(from: ClusterSpec, to: ClusterSpec): ClusterSpec {
+  const dir = clusterfileDirs.get(from);
+  if (dir !== undefined) clusterfileDirs.set(to, dir);
+  return to;
+}
+
 /** The Clusterfile, its key files read; its warnings (e.g. an image not pinned by digest) on stderr. */
 export async function readClusterfile(path: string, progress: Progress): Promise<ClusterSpec> {
   let parsed;
@@ -59,6 +69,7 @@ export async function readClusterfile(path: string, progress: Progress): Promise
     throw err;
   }
   for (const w of parsed.warnings) progress.line(`warning: ${formatProblem(w)}`);
+  clusterfileDirs.set(parsed.spec, dirname(resolve(path)));
   return parsed.spec;
 }
 
@@ -130,7 +141,8 @@ export async function confirm(question: string, yes: boolean): Promise<boolean> 
 }
 
 export function clusterOptions(session: Session, spec: ClusterSpec, events: ClusterPrinter, signal: AbortSignal, command: string): ClusterOptions {
-  return { session, spec, onEvent: events.on, signal, command };
+  const pluginBase = clusterfileDirs.get(spec);
+  return { session, spec, onEvent: events.on, signal, command, ...(pluginBase !== undefined ? { pluginBase } : {}) };
 }
 
 export function noPositionals(positionals: string[], name: string, usage: string): void {

@@ -18,6 +18,7 @@ import {
   asking,
   confirm,
   clusterOptions,
+  derivedSpec,
   noPositionals,
 } from "./cluster-common";
 
@@ -25,7 +26,7 @@ import {
  * The cluster commands that change membership: apply (and plan, its dry run) and delete; the
  * others (reset, check, exec, unlock) are in cluster-ops.ts, what they share in cluster-common.ts.
  */
-const applyUsage = `Usage: sealant apply [-f Clusterfile] [--dry-run] [--verify] [--force] [--json] [OPTIONS]
+const applyUsage = `Usage: sealant apply [-f Clusterfile] [--dry-run] [--verify] [--force] [--retry-plugin NAME] [--json] [OPTIONS]
 
 Make the cluster match the Clusterfile: create it, join and remove hosts, roll a new image or
 configuration through the hosts. sealant reads the cluster's record from its masters, plans,
@@ -39,6 +40,8 @@ ${CLUSTERFILE_HELP}
       --force                  remove hosts the Clusterfile dropped even if they cannot be
                                reached: the cluster forgets them (e.g. their Kubernetes node
                                and etcd member, from the first master), their own files stay
+      --retry-plugin NAME      run the MODULE plugin NAME anew although it is not idempotent and
+                               its failed attempt saved no checkpoint (see what it did first)
       --json                   print {plan, record, sent, dryRun} as JSON on stdout
 ${SESSION_HELP}
 ${OUTPUT_HELP}`;
@@ -51,6 +54,7 @@ export const apply: Command = {
       "dry-run": { type: "boolean", default: false },
       verify: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
+      "retry-plugin": { type: "string", multiple: true },
       json: { type: "boolean", default: false },
     } as const;
     const { values, positionals } = parse(args, flags, applyUsage);
@@ -63,7 +67,7 @@ export const apply: Command = {
           await applyCluster({ ...clusterOptions(session, spec, events, signal, "sealant plan"), dryRun: true, verifyHosts, forceRemoval }),
           values.json,
         );
-      await runApply(spec, session, events, signal, values.json, "sealant apply", "applied", verifyHosts, forceRemoval);
+      await runApply(spec, session, events, signal, values.json, "sealant apply", "applied", verifyHosts, forceRemoval, values["retry-plugin"] ?? []);
     });
   },
 };
@@ -78,10 +82,11 @@ async function runApply(
   verb: string,
   verifyHosts = false,
   forceRemoval = false,
+  retryPlugins: string[] = [],
 ): Promise<ApplyResult> {
   const started = Date.now();
   const result = await withDeadline(signal, spec, "the apply", (s) =>
-    applyCluster({ ...clusterOptions(session, spec, events, s, command), verifyHosts, forceRemoval }),
+    applyCluster({ ...clusterOptions(session, spec, events, s, command), verifyHosts, forceRemoval, retryPlugins }),
   );
   if (json) printJson(result);
   else process.stdout.write(applySummary(result, Date.now() - started, verb));
@@ -167,7 +172,7 @@ export const del: Command = {
     }
     if (ips.length === 0) throw new UsageError(`delete needs the hosts to remove: --nodes IP[,IP...]\n\n${deleteUsage}`);
     await withCluster(values, async ({ spec, session, events, progress }) => {
-      const smaller = removeHosts(spec, ips);
+      const smaller = derivedSpec(spec, removeHosts(spec, ips));
       if (values["dry-run"] || asking(values.yes)) {
         const dry = await applyCluster({ ...clusterOptions(session, smaller, events, signal, "sealant plan"), dryRun: true, forceRemoval: values.force });
         if (values["dry-run"]) return printPlan(dry, values.json);

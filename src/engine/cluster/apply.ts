@@ -41,6 +41,8 @@ export interface ApplyOptions extends ClusterOptions {
    * are skipped, their files left where they are. Off, an unreachable host fails the apply.
    */
   forceRemoval?: boolean;
+  /** MODULE plugins (by name) run anew although not idempotent and their failed attempt saved no checkpoint. */
+  retryPlugins?: readonly string[];
 }
 
 export interface ApplyResult {
@@ -115,6 +117,7 @@ async function applyOnce(opts: ApplyOptions): Promise<ApplyResult> {
         ...(ctx.registry ? { registry: ctx.registry } : {}),
         sent,
         unreachable,
+        ...(opts.retryPlugins ? { retryPlugins: opts.retryPlugins } : {}),
         previousSettings: new Map(
           (current?.hosts ?? []).map((h) => [h.ip, { ...(h.labels ? { labels: h.labels } : {}), ...(h.taints ? { taints: h.taints } : {}) }]),
         ),

@@ -15,6 +15,8 @@ import { registryDomains, type RegistrySetup } from "./host/registry";
 import { isMaster, type DesiredCluster } from "./plan";
 import { selectRuntime } from "./runtime";
 import { runtimeWarnings } from "./runtime-warnings";
+import { describePlugins } from "./plugins/describe";
+import { loadPlugins, withModuleDefaults, type PinnedModule } from "./plugins/load";
 import { resolveHosts, type ClusterSpec } from "./spec";
 import { acquireLock, lockOwner } from "./state/lock";
 import { newestRecord, writeRecord, type ClusterRecord } from "./state/record";
@@ -28,6 +30,10 @@ export interface ClusterOptions {
   knownHostsFile?: string;
   /** What the lock says is running. @default "sealant apply" */
   command?: string;
+  /** Where MODULE plugins' modules resolve from (a path, or node_modules from here up). @default the working directory */
+  pluginBase?: string;
+  /** MODULE plugins resolved already (by document name): that file is loaded, and refused if its digest changed. */
+  pluginModules?: Readonly<Record<string, PinnedModule>>;
 }
 
 /** An open cluster: image, runtime, hosts and one SSH connection per host, opened on use. */
@@ -40,13 +46,17 @@ export interface OpenCluster extends ClusterContext {
 }
 
 export async function openCluster(opts: ClusterOptions): Promise<OpenCluster> {
-  const { spec, session } = opts;
+  const { session } = opts;
+  // The user's plugin modules first: a missing or broken one stops before anything is fetched.
+  const pluginModules = await loadPlugins(opts.spec.plugins, opts.pluginBase ?? process.cwd(), opts.pluginModules);
+  const spec = withModuleDefaults(opts.spec, pluginModules);
   const image = await resolveClusterImage(session, spec.image, opts.signal);
   const runtime = selectRuntime(image.metadata, image.ref);
   const resolved = resolveHosts(spec, image.metadata.env);
   const hosts = new Map(resolved.map((h) => [h.ip, clusterHost(h)]));
   const masters = [...hosts.values()].filter(isMaster);
   const desired = desiredCluster(spec, image, resolved);
+  describePlugins(desired, pluginModules, (name) => spec.plugins.find((p) => p.name === name)?.config);
   const warnings = await runtimeWarnings(session.store, spec, image, desired);
   if (warnings.length > 0) desired.warnings = warnings;
   const pool = clusterPool({ knownHostsFile: opts.knownHostsFile ?? defaultKnownHosts(session.home), connectTimeoutS: spec.timeouts.connect });
@@ -73,6 +83,7 @@ export async function openCluster(opts: ClusterOptions): Promise<OpenCluster> {
     layout: new HostLayout(spec.dataRoot),
     pool,
     facts: new Map(),
+    pluginModules,
     emit,
     ...(opts.signal ? { signal: opts.signal } : {}),
     firstMaster: masters[0]!,

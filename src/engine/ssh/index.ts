@@ -31,5 +31,5 @@ export {
 export { Hosts, HostsError, ConnectionPool, hostName, DEFAULT_PARALLEL_LIMIT, type HostLike, type HostFailure, type ParallelOptions } from "./hosts";
 export { FakeConnection, type FakeAnswer, type FakeCommand, type FakeConnectionOptions, type FakeReply, type FakeRule, type FakeUpload } from "./fake";
 export { packEntries } from "./upload";
-export { envSecrets, redact, REDACTED } from "./redact";
+export { envSecrets, isSecretName, redact, REDACTED } from "./redact";
 export { delimiterFor, shellQuote, wireCommand, wrapCommand, type SudoMode, type Wire } from "./shell";

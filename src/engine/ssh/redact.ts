@@ -22,6 +22,11 @@ export function redact(text: string, secrets: Iterable<string | undefined>): str
  */
 const SECRET_ENV_NAME = /pass|secret|token|credential|private|api_?key|(^|[_.-])(key|pwd|auth)([_.-]|$)/i;
 
+/** Whether a name (an env variable, a spec field) says its value is a secret. */
+export function isSecretName(name: string): boolean {
+  return SECRET_ENV_NAME.test(name);
+}
+
 export function envSecrets(env: Record<string, string> | undefined): string[] {
   return Object.entries(env ?? {})
     .filter(([k, v]) => v !== "" && SECRET_ENV_NAME.test(k))

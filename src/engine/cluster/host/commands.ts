@@ -20,7 +20,9 @@ export interface StreamedCommand {
   emit(e: ClusterEvent): void;
   secrets?: readonly string[];
   /** Fed to the command's stdin. */
-  stdin?: string;
+  stdin?: string | Buffer;
+  /** Resolve whatever the exit code (the caller looks at it). @default false: a non-zero exit throws */
+  anyExitCode?: boolean;
 }
 
 /** Runs a step's command as root, its output streamed line by line as events (secrets redacted); a non-zero exit throws with the stderr tail. */
@@ -45,7 +47,7 @@ export async function runStreamed(conn: Connection, c: StreamedCommand): Promise
   const out = lines("stdout");
   const err = lines("stderr");
   try {
-    return await conn.run(c.command, {
+    return await (c.anyExitCode ? conn.exec : conn.run).call(conn, c.command, {
       sudo: true,
       env: commandEnv(c.env),
       timeoutMs: c.timeoutMs,

@@ -7,6 +7,7 @@ import type { HostLayout } from "./layout";
 import type { Runtime } from "../runtime";
 import type { ClusterRecord } from "../state/record";
 import type { ClusterHost } from "./connect";
+import type { LoadedPlugin } from "../plugins/load";
 
 /** What sealant learnt about a host before changing anything (the connect & facts phase). */
 export interface HostFacts {
@@ -45,6 +46,8 @@ export interface ClusterContext {
   session: Session;
   pool: ConnectionPool<ClusterHost>;
   facts: Map<string, HostFacts>;
+  /** The spec's MODULE plugins, loaded (by Plugin document name). */
+  pluginModules?: ReadonlyMap<string, LoadedPlugin>;
   emit(event: ClusterEvent): void;
   signal?: AbortSignal;
 }

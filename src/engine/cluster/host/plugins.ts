@@ -13,7 +13,7 @@ export function plannedPlugins(plugins: readonly PluginSpec[], hosts: readonly R
   return plugins.flatMap((p) =>
     p.action.map((action) => {
       const scope = p.scope?.length ? hosts.filter((h) => p.scope!.some((s) => s === h.ip || h.roles.includes(s))).map((h) => h.ip) : undefined;
-      return { name: p.name, action, ...(scope ? { scope } : {}) };
+      return { name: p.name, action, ...(scope ? { scope } : {}), ...(p.type === "MODULE" ? { module: p.module! } : {}) };
     }),
   );
 }

@@ -1,4 +1,4 @@
-import type { StepKind } from "./types";
+import type { PlannedPlugin, StepKind } from "./types";
 
 /**
  * The names of the step kinds, as the planner writes them into plans and the record keeps them
@@ -47,4 +47,10 @@ export function parsePluginKind(kind: string): { name: string; action: string } 
 /** The kind a step id names: the id without its `@<version>`. */
 export function kindOfId(id: string): string {
   return id.split("@")[0]!;
+}
+
+/** A plugin step as the plan says it: the plugin, its module when it is one, the host, and what the module says it will do there. */
+export function pluginStepWords(p: PlannedPlugin, ip: string): string {
+  const line = p.describe?.[ip];
+  return `run plugin ${p.name}${p.module ? ` (module ${p.module})` : ""} on ${ip}${line ? `: ${line}` : ""}`;
 }

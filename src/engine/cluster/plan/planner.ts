@@ -18,6 +18,7 @@ import {
   RESET,
   UPGRADE,
   pluginKind,
+  pluginStepWords,
 } from "./kinds";
 import { rollingBatches } from "./batches";
 import { userRegistriesPhase } from "./user-registries";
@@ -116,7 +117,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
         `plugin:${action}`,
         `Plugin ${p.name} (${action})`,
         "parallel",
-        on.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`, stepVersion)),
+        on.map((h) => step(h, pluginKind(p.name, action), pluginStepWords(p, h.ip), stepVersion)),
       );
     }
   };
@@ -294,7 +295,7 @@ export function planCluster(desired: DesiredCluster, current: CurrentCluster | u
       const steps = batch.flatMap((h) => [
         ...hostPlugins
           .filter((p) => !p.scope || p.scope.includes(h.ip))
-          .map((p) => step(h, pluginKind(p.name, "upgrade-host"), `run plugin ${p.name} on ${h.ip}`, version)),
+          .map((p) => step(h, pluginKind(p.name, "upgrade-host"), pluginStepWords(p, h.ip), version)),
         // A host without a role gets the new files (distribute, render) and its plugins; the runtime never had it.
         ...(hasRole(h) ? [step(h, UPGRADE, rollStepWords(desired, h, imageChanged), version), step(h, CHECK, `check ${h.ip}`, version)] : []),
       ]);
@@ -354,7 +355,7 @@ export function planReset(current: CurrentCluster, plugins: DesiredCluster["plug
           name: `plugin:${action}`,
           title: `Plugin ${p.name} (${action})`,
           mode: "parallel",
-          steps: targets.map((h) => step(h, pluginKind(p.name, action), `run plugin ${p.name} on ${h.ip}`)),
+          steps: targets.map((h) => step(h, pluginKind(p.name, action), pluginStepWords(p, h.ip))),
         });
       }
     }

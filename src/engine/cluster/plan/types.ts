@@ -95,6 +95,10 @@ export interface PlannedPlugin {
   action: string;
   /** IPs the plugin is limited to (its scope); undefined: every host of the phase (host phases) or the first master (cluster phases). */
   scope?: string[];
+  /** A MODULE plugin's module, as the spec names it. */
+  module?: string;
+  /** What a MODULE plugin says it will do, by host IP (its describe()). */
+  describe?: Record<string, string>;
 }
 
 /** One host as the cluster's state record knows it. */
@@ -109,6 +113,18 @@ export interface RecordedHost extends PlannedHost {
   done: string[];
   /** The host's name as it reported it (checked unique across the cluster). */
   hostname?: string;
+  /** MODULE plugin steps begun and not finished, by step id: dropped once the step finishes. */
+  pluginRuns?: Record<string, PluginRunRecord>;
+}
+
+/** What sealant keeps of a plugin step's attempts until it finishes: what makes a re-run resume. */
+export interface PluginRunRecord {
+  /** Attempts begun (counted before each runs, so an interrupted one counts). */
+  attempts: number;
+  /** What the plugin saved with ctx.checkpoint. */
+  checkpoints: Record<string, unknown>;
+  /** How the last attempt failed. */
+  error?: string;
 }
 
 /** The cluster's own record (state.json on every master), or undefined for a new cluster. */

@@ -62,5 +62,7 @@ export function configDigest(spec: ClusterSpec): string {
   const { env, configs, plugins, apps, runtime: all, registry, hostAliases } = spec;
   // The API server's SANs and the certificates' renewal threshold are certificate steps on the masters (plan/certificates.ts), not a roll through every host.
   const { certSANs: _sans, certificates: _certs, ...runtime } = all;
-  return digestOf({ env, configs, plugins, apps, runtime, registry, hostAliases }, spec.name, "exclude");
+  // A MODULE plugin puts nothing on the hosts: its module or config changing rolls nothing (it runs at its phases).
+  const rendered = plugins.filter((p) => p.type !== "MODULE");
+  return digestOf({ env, configs, plugins: rendered, apps, runtime, registry, hostAliases }, spec.name, "exclude");
 }

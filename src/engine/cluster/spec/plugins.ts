@@ -33,8 +33,11 @@ export const LEGACY_PLUGIN_ACTIONS: Readonly<Record<string, PluginAction>> = {
   PostClean: "post-clean-host",
 };
 
-/** sealer's plugin types: SHELL is the one current sealer runs; the others are v0.8 built-ins. */
-export const PLUGIN_TYPES = ["SHELL", "HOSTNAME", "LABEL", "TAINT", "ETCD", "CLUSTERCHECK"] as const;
+/**
+ * sealer's plugin types: SHELL is the one current sealer runs; the others are v0.8 built-ins.
+ * MODULE is sealant's out-of-tree plugin: the user's own TypeScript or JavaScript module.
+ */
+export const PLUGIN_TYPES = ["SHELL", "HOSTNAME", "LABEL", "TAINT", "ETCD", "CLUSTERCHECK", "MODULE"] as const;
 export type PluginType = (typeof PLUGIN_TYPES)[number];
 
 export function isClusterAction(a: PluginAction): boolean {
@@ -129,4 +132,39 @@ export function pluginDataProblems(type: PluginType, data: string): string[] {
     if (problem !== undefined) problems.push(`line ${i + 1}: ${problem}`);
   });
   return problems;
+}
+
+/** What is wrong with a MODULE's `module`: an npm package name (`@acme/sealant-cmdb`, `pkg/sub`) or a path (`./plugins/notify.ts`). */
+export function pluginModuleProblem(v: string): string | undefined {
+  if (v.trim() === "" || /[\u0000-\u001f\u007f]/.test(v)) return `${quote(v)} is not a module: give an npm package name or a path such as ./plugins/notify.ts`;
+  if (v.startsWith("./") || v.startsWith("../") || v.startsWith("/")) return undefined;
+  if (/^(@[a-z0-9][\w.~-]*\/)?[a-z0-9][\w.~-]*(\/[\w.~-]+)*$/i.test(v)) return undefined;
+  return `${quote(v)} is neither an npm package name nor a path: a path starts with ./, ../ or /`;
+}
+
+/** Fields that belong to one kind of plugin only: a MODULE names its module; the others need their phases and take no module settings. */
+export function pluginFieldProblems(p: {
+  type: PluginType;
+  action?: unknown;
+  module?: string;
+  config?: unknown;
+  timeout?: unknown;
+  secrets?: boolean;
+  data?: string;
+}): {
+  path: string;
+  message: string;
+}[] {
+  const out: { path: string; message: string }[] = [];
+  if (p.type === "MODULE") {
+    if (p.module === undefined) out.push({ path: "module", message: "a MODULE plugin names its module: an npm package or a path such as ./plugins/notify.ts" });
+    if (p.data !== undefined && p.data !== "") out.push({ path: "data", message: "a MODULE plugin takes no script: give its settings in config" });
+    return out;
+  }
+  if (p.action === undefined) out.push({ path: "action", message: `a ${p.type} plugin needs its phases (e.g. post-install or PreInit)` });
+  if (p.data === undefined) out.push({ path: "data", message: `a ${p.type} plugin needs its data (the script, or the lines of its type)` });
+  for (const field of ["module", "config", "timeout"] as const)
+    if (p[field] !== undefined) out.push({ path: field, message: `only a MODULE plugin takes ${field} (this one is ${p.type})` });
+  if (p.secrets === true) out.push({ path: "secrets", message: `only a MODULE plugin takes secrets (this one is ${p.type})` });
+  return out;
 }

@@ -6,7 +6,7 @@ import { externalRegistrySchema } from "./external-registry";
 import { loginGivenTwice, registriesSchema } from "./registries";
 import { pullThroughSchema } from "./upstreams";
 import { checkedString, numberOrString, portSchema } from "./zod-values";
-import { parsePluginActions, parsePluginScope, pluginDataProblems, PLUGIN_TYPES } from "./plugins";
+import { parsePluginActions, parsePluginScope, pluginDataProblems, pluginFieldProblems, pluginModuleProblem, PLUGIN_TYPES } from "./plugins";
 import {
   appNameProblem,
   canonicalIp,
@@ -218,19 +218,22 @@ export const registrySchema = z
   })
   .superRefine(loginGivenTwice);
 
-/** A script run at a lifecycle phase (sealer's Plugin). */
+/** A script run at a lifecycle phase (sealer's Plugin), or the user's own module (MODULE, see plugins/api.ts). */
 export const pluginSchema = z
   .strictObject({
     name: oneLineName,
     /** @default "SHELL" */
     type: z.enum(PLUGIN_TYPES).default("SHELL"),
-    /** Phases, as a list or sealer's `a|b`. */
-    action: z.union([nonEmpty, z.array(nonEmpty)]).transform((v, ctx) => {
-      const { actions, problems } = parsePluginActions(v);
-      for (const p of problems) ctx.addIssue({ code: "custom", message: p });
-      return actions;
-    }),
-    /** Roles or IPs a host phase runs on. @default every host */
+    /** Phases, as a list or sealer's `a|b`. A MODULE's default: the phases the module names. */
+    action: z
+      .union([nonEmpty, z.array(nonEmpty)])
+      .transform((v, ctx) => {
+        const { actions, problems } = parsePluginActions(v);
+        for (const p of problems) ctx.addIssue({ code: "custom", message: p });
+        return actions;
+      })
+      .optional(),
+    /** Roles or IPs a host phase runs on. @default every host (a MODULE's: the module's scope) */
     scope: z
       .union([z.string(), z.array(nonEmpty)])
       .transform((v, ctx) => {
@@ -239,12 +242,25 @@ export const pluginSchema = z
         return scope;
       })
       .optional(),
-    /** The script; a trailing newline is dropped, as sealer does. */
-    data: z.string().transform((d) => d.replace(/\n$/, "")),
+    /** The script; a trailing newline is dropped, as sealer does. Not used by a MODULE. */
+    data: z
+      .string()
+      .transform((d) => d.replace(/\n$/, ""))
+      .optional(),
+    /** MODULE: an npm package name or a path (`./plugins/notify.ts`) from the Clusterfile's directory. */
+    module: checkedString(pluginModuleProblem).optional(),
+    /** MODULE: handed to the plugin as `ctx.config`. */
+    config: z.unknown().optional(),
+    /** MODULE: longest one step may run (seconds or "5m"). @default the module's, else 10m */
+    timeout: duration.optional(),
+    /** MODULE: the plugin sees the spec's secrets (passwords, keys) instead of "[redacted]". @default false */
+    secrets: z.boolean().default(false),
   })
   .superRefine((p, ctx) => {
-    for (const message of pluginDataProblems(p.type, p.data)) ctx.addIssue({ code: "custom", message, path: ["data"] });
-  });
+    for (const message of pluginDataProblems(p.type, p.data ?? "")) ctx.addIssue({ code: "custom", message, path: ["data"] });
+    for (const { path, message } of pluginFieldProblems(p)) ctx.addIssue({ code: "custom", message, path: [path] });
+  })
+  .transform((p) => ({ ...p, action: p.action ?? [], data: p.data ?? "" }));
 
 export const CONFIG_STRATEGIES = ["overwrite", "merge"] as const;
 export const CONFIG_PROCESSORS = ["value", "toJson", "toBase64", "toSecret"] as const;

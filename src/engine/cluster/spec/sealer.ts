@@ -101,8 +101,20 @@ export const sealerConfigDocSchema = docSchema(
   }),
 );
 
-/** sealer v1 Plugin: `scope` in current sealer, `on` in v0.8. */
-export const sealerPluginDocSchema = docSchema(z.strictObject({ type: str, data: str, action: str, scope: str, on: str }));
+/** sealer v1 Plugin: `scope` in current sealer, `on` in v0.8; sealant's MODULE type adds module, config, timeout and secrets. */
+export const sealerPluginDocSchema = docSchema(
+  z.strictObject({
+    type: str,
+    data: str,
+    action: str,
+    scope: str,
+    on: str,
+    module: str,
+    config: z.unknown().optional(),
+    timeout: z.union([z.string(), z.number()]).optional(),
+    secrets: z.boolean().optional(),
+  }),
+);
 
 /** sealer v2 Application. */
 export const sealerApplicationDocSchema = docSchema(
@@ -262,10 +274,13 @@ export function sealerConfigToInput(doc: unknown): Obj {
 export function sealerPluginToInput(doc: unknown): Obj {
   const d = obj(doc);
   const spec = obj(d["spec"]);
-  const out: Obj = { name: obj(d["metadata"])["name"], ...pick(spec, { type: "type", action: "action", data: "data" }) };
+  const out: Obj = {
+    name: obj(d["metadata"])["name"],
+    ...pick(spec, { type: "type", action: "action", data: "data", module: "module", config: "config", timeout: "timeout", secrets: "secrets" }),
+  };
   const scope = spec["scope"] ?? spec["on"];
   if (scope !== undefined && scope !== null && scope !== "") out["scope"] = scope;
-  if (out["data"] === undefined) out["data"] = "";
+  if (out["data"] === undefined && out["type"] !== "MODULE") out["data"] = "";
   return out;
 }
 

@@ -24,7 +24,7 @@ export interface ExecutorOptions {
   plan: Plan;
   /** The record being brought up to date; changed in place as steps finish. */
   record: ClusterRecord;
-  runStep(step: PlanStep, signal?: AbortSignal): Promise<void>;
+  runStep(step: PlanStep, signal: AbortSignal | undefined, journal: StepJournal): Promise<void>;
   /** Writes the record: to the first master after each step; `everywhere` (every master) when a phase fails. The caller writes everywhere at the end. */
   persist(record: ClusterRecord, everywhere: boolean): Promise<void>;
   /** What finishing a step means for the host's membership (join → member, leave → not, cleanup → gone). */
@@ -32,6 +32,13 @@ export interface ExecutorOptions {
   parallelism: number;
   emit(e: ClusterEvent): void;
   signal?: AbortSignal;
+}
+
+/** The record as the run changes it, for a step that keeps more than done/not done (a plugin's checkpoints). */
+export interface StepJournal {
+  readonly record: ClusterRecord;
+  /** Persists the record as it is now, in order with the executor's own writes. */
+  save(): Promise<void>;
 }
 
 /**
@@ -53,6 +60,15 @@ export async function executePlan(opts: ExecutorOptions): Promise<void> {
         writeError ??= err;
       });
   };
+  const journal: StepJournal = {
+    record,
+    async save() {
+      record.generation++;
+      persistSoon();
+      await writing;
+      if (writeError !== undefined) throw writeError;
+    },
+  };
   for (const phase of opts.plan.phases) {
     opts.signal?.throwIfAborted();
     opts.emit({ type: "phase", name: phase.name, title: phase.title, steps: phase.steps.length });
@@ -61,7 +77,7 @@ export async function executePlan(opts: ExecutorOptions): Promise<void> {
       const started = Date.now();
       opts.emit({ type: "step", host: step.host, id: step.id, description: step.description, status: "start" });
       try {
-        await opts.runStep(step, opts.signal);
+        await opts.runStep(step, opts.signal, journal);
       } catch (error) {
         failures.push({ host: step.host, error });
         opts.emit({

@@ -14,6 +14,7 @@ import { distribute } from "./distribute";
 import { hostSettings } from "./host-settings";
 import { initHost } from "./init-host";
 import { join } from "./join";
+import type { StepJournal } from "./executor";
 import { stepContext, type RecordContext, type StepKindDef, type StepRunnerOptions } from "./kind";
 import { launch } from "./launch";
 import { leave } from "./leave";
@@ -60,15 +61,18 @@ export function stepKindOf(kind: string): StepKindDef {
 }
 
 /** Runs one plan step on its host, by its kind. Everything here is idempotent: a step re-run after a failure converges. */
-export function stepRunner(cluster: ClusterContext, opts: StepRunnerOptions): (step: PlanStep, signal?: AbortSignal) => Promise<void> {
+export function stepRunner(
+  cluster: ClusterContext,
+  opts: StepRunnerOptions,
+): (step: PlanStep, signal: AbortSignal | undefined, journal: StepJournal) => Promise<void> {
   const ctx = stepContext(cluster, opts);
-  return async (step, signal) => {
+  return async (step, signal, journal) => {
     const host = cluster.hosts.get(step.host);
     if (!host) throw new Error(`step ${step.id} is for ${step.host}, which is not a host of this cluster`);
     const kind = stepKindOf(step.kind);
     // Forced removal of a host that is gone: what the cluster does about it, on the first master.
     if (opts.unreachable?.has(host.ip)) return kind.runUnreachable?.(ctx, step, host, signal);
-    return kind.run(ctx, step, host, signal);
+    return kind.run(ctx, step, host, signal, journal);
   };
 }
 
@@ -78,5 +82,5 @@ export function stepRecorder(rc: RecordContext): (step: PlanStep, host: Recorded
 }
 
 export { runRuntimeCommand, runtimeContextOf, runtimeHost, BOOTSTRAP_APPS_LABEL } from "./runtime-command";
-export { executePlan, ApplyError, type ExecutorOptions } from "./executor";
+export { executePlan, ApplyError, type ExecutorOptions, type StepJournal } from "./executor";
 export type { RecordContext, StepContext, StepKindDef, StepRunnerOptions } from "./kind";

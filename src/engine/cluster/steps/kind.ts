@@ -6,6 +6,7 @@ import { configPath, readImageFiles, renderFiles, type ImageFiles } from "../hos
 import type { Action, DesiredCluster, Plan, PlanStep, RecordedHost } from "../plan";
 import type { RuntimeContext } from "../runtime";
 import type { ClusterRecord } from "../state/record";
+import type { StepJournal } from "./executor";
 import { runtimeContextOf } from "./runtime-command";
 
 /**
@@ -17,7 +18,7 @@ export interface StepKindDef {
   /** The kind the planner writes (plan/kinds.ts); the plugin kind stands for every `plugin:<name>:<action>`. */
   readonly kind: string;
   /** Runs the step on its host. Idempotent: a step run again after a failure converges. */
-  run(ctx: StepContext, step: PlanStep, host: ClusterHost, signal?: AbortSignal): Promise<void>;
+  run(ctx: StepContext, step: PlanStep, host: ClusterHost, signal?: AbortSignal, journal?: StepJournal): Promise<void>;
   /**
    * Runs instead of `run` for a host being removed by force that cannot be reached: only the
    * cluster's side of the step (on the first master). Kinds without it do nothing there.
@@ -41,6 +42,8 @@ export interface StepRunnerOptions {
   previousSettings?: ReadonlyMap<string, { labels?: Record<string, string>; taints?: string[] }>;
   /** Hosts being removed that cannot be reached (forced): only the cluster-side part of their steps runs. */
   unreachable?: ReadonlySet<string>;
+  /** MODULE plugins (by name) to run anew although a failed attempt saved no checkpoint (`--retry-plugin`). */
+  retryPlugins?: readonly string[];
 }
 
 /** What a kind's `record` writes from: the image and configuration applied, and the desired hosts. */

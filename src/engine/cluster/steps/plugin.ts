@@ -2,18 +2,24 @@ import { shellQuote } from "../../ssh";
 import { runStreamed } from "../host/commands";
 import { pluginCommand } from "../host/plugins";
 import { PLUGIN_PREFIX, parsePluginKind } from "../plan/kinds";
+import { runPluginStep } from "../plugins/run";
 import type { StepKindDef } from "./kind";
 
 /** A plugin of the spec at one of its phases (`plugin:<name>:<action>`), on one host. */
 export const plugin: StepKindDef = {
   kind: PLUGIN_PREFIX,
-  async run(ctx, step, host, signal) {
+  async run(ctx, step, host, signal, journal) {
     const { cluster } = ctx;
     const { spec, layout } = cluster;
-    const conn = await cluster.pool.get(host, signal);
     const { name, action } = parsePluginKind(step.kind)!;
     const p = spec.plugins.find((x) => x.name === name);
     if (!p) throw new Error(`plugin ${name} is not in the spec`);
+    if (p.type === "MODULE") {
+      const loaded = cluster.pluginModules?.get(name);
+      if (!loaded) throw new Error(`plugin ${name}: its module ${p.module} was not loaded`);
+      return runPluginStep(ctx, step, host, action, p, loaded, journal, { retry: ctx.opts.retryPlugins?.includes(name) ?? false }, signal);
+    }
+    const conn = await cluster.pool.get(host, signal);
     // Clean-up phases run where the host's image is; the others after distribute, in the new image.
     const rootfs = /clean|uninstall/.test(action) ? layout.current : layout.rootfs(cluster.image.digest);
     const planned = pluginCommand(p, host);
