@@ -181,21 +181,39 @@ export interface ExternalRegistryArgs {
   readonly ca?: pulumi.Input<string>;
 }
 
-/** A script run at a lifecycle phase (sealer's Plugin). */
+/**
+ * A script run at a lifecycle phase (sealer's Plugin), or the user's own module (`type:
+ * "MODULE"`, see `definePlugin` in `sealant/plugin`). A MODULE is resolved from the program's
+ * directory when the Cluster is constructed (an npm package in its node_modules, or a path such
+ * as ./plugins/notify.ts); its package version and a digest of its files are in the resource's
+ * inputs (`pluginModules`), so upgrading a plugin is a visible change in `pulumi preview --diff`.
+ */
 export interface PluginArgs {
   readonly name: pulumi.Input<string>;
   /** @default "SHELL" */
-  readonly type?: pulumi.Input<"SHELL" | "HOSTNAME" | "LABEL" | "TAINT" | "ETCD" | "CLUSTERCHECK">;
+  readonly type?: pulumi.Input<"SHELL" | "HOSTNAME" | "LABEL" | "TAINT" | "ETCD" | "CLUSTERCHECK" | "MODULE">;
   /**
    * Phases, as a list or sealer's `a|b`: on the scope's hosts pre-init-host, post-init-host,
    * pre-clean-host, post-clean-host, upgrade-host; on the first master pre-install,
    * post-install, pre-uninstall, post-uninstall, pre-scaleup, post-scaleup, upgrade, rollback.
+   * Required but for a MODULE, whose default is the phases the module names (a MODULE may only narrow them).
    */
-  readonly action: pulumi.Input<string> | pulumi.Input<pulumi.Input<string>[]>;
-  /** Roles or IPs a host phase runs on, as a list or sealer's `a|b`. @default every host */
+  readonly action?: pulumi.Input<string> | pulumi.Input<pulumi.Input<string>[]>;
+  /** Roles or IPs a host phase runs on, as a list or sealer's `a|b`. @default every host (a MODULE's: the module's scope) */
   readonly scope?: pulumi.Input<string> | pulumi.Input<pulumi.Input<string>[]>;
-  /** The script; a trailing newline is dropped, as sealer does. */
-  readonly data: pulumi.Input<string>;
+  /** The script (not a MODULE's); a trailing newline is dropped, as sealer does. */
+  readonly data?: pulumi.Input<string>;
+  /** MODULE: an npm package name (`@acme/sealant-cmdb`) or a path (`./plugins/notify.ts`), resolved from the program's directory. */
+  readonly module?: pulumi.Input<string>;
+  /**
+   * MODULE: any JSON value, handed to the plugin as `ctx.config`; outputs and secrets at any
+   * depth (a secret stays secret in the state and the preview).
+   */
+  readonly config?: unknown;
+  /** MODULE: longest one step may run, seconds or a duration ("90s", "5m"). @default the module's, else 10m */
+  readonly timeout?: pulumi.Input<number | string>;
+  /** MODULE: the plugin sees the spec's secrets (passwords, keys) instead of "[redacted]". @default false */
+  readonly secrets?: pulumi.Input<boolean>;
 }
 
 /** A file in the image's rootfs overwritten or merged with data (sealer's Config). */
@@ -298,7 +316,7 @@ export interface ClusterArgs {
   readonly env?: pulumi.Input<EnvArgs>;
   /** The registry the cluster's container images are served from; made secret. @default a local registry `sea.hub:5000` on every master */
   readonly registry?: pulumi.Input<ClusterRegistryArgs>;
-  /** Lifecycle scripts (sealer's plugins). @default none */
+  /** Lifecycle scripts (sealer's plugins) and the user's own plugin modules (`type: "MODULE"`). @default none */
   readonly plugins?: pulumi.Input<pulumi.Input<PluginArgs>[]>;
   /** Files of the image's rootfs overwritten or merged (sealer's configs). @default none */
   readonly configs?: pulumi.Input<pulumi.Input<ConfigArgs>[]>;

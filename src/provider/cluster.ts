@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterArgs, ClusterCertificate, ClusterHostArgs, ClusterNode } from "./cluster-args";
+import type { PluginModulesInputs } from "./impl/cluster-plugins";
+import { pluginModulesOf } from "./plugin-modules";
 
 export type {
   AppConfigArgs,
@@ -75,6 +77,12 @@ export class Cluster extends pulumi.dynamic.Resource {
   declare readonly certificates: pulumi.Output<ClusterCertificate[]>;
   /** Set when the last update failed part way: why. The next `pulumi up` resumes it. */
   declare readonly unfinished: pulumi.Output<string | undefined>;
+  /**
+   * Each MODULE plugin as the program found it, by plugin name: the module, its package version,
+   * the digest of its files (what `up` loads must still have it) and its file, relative to the
+   * program's directory. A plugin upgrade shows here in `pulumi preview --diff`.
+   */
+  declare readonly pluginModules: pulumi.Output<PluginModulesInputs | undefined>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.CustomResourceOptions) {
     super(
@@ -86,6 +94,8 @@ export class Cluster extends pulumi.dynamic.Resource {
         ssh: args.ssh === undefined ? undefined : pulumi.secret(args.ssh),
         registry: args.registry === undefined ? undefined : pulumi.secret(args.registry),
         hosts: withSecretHostSsh(args.hosts),
+        // Resolved here, in the program's process: its node_modules are where the modules are.
+        pluginModules: pluginModulesOf(args.plugins),
         plan: undefined,
         lastPlan: undefined,
         imageDigest: undefined,

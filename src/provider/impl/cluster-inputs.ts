@@ -1,5 +1,6 @@
 import { isMaster } from "../../engine/cluster/plan";
 import type { ClusterSpecInput } from "../../engine/cluster/spec";
+import type { PluginModulesInputs } from "./cluster-plugins";
 
 /**
  * The `Cluster` resource's inputs: the cluster spec with hosts keyed by IP (a host is its
@@ -31,6 +32,8 @@ export interface ClusterInputs extends Omit<ClusterSpecInput, "hosts"> {
   unreachableOnRemove?: "fail" | "force";
   /** Computed by check: the plan `update` will run, for `pulumi preview --diff`. */
   plan?: string;
+  /** Computed by the program (the Cluster class): each MODULE plugin's file, version and digest, by plugin name. */
+  pluginModules?: PluginModulesInputs;
 }
 
 /** IPv4 dotted quads in numeric order, anything else after, by text. */
@@ -48,7 +51,15 @@ export function compareIps(a: string, b: string): number {
  */
 export function specInputOf(inputs: ClusterInputs): ClusterSpecInput {
   // `__provider` is the serialised provider the Pulumi engine adds to every dynamic resource's inputs.
-  const { hosts, unreachableOnDelete: _u, unreachableOnRemove: _r, plan: _p, __provider: _s, ...rest } = inputs as ClusterInputs & Record<string, unknown>;
+  const {
+    hosts,
+    unreachableOnDelete: _u,
+    unreachableOnRemove: _r,
+    plan: _p,
+    pluginModules: _m,
+    __provider: _s,
+    ...rest
+  } = inputs as ClusterInputs & Record<string, unknown>;
   // Anything may arrive (a null host, roles that are not a list): the spec's schema names it; here it must only not throw.
   const hostOf = (ip: string): Partial<ClusterHostInputs> => {
     const h: unknown = (hosts as Record<string, unknown>)[ip];

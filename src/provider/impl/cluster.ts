@@ -20,8 +20,6 @@ import { resolveClusterImage, type ClusterImage } from "../../engine/cluster/ima
 import { isMaster, planCluster, type CurrentCluster, type DesiredCluster, type Plan } from "../../engine/cluster/plan";
 import type { RuntimeOutputs } from "../../engine/cluster/runtime";
 import { resolveHosts, validateClusterSpec, type ClusterSpec, formatProblem } from "../../engine/cluster/spec";
-import { kubeadmNetwork } from "../../engine/cluster/runtime/kubernetes/network";
-import { DEFAULT_RENEW_BEFORE, durationSeconds } from "../../engine/cluster/runtime/kubernetes/certs-settings";
 import { emptyMetadata } from "../../engine/image/metadata";
 import { ImageNotFoundError } from "../../engine/image/store";
 import { parseReference } from "../../engine/image/reference";
@@ -30,9 +28,13 @@ import { specInputOf, type ClusterInputs } from "./cluster-inputs";
 import { describeValue, failuresOf, orUnknown } from "./inputs";
 import { containsUnknown } from "./unknown";
 import { upgradePathPreview } from "./cluster-upgrade-preview";
+import { inputsOf } from "./cluster-diff";
+import { enginePluginModules, planLines, pluginModuleFailures, previewModules } from "./cluster-plugins";
+import { describePlugins } from "../../engine/cluster/plugins/describe";
+import { PluginError } from "../../engine/cluster/plugins/errors";
+import { withModuleDefaults, type LoadedPlugin } from "../../engine/cluster/plugins/load";
 
-/** Input properties that replace the cluster when changed (its identity on the hosts). */
-const REPLACE_ON = ["name", "dataRoot"] as const;
+export { diff, networkRanges } from "./cluster-diff";
 
 export interface CheckFailure {
   property: string;
@@ -63,11 +65,13 @@ function parseInputs(inputs: ClusterInputs): { spec?: ClusterSpec; failures: Che
     ? []
     : failuresOf(options.error.issues).map((f) => ({ property: f.property, reason: `Cluster inputs: ${f.property}: ${f.reason}` }));
   const r = validateClusterSpec(specInputOf(inputs), { source: "Cluster inputs" });
-  if (r.spec && optionFailures.length === 0) return { spec: r.spec, failures: [] };
+  const moduleFailures = r.spec ? pluginModuleFailures(r.spec, inputs.pluginModules) : [];
+  if (r.spec && optionFailures.length === 0 && moduleFailures.length === 0) return { spec: r.spec, failures: [] };
   return {
     failures: [
       ...r.problems.map((p) => ({ property: reportedProperty(String(p.path || "hosts").split(/[.[]/)[0] ?? ""), reason: formatProblem(p) })),
       ...optionFailures,
+      ...moduleFailures,
     ],
   };
 }
@@ -94,16 +98,32 @@ async function lookUpImage(spec: ClusterSpec, session: Session): Promise<Cluster
   }
 }
 
-async function previewDesired(spec: ClusterSpec, session: Session, seen: Map<string, Promise<ClusterImage | undefined>>): Promise<DesiredCluster> {
+/**
+ * The cluster as preview plans it. `modules`: the MODULE plugins, loaded (never run) so that
+ * their phases, scope and describe() lines are in the plan; `describe` is false for the old
+ * inputs (only their phases matter there).
+ */
+async function previewDesired(
+  given: ClusterSpec,
+  session: Session,
+  seen: Map<string, Promise<ClusterImage | undefined>>,
+  modules: ReadonlyMap<string, LoadedPlugin>,
+  describe = true,
+): Promise<DesiredCluster> {
+  const spec = withModuleDefaults(given, modules);
   const image = await previewImage(spec, session, seen);
+  let desired: DesiredCluster;
   if (image) {
-    const desired = desiredCluster(spec, image, resolveHosts(spec, image.metadata.env));
+    desired = desiredCluster(spec, image, resolveHosts(spec, image.metadata.env));
     const warnings = await runtimeWarnings(session.store, spec, image, desired);
-    return warnings.length > 0 ? { ...desired, warnings } : desired;
+    if (warnings.length > 0) desired = { ...desired, warnings };
+  } else {
+    const digest = parseReference(spec.image).digest ?? `sha256:${"0".repeat(64)}`;
+    const empty: ClusterImage = { ref: spec.image, digest: digest as ClusterImage["digest"], metadata: emptyMetadata("kube-installer"), platforms: new Map() };
+    desired = desiredCluster(spec, empty, resolveHosts(spec));
   }
-  const digest = parseReference(spec.image).digest ?? `sha256:${"0".repeat(64)}`;
-  const empty: ClusterImage = { ref: spec.image, digest: digest as ClusterImage["digest"], metadata: emptyMetadata("kube-installer"), platforms: new Map() };
-  return desiredCluster(spec, empty, resolveHosts(spec));
+  if (describe) describePlugins(desired, modules, (name) => spec.plugins.find((p) => p.name === name)?.config);
+  return desired;
 }
 
 /** A cluster as a completed apply of `desired` leaves it: every planned step done. */
@@ -129,8 +149,8 @@ function followsOf(desired: DesiredCluster, h: DesiredCluster["hosts"][number]):
 const FORCED =
   "removal by force: a removed host that cannot be reached when up runs leaves without its own steps (only the cluster's side runs on the first master — Kubernetes: its etcd member and Node deleted — and its files stay); a change of masters is checked against etcd's quorum before anything runs";
 
-function describePlan(plan: Plan): string {
-  return [...plan.summary, ...(plan.warnings ?? []).map((w) => `warning: ${w}`)].join("\n");
+function describePlan(plan: Plan, spec: ClusterSpec, inputs: ClusterInputs): string {
+  return [...planLines(plan, spec, inputs.pluginModules), ...(plan.warnings ?? []).map((w) => `warning: ${w}`)].join("\n");
 }
 
 /**
@@ -146,17 +166,19 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
   if (containsUnknown(news) && !pendingImage) return { inputs: { ...news, plan: "(known after apply: some inputs are not known yet)" } };
   const { spec, failures } = parseInputs(pendingImage ? { ...news, image: PENDING_IMAGE } : news);
   if (!spec) return { inputs: news, failures };
+  const modules = await previewModules(spec, news.pluginModules).catch((err: unknown) => err as Error);
+  if (modules instanceof Error) return { inputs: news, failures: [{ property: "plugins", reason: modules.message }] };
   const session = await Session.open();
   let desired: DesiredCluster;
   let current: CurrentCluster | undefined;
   let path: Plan | string | undefined;
   try {
     const seen = new Map<string, Promise<ClusterImage | undefined>>();
-    desired = await previewDesired(spec, session, seen);
+    desired = await previewDesired(spec, session, seen, modules);
     if (olds && olds.name !== undefined && !containsUnknown(olds)) {
       const old = parseInputs(olds).spec;
       if (old && old.name === spec.name) {
-        current = asApplied(await previewDesired(old, session, seen));
+        current = asApplied(await previewDesired(old, session, seen, modules, false));
         // Several minors ahead: the one-minor steps `up` runs (the CLI's plan), or the error it would stop with.
         const lookUp = (ref: string) => previewImage({ ...spec, image: ref }, session, seen);
         const found = await upgradePathPreview(spec, await previewImage(spec, session, seen), await previewImage(old, session, seen), current, lookUp).catch(
@@ -166,6 +188,10 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
         path = found;
       }
     }
+  } catch (err) {
+    // A plugin's describe() that throws: the plugin, phase and host named.
+    if (err instanceof PluginError) return { inputs: news, failures: [{ property: "plugins", reason: err.message }] };
+    throw err;
   } finally {
     session.close();
   }
@@ -174,73 +200,11 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
     const note =
       (typeof path === "string" ? `\n${path}` : "") +
       (news.unreachableOnRemove === "force" && planned.summary.some((l) => l.startsWith("remove ")) ? `\n${FORCED}` : "");
-    const plan = (describePlan(planned) + note).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
+    const plan = (describePlan(planned, spec, news) + note).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
     return { inputs: { ...news, plan } };
   } catch (err) {
     return { inputs: news, failures: [{ property: reportedProperty("hosts"), reason: (err as Error).message }] };
   }
-}
-
-/** The inputs a state holds, without what the provider adds. */
-function inputsOf(props: Record<string, unknown>): Record<string, unknown> {
-  const {
-    __provider: _p,
-    record: _r,
-    nodes: _n,
-    imageDigest: _i,
-    lastPlan: _l,
-    endpoint: _e,
-    kubeconfig: _k,
-    caCertificate: _c,
-    certificates: _certs,
-    unfinished: _u,
-    ...rest
-  } = props;
-  return rest;
-}
-
-function stable(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stable).join(",")}]`;
-  if (v && typeof v === "object")
-    return `{${Object.keys(v)
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  return JSON.stringify(v);
-}
-
-export async function diff(
-  _id: string,
-  olds: Record<string, unknown>,
-  news: ClusterInputs,
-): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
-  // `plan` is derived from the other inputs (check adds it; outputs do not keep it).
-  const { plan: _before, ...before } = inputsOf(olds);
-  const { plan: _after, ...after } = inputsOf(news as unknown as Record<string, unknown>);
-  const replaces: string[] = REPLACE_ON.filter((k) => stable(before[k]) !== stable(after[k]));
-  // A cluster's pod and service ranges are fixed when it is created: changing them means a new cluster.
-  if (stable(networkRanges(before)) !== stable(networkRanges(after))) replaces.push("runtime");
-  // An update that failed part way left the same inputs but not their cluster: run it again (it resumes).
-  // Certificates the last refresh (or apply) read with less left than the threshold: an update renews them.
-  const changes = stable(before) !== stable(after) || Boolean(olds["unfinished"]) || renewalDue(olds["certificates"], news.runtime);
-  return { changes, replaces, deleteBeforeReplace: true };
-}
-
-/** Whether a leaf certificate in the state has less left now than `runtime.certificates.renewBefore` (30d) asks. */
-function renewalDue(certificates: unknown, runtime: unknown): boolean {
-  if (!Array.isArray(certificates)) return false;
-  const given = ((runtime as { certificates?: { renewBefore?: unknown } } | undefined)?.certificates ?? {}).renewBefore;
-  const before = (durationSeconds(given) ?? durationSeconds(DEFAULT_RENEW_BEFORE)!) * 1000;
-  return (certificates as { ca?: boolean; notAfter?: unknown }[]).some(
-    (c) => !c.ca && typeof c.notAfter === "string" && Date.parse(c.notAfter) - Date.now() < before,
-  );
-}
-
-/** The cluster's network ranges as the kubernetes runtime reads them from `runtime.kubeadm`. */
-export function networkRanges(inputs: Record<string, unknown>): Record<string, unknown> {
-  const { podSubnet, serviceSubnet, dnsDomain } = kubeadmNetwork((inputs["runtime"] as { kubeadm?: unknown } | undefined)?.kubeadm);
-  return { podSubnet, serviceSubnet, dnsDomain };
 }
 
 /** What progress the engine reports goes to the provider's log (pulumi shows it while running). */
@@ -260,7 +224,12 @@ function previousRuntimeOutputs(props: Record<string, unknown>): RuntimeOutputs 
 }
 
 /** Outputs: the inputs (secrets among them are made secret by the resource), the cluster as recorded, the plan run. */
-function outputsOf(inputs: ClusterInputs, record: ClusterRecord | undefined, plan: Plan | undefined, runtime: RuntimeOutputs = {}): Record<string, unknown> {
+function outputsOf(
+  inputs: ClusterInputs,
+  record: ClusterRecord | undefined,
+  lastPlan: string[] | undefined,
+  runtime: RuntimeOutputs = {},
+): Record<string, unknown> {
   const { plan: _plan, ...rest } = inputs;
   return {
     ...JSON.parse(JSON.stringify(rest)),
@@ -271,7 +240,7 @@ function outputsOf(inputs: ClusterInputs, record: ClusterRecord | undefined, pla
     imageDigest: record?.imageDigest ?? "",
     nodes: (record?.hosts ?? []).map((h) => ({ ip: h.ip, roles: h.roles, member: h.member, hostname: h.hostname ?? "" })),
     record: record ? JSON.parse(JSON.stringify(record)) : {},
-    lastPlan: plan ? plan.summary : [],
+    lastPlan: lastPlan ?? [],
   };
 }
 
@@ -288,12 +257,13 @@ async function run(inputs: ClusterInputs, id: string | undefined): Promise<{ id:
       forceRemoval: inputs.unreachableOnRemove === "force",
       onEvent: logger(),
       command: "pulumi up (sealant Cluster)",
+      ...pluginOptions(inputs),
     });
-    return { id: spec.name, outs: outputsOf(inputs, result.record, result.plan, result.outputs) };
+    return { id: spec.name, outs: outputsOf(inputs, result.record, planLines(result.plan, spec, inputs.pluginModules), result.outputs) };
   } catch (err) {
     if (!(err instanceof ApplyError)) throw err;
     // Partly applied: the resource exists with what was reached; the next `pulumi up` resumes.
-    const record = await currentRecord(spec).catch(() => undefined);
+    const record = await currentRecord(spec, inputs).catch(() => undefined);
     const properties = {
       ...outputsOf(inputs, record, undefined),
       unfinished: err.message,
@@ -305,9 +275,15 @@ async function run(inputs: ClusterInputs, id: string | undefined): Promise<{ id:
   }
 }
 
-async function currentRecord(spec: ClusterSpec): Promise<ClusterRecord | undefined> {
+/** The engine's options for the plugin modules the program resolved: each one's file and the digest it must still have. */
+function pluginOptions(inputs: ClusterInputs): { pluginModules?: Record<string, { path: string; digest: string }> } {
+  const pluginModules = enginePluginModules(inputs.pluginModules);
+  return pluginModules ? { pluginModules } : {};
+}
+
+async function currentRecord(spec: ClusterSpec, inputs: ClusterInputs): Promise<ClusterRecord | undefined> {
   const session = await Session.open();
-  const ctx = await openCluster({ session, spec });
+  const ctx = await openCluster({ session, spec, ...pluginOptions(inputs) });
   try {
     return await readRecord(ctx);
   } finally {
@@ -384,7 +360,14 @@ export async function remove(_id: string, props: Record<string, unknown>): Promi
   if (!spec) throw new Error(failures.map((f) => f.reason).join("\n"));
   const session = await Session.open();
   try {
-    await resetCluster({ session, spec, force: inputs.unreachableOnDelete !== "fail", onEvent: logger(), command: "pulumi destroy (sealant Cluster)" });
+    await resetCluster({
+      session,
+      spec,
+      force: inputs.unreachableOnDelete !== "fail",
+      onEvent: logger(),
+      command: "pulumi destroy (sealant Cluster)",
+      ...pluginOptions(inputs),
+    });
   } finally {
     session.close();
   }
