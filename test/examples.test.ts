@@ -84,7 +84,11 @@ function typeCheck(
   virtual = new Map<string, string>(),
   where = (file: string, line: number) => `${relative(ROOT, file)}:${line}`,
 ): string[] {
-  const opts: ts.CompilerOptions = { ...options, noEmit: true, paths: { sealant: [join(ROOT, "src/index.ts")] } };
+  const opts: ts.CompilerOptions = {
+    ...options,
+    noEmit: true,
+    paths: { sealant: [join(ROOT, "src/index.ts")], "sealant/plugin": [join(ROOT, "src/engine/cluster/plugins/api.ts")] },
+  };
   const host = ts.createCompilerHost(opts, true);
   const real = { fileExists: host.fileExists, readFile: host.readFile, getSourceFile: host.getSourceFile };
   host.fileExists = (f) => virtual.has(f) || real.fileExists.call(host, f);
