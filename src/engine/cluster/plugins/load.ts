@@ -15,6 +15,7 @@ import { parsePluginScope, PLUGIN_ACTIONS } from "../spec/plugins";
 import { parseDuration } from "../spec/validators";
 import { PLUGIN_BRAND, type PluginDefinition } from "./api";
 import { PluginError } from "./errors";
+import { allowTypeScriptInNodeModules } from "./typescript";
 
 /** Where a module was found: the file Node loads, and its package when it is one. */
 export interface ResolvedModule {
@@ -102,6 +103,7 @@ async function filesUnder(dir: string): Promise<string[]> {
  * await cannot be loaded this way (Node says so; the error names the module).
  */
 function nativeLoad(path: string): Record<string, unknown> {
+  allowTypeScriptInNodeModules();
   return createRequire(path)(path) as Record<string, unknown>;
 }
 

@@ -40,6 +40,20 @@ export default definePlugin<Config>({
       join(dir, "node_modules/@acme/sealant-notify/index.js"),
       `module.exports = { plugin: { name: "n", phases: ["post-init-host"], scope: ["master"], idempotent: false, run() {} } };`,
     );
+    // A package that ships TypeScript, copied into node_modules as npm installs a tarball (Node itself refuses to strip types there).
+    await mkdir(join(dir, "node_modules/sealant-plugin-ts/lib"), { recursive: true });
+    await writeFile(
+      join(dir, "node_modules/sealant-plugin-ts/package.json"),
+      JSON.stringify({ name: "sealant-plugin-ts", version: "0.3.0", type: "module", main: "index.ts" }),
+    );
+    await writeFile(
+      join(dir, "node_modules/sealant-plugin-ts/lib/phases.ts"),
+      `import type { PluginPhase } from "sealant/plugin";\nexport const phases: PluginPhase[] = ["upgrade-host"];\n`,
+    );
+    await writeFile(
+      join(dir, "node_modules/sealant-plugin-ts/index.ts"),
+      `import { definePlugin, type PluginContext } from "sealant/plugin";\nimport { phases } from "./lib/phases.ts";\nconst run = async (_ctx: PluginContext): Promise<void> => {};\nexport default definePlugin({ name: "ts-package", phases, idempotent: true, run });\n`,
+    );
     await writeFile(join(dir, "plugins/nothing.ts"), `export const x = 1;\n`);
     await writeFile(join(dir, "plugins/bad.ts"), `export default { name: "bad", phases: ["post-instal"], run: 3 };\n`);
     await writeFile(join(dir, "plugins/broken.ts"), `throw new Error("boom at load");\n`);
@@ -59,6 +73,12 @@ export default definePlugin<Config>({
       [["post-install", "post-scaleup"], undefined],
       [["post-init-host"], ["master"]],
     ]);
+  });
+
+  it("GIVEN a package shipping TypeScript sources inside node_modules WHEN loaded THEN its types are stripped as Node strips a program's own", async () => {
+    const loaded = await loadPlugins([doc({ name: "t", module: "sealant-plugin-ts" })], dir);
+    expect(loaded.get("t")!.definition).toMatchObject({ name: "ts-package", phases: ["upgrade-host"] });
+    expect(loaded.get("t")!.resolved.version).toBe("0.3.0");
   });
 
   it("GIVEN a pinned module WHEN its file changed since THEN it is refused, naming the plugin and module", async () => {
