@@ -74,33 +74,40 @@ describe("plugin modules that go wrong", () => {
 
   it("GIVEN a plugin whose run throws WHEN applied THEN the apply fails with its message, the plugin, phase and host, and no stack", async () => {
     const s = spec("plugins-throws", { name: "throws", module: "./throws.ts" });
-    const err = await failure(apply(s));
-    expect(err).toBeInstanceOf(ApplyError);
-    expect(err.message).toContain(`plugin throws (module ./throws.ts) at post-install on ${ip}: the CMDB answered 503 Service Unavailable`);
-    expect(err.message).not.toMatch(/\n\s+at /);
-    await resetCluster({ session: bed.session, spec: s, pluginBase: PLUGIN_FIXTURES });
+    try {
+      const err = await failure(apply(s));
+      expect(err).toBeInstanceOf(ApplyError);
+      expect(err.message).toContain(`plugin throws (module ./throws.ts) at post-install on ${ip}: `);
+      expect(err.message).toContain("the CMDB answered 503 Service Unavailable");
+      expect(err.message).not.toMatch(/\n\s+at /);
+    } finally {
+      await resetCluster({ session: bed.session, spec: s, pluginBase: PLUGIN_FIXTURES });
+    }
     expect(await nothingOnHost()).toBe("");
   }, 60_000);
 
   it("GIVEN a plugin running `sleep 30` with a 2 s timeout WHEN applied THEN it fails in seconds saying it timed out, and the sleep is killed on the host", async () => {
     const s = spec("plugins-timeout", { name: "sleeper", module: "./sleeper.ts", timeout: "2s" });
-    const started = Date.now();
-    const err = await failure(apply(s));
-    const took = Date.now() - started;
-    expect(err).toBeInstanceOf(ApplyError);
-    expect(err.message).toContain(`plugin sleeper (module ./sleeper.ts) at post-install on ${ip}`);
-    expect(err.message).toMatch(/timed out/);
-    expect(took).toBeLessThan(20_000);
-    // The kill reaches the host asynchronously: give it up to 5 s.
-    let left = "";
-    for (let i = 0; i < 25; i++) {
-      left = (await runOnHost(bed.sandbox, ip, "pgrep -a -x sleep || true")).stdout;
-      if (left === "") break;
-      await new Promise((r) => setTimeout(r, 200));
+    try {
+      const started = Date.now();
+      const err = await failure(apply(s));
+      const took = Date.now() - started;
+      expect(err).toBeInstanceOf(ApplyError);
+      expect(err.message).toContain(`plugin sleeper (module ./sleeper.ts) at post-install on ${ip}`);
+      expect(err.message).toMatch(/timed out/);
+      expect(took).toBeLessThan(20_000);
+      // The kill reaches the host asynchronously: give it up to 5 s.
+      let left = "";
+      for (let i = 0; i < 25; i++) {
+        left = (await runOnHost(bed.sandbox, ip, "pgrep -a -x sleep || true")).stdout;
+        if (left === "") break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(left).toBe("");
+      console.log(`the timeout, as the user reads it (after ${took} ms):\n${err.message}`);
+    } finally {
+      await resetCluster({ session: bed.session, spec: s, pluginBase: PLUGIN_FIXTURES });
     }
-    expect(left).toBe("");
-    console.log(`the timeout, as the user reads it (after ${took} ms):\n${err.message}`);
-    await resetCluster({ session: bed.session, spec: s, pluginBase: PLUGIN_FIXTURES });
     expect(await nothingOnHost()).toBe("");
   }, 60_000);
 });

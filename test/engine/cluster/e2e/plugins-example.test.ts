@@ -1,5 +1,5 @@
 import { cp, mkdir, symlink, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyCluster, resetCluster } from "../../../../src/engine/cluster";
@@ -7,7 +7,7 @@ import { formatPlan } from "../../../../src/engine/cluster/plan";
 import { loadClusterfile } from "../../../../src/engine/cluster/spec";
 import { openBed, trustSandboxHosts, type Bed } from "../../../support/bed";
 import { onHost } from "../../../support/hosts";
-import { buildTinyImage, fileOn, INVENTORY_EXAMPLE, pluginSteps, sealantCli } from "../../../support/plugins";
+import { buildTinyImage, clusterWithPlugins, fileOn, INVENTORY_EXAMPLE, PLUGIN_FIXTURES, pluginSteps, sealantCli } from "../../../support/plugins";
 
 /**
  * The example plugin package (examples/sealant-plugin-inventory) as its users get it: it
@@ -73,14 +73,20 @@ describe("the example plugin package, @example/sealant-plugin-inventory", () => 
       await bed?.close();
     });
 
+    /** A program directory `name` with `source` installed in its node_modules as `pkg`, and sealant (this repo) beside it. */
+    async function install(name: string, pkg: string, source: string, how: "symlink" | "copy"): Promise<string> {
+      const dir = join(bed.home, name);
+      const installed = join(dir, "node_modules", pkg);
+      await mkdir(dirname(installed), { recursive: true });
+      if (how === "symlink") await symlink(source, installed);
+      else await cp(source, installed, { recursive: true });
+      await symlink(ROOT, join(dir, "node_modules/sealant"));
+      return dir;
+    }
+
     /** A program directory with the package in node_modules (`how`: a symlink, as `npm install ../dir` makes, or a copy, as from a registry) and a Clusterfile. */
     async function program(name: string, how: "symlink" | "copy", config: string): Promise<{ dir: string; clusterfile: string }> {
-      const dir = join(bed.home, name);
-      await mkdir(join(dir, "node_modules/@example"), { recursive: true });
-      const installed = join(dir, "node_modules/@example/sealant-plugin-inventory");
-      if (how === "symlink") await symlink(INVENTORY_EXAMPLE, installed);
-      else await cp(INVENTORY_EXAMPLE, installed, { recursive: true });
-      await symlink(ROOT, join(dir, "node_modules/sealant"));
+      const dir = await install(name, "@example/sealant-plugin-inventory", INVENTORY_EXAMPLE, how);
       const clusterfile = join(dir, "Clusterfile");
       await writeFile(
         clusterfile,
@@ -131,7 +137,9 @@ ${config}
         expect(record["memoryMiB"]).toBeGreaterThan(0);
         records.push(record);
       }
-      for (const ip of masters) expect(JSON.parse(await fileOn(bed, ip, clusterPath))).toEqual({ cluster, image, hosts: records });
+      // The image as sealant names it (registry made explicit), with its digest.
+      const named = expect.stringMatching(new RegExp(`(^|/)${image.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`));
+      for (const ip of masters) expect(JSON.parse(await fileOn(bed, ip, clusterPath))).toEqual({ cluster, image: named, hosts: records });
       expect(await fileOn(bed, node, clusterPath)).toBe("absent");
     }
 
@@ -145,27 +153,42 @@ ${config}
       expect(text).toContain("write the inventory of cluster inventory-api to /etc/sealant-inventory-cluster.json on every master");
       expect(await fileOn(bed, masters[0]!, "/etc/sealant-inventory.json")).toBe("absent");
 
-      await applyCluster({ session: bed.session, spec, pluginBase: dir });
-      await expectInventory("inventory-api", "/etc/sealant-inventory.json", "/etc/sealant-inventory-cluster.json", { team: "platform", rack: "r12" });
-      await resetCluster({ session: bed.session, spec, pluginBase: dir });
-      for (const ip of bed.ips) await onHost(bed.sandbox, ip, "rm -f /etc/sealant-inventory.json /etc/sealant-inventory-cluster.json");
+      try {
+        await applyCluster({ session: bed.session, spec, pluginBase: dir });
+        await expectInventory("inventory-api", "/etc/sealant-inventory.json", "/etc/sealant-inventory-cluster.json", { team: "platform", rack: "r12" });
+      } finally {
+        await resetCluster({ session: bed.session, spec, pluginBase: dir });
+        for (const ip of bed.ips) await onHost(bed.sandbox, ip, "rm -f /etc/sealant-inventory.json /etc/sealant-inventory-cluster.json");
+      }
     }, 120_000);
+
+    it("GIVEN a plugin package whose exports have an import condition only (ESM-only) WHEN a cluster names it THEN it is found, loaded and planned", async () => {
+      const dir = await install("esm-program", "@example/esm-only", join(PLUGIN_FIXTURES, "esm-only"), "symlink");
+      const spec = clusterWithPlugins(bed, "esm-only", image, [{ name: "esm-only", type: "MODULE", module: "@example/esm-only" }]);
+      const dry = await applyCluster({ session: bed.session, spec, pluginBase: dir, dryRun: true });
+      expect(pluginSteps(dry.plan)).toEqual([`${masters[0]} plugin:esm-only:post-install`]);
+      expect(formatPlan(dry.plan)).toContain("say hello from an ESM-only package");
+    }, 60_000);
 
     it("GIVEN the package copied into node_modules (as from a registry) WHEN `sealant plan` and `sealant apply -f dir/Clusterfile` run from elsewhere THEN the plan shows its steps and apply writes the inventory", async () => {
       const config = "    path: /root/inventory-cli/host.json\n    clusterPath: /root/inventory-cli/cluster.json\n    labels:\n      team: cli";
       const { clusterfile } = await program("inventory-cli", "copy", config);
-      // From the sealant home, not the Clusterfile's directory: modules resolve from the Clusterfile's.
-      const plan = await sealantCli(["plan", "-f", clusterfile], bed.home);
-      expect(plan.code, plan.stderr).toBe(0);
-      expect(plan.stdout).toContain(`run plugin inventory (module @example/sealant-plugin-inventory) on ${node}: record ${node}'s hostname`);
-      expect(plan.stdout).toContain("write the inventory of cluster inventory-cli to /root/inventory-cli/cluster.json on every master");
-      expect(await fileOn(bed, node, "/root/inventory-cli/host.json")).toBe("absent");
+      try {
+        // From the sealant home, not the Clusterfile's directory: modules resolve from the Clusterfile's.
+        const plan = await sealantCli(["plan", "-f", clusterfile], bed.home);
+        expect(plan.code, plan.stderr).toBe(0);
+        expect(plan.stdout).toContain(`run plugin inventory (module @example/sealant-plugin-inventory) on ${node}: record ${node}'s hostname`);
+        expect(plan.stdout).toContain("write the inventory of cluster inventory-cli to /root/inventory-cli/cluster.json on every master");
+        expect(await fileOn(bed, node, "/root/inventory-cli/host.json")).toBe("absent");
 
-      const applied = await sealantCli(["apply", "-f", clusterfile], bed.home);
-      expect(applied.code, applied.stderr).toBe(0);
-      await expectInventory("inventory-cli", "/root/inventory-cli/host.json", "/root/inventory-cli/cluster.json", { team: "cli" });
-      const reset = await sealantCli(["reset", "-f", clusterfile, "--yes"], bed.home);
-      expect(reset.code, reset.stderr).toBe(0);
+        const applied = await sealantCli(["apply", "-f", clusterfile], bed.home);
+        expect(applied.code, applied.stderr).toBe(0);
+        await expectInventory("inventory-cli", "/root/inventory-cli/host.json", "/root/inventory-cli/cluster.json", { team: "cli" });
+      } finally {
+        const reset = await sealantCli(["reset", "-f", clusterfile, "--yes"], bed.home);
+        if (reset.code !== 0) console.log(`sealant reset failed: ${reset.stderr}`);
+        for (const ip of bed.ips) await onHost(bed.sandbox, ip, "rm -rf /root/inventory-cli");
+      }
       for (const ip of bed.ips) expect(await onHost(bed.sandbox, ip, "ls -A /var/lib/sealant 2>/dev/null; true"), ip).toBe("");
     }, 120_000);
   });

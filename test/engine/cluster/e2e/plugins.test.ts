@@ -120,17 +120,26 @@ describe("out-of-tree plugins on sandbox hosts", () => {
     await cleanHosts();
   }, 120_000);
 
-  it("GIVEN a plugin that is not idempotent and failed without a checkpoint WHEN applied again THEN sealant refuses to run it again and says why and what to do", async () => {
+  it("GIVEN a plugin that is not idempotent and failed without a checkpoint WHEN applied again THEN sealant refuses to run it, says why and what to do, and runs it when told to", async () => {
     const spec = clusterWithPlugins(bed, "plugins-refuse", image, [{ name: "refuse", type: "MODULE", module: "./refuse.ts" }]);
+    await onHost(bed.sandbox, m1, `mkdir -p ${DIR} && touch ${DIR}/refuse.fail`);
     const first = await failure(apply(spec));
     expect(first.message).toContain(`plugin refuse (module ./refuse.ts) at post-install on ${m1}: the CMDB refused the registration`);
+    // Even with the cause gone, sealant cannot know what the failed attempt left: it refuses.
+    await onHost(bed.sandbox, m1, `rm ${DIR}/refuse.fail`);
     const again = await failure(apply(spec));
     expect(again.message).toContain(`plugin refuse (module ./refuse.ts) at post-install on ${m1}`);
     expect(again.message).toMatch(/not idempotent/);
     expect(again.message).toMatch(/checkpoint/);
-    // run() was not called a second time.
+    expect(again.message).toContain("--retry-plugin refuse");
     expect(await fileOn(bed, m1, `${DIR}/refuse.log`)).toBe("ran attempt=1");
     console.log(`the refusal, as the user reads it:\n${again.message}`);
+
+    // The user checked the host and asks for the plugin to run anew: it does, as its second attempt.
+    const from = bed.events.length;
+    await apply(spec, { retryPlugins: ["refuse"] });
+    expect(stepsDone(bed.events, from)).toEqual([`${m1} plugin:refuse:post-install`]);
+    expect(await fileOn(bed, m1, `${DIR}/refuse.log`)).toBe("ran attempt=1\nran attempt=2");
     await reset(spec);
     await cleanHosts();
   }, 120_000);
