@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApplyError, applyCluster, resetCluster, type ApplyOptions } from "../../../../src/engine/cluster";
 import { formatPlan } from "../../../../src/engine/cluster/plan";
-import type { ClusterSpec } from "../../../../src/engine/cluster/spec";
+import { parseClusterSpec, type ClusterSpec } from "../../../../src/engine/cluster/spec";
 import { openBed, type Bed } from "../../../support/bed";
 import { onHost } from "../../../support/hosts";
 import { buildTinyImage, clusterWithPlugins, failure, fileOn, PLUGIN_FIXTURES, pluginSteps, stepsDone } from "../../../support/plugins";
@@ -142,6 +142,54 @@ describe("out-of-tree plugins on sandbox hosts", () => {
     expect(await fileOn(bed, m1, `${DIR}/refuse.log`)).toBe("ran attempt=1\nran attempt=2");
     await reset(spec);
     await cleanHosts();
+  }, 120_000);
+
+  it("GIVEN a cluster logging in by password with a secret env value WHEN a plugin looks at its context THEN it sees the cluster, its host and scope, and the secrets only when its document gives them", async () => {
+    const password = bed.sandbox.ssh.passwd;
+    const spec = parseClusterSpec({
+      name: "plugins-context",
+      image,
+      env: { GREETING: "hello", DB_PASSWORD: "s3cr3t-from-env" },
+      hosts: [
+        { ips: [m1], roles: ["master"] },
+        { ips: [node], roles: ["node"], env: { ZONE: "b" } },
+      ],
+      ssh: { password, knownHosts: bed.sandbox.ssh.knownHosts },
+      plugins: [
+        { name: "plain", type: "MODULE", module: "./context.ts", scope: ["node"], config: { level: 2, tags: ["a"] } },
+        { name: "trusted", type: "MODULE", module: "./context.ts", scope: ["node"], secrets: true },
+      ],
+    });
+    try {
+      await apply(spec);
+      const hostname = await onHost(bed.sandbox, node, "hostname");
+      const plainText = await onHost(bed.sandbox, node, `cat ${DIR}/context-plain.json`);
+      const plain = JSON.parse(plainText) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      expect(plain).toMatchObject({
+        name: "plain",
+        phase: "post-init-host",
+        config: { level: 2, tags: ["a"] },
+        attempt: 1,
+        checkpoints: {},
+        cluster: { name: "plugins-context", action: "create", env: { GREETING: "hello" } },
+        host: { ip: node, roles: ["node"], hostname, env: { GREETING: "hello", ZONE: "b" } },
+        hosts: [node],
+        aborted: false,
+      });
+      expect(plain["cluster"].image).toContain(image.split("@")[1]);
+      expect(plain["cluster"].spec).toMatchObject({ name: "plugins-context", hosts: [{ ips: [m1] }, { ips: [node] }] });
+      // Without `secrets: true` no secret is in anything it was given: the spec's, the env's.
+      expect(plain["cluster"].spec.ssh.password).not.toBe(password);
+      expect(plainText).not.toContain(password);
+      expect(plainText).not.toContain("s3cr3t-from-env");
+      const trusted = JSON.parse(await onHost(bed.sandbox, node, `cat ${DIR}/context-trusted.json`)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      expect(trusted["cluster"].spec.ssh.password).toBe(password);
+      expect(trusted["cluster"].spec.env.DB_PASSWORD).toBe("s3cr3t-from-env");
+      expect(await fileOn(bed, m1, `${DIR}/context-plain.json`)).toBe("absent");
+    } finally {
+      await reset(spec);
+      await cleanHosts();
+    }
   }, 120_000);
 });
 
