@@ -3,8 +3,9 @@
  *
  * - post-init-host, on every host in scope: reads the host's hostname, kernel, CPUs and memory
  *   and writes them, with the labels of `config`, to a JSON file on that host;
- * - post-install, once the cluster is up: gathers every in-scope host's record into one
- *   inventory file on each master.
+ * - post-install, once the cluster is up, and post-scaleup, once hosts joined: gathers every
+ *   in-scope host's record into one inventory file on each master;
+ * - pre-clean-host, on a host leaving the cluster (or reset): removes both files from it.
  *
  * Everything goes over sealant's own SSH connections (`ctx.host.run`, `ctx.host.upload`); files
  * are written whole and atomically, so running it again is always safe (`idempotent: true`).
@@ -48,23 +49,25 @@ const asJson = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`
 
 export default definePlugin<InventoryConfig | undefined>({
   name: "inventory",
-  phases: ["post-init-host", "post-install"],
+  phases: ["post-init-host", "post-install", "post-scaleup", "pre-clean-host"],
   idempotent: true,
   timeout: "2m",
 
   // Shown by `sealant plan` and `--dry-run` for each host the step runs on; it changes nothing.
   describe(ctx) {
     const config = ctx.config ?? {};
-    return ctx.phase === "post-install"
-      ? `write the inventory of cluster ${ctx.cluster.name} to ${config.clusterPath ?? DEFAULT_CLUSTER_PATH} on every master`
-      : `record ${ctx.host.ip}'s hostname, kernel, CPUs and memory in ${config.path ?? DEFAULT_PATH}`;
+    const [path, clusterPath] = [config.path ?? DEFAULT_PATH, config.clusterPath ?? DEFAULT_CLUSTER_PATH];
+    if (ctx.phase === "post-init-host") return `record ${ctx.host.ip}'s hostname, kernel, CPUs and memory in ${path}`;
+    if (ctx.phase === "pre-clean-host") return `remove ${path} and ${clusterPath} from ${ctx.host.ip}`;
+    return `write the inventory of cluster ${ctx.cluster.name} to ${clusterPath} on every master`;
   },
 
   async run(ctx) {
     const config = ctx.config ?? {};
     const path = config.path ?? DEFAULT_PATH;
     const clusterPath = config.clusterPath ?? DEFAULT_CLUSTER_PATH;
-    for (const p of [path, clusterPath]) if (!p.startsWith("/")) ctx.fail(`config: ${p} is not an absolute path`);
+    // Checked here, where a bad value can fail the step with a message; they go into shell commands below.
+    for (const p of [path, clusterPath]) if (!/^\/[\w./-]+$/.test(p)) ctx.fail(`config: "${p}" is not an absolute path of letters, digits, . _ - and /`);
     const labels = config.labels ?? {};
 
     if (ctx.phase === "post-init-host") {
@@ -73,8 +76,12 @@ export default definePlugin<InventoryConfig | undefined>({
       ctx.log.info(`recorded ${record.hostname}: kernel ${record.kernel}, ${record.cpus} CPUs, ${record.memoryMiB} MiB`);
       return;
     }
+    if (ctx.phase === "pre-clean-host") {
+      await ctx.host.run(`rm -f ${path} ${clusterPath}`);
+      return;
+    }
 
-    // post-install runs once, on the first master, with every host in scope in ctx.hosts.
+    // post-install and post-scaleup run once, on the first master, with every host in scope in ctx.hosts.
     const hosts = await Promise.all(ctx.hosts.map((h) => recordOf(h, ctx.cluster.name, labels)));
     const inventory = asJson({ cluster: ctx.cluster.name, image: ctx.cluster.image, hosts });
     const masters = ctx.hosts.filter((h) => h.roles.includes("master"));

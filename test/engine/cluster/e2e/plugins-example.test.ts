@@ -84,10 +84,10 @@ describe("the example plugin package, @example/sealant-plugin-inventory", () => 
       return dir;
     }
 
-    /** A program directory with the package in node_modules (`how`: a symlink, as `npm install ../dir` makes, or a copy, as from a registry) and a Clusterfile. */
-    async function program(name: string, how: "symlink" | "copy", config: string): Promise<{ dir: string; clusterfile: string }> {
-      const dir = await install(name, "@example/sealant-plugin-inventory", INVENTORY_EXAMPLE, how);
+    /** The program's Clusterfile (sealer's format): the masters, the node when `withNode`, and the plugin with `config` (YAML lines). */
+    async function writeClusterfile(dir: string, name: string, config: string, withNode: boolean): Promise<string> {
       const clusterfile = join(dir, "Clusterfile");
+      const nodes = withNode ? `\n    - ips: [ ${node} ]\n      roles: [ node ]` : "";
       await writeFile(
         clusterfile,
         `apiVersion: sealer.io/v2
@@ -101,9 +101,7 @@ spec:
     pk: ${bed.sandbox.ssh.pk}
   hosts:
     - ips: [ ${masters.join(", ")} ]
-      roles: [ master ]
-    - ips: [ ${node} ]
-      roles: [ node ]
+      roles: [ master ]${nodes}
 ---
 apiVersion: sealer.io/v1
 kind: Plugin
@@ -116,15 +114,15 @@ spec:
 ${config}
 `,
       );
-      return { dir, clusterfile };
+      return clusterfile;
     }
 
-    /** Each host's record and the masters' inventory, as the plugin wrote them. */
-    async function expectInventory(cluster: string, hostPath: string, clusterPath: string, labels: Record<string, string>): Promise<void> {
+    /** Each of `ips`' record and the masters' inventory of them, as the plugin wrote them. */
+    async function expectInventory(ips: string[], cluster: string, paths: { host: string; cluster: string }, labels: Record<string, string>): Promise<void> {
       const records = [];
-      for (const ip of bed.ips) {
+      for (const ip of ips) {
         const facts = (await onHost(bed.sandbox, ip, "hostname; uname -r; nproc")).split("\n");
-        const record = JSON.parse(await fileOn(bed, ip, hostPath)) as Record<string, unknown>;
+        const record = JSON.parse(await fileOn(bed, ip, paths.host)) as Record<string, unknown>;
         expect(record).toMatchObject({
           cluster,
           ip,
@@ -139,27 +137,45 @@ ${config}
       }
       // The image as sealant names it (registry made explicit), with its digest.
       const named = expect.stringMatching(new RegExp(`(^|/)${image.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`));
-      for (const ip of masters) expect(JSON.parse(await fileOn(bed, ip, clusterPath))).toEqual({ cluster, image: named, hosts: records });
-      expect(await fileOn(bed, node, clusterPath)).toBe("absent");
+      for (const ip of masters) expect(JSON.parse(await fileOn(bed, ip, paths.cluster))).toEqual({ cluster, image: named, hosts: records });
+      expect(await fileOn(bed, node, paths.cluster)).toBe("absent");
     }
 
-    it("GIVEN the package installed as `npm install ../dir` does (a symlink) WHEN the Clusterfile is loaded and applied from its directory THEN every host has its record and every master the cluster's inventory", async () => {
-      const { dir, clusterfile } = await program("inventory-api", "symlink", "    labels:\n      team: platform\n      rack: r12");
-      const { spec } = await loadClusterfile(clusterfile);
-      const dry = await applyCluster({ session: bed.session, spec, pluginBase: dir, dryRun: true });
-      expect(pluginSteps(dry.plan)).toEqual([...bed.ips.map((ip) => `${ip} plugin:inventory:post-init-host`), `${masters[0]} plugin:inventory:post-install`]);
-      const text = formatPlan(dry.plan);
-      for (const ip of bed.ips) expect(text).toContain(`record ${ip}'s hostname, kernel, CPUs and memory in /etc/sealant-inventory.json`);
-      expect(text).toContain("write the inventory of cluster inventory-api to /etc/sealant-inventory-cluster.json on every master");
-      expect(await fileOn(bed, masters[0]!, "/etc/sealant-inventory.json")).toBe("absent");
+    /** What is left on the hosts of the plugin's files and sealant's. */
+    const leftOnHosts = (paths: { host: string; cluster: string }) =>
+      Promise.all(bed.ips.map((ip) => onHost(bed.sandbox, ip, `ls ${paths.host} ${paths.cluster} 2>/dev/null; ls -A /var/lib/sealant 2>/dev/null; true`)));
 
+    const DEFAULT_PATHS = { host: "/etc/sealant-inventory.json", cluster: "/etc/sealant-inventory-cluster.json" };
+
+    it("GIVEN the package installed as `npm install ../dir` does (a symlink) WHEN the Clusterfile is loaded and applied from its directory, then a node added, then reset THEN the records and inventory follow the cluster, and reset leaves nothing", async () => {
+      const dir = await install("inventory-api", "@example/sealant-plugin-inventory", INVENTORY_EXAMPLE, "symlink");
+      const labels = "    labels:\n      team: platform\n      rack: r12";
+      const load = async (withNode: boolean) => (await loadClusterfile(await writeClusterfile(dir, "inventory-api", labels, withNode))).spec;
+      const apply = async (withNode: boolean, dryRun = false) => applyCluster({ session: bed.session, spec: await load(withNode), pluginBase: dir, dryRun });
       try {
-        await applyCluster({ session: bed.session, spec, pluginBase: dir });
-        await expectInventory("inventory-api", "/etc/sealant-inventory.json", "/etc/sealant-inventory-cluster.json", { team: "platform", rack: "r12" });
+        // The masters first: each records itself, then the first master writes the inventory on both.
+        const dry = await apply(false, true);
+        expect(pluginSteps(dry.plan)).toEqual([...masters.map((ip) => `${ip} plugin:inventory:post-init-host`), `${masters[0]} plugin:inventory:post-install`]);
+        const text = formatPlan(dry.plan);
+        for (const ip of masters) expect(text).toContain(`record ${ip}'s hostname, kernel, CPUs and memory in /etc/sealant-inventory.json`);
+        expect(text).toContain("write the inventory of cluster inventory-api to /etc/sealant-inventory-cluster.json on every master");
+        expect(await fileOn(bed, masters[0]!, DEFAULT_PATHS.host)).toBe("absent");
+        await apply(false);
+        await expectInventory(masters, "inventory-api", DEFAULT_PATHS, { team: "platform", rack: "r12" });
+
+        // A node joins: it records itself; the inventory is written again with it.
+        const scale = await apply(true, true);
+        expect(pluginSteps(scale.plan)).toEqual([
+          `${node} plugin:inventory:post-init-host`,
+          expect.stringMatching(new RegExp(`^${masters[0]} plugin:inventory:post-scaleup`)),
+        ]);
+        await apply(true);
+        await expectInventory(bed.ips, "inventory-api", DEFAULT_PATHS, { team: "platform", rack: "r12" });
       } finally {
-        await resetCluster({ session: bed.session, spec, pluginBase: dir });
-        for (const ip of bed.ips) await onHost(bed.sandbox, ip, "rm -f /etc/sealant-inventory.json /etc/sealant-inventory-cluster.json");
+        await resetCluster({ session: bed.session, spec: await load(true), pluginBase: dir });
       }
+      // pre-clean-host removed the plugin's files with sealant's.
+      expect(await leftOnHosts(DEFAULT_PATHS)).toEqual(["", "", ""]);
     }, 120_000);
 
     it("GIVEN a plugin package whose exports have an import condition only (ESM-only) WHEN a cluster names it THEN it is found, loaded and planned", async () => {
@@ -170,26 +186,27 @@ ${config}
       expect(formatPlan(dry.plan)).toContain("say hello from an ESM-only package");
     }, 60_000);
 
-    it("GIVEN the package copied into node_modules (as from a registry) WHEN `sealant plan` and `sealant apply -f dir/Clusterfile` run from elsewhere THEN the plan shows its steps and apply writes the inventory", async () => {
-      const config = "    path: /root/inventory-cli/host.json\n    clusterPath: /root/inventory-cli/cluster.json\n    labels:\n      team: cli";
-      const { clusterfile } = await program("inventory-cli", "copy", config);
+    it("GIVEN the package copied into node_modules (as from a registry) WHEN `sealant plan`, `apply` and `reset -f dir/Clusterfile` run from elsewhere THEN the plan shows its steps, apply writes the inventory and reset removes it", async () => {
+      const dir = await install("inventory-cli", "@example/sealant-plugin-inventory", INVENTORY_EXAMPLE, "copy");
+      const paths = { host: "/root/inventory-cli/host.json", cluster: "/root/inventory-cli/cluster.json" };
+      const config = `    path: ${paths.host}\n    clusterPath: ${paths.cluster}\n    labels:\n      team: cli`;
+      const clusterfile = await writeClusterfile(dir, "inventory-cli", config, true);
       try {
         // From the sealant home, not the Clusterfile's directory: modules resolve from the Clusterfile's.
         const plan = await sealantCli(["plan", "-f", clusterfile], bed.home);
         expect(plan.code, plan.stderr).toBe(0);
         expect(plan.stdout).toContain(`run plugin inventory (module @example/sealant-plugin-inventory) on ${node}: record ${node}'s hostname`);
-        expect(plan.stdout).toContain("write the inventory of cluster inventory-cli to /root/inventory-cli/cluster.json on every master");
-        expect(await fileOn(bed, node, "/root/inventory-cli/host.json")).toBe("absent");
+        expect(plan.stdout).toContain(`write the inventory of cluster inventory-cli to ${paths.cluster} on every master`);
+        expect(await fileOn(bed, node, paths.host)).toBe("absent");
 
         const applied = await sealantCli(["apply", "-f", clusterfile], bed.home);
         expect(applied.code, applied.stderr).toBe(0);
-        await expectInventory("inventory-cli", "/root/inventory-cli/host.json", "/root/inventory-cli/cluster.json", { team: "cli" });
+        await expectInventory(bed.ips, "inventory-cli", paths, { team: "cli" });
       } finally {
         const reset = await sealantCli(["reset", "-f", clusterfile, "--yes"], bed.home);
         if (reset.code !== 0) console.log(`sealant reset failed: ${reset.stderr}`);
-        for (const ip of bed.ips) await onHost(bed.sandbox, ip, "rm -rf /root/inventory-cli");
       }
-      for (const ip of bed.ips) expect(await onHost(bed.sandbox, ip, "ls -A /var/lib/sealant 2>/dev/null; true"), ip).toBe("");
+      expect(await leftOnHosts(paths)).toEqual(["", "", ""]);
     }, 120_000);
   });
 });
