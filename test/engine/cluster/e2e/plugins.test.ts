@@ -164,7 +164,7 @@ describe("out-of-tree plugins on sandbox hosts", () => {
       await apply(spec);
       const hostname = await onHost(bed.sandbox, node, "hostname");
       const plainText = await onHost(bed.sandbox, node, `cat ${DIR}/context-plain.json`);
-      const plain = JSON.parse(plainText) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const plain = JSON.parse(plainText) as Seen;
       expect(plain).toMatchObject({
         name: "plain",
         phase: "post-init-host",
@@ -176,15 +176,15 @@ describe("out-of-tree plugins on sandbox hosts", () => {
         hosts: [node],
         aborted: false,
       });
-      expect(plain["cluster"].image).toContain(image.split("@")[1]);
-      expect(plain["cluster"].spec).toMatchObject({ name: "plugins-context", hosts: [{ ips: [m1] }, { ips: [node] }] });
+      expect(plain.cluster.image).toContain(image.split("@")[1]);
+      expect(plain.cluster.spec).toMatchObject({ name: "plugins-context", hosts: [{ ips: [m1] }, { ips: [node] }] });
       // Without `secrets: true` no secret is in anything it was given: the spec's, the env's.
-      expect(plain["cluster"].spec.ssh.password).not.toBe(password);
+      expect(plain.cluster.spec.ssh.password).not.toBe(password);
       expect(plainText).not.toContain(password);
       expect(plainText).not.toContain("s3cr3t-from-env");
-      const trusted = JSON.parse(await onHost(bed.sandbox, node, `cat ${DIR}/context-trusted.json`)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-      expect(trusted["cluster"].spec.ssh.password).toBe(password);
-      expect(trusted["cluster"].spec.env.DB_PASSWORD).toBe("s3cr3t-from-env");
+      const trusted = JSON.parse(await onHost(bed.sandbox, node, `cat ${DIR}/context-trusted.json`)) as Seen;
+      expect(trusted.cluster.spec.ssh.password).toBe(password);
+      expect(trusted.cluster.spec.env.DB_PASSWORD).toBe("s3cr3t-from-env");
       expect(await fileOn(bed, m1, `${DIR}/context-plain.json`)).toBe("absent");
     } finally {
       await reset(spec);
@@ -192,6 +192,11 @@ describe("out-of-tree plugins on sandbox hosts", () => {
     }
   }, 120_000);
 });
+
+/** What test/fixtures/plugins/context.ts writes (the parts read here). */
+interface Seen {
+  cluster: { image: string; spec: { ssh: { password?: string }; env: Record<string, string> } };
+}
 
 function esc(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
