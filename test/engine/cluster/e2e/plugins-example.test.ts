@@ -1,4 +1,5 @@
-import { cp, mkdir, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -184,6 +185,24 @@ ${config}
       const dry = await applyCluster({ session: bed.session, spec, pluginBase: dir, dryRun: true });
       expect(pluginSteps(dry.plan)).toEqual([`${masters[0]} plugin:esm-only:post-install`]);
       expect(formatPlan(dry.plan)).toContain("say hello from an ESM-only package");
+    }, 60_000);
+
+    it("GIVEN a plugin package kept outside any project (sealant, its peer dependency, not installed beside it) and linked into a program as `npm install ../dir` does WHEN a cluster names it THEN its `sealant/plugin` import resolves and it is planned", async () => {
+      // Node resolves a linked package's imports from where its files really are: here, nowhere with a node_modules/sealant.
+      const outside = await mkdtemp(join(tmpdir(), "sealant-plugin-outside-"));
+      try {
+        await cp(join(PLUGIN_FIXTURES, "esm-only/index.ts"), join(outside, "index.ts"));
+        await writeFile(
+          join(outside, "package.json"),
+          JSON.stringify({ name: "@acme/linked", version: "1.0.0", type: "module", main: "index.ts", peerDependencies: { sealant: "*" } }),
+        );
+        const dir = await install("linked-program", "@acme/linked", outside, "symlink");
+        const spec = clusterWithPlugins(bed, "linked", image, [{ name: "linked", type: "MODULE", module: "@acme/linked" }]);
+        const dry = await applyCluster({ session: bed.session, spec, pluginBase: dir, dryRun: true });
+        expect(pluginSteps(dry.plan)).toEqual([`${masters[0]} plugin:linked:post-install`]);
+      } finally {
+        await rm(outside, { recursive: true, force: true });
+      }
     }, 60_000);
 
     it("GIVEN the package copied into node_modules (as from a registry) WHEN `sealant plan`, `apply` and `reset -f dir/Clusterfile` run from elsewhere THEN the plan shows its steps, apply writes the inventory and reset removes it", async () => {
