@@ -73,6 +73,8 @@ describe("out-of-tree plugins on sandbox hosts", () => {
       `${m2} plugin:by-ip:post-init-host`,
       `${m1} plugin:masters-file:post-install`,
     ]);
+    const done = (ip: string) => r.record!.hosts.find((h) => h.ip === ip)!.done.filter((id) => id.startsWith("plugin:"));
+    expect([done(m1), done(m2), done(node)]).toEqual([["plugin:masters-file:post-install"], ["plugin:by-ip:post-init-host"], []]);
     expect(JSON.stringify(bed.events.slice(from))).toContain(`wrote ${DIR}/masters.txt on ${m1}, ${m2}`);
   }, 120_000);
 
