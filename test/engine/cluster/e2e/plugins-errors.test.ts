@@ -8,7 +8,7 @@ import { buildTinyImage, clusterWithPlugins, failure, PLUGIN_FIXTURES } from "..
 
 /**
  * A plugin module that cannot be found, exports no plugin or the wrong shape, is TypeScript
- * Node cannot run, throws, or outlives its timeout: each is one error naming the Plugin
+ * Node cannot run, throws, outlives its timeout or is cancelled: each is one error naming the Plugin
  * document and its module (and the phase and host once it runs), on a sandbox host
  * (127.0.10.50, the cluster's only master) that is left as it was.
  */
@@ -30,6 +30,16 @@ describe("plugin modules that go wrong", () => {
 
   const spec = (name: string, plugin: Record<string, unknown>) => clusterWithPlugins(bed, name, image, [{ type: "MODULE", ...plugin }], [ip]);
   const apply = (s: ClusterSpec) => applyCluster({ session: bed.session, spec: s, pluginBase: PLUGIN_FIXTURES, onEvent: (e) => bed.events.push(e) });
+  /** The host's sleep processes, once none is left or after 5 s (a kill reaches the host asynchronously). */
+  const sleepsLeft = async () => {
+    let left = "";
+    for (let i = 0; i < 25; i++) {
+      left = (await runOnHost(bed.sandbox, ip, "pgrep -a -x sleep || true")).stdout;
+      if (left === "") break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return left;
+  };
   const nothingOnHost = () => onHost(bed.sandbox, ip, "ls -A /var/lib/sealant 2>/dev/null; true");
 
   it.each([
@@ -90,21 +100,58 @@ describe("plugin modules that go wrong", () => {
     const s = spec("plugins-timeout", { name: "sleeper", module: "./sleeper.ts", timeout: "2s" });
     try {
       const started = Date.now();
-      const err = await failure(apply(s));
+      const applying = failure(apply(s));
+      // While it runs, the sleep is there on the host.
+      await new Promise((r) => setTimeout(r, 1200));
+      expect((await runOnHost(bed.sandbox, ip, "pgrep -x sleep || true")).stdout).not.toBe("");
+      const err = await applying;
       const took = Date.now() - started;
       expect(err).toBeInstanceOf(ApplyError);
       expect(err.message).toContain(`plugin sleeper (module ./sleeper.ts) at post-install on ${ip}`);
       expect(err.message).toMatch(/timed out/);
       expect(took).toBeLessThan(20_000);
-      // The kill reaches the host asynchronously: give it up to 5 s.
-      let left = "";
-      for (let i = 0; i < 25; i++) {
-        left = (await runOnHost(bed.sandbox, ip, "pgrep -a -x sleep || true")).stdout;
-        if (left === "") break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      expect(left).toBe("");
+      expect(await sleepsLeft()).toBe("");
       console.log(`the timeout, as the user reads it (after ${took} ms):\n${err.message}`);
+    } finally {
+      await resetCluster({ session: bed.session, spec: s, pluginBase: PLUGIN_FIXTURES });
+    }
+    expect(await nothingOnHost()).toBe("");
+  }, 60_000);
+
+  it("GIVEN a plugin running `sleep 30` WHEN the apply is cancelled THEN the apply stops at once and the sleep is killed on the host", async () => {
+    const s = spec("plugins-cancel", { name: "sleeper", module: "./sleeper.ts", timeout: "5m" });
+    const cancel = new AbortController();
+    try {
+      const started = Date.now();
+      let cancelledAt = 0;
+      let runningAtCancel = "";
+      const err = await failure(
+        applyCluster({
+          session: bed.session,
+          spec: s,
+          pluginBase: PLUGIN_FIXTURES,
+          signal: cancel.signal,
+          onEvent: (e) => {
+            if (e.type === "step" && e.status === "start" && e.id.startsWith("plugin:sleeper")) {
+              // Once the sleep runs on the host (seen there), the user presses Ctrl-C.
+              setTimeout(() => {
+                void runOnHost(bed.sandbox, ip, "pgrep -x sleep || true").then((r) => {
+                  runningAtCancel = r.stdout;
+                  cancelledAt = Date.now();
+                  cancel.abort();
+                });
+              }, 1000);
+            }
+          },
+        }),
+      );
+      expect(cancelledAt).toBeGreaterThan(0);
+      expect(runningAtCancel).not.toBe("");
+      expect(Date.now() - cancelledAt).toBeLessThan(10_000);
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(err.message).toMatch(/cancel|interrupt|abort/i);
+      console.log(`the cancelled apply, as the user reads it:\n${err.message}`);
+      expect(await sleepsLeft()).toBe("");
     } finally {
       await resetCluster({ session: bed.session, spec: s, pluginBase: PLUGIN_FIXTURES });
     }
