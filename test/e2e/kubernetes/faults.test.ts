@@ -14,6 +14,14 @@ import { inHost } from "../../support/hosts";
  * meets: a bad kubelet flag on a host, a budget stricter than the replicas, a host powered off.
  * Then nodes' labels and taints changed in place.
  */
+/** Whether an IPv4 address lies in a CIDR range. */
+function inCidr(ip: string, cidr: string): boolean {
+  const [net, bits] = cidr.split("/");
+  const n = (a: string) => a.split(".").reduce((x, o) => x * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(bits));
+  return /^\d+\.\d+\.\d+\.\d+$/.test(ip) && Math.floor(n(ip) / size) === Math.floor(n(net ?? "") / size);
+}
+
 describe("real Kubernetes: faults and day-two changes on real nodes", () => {
   let bed: RealBed;
   let session: Session;
@@ -36,6 +44,19 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
     });
   const helloPods = async () => (await podsOf(kubectl, "hello")).filter((p) => p.name.startsWith("hello-"));
   const nodeName = async (ip: string) => (await nodesOf(kubectl)).find((n) => n.ip === ip)?.name;
+  /** What the API and w1 itself say about w1's pods: to name the cause when a pod there does not run. */
+  const w1Evidence = async (node: string, pod?: string) => {
+    const api = async (...args: string[]) => kubectl(...args).catch((e: unknown) => String(e));
+    const onW1 = async (script: string) => inHost(sb, w1, script).catch((e: unknown) => String(e));
+    return [
+      `--- node ${node} podCIDR: ${await api("get", "node", node, "-o", "jsonpath={.spec.podCIDR}")}`,
+      ...(pod ? [`--- kubectl describe pod ${pod}\n${await api("-n", "hello", "describe", "pod", pod)}`] : []),
+      `--- pods on ${node}\n${await api("get", "pods", "-A", "-o", "wide", "--field-selector", `spec.nodeName=${node}`)}`,
+      `--- ${w1}: CNI configuration, flannel's lease, cni0\n${await onW1("head -c 2000 /etc/cni/net.d/*; cat /run/flannel/subnet.env; ip -4 addr show cni0")}`,
+      `--- ${w1}: crictl pods\n${await onW1("crictl pods 2>&1 | head -n 30")}`,
+      `--- ${w1}: kubelet log tail\n${await onW1("journalctl -u kubelet -n 40 2>&1 | cut -c 1-400")}`,
+    ].join("\n");
+  };
 
   beforeAll(async () => {
     bed = await openRealBed("k8sfault", 3, [NEW]);
@@ -111,6 +132,10 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
     const r = await applyCluster({ session, spec: spec([w2, w1]) });
     expect(r.plan.summary[0]).toBe(`join ${w1} (node)`);
     expect(await nodesOf(kubectl)).toEqual([m, w1, w2].map((ip) => expect.objectContaining({ ip, ready: true, version: NEW })));
+    // Its pods run, with addresses from the pod range of its new Node (the old one went with the
+    // forced removal): not over the old range's CNI configuration and bridge, which the host kept.
+    const w1Node = (await nodeName(w1))!;
+    const podRange = await kubectl("get", "node", w1Node, "-o", "jsonpath={.spec.podCIDR}");
     const probe = await kubectl(
       "run",
       "probe-w1",
@@ -119,16 +144,21 @@ describe("real Kubernetes: faults and day-two changes on real nodes", () => {
       "--rm",
       "-i",
       "--restart=Never",
-      // A node just joined again pulls busybox anew; with other real clusters on the 2 cores (CI) that took over kubectl's 1 min.
-      "--pod-running-timeout=4m",
+      // busybox is on the node already (the app's image); the pod waits only for its sandbox.
+      "--pod-running-timeout=2m",
       "--image=docker.io/library/busybox:1.35",
-      `--overrides={"spec":{"nodeName":"${(await nodeName(w1))!}"}}`,
+      `--overrides={"spec":{"nodeName":"${w1Node}"}}`,
       "--",
       "sh",
       "-c",
-      "echo ran",
-    );
+      "echo ran; ip -4 addr show eth0",
+    ).catch(async (e: unknown) => {
+      // Why the pod did not run, from the API and from the node itself.
+      throw new Error(`${(e as Error).message}\n${await w1Evidence(w1Node, "probe-w1").catch((err: unknown) => String(err))}`);
+    });
     expect(probe).toContain("ran");
+    const podIp = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(probe)?.[1] ?? "";
+    expect({ podIp, podRange, inRange: inCidr(podIp, podRange) }).toEqual({ podIp, podRange, inRange: true });
   }, 900_000);
 
   it("changed labels and taints are set on the running nodes and dropped ones removed, with nothing else done", async () => {

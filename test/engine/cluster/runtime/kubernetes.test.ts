@@ -100,6 +100,23 @@ describe("the kubernetes runtime's commands", () => {
     for (const c of [worker.command, worker.before!.command, master.command]) expect(c).not.toContain("abcdef.0123456789abcdef");
   });
 
+  it("a joining worker starts clean: a kubelet.conf there (back from a forced removal) is reset with the old pod network, after its re-registered Node is deleted", () => {
+    const worker = kubernetesRuntime.command("join", hosts[2]!, ctx());
+    // Its kubelet registered the Node again by itself when the host came back: gone before the host resets (kubeadm join refuses a Ready one).
+    expect(worker.before?.command).toContain(`n=$(node_of 10.0.0.10 2> /dev/null || true)\nif [ -n "$n" ]; then kubectl delete node "$n" > /dev/null; fi`);
+    // Any kubelet.conf on a worker is reset, this cluster's too; a master's only when not this cluster's or without its etcd member.
+    expect(worker.command).toMatch(/if \[ -f \/etc\/kubernetes\/kubelet.conf \]; then\n {2}if true; then\n.*\n {4}fresh_node\n/);
+    const master = kubernetesRuntime.command("join", hosts[1]!, ctx());
+    expect(master.command).toContain('if ! grep -qF "$SEALANT_KUBE_CA_DATA" /etc/kubernetes/kubelet.conf || [ "$SEALANT_KUBE_ETCD" = no-etcd-member ]; then');
+    expect(master.before?.command).not.toContain("kubectl delete node");
+    // The reset takes the old pod range's CNI configuration, IP reservations and bridge with it: kubeadm reset leaves them.
+    for (const c of [worker.command, master.command]) {
+      expect(c).toContain("kubeadm reset -f");
+      expect(c).toContain("for d in /etc/cni/net.d /var/lib/cni; do");
+      expect(c).toContain("ip link delete cni0");
+    }
+  });
+
   it("upgrade: the first master applies, the others follow; every node drained before and uncordoned after", () => {
     const first = kubernetesRuntime.command("upgrade", hosts[0]!, ctx({ runtimeVersion: "v1.31.4" }));
     expect(first.command).toContain('kubeadm upgrade apply -y --ignore-preflight-errors="$ignored" v1.31.4');

@@ -23,6 +23,20 @@ import { etcdMembers } from "./etcd-members";
  */
 export const KUBE_IMAGE_FILES = ["etc/kubeadm.yml"] as const;
 
+/**
+ * A host's node state reset before it joins anew: kubeadm reset, and what kubeadm reset leaves of
+ * the old membership's pod network. Its CNI configuration was written for the pod range of a Node
+ * that is gone: left there, the kubelet reports the new Node Ready at once and its first pods get
+ * sandboxes on the old range, before the network add-on writes the new one; and the bridge
+ * plugin's cni0 keeps the old range's gateway and refuses every sandbox on another. No pod runs on
+ * the host after the reset: the CNI's IP reservations are stale too.
+ */
+const FRESH_NODE = `fresh_node() {
+  kubeadm reset -f > /dev/null 2>&1 || true
+  for d in /etc/cni/net.d /var/lib/cni; do if [ -d "$d" ]; then find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; fi; done
+  if ip link show cni0 > /dev/null 2>&1; then ip link delete cni0; fi
+}`;
+
 function command(step: LifecycleStep, host: RuntimeHost, ctx: RuntimeContext): RuntimeCommand {
   const env = hookEnv(step, host, ctx);
   const dir = `${ctx.dataRoot.replace(/\/$/, "")}/kubernetes`;
@@ -71,19 +85,23 @@ ${bootstrapApps(ctx)}`,
       const inputs = kubeadmInputs(ctx);
       const node: KubeNode = { ip: host.ip, roles: host.roles, labels: host.labels ?? {}, taints: host.taints ?? [] };
       // A join that failed half way leaves files kubeadm refuses to join over: those go first.
-      // A kubelet.conf is a finished join (this step resumed) only if it is this cluster's (its
-      // CA) and, on a master, its etcd member is still there: a host removed by force while it
-      // was unreachable comes back with both, from a membership that is gone.
+      // A master's kubelet.conf is a finished join (this step resumed) only if it is this
+      // cluster's (its CA) and its etcd member is still there: a master removed by force while it
+      // was unreachable comes back with both, from a membership that is gone. A worker's is never
+      // kept: back from a forced removal, its kubelet has registered its Node again by itself, with
+      // a new pod range, over the old range's pod network (FRESH_NODE); a resumed join only
+      // costs a reset.
+      const gone = isMaster ? `! grep -qF "$SEALANT_KUBE_CA_DATA" /etc/kubernetes/kubelet.conf || [ "$SEALANT_KUBE_ETCD" = ${NOT_AN_ETCD_MEMBER} ]` : "true";
       return run(
-        `${writeFile(`${dir}/join.yaml`, joinConfig(inputs, node))}
+        `${writeFile(`${dir}/join.yaml`, joinConfig(inputs, node))}${FRESH_NODE}
 if [ -f /etc/kubernetes/kubelet.conf ]; then
-  if ! grep -qF "$SEALANT_KUBE_CA_DATA" /etc/kubernetes/kubelet.conf || [ "$SEALANT_KUBE_ETCD" = ${NOT_AN_ETCD_MEMBER} ]; then
-    echo "${host.ip} holds a Kubernetes node's files from a membership that is gone (removed while unreachable, or another cluster): reset before it joins" >&2
-    kubeadm reset -f > /dev/null 2>&1 || true
+  if ${gone}; then
+    echo "${host.ip} holds a Kubernetes node's files from a membership this cluster does not count (removed while unreachable, an interrupted join, or another cluster): reset before it joins" >&2
+    fresh_node
   fi
 fi
 if [ ! -f /etc/kubernetes/kubelet.conf ]; then
-  if [ -e /etc/kubernetes/pki/ca.crt ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then kubeadm reset -f > /dev/null 2>&1 || true; fi
+  if [ -e /etc/kubernetes/pki/ca.crt ] || [ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]; then fresh_node; fi
 ${
   isMaster
     ? // A new member starts empty: kubeadm reset leaves a gone membership's etcd data when it cannot tell it is etcd's (seen on a loaded CI run).
@@ -106,7 +124,11 @@ ${
   isMaster
     ? `members=$(${etcdctl(first)} member list)
 etcd=$(echo "$members" | awk -F', ' -v url=${shellQuote(`https://${host.ip}:2380`)} '$4 == url { found = 1 } END { print found ? "${ETCD_MEMBER}" : "${NOT_AN_ETCD_MEMBER}" }')`
-    : `etcd=""`
+    : // The host's Node, if its kubelet registered one again (back from a forced removal): the
+      // host is reset before it joins, and kubeadm join refuses a Ready Node of its name.
+      `n=$(node_of ${shellQuote(host.ip)} 2> /dev/null || true)
+if [ -n "$n" ]; then kubectl delete node "$n" > /dev/null; fi
+etcd=""`
 }
 printf '{"SEALANT_KUBE_TOKEN":"%s","SEALANT_KUBE_CA_HASH":"%s","SEALANT_KUBE_CERT_KEY":"%s","SEALANT_KUBE_CA_DATA":"%s","SEALANT_KUBE_ETCD":"%s"}\\n' "$token" "$hash" "$key" "$ca" "$etcd"`,
             env: {},
