@@ -45,9 +45,9 @@ export async function diff(
   olds: Record<string, unknown>,
   news: ClusterInputs,
 ): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }> {
-  // `plan` is derived from the other inputs (check adds it; outputs do not keep it).
-  const { plan: _before, pluginModules: oldModules, ...beforeRest } = inputsOf(olds);
-  const { plan: _after, pluginModules: newModules, ...afterRest } = inputsOf(news as unknown as Record<string, unknown>);
+  // `plan` and `pluginSteps` are derived from the other inputs (check adds them; outputs do not keep them).
+  const { plan: _before, pluginSteps: _stepsBefore, pluginModules: oldModules, ...beforeRest } = inputsOf(olds);
+  const { plan: _after, pluginSteps: _stepsAfter, pluginModules: newModules, ...afterRest } = inputsOf(news as unknown as Record<string, unknown>);
   const before: Record<string, unknown> = { ...beforeRest, pluginModules: pinsOf(oldModules) };
   const after: Record<string, unknown> = { ...afterRest, pluginModules: pinsOf(newModules) };
   const replaces: string[] = REPLACE_ON.filter((k) => stable(before[k]) !== stable(after[k]));

@@ -1,6 +1,6 @@
 import { isMaster } from "../../engine/cluster/plan";
 import type { ClusterSpecInput } from "../../engine/cluster/spec";
-import type { PluginModulesInputs } from "./cluster-plugins";
+import type { PluginModulesInputs, PluginSteps } from "./cluster-plugins";
 
 /**
  * The `Cluster` resource's inputs: the cluster spec with hosts keyed by IP (a host is its
@@ -32,6 +32,8 @@ export interface ClusterInputs extends Omit<ClusterSpecInput, "hosts"> {
   unreachableOnRemove?: "fail" | "force";
   /** Computed by check: the plan `update` will run, for `pulumi preview --diff`. */
   plan?: string;
+  /** Computed by check: where each plugin step of the plan runs and what it does there, for `pulumi preview --diff`. */
+  pluginSteps?: PluginSteps;
   /** Computed by the program (the Cluster class): each MODULE plugin's file, version and digest, by plugin name. */
   pluginModules?: PluginModulesInputs;
 }
@@ -56,6 +58,7 @@ export function specInputOf(inputs: ClusterInputs): ClusterSpecInput {
     unreachableOnDelete: _u,
     unreachableOnRemove: _r,
     plan: _p,
+    pluginSteps: _ps,
     pluginModules: _m,
     __provider: _s,
     ...rest

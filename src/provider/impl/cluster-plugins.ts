@@ -7,7 +7,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { loadPlugins, type LoadedPlugin } from "../../engine/cluster/plugins/load";
 import type { ClusterSpec } from "../../engine/cluster/spec";
-import type { Plan } from "../../engine/cluster/plan";
+import type { Plan, PlannedPlugin } from "../../engine/cluster/plan";
 import { parsePluginKind, PLUGIN_PREFIX } from "../../engine/cluster/plan/kinds";
 
 /** A MODULE plugin as the program resolved it, under the plugin's name in `pluginModules`. */
@@ -31,7 +31,11 @@ export type PluginModulesInputs = Record<string, PluginModuleInputs>;
 /** What the engine takes: each plugin's file, absolute, and the digest it must still have. */
 export type EnginePluginModules = Record<string, { path: string; digest: string }>;
 
-/** One problem per MODULE plugin the program did not resolve (or could not), as check failures on `plugins`. */
+/**
+ * One problem per MODULE plugin the program did not resolve (or could not), as check failures.
+ * They name no property: Pulumi would print the whole `plugins` value beside the message, which
+ * names the plugin and its module already.
+ */
 export function pluginModuleFailures(spec: ClusterSpec, modules: PluginModulesInputs | undefined): { property: string; reason: string }[] {
   const out: { property: string; reason: string }[] = [];
   for (const p of spec.plugins) {
@@ -45,7 +49,7 @@ export function pluginModuleFailures(spec: ClusterSpec, modules: PluginModulesIn
           : m.module !== p.module
             ? `plugin ${p.name} (module ${p.module}): the program resolved module ${m.module} for it`
             : undefined;
-    if (reason) out.push({ property: "plugins", reason });
+    if (reason) out.push({ property: "", reason });
   }
   return out;
 }
@@ -96,22 +100,51 @@ function leaves(v: unknown, out: string[] = []): string[] {
  * its lines (the plan is not a secret output; it is shown by `pulumi preview --diff`).
  */
 export function planLines(plan: Plan, spec: ClusterSpec, modules: PluginModulesInputs | undefined): string[] {
-  const secretValues = new Map<string, string[]>();
-  for (const p of spec.plugins) if (modules?.[p.name]?.secretConfig) secretValues.set(p.name, leaves(p.config));
+  const secrets = secretValuesOf(spec, modules);
   const lines: string[] = [];
   for (const phase of plan.phases) {
     // Plugin phases, and the upgrade-host steps inside a rolling upgrade's batches.
     const steps = phase.steps.filter((s) => s.kind.startsWith(PLUGIN_PREFIX));
     if (steps.length === 0) continue;
     lines.push(`${phase.title}:`);
-    for (const s of steps) {
-      const secrets = secretValues.get(parsePluginKind(s.kind)?.name ?? "");
-      lines.push(`  ${secrets ? redact(s.description, secrets) : s.description}`);
-    }
+    for (const s of steps) lines.push(`  ${redact(s.description, secrets.get(parsePluginKind(s.kind)?.name ?? ""))}`);
   }
   return [...plan.summary, ...lines];
 }
 
-function redact(line: string, secrets: readonly string[]): string {
-  return secrets.reduce((l, s) => l.split(s).join(REDACTED), line);
+/** Where each plugin step runs and what it does there: by `<plugin> (<phase>)`, then host IP. */
+export type PluginSteps = Record<string, Record<string, string>>;
+
+/**
+ * The plan's plugin steps as `pulumi preview --diff` shows them whole (it cuts a string after
+ * three lines, so `plan` alone would hide them): by plugin and phase, each host the step runs on
+ * with what the module's describe() says it does there (redacted as in planLines).
+ */
+export function pluginStepsOf(
+  plan: Plan,
+  planned: readonly PlannedPlugin[] | undefined,
+  spec: ClusterSpec,
+  modules: PluginModulesInputs | undefined,
+): PluginSteps {
+  const secrets = secretValuesOf(spec, modules);
+  const out: PluginSteps = {};
+  for (const s of plan.phases.flatMap((p) => p.steps)) {
+    const kind = parsePluginKind(s.kind);
+    if (!kind) continue;
+    const p = planned?.find((x) => x.name === kind.name && x.action === kind.action);
+    const line = p?.describe?.[s.host] ?? `run plugin ${kind.name}${p?.module ? ` (module ${p.module})` : ""}`;
+    (out[`${kind.name} (${kind.action})`] ??= {})[s.host] = redact(line, secrets.get(kind.name));
+  }
+  return out;
+}
+
+/** By plugin name, the values of its config when the program said the config holds a secret. */
+function secretValuesOf(spec: ClusterSpec, modules: PluginModulesInputs | undefined): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const p of spec.plugins) if (modules?.[p.name]?.secretConfig) out.set(p.name, leaves(p.config));
+  return out;
+}
+
+function redact(line: string, secrets: readonly string[] | undefined): string {
+  return (secrets ?? []).reduce((l, s) => l.split(s).join(REDACTED), line);
 }

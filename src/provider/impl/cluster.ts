@@ -29,7 +29,7 @@ import { describeValue, failuresOf, orUnknown } from "./inputs";
 import { containsUnknown } from "./unknown";
 import { upgradePathPreview } from "./cluster-upgrade-preview";
 import { inputsOf } from "./cluster-diff";
-import { enginePluginModules, planLines, pluginModuleFailures, previewModules } from "./cluster-plugins";
+import { enginePluginModules, planLines, pluginModuleFailures, pluginStepsOf, previewModules } from "./cluster-plugins";
 import { describePlugins } from "../../engine/cluster/plugins/describe";
 import { PluginError } from "../../engine/cluster/plugins/errors";
 import { withModuleDefaults, type LoadedPlugin } from "../../engine/cluster/plugins/load";
@@ -167,7 +167,7 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
   const { spec, failures } = parseInputs(pendingImage ? { ...news, image: PENDING_IMAGE } : news);
   if (!spec) return { inputs: news, failures };
   const modules = await previewModules(spec, news.pluginModules).catch((err: unknown) => err as Error);
-  if (modules instanceof Error) return { inputs: news, failures: [{ property: "plugins", reason: modules.message }] };
+  if (modules instanceof Error) return { inputs: news, failures: [{ property: "", reason: modules.message }] };
   const session = await Session.open();
   let desired: DesiredCluster;
   let current: CurrentCluster | undefined;
@@ -190,7 +190,7 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
     }
   } catch (err) {
     // A plugin's describe() that throws: the plugin, phase and host named.
-    if (err instanceof PluginError) return { inputs: news, failures: [{ property: "plugins", reason: err.message }] };
+    if (err instanceof PluginError) return { inputs: news, failures: [{ property: "", reason: err.message }] };
     throw err;
   } finally {
     session.close();
@@ -201,7 +201,8 @@ export async function check(olds: ClusterInputs | undefined, news: ClusterInputs
       (typeof path === "string" ? `\n${path}` : "") +
       (news.unreachableOnRemove === "force" && planned.summary.some((l) => l.startsWith("remove ")) ? `\n${FORCED}` : "");
     const plan = (describePlan(planned, spec, news) + note).replaceAll(PENDING_HEX.slice(0, 12), "(known after apply)");
-    return { inputs: { ...news, plan } };
+    const pluginSteps = pluginStepsOf(planned, desired.plugins, spec, news.pluginModules);
+    return { inputs: { ...news, plan, ...(Object.keys(pluginSteps).length > 0 ? { pluginSteps } : {}) } };
   } catch (err) {
     return { inputs: news, failures: [{ property: reportedProperty("hosts"), reason: (err as Error).message }] };
   }
@@ -213,6 +214,8 @@ function logger(): (e: ClusterEvent) => void {
     if (e.type === "phase") console.log(`${e.title} (${e.steps} step${e.steps === 1 ? "" : "s"})`);
     else if (e.type === "step" && e.status === "failed") console.log(`  ${e.host}: ${e.description} failed: ${e.error ?? ""}`);
     else if (e.type === "warning") console.log(`warning: ${e.host ? `${e.host}: ` : ""}${e.text}`);
+    // What a plugin logs (ctx.log, its commands' output): the user's own code, shown under its step.
+    else if (e.type === "output" && e.step.startsWith("plugin:")) console.log(`  ${e.host}: ${e.line}`);
   };
 }
 
@@ -230,7 +233,7 @@ function outputsOf(
   lastPlan: string[] | undefined,
   runtime: RuntimeOutputs = {},
 ): Record<string, unknown> {
-  const { plan: _plan, ...rest } = inputs;
+  const { plan: _plan, pluginSteps: _steps, ...rest } = inputs;
   return {
     ...JSON.parse(JSON.stringify(rest)),
     endpoint: runtime.endpoint ?? "",
