@@ -30,6 +30,7 @@ import { containsUnknown } from "./unknown";
 import { upgradePathPreview } from "./cluster-upgrade-preview";
 import { inputsOf } from "./cluster-diff";
 import { enginePluginModules, planLines, pluginModuleFailures, pluginStepsOf, previewModules } from "./cluster-plugins";
+import { parsePluginKind } from "../../engine/cluster/plan/kinds";
 import { describePlugins } from "../../engine/cluster/plugins/describe";
 import { PluginError } from "../../engine/cluster/plugins/errors";
 import { withModuleDefaults, type LoadedPlugin } from "../../engine/cluster/plugins/load";
@@ -214,8 +215,8 @@ function logger(): (e: ClusterEvent) => void {
     if (e.type === "phase") console.log(`${e.title} (${e.steps} step${e.steps === 1 ? "" : "s"})`);
     else if (e.type === "step" && e.status === "failed") console.log(`  ${e.host}: ${e.description} failed: ${e.error ?? ""}`);
     else if (e.type === "warning") console.log(`warning: ${e.host ? `${e.host}: ` : ""}${e.text}`);
-    // What a plugin logs (ctx.log, its commands' output): the user's own code, shown under its step.
-    else if (e.type === "output" && e.step.startsWith("plugin:")) console.log(`  ${e.host}: ${e.line}`);
+    // What a plugin says (ctx.log, "[<plugin>] ..."), under its step; its commands' output stays out, as other steps' does.
+    else if (e.type === "output" && e.line.startsWith(`[${parsePluginKind(e.step)?.name}] `)) console.log(`  ${e.host}: ${e.line}`);
   };
 }
 
