@@ -101,7 +101,7 @@ export interface KubernetesClusterProps {
   readonly env?: ClusterArgs["env"];
   /** The registry the cluster's container images are served from. @default a local registry `sea.hub:5000` on every master */
   readonly registry?: ClusterArgs["registry"];
-  /** Lifecycle scripts (sealer's plugins). @default none */
+  /** Lifecycle scripts (sealer's plugins) and the user's own plugin modules (`type: "MODULE"`, resolved from the program's directory; see Cluster). @default none */
   readonly plugins?: ClusterArgs["plugins"];
   /** Files of the image's rootfs overwritten or merged (sealer's configs). @default none */
   readonly configs?: ClusterArgs["configs"];
