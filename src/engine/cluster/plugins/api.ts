@@ -16,7 +16,7 @@ export interface PluginHost {
   readonly roles: readonly string[];
   /** The host's name as it reported it, once sealant has connected. */
   readonly hostname?: string;
-  /** The host's environment (image env, spec env, host env). */
+  /** The host's environment (image env, spec env, host env); secret-named values "***" unless the document sets `secrets: true`. */
   readonly env: Readonly<Record<string, string>>;
   /** Runs a shell command as root; resolves whatever its exit code. Output is logged under the plugin's step. */
   exec(command: string, opts?: PluginExecOptions): Promise<PluginExecResult>;
@@ -46,7 +46,7 @@ export interface PluginLogger {
   warn(message: string): void;
 }
 
-/** What a plugin knows about the cluster. Secrets (SSH and registry passwords, keys) read "[redacted]" unless the Plugin document sets `secrets: true`. */
+/** What a plugin knows about the cluster. Secrets (SSH and registry passwords, keys, secret-named env values) read "***" unless the Plugin document sets `secrets: true`. */
 export interface PluginClusterInfo {
   readonly name: string;
   /** The image reference the cluster is applied with. */

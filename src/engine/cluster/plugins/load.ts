@@ -15,7 +15,8 @@ import { parsePluginScope, PLUGIN_ACTIONS } from "../spec/plugins";
 import { parseDuration } from "../spec/validators";
 import { PLUGIN_BRAND, type PluginDefinition } from "./api";
 import { PluginError } from "./errors";
-import { allowTypeScriptInNodeModules } from "./typescript";
+import { installPluginHooks } from "./loader-hooks";
+import { importEntryOf } from "./package-entry";
 
 /** Where a module was found: the file Node loads, and its package when it is one. */
 export interface ResolvedModule {
@@ -47,7 +48,7 @@ export function resolvePluginModule(name: string, module: string, baseDir: strin
   const isPath = isPathModule(module);
   let path: string;
   try {
-    path = isPath ? resolveFile(resolve(baseDir, module)) : createRequire(join(baseDir, "noop.js")).resolve(module);
+    path = isPath ? resolveFile(resolve(baseDir, module)) : resolvePackage(module, baseDir);
   } catch {
     throw new PluginError(
       { plugin: name, module },
@@ -57,6 +58,17 @@ export function resolvePluginModule(name: string, module: string, baseDir: strin
     );
   }
   return resolvedAt(module, path);
+}
+
+/** As `require` resolves it; an ES-module-only package (exports with an import condition only) as `import` would. */
+function resolvePackage(module: string, baseDir: string): string {
+  try {
+    return createRequire(join(baseDir, "noop.js")).resolve(module);
+  } catch (err) {
+    const entry = (err as NodeJS.ErrnoException).code === "ERR_PACKAGE_PATH_NOT_EXPORTED" ? importEntryOf(module, baseDir) : undefined;
+    if (entry === undefined) throw err;
+    return entry;
+  }
 }
 
 function resolveFile(abs: string): string {
@@ -103,7 +115,7 @@ async function filesUnder(dir: string): Promise<string[]> {
  * await cannot be loaded this way (Node says so; the error names the module).
  */
 function nativeLoad(path: string): Record<string, unknown> {
-  allowTypeScriptInNodeModules();
+  installPluginHooks();
   return createRequire(path)(path) as Record<string, unknown>;
 }
 

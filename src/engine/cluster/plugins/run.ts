@@ -13,7 +13,7 @@ import { planAction, type StepContext } from "../steps/kind";
 import type { PluginContext, PluginHost } from "./api";
 import { PluginError, type PluginWhere } from "./errors";
 import type { LoadedPlugin } from "./load";
-import { specForPlugin } from "./secrets";
+import { envForPlugin, specForPlugin } from "./secrets";
 
 /** What `ctx.fail` throws: the plugin's own message, said as it is. */
 class PluginFailure extends Error {}
@@ -56,7 +56,7 @@ export async function runPluginStep(
   const seen = specForPlugin(cluster.spec, spec.secrets);
   const say = (stream: "stdout" | "stderr", text: string): void =>
     cluster.emit({ type: "output", host: host.ip, step: step.id, stream, line: redact(`[${spec.name}] ${text}`, seen.secrets) });
-  const hosts = hostsInScope(sc, step, spec).map((h) => pluginHost(sc, h, step, stop.signal, seen.secrets));
+  const hosts = hostsInScope(sc, step, spec).map((h) => pluginHost(sc, h, step, stop.signal, seen.secrets, spec.secrets));
   const ctx: PluginContext = {
     name: spec.name,
     phase: phase as PluginContext["phase"],
@@ -65,10 +65,10 @@ export async function runPluginStep(
       name: cluster.spec.name,
       image: cluster.image.ref,
       action: planAction(sc.opts.plan),
-      env: { ...cluster.image.metadata.env, ...cluster.spec.env },
+      env: envForPlugin({ ...cluster.image.metadata.env, ...cluster.spec.env }, spec.secrets),
       spec: seen.spec,
     },
-    host: hosts.find((h) => h.ip === host.ip) ?? pluginHost(sc, host, step, stop.signal, seen.secrets),
+    host: hosts.find((h) => h.ip === host.ip) ?? pluginHost(sc, host, step, stop.signal, seen.secrets, spec.secrets),
     hosts,
     attempt: run?.attempts ?? 1,
     checkpoints: structuredClone(run?.checkpoints ?? {}),
@@ -147,7 +147,7 @@ function hostsInScope(sc: StepContext, step: PlanStep, spec: PluginSpec): Cluste
   );
 }
 
-function pluginHost(sc: StepContext, h: ClusterHost, step: PlanStep, signal: AbortSignal, secrets: readonly string[]): PluginHost {
+function pluginHost(sc: StepContext, h: ClusterHost, step: PlanStep, signal: AbortSignal, secrets: readonly string[], withSecrets: boolean): PluginHost {
   const { cluster } = sc;
   const exec = async (command: string, o: Parameters<PluginHost["exec"]>[1] = {}, anyExitCode = true) => {
     signal.throwIfAborted();
@@ -169,7 +169,7 @@ function pluginHost(sc: StepContext, h: ClusterHost, step: PlanStep, signal: Abo
     ip: h.ip,
     roles: h.roles,
     ...(cluster.facts.get(h.ip)?.hostname ? { hostname: cluster.facts.get(h.ip)!.hostname } : {}),
-    env: h.env,
+    env: envForPlugin(h.env, withSecrets),
     exec: (command, o) => exec(command, o),
     run: (command, o) => exec(command, o, false),
     async upload(path, content, o = {}) {

@@ -19,3 +19,9 @@ export function specForPlugin(spec: unknown, withSecrets: boolean): { spec: Reco
   };
   return { spec: walk(spec, false) as Record<string, unknown>, secrets };
 }
+
+/** An env map as a plugin sees it: secret-named values "***" unless it is given the secrets. */
+export function envForPlugin(env: Readonly<Record<string, string>>, withSecrets: boolean): Record<string, string> {
+  if (withSecrets) return { ...env };
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, isSecretName(k) && v !== "" ? REDACTED : v]));
+}

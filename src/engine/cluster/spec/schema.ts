@@ -253,7 +253,7 @@ export const pluginSchema = z
     config: z.unknown().optional(),
     /** MODULE: longest one step may run (seconds or "5m"). @default the module's, else 10m */
     timeout: duration.optional(),
-    /** MODULE: the plugin sees the spec's secrets (passwords, keys) instead of "[redacted]". @default false */
+    /** MODULE: the plugin sees the spec's secrets (passwords, keys) instead of "***". @default false */
     secrets: z.boolean().default(false),
   })
   .superRefine((p, ctx) => {

@@ -13,6 +13,7 @@ const doc = (v: Record<string, unknown>): PluginSpec => pluginSchema.parse({ nam
 
 describe("loading MODULE plugins (Node's own import: TypeScript by type stripping, packages from node_modules)", () => {
   let dir: string;
+  let outside: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "sealant-plugins-"));
     await mkdir(join(dir, "plugins"));
@@ -54,11 +55,31 @@ export default definePlugin<Config>({
       join(dir, "node_modules/sealant-plugin-ts/index.ts"),
       `import { definePlugin, type PluginContext } from "sealant/plugin";\nimport { phases } from "./lib/phases.ts";\nconst run = async (_ctx: PluginContext): Promise<void> => {};\nexport default definePlugin({ name: "ts-package", phases, idempotent: true, run });\n`,
     );
+    // An ES-module-only package (exports for import only), and one kept outside any project, linked in as `npm install ../dir` does.
+    await mkdir(join(dir, "node_modules/esm-only"), { recursive: true });
+    await writeFile(
+      join(dir, "node_modules/esm-only/package.json"),
+      JSON.stringify({ name: "esm-only", version: "2.0.0", type: "module", exports: { ".": { import: "./main.js" } } }),
+    );
+    await writeFile(
+      join(dir, "node_modules/esm-only/main.js"),
+      `export const plugin = { name: "esm", phases: ["post-install"], idempotent: true, run() {} };\n`,
+    );
+    outside = await mkdtemp(join(tmpdir(), "sealant-plugin-outside-"));
+    await writeFile(join(outside, "package.json"), JSON.stringify({ name: "linked", version: "0.0.1", type: "module", main: "index.ts" }));
+    await writeFile(
+      join(outside, "index.ts"),
+      `import { definePlugin } from "sealant/plugin";\nexport default definePlugin({ name: "linked", phases: ["pre-install"], idempotent: true, run(): void {} });\n`,
+    );
+    await symlink(outside, join(dir, "node_modules/linked"));
     await writeFile(join(dir, "plugins/nothing.ts"), `export const x = 1;\n`);
     await writeFile(join(dir, "plugins/bad.ts"), `export default { name: "bad", phases: ["post-instal"], run: 3 };\n`);
     await writeFile(join(dir, "plugins/broken.ts"), `throw new Error("boom at load");\n`);
   });
-  afterAll(async () => rm(dir, { recursive: true, force: true }));
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  });
 
   it("GIVEN a .ts path and a package WHEN loaded THEN each is found, versioned and pinned by digest; the module's phases and scope fill what the document leaves out", async () => {
     const specs = [doc({ name: "a", module: "./plugins/notify.ts", config: { channel: "#ops" } }), doc({ name: "b", module: "@acme/sealant-notify" })];
@@ -79,6 +100,12 @@ export default definePlugin<Config>({
     const loaded = await loadPlugins([doc({ name: "t", module: "sealant-plugin-ts" })], dir);
     expect(loaded.get("t")!.definition).toMatchObject({ name: "ts-package", phases: ["upgrade-host"] });
     expect(loaded.get("t")!.resolved.version).toBe("0.3.0");
+  });
+
+  it("GIVEN an ES-module-only package and a package linked from outside any project (no sealant beside it) WHEN loaded THEN both load: the import entry, and the running sealant's API", async () => {
+    const loaded = await loadPlugins([doc({ name: "e", module: "esm-only" }), doc({ name: "l", module: "linked" })], dir);
+    expect(loaded.get("e")!.resolved).toMatchObject({ path: join(dir, "node_modules/esm-only/main.js"), version: "2.0.0" });
+    expect(loaded.get("l")!.definition.name).toBe("linked");
   });
 
   it("GIVEN a pinned module WHEN its file changed since THEN it is refused, naming the plugin and module", async () => {

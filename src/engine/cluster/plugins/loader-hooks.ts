@@ -1,28 +1,54 @@
 /**
- * TypeScript plugin packages installed into node_modules. Node 22 strips types from .ts files
- * it loads, except under node_modules (it refuses those: packages are expected to ship
- * JavaScript). A plugin package may ship its TypeScript sources as they are: a load hook strips
- * their types the same way (Node's own stripTypeScriptTypes, erasable syntax only) for the
- * modules sealant loads and what they import. Installed once per process, on the first load.
+ * Hooks into Node's loader for the modules sealant loads as plugins (installed once per
+ * process, on the first load):
+ *
+ * - TypeScript plugin packages installed into node_modules. Node 22 strips types from .ts files
+ *   it loads, except under node_modules (packages are expected to ship JavaScript). A plugin
+ *   package may ship its TypeScript as it is: its types are stripped the same way (Node's own
+ *   stripTypeScriptTypes, erasable syntax only), for it and what it imports.
+ * - `sealant` and `sealant/plugin` where they do not resolve: a plugin kept outside any project
+ *   and linked into a program (`npm install ../my-plugin`) resolves its imports from where it
+ *   really is, with no sealant there. It then gets the API of the sealant that runs it.
  */
 import { readFileSync } from "node:fs";
 import * as nodeModule from "node:module";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-interface StripApi {
-  registerHooks?(hooks: { load(url: string, context: unknown, next: (url: string, context: unknown) => unknown): unknown }): unknown;
+type Next = (specifierOrUrl: string, context: unknown) => { url?: string };
+
+interface HooksApi {
+  registerHooks?(hooks: {
+    resolve(specifier: string, context: unknown, next: Next): unknown;
+    load(url: string, context: unknown, next: (url: string, context: unknown) => unknown): unknown;
+  }): unknown;
   stripTypeScriptTypes?(code: string): string;
+}
+
+/** sealant's own entry points, for plugins that cannot find sealant where they are. */
+const OWN = new Set(["sealant", "sealant/plugin"]);
+
+/** The file a specifier names in this sealant: its package resolves its own name (package.json exports). */
+function ownFile(specifier: string): string {
+  return require.resolve(specifier, { paths: [__dirname] });
 }
 
 let installed = false;
 
-export function allowTypeScriptInNodeModules(): void {
-  const api = nodeModule as unknown as StripApi;
+export function installPluginHooks(): void {
+  const api = nodeModule as unknown as HooksApi;
   if (installed || !api.registerHooks || !api.stripTypeScriptTypes) return;
   installed = true;
   const strip = api.stripTypeScriptTypes.bind(api);
   api.registerHooks({
+    resolve(specifier, context, next) {
+      try {
+        return next(specifier, context);
+      } catch (err) {
+        if (!OWN.has(specifier)) throw err;
+        return { url: pathToFileURL(ownFile(specifier)).href, shortCircuit: true };
+      }
+    },
     load(url, context, next) {
       if (!url.startsWith("file:") || !url.includes("/node_modules/") || !/\.[cm]?ts$/.test(url)) return next(url, context);
       const path = fileURLToPath(url);
