@@ -10,7 +10,8 @@ import { describe, expect, it } from "vitest";
 const ROOT = resolve(__dirname, "../../../src/engine/cluster");
 const TOP = 4;
 // backup/: actions like apply and reset (it runs apply to restore onto new hosts), so the top floor.
-const FLOORS: Record<string, number> = { spec: 0, plan: 0, runtime: 1, host: 2, state: 2, steps: 3, backup: TOP };
+// plugins/: loading and describing the user's plugin modules (their runs are a step kind, steps/plugin-module.ts).
+const FLOORS: Record<string, number> = { spec: 0, plan: 0, runtime: 1, plugins: 1, host: 2, state: 2, steps: 3, backup: TOP };
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

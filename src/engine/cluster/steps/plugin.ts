@@ -2,7 +2,7 @@ import { shellQuote } from "../../ssh";
 import { runStreamed } from "../host/commands";
 import { pluginCommand } from "../host/plugins";
 import { PLUGIN_PREFIX, parsePluginKind } from "../plan/kinds";
-import { runPluginStep } from "../plugins/run";
+import { runPluginStep } from "./plugin-module";
 import type { StepKindDef } from "./kind";
 
 /** A plugin of the spec at one of its phases (`plugin:<name>:<action>`), on one host. */

@@ -8,12 +8,12 @@ import type { ClusterHost } from "../host/connect";
 import { runStreamed } from "../host/commands";
 import type { PlanStep, PluginRunRecord } from "../plan";
 import type { PluginSpec } from "../spec";
-import type { StepJournal } from "../steps/executor";
-import { planAction, type StepContext } from "../steps/kind";
-import type { PluginContext, PluginHost } from "./api";
-import { PluginError, type PluginWhere } from "./errors";
-import type { LoadedPlugin } from "./load";
-import { envForPlugin, specForPlugin } from "./secrets";
+import type { StepJournal } from "./executor";
+import { planAction, type StepContext } from "./kind";
+import type { PluginContext, PluginHost } from "../plugins/api";
+import { PluginError, type PluginWhere } from "../plugins/errors";
+import type { LoadedPlugin } from "../plugins/load";
+import { envForPlugin, specForPlugin } from "../plugins/secrets";
 
 /** What `ctx.fail` throws: the plugin's own message, said as it is. */
 class PluginFailure extends Error {}
