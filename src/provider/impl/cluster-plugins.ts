@@ -5,6 +5,7 @@
  * and the plan's plugin lines with secret config kept out of them. No Pulumi import here.
  */
 import { isAbsolute, resolve } from "node:path";
+import { PluginError } from "../../engine/cluster/plugins/errors";
 import { loadPlugins, type LoadedPlugin } from "../../engine/cluster/plugins/load";
 import type { ClusterSpec } from "../../engine/cluster/spec";
 import type { Plan, PlannedPlugin } from "../../engine/cluster/plan";
@@ -147,4 +148,16 @@ function secretValuesOf(spec: ClusterSpec, modules: PluginModulesInputs | undefi
 
 function redact(line: string, secrets: readonly string[] | undefined): string {
   return (secrets ?? []).reduce((l, s) => l.split(s).join(REDACTED), line);
+}
+
+/**
+ * A destroy runs the plugins' clean phases with the modules the last `pulumi up` pinned (the
+ * program does not run): one changed since is refused by the engine; this says what to do in
+ * Pulumi's terms.
+ */
+export function forDestroy(err: unknown): unknown {
+  if (!(err instanceof PluginError) || !err.reason.startsWith("the module changed since it was resolved")) return err;
+  return new Error(
+    `${err.message.replace(/: preview again$/, "")} — pulumi destroy runs the module the last pulumi up pinned: run pulumi up (it pins the module as it is now), then pulumi destroy`,
+  );
 }

@@ -29,7 +29,7 @@ import { describeValue, failuresOf, orUnknown } from "./inputs";
 import { containsUnknown } from "./unknown";
 import { upgradePathPreview } from "./cluster-upgrade-preview";
 import { inputsOf } from "./cluster-diff";
-import { enginePluginModules, planLines, pluginModuleFailures, pluginStepsOf, previewModules } from "./cluster-plugins";
+import { enginePluginModules, forDestroy, planLines, pluginModuleFailures, pluginStepsOf, previewModules } from "./cluster-plugins";
 import { parsePluginKind } from "../../engine/cluster/plan/kinds";
 import { describePlugins } from "../../engine/cluster/plugins/describe";
 import { PluginError } from "../../engine/cluster/plugins/errors";
@@ -372,6 +372,8 @@ export async function remove(_id: string, props: Record<string, unknown>): Promi
       command: "pulumi destroy (sealant Cluster)",
       ...pluginOptions(inputs),
     });
+  } catch (err) {
+    throw forDestroy(err);
   } finally {
     session.close();
   }

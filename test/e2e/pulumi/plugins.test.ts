@@ -184,10 +184,17 @@ describe("a MODULE plugin on the Cluster, with the real Pulumi CLI", () => {
     expect(await pulumi(["preview"])).toMatch(/2 unchanged/);
   }, 180_000);
 
-  it("destroy resets the cluster with the pinned module (this plugin has no clean phase: its markers stay)", async () => {
+  it("destroy runs the module the last up pinned: changed since, it says to run up first; then destroy resets the cluster (this plugin has no clean phase: its markers stay)", async () => {
+    await editPackage({ comment: "changed after the last up" });
+    const refused = await project.run(["destroy", "--yes"], { stack: STACK });
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain(`plugin marker (module ${MODULE}): the module changed since it was resolved`);
+    expect(refused.output).toContain("run pulumi up (it pins the module as it is now), then pulumi destroy");
+    await pulumi(["up", "--yes"]);
+
     const out = await pulumi(["destroy", "--yes"]);
     expect(out).toMatch(/Remove sealant's files/);
     expect((await runOnHost(bed.sandbox, master, "ls -A /var/lib/sealant/plugins-e2e 2>/dev/null")).stdout.trim()).toBe("");
     expect(await fileOn(bed, node, `${MARKER}/post-init-host`)).toBe(`1.1.0 ${node} plugins-e2e`);
-  }, 120_000);
+  }, 180_000);
 });
