@@ -121,7 +121,7 @@ describe("plugins and launch commands", () => {
 
   it("GIVEN a SHELL plugin's script WHEN its command runs in a real sh, env block first as over ssh THEN the script runs whole, in a subshell, with the env, and its exit status is the command's", async () => {
     const script = `set -e\necho "pw=$DB_PASSWORD in $(pwd)"\nprintf '%s\\n' 'it'"'"'s quoted'\nexit 3\necho never`;
-    const planned = pluginCommand({ name: "p", type: "SHELL", action: ["post-install"], data: script }, hosts[0]!)!;
+    const planned = pluginCommand({ name: "p", type: "SHELL", action: ["post-install"], data: script, secrets: false }, hosts[0]!)!;
     const wire = wireCommand(`cd / && ${planned.command}; echo "after $?"`, { env: { DB_PASSWORD: "s3cret" } });
     expect(wire.line).not.toContain("s3cret");
     expect(wire.line).not.toContain("quoted");
