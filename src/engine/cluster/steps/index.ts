@@ -61,10 +61,7 @@ export function stepKindOf(kind: string): StepKindDef {
 }
 
 /** Runs one plan step on its host, by its kind. Everything here is idempotent: a step re-run after a failure converges. */
-export function stepRunner(
-  cluster: ClusterContext,
-  opts: StepRunnerOptions,
-): (step: PlanStep, signal: AbortSignal | undefined, journal: StepJournal) => Promise<void> {
+export function stepRunner(cluster: ClusterContext, opts: StepRunnerOptions): (step: PlanStep, signal?: AbortSignal, journal?: StepJournal) => Promise<void> {
   const ctx = stepContext(cluster, opts);
   return async (step, signal, journal) => {
     const host = cluster.hosts.get(step.host);
