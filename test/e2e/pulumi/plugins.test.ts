@@ -10,8 +10,9 @@ import { PulumiProject } from "./support";
 /**
  * A MODULE plugin on a Cluster, through the real Pulumi CLI (scripts/pulumi-cli.sh; file://
  * backend): a TypeScript program whose Cluster names `@fixture/sealant-marker`, a plugin package
- * of its own (test/fixtures/pulumi-plugins/marker, installed as `npm install ./packages/marker`
- * installs it: a symlink in node_modules), with a secret in its config. Sandbox hosts
+ * of its own (test/fixtures/pulumi-plugins/marker: TypeScript, no build step), installed as a
+ * registry or tarball install puts it — its files copied into node_modules, where Node itself
+ * strips no types — with a secret in its config. Sandbox hosts
  * 127.0.10.57-58; a hooks image without hooks, so only the plugin does anything. Judged by
  * what the CLI prints, the files the plugin leaves on the hosts, and the stack's state.
  */
@@ -58,9 +59,9 @@ describe("a MODULE plugin on the Cluster, with the real Pulumi CLI", () => {
       `marker \\(${phase}\\)\\s*: \\{\\s*([-+~]?\\s*\\S+: "[^"]*"\\s*)*\\+?\\s*${escape(ip)}: "${escape(`write ${MARKER}/${phase} (marker ${version}, greeting [secret])`)}"`,
     );
 
-  /** The program's copy of the plugin package, as its author edits it. */
+  /** The package as installed in the program's node_modules, changed as a new release (or a local fix) would change it. */
   async function editPackage(edit: { version?: string; comment?: string }): Promise<void> {
-    const dir = join(program, "packages/marker");
+    const dir = join(program, "node_modules", MODULE);
     if (edit.version) {
       const pkg = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { version: string };
       await writeFile(join(dir, "package.json"), JSON.stringify({ ...pkg, version: edit.version }, null, 2));
@@ -75,7 +76,7 @@ describe("a MODULE plugin on the Cluster, with the real Pulumi CLI", () => {
     bed = await openBed(2, FIRST);
     [master, node] = bed.ips as [string, string];
     const image = await buildTinyImage(bed, "example/tiny:pulumi-plugins");
-    // GIVEN a TypeScript program with the plugin package installed beside it (node_modules links to it, as npm's file: install does).
+    // GIVEN a TypeScript program with the plugin package installed in its node_modules.
     const base = join(bed.home, "user");
     program = join(base, "program");
     await mkdir(join(program, "node_modules/@fixture"), { recursive: true });
@@ -85,10 +86,9 @@ describe("a MODULE plugin on the Cluster, with the real Pulumi CLI", () => {
     await cp(join(ROOT, "examples/pulumi-etcd/tsconfig.json"), join(program, "tsconfig.json"));
     await writeFile(
       join(program, "package.json"),
-      JSON.stringify({ name: "plugins-e2e", private: true, main: "index.ts", dependencies: { [MODULE]: "file:packages/marker" } }),
+      JSON.stringify({ name: "plugins-e2e", private: true, main: "index.ts", dependencies: { [MODULE]: "1.0.0" } }),
     );
-    await cp(FIXTURE, join(program, "packages/marker"), { recursive: true });
-    await symlink(join(program, "packages/marker"), join(program, "node_modules", MODULE));
+    await cp(FIXTURE, join(program, "node_modules", MODULE), { recursive: true });
     // The repo's packages (sealant itself, @pulumi/pulumi, typescript) for everything else.
     for (const entry of await readdir(join(ROOT, "node_modules"))) {
       if (entry !== "@fixture") await symlink(join(ROOT, "node_modules", entry), join(program, "node_modules", entry));
@@ -133,7 +133,7 @@ describe("a MODULE plugin on the Cluster, with the real Pulumi CLI", () => {
     expect(pinned).toMatchObject({
       module: MODULE,
       version: "1.0.0",
-      path: "packages/marker/index.ts",
+      path: `node_modules/${MODULE}/index.ts`,
       digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
     });
     expect(await pulumi(["stack", "export"])).not.toContain(greeting);
