@@ -63,7 +63,7 @@ export function certificateReports(observed: ObservedCertificates | undefined): 
 
 /** The running cluster's certificates, changing nothing (no lock): for `sealant check` and a refresh. */
 export async function clusterCertificates(opts: ClusterOptions): Promise<{ observed: ObservedCertificates | undefined; reports: CertificateReport[] }> {
-  const ctx = await openCluster(opts);
+  const ctx = await openCluster(opts, "read");
   try {
     if (!ctx.runtime.certificates) return { observed: undefined, reports: [] };
     const record = await readRecord(ctx);

@@ -45,10 +45,14 @@ export interface OpenCluster extends ClusterContext {
   close(): Promise<void>;
 }
 
-export async function openCluster(opts: ClusterOptions): Promise<OpenCluster> {
+/**
+ * `purpose` "read" (check, exec, backup, reading the record or certificates) runs no plugin:
+ * the spec's plugin modules are not loaded, so a broken or removed one does not stop those.
+ */
+export async function openCluster(opts: ClusterOptions, purpose: "change" | "read" = "change"): Promise<OpenCluster> {
   const { session } = opts;
   // The user's plugin modules first: a missing or broken one stops before anything is fetched.
-  const pluginModules = await loadPlugins(opts.spec.plugins, opts.pluginBase ?? process.cwd(), opts.pluginModules);
+  const pluginModules = purpose === "read" ? new Map() : await loadPlugins(opts.spec.plugins, opts.pluginBase ?? process.cwd(), opts.pluginModules);
   const spec = withModuleDefaults(opts.spec, pluginModules);
   const image = await resolveClusterImage(session, spec.image, opts.signal);
   const runtime = selectRuntime(image.metadata, image.ref);

@@ -14,7 +14,7 @@ import { runRuntimeCommand, runtimeContextOf, runtimeHost } from "./steps";
  * Undefined when the cluster has no record (never created, or reset).
  */
 export async function observeCluster(opts: ClusterOptions): Promise<ClusterRecord | undefined> {
-  const ctx = await openCluster(opts);
+  const ctx = await openCluster(opts, "read");
   try {
     const record = await readRecord(ctx);
     return record && (await verifiedRecord(ctx, record, { unreachable: "keep" }));
@@ -38,7 +38,7 @@ export interface CheckResult {
 
 /** Checks every host of the spec: reachable, a member on the cluster's image, and the runtime's own check passing. */
 export async function checkCluster(opts: ClusterOptions): Promise<CheckResult> {
-  const ctx = await openCluster(opts);
+  const ctx = await openCluster(opts, "read");
   try {
     const record = await readRecord(ctx);
     const hosts = [...ctx.hosts.values()];
@@ -91,7 +91,7 @@ export interface ExecOnHostsOptions extends Omit<ClusterOptions, "command"> {
 
 /** Runs a command on the cluster's hosts in parallel (as root); every host's result, then one error naming the hosts where it failed. */
 export async function execOnCluster(opts: ExecOnHostsOptions): Promise<{ host: string; result: ExecResult }[]> {
-  const ctx = await openCluster(opts);
+  const ctx = await openCluster(opts, "read");
   try {
     let hosts: ClusterHost[] = [...ctx.hosts.values()];
     const roles = opts.roles?.map((r) => (r === "worker" ? "node" : r));
@@ -117,7 +117,7 @@ export async function execOnCluster(opts: ExecOnHostsOptions): Promise<{ host: s
 
 /** Breaks the cluster's lock on its first master (the user judged it stale); returns who held it. */
 export async function unlockCluster(opts: ClusterOptions): Promise<LockOwner | undefined> {
-  const ctx = await openCluster(opts);
+  const ctx = await openCluster(opts, "read");
   try {
     return await breakLock(await ctx.pool.get(ctx.firstMaster, ctx.signal), ctx.layout);
   } finally {

@@ -88,7 +88,7 @@ export async function upgradeStages(
 
 /** The cluster's record, read from its masters (nothing changed, no lock: each step's apply takes it). */
 async function recordOf(opts: ClusterOptions): Promise<ClusterRecord | undefined> {
-  const ctx = await openCluster(opts);
+  const ctx = await openCluster(opts, "read");
   try {
     return await readRecord(ctx);
   } finally {

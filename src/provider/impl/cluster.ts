@@ -287,7 +287,7 @@ function pluginOptions(inputs: ClusterInputs): { pluginModules?: Record<string, 
 
 async function currentRecord(spec: ClusterSpec, inputs: ClusterInputs): Promise<ClusterRecord | undefined> {
   const session = await Session.open();
-  const ctx = await openCluster({ session, spec, ...pluginOptions(inputs) });
+  const ctx = await openCluster({ session, spec, ...pluginOptions(inputs) }, "read");
   try {
     return await readRecord(ctx);
   } finally {

@@ -38,7 +38,7 @@ export interface BackupResult {
  * under a temp name, read back and verified against its manifest, then renamed into place.
  */
 export async function backupCluster(opts: BackupOptions): Promise<BackupResult> {
-  const ctx = await openCluster(opts);
+  const ctx = await openCluster(opts, "read");
   let release: (() => Promise<void>) | undefined;
   try {
     if (ctx.runtime.kind !== "kubernetes")
