@@ -156,7 +156,7 @@ function redact(line: string, secrets: readonly string[] | undefined): string {
  * Pulumi's terms.
  */
 export function forDestroy(err: unknown): unknown {
-  if (!(err instanceof PluginError) || !err.reason.startsWith("the module changed since it was resolved")) return err;
+  if (!(err instanceof PluginError) || err.code !== "module-changed") return err;
   return new Error(
     `${err.message.replace(/: preview again$/, "")} — pulumi destroy runs the module the last pulumi up pinned: run pulumi up (it pins the module as it is now), then pulumi destroy`,
   );

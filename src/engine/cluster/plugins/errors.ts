@@ -11,6 +11,8 @@ export class PluginError extends Error {
   constructor(
     readonly where: PluginWhere,
     readonly reason: string,
+    /** "module-changed": a pinned module's files are no longer what was resolved (callers say what to do in their terms). */
+    readonly code?: "module-changed",
   ) {
     const at = [where.phase && `at ${where.phase}`, where.host && `on ${where.host}`].filter(Boolean).join(" ");
     super(`plugin ${where.plugin} (module ${where.module})${at ? ` ${at}` : ""}: ${reason}`);

@@ -176,7 +176,11 @@ export async function loadPlugins(
     if (pin && !existsSync(pin.path)) throw new PluginError(where, `module not found: no file ${pin.path} (it was resolved there before)`);
     const digest = await moduleDigest(resolved);
     if (pin && pin.digest !== digest)
-      throw new PluginError(where, `the module changed since it was resolved (${pin.digest} then, ${digest} now at ${resolved.path}): preview again`);
+      throw new PluginError(
+        where,
+        `the module changed since it was resolved (${pin.digest} then, ${digest} now at ${resolved.path}): preview again`,
+        "module-changed",
+      );
     const definition = await importPlugin(p.name, resolved);
     const problems = phaseProblems(p, definition);
     if (problems.length > 0) throw new PluginError(where, problems.join("; "));
