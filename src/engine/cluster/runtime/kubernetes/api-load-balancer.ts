@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { API_SERVER_PORT } from "./kubeadm-config";
 
 /**
@@ -23,6 +22,8 @@ export function haproxyConfig(vip: string, masters: string[]): string {
 global
   log stdout format raw local0 notice
   maxconn 4000
+  # After a reload the old process serves its open connections (watches) this long at most.
+  hard-stop-after 5m
 defaults
   mode tcp
   log global
@@ -40,28 +41,44 @@ ${masters.map((m, i) => `  server master${i + 1} ${m}:${API_SERVER_PORT}`).join(
 `;
 }
 
-/** The static pod; annotated with the configuration's hash so the kubelet restarts it when the masters change. */
-export function haproxyPod(image: string, config: string): string {
-  const hash = createHash("sha256").update(config).digest("hex").slice(0, 16);
+/** haproxy's command line in the pod: master-worker mode, so SIGUSR2 to its master reloads the configuration. */
+export const HAPROXY_COMMAND = "haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg";
+
+/**
+ * The static pod. It does not change with the masters: a new configuration is written beside
+ * it and haproxy reloads it in place (reloadHaproxy), the listening socket kept, so the VIP
+ * never refuses a connection. (A pod replaced for it refused connections for ~35 s.)
+ */
+export function haproxyPod(image: string): string {
   return `apiVersion: v1
 kind: Pod
 metadata:
   name: kube-apiserver-lb
   namespace: kube-system
   labels: {component: kube-apiserver-lb, tier: node}
-  annotations: {sealant.io/config-hash: "${hash}"}
 spec:
   hostNetwork: true
   priorityClassName: system-node-critical
   containers:
   - name: haproxy
     image: ${JSON.stringify(image)}
-    command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
+    command: [${HAPROXY_COMMAND.split(" ").join(", ")}]
     resources: {requests: {cpu: 10m, memory: 16Mi}}
     volumeMounts:
     - {name: config, mountPath: /usr/local/etc/haproxy, readOnly: true}
   volumes:
   - {name: config, hostPath: {path: ${HAPROXY_DIR}, type: DirectoryOrCreate}}
+`;
+}
+
+/**
+ * Shell: haproxy's master (the oldest process with its command line; its workers are forked
+ * from it) told to reload its configuration. Nothing to do while the pod is not running yet:
+ * it starts with the file as it is.
+ */
+export function reloadHaproxy(): string {
+  return `lb_master=$(pgrep -o -f '^${HAPROXY_COMMAND}' || true)
+if [ -n "$lb_master" ]; then kill -USR2 "$lb_master"; fi
 `;
 }
 

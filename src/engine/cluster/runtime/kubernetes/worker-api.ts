@@ -1,6 +1,6 @@
 import { shellQuote } from "../../../ssh/shell";
 import type { RuntimeContext } from "../types";
-import { HAPROXY_DIR, HAPROXY_POD, haproxyConfig, haproxyPod } from "./api-load-balancer";
+import { HAPROXY_DIR, HAPROXY_POD, haproxyConfig, haproxyPod, reloadHaproxy } from "./api-load-balancer";
 import { API_SERVER_DOMAIN, API_SERVER_PORT } from "./kubeadm-config";
 import { writeFile } from "./shell";
 
@@ -52,7 +52,7 @@ export function workerApi(vip: string, masters: string[], ctx: RuntimeContext): 
   const config = haproxyConfig(vip, masters);
   return `ip addr show dev lo | grep -qF ' ${vip}/32 ' || ip addr add ${vip}/32 dev lo
 ${writeFile(`${HAPROXY_DIR}/haproxy.cfg`, config)}chmod 0644 ${HAPROXY_DIR}/haproxy.cfg
-${writeFile(HAPROXY_POD, haproxyPod(image, config))}ok=""
+${reloadHaproxy()}${writeFile(HAPROXY_POD, haproxyPod(image))}ok=""
 for i in $(seq 1 60); do
   if kubectl --kubeconfig /etc/kubernetes/kubelet.conf --server https://${vip}:${API_SERVER_PORT} get --raw /healthz > /dev/null 2>&1; then ok=1; break; fi
   sleep 2
