@@ -1,7 +1,7 @@
 /**
  * Finding and loading a MODULE plugin: the module a Plugin document names, resolved the way
  * Node resolves it from the Clusterfile's directory (a path, or a package in node_modules),
- * imported by Node itself (TypeScript too: Node 22 strips types), and checked for the shape
+ * loaded by Node itself (TypeScript too: Node 22 strips types), and checked for the shape
  * of plugins/api.ts. Each failure is one PluginError naming the document and the module.
  */
 import { createHash } from "node:crypto";
@@ -78,7 +78,7 @@ function resolveFile(abs: string): string {
   throw new Error("not found");
 }
 
-/** The nearest directory above `file` with a package.json, outside node_modules' own layout quirks. */
+/** The nearest directory above `file` with a package.json: the package's root. */
 function packageRootOf(file: string): string | undefined {
   for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
     if (existsSync(join(dir, "package.json"))) return dir;
